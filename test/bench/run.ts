@@ -1,0 +1,24 @@
+/**
+ * `npm run bench [-- suite ...]`: runs the named suites (all when none is
+ * named). A suite is a module `test/bench/<suite>.bench.ts` exporting
+ * `run(): Promise<void>`, which prints its JSON lines through `emit`.
+ */
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const dir = fileURLToPath(new URL('.', import.meta.url));
+const all = readdirSync(dir)
+  .filter((f) => f.endsWith('.bench.ts'))
+  .map((f) => f.slice(0, -'.bench.ts'.length))
+  .sort();
+const wanted = process.argv.slice(2).filter((a) => a !== '--');
+for (const w of wanted) {
+  if (!all.includes(w)) {
+    console.error(`unknown bench suite "${w}"; suites: ${all.join(', ')}`);
+    process.exit(2);
+  }
+}
+for (const suite of wanted.length > 0 ? wanted : all) {
+  const mod = (await import(`./${suite}.bench.ts`)) as { run: () => Promise<void> };
+  await mod.run();
+}
