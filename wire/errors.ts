@@ -23,7 +23,8 @@ export type DecodeErrorCode =
   | 'ERR_TLV_UNKNOWN_EVEN' // an unknown even TLV type
   | 'ERR_TLV_LENGTH' // a TLV record's length does not fit its type
   | 'ERR_TRAILING_BYTES' // bytes left over where none may be
-  | 'ERR_INVALID_VALUE'; // a field holds a value its type forbids
+  | 'ERR_INVALID_VALUE' // a field holds a value its type forbids
+  | 'ERR_UNKNOWN_EVEN_MESSAGE'; // a message type we do not know and may not ignore
 
 export class DecodeError extends AmpnodeError<DecodeErrorCode> {}
 
