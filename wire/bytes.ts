@@ -1,8 +1,9 @@
 /**
  * Byte helpers: hex, concatenation, comparison, and a bounds-checked
  * reader/writer for the BOLT 1 fundamental types (big-endian integers,
- * truncated integers, BigSize). Every read past the end throws a
- * `DecodeError('ERR_TRUNCATED')`; no decoder ever sees `undefined`.
+ * truncated and signed integers, BigSize). Every read past the end throws a
+ * `DecodeError('ERR_TRUNCATED')`; no decoder ever sees `undefined`. Writing a
+ * value that does not fit its field is an `ArgumentError`, never a silent wrap.
  */
 import { ArgumentError, DecodeError } from './errors.js';
 
@@ -94,12 +95,53 @@ export function encodeTruncated(n: bigint | number, maxBytes: 2 | 4 | 8): Uint8A
   return out;
 }
 
+/**
+ * Decodes a truncated integer that fills a whole TLV value. A value longer
+ * than the type allows is a record-length error (`ERR_TLV_LENGTH`), as the
+ * BOLT 1 TLV vectors classify it; a leading zero byte is `ERR_NON_MINIMAL`.
+ */
 export function decodeTruncated(bytes: Uint8Array, maxBytes: 2 | 4 | 8): bigint {
-  if (bytes.length > maxBytes) throw new DecodeError('ERR_INVALID_VALUE', `tu${8 * maxBytes} longer than ${maxBytes} bytes`);
+  if (bytes.length > maxBytes) throw new DecodeError('ERR_TLV_LENGTH', `tu${8 * maxBytes} longer than ${maxBytes} bytes`);
   if (bytes.length > 0 && bytes[0] === 0) throw new DecodeError('ERR_NON_MINIMAL', `tu${8 * maxBytes} has a leading zero byte`);
   let v = 0n;
   for (const b of bytes) v = (v << 8n) | BigInt(b);
   return v;
+}
+
+/**
+ * Signed integers (s8/s16/s32/s64): big-endian two's complement of a fixed
+ * width (BOLT 1 "Fundamental Types", Appendix D).
+ */
+export function encodeSigned(n: bigint | number, width: 1 | 2 | 4 | 8): Uint8Array {
+  const v = BigInt(n);
+  const bits = BigInt(8 * width);
+  if (v < -(1n << (bits - 1n)) || v >= 1n << (bits - 1n)) throw new ArgumentError(`value ${v} does not fit s${8 * width}`);
+  let x = BigInt.asUintN(8 * width, v);
+  const out = new Uint8Array(width);
+  for (let i = width - 1; i >= 0; i--) {
+    out[i] = Number(x & 0xffn);
+    x >>= 8n;
+  }
+  return out;
+}
+
+/** Decodes an s8/s16/s32/s64 from exactly 1, 2, 4 or 8 bytes. */
+export function decodeSigned(bytes: Uint8Array): bigint {
+  const w = bytes.length;
+  if (w !== 1 && w !== 2 && w !== 4 && w !== 8) throw new DecodeError('ERR_TLV_LENGTH', `a signed integer is 1, 2, 4 or 8 bytes, not ${w}`);
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return BigInt.asIntN(8 * w, v);
+}
+
+/** The narrowest of s8/s16/s32/s64 (in bytes) that holds `n`. */
+export function signedWidth(n: bigint | number): 1 | 2 | 4 | 8 {
+  const v = BigInt(n);
+  for (const w of [1, 2, 4, 8] as const) {
+    const half = 1n << BigInt(8 * w - 1);
+    if (v >= -half && v < half) return w;
+  }
+  throw new ArgumentError(`value ${v} does not fit s64`);
 }
 
 export function bigSizeLength(n: bigint): number {
@@ -129,6 +171,7 @@ export class Reader {
     return this.data.length - this.pos;
   }
   private need(n: number, what: string): void {
+    if (!Number.isSafeInteger(n) || n < 0) throw new ArgumentError(`${what}: cannot read ${n} bytes`);
     if (this.pos + n > this.data.length)
       throw new DecodeError('ERR_TRUNCATED', `${what}: need ${n} bytes, have ${this.data.length - this.pos}`);
   }
@@ -190,6 +233,10 @@ export class Reader {
   }
 }
 
+function checkUint(v: number, max: number, what: string): void {
+  if (!Number.isInteger(v) || v < 0 || v > max) throw new ArgumentError(`${what} out of range: ${v}`);
+}
+
 /** Growable writer; `finish()` returns exactly the bytes written. */
 export class Writer {
   private buf: Uint8Array;
@@ -201,7 +248,7 @@ export class Writer {
   }
   private grow(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
+    let size = Math.max(this.buf.length * 2, 16);
     while (size < this.pos + n) size *= 2;
     const next = new Uint8Array(size);
     next.set(this.buf.subarray(0, this.pos));
@@ -209,23 +256,27 @@ export class Writer {
     this.view = new DataView(next.buffer);
   }
   u8(v: number): this {
+    checkUint(v, 0xff, 'u8');
     this.grow(1);
     this.view.setUint8(this.pos++, v);
     return this;
   }
   u16(v: number): this {
+    checkUint(v, 0xffff, 'u16');
     this.grow(2);
     this.view.setUint16(this.pos, v);
     this.pos += 2;
     return this;
   }
   u32(v: number): this {
+    checkUint(v, 0xffffffff, 'u32');
     this.grow(4);
-    this.view.setUint32(this.pos, v >>> 0);
+    this.view.setUint32(this.pos, v);
     this.pos += 4;
     return this;
   }
   u64(v: bigint): this {
+    if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) throw new ArgumentError(`u64 out of range: ${String(v)}`);
     this.grow(8);
     this.view.setBigUint64(this.pos, BigInt.asUintN(64, v));
     this.pos += 8;

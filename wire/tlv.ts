@@ -8,7 +8,7 @@
  * type is kept, undecoded, in `unknown` so it can be re-encoded unchanged.
  */
 import { Reader, Writer, bigSizeLength, encodeBigSize } from './bytes.js';
-import { DecodeError } from './errors.js';
+import { ArgumentError, DecodeError } from './errors.js';
 
 export interface TlvRecord {
   type: bigint;
@@ -65,7 +65,7 @@ export function decodeTlvStream(bytes: Uint8Array, registry: TlvRegistry): TlvSt
   return { known, unknown };
 }
 
-/** Encodes records (any order given; written sorted by type). Duplicate types are a caller bug. */
+/** Encodes records (any order given; written sorted by type). Duplicate types are a caller bug (ArgumentError). */
 export function encodeTlvRecords(records: readonly TlvRecord[]): Uint8Array {
   const sorted = [...records].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
   let size = 0;
@@ -73,7 +73,7 @@ export function encodeTlvRecords(records: readonly TlvRecord[]): Uint8Array {
   const w = new Writer(size);
   let last = -1n;
   for (const rec of sorted) {
-    if (rec.type === last) throw new DecodeError('ERR_TLV_ORDER', `duplicate tlv type ${rec.type}`);
+    if (rec.type === last) throw new ArgumentError(`duplicate tlv type ${rec.type}`);
     last = rec.type;
     w.bytes(encodeBigSize(rec.type)).bigSize(rec.value.length).bytes(rec.value);
   }
@@ -85,7 +85,7 @@ export function encodeTlvStream(stream: TlvStream, registry: TlvRegistry): Uint8
   const records: TlvRecord[] = [...stream.unknown];
   for (const [type, v] of stream.known) {
     const codec = registry.get(type);
-    if (codec === undefined) throw new DecodeError('ERR_INVALID_VALUE', `no codec registered for tlv type ${type}`);
+    if (codec === undefined) throw new ArgumentError(`no codec registered for tlv type ${type}`);
     records.push({ type, value: codec.encode(v) });
   }
   return encodeTlvRecords(records);
