@@ -77,6 +77,8 @@ function checkParams(p: CommitmentParams): void {
   let total = p.toLocalMsat + p.toRemoteMsat;
   for (const h of p.htlcs) {
     if (h.amountMsat <= 0n) bad(`HTLC ${h.id} has a non-positive amount`);
+    if (h.paymentHash.length !== 32) bad(`HTLC ${h.id} payment hash must be 32 bytes`);
+    if (!Number.isInteger(h.cltvExpiry) || h.cltvExpiry < 0 || h.cltvExpiry > 0xffffffff) bad(`HTLC ${h.id} cltv_expiry out of range`);
     total += h.amountMsat;
   }
   if (total > p.fundingSat * 1000n) bad('balances and HTLCs exceed the funding amount');

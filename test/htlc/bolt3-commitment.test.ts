@@ -6,6 +6,7 @@
  * from the basepoints and the per-commitment point, not copied.
  */
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
 import { secp, sha256, signatureFromDER, signatureToDER } from '../../wire/crypto.js';
@@ -31,8 +32,17 @@ import {
   type CommitmentHtlc,
   type CommitmentParams,
   type HtlcTx,
+  type Tx,
 } from '../../htlc/bolt3/index.js';
 import { fixture, type HtlcVector } from './bolt3-fixture.js';
+
+const bScript = createRequire(import.meta.url)('bcoin/lib/script/script') as { fromRaw(b: Buffer): unknown };
+
+/** Run bcoin's script interpreter (standard flags: segwit, CSV, CLTV, low-S, ...) on input 0. */
+function scriptVerifies(tx: Tx, prevScriptPubKey: Uint8Array, prevValueSat: bigint): boolean {
+  const t = tx as Tx & { verifyInput(i: number, coin: { value: number; script: unknown }): boolean };
+  return t.verifyInput(0, { value: Number(prevValueSat), script: bScript.fromRaw(Buffer.from(prevScriptPubKey)) });
+}
 
 const C = fixture.commitment_static_remotekey;
 const K = C.keys;
@@ -120,7 +130,11 @@ function signBoth(c: Commitment, expectRemoteDer: string, expectLocalDer?: strin
   assert.ok(verifyCommitmentSig(c.tx, localSig, c.params.localFundingPubkey, c.fundingWitnessScript, fundingSat));
   assert.ok(!verifyCommitmentSig(c.tx, remoteFromSpec, c.params.localFundingPubkey, c.fundingWitnessScript, fundingSat));
   assert.ok(!verifyCommitmentSig(c.tx, remoteFromSpec, c.params.remoteFundingPubkey, c.fundingWitnessScript, fundingSat - 1n));
-  return bytesToHex(finalizeCommitment(c, localSig, remoteSig).toRaw());
+  const signed = finalizeCommitment(c, localSig, remoteSig);
+  assert.ok(scriptVerifies(signed, p2wsh(c.fundingWitnessScript), fundingSat), 'commitment witness satisfies the funding script');
+  assert.ok(!scriptVerifies(signed, p2wsh(c.fundingWitnessScript), fundingSat + 1n), 'a different funding amount breaks the signatures');
+  assert.equal(c.tx.inputs[0]!.witness.items.length, 0, 'the unsigned commitment is left unsigned');
+  return bytesToHex(signed.toRaw());
 }
 
 /** Sign an HTLC tx as both sides, check the remote signature, return the fully signed hex. */
@@ -134,7 +148,9 @@ function signHtlc(t: HtlcTx, expectRemoteDer: string, expectLocalDer?: string): 
   assert.ok(verifyHtlcSig(t, localSig, keys.localHtlcPubkey, 'holder'));
   assert.ok(!verifyHtlcSig(t, remoteFromSpec, keys.localHtlcPubkey, 'counterparty'));
   const preimage = t.kind === 'htlc_success' ? preimages.get(t.htlc.id) : undefined;
-  return bytesToHex(finalizeHtlcTx(t, remoteSig, localSig, preimage).toRaw());
+  const signed = finalizeHtlcTx(t, remoteSig, localSig, preimage);
+  assert.ok(scriptVerifies(signed, p2wsh(t.inputWitnessScript), t.inputValueSat), 'HTLC tx witness satisfies the HTLC script');
+  return bytesToHex(signed.toRaw());
 }
 
 describe('BOLT 3 Appendix C inputs', () => {
