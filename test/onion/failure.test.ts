@@ -212,7 +212,14 @@ describe('return packets', () => {
   const secrets = Array.from({ length: 5 }, () => randomBytes(32));
 
   it('round trip for every hop, every failure shape, padded to 256', () => {
-    for (const [f] of [[{ name: 'mpp_timeout' } as FailureMessage], [{ name: 'final_incorrect_cltv_expiry', cltvExpiry: 9 } as FailureMessage]]) {
+    const shapes: FailureMessage[] = [
+      { name: 'mpp_timeout' },
+      { name: 'final_incorrect_cltv_expiry', cltvExpiry: 9 },
+      { name: 'incorrect_or_unknown_payment_details', htlcMsat: 5n, height: 100 },
+      { name: 'fee_insufficient', htlcMsat: 7n, channelUpdate: new Uint8Array(136).fill(3) },
+      { name: 'invalid_onion_payload', tlvType: 14n, offset: 0 },
+    ];
+    for (const f of shapes) {
       for (let src = 0; src < secrets.length; src++) {
         let pkt = createFailurePacket(secrets[src]!, f);
         assert.equal(pkt.length, 32 + 2 + 2 + 256);
