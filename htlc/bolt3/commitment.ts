@@ -176,19 +176,23 @@ export function buildCommitment(params: CommitmentParams): Commitment {
  * to_self_delay-delayed script.
  */
 export function buildHtlcTx(c: Commitment, output: CommitmentOutput): HtlcTx {
+  const outWs = toLocalWitnessScript(c.params.keys.revocationPubkey, c.params.toSelfDelay, c.params.keys.localDelayedPubkey);
+  return htlcTxWith(c, output, outWs, Script.fromRaw(buf(p2wsh(outWs))), c.tx.hash('hex'));
+}
+
+function htlcTxWith(c: Commitment, output: CommitmentOutput, outWs: Uint8Array, outSpk: ReturnType<typeof Script.fromRaw>, commitmentHash: string): HtlcTx {
   const htlc = output.htlc;
   if (htlc === null || output.witnessScript === null || c.outputs[output.index] !== output)
     throw new Bolt3Error('ERR_BAD_PARAMS', 'not an HTLC output of this commitment');
-  const { channelType: type, keys, feeratePerKw } = c.params;
+  const { channelType: type, feeratePerKw } = c.params;
   const timeout = htlc.direction === 'offered';
   const feeSat = timeout ? htlcTimeoutFeeSat(type, feeratePerKw) : htlcSuccessFeeSat(type, feeratePerKw);
-  const outWs = toLocalWitnessScript(keys.revocationPubkey, c.params.toSelfDelay, keys.localDelayedPubkey);
   const mtx = new MTX();
   mtx.version = 2;
   mtx.locktime = timeout ? htlc.cltvExpiry : 0;
-  const input = mtx.addOutpoint(new Outpoint(c.tx.hash('hex'), output.index));
+  const input = mtx.addOutpoint(new Outpoint(commitmentHash, output.index));
   input.sequence = type === 'anchors_zero_fee_htlc' ? 1 : 0;
-  mtx.addOutput(Script.fromRaw(buf(p2wsh(outWs))), Number(output.valueSat - feeSat));
+  mtx.addOutput(outSpk, Number(output.valueSat - feeSat));
   const tx = mtx.toTX();
   return {
     kind: timeout ? 'htlc_timeout' : 'htlc_success',
@@ -206,5 +210,9 @@ export function buildHtlcTx(c: Commitment, output: CommitmentOutput): HtlcTx {
 
 /** One HTLC transaction per HTLC output, in output order (the order of `htlc_signatures`). */
 export function buildHtlcTxs(c: Commitment): HtlcTx[] {
-  return c.htlcOutputs.map((o) => buildHtlcTx(c, o));
+  if (c.htlcOutputs.length === 0) return [];
+  const outWs = toLocalWitnessScript(c.params.keys.revocationPubkey, c.params.toSelfDelay, c.params.keys.localDelayedPubkey);
+  const outSpk = Script.fromRaw(buf(p2wsh(outWs)));
+  const hash = c.tx.hash('hex');
+  return c.htlcOutputs.map((o) => htlcTxWith(c, o, outWs, outSpk, hash));
 }
