@@ -35,14 +35,14 @@
  *   secretIndexForCommitment(commitmentNumber: bigint): bigint        // 2^48-1 - n
  *   perCommitmentPoint(secret32): Uint8Array                            // secret·G
  *   class RevocationStore { insert(index, secret) (throws Bolt3Error ERR_SHACHAIN_MISMATCH / ERR_SHACHAIN_ORDER);
- *     get(index): Uint8Array | null; nextIndex: bigint | null; encode(): Uint8Array; static decode(bytes) }
+ *     get(index): Uint8Array | null; nextIndex: bigint | null; count: bigint; encode(): Uint8Array; static decode(bytes) }
  *
  * Keys (keys.ts):
  *   derivePubkey(basepoint, perCommitmentPoint)               // localpubkey, htlcpubkey, delayedpubkey
  *   derivePrivkey(basepointSecret, perCommitmentPoint)
  *   deriveRevocationPubkey(revocationBasepoint, perCommitmentPoint)
  *   deriveRevocationPrivkey(revocationBasepointSecret, perCommitmentSecret)
- *   deriveCommitmentKeys({ perCommitmentPoint, localDelayedPaymentBasepoint, localHtlcBasepoint,
+ *   deriveCommitmentKeys(b: CommitmentBasepoints = { perCommitmentPoint, localDelayedPaymentBasepoint, localHtlcBasepoint,
  *     remoteHtlcBasepoint, remoteRevocationBasepoint, remotePaymentBasepoint }): CommitmentKeys
  *
  * Scripts (scripts.ts), all returning raw script bytes:
