@@ -1,0 +1,215 @@
+/**
+ * Commitment views and their signatures (BOLT 2 "Normal Operation" over the
+ * BOLT 3 builders).
+ *
+ * `nextView` is lnd's fetchCommitmentView reduced to its core: take the
+ * chain's latest commitment and apply the log entries between its counters
+ * and the new ones — adds first (they move value from a balance into an
+ * HTLC), fee updates, then fulfills and fails (they move an HTLC's value to
+ * the side that wins it). Everything here is pure and describes commitments
+ * from OUR point of view; `buildLocal` / `buildRemote` turn a view into the
+ * holder's BOLT 3 commitment transaction.
+ */
+import {
+  buildCommitment,
+  buildHtlcTxs,
+  derivePrivkey,
+  deriveCommitmentKeys,
+  isHtlcTrimmed,
+  openerCommitmentCostSat,
+  signCommitment,
+  signHtlcTx,
+  untrimmedHtlcs,
+  verifyCommitmentSig,
+  verifyHtlcSig,
+  type Commitment,
+  type CommitmentHtlc,
+  type CommitmentParams,
+} from '../bolt3/index.js';
+import type { ChannelHtlc, ChannelState, CommitmentState, ChannelSecrets, LogEntry, UpdateLog } from './types.js';
+import { ChannelError } from './types.js';
+
+/** Entries of `log` with absolute index in [from, to). */
+export function logSlice(log: UpdateLog, from: number, to: number): LogEntry[] {
+  const start = Math.max(from - log.base, 0);
+  const end = Math.max(to - log.base, 0);
+  return log.entries.slice(start, end);
+}
+
+export function logEnd(log: UpdateLog): number {
+  return log.base + log.entries.length;
+}
+
+/**
+ * The commitment after `prev` that includes our log up to `ourTo` and theirs
+ * up to `theirTo` (exclusive absolute indices), at `height`.
+ */
+export function nextView(prev: CommitmentState, ourLog: UpdateLog, theirLog: UpdateLog, ourTo: number, theirTo: number, height: bigint): CommitmentState {
+  const ours = logSlice(ourLog, prev.ourLogIndex, ourTo);
+  const theirs = logSlice(theirLog, prev.theirLogIndex, theirTo);
+  let ourBal = prev.ourBalanceMsat;
+  let theirBal = prev.theirBalanceMsat;
+  let fee = prev.feeratePerKw;
+  const htlcs: ChannelHtlc[] = prev.htlcs.slice();
+  for (const e of ours) {
+    if (e.kind === 'add') {
+      htlcs.push({ offered: true, id: e.htlcId, amountMsat: e.amountMsat, paymentHash: e.paymentHash, cltvExpiry: e.cltvExpiry });
+      ourBal -= e.amountMsat;
+    } else if (e.kind === 'fee') fee = e.feeratePerKw;
+  }
+  for (const e of theirs) {
+    if (e.kind === 'add') {
+      htlcs.push({ offered: false, id: e.htlcId, amountMsat: e.amountMsat, paymentHash: e.paymentHash, cltvExpiry: e.cltvExpiry });
+      theirBal -= e.amountMsat;
+    } else if (e.kind === 'fee') fee = e.feeratePerKw;
+  }
+  const remove = (offered: boolean, id: bigint): ChannelHtlc => {
+    const i = htlcs.findIndex((h) => h.offered === offered && h.id === id);
+    if (i < 0) throw new ChannelError('ERR_UNKNOWN_HTLC', `no ${offered ? 'offered' : 'received'} htlc ${id} in the commitment`);
+    return htlcs.splice(i, 1)[0]!;
+  };
+  // our removals settle HTLCs they offered; theirs settle ours
+  for (const e of ours) {
+    if (e.kind === 'fulfill') ourBal += remove(false, e.htlcId).amountMsat;
+    else if (e.kind === 'fail' || e.kind === 'fail_malformed') theirBal += remove(false, e.htlcId).amountMsat;
+  }
+  for (const e of theirs) {
+    if (e.kind === 'fulfill') theirBal += remove(true, e.htlcId).amountMsat;
+    else if (e.kind === 'fail' || e.kind === 'fail_malformed') ourBal += remove(true, e.htlcId).amountMsat;
+  }
+  return { height, ourLogIndex: Math.max(ourTo, prev.ourLogIndex), theirLogIndex: Math.max(theirTo, prev.theirLogIndex), ourBalanceMsat: ourBal, theirBalanceMsat: theirBal, feeratePerKw: fee, htlcs };
+}
+
+/** The remote's next commitment: all our updates, theirs that we acked (those in our current commitment). */
+export function nextRemoteView(s: ChannelState): CommitmentState {
+  const prev = s.remoteNextCommit ?? s.remoteCommit;
+  return nextView(prev, s.ourLog, s.theirLog, logEnd(s.ourLog), s.localCommit.theirLogIndex, prev.height + 1n);
+}
+
+/** Our next commitment: all their updates, ours that they acked (those in their current commitment). */
+export function nextLocalView(s: ChannelState): CommitmentState {
+  return nextView(s.localCommit, s.ourLog, s.theirLog, s.remoteCommit.ourLogIndex, logEnd(s.theirLog), s.localCommit.height + 1n);
+}
+
+function bolt3Htlcs(v: CommitmentState, holderIsUs: boolean): CommitmentHtlc[] {
+  return v.htlcs.map((h) => ({
+    id: h.id,
+    direction: h.offered === holderIsUs ? 'offered' : 'received',
+    amountMsat: h.amountMsat,
+    cltvExpiry: h.cltvExpiry,
+    paymentHash: h.paymentHash,
+  }));
+}
+
+function fundingOutpoint(s: ChannelState): { txid: Uint8Array; outputIndex: number } {
+  if (s.fundingTxid === undefined || s.fundingOutputIndex === undefined) throw new ChannelError('ERR_NOT_READY', 'funding outpoint not known yet');
+  return { txid: s.fundingTxid, outputIndex: s.fundingOutputIndex };
+}
+
+function paymentBasepoints(s: ChannelState): { openerPaymentBasepoint: Uint8Array; acceptorPaymentBasepoint: Uint8Array } {
+  const l = s.local.pubkeys.paymentBasepoint;
+  const r = s.remote.pubkeys.paymentBasepoint;
+  return s.opener === 'local' ? { openerPaymentBasepoint: l, acceptorPaymentBasepoint: r } : { openerPaymentBasepoint: r, acceptorPaymentBasepoint: l };
+}
+
+/** Our commitment transaction for view `v`, using our per-commitment point `point`. */
+export function localCommitmentParams(s: ChannelState, v: CommitmentState, point: Uint8Array): CommitmentParams {
+  return {
+    channelType: s.channelType,
+    fundingOutpoint: fundingOutpoint(s),
+    fundingSat: s.fundingSat,
+    localFundingPubkey: s.local.pubkeys.fundingPubkey,
+    remoteFundingPubkey: s.remote.pubkeys.fundingPubkey,
+    opener: s.opener,
+    commitmentNumber: v.height,
+    ...paymentBasepoints(s),
+    toSelfDelay: s.remote.config.toSelfDelay,
+    dustLimitSat: s.local.config.dustLimitSat,
+    feeratePerKw: v.feeratePerKw,
+    toLocalMsat: v.ourBalanceMsat,
+    toRemoteMsat: v.theirBalanceMsat,
+    keys: deriveCommitmentKeys({
+      perCommitmentPoint: point,
+      localDelayedPaymentBasepoint: s.local.pubkeys.delayedPaymentBasepoint,
+      localHtlcBasepoint: s.local.pubkeys.htlcBasepoint,
+      remoteHtlcBasepoint: s.remote.pubkeys.htlcBasepoint,
+      remoteRevocationBasepoint: s.remote.pubkeys.revocationBasepoint,
+      remotePaymentBasepoint: s.remote.pubkeys.paymentBasepoint,
+    }),
+    htlcs: bolt3Htlcs(v, true),
+  };
+}
+
+/** The remote's commitment transaction for view `v`, using THEIR per-commitment point `point`. */
+export function remoteCommitmentParams(s: ChannelState, v: CommitmentState, point: Uint8Array): CommitmentParams {
+  return {
+    channelType: s.channelType,
+    fundingOutpoint: fundingOutpoint(s),
+    fundingSat: s.fundingSat,
+    localFundingPubkey: s.remote.pubkeys.fundingPubkey,
+    remoteFundingPubkey: s.local.pubkeys.fundingPubkey,
+    opener: s.opener === 'local' ? 'remote' : 'local',
+    commitmentNumber: v.height,
+    ...paymentBasepoints(s),
+    toSelfDelay: s.local.config.toSelfDelay,
+    dustLimitSat: s.remote.config.dustLimitSat,
+    feeratePerKw: v.feeratePerKw,
+    toLocalMsat: v.theirBalanceMsat,
+    toRemoteMsat: v.ourBalanceMsat,
+    keys: deriveCommitmentKeys({
+      perCommitmentPoint: point,
+      localDelayedPaymentBasepoint: s.remote.pubkeys.delayedPaymentBasepoint,
+      localHtlcBasepoint: s.remote.pubkeys.htlcBasepoint,
+      remoteHtlcBasepoint: s.local.pubkeys.htlcBasepoint,
+      remoteRevocationBasepoint: s.local.pubkeys.revocationBasepoint,
+      remotePaymentBasepoint: s.local.pubkeys.paymentBasepoint,
+    }),
+    htlcs: bolt3Htlcs(v, false),
+  };
+}
+
+export interface Signatures {
+  signature: Uint8Array;
+  htlcSignatures: Uint8Array[];
+}
+
+/** Our signatures for the remote's commitment `v` (their per-commitment point `point`). */
+export function signRemote(s: ChannelState, secrets: ChannelSecrets, v: CommitmentState, point: Uint8Array): Signatures {
+  const c = buildCommitment(remoteCommitmentParams(s, v, point));
+  const signature = signCommitment(c.tx, secrets.fundingPriv, c.fundingWitnessScript, s.fundingSat);
+  if (c.htlcOutputs.length === 0) return { signature, htlcSignatures: [] };
+  const htlcPriv = derivePrivkey(secrets.htlcBaseSecret, point);
+  const htlcSignatures = buildHtlcTxs(c).map((h) => signHtlcTx(h, htlcPriv, 'counterparty'));
+  return { signature, htlcSignatures };
+}
+
+/** Checks the peer's signatures on our commitment `v`; returns the failing part or null. */
+export function verifyLocal(s: ChannelState, v: CommitmentState, point: Uint8Array, sigs: Signatures): 'commitment' | 'htlc_count' | 'htlc' | null {
+  const c: Commitment = buildCommitment(localCommitmentParams(s, v, point));
+  if (!verifyCommitmentSig(c.tx, sigs.signature, s.remote.pubkeys.fundingPubkey, c.fundingWitnessScript, s.fundingSat)) return 'commitment';
+  if (sigs.htlcSignatures.length !== c.htlcOutputs.length) return 'htlc_count';
+  if (c.htlcOutputs.length === 0) return null;
+  const txs = buildHtlcTxs(c);
+  const key = c.params.keys.remoteHtlcPubkey;
+  for (let i = 0; i < txs.length; i++) if (!verifyHtlcSig(txs[i]!, sigs.htlcSignatures[i]!, key, 'counterparty')) return 'htlc';
+  return null;
+}
+
+/** HTLC outputs a commitment for `v` would carry (for counting signatures). */
+export function untrimmedCount(s: ChannelState, v: CommitmentState, holderIsUs: boolean): number {
+  const dust = holderIsUs ? s.local.config.dustLimitSat : s.remote.config.dustLimitSat;
+  return untrimmedHtlcs(s.channelType, bolt3Htlcs(v, holderIsUs), v.feeratePerKw, dust).length;
+}
+
+/** Value of HTLCs trimmed to dust on the commitment of `holderIsUs ? us : them`. */
+export function dustExposureMsat(s: ChannelState, v: CommitmentState, holderIsUs: boolean): bigint {
+  const dust = holderIsUs ? s.local.config.dustLimitSat : s.remote.config.dustLimitSat;
+  let sum = 0n;
+  for (const h of bolt3Htlcs(v, holderIsUs)) if (isHtlcTrimmed(s.channelType, h.direction, h.amountMsat, v.feeratePerKw, dust)) sum += h.amountMsat;
+  return sum;
+}
+
+/** What the opener's balance must cover on the commitment of `holderIsUs ? us : them`: fee and anchors, in msat. */
+export function openerCostMsat(s: ChannelState, v: CommitmentState, holderIsUs: boolean): bigint {
+  return openerCommitmentCostSat(s.channelType, v.feeratePerKw, untrimmedCount(s, v, holderIsUs)) * 1000n;
+}

@@ -1,0 +1,117 @@
+/**
+ * Runs one channel's state machine against its adapters: persists each step's
+ * writes, THEN sends its messages, THEN hands out its events (lnd protofsm's
+ * order). Inputs are applied one at a time, in arrival order.
+ *
+ * The driver also performs the effects establishment asks for: it asks the
+ * funding wallet for the funding transaction and feeds it back, and broadcasts
+ * the funding transaction only after the step that verified funding_signed has
+ * been persisted. Failures caused by the peer are passed to `sendFailure`
+ * (the peer layer turns them into BOLT 1 `error` / `warning`).
+ */
+import type { KvStore } from '../../db/store.js';
+import type { ChannelMessage, OpenChannel } from '../../wire/channel-messages.js';
+import { loadChannels } from './codec.js';
+import { acceptChannel, openChannel, type AcceptParams, type OpenParams } from './establish.js';
+import { disconnect, step } from './machine.js';
+import type { FundingWallet } from './wallet.js';
+import {
+  DEFAULT_POLICY,
+  type ChannelEvent,
+  type ChannelFailure,
+  type ChannelInput,
+  type ChannelPolicy,
+  type ChannelSecrets,
+  type ChannelState,
+  type StepContext,
+  type StepResult,
+} from './types.js';
+
+export interface ChannelAdapters {
+  store: KvStore;
+  secrets: ChannelSecrets;
+  policy?: ChannelPolicy;
+  shutdownScript?: Uint8Array;
+  send(msg: ChannelMessage): void | Promise<void>;
+  sendFailure?(f: ChannelFailure): void | Promise<void>;
+  onEvent?(e: ChannelEvent): void | Promise<void>;
+  wallet?: FundingWallet;
+}
+
+export class ChannelDriver {
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly ctx: StepContext;
+
+  private constructor(
+    public state: ChannelState,
+    private readonly a: ChannelAdapters,
+  ) {
+    this.ctx = { secrets: a.secrets, policy: a.policy ?? DEFAULT_POLICY, ...(a.shutdownScript === undefined ? {} : { shutdownScript: a.shutdownScript }) };
+  }
+
+  /** Opens a channel as the opener: sends open_channel. */
+  static async open(a: ChannelAdapters, p: OpenParams): Promise<ChannelDriver> {
+    const ctx: StepContext = { secrets: a.secrets, policy: a.policy ?? DEFAULT_POLICY };
+    const r = openChannel(ctx, p);
+    const d = new ChannelDriver(r.state, a);
+    await d.effects(r);
+    return d;
+  }
+
+  /** Answers an open_channel as the acceptor; null (after reporting the failure) if refused. */
+  static async accept(a: ChannelAdapters, m: OpenChannel, p: AcceptParams): Promise<ChannelDriver | null> {
+    const ctx: StepContext = { secrets: a.secrets, policy: a.policy ?? DEFAULT_POLICY };
+    const r = acceptChannel(ctx, m, p);
+    if (r.state === undefined) {
+      await a.sendFailure?.(r.failure);
+      return null;
+    }
+    const d = new ChannelDriver(r.state, a);
+    await d.effects(r);
+    return d;
+  }
+
+  /** A channel reloaded from the store: as after a disconnect (unsigned updates forgotten). */
+  static restore(a: ChannelAdapters, s: ChannelState): ChannelDriver {
+    return new ChannelDriver(disconnect(s).state, a);
+  }
+
+  /** Every stored channel; `secretsFor` gives each one's secrets by key index. */
+  static async loadAll(store: KvStore, adapters: (s: ChannelState) => ChannelAdapters): Promise<ChannelDriver[]> {
+    return (await loadChannels(store)).map((s) => ChannelDriver.restore(adapters(s), s));
+  }
+
+  /** Applies one input; resolves with the step's result once its writes, messages and events are done. */
+  apply(input: ChannelInput): Promise<StepResult> {
+    const run = this.queue.then(() => this.applyNow(input));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(input: ChannelInput): Promise<StepResult> {
+    const r = step(this.ctx, this.state, input);
+    await this.effects(r);
+    return r;
+  }
+
+  private async effects(r: StepResult): Promise<void> {
+    if (r.failure !== undefined) {
+      if (r.failure.level !== 'local') await this.a.sendFailure?.(r.failure);
+      return;
+    }
+    if (r.writes.length > 0) await this.a.store.batch(r.writes);
+    this.state = r.state;
+    for (const m of r.send) await this.a.send(m);
+    for (const e of r.events) {
+      if (e.type === 'funding_needed' && this.a.wallet !== undefined) {
+        const f = await this.a.wallet.fundChannel(e.scriptPubKey, e.amountSat, e.feeratePerKw);
+        const r2 = step(this.ctx, this.state, { type: 'funding_tx', tx: f.tx, outputIndex: f.outputIndex });
+        if (r2.failure !== undefined) await this.a.wallet.release(f.tx);
+        await this.effects(r2);
+      } else if (e.type === 'broadcast_funding' && this.a.wallet !== undefined) {
+        await this.a.wallet.broadcast(e.tx);
+      }
+      await this.a.onEvent?.(e);
+    }
+  }
+}

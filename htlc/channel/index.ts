@@ -1,0 +1,18 @@
+/**
+ * The BOLT 2 channel state machine: public API.
+ *
+ *   step(ctx, state, input) → { state, send, writes, events, failure? }   pure transitions
+ *   openChannel / acceptChannel                                          establishment entry points
+ *   ChannelDriver                                                         persist → send → emit, with a KvStore and a FundingWallet
+ *   loadChannels / stateWrite                                             persistence records
+ *   deriveChannelSecrets / channelPubkeys                                 per-channel keys from a node seed
+ */
+export * from './types.js';
+export { step, disconnect, reestablishMessage } from './machine.js';
+export { openChannel, acceptChannel, channelTypeBytes, parseChannelType, fundingScriptPubKey, LIMITS, type OpenParams, type AcceptParams, type AcceptResult } from './establish.js';
+export { isValidShutdownScript } from './close.js';
+export { ChannelDriver, type ChannelAdapters } from './driver.js';
+export { loadChannels, stateWrite, encodeState, decodeState, channelKey } from './codec.js';
+export { deriveChannelSecrets, channelPubkeys, ourPoint, ourSecret } from './keys.js';
+export { nextLocalView, nextRemoteView, signRemote, verifyLocal, untrimmedCount } from './commitments.js';
+export type { FundingWallet } from './wallet.js';
