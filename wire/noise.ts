@@ -24,10 +24,13 @@
  * single-use for AEAD modes, so each part gets a fresh one, exactly as the
  * raw primitive needs.
  */
-import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { equalBytes } from './bytes.js';
 import { chachaPolyDecrypt, chachaPolyEncrypt, CryptoError, randomPrivateKey, secp, sha256 } from './crypto.js';
 import { AmpnodeError, ArgumentError } from './errors.js';
+import { hkdf2, sha256Concat } from './noise-hash.js';
+
+export { hkdf2 } from './noise-hash.js';
 
 export type NoiseErrorCode =
   | 'ERR_NOISE_BAD_VERSION' // an act whose version byte is not 0
@@ -72,27 +75,6 @@ const NONCE_1 = (() => {
 // h and ck before any key is mixed in; the same for every handshake.
 const CK_INIT = sha256(PROTOCOL_NAME);
 const H_INIT = sha256Concat(CK_INIT, PROLOGUE);
-
-function sha256Concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const buf = new Uint8Array(a.length + b.length);
-  buf.set(a, 0);
-  buf.set(b, a.length);
-  return sha256(buf);
-}
-
-const HKDF_INFO_1 = new Uint8Array([1]);
-
-/**
- * HKDF-SHA256 (RFC 5869, empty info) producing two 32-byte keys, as every
- * BOLT 8 key derivation does. Spelled out as three HMACs, which measures
- * faster here than node's general hkdfSync for this fixed 64-byte case.
- */
-export function hkdf2(salt: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Array] {
-  const prk = createHmac('sha256', salt).update(ikm).digest();
-  const t1 = createHmac('sha256', prk).update(HKDF_INFO_1).digest();
-  const t2 = createHmac('sha256', prk).update(t1).update(new Uint8Array([2])).digest();
-  return [t1, t2];
-}
 
 // ------------------------------------------------------------- static key cache
 

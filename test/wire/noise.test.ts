@@ -23,7 +23,8 @@ import {
   responderActThree,
   type NoiseErrorCode,
 } from '../../wire/noise.js';
-import { hkdfSha256 } from '../../wire/crypto.js';
+import { hkdfSha256, hmacSha256, sha256 } from '../../wire/crypto.js';
+import { hmacSha256Small, sha256Concat } from '../../wire/noise-hash.js';
 
 interface HandshakeVector {
   name: string;
@@ -290,6 +291,29 @@ describe('NoiseTransport', () => {
     assert.throws(() => initiatorActOne({ localStaticPriv: new Uint8Array(32), remoteStaticPub: pub }), ArgumentError);
     assert.throws(() => initiatorActOne({ localStaticPriv: randomPrivateKey(), remoteStaticPub: pub.subarray(1) }), ArgumentError);
     assert.throws(() => responderActOne({ localStaticPriv: new Uint8Array(31) }, new Uint8Array(50)), ArgumentError);
+  });
+});
+
+describe('small-input SHA-256 / HMAC / HKDF agree with node:crypto', () => {
+  it('on random inputs of every length around the block boundaries', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ maxLength: 120 }), fc.uint8Array({ minLength: 0, maxLength: 64 }), (a, b, key) => {
+        const ab = new Uint8Array(a.length + b.length);
+        ab.set(a);
+        ab.set(b, a.length);
+        assert.equal(hex(sha256Concat(a, b)), hex(sha256(ab)));
+        assert.equal(hex(sha256Concat(a)), hex(sha256(a)));
+        if (b.length <= 120) assert.equal(hex(hmacSha256Small(key, b)), hex(hmacSha256(key, b)));
+        const salt = a.subarray(0, 32);
+        const ikm = b.subarray(0, 32);
+        assert.equal(hex(hkdf2(salt, ikm)[0]) + hex(hkdf2(salt, ikm)[1]), hex(hkdfSha256(salt, ikm, 64)));
+      }),
+      { numRuns: 400 },
+    );
+    for (let n = 0; n < 200; n++) {
+      const x = new Uint8Array(n).map((_, i) => i * 31 + n);
+      assert.equal(hex(sha256Concat(x)), hex(sha256(x)), `length ${n}`);
+    }
   });
 });
 
