@@ -23,7 +23,7 @@
 import * as nodeCrypto from 'node:crypto';
 import { bigSizeLength, encodeBigSize } from '../wire/bytes.js';
 import { ArgumentError } from '../wire/errors.js';
-import { secp, sha256 } from '../wire/crypto.js';
+import { CryptoError, secp, sha256 } from '../wire/crypto.js';
 import { OnionError } from './errors.js';
 import { decodeHopPayload, type HopPayload } from './payload.js';
 
@@ -205,12 +205,22 @@ export function peelOnion(packet: Uint8Array, nodePriv: Uint8Array, associatedDa
       sha256OfOnion: sha256(packet),
     });
   const E = packet.subarray(1, 34);
-  if ((E[0] !== 2 && E[0] !== 3) || !secp.isPublicKey(E))
-    throw new OnionError('ERR_ONION_KEY', 'ephemeral key is not a valid point', {
+  const badKey = () =>
+    new OnionError('ERR_ONION_KEY', 'ephemeral key is not a valid point', {
       name: 'invalid_onion_key',
       sha256OfOnion: sha256(packet),
     });
-  const ss = secp.ecdh(E, nodePriv);
+  if (E[0] !== 2 && E[0] !== 3) throw badKey();
+  // ECDH parses (and so validates) the point itself; a separate check would
+  // decompress it twice on the hot path.
+  let ss: Uint8Array;
+  try {
+    ss = secp.ecdh(E, nodePriv);
+  } catch (e) {
+    if (!secp.isPrivateKey(nodePriv)) throw new ArgumentError('node private key is not valid');
+    if (e instanceof CryptoError) throw badKey();
+    throw e;
+  }
   const hopPayloads = packet.subarray(34, 34 + HOP_PAYLOADS_LENGTH);
   const expected = hmac2(generateKey('mu', ss), hopPayloads, associatedData);
   if (!nodeCrypto.timingSafeEqual(expected, packet.subarray(34 + HOP_PAYLOADS_LENGTH)))

@@ -111,7 +111,6 @@ export function decodeHopPayload(bytes: Uint8Array, opts: { isFinal: boolean }):
     customRecords: [],
     unknownRecords: [],
   };
-  const offsets = new Map<bigint, number>();
   let last = -1n;
   let minUnknownEven: bigint | null = null;
   while (r.remaining > 0) {
@@ -128,7 +127,6 @@ export function decodeHopPayload(bytes: Uint8Array, opts: { isFinal: boolean }):
       const length = r.bigSize('tlv length');
       if (length > BigInt(r.remaining)) throw new DecodeError('ERR_TRUNCATED', `length ${length} exceeds the ${r.remaining} bytes left`);
       const value = r.view(Number(length), 'tlv value');
-      offsets.set(type, start);
       switch (type) {
         case TLV_AMT_TO_FORWARD:
           out.amountToForwardMsat = decodeTruncated(value, 8);
@@ -168,9 +166,8 @@ export function decodeHopPayload(bytes: Uint8Array, opts: { isFinal: boolean }):
       throw e;
     }
   }
-  if (minUnknownEven !== null)
-    throw invalid(minUnknownEven, offsets.get(minUnknownEven) ?? 0, 'unknown even type below 65536');
-  const at = (t: bigint) => offsets.get(t) ?? 0;
+  const at = (t: bigint) => recordOffset(bytes, t);
+  if (minUnknownEven !== null) throw invalid(minUnknownEven, at(minUnknownEven), 'unknown even type below 65536');
   if (out.amountToForwardMsat === undefined) throw invalid(TLV_AMT_TO_FORWARD, 0, 'amt_to_forward missing');
   if (out.outgoingCltvValue === undefined) throw invalid(TLV_OUTGOING_CLTV_VALUE, 0, 'outgoing_cltv_value missing');
   if (opts.isFinal && out.shortChannelId !== undefined)
@@ -179,6 +176,19 @@ export function decodeHopPayload(bytes: Uint8Array, opts: { isFinal: boolean }):
   if (!opts.isFinal && out.mpp !== undefined) throw invalid(TLV_PAYMENT_DATA, at(TLV_PAYMENT_DATA), 'payment_data at an intermediate hop');
   if (!opts.isFinal && out.amp !== undefined) throw invalid(TLV_AMP, at(TLV_AMP), 'amp at an intermediate hop');
   return out as HopPayload;
+}
+
+/** Offset of the record of type `t` in a stream already known to be well-formed (0 if absent). */
+function recordOffset(bytes: Uint8Array, t: bigint): number {
+  const r = new Reader(bytes);
+  while (r.remaining > 0) {
+    const start = r.pos;
+    const type = r.bigSize();
+    const length = Number(r.bigSize());
+    if (type === t) return start;
+    r.view(length);
+  }
+  return 0;
 }
 
 function need32(b: Uint8Array, what: string): Uint8Array {
