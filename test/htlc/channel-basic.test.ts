@@ -22,7 +22,7 @@ for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const
         assert.equal(r.failure, undefined);
         await p.settle();
         p.checkConsistent();
-        assert.ok(p.ep[other].settleable.has(0n));
+        assert.ok(p.settleable(other).some((h) => h.id === 0n));
         await p.fulfill(other, 0n);
         await p.settle();
         p.checkConsistent();

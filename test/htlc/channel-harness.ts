@@ -15,7 +15,7 @@ import { p2wpkh } from '../../htlc/bolt3/index.js';
 import { ChannelDriver } from '../../htlc/channel/driver.js';
 import { loadChannels } from '../../htlc/channel/codec.js';
 import { channelPubkeys, deriveChannelSecrets } from '../../htlc/channel/keys.js';
-import type { ChannelConfig, ChannelEvent, ChannelFailure, ChannelSecrets, ChannelType, StepResult, ChannelInput } from '../../htlc/channel/types.js';
+import type { ChannelHtlc, ChannelConfig, ChannelEvent, ChannelFailure, ChannelSecrets, ChannelType, StepResult, ChannelInput } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
 
 export type Side = 'a' | 'b';
@@ -57,8 +57,6 @@ interface Endpoint {
   driver?: ChannelDriver;
   failures: ChannelFailure[];
   events: ChannelEvent[];
-  /** Incoming HTLC ids we may settle. */
-  settleable: Map<bigint, { amountMsat: bigint; paymentHash: Uint8Array }>;
 }
 
 export interface OpenOptions {
@@ -87,7 +85,7 @@ export class Pair {
   static async create(): Promise<Pair> {
     const mk = async (side: Side): Promise<Endpoint> => {
       const seed = randomBytes(32);
-      return { side, seed, secrets: deriveChannelSecrets(seed, 0), store: await openMemoryStore(), wallet: new FakeWallet(), failures: [], events: [], settleable: new Map() };
+      return { side, seed, secrets: deriveChannelSecrets(seed, 0), store: await openMemoryStore(), wallet: new FakeWallet(), failures: [], events: [] };
     };
     return new Pair(await mk('a'), await mk('b'));
   }
@@ -107,7 +105,6 @@ export class Pair {
       },
       onEvent: (ev: ChannelEvent) => {
         e.events.push(ev);
-        if (ev.type === 'htlc_incoming') e.settleable.set(ev.htlc.htlcId, { amountMsat: ev.htlc.amountMsat, paymentHash: ev.htlc.paymentHash });
       },
     };
   }
@@ -208,18 +205,25 @@ export class Pair {
     return this.apply(side, { type: 'add_htlc', amountMsat, paymentHash, cltvExpiry, onionRoutingPacket: new Uint8Array(1366).fill(side === 'a' ? 1 : 2) });
   }
 
+  /** Incoming HTLCs `side` may settle now: irrevocably committed and not already being removed. */
+  settleable(side: Side): ChannelHtlc[] {
+    const s = this.state(side);
+    return s.localCommit.htlcs.filter(
+      (h) =>
+        !h.offered &&
+        s.remoteCommit.htlcs.some((r) => !r.offered && r.id === h.id) &&
+        !s.ourLog.entries.some((e) => e.kind !== 'add' && e.kind !== 'fee' && e.htlcId === h.id),
+    );
+  }
+
   async fulfill(side: Side, id: bigint): Promise<StepResult> {
-    const h = this.ep[side].settleable.get(id);
+    const h = this.settleable(side).find((x) => x.id === id);
     assert.ok(h !== undefined, `${side} cannot settle ${id}`);
-    const r = await this.apply(side, { type: 'fulfill_htlc', id, paymentPreimage: this.preimages.get(bytesToHex(h.paymentHash))! });
-    if (r.failure === undefined) this.ep[side].settleable.delete(id);
-    return r;
+    return this.apply(side, { type: 'fulfill_htlc', id, paymentPreimage: this.preimages.get(bytesToHex(h.paymentHash))! });
   }
 
   async fail(side: Side, id: bigint): Promise<StepResult> {
-    const r = await this.apply(side, { type: 'fail_htlc', id, reason: new Uint8Array([1, 2, 3]) });
-    if (r.failure === undefined) this.ep[side].settleable.delete(id);
-    return r;
+    return this.apply(side, { type: 'fail_htlc', id, reason: new Uint8Array([1, 2, 3]) });
   }
 
   /** Both sides sign and answer until nothing is left to sign or deliver. */
@@ -256,6 +260,17 @@ export class Pair {
     const states = await loadChannels(e.store);
     assert.equal(states.length, 1);
     e.driver = ChannelDriver.restore(this.adapters(side), states[0]!);
+  }
+
+  /** Funds are conserved in every commitment either side holds (checked after every step). */
+  checkConserved(): void {
+    for (const side of ['a', 'b'] as const) {
+      const s = this.state(side);
+      for (const c of [s.localCommit, s.remoteCommit, ...(s.remoteNextCommit === undefined ? [] : [s.remoteNextCommit])]) {
+        const inHtlcs = c.htlcs.reduce((x, h) => x + h.amountMsat, 0n);
+        assert.equal(c.ourBalanceMsat + c.theirBalanceMsat + inHtlcs, s.fundingSat * 1000n, `${side}: funds not conserved at height ${c.height}`);
+      }
+    }
   }
 
   /** Funds conservation and the mirrored views of both sides, after the queues are drained and all is signed. */
