@@ -16,12 +16,12 @@
  *     btcd.p2pHost                          "127.0.0.1:PORT" - regtest P2P (bcoin can peer here)
  *     btcd.miner                            { address (bcrt1q… P2WPKH), privateKey } - coinbases pay here
  *     btcd.rpc(method, params?)             JSON-RPC call, returns `result`, throws BtcdRpcError
- *     btcd.generate(n, addr?)               mines n blocks (in batches); with addr, btcd is restarted with
- *                                           --miningaddr=addr first (btcd has no generatetoaddress)
+ *     btcd.generate(n, addr?)               mines n blocks; with addr (bcrt1 segwit) the coinbases pay addr
+ *                                           (blocks built from getblocktemplate, mempool txs included)
  *     btcd.height()                         getblockcount
  *     btcd.sendToAddress(addr, sats)        pays a bech32 address from matured miner coinbases, returns txid
  *                                           (not mined; call generate)
- *     btcd.restart() / btcd.stop()
+ *     btcd.stop()                           (no restart: btcd wipes its regtest chain when it starts)
  *
  *   const lnd = await h.startLnd(btcd, { name?, extraArgs? })     // started, SERVER_ACTIVE and synced
  *     lnd.nodeId / p2pHost / rpcHost / restUrl / lnddir
@@ -40,6 +40,7 @@
  * Ports are random free loopback ports; nothing listens on any other interface.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import {
   appendFileSync,
@@ -376,13 +377,66 @@ export const startAmpnode = (opts?: AmpnodeOptions): Promise<Ampnode> => default
 // btcd
 
 const requireCjs = createRequire(import.meta.url);
-// bcoin (a dependency) and its own bech32 implementation; bcoin 1.0 predates the 'bcrt' regtest prefix.
+// bcoin (a dependency) signs the miner's spends; it predates the 'bcrt' regtest prefix, so addresses
+// are encoded here (BIP173 bech32 / BIP350 bech32m).
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const bcoin: any = requireCjs('bcoin');
-const bech32: {
-  encode(hrp: string, version: number, hash: Buffer): string;
-  decode(addr: string): { hrp: string; version: number; hash: Buffer };
-} = (createRequire(requireCjs.resolve('bcoin')) as NodeRequire)('bstring').bech32;
+
+const BECH32_CHARSET = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
+function bech32Polymod(values: number[]): number {
+  const gen = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
+  let chk = 1;
+  for (const v of values) {
+    const top = chk >>> 25;
+    chk = ((chk & 0x1ffffff) << 5) ^ v;
+    for (let i = 0; i < 5; i++) if ((top >>> i) & 1) chk ^= gen[i] ?? 0;
+  }
+  return chk >>> 0;
+}
+function hrpExpand(hrp: string): number[] {
+  const c = [...hrp].map((x) => x.charCodeAt(0));
+  return [...c.map((x) => x >> 5), 0, ...c.map((x) => x & 31)];
+}
+function convertBits(data: ArrayLike<number>, from: number, to: number, pad: boolean): number[] | undefined {
+  let acc = 0;
+  let bits = 0;
+  const out: number[] = [];
+  const maxv = (1 << to) - 1;
+  for (let i = 0; i < data.length; i++) {
+    acc = (acc << from) | (data[i] ?? 0);
+    bits += from;
+    while (bits >= to) {
+      bits -= to;
+      out.push((acc >> bits) & maxv);
+    }
+  }
+  if (pad) {
+    if (bits > 0) out.push((acc << (to - bits)) & maxv);
+  } else if (bits >= from || ((acc << (to - bits)) & maxv) !== 0) return undefined;
+  return out;
+}
+/** Encodes a segwit address (v0: bech32, v1+: bech32m). */
+export function encodeSegwitAddress(hrp: string, version: number, program: Uint8Array): string {
+  const data = [version, ...(convertBits(program, 8, 5, true) ?? [])];
+  const constant = version === 0 ? 1 : 0x2bc830a3;
+  const pm = bech32Polymod([...hrpExpand(hrp), ...data, 0, 0, 0, 0, 0, 0]) ^ constant;
+  const checksum = [0, 1, 2, 3, 4, 5].map((i) => (pm >>> (5 * (5 - i))) & 31);
+  return `${hrp}1${[...data, ...checksum].map((d) => BECH32_CHARSET[d]).join('')}`;
+}
+/** Decodes a segwit address; throws on a bad checksum or program. */
+export function decodeSegwitAddress(addr: string): { hrp: string; version: number; program: Buffer } {
+  const a = addr.toLowerCase();
+  const sep = a.lastIndexOf('1');
+  const hrp = a.slice(0, sep);
+  const data = [...a.slice(sep + 1)].map((ch) => BECH32_CHARSET.indexOf(ch));
+  if (sep < 1 || data.length < 7 || data.some((d) => d < 0)) throw new InteropError('ERR_ADDRESS', `not bech32: ${addr}`);
+  const version = data[0] ?? -1;
+  const constant = version === 0 ? 1 : 0x2bc830a3;
+  if (bech32Polymod([...hrpExpand(hrp), ...data]) !== constant) throw new InteropError('ERR_ADDRESS', `bad checksum: ${addr}`);
+  const program = convertBits(data.slice(1, -6), 5, 8, false);
+  if (!program || program.length < 2 || program.length > 40 || version > 16) throw new InteropError('ERR_ADDRESS', `bad program: ${addr}`);
+  return { hrp, version, program: Buffer.from(program) };
+}
 
 export class BtcdRpcError extends InteropError {
   constructor(
@@ -418,7 +472,6 @@ export class Btcd {
   readonly dir: string;
   readonly miner: { address: string; privateKey: string };
   private readonly ring: any;
-  private miningAddress: string;
   private proc: Proc | undefined;
   private agent: Agent | undefined;
   private rpcId = 0;
@@ -438,10 +491,9 @@ export class Btcd {
     this.ring = bcoin.KeyRing.generate(true);
     this.ring.witness = true;
     this.miner = {
-      address: bech32.encode('bcrt', 0, this.ring.getKeyHash()),
+      address: encodeSegwitAddress('bcrt', 0, this.ring.getKeyHash()),
       privateKey: this.ring.getPrivateKey().toString('hex'),
     };
-    this.miningAddress = this.miner.address;
   }
 
   static async start(scope: Interop, opts: BtcdOptions): Promise<Btcd> {
@@ -483,7 +535,7 @@ export class Btcd {
       `--listen=${this.p2pHost}`,
       '--txindex',
       '--rejectnonstd',
-      `--miningaddr=${this.miningAddress}`,
+      `--miningaddr=${this.miner.address}`,
       '--nobanning',
       '--nostalldetect',
       '--debuglevel=info',
@@ -539,29 +591,89 @@ export class Btcd {
   }
 
   /**
-   * Mines `n` blocks in batches of at most 100 and returns their hashes. With `addr` the coinbases pay
-   * `addr`: btcd has no generatetoaddress, so it is restarted with `--miningaddr=addr` first (peers and
-   * lnd's RPC connection reconnect by themselves); later calls without `addr` go back to the miner key.
+   * Mines `n` blocks and returns their hashes. Without `addr` btcd's own miner pays the harness key
+   * (`generate`, in batches of at most 100). btcd has no generatetoaddress and wipes its regtest chain on a
+   * restart, so with `addr` each block is assembled here from `getblocktemplate` (mempool transactions
+   * and btcd's witness commitment included) with a coinbase paying `addr`, solved and `submitblock`ed.
    */
   async generate(n: number, addr?: string): Promise<string[]> {
-    const target = addr ?? this.miner.address;
-    if (target !== this.miningAddress) {
-      this.miningAddress = target;
-      await this.restart();
-    }
     const hashes: string[] = [];
+    if (addr !== undefined && addr !== this.miner.address) {
+      const script = addressScript(addr);
+      for (let i = 0; i < n; i++) hashes.push(await this.mineTemplateBlock(script));
+      return hashes;
+    }
     for (let left = n; left > 0; ) {
       const k = Math.min(left, 100);
       hashes.push(...(await this.rpc<string[]>('generate', [k], 120_000)));
       left -= k;
     }
-    if (target === this.miner.address) await this.recordCoinbases(hashes);
+    await this.recordCoinbases(hashes);
     return hashes;
+  }
+
+  private async mineTemplateBlock(payTo: Buffer): Promise<string> {
+    const tpl = await this.rpc<BlockTemplate>('getblocktemplate', [{ capabilities: ['coinbasevalue'], rules: ['segwit'] }]);
+    if (tpl.coinbasevalue === undefined) throw new InteropError('ERR_TEMPLATE', 'getblocktemplate gave no coinbasevalue');
+    // BIP141 commitment to the wtxids (the coinbase's counts as zero), when any transaction has a witness.
+    const hasWitness = tpl.transactions.some((t) => t.hash !== t.txid);
+    const commitment = hasWitness
+      ? Buffer.concat([
+          Buffer.from('6a24aa21a9ed', 'hex'),
+          sha256d(Buffer.concat([merkleRoot([Buffer.alloc(32), ...tpl.transactions.map((t) => Buffer.from(t.hash, 'hex').reverse())]), Buffer.alloc(32)])),
+        ])
+      : undefined;
+    // Coinbase: BIP34 height push plus 8 random bytes (unique txids), one output to payTo, btcd's commitment.
+    const height = scriptNum(tpl.height);
+    const sigScript = Buffer.concat([Buffer.from([height.length]), height, Buffer.from([8]), randomBytes(8)]);
+    const outputs = [txOut(BigInt(tpl.coinbasevalue), payTo)];
+    if (commitment) outputs.push(txOut(0n, commitment));
+    const body = Buffer.concat([
+      varInt(1),
+      Buffer.alloc(32),
+      u32le(0xffffffff),
+      varInt(sigScript.length),
+      sigScript,
+      u32le(0xffffffff),
+      varInt(outputs.length),
+      ...outputs,
+    ]);
+    const version = u32le(1);
+    const locktime = u32le(0);
+    const cbStripped = Buffer.concat([version, body, locktime]);
+    const cbFull = commitment
+      ? Buffer.concat([version, Buffer.from([0, 1]), body, Buffer.from([1, 32]), Buffer.alloc(32), locktime])
+      : cbStripped;
+    const txids = [sha256d(cbStripped), ...tpl.transactions.map((t) => Buffer.from(t.txid, 'hex').reverse())];
+    const header = Buffer.concat([
+      u32le(tpl.version),
+      Buffer.from(tpl.previousblockhash, 'hex').reverse(),
+      merkleRoot(txids),
+      u32le(tpl.curtime),
+      u32le(parseInt(tpl.bits, 16)),
+      u32le(0),
+    ]);
+    const target = BigInt('0x' + tpl.target);
+    for (let nonce = 0; ; nonce++) {
+      if (nonce > 0xffffffff) throw new InteropError('ERR_TEMPLATE', 'no nonce solves the block');
+      header.writeUInt32LE(nonce, 76);
+      const hash = sha256d(header).reverse();
+      if (BigInt('0x' + hash.toString('hex')) <= target) break;
+    }
+    const block = Buffer.concat([
+      header,
+      varInt(1 + tpl.transactions.length),
+      cbFull,
+      ...tpl.transactions.map((t) => Buffer.from(t.data, 'hex')),
+    ]);
+    const res = await this.rpc<string | null>('submitblock', [block.toString('hex')]);
+    if (res !== null) throw new InteropError('ERR_SUBMITBLOCK', `btcd rejected the block: ${res}`);
+    return sha256d(header).reverse().toString('hex');
   }
 
   private async recordCoinbases(hashes: string[]): Promise<void> {
     for (const h of hashes) {
-      const blk = await this.rpc<{ height: number; tx: string[] }>('getblock', [h, true]);
+      const blk = await this.rpc<{ height: number; tx: string[] }>('getblock', [h, 1]);
       const txid = blk.tx[0];
       if (!txid) continue;
       const tx = await this.rpc<{ vout: Array<{ value: number; n: number; scriptPubKey: { hex: string } }> }>('getrawtransaction', [txid, 1]);
@@ -579,9 +691,7 @@ export class Btcd {
    * to the miner); returns the txid. The transaction is in btcd's mempool; mine it with generate().
    */
   async sendToAddress(addr: string, sats: number): Promise<string> {
-    const dec = bech32.decode(addr);
-    if (dec.hrp !== 'bcrt') throw new InteropError('ERR_ADDRESS', `not a regtest bech32 address: ${addr}`);
-    const outScript = bcoin.Script.fromProgram(dec.version, dec.hash);
+    const outScript = bcoin.Script.fromRaw(addressScript(addr));
     const tip = await this.height();
     const mtx = new bcoin.MTX();
     mtx.addOutput(outScript, sats);
@@ -594,7 +704,7 @@ export class Btcd {
         height: c.height,
         value: c.value,
         script: bcoin.Script.fromRaw(Buffer.from(c.script, 'hex')),
-        hash: Buffer.from(c.txid, 'hex').reverse(),
+        hash: Buffer.from(c.txid, 'hex').reverse().toString('hex'),
         index: c.vout,
         coinbase: true,
       });
@@ -620,11 +730,69 @@ export class Btcd {
     this.agent?.destroy();
   }
 
-  /** Stops and starts btcd on the same data dir and ports. */
-  async restart(): Promise<void> {
-    await this.stop();
-    await this.launch();
+}
+
+interface BlockTemplate {
+  version: number;
+  previousblockhash: string;
+  curtime: number;
+  bits: string;
+  target: string;
+  height: number;
+  coinbasevalue?: number;
+  transactions: Array<{ data: string; txid: string; hash: string }>;
+}
+
+/** Output script of a regtest segwit address (bech32 / bech32m, hrp bcrt). */
+export function addressScript(addr: string): Buffer {
+  const dec = decodeSegwitAddress(addr);
+  if (dec.hrp !== 'bcrt') throw new InteropError('ERR_ADDRESS', `not a regtest segwit address: ${addr}`);
+  const op = dec.version === 0 ? 0x00 : 0x50 + dec.version;
+  return Buffer.concat([Buffer.from([op, dec.program.length]), dec.program]);
+}
+
+function sha256d(b: Buffer): Buffer {
+  return createHash('sha256').update(createHash('sha256').update(b).digest()).digest();
+}
+
+function u32le(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+}
+
+function varInt(n: number): Buffer {
+  if (n < 0xfd) return Buffer.from([n]);
+  if (n <= 0xffff) return Buffer.from([0xfd, n & 0xff, n >> 8]);
+  return Buffer.concat([Buffer.from([0xfe]), u32le(n)]);
+}
+
+function txOut(value: bigint, script: Buffer): Buffer {
+  const v = Buffer.alloc(8);
+  v.writeBigUInt64LE(value);
+  return Buffer.concat([v, varInt(script.length), script]);
+}
+
+/** Minimal little-endian script number (BIP34 height). */
+function scriptNum(n: number): Buffer {
+  const out: number[] = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) out.push(v & 0xff);
+  if (out.length > 0 && ((out[out.length - 1] ?? 0) & 0x80) !== 0) out.push(0);
+  return Buffer.from(out);
+}
+
+function merkleRoot(hashes: Buffer[]): Buffer {
+  let level = hashes;
+  while (level.length > 1) {
+    const next: Buffer[] = [];
+    for (let i = 0; i < level.length; i += 2) {
+      const a = level[i] as Buffer;
+      const b = level[i + 1] ?? a;
+      next.push(sha256d(Buffer.concat([a, b])));
+    }
+    level = next;
   }
+  return level[0] as Buffer;
 }
 
 // ---------------------------------------------------------------------------------------------------------
