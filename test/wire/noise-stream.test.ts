@@ -16,7 +16,7 @@ import { AmpnodeError, ArgumentError } from '../../wire/errors.js';
 import { initiatorActOne, initiatorActTwo, MAX_MESSAGE_SIZE, NoiseError, responderActOne, type NoiseErrorCode } from '../../wire/noise.js';
 import { noiseAccept, noiseConnect, type NoiseConnection, type SetTimer } from '../../wire/noise-stream.js';
 
-// ------------------------------------------------------------------ helpers
+// ------------------------------------------------------------------ utilities
 
 const TEST_TIMEOUT_MS = 20_000;
 

@@ -194,7 +194,7 @@ describe('BOLT 8 message encryption vector', () => {
     for (const rot of m.key_rotations) {
       const before = sender.keyState();
       assert.equal(hex(before.sck), rot.hkdf_salt_ck);
-      // the rotation HKDF, by our helper and by the general one
+      // the rotation HKDF, by hkdf2 and by the general HKDF
       assert.deepEqual(hkdf2(h(rot.hkdf_salt_ck), h(rot.hkdf_ikm_k)).map(hex), [rot.new_ck, rot.new_k]);
       assert.equal(hex(hkdfSha256(h(rot.hkdf_salt_ck), h(rot.hkdf_ikm_k), 64)), rot.new_ck + rot.new_k);
       while (sent < rot.before_output_index) {
