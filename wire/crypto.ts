@@ -51,9 +51,9 @@ export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
   return asU8(nodeCrypto.createHmac('sha256', key).update(data).digest());
 }
 
-/** HKDF-SHA256 (RFC 5869) with empty info, as BOLT 8 uses it. */
-export function hkdfSha256(salt: Uint8Array, ikm: Uint8Array, length: number): Uint8Array {
-  return new Uint8Array(nodeCrypto.hkdfSync('sha256', ikm, salt, new Uint8Array(0), length));
+/** HKDF-SHA256 (RFC 5869); `info` is empty unless given, as BOLT 8 uses it. */
+export function hkdfSha256(salt: Uint8Array, ikm: Uint8Array, length: number, info: Uint8Array = new Uint8Array(0)): Uint8Array {
+  return new Uint8Array(nodeCrypto.hkdfSync('sha256', ikm, salt, info, length));
 }
 
 export function randomBytes(n: number): Uint8Array {
@@ -161,6 +161,18 @@ function checkDigest(d: Uint8Array): void {
   if (d.length !== 32) throw new ArgumentError('digest must be 32 bytes');
 }
 
+/**
+ * A digest as the scalar mod n. ECDSA signs `digest mod n` anyway; RFC 6979
+ * also derives the nonce from the reduced value, which the bundled
+ * libsecp256k1 does not do for digests ≥ n (tiny-secp256k1 and noble do).
+ * Reducing first makes every backend produce the same signature.
+ */
+function reduceDigest(d: Uint8Array): Uint8Array {
+  if (d[0] !== 0xff) return d;
+  const v = toBig(d);
+  return v >= CURVE_ORDER ? to32(v - CURVE_ORDER) : d;
+}
+
 function nativeBackend(): Secp256k1Backend {
   // `secp256k1/bindings` throws when the prebuilt binary does not load (unlike
   // the package root, which silently falls back to a pure-JS implementation).
@@ -172,25 +184,58 @@ function nativeBackend(): Secp256k1Backend {
       throw new CryptoError(code, `${what}: ${(e as Error).message}`);
     }
   };
+  // Argument checks run before the library call, in the same order as the
+  // wasm backend's, so both backends fail with the same error code.
+  const isPub = (p: Uint8Array) => (p.length === 33 || p.length === 65) && s.publicKeyVerify(p);
+  const isPriv = (k: Uint8Array) => k.length === 32 && s.privateKeyVerify(k);
+  const needPub = (p: Uint8Array, what: string) => {
+    if (!isPub(p)) throw new CryptoError('ERR_INVALID_PUBKEY', `${what}: not a valid public key`);
+  };
+  const needPriv = (k: Uint8Array, what: string) => {
+    if (!isPriv(k)) throw new CryptoError('ERR_INVALID_PRIVKEY', `${what}: not a valid private key`);
+  };
+  const needTweak = (k: Uint8Array, what: string) => {
+    if (k.length !== 32 || toBig(k) >= CURVE_ORDER) throw new CryptoError('ERR_INVALID_PRIVKEY', `${what}: tweak out of range`);
+  };
   return {
     name: 'native',
-    isPrivateKey: (priv) => priv.length === 32 && s.privateKeyVerify(priv),
-    isPublicKey: (pub) => (pub.length === 33 || pub.length === 65) && s.publicKeyVerify(pub),
+    isPrivateKey: isPriv,
+    isPublicKey: isPub,
     publicKeyCreate: (priv) => wrap('ERR_INVALID_PRIVKEY', 'publicKeyCreate', () => s.publicKeyCreate(priv, true)),
     publicKeyCompress: (pub) => wrap('ERR_INVALID_PUBKEY', 'publicKeyCompress', () => s.publicKeyConvert(pub, true)),
-    ecdh: (pub, priv) => wrap('ERR_INVALID_PUBKEY', 'ecdh', () => s.ecdh(pub, priv)),
-    publicKeyTweakMul: (pub, tweak) => wrap('ERR_INVALID_PUBKEY', 'publicKeyTweakMul', () => s.publicKeyTweakMul(pub, tweak, true)),
-    publicKeyTweakAdd: (pub, tweak) => wrap('ERR_INVALID_PUBKEY', 'publicKeyTweakAdd', () => s.publicKeyTweakAdd(pub, tweak, true)),
+    ecdh: (pub, priv) => {
+      needPub(pub, 'ecdh');
+      needPriv(priv, 'ecdh');
+      return wrap('ERR_INVALID_PUBKEY', 'ecdh', () => s.ecdh(pub, priv));
+    },
+    publicKeyTweakMul: (pub, tweak) => {
+      needPub(pub, 'publicKeyTweakMul');
+      needPriv(tweak, 'publicKeyTweakMul');
+      return wrap('ERR_INVALID_PUBKEY', 'publicKeyTweakMul', () => s.publicKeyTweakMul(pub, tweak, true));
+    },
+    publicKeyTweakAdd: (pub, tweak) => {
+      needPub(pub, 'publicKeyTweakAdd');
+      needTweak(tweak, 'publicKeyTweakAdd');
+      return wrap('ERR_INVALID_PUBKEY', 'publicKeyTweakAdd', () => s.publicKeyTweakAdd(pub, tweak, true));
+    },
     publicKeyCombine: (a, b) => wrap('ERR_INVALID_PUBKEY', 'publicKeyCombine', () => s.publicKeyCombine([a, b], true)),
-    privateKeyTweakAdd: (priv, tweak) => wrap('ERR_INVALID_PRIVKEY', 'privateKeyTweakAdd', () => s.privateKeyTweakAdd(Uint8Array.from(priv), tweak)),
-    privateKeyTweakMul: (priv, tweak) => wrap('ERR_INVALID_PRIVKEY', 'privateKeyTweakMul', () => s.privateKeyTweakMul(Uint8Array.from(priv), tweak)),
+    privateKeyTweakAdd: (priv, tweak) => {
+      needPriv(priv, 'privateKeyTweakAdd');
+      needTweak(tweak, 'privateKeyTweakAdd');
+      return wrap('ERR_INVALID_PRIVKEY', 'privateKeyTweakAdd', () => s.privateKeyTweakAdd(Uint8Array.from(priv), tweak));
+    },
+    privateKeyTweakMul: (priv, tweak) => {
+      needPriv(priv, 'privateKeyTweakMul');
+      needPriv(tweak, 'privateKeyTweakMul');
+      return wrap('ERR_INVALID_PRIVKEY', 'privateKeyTweakMul', () => s.privateKeyTweakMul(Uint8Array.from(priv), tweak));
+    },
     sign: (d, priv) => {
       checkDigest(d);
-      return wrap('ERR_INVALID_PRIVKEY', 'sign', () => s.ecdsaSign(d, priv).signature);
+      return wrap('ERR_INVALID_PRIVKEY', 'sign', () => s.ecdsaSign(reduceDigest(d), priv).signature);
     },
     signRecoverable: (d, priv) => {
       checkDigest(d);
-      const r = wrap('ERR_INVALID_PRIVKEY', 'sign', () => s.ecdsaSign(d, priv));
+      const r = wrap('ERR_INVALID_PRIVKEY', 'sign', () => s.ecdsaSign(reduceDigest(d), priv));
       return { signature: r.signature, recoveryId: r.recid };
     },
     verify: (sig, d, pub) => {
