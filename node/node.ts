@@ -1,0 +1,504 @@
+/**
+ * The `Node` facade: identity key, TCP listener, outgoing connections,
+ * persistent peers with bounded exponential-backoff reconnects, and a typed
+ * event stream (peer_connected / peer_disconnected with a typed reason).
+ * Shaped after ldk-node's embedding API: construct with a config (defaults
+ * in node/config.ts), `start()`, use, `stop()`.
+ *
+ * Isolation: each connection lives in its own `Peer` (node/peer.ts) with its
+ * own error handling; a socket error, bad bytes or a throwing handler end
+ * that one peer and nothing else. This is the only module that opens
+ * sockets or starts reconnect timers.
+ *
+ * One connection per node id. When a second one completes init:
+ * - same direction as the first: the new one wins (the old is likely stale);
+ * - opposite direction (both sides dialled at once): the connection dialled
+ *   by the node with the smaller id wins. Both ends apply the same rule to
+ *   the same pair of connections, so they keep the same one.
+ */
+import { EventEmitter } from 'node:events';
+import { createServer, connect as netConnect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { bytesToHex, compareBytes } from '../wire/bytes.js';
+import { secp } from '../wire/crypto.js';
+import { AmpnodeError, ArgumentError } from '../wire/errors.js';
+import type { Message } from '../wire/messages.js';
+import { MessageType } from '../wire/messages.js';
+import { noiseAccept, noiseConnect, type NoiseConnection } from '../wire/noise-stream.js';
+import { ipAddressDescriptor } from '../wire/setup-messages.js';
+import { formatHostPort, loadOrCreateNodeKey, parseHostPort, parseNodeId, resolveConfig, type NodeConfig, type ResolvedConfig } from './config.js';
+import { NodeError, PeerError } from './errors.js';
+import { describeFeatures, FEATURE_TABLE, knownFeatureBits, localFeatures } from './features.js';
+import { createLogger, peerLogger, subsystemLogger, type Logger } from './log.js';
+import { NETWORKS } from './network.js';
+import { Peer, type MessageHandler } from './peer.js';
+
+export interface PeerInfo {
+  nodeId: string;
+  address: string;
+  inbound: boolean;
+  /** Feature bits the peer set (legacy global features merged in). */
+  features: number[];
+  featureNames: string[];
+  /** ms since the epoch. */
+  connectedSince: number;
+  pingsSent: number;
+  pongsReceived: number;
+  pingsReceived: number;
+  pongsSent: number;
+}
+
+export interface PeerDisconnectedEvent {
+  nodeId: string;
+  address: string;
+  inbound: boolean;
+  /** Why; undefined only for a clean close without a stated reason. */
+  reason: AmpnodeError | undefined;
+}
+
+export interface ConnectionFailedEvent {
+  direction: 'inbound' | 'outbound';
+  address: string;
+  /** Known for outgoing connections, and for incoming ones that got past the handshake. */
+  nodeId: string | undefined;
+  reason: AmpnodeError;
+}
+
+export interface NodeEvents {
+  listening: [address: string];
+  peer_connected: [info: PeerInfo];
+  peer_disconnected: [ev: PeerDisconnectedEvent];
+  /** A connection that never became a peer: TCP, handshake or init failure. */
+  connection_failed: [ev: ConnectionFailedEvent];
+}
+
+export interface ConnectOptions {
+  /** Keep reconnecting (with backoff) whenever the connection drops, until `disconnect()` or `stop()`. */
+  persistent?: boolean;
+}
+
+interface PersistentPeer {
+  host: string;
+  port: number;
+  attempt: number;
+  timer: NodeJS.Timeout | undefined;
+  dialing: boolean;
+}
+
+type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export class Node extends EventEmitter<NodeEvents> {
+  readonly config: ResolvedConfig;
+  readonly log: Logger;
+  private readonly featureTable;
+  private readonly handlers = new Map<number, MessageHandler>();
+  private readonly peers = new Map<string, Peer>();
+  /** Connections past the handshake, waiting for init. */
+  private readonly pendingPeers = new Set<Peer>();
+  private readonly sockets = new Set<Socket>();
+  private readonly persistent = new Map<string, PersistentPeer>();
+  private readonly explicitKey: Uint8Array | undefined;
+  private key: Uint8Array | undefined;
+  private pub: Uint8Array | undefined;
+  private server: Server | undefined;
+  private boundAddress: string | undefined;
+  private state: State = 'new';
+
+  constructor(config: NodeConfig) {
+    super();
+    this.config = resolveConfig(config);
+    if (config.nodeKey !== undefined && !secp.isPrivateKey(config.nodeKey)) throw new NodeError('ERR_NODE_KEY_INVALID', 'nodeKey is not a valid secp256k1 private key');
+    this.explicitKey = config.nodeKey;
+    this.featureTable = config.features ?? FEATURE_TABLE;
+    localFeatures(this.featureTable); // validates the table now rather than on the first connection
+    this.log = config.logger ?? createLogger({ level: this.config.logLevel });
+  }
+
+  /** Our node id (33-byte compressed public key); available after `start()`. */
+  get nodeId(): Uint8Array {
+    if (this.pub === undefined) throw new NodeError('ERR_NODE_NOT_STARTED', 'the node has not been started');
+    return this.pub;
+  }
+
+  get nodeIdHex(): string {
+    return bytesToHex(this.nodeId);
+  }
+
+  /** `HOST:PORT` actually bound (port 0 resolved), or undefined when not listening. */
+  get listenAddress(): string | undefined {
+    return this.boundAddress;
+  }
+
+  get running(): boolean {
+    return this.state === 'running';
+  }
+
+  /** Loads or creates the identity key and starts listening (unless `listen` is null). */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new NodeError('ERR_NODE_ALREADY_STARTED', `start() called in state ${this.state}`);
+    this.state = 'starting';
+    try {
+      if (this.explicitKey !== undefined) {
+        this.key = Uint8Array.from(this.explicitKey);
+      } else {
+        const { key, created } = loadOrCreateNodeKey(this.config.datadir!, this.log);
+        this.key = key;
+        this.log.info({ sub: 'node', created }, created ? 'created a new node key' : 'loaded the node key');
+      }
+      this.pub = secp.publicKeyCreate(this.key);
+      if (this.config.listen !== null) await this.listen(this.config.listen);
+    } catch (e) {
+      this.state = 'stopped';
+      this.server?.close();
+      throw e;
+    }
+    this.state = 'running';
+    this.log.info({ sub: 'node', nodeId: this.nodeIdHex, network: this.config.network, listen: this.boundAddress }, 'node started');
+  }
+
+  private listen(spec: string): Promise<void> {
+    const { host, port } = parseHostPort(spec);
+    const server = createServer({ noDelay: true });
+    this.server = server;
+    const log = subsystemLogger(this.log, 'server');
+    server.on('connection', (socket) => this.onInbound(socket));
+    return new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        server.on('error', (e) => log.error({ err: e }, 'listener error'));
+        const a = server.address() as AddressInfo;
+        this.boundAddress = formatHostPort(a.address, a.port);
+        log.info({ address: this.boundAddress }, 'listening');
+        this.emit('listening', this.boundAddress);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Stops accepting, cancels reconnects and pending dials, disconnects every
+   * peer (flushing what is queued) and resolves once all sockets are closed
+   * (or after a bound of 3 s, by destroying what is left).
+   */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') return;
+    if (this.state === 'new') {
+      this.state = 'stopped';
+      return;
+    }
+    this.state = 'stopping';
+    for (const p of this.persistent.values()) clearTimeout(p.timer);
+    this.persistent.clear();
+    const serverClosed = new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    const reason = new PeerError('ERR_PEER_NODE_STOPPING', 'node is stopping');
+    for (const p of [...this.peers.values(), ...this.pendingPeers]) p.disconnect(reason, { graceful: true });
+    const socketsClosed = Promise.all([...this.sockets].map((s) => new Promise<void>((r) => (s.closed ? r() : s.once('close', () => r())))));
+    const bound = new Promise<void>((r) => setTimeout(r, 3_000).unref());
+    await Promise.race([Promise.all([serverClosed, socketsClosed]), bound]);
+    for (const s of this.sockets) s.destroy();
+    this.state = 'stopped';
+    this.log.info({ sub: 'node' }, 'node stopped');
+  }
+
+  // ------------------------------------------------------------------ handlers
+
+  /**
+   * Routes messages of `type` (channel messages and the like) to `handler`.
+   * init, ping and pong belong to the peer layer; `error`/`warning` naming a
+   * channel may be handled here (connection-level ones never reach a handler).
+   */
+  registerHandler(type: number, handler: MessageHandler): void {
+    if (type === MessageType.Init || type === MessageType.Ping || type === MessageType.Pong)
+      throw new ArgumentError(`message type ${type} is handled by the peer layer`);
+    if (this.handlers.has(type)) throw new ArgumentError(`a handler for message type ${type} is already registered`);
+    this.handlers.set(type, handler);
+  }
+
+  // ------------------------------------------------------------------ peers
+
+  listPeers(): PeerInfo[] {
+    return [...this.peers.values()].map((p) => peerInfo(p));
+  }
+
+  /** The connected peer with this node id (hex), if any. */
+  peer(nodeIdHex: string): Peer | undefined {
+    return this.peers.get(nodeIdHex.toLowerCase());
+  }
+
+  /** Sends a message to a connected peer; false under back-pressure (see Peer.drained). */
+  send(nodeIdHex: string, msg: Message): boolean {
+    const p = this.requirePeer(nodeIdHex);
+    return p.send(msg);
+  }
+
+  /** Pings a connected peer; resolves when the right-sized pong arrives. */
+  ping(nodeIdHex: string, numPongBytes: number, ignoredLength = 0): Promise<void> {
+    return this.requirePeer(nodeIdHex).ping(numPongBytes, ignoredLength);
+  }
+
+  private requirePeer(nodeIdHex: string): Peer {
+    const p = this.peers.get(nodeIdHex.toLowerCase());
+    if (p === undefined) throw new NodeError('ERR_NOT_CONNECTED', `not connected to ${nodeIdHex}`);
+    return p;
+  }
+
+  /**
+   * Connects to `nodeId` at host:port: TCP, BOLT 8 handshake, init exchange.
+   * Resolves with the peer once init is accepted (at once if already
+   * connected); rejects with the typed reason otherwise. With `persistent`,
+   * the node keeps reconnecting whenever the connection is down — also when
+   * this first attempt fails.
+   */
+  async connect(nodeId: string | Uint8Array, host: string, port: number, opts: ConnectOptions = {}): Promise<PeerInfo> {
+    if (this.state !== 'running') throw new NodeError('ERR_NODE_NOT_STARTED', 'the node is not running');
+    const id = typeof nodeId === 'string' ? parseNodeId(nodeId) : parseNodeId(bytesToHex(nodeId));
+    const idHex = bytesToHex(id);
+    if (idHex === this.nodeIdHex) throw new ArgumentError('cannot connect to ourselves');
+    if (opts.persistent === true) {
+      const existing = this.persistent.get(idHex);
+      if (existing === undefined) this.persistent.set(idHex, { host, port, attempt: 0, timer: undefined, dialing: false });
+      else {
+        existing.host = host;
+        existing.port = port;
+      }
+    }
+    const active = this.peers.get(idHex);
+    if (active !== undefined) return peerInfo(active);
+    const pp = this.persistent.get(idHex);
+    if (pp !== undefined) {
+      clearTimeout(pp.timer);
+      pp.timer = undefined;
+      pp.dialing = true;
+    }
+    try {
+      return await this.dial(id, host, port);
+    } catch (e) {
+      if (pp !== undefined && this.persistent.get(idHex) === pp) this.scheduleReconnect(idHex, pp);
+      throw e;
+    } finally {
+      if (pp !== undefined) pp.dialing = false;
+    }
+  }
+
+  /** Drops the connection to a peer and forgets it as a persistent peer. */
+  disconnect(nodeIdHex: string): boolean {
+    const id = nodeIdHex.toLowerCase();
+    const pp = this.persistent.get(id);
+    if (pp !== undefined) {
+      clearTimeout(pp.timer);
+      this.persistent.delete(id);
+    }
+    const p = this.peers.get(id);
+    if (p === undefined) return false;
+    p.disconnect(new PeerError('ERR_PEER_DISCONNECT_REQUESTED', 'disconnect requested'), { graceful: true });
+    return true;
+  }
+
+  private async dial(id: Uint8Array, host: string, port: number): Promise<PeerInfo> {
+    const address = formatHostPort(host, port);
+    const idHex = bytesToHex(id);
+    const fail = (reason: AmpnodeError): never => {
+      this.emit('connection_failed', { direction: 'outbound', address, nodeId: idHex, reason });
+      throw reason;
+    };
+    let socket: Socket;
+    try {
+      socket = await this.tcpConnect(host, port);
+    } catch (e) {
+      return fail(e as AmpnodeError);
+    }
+    if (this.state !== 'running') {
+      socket.destroy();
+      return fail(new PeerError('ERR_PEER_NODE_STOPPING', 'node is stopping'));
+    }
+    let conn: NoiseConnection;
+    try {
+      conn = await noiseConnect(socket, { localStaticPriv: this.key!, remoteStaticPub: id, handshakeTimeoutMs: this.config.handshakeTimeoutMs });
+    } catch (e) {
+      socket.destroy();
+      return fail(e instanceof AmpnodeError ? e : new NodeError('ERR_CONNECT_FAILED', String(e)));
+    }
+    const peer = this.attach(conn, socket, false, address);
+    return new Promise<PeerInfo>((resolve, reject) => {
+      peer.once('ready', () => {
+        // a duplicate-connection decision may already have closed it
+        const winner = this.peers.get(idHex);
+        if (winner !== undefined) resolve(peerInfo(winner));
+      });
+      peer.once('close', (reason) => {
+        const winner = this.peers.get(idHex);
+        if (winner !== undefined && winner !== peer) resolve(peerInfo(winner));
+        else reject(reason ?? new PeerError('ERR_PEER_DISCONNECT_REQUESTED', 'closed before init'));
+      });
+    });
+  }
+
+  private tcpConnect(host: string, port: number): Promise<Socket> {
+    return new Promise<Socket>((resolve, reject) => {
+      const socket = netConnect({ host, port, noDelay: true });
+      this.track(socket);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new NodeError('ERR_CONNECT_FAILED', `TCP connect to ${formatHostPort(host, port)} timed out after ${this.config.connectTimeoutMs} ms`));
+      }, this.config.connectTimeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.off('error', onError);
+        resolve(socket);
+      });
+      const onError = (e: Error): void => {
+        clearTimeout(timer);
+        reject(new NodeError('ERR_CONNECT_FAILED', `TCP connect to ${formatHostPort(host, port)}: ${e.message}`, { cause: e }));
+      };
+      socket.once('error', onError);
+    });
+  }
+
+  private track(socket: Socket): void {
+    this.sockets.add(socket);
+    // a late error after our own listeners are gone must never crash the process
+    socket.on('error', () => undefined);
+    socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  private onInbound(socket: Socket): void {
+    const address = formatHostPort(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+    this.track(socket);
+    if (this.state !== 'running') {
+      socket.destroy();
+      return;
+    }
+    noiseAccept(socket, { localStaticPriv: this.key!, handshakeTimeoutMs: this.config.handshakeTimeoutMs }).then(
+      (conn) => {
+        if (this.state !== 'running') {
+          conn.close();
+          return;
+        }
+        this.attach(conn, socket, true, address);
+      },
+      (e: unknown) => {
+        socket.destroy();
+        const reason = e instanceof AmpnodeError ? e : new NodeError('ERR_CONNECT_FAILED', String(e));
+        subsystemLogger(this.log, 'server').info({ address, code: reason.code, reason: reason.message }, 'incoming handshake failed');
+        this.emit('connection_failed', { direction: 'inbound', address, nodeId: undefined, reason });
+      },
+    );
+  }
+
+  private attach(conn: NoiseConnection, socket: Socket, inbound: boolean, address: string): Peer {
+    const idHex = bytesToHex(conn.remoteStaticPub);
+    let remoteAddr: Uint8Array | undefined;
+    try {
+      if (socket.remoteAddress !== undefined && socket.remotePort !== undefined) remoteAddr = ipAddressDescriptor(socket.remoteAddress, socket.remotePort);
+    } catch {
+      remoteAddr = undefined;
+    }
+    const peer = new Peer({
+      conn,
+      socket,
+      inbound,
+      address,
+      ...(remoteAddr !== undefined ? { remoteAddr } : {}),
+      localFeatures: localFeatures(this.featureTable),
+      knownFeatures: knownFeatureBits(this.featureTable),
+      chainHash: NETWORKS[this.config.network].chainHash,
+      initTimeoutMs: this.config.initTimeoutMs,
+      pingIntervalMs: this.config.pingIntervalMs,
+      pongTimeoutMs: this.config.pongTimeoutMs,
+      maxPingPongBytes: this.config.maxPingPongBytes,
+      maxSendBufferBytes: this.config.maxSendBufferBytes,
+      handlers: this.handlers,
+      logger: peerLogger(this.log, idHex),
+    });
+    this.pendingPeers.add(peer);
+    peer.once('ready', () => this.onPeerReady(peer));
+    peer.once('close', (reason) => this.onPeerClose(peer, reason));
+    peer.log.debug({ address, inbound }, 'handshake complete');
+    peer.start();
+    return peer;
+  }
+
+  private onPeerReady(peer: Peer): void {
+    this.pendingPeers.delete(peer);
+    if (this.state !== 'running') {
+      peer.disconnect(new PeerError('ERR_PEER_NODE_STOPPING', 'node is stopping'));
+      return;
+    }
+    const id = peer.nodeIdHex;
+    const existing = this.peers.get(id);
+    if (existing !== undefined) {
+      const keepNew = existing.inbound === peer.inbound || compareBytes(this.initiator(peer), this.initiator(existing)) < 0;
+      const loser = keepNew ? existing : peer;
+      loser.log.info({ keptInbound: keepNew ? peer.inbound : existing.inbound }, 'duplicate connection closed');
+      if (!keepNew) {
+        loser.disconnect(new PeerError('ERR_PEER_REPLACED', 'another connection to this node is kept'), { graceful: true });
+        return;
+      }
+      this.peers.delete(id);
+      existing.disconnect(new PeerError('ERR_PEER_REPLACED', 'a newer connection to this node replaced this one'), { graceful: true });
+    }
+    this.peers.set(id, peer);
+    const pp = this.persistent.get(id);
+    if (pp !== undefined) {
+      pp.attempt = 0;
+      clearTimeout(pp.timer);
+      pp.timer = undefined;
+    }
+    this.emit('peer_connected', peerInfo(peer));
+  }
+
+  private initiator(p: Peer): Uint8Array {
+    return p.inbound ? p.nodeId : this.nodeId;
+  }
+
+  private onPeerClose(peer: Peer, reason: AmpnodeError | undefined): void {
+    const id = peer.nodeIdHex;
+    const wasPending = this.pendingPeers.delete(peer);
+    if (this.peers.get(id) === peer) {
+      this.peers.delete(id);
+      this.emit('peer_disconnected', { nodeId: id, address: peer.address, inbound: peer.inbound, reason });
+    } else if (wasPending && reason !== undefined) {
+      this.emit('connection_failed', { direction: peer.inbound ? 'inbound' : 'outbound', address: peer.address, nodeId: id, reason });
+    }
+    const pp = this.persistent.get(id);
+    if (pp !== undefined && this.state === 'running' && !this.peers.has(id) && !pp.dialing && pp.timer === undefined) this.scheduleReconnect(id, pp);
+  }
+
+  /** Next attempt after min(initial · 2^attempt, max) ms, less up to 20% jitter. */
+  private scheduleReconnect(id: string, pp: PersistentPeer): void {
+    if (this.state !== 'running') return;
+    const base = Math.min(this.config.reconnectInitialDelayMs * 2 ** Math.min(pp.attempt, 30), this.config.reconnectMaxDelayMs);
+    const delay = Math.round(base * (1 - 0.2 * Math.random()));
+    pp.attempt++;
+    subsystemLogger(this.log, 'node').info({ peer: id, delayMs: delay, attempt: pp.attempt }, 'reconnect scheduled');
+    clearTimeout(pp.timer);
+    pp.timer = setTimeout(() => {
+      pp.timer = undefined;
+      if (this.state !== 'running' || this.persistent.get(id) !== pp || this.peers.has(id)) return;
+      this.connect(id, pp.host, pp.port, { persistent: true }).catch((e: unknown) => {
+        subsystemLogger(this.log, 'node').info({ peer: id, reason: (e as Error).message }, 'reconnect attempt failed');
+      });
+    }, delay);
+  }
+}
+
+function peerInfo(p: Peer): PeerInfo {
+  const f = describeFeatures(p.remoteFeatures);
+  return {
+    nodeId: p.nodeIdHex,
+    address: p.address,
+    inbound: p.inbound,
+    features: f.map((x) => x.bit),
+    featureNames: f.map((x) => x.name),
+    connectedSince: p.connectedSince ?? 0,
+    pingsSent: p.stats.pingsSent,
+    pongsReceived: p.stats.pongsReceived,
+    pingsReceived: p.stats.pingsReceived,
+    pongsSent: p.stats.pongsSent,
+  };
+}
+
+/** Builder-style entry point: `const node = createNode({datadir}); await node.start()`. */
+export function createNode(config: NodeConfig): Node {
+  return new Node(config);
+}
