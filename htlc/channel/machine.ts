@@ -144,8 +144,8 @@ function canUpdate(s: ChannelState): boolean {
 // ---------------------------------------------------------------- local updates
 
 function localAdd(ctx: StepContext, s: ChannelState, i: ChannelInput & { type: 'add_htlc' }): StepResult {
-  if (s.phase !== 'normal' || !s.reestablished) return localReject(s, 'ERR_NOT_READY', `cannot add an HTLC in phase ${s.phase}${s.reestablished ? '' : ' (not reestablished)'}`);
   if (s.shutdown !== undefined) return localReject(s, 'ERR_SHUTDOWN', 'channel is shutting down');
+  if (s.phase !== 'normal' || !s.reestablished) return localReject(s, 'ERR_NOT_READY', `cannot add an HTLC in phase ${s.phase}${s.reestablished ? '' : ' (not reestablished)'}`);
   if (i.amountMsat <= 0n) return localReject(s, 'ERR_HTLC_AMOUNT', 'amount must be positive');
   if (i.amountMsat < s.remote.config.htlcMinimumMsat) return localReject(s, 'ERR_HTLC_AMOUNT', `amount below the peer's htlc_minimum_msat ${s.remote.config.htlcMinimumMsat}`);
   if (i.cltvExpiry >= MAX_CLTV_EXPIRY) return localReject(s, 'ERR_HTLC_AMOUNT', 'cltv_expiry must be a block height');
@@ -283,7 +283,7 @@ function remoteFee(s: ChannelState, m: UpdateFee): StepResult {
 // ---------------------------------------------------------------- the dance
 
 function signNext(ctx: StepContext, s: ChannelState): StepResult {
-  if (!canUpdate(s) && s.phase !== 'negotiating') return localReject(s, 'ERR_NOT_READY', `cannot sign in phase ${s.phase}`);
+  if (!canUpdate(s)) return localReject(s, 'ERR_NOT_READY', `cannot sign in phase ${s.phase}`);
   if (s.remoteNextCommit !== undefined) return localReject(s, 'ERR_AWAITING_REVOCATION', 'waiting for revoke_and_ack before signing again');
   if (s.remoteNextPoint === undefined) return localReject(s, 'ERR_NOT_READY', "no per-commitment point for the remote's next commitment");
   const v = nextRemoteView(s);

@@ -67,6 +67,8 @@ export interface OpenOptions {
   feeratePerKw?: number;
   minimumDepth?: number;
   upfront?: { a?: Uint8Array; b?: Uint8Array };
+  /** Overrides of what each side asks of the other. */
+  config?: Partial<ChannelConfig>;
 }
 
 export class Pair {
@@ -74,6 +76,8 @@ export class Pair {
   /** queue[x] holds messages sent BY x, not yet delivered to the other side. */
   queue: Record<Side, ChannelMessage[]> = { a: [], b: [] };
   delivered = 0;
+  /** Types of every message delivered, in order, with the sender. */
+  trace: { from: Side; type: number }[] = [];
   preimages = new Map<string, Uint8Array>();
   opener: Side = 'a';
   fundingSat = 0n;
@@ -141,7 +145,7 @@ export class Pair {
       pushMsat: o.pushMsat ?? 0n,
       feeratePerKw: o.feeratePerKw ?? 2500,
       channelType: o.channelType,
-      config: defaultConfig(fundingSat),
+      config: { ...defaultConfig(fundingSat), ...o.config },
       channelFlags: 0,
       ...(o.upfront?.[o.opener] === undefined ? {} : { upfrontShutdownScript: o.upfront[o.opener] }),
     });
@@ -152,7 +156,7 @@ export class Pair {
       (await ChannelDriver.accept(this.adapters(other(o.opener)), roundTrip(open) as OpenChannel, {
         chainHash: CHAIN_HASH,
         keyIndex: 0,
-        config: defaultConfig(fundingSat),
+        config: { ...defaultConfig(fundingSat), ...o.config },
         minimumDepth: o.minimumDepth ?? 3,
         ...(upfrontAcceptor === undefined ? {} : { upfrontShutdownScript: upfrontAcceptor }),
       })) ?? undefined;
@@ -182,6 +186,7 @@ export class Pair {
   async deliver(from: Side): Promise<StepResult> {
     const m = roundTrip(this.take(from));
     this.delivered++;
+    this.trace.push({ from, type: m.type });
     return this.driver(other(from)).apply({ type: 'message', msg: m });
   }
 
@@ -233,7 +238,9 @@ export class Pair {
       const ra = await this.apply('a', { type: 'sign' });
       const rb = await this.apply('b', { type: 'sign' });
       if (this.queue.a.length === 0 && this.queue.b.length === 0) {
-        assert.ok(ra.failure?.code === 'ERR_NOTHING_TO_SIGN' && rb.failure?.code === 'ERR_NOTHING_TO_SIGN', 'settle: stuck awaiting revocation');
+        const idle = (side: Side, r: StepResult) =>
+          r.failure?.code === 'ERR_NOTHING_TO_SIGN' || (r.failure?.code === 'ERR_NOT_READY' && (this.state(side).phase === 'negotiating' || this.state(side).phase === 'closed'));
+        assert.ok(idle('a', ra) && idle('b', rb), `settle: stuck (${ra.failure?.code}, ${rb.failure?.code})`);
         return;
       }
     }
