@@ -39,6 +39,36 @@ for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const
         assert.equal(p.balances(other).ours, before + 20_000_000n);
         assert.ok(p.ep[other].events.some((e) => e.type === 'htlc_failed' && e.id === 0n));
         assert.equal(p.ep.a.failures.length + p.ep.b.failures.length, 0);
+
+        // every signature or revocation left only after the state that made it was written
+        for (const side of ['a', 'b'] as const) {
+          const ops = p.ep[side].ops;
+          let checked = 0;
+          for (let i = 0; i < ops.length; i++) {
+            if (ops[i] === 'send:132' || ops[i] === 'send:133' || ops[i] === 'send:35') {
+              assert.equal(ops[i - 1], 'write', `${side}: ${ops[i]} sent before its state was written`);
+              checked++;
+            }
+          }
+          assert.ok(checked >= 4);
+        }
+      });
+
+      it('reloads from the store alone and carries on', async () => {
+        const p = await Pair.opened({ channelType, opener, pushMsat: 200_000_000n });
+        await p.add('a', 3_000_000n);
+        await p.add('b', 4_000_000n);
+        await p.settle();
+        await p.cut();
+        await p.reload('a');
+        await p.reload('b');
+        await p.reconnect();
+        for (const side of ['a', 'b'] as const) for (const h of p.settleable(side)) await p.fulfill(side, h.id);
+        await p.settle();
+        p.checkConsistent();
+        const a0 = opener === 'a' ? 800_000_000n : 200_000_000n;
+        assert.equal(p.balances('a').ours, a0 - 3_000_000n + 4_000_000n);
+        assert.deepEqual([...p.ep.a.failures, ...p.ep.b.failures], []);
       });
     });
   }

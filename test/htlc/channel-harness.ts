@@ -57,6 +57,8 @@ interface Endpoint {
   driver?: ChannelDriver;
   failures: ChannelFailure[];
   events: ChannelEvent[];
+  /** Order of effects: 'write' for each store batch, 'send:<type>' for each message. */
+  ops: string[];
 }
 
 export interface OpenOptions {
@@ -89,7 +91,15 @@ export class Pair {
   static async create(): Promise<Pair> {
     const mk = async (side: Side): Promise<Endpoint> => {
       const seed = randomBytes(32);
-      return { side, seed, secrets: deriveChannelSecrets(seed, 0), store: await openMemoryStore(), wallet: new FakeWallet(), failures: [], events: [] };
+      const ops: string[] = [];
+      const inner = await openMemoryStore();
+      const store: KvStore = Object.assign(Object.create(inner) as KvStore, {
+        batch: async (b: Parameters<KvStore['batch']>[0]) => {
+          await inner.batch(b);
+          ops.push('write');
+        },
+      });
+      return { side, seed, secrets: deriveChannelSecrets(seed, 0), store, wallet: new FakeWallet(), failures: [], events: [], ops };
     };
     return new Pair(await mk('a'), await mk('b'));
   }
@@ -102,6 +112,7 @@ export class Pair {
       shutdownScript: p2wpkh(channelPubkeys(e.secrets).paymentBasepoint),
       wallet: e.wallet,
       send: (m: ChannelMessage) => {
+        e.ops.push(`send:${m.type}`);
         this.queue[side].push(m);
       },
       sendFailure: (f: ChannelFailure) => {
