@@ -21,8 +21,9 @@ import {
   type PongMessage,
   type WarningMessage,
 } from './setup-messages.js';
+import { channelMessageCodecs, type ChannelMessage } from './channel-messages.js';
 
-export type Message = InitMessage | ErrorMessage | WarningMessage | PingMessage | PongMessage;
+export type Message = InitMessage | ErrorMessage | WarningMessage | PingMessage | PongMessage | ChannelMessage;
 
 export type DecodedMessage =
   | { kind: 'message'; message: Message }
@@ -37,7 +38,7 @@ export const MessageType = {
   Pong: 19,
 } as const;
 
-const codecs: readonly MessageCodec<any>[] = [...setupMessageCodecs];
+const codecs: readonly MessageCodec<any>[] = [...setupMessageCodecs, ...channelMessageCodecs];
 
 const byType = new Map<number, MessageCodec<any>>();
 for (const c of codecs) {
