@@ -444,7 +444,9 @@ export class Node extends EventEmitter<NodeEvents> {
       clearTimeout(pp.timer);
       pp.timer = undefined;
     }
-    this.emit('peer_connected', peerInfo(peer));
+    const info = peerInfo(peer);
+    subsystemLogger(this.log, 'node').info({ peer: id, address: info.address, inbound: info.inbound, features: info.features }, 'peer connected');
+    this.emit('peer_connected', info);
   }
 
   private initiator(p: Peer): Uint8Array {
@@ -456,6 +458,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const wasPending = this.pendingPeers.delete(peer);
     if (this.peers.get(id) === peer) {
       this.peers.delete(id);
+      subsystemLogger(this.log, 'node').info({ peer: id, address: peer.address, code: reason?.code, reason: reason?.message }, 'peer disconnected');
       this.emit('peer_disconnected', { nodeId: id, address: peer.address, inbound: peer.inbound, reason });
     } else if (wasPending && reason !== undefined) {
       this.emit('connection_failed', { direction: peer.inbound ? 'inbound' : 'outbound', address: peer.address, nodeId: id, reason });

@@ -108,6 +108,8 @@ interface PendingPing {
 }
 
 const ZERO_CHANNEL_ID = new Uint8Array(32);
+/** Close reasons that are part of normal life, logged at info rather than warn. */
+const ORDINARY_CLOSE_CODES: ReadonlySet<string> = new Set(['ERR_PEER_DISCONNECT_REQUESTED', 'ERR_PEER_NODE_STOPPING', 'ERR_PEER_REPLACED', 'ERR_NOISE_CLOSED']);
 /** How long a graceful close may take to flush before the socket is destroyed. */
 const CLOSE_FLUSH_MS = 2_000;
 
@@ -502,7 +504,8 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
       p.cancelTimer();
       p.reject(err);
     }
-    const log = reason === undefined ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
+    const ordinary = reason === undefined || ORDINARY_CLOSE_CODES.has(reason.code);
+    const log = ordinary ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
     log({ reason: reason?.message, code: reason?.code }, 'disconnected');
     queueMicrotask(() => this.emit('close', reason));
   }

@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+/**
+ * The `ampnode` command (commander).
+ *
+ *   ampnode start --datadir DIR --listen HOST:PORT [--network regtest]
+ *                 [--connect PUBKEY@HOST:PORT]... [--log-level info]
+ *   ampnode demo [--log-level warn]
+ *
+ * `start` runs the daemon. Its stdout carries exactly one line, printed once
+ * the listener is bound, for scripts to read:
+ *   {"event":"listening","nodeId":"<66 hex>","address":"HOST:PORT"}
+ * Everything else (JSON log lines) goes to stderr. SIGINT or SIGTERM stop
+ * it cleanly (listener closed, peers disconnected) with exit code 0; a
+ * failure to start exits 1.
+ *
+ * Runs as TypeScript (`node --import tsx node/cli.ts`) or compiled
+ * (`dist/node/cli.js`, the package's bin).
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { AmpnodeError } from '../wire/errors.js';
+import { DEFAULTS, parseHostPort, parseNodeAddress } from './config.js';
+import { runDemo } from './demo.js';
+import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from './log.js';
+import { Node } from './node.js';
+
+function collect(value: string, previous: string[]): string[] {
+  try {
+    parseNodeAddress(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return [...previous, value];
+}
+
+function hostPortArg(value: string): string {
+  try {
+    parseHostPort(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return value;
+}
+
+function logLevelOption(def: LogLevel): Option {
+  return new Option('--log-level <level>', 'log level (stderr)').choices(LOG_LEVELS).default(def);
+}
+
+interface StartOptions {
+  datadir: string;
+  listen: string;
+  network: 'regtest';
+  connect: string[];
+  logLevel: string;
+}
+
+async function startDaemon(opts: StartOptions): Promise<void> {
+  const level = isLogLevel(opts.logLevel) ? opts.logLevel : 'info';
+  const log = createLogger({ level });
+  installCrashHandlers(log);
+  const node = new Node({ datadir: opts.datadir, listen: opts.listen, network: opts.network, logger: log });
+  try {
+    await node.start();
+  } catch (e) {
+    log.fatal({ err: e, code: e instanceof AmpnodeError ? e.code : undefined }, 'could not start');
+    process.exitCode = 1;
+    return;
+  }
+  process.stdout.write(`${JSON.stringify({ event: 'listening', nodeId: node.nodeIdHex, address: node.listenAddress })}\n`);
+
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    node.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        log.error({ err: e }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+
+  for (const target of opts.connect) {
+    const { nodeId, host, port } = parseNodeAddress(target);
+    node.connect(nodeId, host, port, { persistent: true }).catch((e: unknown) => {
+      // retried with backoff by the node; the first failure is only reported
+      log.warn({ peer: target, code: e instanceof AmpnodeError ? e.code : undefined, reason: (e as Error).message }, 'could not connect yet; will retry');
+    });
+  }
+}
+
+function installCrashHandlers(log: Logger): void {
+  process.on('uncaughtException', (e) => {
+    log.fatal({ err: e }, 'uncaught exception');
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (e) => {
+    log.fatal({ err: e }, 'unhandled rejection');
+    process.exit(1);
+  });
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program.name('ampnode').description('An embedded Lightning Network node (regtest)').showHelpAfterError();
+  program
+    .command('start')
+    .description('run the node: listen for peers and connect to the given ones')
+    .requiredOption('--datadir <dir>', 'data directory (the node key lives in DIR/node_key)')
+    .option('--listen <host:port>', 'address to accept peers on (port 0: any free port)', hostPortArg, DEFAULTS.listen)
+    .addOption(new Option('--network <network>', 'chain').choices(['regtest']).default('regtest'))
+    .option('--connect <pubkey@host:port>', 'peer to connect to and keep connected (repeatable)', collect, [] as string[])
+    .addOption(logLevelOption('info'))
+    .action(async (opts: StartOptions) => startDaemon(opts));
+  program
+    .command('demo')
+    .description('two nodes on loopback: connect, exchange pings, print a summary')
+    .addOption(logLevelOption('warn'))
+    .action(async (opts: { logLevel: string }) => {
+      const log = createLogger({ level: isLogLevel(opts.logLevel) ? opts.logLevel : 'warn' });
+      process.exitCode = await runDemo(log, (l) => process.stdout.write(`${l}\n`));
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}
+
+function invokedDirectly(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
+  main(process.argv).catch((e: unknown) => {
+    process.stderr.write(`ampnode: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  });
+}
