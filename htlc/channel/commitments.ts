@@ -13,8 +13,6 @@
 import {
   buildCommitment,
   buildHtlcTxs,
-  derivePrivkey,
-  deriveCommitmentKeys,
   isHtlcTrimmed,
   openerCommitmentCostSat,
   signCommitment,
@@ -24,8 +22,10 @@ import {
   verifyHtlcSig,
   type Commitment,
   type CommitmentHtlc,
+  type CommitmentKeys,
   type CommitmentParams,
 } from '../bolt3/index.js';
+import { localCommitmentKeys, ourPoint, ourSecret, remoteCommitmentKeys } from './keys.js';
 import type { ChannelHtlc, ChannelState, CommitmentState, ChannelSecrets, LogEntry, UpdateLog } from './types.js';
 import { ChannelError } from './types.js';
 
@@ -112,8 +112,8 @@ function paymentBasepoints(s: ChannelState): { openerPaymentBasepoint: Uint8Arra
   return s.opener === 'local' ? { openerPaymentBasepoint: l, acceptorPaymentBasepoint: r } : { openerPaymentBasepoint: r, acceptorPaymentBasepoint: l };
 }
 
-/** Our commitment transaction for view `v`, using our per-commitment point `point`. */
-export function localCommitmentParams(s: ChannelState, v: CommitmentState, point: Uint8Array): CommitmentParams {
+/** Our commitment transaction for view `v`, with its keys (`localKeys`). */
+export function localCommitmentParams(s: ChannelState, v: CommitmentState, keys: CommitmentKeys): CommitmentParams {
   return {
     channelType: s.channelType,
     fundingOutpoint: fundingOutpoint(s),
@@ -128,20 +128,13 @@ export function localCommitmentParams(s: ChannelState, v: CommitmentState, point
     feeratePerKw: v.feeratePerKw,
     toLocalMsat: v.ourBalanceMsat,
     toRemoteMsat: v.theirBalanceMsat,
-    keys: deriveCommitmentKeys({
-      perCommitmentPoint: point,
-      localDelayedPaymentBasepoint: s.local.pubkeys.delayedPaymentBasepoint,
-      localHtlcBasepoint: s.local.pubkeys.htlcBasepoint,
-      remoteHtlcBasepoint: s.remote.pubkeys.htlcBasepoint,
-      remoteRevocationBasepoint: s.remote.pubkeys.revocationBasepoint,
-      remotePaymentBasepoint: s.remote.pubkeys.paymentBasepoint,
-    }),
+    keys,
     htlcs: bolt3Htlcs(v, true),
   };
 }
 
-/** The remote's commitment transaction for view `v`, using THEIR per-commitment point `point`. */
-export function remoteCommitmentParams(s: ChannelState, v: CommitmentState, point: Uint8Array): CommitmentParams {
+/** The remote's commitment transaction for view `v`, with its keys (`remoteCommitmentKeys`). */
+export function remoteCommitmentParams(s: ChannelState, v: CommitmentState, keys: CommitmentKeys): CommitmentParams {
   return {
     channelType: s.channelType,
     fundingOutpoint: fundingOutpoint(s),
@@ -156,14 +149,7 @@ export function remoteCommitmentParams(s: ChannelState, v: CommitmentState, poin
     feeratePerKw: v.feeratePerKw,
     toLocalMsat: v.theirBalanceMsat,
     toRemoteMsat: v.ourBalanceMsat,
-    keys: deriveCommitmentKeys({
-      perCommitmentPoint: point,
-      localDelayedPaymentBasepoint: s.remote.pubkeys.delayedPaymentBasepoint,
-      localHtlcBasepoint: s.remote.pubkeys.htlcBasepoint,
-      remoteHtlcBasepoint: s.local.pubkeys.htlcBasepoint,
-      remoteRevocationBasepoint: s.local.pubkeys.revocationBasepoint,
-      remotePaymentBasepoint: s.local.pubkeys.paymentBasepoint,
-    }),
+    keys,
     htlcs: bolt3Htlcs(v, false),
   };
 }
@@ -175,17 +161,23 @@ export interface Signatures {
 
 /** Our signatures for the remote's commitment `v` (their per-commitment point `point`). */
 export function signRemote(s: ChannelState, secrets: ChannelSecrets, v: CommitmentState, point: Uint8Array): Signatures {
-  const c = buildCommitment(remoteCommitmentParams(s, v, point));
+  const { keys, ourHtlcPriv } = remoteCommitmentKeys(secrets, s.local.pubkeys, s.remote.pubkeys, point);
+  const c = buildCommitment(remoteCommitmentParams(s, v, keys));
   const signature = signCommitment(c.tx, secrets.fundingPriv, c.fundingWitnessScript, s.fundingSat);
   if (c.htlcOutputs.length === 0) return { signature, htlcSignatures: [] };
-  const htlcPriv = derivePrivkey(secrets.htlcBaseSecret, point);
-  const htlcSignatures = buildHtlcTxs(c).map((h) => signHtlcTx(h, htlcPriv, 'counterparty'));
+  const htlcSignatures = buildHtlcTxs(c).map((h) => signHtlcTx(h, ourHtlcPriv, 'counterparty'));
   return { signature, htlcSignatures };
 }
 
+/** Our commitment `v` as a BOLT 3 transaction. */
+export function buildLocal(s: ChannelState, secrets: ChannelSecrets, v: CommitmentState): Commitment {
+  const keys = localCommitmentKeys(secrets, s.local.pubkeys, s.remote.pubkeys, ourSecret(secrets, v.height), ourPoint(secrets, v.height));
+  return buildCommitment(localCommitmentParams(s, v, keys));
+}
+
 /** Checks the peer's signatures on our commitment `v`; returns the failing part or null. */
-export function verifyLocal(s: ChannelState, v: CommitmentState, point: Uint8Array, sigs: Signatures): 'commitment' | 'htlc_count' | 'htlc' | null {
-  const c: Commitment = buildCommitment(localCommitmentParams(s, v, point));
+export function verifyLocal(s: ChannelState, secrets: ChannelSecrets, v: CommitmentState, sigs: Signatures): 'commitment' | 'htlc_count' | 'htlc' | null {
+  const c = buildLocal(s, secrets, v);
   if (!verifyCommitmentSig(c.tx, sigs.signature, s.remote.pubkeys.fundingPubkey, c.fundingWitnessScript, s.fundingSat)) return 'commitment';
   if (sigs.htlcSignatures.length !== c.htlcOutputs.length) return 'htlc_count';
   if (c.htlcOutputs.length === 0) return null;

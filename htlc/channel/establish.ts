@@ -219,7 +219,7 @@ export function fundingTx(ctx: StepContext, s: ChannelState, tx: Uint8Array, out
 export function receiveFundingSigned(ctx: StepContext, s: ChannelState, m: FundingSigned): StepResult {
   if (s.phase !== 'awaiting_funding_signed') return failWith(s, 'warning', 'ERR_UNEXPECTED_MESSAGE', `funding_signed in phase ${s.phase}`);
   if (!equalBytes(m.channelId, s.channelId)) return failWith(s, 'error', 'ERR_UNKNOWN_CHANNEL', 'funding_signed for another channel id');
-  const bad = verifyLocal(s, s.localCommit, ourPoint(ctx.secrets, 0n), { signature: m.signature, htlcSignatures: [] });
+  const bad = verifyLocal(s, ctx.secrets, s.localCommit, { signature: m.signature, htlcSignatures: [] });
   if (bad !== null) return failWith(s, 'error', 'ERR_BAD_SIGNATURE', 'bad funding_signed signature');
   const next: ChannelState = { ...s, phase: 'awaiting_ready', localCommit: { ...s.localCommit, remoteSig: m.signature } };
   return ok(next, [], true, [
@@ -307,7 +307,7 @@ export function acceptChannel(ctx: StepContext, m: OpenChannel, p: AcceptParams)
 export function receiveFundingCreated(ctx: StepContext, s: ChannelState, m: FundingCreated): StepResult {
   if (s.phase !== 'awaiting_funding_created') return failWith(s, 'warning', 'ERR_UNEXPECTED_MESSAGE', `funding_created in phase ${s.phase}`);
   const funded: ChannelState = { ...s, fundingTxid: m.fundingTxid, fundingOutputIndex: m.fundingOutputIndex, channelId: channelIdFrom(m.fundingTxid, m.fundingOutputIndex) };
-  const bad = verifyLocal(funded, funded.localCommit, ourPoint(ctx.secrets, 0n), { signature: m.signature, htlcSignatures: [] });
+  const bad = verifyLocal(funded, ctx.secrets, funded.localCommit, { signature: m.signature, htlcSignatures: [] });
   if (bad !== null) return failWith(s, 'error', 'ERR_BAD_SIGNATURE', 'bad funding_created signature');
   const sigs = signRemote(funded, ctx.secrets, funded.remoteCommit, s.remoteCurrentPoint);
   const next: ChannelState = { ...funded, phase: 'awaiting_ready', localCommit: { ...funded.localCommit, remoteSig: m.signature } };

@@ -9,9 +9,9 @@
  * counter in the (negligible) case the result is not a valid scalar.
  */
 import { u32be, concatBytes } from '../../wire/bytes.js';
-import { hmacSha256, secp } from '../../wire/crypto.js';
+import { hmacSha256, secp, sha256Parts } from '../../wire/crypto.js';
 import { ArgumentError } from '../../wire/errors.js';
-import { perCommitmentPoint, perCommitmentSecretFromSeed, secretIndexForCommitment } from '../bolt3/index.js';
+import { perCommitmentPoint, perCommitmentSecretFromSeed, secretIndexForCommitment, type CommitmentKeys } from '../bolt3/index.js';
 import type { ChannelPubkeys, ChannelSecrets } from './types.js';
 
 const LABEL = new TextEncoder().encode('ampnode/channel');
@@ -46,12 +46,78 @@ export function channelPubkeys(s: ChannelSecrets): ChannelPubkeys {
   };
 }
 
+/** Recently used per-commitment secrets and points of each key set (a commitment's point is needed several times). */
+const cache = new WeakMap<ChannelSecrets, Map<bigint, { secret: Uint8Array; point?: Uint8Array }>>();
+const CACHE_SIZE = 8;
+
+function cached(s: ChannelSecrets, n: bigint): { secret: Uint8Array; point?: Uint8Array } {
+  let m = cache.get(s);
+  if (m === undefined) cache.set(s, (m = new Map()));
+  let e = m.get(n);
+  if (e === undefined) {
+    e = { secret: perCommitmentSecretFromSeed(s.perCommitmentSeed, secretIndexForCommitment(n)) };
+    m.set(n, e);
+    if (m.size > CACHE_SIZE) m.delete(m.keys().next().value as bigint);
+  }
+  return e;
+}
+
 /** Our per-commitment secret for commitment number `n`. */
 export function ourSecret(s: ChannelSecrets, n: bigint): Uint8Array {
-  return perCommitmentSecretFromSeed(s.perCommitmentSeed, secretIndexForCommitment(n));
+  return cached(s, n).secret.slice();
 }
 
 /** Our per-commitment point for commitment number `n`. */
 export function ourPoint(s: ChannelSecrets, n: bigint): Uint8Array {
-  return perCommitmentPoint(ourSecret(s, n));
+  const e = cached(s, n);
+  if (e.point === undefined) e.point = perCommitmentPoint(e.secret);
+  return e.point.slice();
+}
+
+// ---------------------------------------------------------------- per-commitment keys with our secrets
+//
+// BOLT 3 key derivation, computed where possible from the private keys we hold:
+// a point we know the discrete log of is one fixed-base multiplication
+// (publicKeyCreate) instead of a variable-base one. Results equal
+// bolt3.deriveCommitmentKeys (a test checks it).
+
+function tweak(point: Uint8Array, basepoint: Uint8Array): Uint8Array {
+  return sha256Parts(point, basepoint);
+}
+
+/** Keys of OUR commitment with our per-commitment secret `secret` (point `point`). */
+export function localCommitmentKeys(s: ChannelSecrets, ours: ChannelPubkeys, theirs: ChannelPubkeys, secret: Uint8Array, point: Uint8Array): CommitmentKeys {
+  const rb = theirs.revocationBasepoint;
+  const a = secp.publicKeyTweakMul(rb, sha256Parts(rb, point));
+  const b = secp.publicKeyCreate(secp.privateKeyTweakMul(secret, sha256Parts(point, rb)));
+  return {
+    revocationPubkey: secp.publicKeyCombine(a, b),
+    localDelayedPubkey: secp.publicKeyCreate(secp.privateKeyTweakAdd(s.delayedPaymentBaseSecret, tweak(point, ours.delayedPaymentBasepoint))),
+    localHtlcPubkey: secp.publicKeyCreate(secp.privateKeyTweakAdd(s.htlcBaseSecret, tweak(point, ours.htlcBasepoint))),
+    remoteHtlcPubkey: secp.publicKeyTweakAdd(theirs.htlcBasepoint, tweak(point, theirs.htlcBasepoint)),
+    remotePaymentPubkey: theirs.paymentBasepoint,
+  };
+}
+
+/** Keys of THEIR commitment with their per-commitment point, plus our HTLC private key for it. */
+export function remoteCommitmentKeys(
+  s: ChannelSecrets,
+  ours: ChannelPubkeys,
+  theirs: ChannelPubkeys,
+  point: Uint8Array,
+): { keys: CommitmentKeys; ourHtlcPriv: Uint8Array } {
+  const rb = ours.revocationBasepoint;
+  const a = secp.publicKeyCreate(secp.privateKeyTweakMul(s.revocationBaseSecret, sha256Parts(rb, point)));
+  const b = secp.publicKeyTweakMul(point, sha256Parts(point, rb));
+  const ourHtlcPriv = secp.privateKeyTweakAdd(s.htlcBaseSecret, tweak(point, ours.htlcBasepoint));
+  return {
+    keys: {
+      revocationPubkey: secp.publicKeyCombine(a, b),
+      localDelayedPubkey: secp.publicKeyTweakAdd(theirs.delayedPaymentBasepoint, tweak(point, theirs.delayedPaymentBasepoint)),
+      localHtlcPubkey: secp.publicKeyTweakAdd(theirs.htlcBasepoint, tweak(point, theirs.htlcBasepoint)),
+      remoteHtlcPubkey: secp.publicKeyCreate(ourHtlcPriv),
+      remotePaymentPubkey: ours.paymentBasepoint,
+    },
+    ourHtlcPriv,
+  };
 }

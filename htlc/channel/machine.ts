@@ -297,8 +297,7 @@ function signNext(ctx: StepContext, s: ChannelState): StepResult {
 function receiveCommit(ctx: StepContext, s: ChannelState, m: CommitmentSigned): StepResult {
   if (s.phase !== 'normal' && s.phase !== 'shutdown') return peerError(s, 'ERR_UNEXPECTED_MESSAGE', `commitment_signed in phase ${s.phase}`);
   const v = nextLocalView(s);
-  const point = ourPoint(ctx.secrets, v.height);
-  const bad = verifyLocal(s, v, point, m);
+  const bad = verifyLocal(s, ctx.secrets, v, m);
   if (bad === 'commitment') return peerError(s, 'ERR_BAD_SIGNATURE', `bad signature for commitment ${v.height}`);
   if (bad === 'htlc_count') return peerError(s, 'ERR_BAD_HTLC_SIGNATURES', `wrong number of htlc_signatures (${m.htlcSignatures.length})`);
   if (bad === 'htlc') return peerError(s, 'ERR_BAD_HTLC_SIGNATURES', `bad HTLC signature for commitment ${v.height}`);

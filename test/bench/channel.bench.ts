@@ -1,0 +1,152 @@
+/**
+ * BOLT 2 channel state machine benchmarks (suite "channel").
+ *
+ * htlc_round_trip_inflight_N: one full HTLC round trip on one channel — add,
+ * sign, revoke, sign, revoke, fulfill, sign, revoke, sign, revoke — run with
+ * the pure step function on both endpoints (each step also encodes the
+ * persistence record it produces), while N other HTLCs stay in flight on
+ * every commitment. In round trips/s.
+ *
+ * Bound: the ECDSA work the round cannot avoid, measured in the same run:
+ * the four commitment_signed carry 1 commitment signature plus one
+ * signature per HTLC output each (N+1, N+1, N, N HTLC outputs), and the
+ * receiver verifies every one of them: 4N+6 signs and 4N+6 verifies.
+ */
+import { bytesToHex } from '../../wire/bytes.js';
+import { randomBytes, secp, sha256 } from '../../wire/crypto.js';
+import type { ChannelMessage } from '../../wire/channel-messages.js';
+import { MTX, Outpoint, Script, buf } from '../../htlc/bolt3/btc.js';
+import { p2wpkh } from '../../htlc/bolt3/index.js';
+import { acceptChannel, openChannel } from '../../htlc/channel/establish.js';
+import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
+import { step } from '../../htlc/channel/machine.js';
+import { DEFAULT_POLICY, type ChannelConfig, type ChannelInput, type ChannelState, type StepContext, type StepResult } from '../../htlc/channel/types.js';
+import { compare, emit } from './harness.js';
+
+const SUITE = 'channel';
+const FUNDING_SAT = 16_000_000n;
+
+interface Side {
+  ctx: StepContext;
+  state: ChannelState;
+}
+
+function must(r: StepResult): StepResult {
+  if (r.failure !== undefined) throw new Error(`${r.failure.code}: ${r.failure.message}`);
+  return r;
+}
+
+function apply(side: Side, input: ChannelInput): ChannelMessage[] {
+  const r = must(step(side.ctx, side.state, input));
+  side.state = r.state;
+  return r.send;
+}
+
+function deliver(to: Side, msgs: ChannelMessage[]): ChannelMessage[] {
+  const out: ChannelMessage[] = [];
+  for (const m of msgs) out.push(...apply(to, { type: 'message', msg: m }));
+  return out;
+}
+
+function fundingTx(scriptPubKey: Uint8Array, amountSat: bigint): Uint8Array {
+  const mtx = new MTX();
+  mtx.version = 2;
+  mtx.addOutpoint(new Outpoint(bytesToHex(randomBytes(32)), 0));
+  mtx.addOutput(Script.fromRaw(buf(p2wpkh(new Uint8Array(33).fill(2)))), 1000);
+  mtx.addOutput(Script.fromRaw(buf(scriptPubKey)), Number(amountSat));
+  return new Uint8Array(mtx.toTX().toRaw());
+}
+
+function openPair(): { a: Side; b: Side } {
+  const config: ChannelConfig = { dustLimitSat: 354n, maxHtlcValueInFlightMsat: FUNDING_SAT * 1000n, channelReserveSat: FUNDING_SAT / 100n, htlcMinimumMsat: 1n, toSelfDelay: 144, maxAcceptedHtlcs: 483 };
+  const chainHash = new Uint8Array(32);
+  const a: Side = { ctx: { secrets: deriveChannelSecrets(randomBytes(32), 0), policy: DEFAULT_POLICY }, state: undefined as never };
+  const bctx: StepContext = { secrets: deriveChannelSecrets(randomBytes(32), 0), policy: DEFAULT_POLICY };
+  const o = openChannel(a.ctx, {
+    temporaryChannelId: randomBytes(32), chainHash, keyIndex: 0, fundingSat: FUNDING_SAT, pushMsat: FUNDING_SAT * 500n,
+    feeratePerKw: 1000, channelType: 'anchors_zero_fee_htlc', config, channelFlags: 0,
+  });
+  a.state = o.state;
+  const acc = acceptChannel(bctx, o.send[0] as never, { chainHash, keyIndex: 0, config, minimumDepth: 1 });
+  if (acc.state === undefined) throw new Error(acc.failure.message);
+  const b: Side = { ctx: bctx, state: acc.state };
+  const accepted = must(step(a.ctx, a.state, { type: 'message', msg: acc.send[0]! }));
+  a.state = accepted.state;
+  const need = accepted.events[0];
+  if (need?.type !== 'funding_needed') throw new Error('no funding request');
+  const created = apply(a, { type: 'funding_tx', tx: fundingTx(need.scriptPubKey, need.amountSat), outputIndex: 1 });
+  deliver(a, deliver(b, created));
+  const ra = apply(a, { type: 'funding_depth', depth: 1 });
+  const rb = apply(b, { type: 'funding_depth', depth: 1 });
+  deliver(b, ra);
+  deliver(a, rb);
+  if (a.state.phase !== 'normal' || b.state.phase !== 'normal') throw new Error('channel not open');
+  return { a, b };
+}
+
+/** Both sides sign in turn until nothing is left. */
+function settle(a: Side, b: Side): void {
+  for (let i = 0; i < 10; i++) {
+    let moved = false;
+    for (const [x, y] of [[a, b], [b, a]] as const) {
+      const r = step(x.ctx, x.state, { type: 'sign' });
+      if (r.failure !== undefined) continue;
+      x.state = r.state;
+      moved = true;
+      let q = deliver(y, r.send);
+      while (q.length > 0) q = deliver(x, q).length > 0 ? deliver(y, deliver(x, q)) : [];
+    }
+    if (!moved) return;
+  }
+}
+
+function onion(): Uint8Array {
+  return new Uint8Array(1366).fill(7);
+}
+
+function roundTripCase(inFlight: number): void {
+  const { a, b } = openPair();
+  // N HTLCs that stay in flight, half from each side, all above dust
+  for (let i = 0; i < inFlight; i++) {
+    const from = i % 2 === 0 ? a : b;
+    const to = from === a ? b : a;
+    deliver(to, apply(from, { type: 'add_htlc', amountMsat: 2_000_000n + BigInt(i), paymentHash: sha256(randomBytes(32)), cltvExpiry: 800_000, onionRoutingPacket: onion() }));
+  }
+  settle(a, b);
+  const preimage = randomBytes(32);
+  const paymentHash = sha256(preimage);
+  let sink = 0;
+  const value = (): void => {
+    const add = apply(a, { type: 'add_htlc', amountMsat: 5_000_000n, paymentHash, cltvExpiry: 800_000, onionRoutingPacket: onion() });
+    const id = add[0]!.type === 128 ? add[0]!.id : -1n;
+    const cs1 = apply(a, { type: 'sign' });
+    const raa1 = deliver(b, [...add, ...cs1]);
+    deliver(a, raa1);
+    const cs2 = apply(b, { type: 'sign' });
+    deliver(b, deliver(a, cs2)); // a revokes, b takes the revocation: the HTLC is irrevocably committed
+    const ful = apply(b, { type: 'fulfill_htlc', id, paymentPreimage: preimage });
+    const cs3 = apply(b, { type: 'sign' });
+    deliver(b, deliver(a, [...ful, ...cs3]));
+    const cs4 = apply(a, { type: 'sign' });
+    deliver(a, deliver(b, cs4));
+    sink += a.state.localCommit.htlcs.length;
+  };
+  const n = 4 * inFlight + 6;
+  const keys = Array.from({ length: 8 }, () => randomBytes(32).fill(1, 0, 1));
+  const pubs = keys.map((k) => secp.publicKeyCreate(k));
+  const digests = Array.from({ length: 8 }, () => randomBytes(32));
+  const bound = (): void => {
+    for (let i = 0; i < n; i++) {
+      const sig = secp.sign(digests[i & 7]!, keys[i & 7]!);
+      if (!secp.verify(sig, digests[i & 7]!, pubs[i & 7]!)) throw new Error('verify');
+    }
+  };
+  const r = compare(value, bound, 3, inFlight >= 100 ? 1500 : 500);
+  emit(SUITE, `htlc_round_trip_inflight_${inFlight}`, 'round_trips/s', r.value, r.bound);
+  if (sink < 0) console.log(sink);
+}
+
+export async function run(): Promise<void> {
+  const only = process.env["CHANNEL_BENCH_ONLY"];
+  for (const n of [0, 1, 10, 100]) if (only === undefined || Number(only) === n) roundTripCase(n);
+}
