@@ -10,6 +10,7 @@
  * (the peer layer turns them into BOLT 1 `error` / `warning`).
  */
 import type { KvStore } from '../../db/store.js';
+import type { ChainSource, WatchHandle } from '../chain.js';
 import type { ChannelMessage, OpenChannel } from '../../wire/channel-messages.js';
 import { loadChannels } from './codec.js';
 import { acceptChannel, openChannel, type AcceptParams, type OpenParams } from './establish.js';
@@ -36,11 +37,19 @@ export interface ChannelAdapters {
   sendFailure?(f: ChannelFailure): void | Promise<void>;
   onEvent?(e: ChannelEvent): void | Promise<void>;
   wallet?: FundingWallet;
+  /** Where funding confirmations come from; without it, feed `funding_depth` inputs yourself. */
+  chain?: ChainSource;
+}
+
+/** BOLT 7 short_channel_id: block height (3 bytes), transaction index (3 bytes), output index (2 bytes). */
+export function shortChannelId(blockHeight: number, txIndex: number, outputIndex: number): bigint {
+  return (BigInt(blockHeight) << 40n) | (BigInt(txIndex) << 16n) | BigInt(outputIndex);
 }
 
 export class ChannelDriver {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly ctx: StepContext;
+  private fundingWatch: WatchHandle | undefined;
 
   private constructor(
     public state: ChannelState,
@@ -73,7 +82,28 @@ export class ChannelDriver {
 
   /** A channel reloaded from the store: as after a disconnect (unsigned updates forgotten). */
   static restore(a: ChannelAdapters, s: ChannelState): ChannelDriver {
-    return new ChannelDriver(disconnect(s).state, a);
+    const d = new ChannelDriver(disconnect(s).state, a);
+    const st = d.state;
+    if (st.phase === 'awaiting_ready' && !st.sentChannelReady && st.fundingTxid !== undefined && st.fundingOutputIndex !== undefined)
+      d.watchFunding(st.fundingTxid, st.fundingOutputIndex, st.minimumDepth);
+    return d;
+  }
+
+  /** Stops watching the chain (the channel's state is untouched). */
+  stop(): void {
+    this.fundingWatch?.cancel();
+    this.fundingWatch = undefined;
+  }
+
+  private watchFunding(txid: Uint8Array, outputIndex: number, minimumDepth: number): void {
+    const chain = this.a.chain;
+    if (chain === undefined || this.fundingWatch !== undefined) return;
+    this.fundingWatch = chain.watchConfirmations({ txid, numConfs: Math.max(minimumDepth, 1) }, async (e) => {
+      if (e.type !== 'confirmed') return;
+      const scid = shortChannelId(e.confirmation.blockHeight, e.confirmation.txIndex, outputIndex);
+      await this.apply({ type: 'funding_depth', depth: e.confirmations, shortChannelId: scid });
+      if (this.state.sentChannelReady) this.stop();
+    });
   }
 
   /** Every stored channel; `secretsFor` gives each one's secrets by key index. */
@@ -110,6 +140,8 @@ export class ChannelDriver {
         await this.effects(r2);
       } else if (e.type === 'broadcast_funding' && this.a.wallet !== undefined) {
         await this.a.wallet.broadcast(e.tx);
+      } else if (e.type === 'watch_funding') {
+        this.watchFunding(e.txid, e.outputIndex, e.minimumDepth);
       }
       await this.a.onEvent?.(e);
     }

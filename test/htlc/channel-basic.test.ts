@@ -4,7 +4,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Pair, type Side } from './channel-harness.js';
+import { FakeChain, Pair, type Side } from './channel-harness.js';
+import { shortChannelId } from '../../htlc/channel/driver.js';
 import type { ChannelType } from '../../htlc/channel/types.js';
 
 for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const satisfies readonly ChannelType[]) {
@@ -73,3 +74,36 @@ for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const
     });
   }
 }
+
+describe('channel funding through the chain interface', () => {
+  it('sends channel_ready once the funding has minimum_depth confirmations, with its short_channel_id; also after a restart', async () => {
+    const p = await Pair.create();
+    const chain = new FakeChain();
+    p.ep.a.chain = chain;
+    p.ep.b.chain = chain;
+    await p.open({ channelType: 'anchors_zero_fee_htlc', opener: 'a', minimumDepth: 3 });
+    const s = p.state('a');
+    assert.equal(chain.watching(), 2);
+    const tx = p.ep.a.wallet.broadcasts[0]!;
+    await chain.confirm(s.fundingTxid!, 1, 800_001, 7, tx);
+    assert.equal(p.queue.a.length + p.queue.b.length, 0, 'channel_ready before minimum_depth');
+    // b restarts while waiting: the watch comes back from its stored state
+    p.ep.b.driver!.stop();
+    await p.reload('b');
+    assert.equal(chain.watching(), 2);
+    await chain.confirm(s.fundingTxid!, 3, 800_001, 7, tx);
+    assert.deepEqual(p.queue.a.map((m) => m.type), [36]);
+    // b restarted, so the connection is gone: its channel_ready waits for the reestablish
+    assert.deepEqual(p.queue.b.map((m) => m.type), []);
+    await p.cut();
+    await p.reconnect();
+    assert.ok(p.trace.filter((t) => t.type === 36).length >= 2);
+    assert.equal(p.state('a').phase, 'normal');
+    assert.equal(p.state('b').phase, 'normal');
+    assert.equal(p.state('a').shortChannelId, shortChannelId(800_001, 7, s.fundingOutputIndex!));
+    assert.equal(chain.watching(), 0);
+    assert.equal((await p.add('a', 1_000_000n)).failure, undefined);
+    await p.settle();
+    p.checkConsistent();
+  });
+});

@@ -17,6 +17,7 @@ import { loadChannels } from '../../htlc/channel/codec.js';
 import { channelPubkeys, deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import type { ChannelHtlc, ChannelConfig, ChannelEvent, ChannelFailure, ChannelSecrets, ChannelType, StepResult, ChannelInput } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
+import type { BlockEpoch, ConfirmationEvent, ConfirmationRequest, Listener, WatchHandle } from '../../htlc/chain.js';
 
 export type Side = 'a' | 'b';
 export const other = (s: Side): Side => (s === 'a' ? 'b' : 'a');
@@ -48,12 +49,48 @@ export class FakeWallet implements FundingWallet {
   }
 }
 
+/** A chain that confirms what the test says, when it says. */
+export class FakeChain {
+  private watches: { txid: string; numConfs: number; listener: Listener<ConfirmationEvent>; cancelled: boolean }[] = [];
+  height = 800_000;
+  tip(): BlockEpoch {
+    return { height: this.height, hash: new Uint8Array(32) };
+  }
+  onBlock(): WatchHandle {
+    return { cancel() {} };
+  }
+  watchConfirmations(r: ConfirmationRequest, listener: Listener<ConfirmationEvent>): WatchHandle {
+    const w = { txid: bytesToHex(r.txid), numConfs: r.numConfs, listener, cancelled: false };
+    this.watches.push(w);
+    return { cancel: () => void (w.cancelled = true) };
+  }
+  watchSpend(): WatchHandle {
+    return { cancel() {} };
+  }
+  async broadcast(): Promise<void> {}
+  async estimateFeeratePerKw(): Promise<number> {
+    return 1000;
+  }
+  /** Reports `confirmations` for `txid`, mined at (blockHeight, txIndex). */
+  async confirm(txid: Uint8Array, confirmations: number, blockHeight: number, txIndex: number, tx: Uint8Array): Promise<void> {
+    for (const w of this.watches) {
+      if (w.cancelled || w.txid !== bytesToHex(txid)) continue;
+      const confirmation = { blockHeight, blockHash: new Uint8Array(32), txIndex, tx };
+      await w.listener(confirmations >= w.numConfs ? { type: 'confirmed', confirmations, confirmation } : { type: 'update', confirmations, confirmation });
+    }
+  }
+  watching(): number {
+    return this.watches.filter((w) => !w.cancelled).length;
+  }
+}
+
 interface Endpoint {
   side: Side;
   seed: Uint8Array;
   secrets: ChannelSecrets;
   store: KvStore;
   wallet: FakeWallet;
+  chain?: FakeChain;
   driver?: ChannelDriver;
   failures: ChannelFailure[];
   events: ChannelEvent[];
@@ -111,6 +148,7 @@ export class Pair {
       secrets: e.secrets,
       shutdownScript: p2wpkh(channelPubkeys(e.secrets).paymentBasepoint),
       wallet: e.wallet,
+      ...(e.chain === undefined ? {} : { chain: e.chain }),
       send: (m: ChannelMessage) => {
         e.ops.push(`send:${m.type}`);
         this.queue[side].push(m);
