@@ -150,3 +150,10 @@ export function receiveClosingSigned(ctx: StepContext, s: ChannelState, m: Closi
   const msg = offer(ctx, s, counter);
   return ok({ ...s, shutdown: { ...sh, lastSentFeeSat: counter, lastReceivedFeeSat: m.feeSatoshis } }, [msg], true);
 }
+
+/** After a reconnection during fee negotiation, the opener offers again (BOLT 2: negotiation restarts). */
+export function resumeOffer(ctx: StepContext, s: ChannelState): ClosingSigned | undefined {
+  const sh = s.shutdown;
+  if (s.phase !== 'negotiating' || sh === undefined || s.opener !== 'local') return undefined;
+  return offer(ctx, s, sh.lastSentFeeSat ?? idealFeeSat(s, sh, sh.feeratePerKw ?? s.localCommit.feeratePerKw));
+}

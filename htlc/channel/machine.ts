@@ -447,6 +447,8 @@ function receiveReestablish(ctx: StepContext, s0: ChannelState, m: ChannelReesta
   } else if (resendRevoke) send.push(revoke());
   else if (resendCommit) send.push(...commit());
   if (s.shutdown?.sentShutdown === true && s.shutdown.localScript !== undefined) send.push({ type: 38, channelId: s.channelId, scriptpubkey: s.shutdown.localScript });
+  const offer = close.resumeOffer(ctx, s);
+  if (offer !== undefined) send.push(offer);
   const next = { ...s, reestablished: true };
   return ok(next, send, false, [{ type: 'channel_reestablished' }]);
 }

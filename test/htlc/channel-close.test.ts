@@ -119,3 +119,22 @@ describe('cooperative close rules', () => {
     assert.equal(p.state('a'), before);
   });
 });
+
+describe('cooperative close across a reconnection', () => {
+  for (const cutAfter of [0, 1, 2, 3]) {
+    it(`completes when the connection drops after ${cutAfter} closing messages`, async () => {
+      const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 300_000_000n });
+      await p.apply('b', { type: 'shutdown', scriptPubKey: SCRIPT_B, feeratePerKw: 400 });
+      await p.deliver('b'); // shutdown → a answers with shutdown and its first offer
+      await p.deliver('a'); // a's shutdown
+      for (let i = 0; i < cutAfter && p.queue.a.length + p.queue.b.length > 0; i++) await p.deliver(p.queue.a.length > 0 ? 'a' : 'b');
+      await p.cut();
+      await p.reconnect();
+      await p.deliverAll();
+      assert.equal(p.state('a').phase, 'closed');
+      assert.equal(p.state('b').phase, 'closed');
+      assert.equal(bytesToHex(closingTxOf(p, 'a')), bytesToHex(closingTxOf(p, 'b')));
+      assert.deepEqual([...p.ep.a.failures, ...p.ep.b.failures], []);
+    });
+  }
+});

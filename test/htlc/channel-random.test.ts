@@ -3,7 +3,7 @@
  * interleavings (a seeded generator, so a failure names its seed):
  * messages are delivered one at a time in random order per direction,
  * both sides often sign at once, and funds conservation is checked after
- * every step. At the end everything is resolved and each side's balance
+ * every step; the opener also changes the feerate now and then. At the end everything is resolved and each side's balance
  * must equal what a simple payment model predicts.
  */
 import { describe, it } from 'node:test';
@@ -33,6 +33,7 @@ async function run(channelType: ChannelType, seed: number, totalHtlcs: number): 
   const fulfilled: Record<Side, bigint> = { a: 0n, b: 0n };
   let added = 0;
   let simultaneous = 0;
+  let feeUpdates = 0;
 
   const collect = () => {
     for (const side of ['a', 'b'] as const) {
@@ -70,7 +71,14 @@ async function run(channelType: ChannelType, seed: number, totalHtlcs: number): 
     } else if (r < 0.5) {
       const res = await p.apply(side, { type: 'sign' });
       if (res.failure !== undefined) assert.equal(res.failure.level, 'local');
-    } else if (r < 0.56) {
+    } else if (r < 0.53) {
+      // the opener changes the commitment feerate now and then
+      if (rand() < 0.3) {
+        const res = await p.apply(p.opener, { type: 'update_fee', feeratePerKw: 253 + Math.floor(rand() * 6000) });
+        if (res.failure === undefined) feeUpdates++;
+        else assert.equal(res.failure.level, 'local');
+      }
+    } else if (r < 0.58) {
       // both sides sign before either sees the other's commitment_signed
       const ra = await p.apply('a', { type: 'sign' });
       const rb = await p.apply('b', { type: 'sign' });
@@ -103,6 +111,7 @@ async function run(channelType: ChannelType, seed: number, totalHtlcs: number): 
   assert.equal(p.balances('a').ours, start.a - fulfilled.a + fulfilled.b);
   assert.equal(p.balances('b').ours, start.b - fulfilled.b + fulfilled.a);
   assert.ok(simultaneous > 0, 'no simultaneous commitment_signed happened');
+  assert.ok(feeUpdates > 0, 'no update_fee happened');
   assert.ok(fulfilled.a > 0n && fulfilled.b > 0n);
   // logs are compacted once everything is in both chains
   assert.equal(p.state('a').ourLog.entries.length + p.state('a').theirLog.entries.length, 0);
