@@ -150,6 +150,45 @@ describe('channel: bad input from the peer', () => {
   });
 });
 
+describe('dust exposure', () => {
+  it('refuses our own add once trimmed HTLCs would exceed the cap', async () => {
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a' });
+    const ctx = { secrets: p.ep.a.secrets, policy: { maxDustExposureMsat: 1_500_000n } };
+    const add = (amountMsat: bigint) => ({ type: 'add_htlc' as const, amountMsat, paymentHash: sha256(randomBytes(32)), cltvExpiry: 700_000, onionRoutingPacket: new Uint8Array(1366) });
+    const first = step(ctx, p.state('a'), add(900_000n));
+    assert.equal(first.failure, undefined);
+    const second = step(ctx, first.state, add(900_000n));
+    assert.equal(second.failure?.code, 'ERR_DUST_EXPOSURE');
+    assert.equal(second.failure?.level, 'local');
+    // a non-dust HTLC does not count
+    const big = step(ctx, first.state, add(50_000_000n));
+    assert.equal(big.failure, undefined);
+    // lnd's default: 500 000 sat
+    assert.equal(DEFAULT_POLICY.maxDustExposureMsat, 500_000_000n);
+  });
+});
+
+describe('channel registry', () => {
+  it('routes by channel id, answers unknown channel ids with an error, hands open_channel back', async () => {
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a' });
+    const { ChannelRegistry } = await import('../../htlc/channel/registry.js');
+    const reg = new ChannelRegistry();
+    reg.add(p.driver('b'));
+    const before = p.state('b');
+    const unknown = await reg.receive({ type: 134, channelId: randomBytes(32), feeratePerKw: 3000 });
+    assert.equal(unknown.kind, 'unknown_channel');
+    assert.equal(unknown.kind === 'unknown_channel' && unknown.failure.code, 'ERR_UNKNOWN_CHANNEL');
+    assert.equal(p.state('b'), before);
+    const fee = await reg.receive({ type: 134, channelId: before.channelId, feeratePerKw: 3000 });
+    assert.equal(fee.kind === 'handled' && fee.result.failure, undefined);
+    assert.equal(p.state('b').theirLog.entries.length, 1);
+    const open = await reg.receive({ ...(openChannel({ secrets: deriveChannelSecrets(randomBytes(32), 0), policy: DEFAULT_POLICY }, {
+      temporaryChannelId: randomBytes(32), chainHash: CHAIN_HASH, keyIndex: 0, fundingSat: 100_000n, pushMsat: 0n, feeratePerKw: 253,
+      channelType: 'static_remotekey', config: defaultConfig(100_000n), channelFlags: 0 }).send[0] as OpenChannel) });
+    assert.equal(open.kind, 'open_channel');
+  });
+});
+
 describe('channel establishment checks', () => {
   const ctxA = { secrets: deriveChannelSecrets(new Uint8Array(32).fill(1), 0), policy: DEFAULT_POLICY };
   const ctxB = { secrets: deriveChannelSecrets(new Uint8Array(32).fill(2), 0), policy: DEFAULT_POLICY };
