@@ -1,0 +1,818 @@
+/**
+ * The channel manager: BOLT 2 channels of a running node. It owns one
+ * `ChannelDriver` (htlc/channel) per channel and supplies its adapters:
+ *
+ * - store: a sublevel per channel (`channels/ch<keyIndex>`), next to a record
+ *   `meta/<keyIndex>` naming the peer and our delivery script, so channels are
+ *   found again by key index after a restart (the channel id changes at
+ *   funding_created, the key index never does);
+ * - secrets: derived from the node's channel seed and the channel's key index
+ *   (htlc/channel/keys.ts); the next index is persisted before it is used, so
+ *   no two channels ever share keys;
+ * - funding wallet: node/wallet's createFunding / publishFunding / abandonFunding;
+ * - chain: the funding output watched to `minimum_depth` (→ `funding_depth`,
+ *   which sends channel_ready) and for its spend;
+ * - peer: messages routed by channel_id (temporary_channel_id for
+ *   open/accept/funding_created) from the node's handler registry, and sent
+ *   back through the peer; failures become BOLT 1 `error` / `warning`.
+ *
+ * It also plays lnd's "link" for the commitment dance: after a local update,
+ * and after each commitment_signed / revoke_and_ack / channel_reestablish from
+ * the peer, it asks the machine to `sign` (a no-op when nothing is pending).
+ *
+ * Ordering: everything that touches one peer's channels (its messages,
+ * connect/disconnect, opens) runs on one queue per peer, so a message can never
+ * overtake the driver it belongs to, and channel_reestablish goes out for every
+ * channel before any later message of that connection is handled. Driver
+ * callbacks never wait on a driver (that would deadlock its queue): work for a
+ * driver that a callback starts is queued, not awaited.
+ */
+import { EventEmitter } from 'node:events';
+import type { KvStore } from '../../db/store.js';
+import type { ChainSource, WatchHandle } from '../../htlc/chain.js';
+import { ChannelDriver, type ChannelAdapters } from '../../htlc/channel/driver.js';
+import { loadChannels } from '../../htlc/channel/codec.js';
+import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
+import type { ChannelConfig, ChannelEvent, ChannelFailure, ChannelState, ChannelType, StepResult } from '../../htlc/channel/types.js';
+import type { FundingWallet } from '../../htlc/channel/wallet.js';
+import { bytesToHex, concatBytes, equalBytes, hexToBytes, u16be } from '../../wire/bytes.js';
+import { decodeChannelMessage, encodeChannelMessage, channelIdOf, type ChannelMessage, type OpenChannel } from '../../wire/channel-messages.js';
+import { randomBytes, sha256 } from '../../wire/crypto.js';
+import { AmpnodeError, ArgumentError } from '../../wire/errors.js';
+import { Feature } from '../../wire/features.js';
+import { MessageType } from '../../wire/messages.js';
+import { bcoin, hashToBytes } from '../chain/bcoin.js';
+import type { Logger } from '../log.js';
+import { silentLogger, subsystemLogger } from '../log.js';
+import { NETWORKS } from '../network.js';
+import type { Node, PeerDisconnectedEvent, PeerInfo } from '../node.js';
+import type { IncomingMessage, PeerHandle } from '../peer.js';
+import type { Wallet } from '../wallet/wallet.js';
+
+export type ChannelManagerErrorCode =
+  | 'ERR_UNKNOWN_CHANNEL' // no channel with that id
+  | 'ERR_NOT_CONNECTED' // the peer is not connected
+  | 'ERR_OPEN_FAILED' // the opening was refused or abandoned
+  | 'ERR_CHANNEL_REFUSED' // the state machine refused a local request (code in `cause`)
+  | 'ERR_TIMEOUT' // a bounded wait ran out
+  | 'ERR_MANAGER_STOPPED';
+
+export class ChannelManagerError extends AmpnodeError<ChannelManagerErrorCode> {}
+
+/** What we ask of peers and offer them; lnd's values unless said. */
+export interface ChannelPolicyConfig {
+  /** minimum_depth we ask for as acceptor. */
+  minimumDepth: number;
+  /** to_self_delay the peer's outputs get on our commitments... (what we demand of them). */
+  toSelfDelay: number;
+  dustLimitSat: bigint;
+  htlcMinimumMsat: bigint;
+  maxAcceptedHtlcs: number;
+  /** Confirmation target for commitment and closing feerates. */
+  feeConfTarget: number;
+  /** Bound on waits of openChannel / closeChannel. */
+  timeoutMs: number;
+}
+
+export const DEFAULT_CHANNEL_POLICY: ChannelPolicyConfig = {
+  minimumDepth: 3,
+  toSelfDelay: 144,
+  dustLimitSat: 354n,
+  htlcMinimumMsat: 1n,
+  maxAcceptedHtlcs: 483,
+  feeConfTarget: 6,
+  timeoutMs: 60_000,
+};
+
+export interface ChannelManagerOptions {
+  node: Node;
+  /** The node's store; the manager keeps its records under `sublevel('channels')`. */
+  store: KvStore;
+  chain: ChainSource;
+  wallet: Wallet;
+  /** 32-byte secret all channel keys derive from (with each channel's key index). */
+  seed: Uint8Array;
+  policy?: Partial<ChannelPolicyConfig>;
+  logger?: Logger;
+}
+
+export type ChannelStatus = ChannelState['phase'] | 'failed';
+
+export interface ChannelInfo {
+  /** Final channel id (hex); the temporary id until funding_created. */
+  channelId: string;
+  temporaryChannelId: string;
+  peer: string;
+  keyIndex: number;
+  opener: 'local' | 'remote';
+  channelType: ChannelType;
+  capacitySat: bigint;
+  localBalanceMsat: bigint;
+  remoteBalanceMsat: bigint;
+  /** HTLCs in our current commitment. */
+  pendingHtlcs: number;
+  state: ChannelStatus;
+  /** Connected and channel_reestablish exchanged (or just opened). */
+  active: boolean;
+  /** Display-order txid and output index. */
+  fundingOutpoint?: string;
+  shortChannelId?: string;
+  /** Display-order txid of the agreed cooperative close. */
+  closingTxid?: string;
+  /** Why the channel failed (an `error` sent or received). */
+  failure?: string;
+}
+
+export interface ChannelEvents {
+  /** Funding signed by both sides (and broadcast by the opener); waiting for minimum_depth. */
+  channel_pending: [info: ChannelInfo];
+  channel_ready: [info: ChannelInfo];
+  channel_reestablished: [info: ChannelInfo];
+  /** Cooperative close agreed (closing tx broadcast), or an opening abandoned before funding. */
+  channel_closed: [info: ChannelInfo];
+  /** The funding output was spent on chain. */
+  funding_spent: [info: ChannelInfo, spendingTxid: string, cooperative: boolean];
+  channel_failed: [info: ChannelInfo, reason: string];
+  htlc_incoming: [channelId: string, htlc: { id: bigint; amountMsat: bigint; paymentHash: Uint8Array; cltvExpiry: number }];
+  htlc_fulfilled: [channelId: string, id: bigint, paymentPreimage: Uint8Array];
+  htlc_failed: [channelId: string, id: bigint, reason: Uint8Array | undefined];
+}
+
+export interface OpenChannelOptions {
+  /** Default: anchors if the peer signals 22/23, else static_remotekey. */
+  channelType?: ChannelType;
+  pushMsat?: bigint;
+  /** Commitment feerate; default: the chain's estimate for `feeConfTarget`. */
+  feeratePerKw?: number;
+}
+
+export interface CloseChannelOptions {
+  /** Where our funds go (P2WPKH/P2WSH/P2TR); default: a fresh wallet address. */
+  scriptPubKey?: Uint8Array;
+  feeratePerKw?: number;
+}
+
+export interface AddHtlcRequest {
+  amountMsat: bigint;
+  paymentHash: Uint8Array;
+  cltvExpiry: number;
+  /** 1366 bytes; default: a fixed filler (tests only; the switch builds real onions). */
+  onionRoutingPacket?: Uint8Array;
+}
+
+/** Channel message types routed to channels. */
+const CHANNEL_TYPES = [32, 33, 34, 35, 36, 38, 39, 128, 130, 131, 132, 133, 134, 135, 136] as const;
+const PRE_FUNDING: ReadonlySet<ChannelState['phase']> = new Set(['awaiting_accept', 'awaiting_funding_tx', 'awaiting_funding_signed', 'awaiting_funding_created']);
+
+interface ChannelMeta {
+  peer: string;
+  /** Our delivery script for a cooperative close (a wallet address). */
+  shutdownScript: string;
+}
+
+interface Waiter {
+  resolve: (info: ChannelInfo) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface Chan {
+  keyIndex: number;
+  peer: string;
+  meta: ChannelMeta;
+  store: KvStore;
+  driver: ChannelDriver;
+  confWatch?: WatchHandle;
+  spendWatch?: WatchHandle;
+  failure?: string;
+  /** openChannel waiting for channel_pending. */
+  opening?: Waiter;
+  /** closeChannel waiting for the closing tx. */
+  closing?: Waiter;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const K_NEXT_INDEX = enc.encode('next_key_index');
+const P_META = 'meta/';
+
+function displayHex(internal: Uint8Array): string {
+  return bytesToHex(internal.slice().reverse());
+}
+
+/** bcoin reads only Node Buffers. */
+function buf(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function txidOf(raw: Uint8Array): Uint8Array {
+  return hashToBytes(bcoin.TX.fromRaw(buf(raw)).hash('hex'));
+}
+
+function scid(blockHeight: number, txIndex: number, outputIndex: number): bigint {
+  return (BigInt(blockHeight) << 40n) | (BigInt(txIndex) << 16n) | BigInt(outputIndex);
+}
+
+function formatScid(v: bigint): string {
+  return `${v >> 40n}x${(v >> 16n) & 0xffffffn}x${v & 0xffffn}`;
+}
+
+export class ChannelManager extends EventEmitter<ChannelEvents> {
+  readonly log: Logger;
+  readonly policy: ChannelPolicyConfig;
+  private readonly node: Node;
+  private readonly root: KvStore;
+  private readonly chain: ChainSource;
+  private readonly wallet: Wallet;
+  private readonly seed: Uint8Array;
+  private readonly chainHash: Uint8Array;
+  private readonly chans = new Map<number, Chan>();
+  private readonly peerQueues = new Map<string, Promise<void>>();
+  private indexLock: Promise<unknown> = Promise.resolve();
+  private started = false;
+  private stopped = false;
+  private readonly onConnected = (info: PeerInfo): void => this.peerConnected(info.nodeId);
+  private readonly onDisconnected = (ev: PeerDisconnectedEvent): void => this.peerDisconnected(ev.nodeId);
+
+  constructor(o: ChannelManagerOptions) {
+    super();
+    if (o.seed.length !== 32) throw new ArgumentError('channel seed must be 32 bytes');
+    this.node = o.node;
+    this.root = o.store.sublevel('channels');
+    this.chain = o.chain;
+    this.wallet = o.wallet;
+    this.seed = o.seed;
+    this.policy = { ...DEFAULT_CHANNEL_POLICY, ...(o.policy ?? {}) };
+    this.chainHash = NETWORKS[o.node.config.network].chainHash;
+    this.log = subsystemLogger(o.logger ?? silentLogger(), 'channels');
+  }
+
+  /**
+   * Reloads every stored channel, registers the channel message handlers and
+   * follows peer connections. Call before the node connects to anyone (its
+   * handlers must be in place before the first message).
+   */
+  async start(): Promise<void> {
+    if (this.started) throw new ChannelManagerError('ERR_MANAGER_STOPPED', 'start() called twice');
+    this.started = true;
+    for (const t of CHANNEL_TYPES) this.node.registerHandler(t, (peer, msg) => this.onMessage(peer, msg));
+    this.node.registerHandler(MessageType.Error, (peer, msg) => this.onPeerError(peer, msg, 'error'));
+    this.node.registerHandler(MessageType.Warning, (peer, msg) => this.onPeerError(peer, msg, 'warning'));
+    for await (const [k, v] of this.root.entries(enc.encode(P_META))) {
+      const keyIndex = Number(dec.decode(k).slice(P_META.length));
+      const meta = JSON.parse(dec.decode(v)) as ChannelMeta;
+      const store = this.channelStore(keyIndex);
+      const states = await loadChannels(store);
+      const s = states[0];
+      if (s === undefined) continue; // never got past the opening: nothing was signed
+      const chan = { keyIndex, peer: meta.peer, meta, store } as Chan;
+      chan.driver = ChannelDriver.restore(this.adapters(chan), s);
+      this.chans.set(keyIndex, chan);
+      await this.resume(chan);
+    }
+    this.node.on('peer_connected', this.onConnected);
+    this.node.on('peer_disconnected', this.onDisconnected);
+    // Peers connected before start() (normally none) still get channel_reestablish.
+    for (const p of this.node.listPeers()) this.peerConnected(p.nodeId);
+    this.log.info({ channels: this.chans.size }, 'channel manager started');
+  }
+
+  /** Stops watching the chain and following peers; the node and stores are the caller's. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.node.off('peer_connected', this.onConnected);
+    this.node.off('peer_disconnected', this.onDisconnected);
+    for (const c of this.chans.values()) {
+      c.confWatch?.cancel();
+      c.spendWatch?.cancel();
+      const err = new ChannelManagerError('ERR_MANAGER_STOPPED', 'channel manager stopped');
+      this.settle(c, 'opening', err);
+      this.settle(c, 'closing', err);
+    }
+    await Promise.all([...this.peerQueues.values()]);
+  }
+
+  // ------------------------------------------------------------------ public API
+
+  listChannels(): ChannelInfo[] {
+    return [...this.chans.values()].sort((a, b) => a.keyIndex - b.keyIndex).map((c) => this.info(c));
+  }
+
+  channel(channelId: string): ChannelInfo | undefined {
+    const c = this.find(channelId);
+    return c === undefined ? undefined : this.info(c);
+  }
+
+  /** The raw machine state of a channel (read-only use: tests, diagnostics). */
+  channelState(channelId: string): ChannelState {
+    return this.require(channelId).driver.state;
+  }
+
+  /**
+   * Opens a channel to a connected peer as the opener. Resolves once the
+   * funding transaction is signed by both sides and broadcast (channel_pending);
+   * rejects if the peer refuses, the connection drops first, or no progress
+   * within the policy's timeout.
+   */
+  async openChannel(peerId: string, fundingSat: bigint, opts: OpenChannelOptions = {}): Promise<ChannelInfo> {
+    this.checkRunning();
+    const peer = peerId.toLowerCase();
+    const handle = this.node.peer(peer);
+    if (handle === undefined) throw new ChannelManagerError('ERR_NOT_CONNECTED', `not connected to ${peer}`);
+    const channelType = opts.channelType ?? (handle.remoteFeatures.supports(Feature.AnchorsZeroFeeHtlcTx) ? 'anchors_zero_fee_htlc' : 'static_remotekey');
+    const feeratePerKw = opts.feeratePerKw ?? (await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget));
+    const { keyIndex, meta, store } = await this.newChannelRecord(peer);
+    return new Promise<ChannelInfo>((resolve, reject) => {
+      this.onPeerQueue(peer, async () => {
+        const chan = { keyIndex, peer, meta, store } as Chan;
+        const waiter = this.waiter(chan, 'opening', resolve, reject, 'channel opening');
+        chan.opening = waiter;
+        try {
+          chan.driver = await ChannelDriver.open(this.adapters(chan, () => this.chans.set(keyIndex, chan)), {
+            temporaryChannelId: randomBytes(32),
+            chainHash: this.chainHash,
+            keyIndex,
+            fundingSat,
+            pushMsat: opts.pushMsat ?? 0n,
+            feeratePerKw,
+            channelType,
+            config: this.ourConfig(fundingSat),
+            channelFlags: 0,
+          });
+          this.chans.set(keyIndex, chan);
+          this.log.info({ peer, keyIndex, fundingSat: String(fundingSat), channelType, feeratePerKw }, 'open_channel sent');
+        } catch (e) {
+          this.settle(chan, 'opening', e as Error);
+        }
+      });
+    });
+  }
+
+  /**
+   * Starts a cooperative close (shutdown, then closing_signed negotiation).
+   * Resolves once both sides signed the closing transaction and it was broadcast.
+   */
+  async closeChannel(channelId: string, opts: CloseChannelOptions = {}): Promise<ChannelInfo> {
+    this.checkRunning();
+    const c = this.require(channelId);
+    const feeratePerKw = opts.feeratePerKw ?? (await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget));
+    const scriptPubKey = opts.scriptPubKey ?? hexToBytes(c.meta.shutdownScript);
+    return new Promise<ChannelInfo>((resolve, reject) => {
+      c.closing = this.waiter(c, 'closing', resolve, reject, 'cooperative close');
+      c.driver.apply({ type: 'shutdown', scriptPubKey, feeratePerKw }).then(
+        (r) => {
+          if (r.failure !== undefined) this.settle(c, 'closing', refused(r));
+        },
+        (e: unknown) => this.settle(c, 'closing', e as Error),
+      );
+    });
+  }
+
+  /** Offers an HTLC on a channel and signs it; returns its id. (The switch will call this; tests do now.) */
+  async addHtlc(channelId: string, req: AddHtlcRequest): Promise<bigint> {
+    const c = this.require(channelId);
+    const r = await c.driver.apply({
+      type: 'add_htlc',
+      amountMsat: req.amountMsat,
+      paymentHash: req.paymentHash,
+      cltvExpiry: req.cltvExpiry,
+      onionRoutingPacket: req.onionRoutingPacket ?? new Uint8Array(1366),
+    });
+    if (r.failure !== undefined) throw refused(r);
+    const add = r.send.find((m) => m.type === 128);
+    if (add === undefined || add.type !== 128) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', 'no update_add_htlc produced');
+    await this.sign(c);
+    return add.id;
+  }
+
+  async fulfillHtlc(channelId: string, id: bigint, paymentPreimage: Uint8Array): Promise<void> {
+    const c = this.require(channelId);
+    const r = await c.driver.apply({ type: 'fulfill_htlc', id, paymentPreimage });
+    if (r.failure !== undefined) throw refused(r);
+    await this.sign(c);
+  }
+
+  async failHtlc(channelId: string, id: bigint, reason: Uint8Array = new Uint8Array(0)): Promise<void> {
+    const c = this.require(channelId);
+    const r = await c.driver.apply({ type: 'fail_htlc', id, reason });
+    if (r.failure !== undefined) throw refused(r);
+    await this.sign(c);
+  }
+
+  /** Resolves with the channel once `pred` holds for it (checked on every channel event), or rejects after `timeoutMs`. */
+  waitForChannel(channelId: string, pred: (i: ChannelInfo) => boolean, timeoutMs = this.policy.timeoutMs): Promise<ChannelInfo> {
+    return new Promise<ChannelInfo>((resolve, reject) => {
+      const names = ['channel_pending', 'channel_ready', 'channel_reestablished', 'channel_closed', 'funding_spent', 'channel_failed'] as const;
+      const check = (): boolean => {
+        const i = this.channel(channelId);
+        if (i !== undefined && pred(i)) {
+          done();
+          resolve(i);
+          return true;
+        }
+        return false;
+      };
+      const listener = (): void => void check();
+      const timer = setTimeout(() => {
+        done();
+        reject(new ChannelManagerError('ERR_TIMEOUT', `channel ${channelId}: condition not met within ${timeoutMs} ms (state ${this.channel(channelId)?.state ?? 'unknown'})`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        for (const n of names) this.off(n, listener);
+      };
+      for (const n of names) this.on(n, listener);
+      check();
+    });
+  }
+
+  // ------------------------------------------------------------------ records and adapters
+
+  private channelStore(keyIndex: number): KvStore {
+    return this.root.sublevel(`ch${keyIndex}`);
+  }
+
+  /** A fresh key index (persisted before use) and the channel's meta record. */
+  private async newChannelRecord(peer: string): Promise<{ keyIndex: number; meta: ChannelMeta; store: KvStore }> {
+    const run = this.indexLock.then(async () => {
+      const cur = await this.root.get(K_NEXT_INDEX);
+      const keyIndex = cur === undefined ? 0 : Number(dec.decode(cur));
+      const script = (await this.wallet.newChangeAddress()).script;
+      const meta: ChannelMeta = { peer, shutdownScript: bytesToHex(script) };
+      await this.root.batch([
+        { type: 'put', key: K_NEXT_INDEX, value: enc.encode(String(keyIndex + 1)) },
+        { type: 'put', key: enc.encode(`${P_META}${keyIndex}`), value: enc.encode(JSON.stringify(meta)) },
+      ]);
+      return { keyIndex, meta, store: this.channelStore(keyIndex) };
+    });
+    this.indexLock = run.catch(() => undefined);
+    return run;
+  }
+
+  private ourConfig(fundingSat: bigint): ChannelConfig {
+    const onePercent = fundingSat / 100n;
+    return {
+      dustLimitSat: this.policy.dustLimitSat,
+      maxHtlcValueInFlightMsat: fundingSat * 1000n,
+      channelReserveSat: onePercent < this.policy.dustLimitSat ? this.policy.dustLimitSat : onePercent,
+      htlcMinimumMsat: this.policy.htlcMinimumMsat,
+      toSelfDelay: this.policy.toSelfDelay,
+      maxAcceptedHtlcs: this.policy.maxAcceptedHtlcs,
+    };
+  }
+
+  /** `register` runs at the first persisted write (the driver is not returned yet when open/accept send). */
+  private adapters(chan: Chan, register?: () => void): ChannelAdapters {
+    const wallet: FundingWallet = {
+      fundChannel: async (scriptPubKey, amountSat, feeratePerKw) => {
+        const f = await this.wallet.createFunding({ script: buf(scriptPubKey), amountSat, feeratePerKw });
+        return { tx: f.tx, outputIndex: f.outputIndex };
+      },
+      broadcast: async (tx) => this.publishFunding(tx),
+      release: async (tx) => this.wallet.abandonFunding(txidOf(tx)).catch(() => undefined),
+    };
+    return {
+      store: chan.store,
+      secrets: deriveChannelSecrets(this.seed, chan.keyIndex),
+      shutdownScript: hexToBytes(chan.meta.shutdownScript),
+      wallet,
+      send: (m) => {
+        register?.();
+        this.sendTo(chan.peer, m);
+      },
+      sendFailure: (f) => this.sendFailure(chan, f),
+      onEvent: (e) => this.onChannelEvent(chan, e),
+    };
+  }
+
+  private async publishFunding(tx: Uint8Array): Promise<void> {
+    const txid = txidOf(tx);
+    if (this.wallet.pendingFundings().some((f) => equalBytes(f.txid, txid))) await this.wallet.publishFunding(txid);
+    else await this.chain.broadcast(buf(tx));
+  }
+
+  private sendTo(peer: string, m: ChannelMessage): void {
+    const p = this.node.peer(peer);
+    if (p === undefined) {
+      this.log.debug({ peer, type: m.type }, 'peer not connected; message dropped (retransmitted on reestablish)');
+      return;
+    }
+    p.sendRaw(concatBytes(u16be(m.type), encodeChannelMessage(m)));
+  }
+
+  private sendFailure(chan: Chan | undefined, f: ChannelFailure, peerId?: string): void {
+    const peer = chan?.peer ?? peerId;
+    this.log.warn({ peer, channelId: bytesToHex(f.channelId), level: f.level, code: f.code, reason: f.message }, 'channel failure');
+    if (f.level === 'local' || peer === undefined) return;
+    const p = this.node.peer(peer);
+    const data = enc.encode(`${f.code}: ${f.message}`.slice(0, 500));
+    if (f.level === 'error') {
+      p?.send({ type: MessageType.Error, channelId: f.channelId, data });
+      if (chan !== undefined) this.fail(chan, `sent error ${f.code}: ${f.message}`);
+    } else {
+      p?.send({ type: MessageType.Warning, channelId: f.channelId, data });
+    }
+  }
+
+  /** The channel is failed: an opening is abandoned; an established channel stops taking updates. */
+  private fail(chan: Chan, reason: string): void {
+    const state = chan.driver?.state;
+    if (state === undefined || PRE_FUNDING.has(state.phase)) {
+      this.abandonOpening(chan, state, reason);
+      return;
+    }
+    if (chan.failure !== undefined) return;
+    chan.failure = reason;
+    // TODO(force-close): broadcast our commitment once the channel layer builds it for publication.
+    this.log.error({ channelId: bytesToHex(state.channelId), reason }, 'channel failed');
+    this.settle(chan, 'closing', new ChannelManagerError('ERR_CHANNEL_REFUSED', reason));
+    this.emit('channel_failed', this.info(chan), reason);
+  }
+
+  /** An opening that will not complete: forget it, unlock the funding inputs, tell the caller. */
+  private abandonOpening(chan: Chan, state: ChannelState | undefined, reason: string): void {
+    this.chans.delete(chan.keyIndex);
+    if (state?.fundingTx !== undefined) void this.wallet.abandonFunding(txidOf(state.fundingTx)).catch(() => undefined);
+    void this.root.del(enc.encode(`${P_META}${chan.keyIndex}`)).catch(() => undefined);
+    this.log.info({ peer: chan.peer, keyIndex: chan.keyIndex, reason }, 'channel opening abandoned');
+    this.settle(chan, 'opening', new ChannelManagerError('ERR_OPEN_FAILED', reason));
+  }
+
+  // ------------------------------------------------------------------ peers and messages
+
+  private onPeerQueue(peer: string, fn: () => Promise<void>): void {
+    const prev = this.peerQueues.get(peer) ?? Promise.resolve();
+    const next = prev.then(fn).catch((e: unknown) => this.log.error({ peer, err: e }, 'channel work failed'));
+    this.peerQueues.set(peer, next);
+    void next.then(() => {
+      if (this.peerQueues.get(peer) === next) this.peerQueues.delete(peer);
+    });
+  }
+
+  private peerChans(peer: string): Chan[] {
+    return [...this.chans.values()].filter((c) => c.peer === peer);
+  }
+
+  private peerConnected(peer: string): void {
+    if (this.stopped) return;
+    this.onPeerQueue(peer, async () => {
+      for (const c of this.peerChans(peer)) {
+        if (c.driver.state.phase === 'closed' && c.driver.state.shutdown?.closingTx === undefined) continue;
+        await c.driver.apply({ type: 'connected' });
+      }
+    });
+  }
+
+  private peerDisconnected(peer: string): void {
+    if (this.stopped) return;
+    this.onPeerQueue(peer, async () => {
+      for (const c of this.peerChans(peer)) {
+        if (PRE_FUNDING.has(c.driver.state.phase)) {
+          this.abandonOpening(c, c.driver.state, 'peer disconnected during the opening');
+          await c.driver.apply({ type: 'disconnected' }); // → closed, channel_closed
+          continue;
+        }
+        await c.driver.apply({ type: 'disconnected' });
+      }
+    });
+  }
+
+  private onMessage(peer: PeerHandle, msg: IncomingMessage): void {
+    const peerId = peer.nodeIdHex;
+    let m: ChannelMessage;
+    try {
+      m = decodeChannelMessage(msg.type, msg.bytes.subarray(2));
+    } catch (e) {
+      const reason = e instanceof AmpnodeError ? e : new ChannelManagerError('ERR_CHANNEL_REFUSED', String(e));
+      this.log.warn({ peer: peerId, type: msg.type, reason: reason.message }, 'malformed channel message; disconnecting');
+      peer.send({ type: MessageType.Warning, channelId: new Uint8Array(32), data: enc.encode(`malformed ${msg.name}: ${reason.message}`.slice(0, 500)) });
+      peer.disconnect(reason);
+      return;
+    }
+    this.onPeerQueue(peerId, () => this.route(peerId, m));
+  }
+
+  private async route(peer: string, m: ChannelMessage): Promise<void> {
+    const id = channelIdOf(m);
+    if (m.type === 32) {
+      await this.acceptOpen(peer, m);
+      return;
+    }
+    const chan = this.peerChans(peer).find(
+      (c) => equalBytes(c.driver.state.channelId, id) || ((m.type === 33 || m.type === 34) && equalBytes(c.driver.state.temporaryChannelId, id)),
+    );
+    if (chan === undefined) {
+      this.log.warn({ peer, type: m.type, channelId: bytesToHex(id) }, 'message for an unknown channel');
+      this.sendFailure(undefined, { level: 'warning', code: 'ERR_UNKNOWN_CHANNEL', message: 'unknown channel', channelId: id }, peer);
+      return;
+    }
+    if (chan.failure !== undefined && m.type !== 136) return; // a failed channel takes no more updates
+    await chan.driver.apply({ type: 'message', msg: m });
+    if (m.type === 132 || m.type === 133 || m.type === 136) await this.sign(chan);
+  }
+
+  private async acceptOpen(peer: string, m: OpenChannel): Promise<void> {
+    if (this.peerChans(peer).some((c) => equalBytes(c.driver.state.temporaryChannelId, m.temporaryChannelId))) {
+      this.sendFailure(undefined, { level: 'error', code: 'ERR_BAD_PARAMETERS', message: 'temporary_channel_id already in use', channelId: m.temporaryChannelId }, peer);
+      return;
+    }
+    const { keyIndex, meta, store } = await this.newChannelRecord(peer);
+    const chan = { keyIndex, peer, meta, store } as Chan;
+    const d = await ChannelDriver.accept(this.adapters(chan, () => this.chans.set(keyIndex, chan)), m, {
+      chainHash: this.chainHash,
+      keyIndex,
+      config: this.ourConfig(m.fundingSatoshis),
+      minimumDepth: this.policy.minimumDepth,
+    });
+    if (d === null) {
+      this.chans.delete(keyIndex);
+      await this.root.del(enc.encode(`${P_META}${keyIndex}`));
+      return;
+    }
+    chan.driver = d;
+    this.chans.set(keyIndex, chan);
+    this.log.info({ peer, keyIndex, fundingSat: String(m.fundingSatoshis), channelType: d.state.channelType }, 'accepted open_channel');
+  }
+
+  private onPeerError(peer: PeerHandle, msg: IncomingMessage, level: 'error' | 'warning'): void {
+    const m = msg.message;
+    if (m === undefined || (m.type !== MessageType.Error && m.type !== MessageType.Warning)) return;
+    const text = dec.decode(m.data).replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
+    const chan = this.peerChans(peer.nodeIdHex).find((c) => equalBytes(c.driver.state.channelId, m.channelId) || equalBytes(c.driver.state.temporaryChannelId, m.channelId));
+    this.log.warn({ peer: peer.nodeIdHex, channelId: bytesToHex(m.channelId), level, text, known: chan !== undefined }, `peer sent ${level}`);
+    if (chan === undefined || level === 'warning') return;
+    this.onPeerQueue(peer.nodeIdHex, async () => this.fail(chan, `peer sent error: ${text}`));
+  }
+
+  private async sign(c: Chan): Promise<void> {
+    const r = await c.driver.apply({ type: 'sign' });
+    if (r.failure !== undefined && r.failure.code !== 'ERR_NOTHING_TO_SIGN' && r.failure.code !== 'ERR_AWAITING_REVOCATION' && r.failure.code !== 'ERR_NOT_READY')
+      this.log.warn({ code: r.failure.code, reason: r.failure.message }, 'sign refused');
+  }
+
+  // ------------------------------------------------------------------ channel events
+
+  /** Called from inside the driver: never awaits the driver. */
+  private async onChannelEvent(chan: Chan, e: ChannelEvent): Promise<void> {
+    const cid = (): string => bytesToHex(chan.driver?.state.channelId ?? new Uint8Array(32));
+    switch (e.type) {
+      case 'watch_funding':
+        this.watchFunding(chan, e.txid, e.outputIndex, e.minimumDepth);
+        queueMicrotask(() => {
+          const info = this.info(chan);
+          this.settle(chan, 'opening', undefined, info);
+          this.emit('channel_pending', info);
+        });
+        return;
+      case 'channel_ready':
+        chan.confWatch?.cancel();
+        chan.confWatch = undefined;
+        queueMicrotask(() => this.emit('channel_ready', this.info(chan)));
+        return;
+      case 'channel_reestablished':
+        queueMicrotask(() => this.emit('channel_reestablished', this.info(chan)));
+        return;
+      case 'htlc_incoming':
+        queueMicrotask(() =>
+          this.emit('htlc_incoming', cid(), { id: e.htlc.htlcId, amountMsat: e.htlc.amountMsat, paymentHash: e.htlc.paymentHash, cltvExpiry: e.htlc.cltvExpiry }),
+        );
+        return;
+      case 'htlc_fulfilled':
+        queueMicrotask(() => this.emit('htlc_fulfilled', cid(), e.id, e.paymentPreimage));
+        return;
+      case 'htlc_failed':
+        queueMicrotask(() => this.emit('htlc_failed', cid(), e.id, e.reason));
+        return;
+      case 'htlc_unsent':
+        this.log.info({ channelId: cid(), id: String(e.htlc.htlcId) }, 'HTLC dropped unsigned at disconnect');
+        return;
+      case 'closing_tx':
+        await this.chain.broadcast(buf(e.tx)).catch((err: unknown) => this.log.warn({ err }, 'closing tx broadcast failed (the peer may have broadcast it first)'));
+        this.log.info({ channelId: cid(), txid: displayHex(txidOf(e.tx)), feeSat: String(e.feeSat) }, 'closing tx broadcast');
+        return;
+      case 'channel_closed':
+        queueMicrotask(() => {
+          const info = this.info(chan);
+          if (chan.driver !== undefined && chan.driver.state.shutdown?.closingTx !== undefined) this.settle(chan, 'closing', undefined, info);
+          this.emit('channel_closed', info);
+        });
+        return;
+      case 'data_loss':
+        this.log.error({ channelId: cid() }, 'peer proved we lost channel state; our commitment must not be broadcast');
+        return;
+      case 'funding_needed':
+      case 'broadcast_funding':
+        return; // done by the driver through the wallet adapter
+    }
+  }
+
+  private watchFunding(chan: Chan, txid: Uint8Array, outputIndex: number, minimumDepth: number): void {
+    chan.confWatch?.cancel();
+    chan.confWatch = this.chain.watchConfirmations({ txid, numConfs: Math.max(1, minimumDepth) }, (ev) => {
+      if (ev.type !== 'confirmed' || chan.driver === undefined) return;
+      const c = ev.confirmation;
+      void chan.driver
+        .apply({ type: 'funding_depth', depth: ev.confirmations, shortChannelId: scid(c.blockHeight, c.txIndex, outputIndex) })
+        .catch((err: unknown) => this.log.error({ err }, 'funding_depth failed'));
+    });
+    chan.spendWatch?.cancel();
+    chan.spendWatch = this.chain.watchSpend({ outpoint: { txid, outputIndex } }, (ev) => {
+      if (ev.type !== 'spent') return;
+      const spending = displayHex(ev.detail.spendingTxid);
+      const closing = chan.driver?.state.shutdown?.closingTx;
+      const cooperative = closing !== undefined && equalBytes(txidOf(closing), ev.detail.spendingTxid);
+      this.log.info({ channelId: bytesToHex(chan.driver.state.channelId), spendingTxid: spending, cooperative }, 'funding output spent');
+      this.emit('funding_spent', this.info(chan), spending, cooperative);
+    });
+  }
+
+  /** After a restart: watches, and re-publication of what may not have reached the network. */
+  private async resume(chan: Chan): Promise<void> {
+    const s = chan.driver.state;
+    if (s.fundingTxid !== undefined && s.fundingOutputIndex !== undefined && s.phase !== 'closed') {
+      if (s.phase === 'awaiting_ready') this.watchFunding(chan, s.fundingTxid, s.fundingOutputIndex, s.minimumDepth);
+      else {
+        // only the spend matters now
+        const txid = s.fundingTxid;
+        chan.spendWatch = this.chain.watchSpend({ outpoint: { txid, outputIndex: s.fundingOutputIndex } }, (ev) => {
+          if (ev.type === 'spent') this.emit('funding_spent', this.info(chan), displayHex(ev.detail.spendingTxid), false);
+        });
+      }
+    }
+    if (s.opener === 'local' && s.fundingTx !== undefined && s.phase === 'awaiting_ready') {
+      await this.publishFunding(s.fundingTx).catch((err: unknown) => this.log.debug({ err }, 'funding tx re-broadcast refused (likely confirmed already)'));
+    }
+    if (s.phase === 'closed' && s.shutdown?.closingTx !== undefined) {
+      await this.chain.broadcast(buf(s.shutdown.closingTx)).catch(() => undefined);
+    }
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private info(c: Chan): ChannelInfo {
+    const s = c.driver.state;
+    return {
+      channelId: bytesToHex(s.channelId),
+      temporaryChannelId: bytesToHex(s.temporaryChannelId),
+      peer: c.peer,
+      keyIndex: c.keyIndex,
+      opener: s.opener,
+      channelType: s.channelType,
+      capacitySat: s.fundingSat,
+      localBalanceMsat: s.localCommit.ourBalanceMsat,
+      remoteBalanceMsat: s.localCommit.theirBalanceMsat,
+      pendingHtlcs: s.localCommit.htlcs.length,
+      state: c.failure !== undefined ? 'failed' : s.phase,
+      active: s.reestablished && this.node.peer(c.peer) !== undefined && (s.phase === 'normal' || s.phase === 'shutdown' || s.phase === 'negotiating'),
+      ...(s.fundingTxid !== undefined ? { fundingOutpoint: `${displayHex(s.fundingTxid)}:${s.fundingOutputIndex}` } : {}),
+      ...(s.shortChannelId !== undefined ? { shortChannelId: formatScid(s.shortChannelId) } : {}),
+      ...(s.shutdown?.closingTx !== undefined ? { closingTxid: displayHex(txidOf(s.shutdown.closingTx)) } : {}),
+      ...(c.failure !== undefined ? { failure: c.failure } : {}),
+    };
+  }
+
+  private find(channelId: string): Chan | undefined {
+    const id = channelId.toLowerCase();
+    for (const c of this.chans.values()) {
+      const s = c.driver?.state;
+      if (s !== undefined && (bytesToHex(s.channelId) === id || bytesToHex(s.temporaryChannelId) === id)) return c;
+    }
+    return undefined;
+  }
+
+  private require(channelId: string): Chan {
+    const c = this.find(channelId);
+    if (c === undefined) throw new ChannelManagerError('ERR_UNKNOWN_CHANNEL', `no channel ${channelId}`);
+    return c;
+  }
+
+  private checkRunning(): void {
+    if (!this.started || this.stopped) throw new ChannelManagerError('ERR_MANAGER_STOPPED', 'the channel manager is not running');
+  }
+
+  private waiter(c: Chan, slot: 'opening' | 'closing', resolve: (i: ChannelInfo) => void, reject: (e: Error) => void, what: string): Waiter {
+    const timer = setTimeout(() => this.settle(c, slot, new ChannelManagerError('ERR_TIMEOUT', `${what} did not complete within ${this.policy.timeoutMs} ms`)), this.policy.timeoutMs);
+    timer.unref();
+    return { resolve, reject, timer };
+  }
+
+  private settle(c: Chan, slot: 'opening' | 'closing', err?: Error, info?: ChannelInfo): void {
+    const w = c[slot];
+    if (w === undefined) return;
+    c[slot] = undefined;
+    clearTimeout(w.timer);
+    if (err !== undefined) w.reject(err);
+    else w.resolve(info ?? this.info(c));
+  }
+}
+
+function refused(r: StepResult): ChannelManagerError {
+  const f = r.failure!;
+  return new ChannelManagerError('ERR_CHANNEL_REFUSED', `${f.code}: ${f.message}`);
+}
+
+/** SHA-256 payment hash of a preimage (for callers building HTLCs). */
+export function paymentHashOf(preimage: Uint8Array): Uint8Array {
+  return sha256(preimage);
+}

@@ -1,0 +1,120 @@
+/**
+ * Two (or more) ampnode Nodes in one process, each with its own store, wallet
+ * and ChannelManager, talking over real loopback TCP and sharing ONE embedded
+ * in-memory regtest chain. A node may live on a disk store so that it can be
+ * stopped and started again from its data directory.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDiskStore, openMemoryStore, type KvStore } from '../../db/store.js';
+import { BcoinChainBackend } from '../../node/chain/index.js';
+import { ChannelManager, type ChannelPolicyConfig } from '../../node/channels/manager.js';
+import { withChannelFeatures } from '../../node/channels/features.js';
+import { FEATURE_TABLE } from '../../node/features.js';
+import { createLogger } from '../../node/log.js';
+import { Node } from '../../node/node.js';
+import { Wallet } from '../../node/wallet/wallet.js';
+import { randomBytes, randomPrivateKey } from '../../wire/crypto.js';
+
+export interface TestNodeSpec {
+  name: string;
+  /** Keep the store on disk (restartable). */
+  disk?: boolean;
+  policy?: Partial<ChannelPolicyConfig>;
+}
+
+export class TestNode {
+  node!: Node;
+  store!: KvStore;
+  wallet!: Wallet;
+  manager!: ChannelManager;
+  readonly nodeKey = randomPrivateKey();
+  readonly walletSeed: Uint8Array = Buffer.from(randomBytes(32)); // bcoin HD wants a Buffer
+  readonly channelSeed = randomBytes(32);
+  readonly dir: string | undefined;
+
+  constructor(
+    readonly spec: TestNodeSpec,
+    readonly chain: BcoinChainBackend,
+  ) {
+    this.dir = spec.disk === true ? mkdtempSync(join(tmpdir(), `ampnode-channels-${spec.name}-`)) : undefined;
+  }
+
+  get id(): string {
+    return this.node.nodeIdHex;
+  }
+
+  get port(): number {
+    return Number(this.node.listenAddress!.split(':').pop());
+  }
+
+  async start(): Promise<void> {
+    this.store = this.dir === undefined ? await openMemoryStore() : await openDiskStore(join(this.dir, 'db'));
+    this.wallet = await Wallet.open({ chain: this.chain, store: this.store, seed: this.walletSeed });
+    const logger = createLogger({ level: (process.env['AMPNODE_TEST_LOG'] as 'debug' | undefined) ?? 'silent' }).child({ node: this.spec.name });
+    this.node = new Node({ nodeKey: this.nodeKey, listen: '127.0.0.1:0', features: withChannelFeatures(FEATURE_TABLE), logger, pingIntervalMs: 0 });
+    this.manager = new ChannelManager({
+      node: this.node,
+      store: this.store,
+      chain: this.chain,
+      wallet: this.wallet,
+      seed: this.channelSeed,
+      logger,
+      policy: { timeoutMs: 30_000, ...(this.spec.policy ?? {}) },
+    });
+    await this.manager.start();
+    await this.node.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.node.stop();
+    await this.manager.stop();
+    await this.wallet.close();
+    await this.store.close();
+  }
+
+  async connect(other: TestNode): Promise<void> {
+    await this.node.connect(other.id, '127.0.0.1', other.port);
+  }
+
+  /** Spendable + unconfirmed + locked: everything the wallet holds outside channels. */
+  walletTotalSat(): bigint {
+    const b = this.wallet.balance();
+    return b.confirmedSat + b.unconfirmedSat + b.lockedSat + b.immatureSat;
+  }
+
+  cleanup(): void {
+    if (this.dir !== undefined) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * An embedded in-memory regtest chain. bcoin's FullNode also binds its HTTP
+ * API to a fixed port (48332 on regtest), which collides with any other
+ * chain in another process; nothing here uses that API, so it is not opened.
+ */
+export async function newTestChain(): Promise<BcoinChainBackend> {
+  const b = new BcoinChainBackend({
+    onError: (e) => {
+      throw e;
+    },
+  });
+  const http = (b.node as unknown as { http?: { open(): Promise<void>; close(): Promise<void> } }).http;
+  if (http !== undefined) {
+    http.open = async () => undefined;
+    http.close = async () => undefined;
+  }
+  await b.open();
+  return b;
+}
+
+/** Polls `pred` every 20 ms until it returns true; rejects after `ms`. */
+export async function until(pred: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await pred()) return;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
