@@ -13,6 +13,7 @@
 import {
   buildCommitment,
   buildHtlcTxs,
+  finalizeCommitment,
   isHtlcTrimmed,
   openerCommitmentCostSat,
   signCommitment,
@@ -204,4 +205,15 @@ export function dustExposureMsat(s: ChannelState, v: CommitmentState, holderIsUs
 /** What the opener's balance must cover on the commitment of `holderIsUs ? us : them`: fee and anchors, in msat. */
 export function openerCostMsat(s: ChannelState, v: CommitmentState, holderIsUs: boolean): bigint {
   return openerCommitmentCostSat(s.channelType, v.feeratePerKw, untrimmedCount(s, v, holderIsUs)) * 1000n;
+}
+
+/**
+ * Our current commitment, signed by both sides: what we would broadcast to
+ * close unilaterally. (Spending its outputs afterwards is not done here.)
+ */
+export function signedLocalCommitment(s: ChannelState, secrets: ChannelSecrets): Uint8Array {
+  const c = buildLocal(s, secrets, s.localCommit);
+  const ours = signCommitment(c.tx, secrets.fundingPriv, c.fundingWitnessScript, s.fundingSat);
+  const raw = finalizeCommitment(c, ours, s.localCommit.remoteSig).toRaw();
+  return new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength).slice();
 }

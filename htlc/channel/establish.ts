@@ -17,6 +17,7 @@
  */
 import { bytesToHex, equalBytes } from '../../wire/bytes.js';
 import { secp } from '../../wire/crypto.js';
+import { ArgumentError } from '../../wire/errors.js';
 import type { AcceptChannel, ChannelReady, FundingCreated, FundingSigned, OpenChannel } from '../../wire/channel-messages.js';
 import { RevocationStore, fundingWitnessScript, openerCommitmentCostSat, p2wsh } from '../bolt3/index.js';
 import { signRemote, verifyLocal } from './commitments.js';
@@ -131,6 +132,14 @@ export interface OpenParams {
 const PLACEHOLDER_CONFIG: ChannelConfig = { dustLimitSat: 0n, maxHtlcValueInFlightMsat: 0n, channelReserveSat: 0n, htlcMinimumMsat: 0n, toSelfDelay: 0, maxAcceptedHtlcs: 0 };
 
 export function openChannel(ctx: StepContext, p: OpenParams): StepResult {
+  if (p.fundingSat < LIMITS.minFundingSat || p.fundingSat > LIMITS.maxFundingSat)
+    throw new ArgumentError(`fundingSat must be within ${LIMITS.minFundingSat}..${LIMITS.maxFundingSat}`);
+  if (p.pushMsat < 0n || p.pushMsat > p.fundingSat * 1000n) throw new ArgumentError('pushMsat must be within 0..fundingSat·1000');
+  if (p.config.dustLimitSat < LIMITS.minDustLimitSat || p.config.dustLimitSat > LIMITS.maxDustLimitSat) throw new ArgumentError('dustLimitSat must be within 354..1062');
+  if (p.config.channelReserveSat < p.config.dustLimitSat || p.config.channelReserveSat > p.fundingSat / LIMITS.maxReserveFraction)
+    throw new ArgumentError('channelReserveSat must be at least the dust limit and at most 20 % of the funding');
+  if (p.config.maxAcceptedHtlcs < LIMITS.minMaxAcceptedHtlcs || p.config.maxAcceptedHtlcs > LIMITS.maxMaxAcceptedHtlcs) throw new ArgumentError('maxAcceptedHtlcs must be within 5..483');
+  if (p.feeratePerKw < LIMITS.minFeeratePerKw) throw new ArgumentError('feeratePerKw must be at least 253');
   const pub = channelPubkeys(ctx.secrets);
   const upfront = p.upfrontShutdownScript ?? new Uint8Array(0);
   const fundingMsat = p.fundingSat * 1000n;
@@ -251,13 +260,15 @@ export function acceptChannel(ctx: StepContext, m: OpenChannel, p: AcceptParams)
     return refuse('ERR_BAD_PARAMETERS', `funding_satoshis ${m.fundingSatoshis} outside ${LIMITS.minFundingSat}..${LIMITS.maxFundingSat}`);
   if (m.pushMsat > m.fundingSatoshis * 1000n) return refuse('ERR_BAD_PARAMETERS', 'push_msat exceeds the funding');
   if (m.feeratePerKw < LIMITS.minFeeratePerKw) return refuse('ERR_BAD_PARAMETERS', `feerate_per_kw ${m.feeratePerKw} below ${LIMITS.minFeeratePerKw}`);
-  const bad = checkPeerParams(m, p.config, m.fundingSatoshis);
+  const bad = checkPeerParams(m, { ...p.config, channelReserveSat: p.config.channelReserveSat < m.dustLimitSatoshis ? m.dustLimitSatoshis : p.config.channelReserveSat }, m.fundingSatoshis);
   if (bad !== null) return refuse('ERR_BAD_PARAMETERS', bad);
   const openerMsat = m.fundingSatoshis * 1000n - m.pushMsat;
   if (openerMsat < openerCommitmentCostSat(channelType, m.feeratePerKw, 0) * 1000n) return refuse('ERR_BAD_PARAMETERS', 'the opener cannot pay the first commitment fee');
   const pub = channelPubkeys(ctx.secrets);
   const upfront = p.upfrontShutdownScript ?? new Uint8Array(0);
   const c0 = initialCommit(m.pushMsat, openerMsat, m.feeratePerKw);
+  // the reserve we ask for must not be below their dust limit (BOLT 2); raise it rather than refuse
+  const config: ChannelConfig = { ...p.config, channelReserveSat: p.config.channelReserveSat < m.dustLimitSatoshis ? m.dustLimitSatoshis : p.config.channelReserveSat };
   const state: ChannelState = {
     version: 1,
     phase: 'awaiting_funding_created',
@@ -271,7 +282,7 @@ export function acceptChannel(ctx: StepContext, m: OpenChannel, p: AcceptParams)
     pushMsat: m.pushMsat,
     minimumDepth: p.minimumDepth,
     channelFlags: m.channelFlags,
-    local: { config: p.config, pubkeys: pub, upfrontShutdownScript: upfront },
+    local: { config, pubkeys: pub, upfrontShutdownScript: upfront },
     remote: { config: configOf(m), pubkeys: pubkeysOf(m), upfrontShutdownScript: m.upfrontShutdownScript ?? new Uint8Array(0) },
     ourLog: { base: 0, entries: [], nextHtlcId: 0n },
     theirLog: { base: 0, entries: [], nextHtlcId: 0n },
@@ -289,10 +300,10 @@ export function acceptChannel(ctx: StepContext, m: OpenChannel, p: AcceptParams)
   const msg: AcceptChannel = {
     type: 33,
     temporaryChannelId: m.temporaryChannelId,
-    dustLimitSatoshis: p.config.dustLimitSat,
-    maxHtlcValueInFlightMsat: p.config.maxHtlcValueInFlightMsat,
-    channelReserveSatoshis: p.config.channelReserveSat,
-    htlcMinimumMsat: p.config.htlcMinimumMsat,
+    dustLimitSatoshis: config.dustLimitSat,
+    maxHtlcValueInFlightMsat: config.maxHtlcValueInFlightMsat,
+    channelReserveSatoshis: config.channelReserveSat,
+    htlcMinimumMsat: config.htlcMinimumMsat,
     minimumDepth: p.minimumDepth,
     toSelfDelay: p.config.toSelfDelay,
     maxAcceptedHtlcs: p.config.maxAcceptedHtlcs,

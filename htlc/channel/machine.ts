@@ -266,7 +266,7 @@ function remoteRemove(s: ChannelState, m: UpdateFulfillHtlc | UpdateFailHtlc | U
     if ((m.failureCode & 0x8000) === 0) return peerError(s, 'ERR_UNKNOWN_HTLC', 'update_fail_malformed_htlc without the BADONION bit');
     e = { kind: 'fail_malformed', index, htlcId: m.id, sha256OfOnion: m.sha256OfOnion, failureCode: m.failureCode };
   }
-  return ok({ ...s, theirLog: append(s.theirLog, e) });
+  return ok({ ...s, theirLog: append(s.theirLog, e) }, [], false, e.kind === 'fulfill' ? [{ type: 'preimage_received', id: e.htlcId, paymentPreimage: e.paymentPreimage }] : []);
 }
 
 function remoteFee(s: ChannelState, m: UpdateFee): StepResult {

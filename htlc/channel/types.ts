@@ -224,6 +224,8 @@ export type ChannelInput =
 export type ChannelEvent =
   /** An HTLC the peer offered is now irrevocably committed: forward or settle it. */
   | { type: 'htlc_incoming'; htlc: LogEntry & { kind: 'add' } }
+  /** The peer revealed the preimage of an HTLC we offered (not yet irrevocable; safe to pass upstream at once). */
+  | { type: 'preimage_received'; id: bigint; paymentPreimage: Uint8Array }
   /** An HTLC we offered was fulfilled, irrevocably. */
   | { type: 'htlc_fulfilled'; id: bigint; paymentPreimage: Uint8Array }
   /** An HTLC we offered failed, irrevocably. */

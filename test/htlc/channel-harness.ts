@@ -13,7 +13,6 @@ import { decodeChannelMessage, encodeChannelMessage, type ChannelMessage, type O
 import { MTX, Outpoint, Script, buf } from '../../htlc/bolt3/btc.js';
 import { p2wpkh } from '../../htlc/bolt3/index.js';
 import { ChannelDriver } from '../../htlc/channel/driver.js';
-import { loadChannels } from '../../htlc/channel/codec.js';
 import { channelPubkeys, deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import type { ChannelHtlc, ChannelConfig, ChannelEvent, ChannelFailure, ChannelSecrets, ChannelType, StepResult, ChannelInput } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
@@ -313,9 +312,9 @@ export class Pair {
   /** Replaces `side`'s driver with one rebuilt from its store alone (as after a restart). */
   async reload(side: Side): Promise<void> {
     const e = this.ep[side];
-    const states = await loadChannels(e.store);
-    assert.equal(states.length, 1);
-    e.driver = ChannelDriver.restore(this.adapters(side), states[0]!);
+    const drivers = await ChannelDriver.loadAll(e.store, () => this.adapters(side));
+    assert.equal(drivers.length, 1);
+    e.driver = drivers[0]!;
   }
 
   /** Funds are conserved in every commitment either side holds (checked after every step). */
