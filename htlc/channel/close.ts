@@ -111,7 +111,9 @@ export function receiveShutdown(ctx: StepContext, s: ChannelState, m: Shutdown):
   // their unsigned updates are still allowed to be signed; the BOLT forbids shutdown with updates pending on our commitment
   let next: ChannelState = { ...s, phase: 'shutdown', shutdown: { ...(s.shutdown ?? { sentShutdown: false }), remoteScript: m.scriptpubkey, receivedShutdown: true } };
   const send: Shutdown[] = [];
-  if (next.shutdown!.sentShutdown !== true) {
+  // BOLT 2: our own shutdown waits until every update we sent is in a commitment_signed (see `shutdownAfterSign`)
+  const unsigned = logEnd(s.ourLog) !== (s.remoteNextCommit ?? s.remoteCommit).ourLogIndex;
+  if (next.shutdown!.sentShutdown !== true && !unsigned) {
     const upfrontLocal = s.local.upfrontShutdownScript;
     const localScript = upfrontLocal.length > 0 ? upfrontLocal : ctx.shutdownScript;
     if (localScript === undefined || !isValidShutdownScript(localScript)) return failWith(s, 'local', 'ERR_SHUTDOWN', 'no delivery script configured to answer shutdown');
@@ -156,4 +158,14 @@ export function resumeOffer(ctx: StepContext, s: ChannelState): ClosingSigned | 
   const sh = s.shutdown;
   if (s.phase !== 'negotiating' || sh === undefined || s.opener !== 'local') return undefined;
   return offer(ctx, s, sh.lastSentFeeSat ?? idealFeeSat(s, sh, sh.feeratePerKw ?? s.localCommit.feeratePerKw));
+}
+
+/** After we signed: the shutdown we owe the peer, if it was waiting for our updates to be signed. */
+export function shutdownAfterSign(ctx: StepContext, s: ChannelState): { state: ChannelState; msg?: Shutdown } {
+  const sh = s.shutdown;
+  if (sh === undefined || !sh.receivedShutdown || sh.sentShutdown) return { state: s };
+  const upfront = s.local.upfrontShutdownScript;
+  const localScript = upfront.length > 0 ? upfront : ctx.shutdownScript;
+  if (localScript === undefined || !isValidShutdownScript(localScript)) return { state: s };
+  return { state: { ...s, shutdown: { ...sh, localScript, sentShutdown: true } }, msg: { type: 38, channelId: s.channelId, scriptpubkey: localScript } };
 }

@@ -290,8 +290,9 @@ function signNext(ctx: StepContext, s: ChannelState): StepResult {
   if (v.ourLogIndex === s.remoteCommit.ourLogIndex && v.theirLogIndex === s.remoteCommit.theirLogIndex) return localReject(s, 'ERR_NOTHING_TO_SIGN', 'no updates to sign');
   const sigs = signRemote(s, ctx.secrets, v, s.remoteNextPoint);
   const msg: CommitmentSigned = { type: 132, channelId: s.channelId, signature: sigs.signature, htlcSignatures: sigs.htlcSignatures };
-  const next: ChannelState = { ...s, remoteNextCommit: v, sentCommitSig: msg, lastSentWasRevoke: false };
-  return ok(next, [msg], true);
+  const signed: ChannelState = { ...s, remoteNextCommit: v, sentCommitSig: msg, lastSentWasRevoke: false };
+  const owed = close.shutdownAfterSign(ctx, signed);
+  return ok(owed.state, owed.msg === undefined ? [msg] : [msg, owed.msg], true);
 }
 
 function receiveCommit(ctx: StepContext, s: ChannelState, m: CommitmentSigned): StepResult {

@@ -10,6 +10,7 @@ import { Pair, type Side } from './channel-harness.js';
 import { p2wpkh, p2wsh, fundingWitnessScript } from '../../htlc/bolt3/index.js';
 import { parseTx } from '../../htlc/channel/tx.js';
 import { bytesToHex } from '../../wire/bytes.js';
+import type { UpdateAddHtlc } from '../../wire/channel-messages.js';
 
 const SCRIPT_A = p2wpkh(new Uint8Array(33).fill(2));
 const SCRIPT_B = p2wsh(new Uint8Array([0x51]));
@@ -105,18 +106,38 @@ describe('cooperative close rules', () => {
 
   it('fails the channel on update_add_htlc after shutdown', async () => {
     const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 100_000_000n });
-    await p.add('b', 1_000_000n); // queued before b learns of the shutdown
     await p.apply('a', { type: 'shutdown', scriptPubKey: SCRIPT_A, feeratePerKw: 1000 });
     await p.deliver('a'); // b gets shutdown and answers
-    const add = p.queue.b.find((m) => m.type === 128)!;
-    // a receives b's add after its own shutdown but before b's: allowed
-    // now simulate b sending an add after a has received b's shutdown
-    await p.deliverAll();
+    await p.deliver('b'); // a gets b's shutdown
     const before = p.state('a');
-    const r = await p.apply('a', { type: 'message', msg: { ...add, id: before.theirLog.nextHtlcId } });
+    const add: UpdateAddHtlc = {
+      type: 128, channelId: before.channelId, id: before.theirLog.nextHtlcId, amountMsat: 1_000_000n,
+      paymentHash: new Uint8Array(32), cltvExpiry: 700_000, onionRoutingPacket: new Uint8Array(1366),
+    };
+    const r = await p.apply('a', { type: 'message', msg: add });
     assert.equal(r.failure?.code, 'ERR_SHUTDOWN');
     assert.equal(r.failure?.level, 'error');
     assert.equal(p.state('a'), before);
+  });
+});
+
+describe('shutdown while our updates are unsigned', () => {
+  it('answers shutdown only after signing its pending updates', async () => {
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 300_000_000n });
+    await p.add('b', 2_000_000n); // b's add, not yet signed
+    await p.apply('a', { type: 'shutdown', scriptPubKey: SCRIPT_A, feeratePerKw: 1000 });
+    await p.deliver('b'); // a receives b's add
+    await p.deliver('a'); // b receives a's shutdown while its add is unsigned
+    assert.equal(p.queue.b.length, 0, 'b answered shutdown with updates pending');
+    await p.apply('b', { type: 'sign' });
+    assert.deepEqual(p.queue.b.map((m) => m.type), [132, 38]);
+    await p.settle();
+    for (const h of p.settleable('a')) await p.fulfill('a', h.id);
+    await p.settle();
+    await p.deliverAll();
+    assert.equal(p.state('a').phase, 'closed');
+    assert.equal(p.state('b').phase, 'closed');
+    assert.deepEqual([...p.ep.a.failures, ...p.ep.b.failures], []);
   });
 });
 
