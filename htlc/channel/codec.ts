@@ -6,11 +6,11 @@
  * encoded revocation store, the last commitment_signed we sent). Writing it as
  * one record in one batch makes every transition atomic on disk: after a crash
  * the channel is exactly as it was before or after a step, never in between.
- * The encoding is versioned JSON with tagged bigints and byte strings, so a
- * record stays readable by eye when debugging a channel.
+ * The encoding is versioned JSON with tagged bigints (decimal) and byte
+ * strings (base64), so a record stays readable when debugging a channel.
  */
 import type { BatchOp, KvStore } from '../../db/store.js';
-import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
+import { bytesToHex } from '../../wire/bytes.js';
 import { ChannelError, type ChannelState } from './types.js';
 
 const PREFIX = 'channel/';
@@ -21,9 +21,19 @@ export function channelKey(channelId: Uint8Array): Uint8Array {
   return enc.encode(PREFIX + bytesToHex(channelId));
 }
 
-function replacer(this: unknown, _k: string, v: unknown): unknown {
+/** Tags bigints and byte strings (a recursive walk is much faster than a JSON.stringify replacer). */
+function tag(v: unknown): unknown {
   if (typeof v === 'bigint') return { $n: v.toString() };
-  if (v instanceof Uint8Array) return { $x: bytesToHex(v) };
+  if (v instanceof Uint8Array) return { $b: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') };
+  if (Array.isArray(v)) return v.map(tag);
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k in v) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x !== undefined) out[k] = tag(x);
+    }
+    return out;
+  }
   return v;
 }
 
@@ -31,13 +41,13 @@ function reviver(_k: string, v: unknown): unknown {
   if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
     const o = v as Record<string, unknown>;
     if (typeof o['$n'] === 'string' && Object.keys(o).length === 1) return BigInt(o['$n']);
-    if (typeof o['$x'] === 'string' && Object.keys(o).length === 1) return hexToBytes(o['$x']);
+    if (typeof o['$b'] === 'string' && Object.keys(o).length === 1) return new Uint8Array(Buffer.from(o['$b'], 'base64'));
   }
   return v;
 }
 
 export function encodeState(s: ChannelState): Uint8Array {
-  return enc.encode(JSON.stringify(s, replacer));
+  return enc.encode(JSON.stringify(tag(s)));
 }
 
 export function decodeState(bytes: Uint8Array): ChannelState {

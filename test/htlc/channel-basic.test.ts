@@ -107,3 +107,20 @@ describe('channel funding through the chain interface', () => {
     p.checkConsistent();
   });
 });
+
+describe('channel records', () => {
+  it('decode to exactly the state that was written, pending updates, signatures and revocations included', async () => {
+    const { encodeState, decodeState } = await import('../../htlc/channel/codec.js');
+    const p = await Pair.opened({ channelType: 'anchors_zero_fee_htlc', opener: 'a', pushMsat: 300_000_000n });
+    await p.add('a', 9_000_000n);
+    await p.add('b', 8_000_000n);
+    await p.settle();
+    await p.add('a', 7_000_000n);
+    await p.apply('a', { type: 'sign' }); // a now has a commitment awaiting revocation
+    for (const side of ['a', 'b'] as const) {
+      const s = p.state(side);
+      assert.deepEqual(decodeState(encodeState(s)), s);
+    }
+    assert.ok(p.state('a').remoteNextCommit !== undefined && p.state('a').sentCommitSig !== undefined);
+  });
+});
