@@ -23,6 +23,7 @@
  */
 import { equalBytes } from '../../wire/bytes.js';
 import { secp, sha256 } from '../../wire/crypto.js';
+import { AmpnodeError } from '../../wire/errors.js';
 import type {
   ChannelMessage,
   ChannelReestablish,
@@ -461,6 +462,8 @@ export function step(ctx: StepContext, s: ChannelState, input: ChannelInput): St
     return dispatch(ctx, s, input);
   } catch (e) {
     if (e instanceof ChannelError) return failWith(s, 'error', e.code, e.message);
+    // a peer's bytes that no check above caught (an invalid scalar or point, an impossible transaction)
+    if (e instanceof AmpnodeError && input.type === 'message') return failWith(s, 'error', 'ERR_INVALID_MESSAGE', e.message);
     throw e;
   }
 }

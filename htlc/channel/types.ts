@@ -277,7 +277,9 @@ export type ChannelErrorCode =
   | 'ERR_SHUTDOWN'
   | 'ERR_CLOSING'
   | 'ERR_UNKNOWN_CHANNEL'
-  | 'ERR_NOT_READY';
+  | 'ERR_NOT_READY'
+  /** a field the checks did not foresee is unusable (an invalid point or scalar) */
+  | 'ERR_INVALID_MESSAGE';
 
 export class ChannelError extends AmpnodeError<ChannelErrorCode> {}
 
