@@ -4,6 +4,7 @@
  *
  *   ampnode start --datadir DIR --listen HOST:PORT [--network regtest]
  *                 [--connect PUBKEY@HOST:PORT]... [--log-level info]
+ *                 [--chain embedded|p2p|none] [--chain-peer HOST:PORT] [--api HOST:PORT]
  *   ampnode demo [--log-level warn]
  *
  * `start` runs the daemon. Its stdout carries exactly one line, printed once
@@ -24,6 +25,9 @@ import { DEFAULTS, parseHostPort, parseNodeAddress } from './config.js';
 import { runDemo } from './demo.js';
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from './log.js';
 import { Node } from './node.js';
+import { FEATURE_TABLE } from './features.js';
+import { withChannelFeatures } from './channels/features.js';
+import { ChannelServices } from './channels/services.js';
 
 function collect(value: string, previous: string[]): string[] {
   try {
@@ -53,17 +57,35 @@ interface StartOptions {
   network: 'regtest';
   connect: string[];
   logLevel: string;
+  chain: 'embedded' | 'p2p' | 'none';
+  chainPeer?: string;
+  api?: string;
 }
 
 async function startDaemon(opts: StartOptions): Promise<void> {
   const level = isLogLevel(opts.logLevel) ? opts.logLevel : 'info';
   const log = createLogger({ level });
   installCrashHandlers(log);
-  const node = new Node({ datadir: opts.datadir, listen: opts.listen, network: opts.network, logger: log });
+  // Channel services (store, chain, wallet, channel manager, local API; node/channels/services.ts) start
+  // before the node listens, so channel handlers are in place for the first peer; `--chain none` runs without them.
+  const channels = opts.chain !== 'none';
+  const node = new Node({ datadir: opts.datadir, listen: opts.listen, network: opts.network, logger: log, ...(channels ? { features: withChannelFeatures(FEATURE_TABLE) } : {}) });
+  let services: ChannelServices | undefined;
   try {
+    if (channels) {
+      services = await ChannelServices.start({
+        node,
+        datadir: opts.datadir,
+        chain: opts.chain === 'p2p' ? 'p2p' : 'embedded',
+        ...(opts.chainPeer !== undefined ? { chainPeer: opts.chainPeer } : {}),
+        ...(opts.api !== undefined ? { api: opts.api } : {}),
+        log,
+      });
+    }
     await node.start();
   } catch (e) {
     log.fatal({ err: e, code: e instanceof AmpnodeError ? e.code : undefined }, 'could not start');
+    await services?.stop().catch(() => undefined);
     process.exitCode = 1;
     return;
   }
@@ -74,7 +96,10 @@ async function startDaemon(opts: StartOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
-    node.stop().then(
+    node
+      .stop()
+      .then(() => services?.stop())
+      .then(
       () => process.exit(0),
       (e: unknown) => {
         log.error({ err: e }, 'error while stopping');
@@ -116,6 +141,9 @@ export function buildProgram(): Command {
     .addOption(new Option('--network <network>', 'chain').choices(['regtest']).default('regtest'))
     .option('--connect <pubkey@host:port>', 'peer to connect to and keep connected (repeatable)', collect, [] as string[])
     .addOption(logLevelOption('info'))
+    .addOption(new Option('--chain <mode>', 'chain backend: embedded regtest chain, p2p (follow --chain-peer), none (no channels)').choices(['embedded', 'p2p', 'none']).default('embedded'))
+    .option('--chain-peer <host:port>', 'regtest node to follow with --chain p2p (btcd/bitcoind P2P port)', hostPortArg)
+    .option('--api <host:port>', 'serve the local JSON control API on this loopback address (node/channels/api.ts)', hostPortArg)
     .action(async (opts: StartOptions) => startDaemon(opts));
   program
     .command('demo')

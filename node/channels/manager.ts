@@ -258,6 +258,10 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     for (const t of CHANNEL_TYPES) this.node.registerHandler(t, (peer, msg) => this.onMessage(peer, msg));
     this.node.registerHandler(MessageType.Error, (peer, msg) => this.onPeerError(peer, msg, 'error'));
     this.node.registerHandler(MessageType.Warning, (peer, msg) => this.onPeerError(peer, msg, 'warning'));
+    // BOLT 7 messages a channel peer sends about our channels: lnd sends its channel_update (258, even, so it
+    // must be handled or the connection fails) for private channels, and announcement_signatures (259) for
+    // public ones. Kept for the router later; announcing channels is not implemented, so both are only logged.
+    for (const t of [258, 259]) this.node.registerHandler(t, (peer, msg) => this.log.debug({ peer: peer.nodeIdHex, type: msg.type, name: msg.name }, 'gossip message about a channel ignored'));
     for await (const [k, v] of this.root.entries(enc.encode(P_META))) {
       const keyIndex = Number(dec.decode(k).slice(P_META.length));
       const meta = JSON.parse(dec.decode(v)) as ChannelMeta;
@@ -604,7 +608,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     );
     if (chan === undefined) {
       this.log.warn({ peer, type: m.type, channelId: bytesToHex(id) }, 'message for an unknown channel');
-      this.sendFailure(undefined, { level: 'warning', code: 'ERR_UNKNOWN_CHANNEL', message: 'unknown channel', channelId: id }, peer);
+      this.sendFailure(undefined, { level: 'error', code: 'ERR_UNKNOWN_CHANNEL', message: `unknown channel ${bytesToHex(id)}`, channelId: id }, peer);
       return;
     }
     if (chan.failure !== undefined && m.type !== 136) return; // a failed channel takes no more updates

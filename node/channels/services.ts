@@ -1,0 +1,108 @@
+/**
+ * What the daemon runs besides the peer layer: the store, the chain backend,
+ * the on-chain wallet and the channel manager, wired in the order they depend
+ * on each other, and stopped in reverse.
+ *
+ * Data directory layout (next to the node key the Node keeps there):
+ *   DIR/wallet_seed   32 random bytes (hex, 0600): the wallet's BIP32 seed;
+ *                     the channel key seed is derived from it, so one file
+ *                     backs every key the node holds besides its identity
+ *   DIR/db/           the LevelDB store (wallet and channel records)
+ *   DIR/chain/        bcoin's chain database
+ *
+ * The channel manager must start before the node accepts or dials anyone:
+ * its message handlers have to be registered before the first message.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openDiskStore, type KvStore } from '../../db/store.js';
+import { hmacSha256 } from '../../wire/crypto.js';
+import { createChainBackend, type BcoinChainBackend, type ChainMode } from '../chain/index.js';
+import type { Logger } from '../log.js';
+import { subsystemLogger } from '../log.js';
+import type { Node } from '../node.js';
+import { loadOrCreateSeed } from '../wallet/seed.js';
+import { Wallet } from '../wallet/wallet.js';
+import { ControlApi } from './api.js';
+import { ChannelManager, type ChannelPolicyConfig } from './manager.js';
+
+export interface ChannelServicesOptions {
+  node: Node;
+  datadir: string;
+  /** `embedded` (default): a regtest chain of our own; `p2p`: follow `chainPeer`. */
+  chain?: ChainMode;
+  chainPeer?: string;
+  /** `HOST:PORT` (loopback only) of the local control API; absent: no API. */
+  api?: string;
+  policy?: Partial<ChannelPolicyConfig>;
+  log: Logger;
+}
+
+const CHANNEL_SEED_LABEL = new TextEncoder().encode('ampnode/channel-seed');
+
+export class ChannelServices {
+  api: ControlApi | undefined;
+
+  private constructor(
+    readonly node: Node,
+    readonly store: KvStore,
+    readonly chain: BcoinChainBackend,
+    readonly wallet: Wallet,
+    readonly manager: ChannelManager,
+    private readonly log: Logger,
+  ) {}
+
+  /** Opens everything and starts the manager; the node itself is started by the caller afterwards. */
+  static async start(o: ChannelServicesOptions): Promise<ChannelServices> {
+    const log = subsystemLogger(o.log, 'services');
+    const { seed } = await loadOrCreateSeed(join(o.datadir, 'wallet_seed'));
+    const store = await openDiskStore(join(o.datadir, 'db'));
+    let chain: BcoinChainBackend | undefined;
+    let wallet: Wallet | undefined;
+    try {
+      const chainLog = subsystemLogger(o.log, 'chain');
+      // bcoin keeps its databases in <chainDir>/regtest/ and does not create that directory itself
+      await mkdir(join(o.datadir, 'chain', 'regtest'), { recursive: true, mode: 0o700 });
+      chain = await createChainBackend({
+        chain: o.chain ?? 'embedded',
+        ...(o.chainPeer !== undefined ? { chainPeer: o.chainPeer } : {}),
+        chainDir: join(o.datadir, 'chain'),
+        onError: (e) => chainLog.warn({ err: e }, 'chain backend error'),
+      });
+      wallet = await Wallet.open({ chain, store, seed: Buffer.from(seed) });
+      const manager = new ChannelManager({
+        node: o.node,
+        store,
+        chain,
+        wallet,
+        seed: hmacSha256(seed, CHANNEL_SEED_LABEL),
+        logger: o.log,
+        ...(o.policy !== undefined ? { policy: o.policy } : {}),
+      });
+      await manager.start();
+      const s = new ChannelServices(o.node, store, chain, wallet, manager, log);
+      if (o.api !== undefined) {
+        s.api = new ControlApi(s);
+        const address = await s.api.listen(o.api);
+        log.info({ api: `http://${address}` }, 'local API listening');
+      }
+      log.info({ chain: chain.mode, height: chain.tip().height }, 'channel services started');
+      return s;
+    } catch (e) {
+      await wallet?.close().catch(() => undefined);
+      await chain?.close().catch(() => undefined);
+      await store.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Stops the API, the manager, the wallet and the chain, then closes the store. Stop the node first. */
+  async stop(): Promise<void> {
+    await this.api?.close();
+    await this.manager.stop();
+    await this.wallet.close();
+    await this.chain.close();
+    await this.store.close();
+    this.log.info('channel services stopped');
+  }
+}
