@@ -23,7 +23,7 @@ function rng(seed: number): () => number {
   };
 }
 
-async function run(channelType: ChannelType, seed: number, totalHtlcs: number): Promise<void> {
+async function run(channelType: ChannelType, seed: number, totalHtlcs: number, cuts = false): Promise<void> {
   const rand = rng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const p = await Pair.opened({ channelType, opener: seed % 2 === 0 ? 'a' : 'b', fundingSat: 10_000_000n, pushMsat: 5_000_000_000n });
@@ -34,13 +34,14 @@ async function run(channelType: ChannelType, seed: number, totalHtlcs: number): 
   let added = 0;
   let simultaneous = 0;
   let feeUpdates = 0;
+  let reconnects = 0;
 
   const collect = () => {
     for (const side of ['a', 'b'] as const) {
       const evs = p.ep[side].events.splice(0);
       for (const e of evs) {
         if (e.type === 'htlc_fulfilled') fulfilled[side] += sent[side].get(e.id)!;
-        assert.notEqual(e.type, 'htlc_unsent');
+        if (!cuts) assert.notEqual(e.type, 'htlc_unsent');
       }
     }
     assert.deepEqual([...p.ep.a.failures, ...p.ep.b.failures], [], 'a peer error was raised');
@@ -83,6 +84,12 @@ async function run(channelType: ChannelType, seed: number, totalHtlcs: number): 
       const ra = await p.apply('a', { type: 'sign' });
       const rb = await p.apply('b', { type: 'sign' });
       if (ra.failure === undefined && rb.failure === undefined) simultaneous++;
+    } else if (cuts && r < 0.6) {
+      // the connection drops (sometimes one side restarts from its store), then both reestablish
+      await p.cut();
+      if (rand() < 0.5) await p.reload(side);
+      await p.reconnect();
+      reconnects++;
     } else if (p.queue[side].length > 0) {
       await p.deliver(side);
     } else if (p.queue[other(side)].length > 0) {
@@ -112,6 +119,7 @@ async function run(channelType: ChannelType, seed: number, totalHtlcs: number): 
   assert.equal(p.balances('b').ours, start.b - fulfilled.b + fulfilled.a);
   assert.ok(simultaneous > 0, 'no simultaneous commitment_signed happened');
   assert.ok(feeUpdates > 0, 'no update_fee happened');
+  if (cuts) assert.ok(reconnects > 10, `only ${reconnects} reconnections`);
   assert.ok(fulfilled.a > 0n && fulfilled.b > 0n);
   // logs are compacted once everything is in both chains
   assert.equal(p.state('a').ourLog.entries.length + p.state('a').theirLog.entries.length, 0);
@@ -123,5 +131,11 @@ describe('channel: random interleavings', () => {
   });
   it('250 HTLCs, anchors zero-fee, opened by the other side', async () => {
     await run('anchors_zero_fee_htlc', 2003, 250);
+  });
+  it('200 HTLCs with disconnects and restarts at random points', async () => {
+    await run('static_remotekey', 3005, 200, true);
+  });
+  it('150 HTLCs with disconnects and restarts, anchors, other opener', async () => {
+    await run('anchors_zero_fee_htlc', 4007, 150, true);
   });
 });
