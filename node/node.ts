@@ -318,17 +318,33 @@ export class Node extends EventEmitter<NodeEvents> {
       socket.destroy();
       return fail(e instanceof AmpnodeError ? e : new NodeError('ERR_CONNECT_FAILED', String(e)));
     }
-    const peer = this.attach(conn, socket, false, address);
+    return this.outcome(this.attach(conn, socket, false, address));
+  }
+
+  /**
+   * Resolves when a connection to the peer's node is up: this one, or the one
+   * that won a duplicate-connection decision (then this one may close first,
+   * and the other may still be in its init exchange).
+   */
+  private outcome(peer: Peer): Promise<PeerInfo> {
+    const idHex = peer.nodeIdHex;
     return new Promise<PeerInfo>((resolve, reject) => {
       peer.once('ready', () => {
-        // a duplicate-connection decision may already have closed it
         const winner = this.peers.get(idHex);
         if (winner !== undefined) resolve(peerInfo(winner));
       });
       peer.once('close', (reason) => {
         const winner = this.peers.get(idHex);
-        if (winner !== undefined && winner !== peer) resolve(peerInfo(winner));
-        else reject(reason ?? new PeerError('ERR_PEER_DISCONNECT_REQUESTED', 'closed before init'));
+        if (winner !== undefined && winner !== peer) {
+          resolve(peerInfo(winner));
+          return;
+        }
+        const other = [...this.pendingPeers].find((p) => p !== peer && p.nodeIdHex === idHex);
+        if (other !== undefined && reason?.code !== 'ERR_PEER_NODE_STOPPING') {
+          this.outcome(other).then(resolve, reject);
+          return;
+        }
+        reject(reason ?? new PeerError('ERR_PEER_DISCONNECT_REQUESTED', 'closed before init'));
       });
     });
   }
