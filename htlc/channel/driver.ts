@@ -140,6 +140,8 @@ export class ChannelDriver {
         await this.effects(r2);
       } else if (e.type === 'broadcast_funding' && this.a.wallet !== undefined) {
         await this.a.wallet.broadcast(e.tx);
+      } else if (e.type === 'release_funding' && this.a.wallet !== undefined) {
+        await this.a.wallet.release(e.tx);
       } else if (e.type === 'watch_funding') {
         this.watchFunding(e.txid, e.outputIndex, e.minimumDepth);
       }

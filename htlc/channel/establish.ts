@@ -24,6 +24,7 @@ import { signRemote, verifyLocal } from './commitments.js';
 import { channelPubkeys, ourPoint } from './keys.js';
 import { failWith, ok } from './result.js';
 import { parseTx } from './tx.js';
+import { isValidShutdownScript } from './close.js';
 import type { ChannelConfig, ChannelFailure, ChannelPubkeys, ChannelState, ChannelType, CommitmentState, StepContext, StepResult } from './types.js';
 
 /** lnd's bounds (v0.19): see the interop notes. */
@@ -94,6 +95,8 @@ function checkPeerParams(m: OpenChannel | AcceptChannel, ours: ChannelConfig, fu
   if (m.toSelfDelay > LIMITS.maxToSelfDelay) return `to_self_delay ${m.toSelfDelay} over ${LIMITS.maxToSelfDelay}`;
   if (m.htlcMinimumMsat >= fundingSat * 1000n) return 'htlc_minimum_msat not below the channel capacity';
   if (m.maxHtlcValueInFlightMsat === 0n) return 'max_htlc_value_in_flight_msat is zero';
+  if (m.upfrontShutdownScript !== undefined && m.upfrontShutdownScript.length > 0 && !isValidShutdownScript(m.upfrontShutdownScript))
+    return 'upfront_shutdown_script is not P2WPKH, P2WSH or P2TR';
   return null;
 }
 

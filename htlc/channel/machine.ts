@@ -347,7 +347,8 @@ function receiveRevoke(ctx: StepContext, s: ChannelState, m: RevokeAndAck): Step
 /** Forgets updates no commitment_signed covers (BOLT 2: reversed on reconnection). */
 export function disconnect(s: ChannelState): StepResult {
   if (s.phase === 'awaiting_accept' || s.phase === 'awaiting_funding_tx' || s.phase === 'awaiting_funding_signed' || s.phase === 'awaiting_funding_created') {
-    return ok({ ...s, phase: 'closed', reestablished: false, sentReestablish: false }, [], false, [{ type: 'channel_closed' }]);
+    const release: ChannelEvent[] = s.fundingTx !== undefined ? [{ type: 'release_funding', tx: s.fundingTx }] : [];
+    return ok({ ...s, phase: 'closed', reestablished: false, sentReestablish: false }, [], false, [...release, { type: 'channel_closed' }]);
   }
   const ourKeep = (s.remoteNextCommit ?? s.remoteCommit).ourLogIndex;
   const theirKeep = s.localCommit.theirLogIndex;

@@ -234,6 +234,8 @@ export type ChannelEvent =
   | { type: 'htlc_unsent'; htlc: LogEntry & { kind: 'add' } }
   /** Opener: make the funding transaction paying this script. */
   | { type: 'funding_needed'; scriptPubKey: Uint8Array; amountSat: bigint; feeratePerKw: number }
+  /** Opener: the opening failed before funding_signed; unlock the funding tx's inputs (never broadcast it). */
+  | { type: 'release_funding'; tx: Uint8Array }
   /** Opener: funding_signed verified and persisted; broadcast now. */
   | { type: 'broadcast_funding'; tx: Uint8Array }
   /** Watch the funding output for `minimumDepth` confirmations. */

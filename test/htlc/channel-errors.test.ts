@@ -226,6 +226,7 @@ describe('channel establishment checks', () => {
     ['another chain', { chainHash: new Uint8Array(32) }, 'ERR_BAD_PARAMETERS'],
     ['a bad funding key', { fundingPubkey: new Uint8Array(33).fill(5) }, 'ERR_BAD_PARAMETERS'],
     ['feerate below 253', { feeratePerKw: 252 }, 'ERR_BAD_PARAMETERS'],
+    ['a P2PKH upfront_shutdown_script', { upfrontShutdownScript: new Uint8Array([0x76, 0xa9, 0x14, ...new Uint8Array(20), 0x88, 0xac]) }, 'ERR_BAD_PARAMETERS'],
   ];
   for (const [name, over, code] of cases) {
     it(`refuses open_channel with ${name}`, () => {
@@ -283,5 +284,21 @@ describe('channel establishment checks', () => {
     assert.equal(p.ep.a.wallet.broadcasts.length, 0);
     await p.apply('a', { type: 'message', msg: fs });
     assert.equal(p.ep.a.wallet.broadcasts.length, 1);
+  });
+
+  it('releases the funding tx when the connection drops before funding_signed', async () => {
+    const p = await Pair.create();
+    const { ChannelDriver } = await import('../../htlc/channel/driver.js');
+    p.ep.a.driver = await ChannelDriver.open(p.adapters('a'), {
+      temporaryChannelId: randomBytes(32), chainHash: CHAIN_HASH, keyIndex: 0, fundingSat: 500_000n, pushMsat: 0n,
+      feeratePerKw: 2500, channelType: 'static_remotekey', config: defaultConfig(500_000n), channelFlags: 0,
+    });
+    const o = p.queue.a.shift() as OpenChannel;
+    p.ep.b.driver = (await ChannelDriver.accept(p.adapters('b'), o, { chainHash: CHAIN_HASH, keyIndex: 0, config: defaultConfig(500_000n), minimumDepth: 1 }))!;
+    await p.deliver('b'); // accept_channel → funding_created queued
+    await p.cut();
+    assert.equal(p.state('a').phase, 'closed');
+    assert.equal(p.ep.a.wallet.released.length, 1);
+    assert.equal(p.ep.a.wallet.broadcasts.length, 0);
   });
 });
