@@ -91,7 +91,7 @@ function openPair(): { a: Side; b: Side } {
   return { a, b };
 }
 
-/** Both sides sign in turn until nothing is left. */
+/** Both sides sign in turn, exchanging everything, until nothing is left to sign. */
 function settle(a: Side, b: Side): void {
   for (let i = 0; i < 10; i++) {
     let moved = false;
@@ -100,8 +100,9 @@ function settle(a: Side, b: Side): void {
       if (r.failure !== undefined) continue;
       x.state = r.state;
       moved = true;
-      let q = deliver(y, r.send);
-      while (q.length > 0) q = deliver(x, q).length > 0 ? deliver(y, deliver(x, q)) : [];
+      // ping-pong the answers (revoke_and_ack, then nothing) until both are quiet
+      let toY = r.send;
+      while (toY.length > 0) toY = deliver(x, deliver(y, toY));
     }
     if (!moved) return;
   }
@@ -120,6 +121,7 @@ function roundTripCase(inFlight: number): void {
     deliver(to, apply(from, { type: 'add_htlc', amountMsat: 2_000_000n + BigInt(i), paymentHash: sha256(randomBytes(32)), cltvExpiry: 800_000, onionRoutingPacket: onion() }));
   }
   settle(a, b);
+  if (a.state.localCommit.htlcs.length !== inFlight || b.state.remoteCommit.htlcs.length !== inFlight) throw new Error('in-flight HTLCs not committed');
   const preimage = randomBytes(32);
   const paymentHash = sha256(preimage);
   let sink = 0;
