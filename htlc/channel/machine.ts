@@ -422,8 +422,9 @@ function receiveReestablish(ctx: StepContext, s0: ChannelState, m: ChannelReesta
     }
     return peerError(s0, 'ERR_SYNC', `next_revocation_number ${R} ahead of our commitment ${L} without proof`);
   }
-  const expectSecret = R === 0n ? new Uint8Array(32) : ourSecret(ctx.secrets, R - 1n);
-  if (!equalBytes(m.yourLastPerCommitmentSecret, expectSecret)) return peerError(s0, 'ERR_SYNC', `your_last_per_commitment_secret is not our secret ${R - 1n}`);
+  // (with next_revocation_number 0 there is no secret to prove; like lnd, whatever is sent is not checked)
+  if (R > 0n && !equalBytes(m.yourLastPerCommitmentSecret, ourSecret(ctx.secrets, R - 1n)))
+    return peerError(s0, 'ERR_SYNC', `your_last_per_commitment_secret is not our secret ${R - 1n}`);
   let resendRevoke = false;
   if (R + 1n === L) resendRevoke = true;
   else if (R !== L) return peerError(s0, 'ERR_SYNC', `next_revocation_number ${R} too far behind our commitment ${L}`);
