@@ -191,7 +191,13 @@ export class Node extends EventEmitter<NodeEvents> {
     this.persistent.clear();
     const serverClosed = new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     const reason = new PeerError('ERR_PEER_NODE_STOPPING', 'node is stopping');
-    for (const p of [...this.peers.values(), ...this.pendingPeers]) p.disconnect(reason, { graceful: true });
+    const withPeer = new Set<Socket>();
+    for (const p of [...this.peers.values(), ...this.pendingPeers]) {
+      if (p.socket !== undefined) withPeer.add(p.socket);
+      p.disconnect(reason, { graceful: true });
+    }
+    // connections still in TCP connect or in the handshake have nothing to flush
+    for (const s of this.sockets) if (!withPeer.has(s)) s.destroy();
     const socketsClosed = Promise.all([...this.sockets].map((s) => new Promise<void>((r) => (s.closed ? r() : s.once('close', () => r())))));
     const bound = new Promise<void>((r) => setTimeout(r, 3_000).unref());
     await Promise.race([Promise.all([serverClosed, socketsClosed]), bound]);
@@ -360,13 +366,19 @@ export class Node extends EventEmitter<NodeEvents> {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.off('error', onError);
+        socket.off('close', onClose);
         resolve(socket);
       });
       const onError = (e: Error): void => {
         clearTimeout(timer);
         reject(new NodeError('ERR_CONNECT_FAILED', `TCP connect to ${formatHostPort(host, port)}: ${e.message}`, { cause: e }));
       };
+      const onClose = (): void => {
+        clearTimeout(timer);
+        reject(new NodeError('ERR_CONNECT_FAILED', `TCP connect to ${formatHostPort(host, port)}: closed before connecting`));
+      };
       socket.once('error', onError);
+      socket.once('close', onClose);
     });
   }
 

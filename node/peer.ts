@@ -136,6 +136,8 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
   connectedSince: number | undefined;
   closeReason: AmpnodeError | undefined;
 
+  /** The TCP socket under the connection, when known. */
+  readonly socket: Socket | undefined;
   private readonly opts: PeerOptions;
   private readonly conn: NoiseConnection;
   private readonly pending: PendingPing[] = [];
@@ -149,6 +151,7 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     super();
     this.opts = opts;
     this.conn = opts.conn;
+    this.socket = opts.socket;
     this.nodeId = opts.conn.remoteStaticPub;
     this.nodeIdHex = bytesToHex(this.nodeId);
     this.inbound = opts.inbound;

@@ -256,6 +256,32 @@ describe('connections', () => {
     }
   });
 
+  it('stop() ends a dial stuck in the handshake, and its connect() rejects', async () => {
+    let accepted!: () => void;
+    const acceptedP = new Promise<void>((r) => (accepted = r));
+    const silent = createServer((s) => {
+      s.on('error', () => undefined);
+      accepted(); // accepts TCP, never answers act 1
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as { port: number }).port;
+    const a = await startNode({ pingIntervalMs: 0, handshakeTimeoutMs: 60_000 });
+    try {
+      const dial = a.connect(bytesToHex(secp.publicKeyCreate(randomPrivateKey())), '127.0.0.1', port);
+      const settled = dial.then(
+        () => 'resolved',
+        (e: { code?: string }) => e.code,
+      );
+      await acceptedP;
+      await a.stop();
+      // cut in TCP connect or in the handshake, depending on timing; either way it settles, with a typed error
+      assert.ok(['ERR_CONNECT_FAILED', 'ERR_NOISE_CLOSED'].includes(String(await settled)), String(await settled));
+    } finally {
+      await a.stop();
+      silent.close();
+    }
+  });
+
   it('stop() disconnects every peer with ERR_PEER_NODE_STOPPING and closes the listener', async () => {
     const a = await startNode({ pingIntervalMs: 0 });
     const b = await startNode({ pingIntervalMs: 0 });
