@@ -346,10 +346,8 @@ export function fundingDepth(ctx: StepContext, s: ChannelState, depth: number, s
 
 export function receiveChannelReady(ctx: StepContext, s: ChannelState, m: ChannelReady): StepResult {
   void ctx;
-  if (s.receivedChannelReady) {
-    if (s.remoteNextPoint !== undefined && s.localCommit.height === 0n && equalBytes(m.secondPerCommitmentPoint, s.remoteNextPoint)) return ok(s); // retransmission
-    return failWith(s, 'warning', 'ERR_UNEXPECTED_MESSAGE', 'channel_ready again');
-  }
+  // a retransmission after a reconnection (or an alias update): nothing to do
+  if (s.receivedChannelReady) return ok(s);
   if (s.phase !== 'awaiting_ready') return failWith(s, 'warning', 'ERR_UNEXPECTED_MESSAGE', `channel_ready in phase ${s.phase}`);
   if (!secp.isPublicKey(m.secondPerCommitmentPoint)) return failWith(s, 'error', 'ERR_BAD_PARAMETERS', 'second_per_commitment_point is not a point');
   const r = maybeNormal({ ...s, receivedChannelReady: true, remoteNextPoint: m.secondPerCommitmentPoint });
