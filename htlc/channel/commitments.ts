@@ -14,6 +14,7 @@ import {
   buildCommitment,
   buildHtlcTxs,
   finalizeCommitment,
+  finalizeHtlcTx,
   isHtlcTrimmed,
   openerCommitmentCostSat,
   signCommitment,
@@ -27,6 +28,8 @@ import {
   type CommitmentParams,
 } from '../bolt3/index.js';
 import { localCommitmentKeys, ourPoint, ourSecret, remoteCommitmentKeys } from './keys.js';
+import { bytesToHex } from '../../wire/bytes.js';
+import { secp, sha256Parts } from '../../wire/crypto.js';
 import type { ChannelHtlc, ChannelState, CommitmentState, ChannelSecrets, LogEntry, UpdateLog } from './types.js';
 import { ChannelError } from './types.js';
 
@@ -216,4 +219,32 @@ export function signedLocalCommitment(s: ChannelState, secrets: ChannelSecrets):
   const ours = signCommitment(c.tx, secrets.fundingPriv, c.fundingWitnessScript, s.fundingSat);
   const raw = finalizeCommitment(c, ours, s.localCommit.remoteSig).toRaw();
   return new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength).slice();
+}
+
+/** A second-stage transaction of our current commitment, signed by both sides (or waiting for its preimage). */
+export interface SignedHtlcTx {
+  kind: 'htlc_timeout' | 'htlc_success';
+  htlc: CommitmentHtlc;
+  commitmentOutputIndex: number;
+  /** Raw signed transaction; absent for an HTLC-success whose preimage is not known yet. */
+  tx?: Uint8Array;
+}
+
+/**
+ * The HTLC-timeout / HTLC-success transactions of our current commitment,
+ * with the peer's stored HTLC signatures and ours. `preimages` (payment hash
+ * hex → preimage) completes the HTLC-success ones we can claim.
+ */
+export function signedHtlcTxs(s: ChannelState, secrets: ChannelSecrets, preimages: ReadonlyMap<string, Uint8Array> = new Map()): SignedHtlcTx[] {
+  const c = buildLocal(s, secrets, s.localCommit);
+  const txs = buildHtlcTxs(c);
+  if (txs.length !== s.localCommit.remoteHtlcSigs.length) throw new ChannelError('ERR_BAD_HTLC_SIGNATURES', 'stored HTLC signatures do not match the commitment');
+  const ourHtlcPriv = secp.privateKeyTweakAdd(secrets.htlcBaseSecret, sha256Parts(ourPoint(secrets, s.localCommit.height), s.local.pubkeys.htlcBasepoint));
+  return txs.map((h, i) => {
+    const base = { kind: h.kind, htlc: h.htlc, commitmentOutputIndex: h.commitmentOutputIndex };
+    const preimage = h.kind === 'htlc_success' ? preimages.get(bytesToHex(h.htlc.paymentHash)) : undefined;
+    if (h.kind === 'htlc_success' && preimage === undefined) return base;
+    const raw = finalizeHtlcTx(h, s.localCommit.remoteHtlcSigs[i]!, signHtlcTx(h, ourHtlcPriv, 'holder'), preimage).toRaw();
+    return { ...base, tx: new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength).slice() };
+  });
 }

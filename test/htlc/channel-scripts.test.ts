@@ -1,15 +1,17 @@
 /**
  * What the channel signs must be valid Bitcoin: our signed current
  * commitment (with HTLCs on it) and the cooperative closing transaction are
- * run through bcoin's script interpreter against the funding output, with
- * the standard verification flags (segwit, strict DER, low S, ...).
+ * run through bcoin's script interpreter against the funding output, and
+ * each side's second-stage HTLC transactions (with the peer's stored HTLC
+ * signatures) against its commitment's HTLC outputs, with the standard
+ * verification flags (segwit, strict DER, low S, ...).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { Pair, type Side } from './channel-harness.js';
 import { fundingScriptPubKey } from '../../htlc/channel/establish.js';
-import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
+import { signedHtlcTxs, signedLocalCommitment } from '../../htlc/channel/commitments.js';
 import { p2wpkh } from '../../htlc/bolt3/index.js';
 
 const require = createRequire(import.meta.url);
@@ -39,6 +41,20 @@ for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const
         const at = bad.length - 120;
         bad[at] = bad[at]! ^ 0x01;
         assert.equal(spendsFunding(p, side, bad), false);
+      }
+      // the second-stage HTLC transactions of each side spend its commitment's HTLC outputs validly
+      for (const side of ['a', 'b'] as const) {
+        const commitment = TX.fromRaw(Buffer.from(signedLocalCommitment(p.state(side), p.ep[side].secrets))) as unknown as { outputs: unknown[] };
+        const htlcTxs = signedHtlcTxs(p.state(side), p.ep[side].secrets, new Map([...p.preimages].map(([k, v]) => [k, v])));
+        assert.equal(htlcTxs.length, 2); // the 200 000 msat HTLC is trimmed
+        for (const h of htlcTxs) {
+          assert.ok(h.tx !== undefined);
+          const tx = TX.fromRaw(Buffer.from(h.tx));
+          assert.ok(tx.verifyInput(0, commitment.outputs[h.commitmentOutputIndex]), `${side}: ${h.kind} does not verify`);
+        }
+        assert.deepEqual(htlcTxs.map((h) => h.kind).sort(), ['htlc_success', 'htlc_timeout']);
+        // without preimages the success transaction waits
+        assert.equal(signedHtlcTxs(p.state(side), p.ep[side].secrets).filter((h) => h.tx === undefined).length, 1);
       }
       for (const side of ['a', 'b'] as const) for (const h of p.settleable(side)) await p.fail(side, h.id);
       await p.settle();
