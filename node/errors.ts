@@ -12,7 +12,6 @@ export type PeerErrorCode =
   | 'ERR_PEER_FIRST_NOT_INIT' // the first message was not init
   | 'ERR_PEER_UNKNOWN_REQUIRED_FEATURE' // an even feature bit we do not know (BOLT 1)
   | 'ERR_PEER_FEATURE_DEPENDENCY' // a feature set without the features it depends on (BOLT 9)
-  | 'ERR_PEER_MISSING_FEATURE' // the peer lacks a feature we require
   | 'ERR_PEER_NETWORK_MISMATCH' // the peer's init `networks` does not include our chain
   | 'ERR_PEER_PONG_TIMEOUT' // a pong did not arrive in time
   | 'ERR_PEER_PONG_SIZE' // a pong whose length is not the num_pong_bytes we asked for

@@ -184,7 +184,7 @@ describe('ampnode start (child processes)', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;
     try {
-      const busy = Daemon.spawn(['start', '--datadir', tempDir(), '--listen', `127.0.0.1:${port}`]);
+      const busy = Daemon.spawn(['start', '--datadir', tempDir(), '--listen', `127.0.0.1:${port}`, '--chain', 'none']);
       assert.equal((await busy.exited).code, 1);
       assert.deepEqual(busy.stdout, []);
       assert.ok(busy.logs.some((l) => l['msg'] === 'could not start' && /EADDRINUSE/.test(JSON.stringify(l))), busy.tail());
