@@ -40,7 +40,7 @@ function clean(s: ChannelState): boolean {
   );
 }
 
-function idealFeeSat(s: ChannelState, sh: ShutdownState, feeratePerKw: number): bigint {
+function idealFeeSat(sh: ShutdownState, feeratePerKw: number): bigint {
   return (BigInt(feeratePerKw) * BigInt(closingTxWeight(sh.localScript ?? null, sh.remoteScript ?? null))) / 1000n;
 }
 
@@ -76,7 +76,7 @@ export function afterUpdate(ctx: StepContext, r: StepResult): StepResult {
   let next: ChannelState = { ...s, phase: 'negotiating' };
   const send = [...r.send];
   if (s.opener === 'local') {
-    const fee = idealFeeSat(s, sh, sh.feeratePerKw ?? s.localCommit.feeratePerKw);
+    const fee = idealFeeSat(sh, sh.feeratePerKw ?? s.localCommit.feeratePerKw);
     send.push(offer(ctx, next, fee));
     next = { ...next, shutdown: { ...sh, lastSentFeeSat: fee } };
   }
@@ -140,7 +140,7 @@ export function receiveClosingSigned(ctx: StepContext, s: ChannelState, m: Closi
     return ok(next, send, true, [{ type: 'closing_tx', tx: raw, feeSat }, { type: 'channel_closed' }]);
   };
   if (sh.lastSentFeeSat === m.feeSatoshis) return finish(m.feeSatoshis, signCommitment(c.tx, ctx.secrets.fundingPriv, fws(s), s.fundingSat), []);
-  const ideal = idealFeeSat(s, sh, sh.feeratePerKw ?? s.localCommit.feeratePerKw);
+  const ideal = idealFeeSat(sh, sh.feeratePerKw ?? s.localCommit.feeratePerKw);
   const base = sh.lastSentFeeSat ?? ideal;
   const acceptable = m.feeSatoshis * 10n >= ideal * 7n && m.feeSatoshis * 10n <= ideal * 13n;
   let counter = (base + m.feeSatoshis) / 2n;
@@ -157,7 +157,7 @@ export function receiveClosingSigned(ctx: StepContext, s: ChannelState, m: Closi
 export function resumeOffer(ctx: StepContext, s: ChannelState): ClosingSigned | undefined {
   const sh = s.shutdown;
   if (s.phase !== 'negotiating' || sh === undefined || s.opener !== 'local') return undefined;
-  return offer(ctx, s, sh.lastSentFeeSat ?? idealFeeSat(s, sh, sh.feeratePerKw ?? s.localCommit.feeratePerKw));
+  return offer(ctx, s, sh.lastSentFeeSat ?? idealFeeSat(sh, sh.feeratePerKw ?? s.localCommit.feeratePerKw));
 }
 
 /** After we signed: the shutdown we owe the peer, if it was waiting for our updates to be signed. */

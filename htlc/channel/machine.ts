@@ -96,12 +96,6 @@ function findHtlc(v: CommitmentState, offered: boolean, id: bigint) {
   return v.htlcs.find((h) => h.offered === offered && h.id === id);
 }
 
-/** The add entry of an HTLC still in the logs (for events), or a rebuilt one from the commitment. */
-function addEntryOf(log: UpdateLog, id: bigint): AddEntry | undefined {
-  for (const e of log.entries) if (e.kind === 'add' && e.htlcId === id) return e;
-  return undefined;
-}
-
 // ---------------------------------------------------------------- checks
 
 /**
