@@ -12,7 +12,7 @@
  *   POST /v1/peers/disconnect     {"nodeId"}
  *   GET  /v1/wallet/balance
  *   POST /v1/wallet/newaddress    → {"address"}
- *   POST /v1/wallet/send          {"address","amountSat"} → {"txid"}
+ *   POST /v1/wallet/send          {"address","amountSat"} → {"txid","feeSat","tx"}
  *   GET  /v1/channels
  *   POST /v1/channels/open        {"nodeId","fundingSat","channelType"?,"pushMsat"?,"feeratePerKw"?}  (returns once pending)
  *   POST /v1/channels/close       {"channelId","feeratePerKw"?}  (returns once the closing tx is signed and broadcast)
@@ -139,7 +139,7 @@ export class ControlApi {
         return { address: (await wallet.newAddress()).address };
       case 'POST /v1/wallet/send': {
         const sent = await wallet.sendToAddress(str(b, 'address'), amount(b, 'amountSat')!);
-        return { txid: bytesToHex(sent.txid.slice().reverse()), feeSat: sent.feeSat };
+        return { txid: bytesToHex(sent.txid.slice().reverse()), feeSat: sent.feeSat, tx: bytesToHex(sent.tx) };
       }
       case 'GET /v1/channels':
         return manager.listChannels();

@@ -1,0 +1,306 @@
+/**
+ * BOLT 2 channels against a real lnd on btcd's regtest chain, the ampnode
+ * daemon following that chain over P2P (`--chain p2p --chain-peer`) and
+ * driven through its local JSON API (`--api`).
+ *
+ *   1. lnd opens to ampnode with --channel_type tweakless (public) and with
+ *      --channel_type anchors (private); ampnode opens one (anchors, with a
+ *      push) to lnd. Each becomes active on both sides.
+ *   2. lncli disconnect + connect, then an ampnode restart from its data
+ *      directory, each end in a clean channel_reestablish: lnd lists every
+ *      channel active and has nothing waiting to close or force-closing.
+ *   3. Cooperative closes: lnd closes one of its channels, ampnode closes the
+ *      other lnd-opened one and its own. The closing transactions confirm on
+ *      btcd's chain, pay each side what its channel balance said (minus the
+ *      closing fee for the opener), and both wallets see those amounts.
+ */
+import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
+import { BUILD_TIMEOUT_MS, Interop, ensureBinaries, freePort, waitFor, type Ampnode, type Btcd, type Lnd } from './harness.js';
+
+const h = new Interop('channels');
+let btcd: Btcd;
+let lnd: Lnd;
+let amp: Ampnode;
+let apiPort = 0;
+
+interface AmpChannel {
+  channelId: string;
+  peer: string;
+  opener: 'local' | 'remote';
+  channelType: string;
+  capacitySat: string;
+  localBalanceMsat: string;
+  remoteBalanceMsat: string;
+  state: string;
+  active: boolean;
+  fundingOutpoint?: string;
+  closingTxid?: string;
+}
+
+interface LndChannel {
+  active: boolean;
+  remote_pubkey: string;
+  channel_point: string;
+  capacity: string;
+  local_balance: string;
+  remote_balance: string;
+  commit_fee: string;
+  initiator: boolean;
+  commitment_type: string;
+  private: boolean;
+}
+
+async function api<T = any>(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 90_000): Promise<T> {
+  const res = await fetch(`http://127.0.0.1:${apiPort}${path}`, {
+    method,
+    ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const j = (await res.json()) as T & { error?: { code: string; message: string } };
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(j)}`);
+  return j;
+}
+
+async function ampSynced(): Promise<void> {
+  const target = await btcd.height();
+  await waitFor(
+    async () => {
+      const i = await api<{ blockHeight: number; walletHeight: number }>('GET', '/v1/info');
+      return i.blockHeight === target && i.walletHeight === target;
+    },
+    { timeoutMs: 60_000, what: `ampnode synced to btcd height ${target}` },
+  );
+}
+
+async function mine(n: number): Promise<void> {
+  await btcd.generate(n);
+  await Promise.all([lnd.waitSynced(), ampSynced()]);
+}
+
+/** Mining before a transaction reached btcd would leave it out of the block. */
+async function inMempool(txid: string): Promise<void> {
+  await waitFor(async () => (await btcd.rpc<string[]>('getrawmempool')).includes(txid), { timeoutMs: 30_000, what: `${txid} in btcd's mempool` });
+}
+
+const ampChannels = (): Promise<AmpChannel[]> => api<AmpChannel[]>('GET', '/v1/channels');
+const lndChannels = async (): Promise<LndChannel[]> => (await lnd.cli<{ channels: LndChannel[] }>(['listchannels'])).channels ?? [];
+const ampChannel = async (point: string): Promise<AmpChannel | undefined> => (await ampChannels()).find((c) => c.fundingOutpoint === point);
+const lndChannel = async (point: string): Promise<LndChannel | undefined> => (await lndChannels()).find((c) => c.channel_point === point);
+
+/** lnd has nothing waiting to close or force-closing (the sign of a failed reestablish). */
+async function noCloses(): Promise<void> {
+  const p = await lnd.cli<Record<string, unknown[] | undefined>>(['pendingchannels']);
+  assert.deepEqual(p['waiting_close_channels'] ?? [], [], 'lnd has channels waiting to close');
+  assert.deepEqual(p['pending_force_closing_channels'] ?? [], [], 'lnd is force-closing');
+}
+
+async function allActive(points: string[], what: string): Promise<void> {
+  await waitFor(
+    async () => {
+      const l = await lndChannels();
+      const a = await ampChannels();
+      return points.every((p) => l.some((c) => c.channel_point === p && c.active) && a.some((c) => c.fundingOutpoint === p && c.active && c.state === 'normal'));
+    },
+    { timeoutMs: 60_000, what },
+  );
+}
+
+/** lnd opens a channel to ampnode; returns its channel point once active on both sides. */
+async function lndOpens(channelType: 'tweakless' | 'anchors', amountSat: number, extra: string[] = []): Promise<string> {
+  const r = await lnd.cli<{ funding_txid: string }>(['openchannel', '--node_key', amp.nodeId, '--local_amt', String(amountSat), '--channel_type', channelType, ...extra]);
+  const pending = (await lnd.cli<{ pending_open_channels?: { channel: { channel_point: string } }[] }>(['pendingchannels'])).pending_open_channels ?? [];
+  const point = pending.map((p) => p.channel.channel_point).find((p) => p.startsWith(`${r.funding_txid}:`));
+  assert.ok(point !== undefined, `lnd lists ${r.funding_txid} as pending`);
+  await inMempool(r.funding_txid);
+  await waitFor(async () => (await ampChannel(point))?.state === 'awaiting_ready', { timeoutMs: 30_000, what: `ampnode holding ${point} pending` });
+  await mine(3); // ampnode, the acceptor, asks for 3 confirmations
+  await allActive([point], `${channelType} channel ${point} active on both sides`);
+  return point;
+}
+
+before(
+  async () => {
+    await ensureBinaries({ timeoutMs: BUILD_TIMEOUT_MS });
+    btcd = await h.startBtcd();
+    lnd = await h.startLnd(btcd, { name: 'lnd' });
+    apiPort = await freePort();
+    amp = await h.startAmpnode({ name: 'amp', extraArgs: ['--chain', 'p2p', '--chain-peer', btcd.p2pHost, '--api', `127.0.0.1:${apiPort}`, '--log-level', 'debug'] });
+    await ampSynced();
+    // coins for both: 3 × 2 BTC to lnd, 1 × 1 BTC to ampnode
+    const lndAddr = (await lnd.cli<{ address: string }>(['newaddress', 'p2wkh'])).address;
+    for (let i = 0; i < 3; i++) await btcd.sendToAddress(lndAddr, 200_000_000);
+    const ampAddr = (await api<{ address: string }>('POST', '/v1/wallet/newaddress')).address;
+    await btcd.sendToAddress(ampAddr, 100_000_000);
+    await mine(1);
+    await waitFor(async () => BigInt((await api<{ confirmedSat: string }>('GET', '/v1/wallet/balance')).confirmedSat) === 100_000_000n, {
+      timeoutMs: 30_000,
+      what: 'ampnode wallet funded',
+    });
+    await waitFor(async () => Number((await lnd.cli<{ confirmed_balance: string }>(['walletbalance'])).confirmed_balance) >= 600_000_000, {
+      timeoutMs: 30_000,
+      what: 'lnd wallet funded',
+    });
+    await lnd.cli(['connect', amp.uri], 30_000);
+  },
+  { timeout: BUILD_TIMEOUT_MS + 300_000 },
+);
+after(() => h.close());
+
+let tweakless = '';
+let anchors = '';
+let ours = '';
+
+h.test(
+  'lnd opens a tweakless and an anchors channel to ampnode; both active on both sides',
+  async () => {
+    tweakless = await lndOpens('tweakless', 500_000);
+    anchors = await lndOpens('anchors', 400_000, ['--private']);
+    const t = (await lndChannel(tweakless))!;
+    const a = (await lndChannel(anchors))!;
+    assert.equal(t.commitment_type, 'STATIC_REMOTE_KEY');
+    assert.equal(a.commitment_type, 'ANCHORS');
+    assert.equal((await ampChannel(tweakless))!.channelType, 'static_remotekey');
+    assert.equal((await ampChannel(anchors))!.channelType, 'anchors_zero_fee_htlc');
+    // both sides agree on the balances: lnd holds everything minus its commitment fee and, with anchors,
+    // its own anchor (330 sat; ampnode has no output yet, so no anchor of its own: BOLT 3)
+    for (const [point, anchorsSat] of [
+      [tweakless, 0],
+      [anchors, 330],
+    ] as const) {
+      const l = (await lndChannel(point))!;
+      const c = (await ampChannel(point))!;
+      assert.equal(c.opener, 'remote');
+      assert.equal(c.localBalanceMsat, '0');
+      assert.equal(BigInt(c.remoteBalanceMsat) / 1000n, BigInt(l.local_balance) + BigInt(l.commit_fee) + BigInt(anchorsSat));
+    }
+    await noCloses();
+  },
+  { timeoutMs: 240_000 },
+);
+
+h.test(
+  'ampnode opens an anchors channel (with a push) to lnd; active on both sides',
+  async () => {
+    const info = await api<AmpChannel>('POST', '/v1/channels/open', { nodeId: lnd.nodeId, fundingSat: '300000', pushMsat: '50000000' });
+    assert.equal(info.state, 'awaiting_ready');
+    assert.equal(info.channelType, 'anchors_zero_fee_htlc', 'lnd signals 23, so anchors by default');
+    ours = info.fundingOutpoint!;
+    await inMempool(ours.split(':')[0]!); // relayed by ampnode's chain backend over P2P
+    await mine(1); // lnd asks for 1 (--bitcoin.defaultchanconfs=1)
+    await allActive([ours], 'ampnode-opened channel active');
+    const l = (await lndChannel(ours))!;
+    assert.equal(l.initiator, false);
+    assert.equal(l.local_balance, '50000', 'lnd got the push');
+    assert.equal(l.commitment_type, 'ANCHORS');
+    await noCloses();
+  },
+  { timeoutMs: 180_000 },
+);
+
+h.test(
+  'lncli disconnect + connect ends in a clean channel_reestablish',
+  async () => {
+    const before = amp.logs().filter((l) => l.msg === 'disconnected').length;
+    await lnd.cli(['disconnect', amp.nodeId]);
+    await waitFor(async () => (await lnd.peer(amp.nodeId)) === undefined, { timeoutMs: 20_000, what: 'lnd dropping ampnode' });
+    await waitFor(() => amp.logs().filter((l) => l.msg === 'disconnected').length > before, { timeoutMs: 20_000, what: 'ampnode seeing the disconnect' });
+    await waitFor(async () => (await ampChannels()).every((c) => !c.active), { timeoutMs: 20_000, what: 'channels inactive at ampnode' });
+    await lnd.cli(['connect', amp.uri], 30_000);
+    await allActive([tweakless, anchors, ours], 'all channels active again');
+    await noCloses();
+    assert.equal(amp.logs().filter((l) => l.msg === 'channel failure' || l.msg === 'channel failed').length, 0, 'no channel failures at ampnode');
+  },
+  { timeoutMs: 120_000 },
+);
+
+h.test(
+  'an ampnode restart from its data directory ends in a clean channel_reestablish',
+  async () => {
+    const balances = (await ampChannels()).map((c) => [c.fundingOutpoint, c.localBalanceMsat]);
+    amp = await amp.restart();
+    await ampSynced();
+    await api('POST', '/v1/peers/connect', { uri: `${lnd.nodeId}@${lnd.p2pHost}`, persistent: true }, 30_000);
+    await allActive([tweakless, anchors, ours], 'all channels active after the restart');
+    assert.deepEqual(
+      (await ampChannels()).map((c) => [c.fundingOutpoint, c.localBalanceMsat]),
+      balances,
+      'channels reloaded with the same balances',
+    );
+    await noCloses();
+    assert.equal(amp.logs().filter((l) => l.msg === 'channel failure' || l.msg === 'channel failed').length, 0, 'no channel failures at ampnode');
+  },
+  { timeoutMs: 180_000 },
+);
+
+interface RawTx {
+  txid: string;
+  confirmations?: number;
+  vout: { value: number; n: number; scriptPubKey: { address?: string; addresses?: string[] } }[];
+}
+
+h.test(
+  'cooperative closes initiated by each side confirm on btcd with the amounts both wallets expect',
+  async () => {
+    const ampBefore = BigInt((await api<{ confirmedSat: string }>('GET', '/v1/wallet/balance')).confirmedSat);
+    const expectations: { point: string; ampSat: bigint; lndSatPreFee: bigint; ampOpener: boolean }[] = [];
+    for (const point of [tweakless, anchors, ours]) {
+      const c = (await ampChannel(point))!;
+      expectations.push({ point, ampSat: BigInt(c.localBalanceMsat) / 1000n, lndSatPreFee: BigInt(c.remoteBalanceMsat) / 1000n, ampOpener: c.opener === 'local' });
+    }
+
+    // lnd closes a channel it opened; ampnode closes the other lnd-opened one and its own
+    await lnd.cli(['closechannel', '--funding_txid', tweakless.split(':')[0]!, '--output_index', tweakless.split(':')[1]!], 60_000);
+    for (const point of [anchors, ours]) {
+      const c = (await ampChannel(point))!;
+      const closed = await api<AmpChannel>('POST', '/v1/channels/close', { channelId: c.channelId });
+      assert.equal(closed.state, 'closed');
+      assert.ok(closed.closingTxid);
+    }
+    await waitFor(async () => (await ampChannels()).every((c) => c.state === 'closed' && c.closingTxid !== undefined), { timeoutMs: 60_000, what: 'all closes agreed at ampnode' });
+    await waitFor(async () => ((await lnd.cli<{ waiting_close_channels?: unknown[] }>(['pendingchannels'])).waiting_close_channels ?? []).length === 3, {
+      timeoutMs: 30_000,
+      what: 'lnd waiting for the three closing txs',
+    });
+    for (const c of await ampChannels()) await inMempool(c.closingTxid!);
+    await mine(1);
+    const closed = await waitFor(
+      async () => {
+        const r = (await lnd.cli<{ channels?: { channel_point: string; closing_tx_hash: string; settled_balance: string; close_type: string }[] }>(['closedchannels'])).channels ?? [];
+        return r.length === 3 ? r : undefined;
+      },
+      { timeoutMs: 60_000, what: 'lnd listing three closed channels' },
+    );
+
+    let ampGot = 0n;
+    const ampAddrs = new Set<string>();
+    for (const e of expectations) {
+      const c = (await ampChannel(e.point))!;
+      const l = closed.find((x) => x.channel_point === e.point)!;
+      assert.equal(l.close_type, 'COOPERATIVE_CLOSE');
+      assert.equal(l.closing_tx_hash, c.closingTxid, 'both sides name the same closing tx');
+      const tx = await btcd.rpc<RawTx>('getrawtransaction', [c.closingTxid, 1]);
+      assert.ok((tx.confirmations ?? 0) >= 1, 'closing tx confirmed on btcd');
+      const outs = tx.vout.map((o) => BigInt(Math.round(o.value * 1e8)));
+      const feeSat = BigInt(c.capacitySat) - outs.reduce((a, b) => a + b, 0n);
+      assert.ok(feeSat > 0n && feeSat < 10_000n, `closing fee ${feeSat}`);
+      const ampOut = e.ampOpener ? e.ampSat - feeSat : e.ampSat;
+      const lndOut = e.ampOpener ? e.lndSatPreFee : e.lndSatPreFee - feeSat;
+      assert.equal(BigInt(l.settled_balance), lndOut, `lnd settled balance for ${e.point}`);
+      if (ampOut > 0n) {
+        assert.ok(outs.includes(ampOut), `ampnode output ${ampOut} in ${JSON.stringify(outs.map(String))}`);
+        ampGot += ampOut;
+        const o = tx.vout.find((v) => BigInt(Math.round(v.value * 1e8)) === ampOut)!;
+        for (const a of [o.scriptPubKey.address, ...(o.scriptPubKey.addresses ?? [])]) if (a !== undefined) ampAddrs.add(a);
+      } else {
+        assert.equal(outs.length, 1, 'only lnd is paid');
+      }
+    }
+    assert.ok(ampGot > 0n);
+    await waitFor(async () => BigInt((await api<{ confirmedSat: string }>('GET', '/v1/wallet/balance')).confirmedSat) === ampBefore + ampGot, {
+      timeoutMs: 30_000,
+      what: `ampnode wallet up by ${ampGot} sat`,
+    });
+  },
+  { timeoutMs: 240_000 },
+);
