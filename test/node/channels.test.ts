@@ -26,6 +26,8 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
   let ab: ChannelInfo;
   /** Bob → Alice, anchors, with a push to Alice. */
   let ba: ChannelInfo;
+  /** Alice → Bob, opened while Bob restarts. */
+  let extra: ChannelInfo;
 
   const mine = async (n: number): Promise<void> => {
     await chain.generateToAddress(n, ELSEWHERE);
@@ -99,6 +101,32 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     assert.equal(baA.localBalanceMsat, 100_000_000n, 'push_msat arrived');
     assert.equal(baA.channelType, 'anchors_zero_fee_htlc');
     assert.equal(alice.manager.channel(ab.channelId)!.channelType, 'static_remotekey');
+  });
+
+  it('a refused opening rejects openChannel and unlocks the funding inputs; a pending channel survives a restart', T, async () => {
+    // refused locally: below lnd's 20 000 sat floor
+    await assert.rejects(alice.manager.openChannel(bob.id, 10_000n, { channelType: 'static_remotekey' }), /fundingSat/);
+    // refused by Bob: everything pushed, nothing left for Alice to pay the commitment fee. Alice's call fails
+    // with Bob's error, and nothing stays locked or listed on either side.
+    await assert.rejects(alice.manager.openChannel(bob.id, 100_000n, { channelType: 'static_remotekey', pushMsat: 100_000_000n }), /ERR_OPEN_FAILED.*commitment fee/);
+    assert.equal(alice.wallet.balance().lockedSat, 0n);
+    assert.equal(alice.manager.listChannels().length, 2);
+    assert.equal(bob.manager.listChannels().length, 2);
+    // a peer that is not connected
+    await assert.rejects(alice.manager.openChannel('02' + '11'.repeat(32), 50_000n), /ERR_NOT_CONNECTED/);
+
+    // Bob restarts while a new channel waits for confirmations; it becomes ready after the restart
+    const pending = await alice.manager.openChannel(bob.id, 200_000n, { channelType: 'anchors_zero_fee_htlc' });
+    await until(() => bob.manager.channel(pending.channelId)?.state === 'awaiting_ready', 'bob holds the pending channel');
+    await bob.stop();
+    await until(() => alice.node.listPeers().length === 0, 'alice sees bob gone');
+    await bob.start();
+    assert.equal(bob.manager.channel(pending.channelId)?.state, 'awaiting_ready');
+    await alice.connect(bob);
+    await mine(2);
+    await until(() => alice.manager.channel(pending.channelId)?.state === 'normal' && bob.manager.channel(pending.channelId)?.state === 'normal', 'channel ready after the restart');
+    await until(() => [alice, bob].every((n) => n.manager.listChannels().every((c) => c.active)), 'every channel active');
+    extra = pending;
   });
 
   /** Adds an HTLC from `from` on `channelId`, waits until the other side holds it irrevocably; returns id and preimage. */
@@ -197,7 +225,8 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     alice.manager.on('channel_reestablished', count);
     bob.manager.on('channel_reestablished', count);
     await alice.connect(bob);
-    await until(() => reest === 4, 'four channel_reestablished events (2 channels × 2 sides)');
+    const n = alice.manager.listChannels().length;
+    await until(() => reest === 2 * n, `${2 * n} channel_reestablished events (${n} channels × 2 sides)`);
     alice.manager.off('channel_reestablished', count);
     bob.manager.off('channel_reestablished', count);
     for (const n of [alice, bob]) for (const c of n.manager.listChannels()) assert.equal(c.active, true, `${n.spec.name} ${c.channelId} active`);
@@ -238,7 +267,7 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     checkMirrored(ba.channelId);
   });
 
-  it('cooperative close initiated by each side; wallets receive the off-chain balances minus the closing fee', T, async () => {
+  it('cooperative close initiated by each side (opener and acceptor); wallets receive the off-chain balances minus the closing fee', T, async () => {
     const before = { alice: alice.walletTotalSat(), bob: bob.walletTotalSat() };
     const expected = { alice: 0n, bob: 0n };
     const spent: string[] = [];
@@ -247,10 +276,11 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     };
     alice.manager.on('funding_spent', onSpent);
 
-    // Alice closes the channel she opened; Bob closes the one he opened.
+    // Alice closes the channel she opened; Bob closes the one he opened, and one Alice opened.
     for (const [closer, id] of [
       [alice, ab.channelId],
       [bob, ba.channelId],
+      [bob, extra.channelId],
     ] as const) {
       const balances = { alice: alice.manager.channel(id)!.localBalanceMsat, bob: bob.manager.channel(id)!.localBalanceMsat };
       const info = await closer.manager.closeChannel(id);
@@ -262,17 +292,18 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
       const outSum = tx.outputs.reduce((a, o) => a + BigInt(o.value), 0n);
       const feeSat = info.capacitySat - outSum;
       assert.ok(feeSat > 0n && feeSat < 5_000n, `closing fee ${feeSat}`);
-      const opener = closer; // each closer opened its channel
+      const opener = alice.manager.channel(id)!.opener === 'local' ? alice : bob;
       for (const who of ['alice', 'bob'] as const) {
         const mine = who === 'alice' ? alice : bob;
         let sat = balances[who] / 1000n;
         if (mine === opener) sat -= feeSat;
         expected[who] += sat;
-        assert.ok(tx.outputs.some((o) => BigInt(o.value) === sat && mine.wallet.isMine(new Uint8Array(o.script.toRaw()))), `${who} output of ${sat} sat`);
+        if (sat === 0n) assert.ok(tx.outputs.every((o) => !mine.wallet.isMine(new Uint8Array(o.script.toRaw()))), `${who} has nothing in ${id}: no output`);
+        else assert.ok(tx.outputs.some((o) => BigInt(o.value) === sat && mine.wallet.isMine(new Uint8Array(o.script.toRaw()))), `${who} output of ${sat} sat`);
       }
     }
     await mine(1);
-    await until(() => spent.length === 2, 'both funding outputs spent cooperatively');
+    await until(() => spent.length === 3, 'the three funding outputs spent cooperatively');
     alice.manager.off('funding_spent', onSpent);
     assert.equal(alice.walletTotalSat() - before.alice, expected.alice);
     assert.equal(bob.walletTotalSat() - before.bob, expected.bob);
