@@ -71,7 +71,31 @@ async function startDaemon(opts: StartOptions): Promise<void> {
   const channels = opts.chain !== 'none';
   const node = new Node({ datadir: opts.datadir, listen: opts.listen, network: opts.network, logger: log, ...(channels ? { features: withChannelFeatures(FEATURE_TABLE) } : {}) });
   let services: ChannelServices | undefined;
-  try {
+
+  // Signal handlers go in before anything starts: a SIGTERM that arrives right after the "listening"
+  // line (or during start-up) must still stop the node cleanly, never kill it mid-way.
+  let stopping = false;
+  let startup: Promise<void> = Promise.resolve();
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    startup
+      .catch(() => undefined)
+      .then(() => node.stop())
+      .then(() => services?.stop())
+      .then(
+        () => process.exit(0),
+        (e: unknown) => {
+          log.error({ err: e }, 'error while stopping');
+          process.exit(1);
+        },
+      );
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+
+  startup = (async () => {
     if (channels) {
       services = await ChannelServices.start({
         node,
@@ -83,32 +107,18 @@ async function startDaemon(opts: StartOptions): Promise<void> {
       });
     }
     await node.start();
+  })();
+  try {
+    await startup;
   } catch (e) {
     log.fatal({ err: e, code: e instanceof AmpnodeError ? e.code : undefined }, 'could not start');
     await services?.stop().catch(() => undefined);
     process.exitCode = 1;
+    if (!stopping) process.exit(1);
     return;
   }
+  if (stopping) return; // a signal came during start-up; shutdown() takes it from here
   process.stdout.write(`${JSON.stringify({ event: 'listening', nodeId: node.nodeIdHex, address: node.listenAddress })}\n`);
-
-  let stopping = false;
-  const shutdown = (signal: NodeJS.Signals): void => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping');
-    node
-      .stop()
-      .then(() => services?.stop())
-      .then(
-      () => process.exit(0),
-      (e: unknown) => {
-        log.error({ err: e }, 'error while stopping');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', shutdown);
-  process.on('SIGTERM', shutdown);
 
   for (const target of opts.connect) {
     const { nodeId, host, port } = parseNodeAddress(target);

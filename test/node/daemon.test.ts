@@ -166,6 +166,15 @@ describe('ampnode start (child processes)', () => {
     assert.equal(a2.stdout.length, 1);
   });
 
+  it('SIGTERM at once after the listening line still stops cleanly with exit 0', async () => {
+    for (const chain of ['embedded', 'none']) {
+      const d = Daemon.spawn(['start', '--datadir', tempDir(), '--listen', '127.0.0.1:0', '--chain', chain]);
+      await d.listening();
+      assert.equal(await d.stop('SIGTERM'), 0, d.tail());
+      assert.ok(d.logs.some((l) => l['msg'] === 'stopping'), d.tail());
+    }
+  });
+
   it('bad arguments and a busy port exit 1 with nothing on stdout', async () => {
     const bad = Daemon.spawn(['start', '--datadir', tempDir(), '--listen', '127.0.0.1:0', '--connect', 'not-a-node']);
     assert.equal((await bad.exited).code, 1);
