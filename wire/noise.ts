@@ -26,7 +26,7 @@
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { equalBytes } from './bytes.js';
-import { chachaPolyDecrypt, chachaPolyEncrypt, CryptoError, randomPrivateKey, secp, sha256 } from './crypto.js';
+import { CryptoError, randomPrivateKey, secp, sha256 } from './crypto.js';
 import { AmpnodeError, ArgumentError } from './errors.js';
 import { hkdf2, sha256Concat } from './noise-hash.js';
 
@@ -75,6 +75,63 @@ const NONCE_1 = (() => {
 // h and ck before any key is mixed in; the same for every handshake.
 const CK_INIT = sha256(PROTOCOL_NAME);
 const H_INIT = sha256Concat(CK_INIT, PROLOGUE);
+
+// ------------------------------------------------------------- handshake AEAD
+
+// The handshake's ChaCha20-Poly1305 operations: three with an empty
+// plaintext (a bare tag over h) and one over a 33-byte key. Each issues only
+// the node:crypto calls it needs (no update() on empty input, no output
+// copies). Measured against @noble/ciphers on these sizes, node:crypto's
+// per-call set-up still costs less than noble's whole computation.
+
+const AEAD = 'chacha20-poly1305';
+const AEAD_OPTS = { authTagLength: 16 } as const;
+const AAD_EMPTY_PT = { plaintextLength: 0 } as const;
+
+/** The tag of an empty plaintext under (key, nonce) with associated data `ad`. */
+function sealEmpty(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array): Buffer {
+  const c = createCipheriv(AEAD, key, nonce, AEAD_OPTS);
+  c.setAAD(ad, AAD_EMPTY_PT);
+  c.final();
+  return c.getAuthTag();
+}
+
+/** Encrypts `pt` into `out` at `off` as ciphertext ‖ tag. */
+function sealInto(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, pt: Uint8Array, out: Uint8Array, off: number): void {
+  const c = createCipheriv(AEAD, key, nonce, AEAD_OPTS);
+  c.setAAD(ad, { plaintextLength: pt.length });
+  out.set(c.update(pt), off);
+  c.final();
+  out.set(c.getAuthTag(), off + pt.length);
+}
+
+/** Whether `tag` is the tag of an empty plaintext under (key, nonce, ad). */
+function openEmpty(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, tag: Uint8Array): boolean {
+  const d = createDecipheriv(AEAD, key, nonce, AEAD_OPTS);
+  d.setAAD(ad, AAD_EMPTY_PT);
+  d.setAuthTag(tag);
+  try {
+    d.final();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Decrypts ciphertext ‖ tag; null when the tag does not verify. */
+function open(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, ct: Uint8Array): Uint8Array | null {
+  const n = ct.length - TAG_SIZE;
+  const d = createDecipheriv(AEAD, key, nonce, AEAD_OPTS);
+  d.setAAD(ad, { plaintextLength: n });
+  d.setAuthTag(ct.subarray(n));
+  const p = d.update(ct.subarray(0, n));
+  try {
+    d.final();
+  } catch {
+    return null;
+  }
+  return new Uint8Array(p.buffer, p.byteOffset, p.byteLength);
+}
 
 // ------------------------------------------------------------- static key cache
 
@@ -157,7 +214,7 @@ export function initiatorActOne(opts: InitiatorOptions): { state: InitiatorAwait
   let h = sha256Concat(H_INIT, rs);
   h = sha256Concat(h, e.pub);
   const [ck, tempK1] = hkdf2(CK_INIT, secp.ecdh(rs, e.priv));
-  const c = chachaPolyEncrypt(tempK1, NONCE_0, h, EMPTY);
+  const c = sealEmpty(tempK1, NONCE_0, h);
   h = sha256Concat(h, c);
   const actOne = new Uint8Array(ACT_ONE_SIZE);
   actOne.set(e.pub, 1);
@@ -175,18 +232,17 @@ export function initiatorActTwo(state: InitiatorAwaitingActTwo, actTwo: Uint8Arr
   let ck: Uint8Array;
   let tempK2: Uint8Array;
   [ck, tempK2] = hkdf2(state.ck, ee);
-  if (chachaPolyDecrypt(tempK2, NONCE_0, h, c) === null) throw new NoiseError('ERR_NOISE_BAD_TAG', 'MAC does not verify', { act: 2 });
+  if (!openEmpty(tempK2, NONCE_0, h, c)) throw new NoiseError('ERR_NOISE_BAD_TAG', 'MAC does not verify', { act: 2 });
   h = sha256Concat(h, c);
   // act 3
-  const cs = chachaPolyEncrypt(tempK2, NONCE_1, h, state.s.pub);
+  const actThree = new Uint8Array(ACT_THREE_SIZE);
+  const cs = actThree.subarray(1, 50);
+  sealInto(tempK2, NONCE_1, h, state.s.pub, actThree, 1);
   h = sha256Concat(h, cs);
   let tempK3: Uint8Array;
   [ck, tempK3] = hkdf2(ck, secp.ecdh(re, state.s.priv));
-  const t = chachaPolyEncrypt(tempK3, NONCE_0, h, EMPTY);
+  actThree.set(sealEmpty(tempK3, NONCE_0, h), 50);
   const [sk, rk] = hkdf2(ck, EMPTY);
-  const actThree = new Uint8Array(ACT_THREE_SIZE);
-  actThree.set(cs, 1);
-  actThree.set(t, 50);
   return { actThree, transport: new NoiseTransport(sk, rk, ck), localStaticPub: state.s.pub, remoteStaticPub: state.rs };
 }
 
@@ -217,14 +273,14 @@ export function responderActOne(opts: ResponderOptions, actOne: Uint8Array): { s
   let ck: Uint8Array;
   let tempK1: Uint8Array;
   [ck, tempK1] = hkdf2(CK_INIT, es);
-  if (chachaPolyDecrypt(tempK1, NONCE_0, h, c) === null) throw new NoiseError('ERR_NOISE_BAD_TAG', 'MAC does not verify', { act: 1 });
+  if (!openEmpty(tempK1, NONCE_0, h, c)) throw new NoiseError('ERR_NOISE_BAD_TAG', 'MAC does not verify', { act: 1 });
   h = sha256Concat(h, c);
   // act 2
   const e = ephemeral(opts.ephemeralPriv);
   h = sha256Concat(h, e.pub);
   let tempK2: Uint8Array;
   [ck, tempK2] = hkdf2(ck, secp.ecdh(re, e.priv));
-  const c2 = chachaPolyEncrypt(tempK2, NONCE_0, h, EMPTY);
+  const c2 = sealEmpty(tempK2, NONCE_0, h);
   h = sha256Concat(h, c2);
   const actTwo = new Uint8Array(ACT_TWO_SIZE);
   actTwo.set(e.pub, 1);
@@ -237,20 +293,17 @@ export function responderActThree(state: ResponderAwaitingActThree, actThree: Ui
   checkAct(actThree, ACT_THREE_SIZE, 3);
   const cs = actThree.subarray(1, 50);
   const t = actThree.subarray(50, 66);
-  const rs = chachaPolyDecrypt(state.tempK2, NONCE_1, state.h, cs);
+  const rs = open(state.tempK2, NONCE_1, state.h, cs);
   if (rs === null) throw new NoiseError('ERR_NOISE_BAD_TAG', 'MAC on the static key does not verify', { act: 3 });
   const h = sha256Concat(state.h, cs);
   const se = ecdhRemote(rs, state.ePriv, 3);
   const [ck1, tempK3] = hkdf2(state.ck, se);
-  if (chachaPolyDecrypt(tempK3, NONCE_0, h, t) === null) throw new NoiseError('ERR_NOISE_BAD_TAG', 'MAC does not verify', { act: 3 });
+  if (!openEmpty(tempK3, NONCE_0, h, t)) throw new NoiseError('ERR_NOISE_BAD_TAG', 'MAC does not verify', { act: 3 });
   const [rk, sk] = hkdf2(ck1, EMPTY);
   return { transport: new NoiseTransport(sk, rk, ck1), localStaticPub: state.s.pub, remoteStaticPub: Uint8Array.from(rs) };
 }
 
 // ------------------------------------------------------------- transport
-
-const AEAD = 'chacha20-poly1305';
-const AEAD_OPTS = { authTagLength: 16 } as const;
 
 /** One direction's cipher state. */
 class CipherState {
