@@ -113,7 +113,7 @@ function checkSenderLimits(s: ChannelState, v: CommitmentState, senderIsUs: bool
   const senderBal = senderIsUs ? v.ourBalanceMsat : v.theirBalanceMsat;
   const otherBal = senderIsUs ? v.theirBalanceMsat : v.ourBalanceMsat;
   const senderIsOpener = (s.opener === 'local') === senderIsUs;
-  // the sender checks against every HTLC counted untrimmed (an upper bound of the fee on either commitment);
+  // the sender checks with HTLCs trimmed at a zero dust limit (an upper bound of the fee on either commitment);
   // the receiver against its own next commitment
   const cost = strict ? openerCostAllHtlcs(s, v) : openerCostMsat(s, v, true);
   const reserveMsat = limits.channelReserveSat * 1000n;
@@ -121,13 +121,16 @@ function checkSenderLimits(s: ChannelState, v: CommitmentState, senderIsUs: bool
     if (senderBal < cost + reserveMsat) return { code: 'ERR_CANNOT_AFFORD', message: `opener balance ${senderBal} msat cannot pay fee ${cost} msat and reserve ${reserveMsat} msat` };
   } else {
     if (senderBal < reserveMsat) return { code: 'ERR_CANNOT_AFFORD', message: `balance ${senderBal} msat below the reserve ${reserveMsat} msat` };
-    if (strict && otherBal < cost) return { code: 'ERR_CANNOT_AFFORD', message: `the opener could not pay the commitment fee ${cost} msat` };
+    // lnd fails the channel when an HTLC makes the opener's fee push it below its reserve: never offer one that would
+    const openerReserveMsat = (senderIsUs ? s.local.config.channelReserveSat : s.remote.config.channelReserveSat) * 1000n;
+    if (strict && otherBal < cost + openerReserveMsat)
+      return { code: 'ERR_CANNOT_AFFORD', message: `the opener could not pay the commitment fee ${cost} msat above its reserve` };
   }
   return null;
 }
 
 function openerCostAllHtlcs(s: ChannelState, v: CommitmentState): bigint {
-  // every HTLC counted as an output: never less than the fee of either commitment
+  // with a zero dust limit: never fewer HTLC outputs, so never less fee, than either side's commitment has
   const asIfUntrimmed = { ...s, local: { ...s.local, config: { ...s.local.config, dustLimitSat: 0n } } };
   return openerCostMsat(asIfUntrimmed, { ...v, feeratePerKw: v.feeratePerKw }, true);
 }

@@ -107,6 +107,16 @@ describe('channel: bad input from the peer', () => {
     assert.equal(q.state('b'), qb);
   });
 
+  it('does not offer an HTLC whose added fee would push the opener below its reserve', async () => {
+    // b opens and keeps its reserve (10 000 sat) + the fee without HTLCs (1 810 sat at 2 500 sat/kw) + 200 sat
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'b', feeratePerKw: 2500, pushMsat: (1_000_000n - 12_010n) * 1000n });
+    const r = await p.add('a', 50_000_000n); // one more output: +430 sat of fee for b
+    assert.equal(r.failure?.code, 'ERR_CANNOT_AFFORD');
+    assert.equal(r.failure?.level, 'local');
+    // a trimmed HTLC adds no output, so no fee
+    assert.equal((await p.add('a', 300_000n)).failure, undefined);
+  });
+
   it('fulfill with a wrong preimage, removal of an unknown HTLC', async () => {
     const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'b' });
     await p.add('b', 5_000_000n);
