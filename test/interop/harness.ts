@@ -28,10 +28,13 @@
  *     lnd.cli(['getinfo']) -> parsed JSON   (lncli, bounded; throws LncliError with stderr)
  *     lnd.rest('GET', '/v1/getinfo')        lnd REST on loopback, admin macaroon attached
  *     lnd.waitSynced()                      synced_to_chain at btcd's current height
+ *     lnd.peer(pubkey)                      its `lncli listpeers` entry (features, inbound, ping_time, ...)
+ *     lnd.pingLog(pubkey)                   pings/pongs exchanged with a peer, from lnd's debug log
  *     lnd.stop() / lnd.restart()
  *
- *   const amp = await h.startAmpnode({ datadir?, connect?: string[], port? })
- *     amp.nodeId / address / datadir / port
+ *   const amp = await h.startAmpnode({ datadir?, connect?: string[], port?, chain?: {p2p: btcd}|'embedded'|'none', api? })
+ *     amp.nodeId / address / datadir / port / uri ("nodeId@address")
+ *     amp.api('GET', '/v1/peers')          the daemon's local JSON API (--api on a free loopback port)
  *     amp.logs()                            parsed JSON lines the daemon wrote to stderr
  *     amp.waitForLog(pred, {timeoutMs, what})
  *     amp.stop()                            SIGTERM, resolves with the exit code
@@ -989,41 +992,7 @@ export class Lnd {
   /** lnd's REST API on loopback (plain HTTP, admin macaroon). */
   rest<T = any>(method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
     const mac = readFileSync(this.macaroonPath).toString('hex');
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise<T>((resolve, reject) => {
-      const req = httpRequest(
-        {
-          host: '127.0.0.1',
-          port: this.restPort,
-          method,
-          path,
-          timeout: timeoutMs,
-          headers: {
-            'Grpc-Metadata-macaroon': mac,
-            ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
-          },
-        },
-        (res) => {
-          let data = '';
-          res.setEncoding('utf8');
-          res.on('data', (d: string) => (data += d));
-          res.on('end', () => {
-            if ((res.statusCode ?? 0) >= 300) {
-              reject(new InteropError('ERR_LND_REST', `${this.name} ${method} ${path}: HTTP ${res.statusCode} ${data.slice(0, 300)}`));
-              return;
-            }
-            try {
-              resolve((data ? JSON.parse(data) : {}) as T);
-            } catch {
-              reject(new InteropError('ERR_LND_REST', `${this.name} ${method} ${path}: not JSON: ${data.slice(0, 300)}`));
-            }
-          });
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
-      req.on('error', (e) => reject(new InteropError('ERR_LND_REST', `${this.name} ${method} ${path}: ${e.message}`)));
-      req.end(payload);
-    });
+    return httpJson<T>(this.restPort, method, path, { 'Grpc-Metadata-macaroon': mac }, body, timeoutMs, this.name);
   }
 
   /** Waits until lnd reports synced_to_chain at btcd's current height. */
@@ -1040,6 +1009,31 @@ export class Lnd {
     );
   }
 
+  /**
+   * Ping/pong traffic with one peer as lnd's debug log records it ("Sending Ping(...) to <pubkey>@...",
+   * "Received Pong(len(pong_bytes)=N) from <pubkey>@..."): lnd's own pings and the pongs it got back,
+   * the peer's pings and lnd's answers.
+   */
+  pingLog(pubkey: string): { pingsSent: number; pongsReceived: number[]; pingsReceived: number; pongsSent: number[] } {
+    const r = { pingsSent: 0, pongsReceived: [] as number[], pingsReceived: 0, pongsSent: [] as number[] };
+    let text = '';
+    try {
+      text = readFileSync(this.logPath, 'utf8');
+    } catch {
+      return r;
+    }
+    for (const line of text.split('\n')) {
+      if (!line.includes(pubkey)) continue;
+      if (/ Sending Ping\(/.test(line)) r.pingsSent++;
+      else if (/ Received Ping\(/.test(line)) r.pingsReceived++;
+      else {
+        const m = / (Sending|Received) Pong\(len\(pong_bytes\)=(\d+)\)/.exec(line);
+        if (m) (m[1] === 'Sending' ? r.pongsSent : r.pongsReceived).push(Number(m[2]));
+      }
+    }
+    return r;
+  }
+
   /** The entry of `lncli listpeers` for `pubkey`, or undefined. */
   async peer(pubkey: string): Promise<LndPeer | undefined> {
     const r = await this.cli<{ peers?: LndPeer[] }>(['listpeers']);
@@ -1048,6 +1042,10 @@ export class Lnd {
 
   get alive(): boolean {
     return this.proc?.alive ?? false;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.child.pid;
   }
 
   async stop(): Promise<void> {
@@ -1091,6 +1089,15 @@ export interface AmpnodeOptions {
   port?: number;
   name?: string;
   extraArgs?: string[];
+  /**
+   * Chain backend: `{ p2p: btcd }` follows btcd over P2P (`--chain p2p --chain-peer`), 'embedded' is the
+   * daemon's own regtest chain, 'none' runs without channels. Default: follow btcd when given, else 'none'.
+   */
+  chain?: 'embedded' | 'none' | { p2p: Btcd };
+  /** Serve the daemon's local JSON API on a free loopback port (default true); see `amp.api()`. */
+  api?: boolean;
+  /** Daemon entry file (default node/cli.ts; env AMPNODE_INTEROP_ENTRY overrides, e.g. a built dist/node/cli.js). */
+  entry?: string;
   /** Bound for the "listening" line (default 60 s: tsx compiles on first start). */
   startTimeoutMs?: number;
 }
@@ -1112,14 +1119,28 @@ export class Ampnode {
     readonly name: string,
     readonly datadir: string,
     readonly port: number,
+    readonly apiPort: number | undefined,
     private readonly opts: AmpnodeOptions,
   ) {}
+
+  private chainArgs(): string[] {
+    const c = this.opts.chain ?? 'none';
+    if (typeof c === 'object') return ['--chain', 'p2p', '--chain-peer', c.p2p.p2pHost];
+    return ['--chain', c];
+  }
+
+  /** The daemon's local JSON API (`--api`): `amp.api('GET', '/v1/peers')`. */
+  api<T = any>(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+    if (this.apiPort === undefined) throw new InteropError('ERR_AMPNODE', `${this.name} runs without --api`);
+    return httpJson<T>(this.apiPort, method, path, {}, body, timeoutMs, this.name);
+  }
 
   static async start(scope: Interop, opts: AmpnodeOptions): Promise<Ampnode> {
     const name = opts.name ?? scope.uniqueName('ampnode');
     const datadir = opts.datadir ?? scope.subdir(name);
     const port = opts.port ?? (await freePort());
-    const a = new Ampnode(scope, name, datadir, port, opts);
+    const apiPort = opts.api === false ? undefined : await freePort();
+    const a = new Ampnode(scope, name, datadir, port, apiPort, opts);
     await a.launch();
     return a;
   }
@@ -1132,7 +1153,7 @@ export class Ampnode {
     const args = [
       '--import',
       'tsx',
-      join(REPO_ROOT, 'node', 'cli.ts'),
+      this.opts.entry ?? process.env['AMPNODE_INTEROP_ENTRY'] ?? join(REPO_ROOT, 'node', 'cli.ts'),
       'start',
       '--datadir',
       this.datadir,
@@ -1141,6 +1162,8 @@ export class Ampnode {
       '--network',
       'regtest',
       ...(this.opts.connect ?? []).flatMap((c) => ['--connect', c]),
+      ...this.chainArgs(),
+      ...(this.apiPort !== undefined ? ['--api', `127.0.0.1:${this.apiPort}`] : []),
       ...(this.opts.extraArgs ?? []),
     ];
     let listening: ((v: { nodeId: string; address: string }) => void) | undefined;
@@ -1207,6 +1230,50 @@ export class Ampnode {
     if (this.alive) await this.stop();
     return Ampnode.start(this.scope, { ...this.opts, ...opts, name: this.name, datadir: this.datadir, port: this.port });
   }
+}
+
+/** A JSON request to a loopback HTTP server; rejects on a non-2xx status with the body in the message. */
+function httpJson<T>(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body: unknown,
+  timeoutMs: number,
+  who: string,
+): Promise<T> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise<T>((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        timeout: timeoutMs,
+        headers: { ...headers, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) },
+      },
+      (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (data += d));
+        res.on('end', () => {
+          if ((res.statusCode ?? 0) >= 300) {
+            reject(new InteropError('ERR_HTTP', `${who} ${method} ${path}: HTTP ${res.statusCode} ${data.slice(0, 300)}`));
+            return;
+          }
+          try {
+            resolve((data ? JSON.parse(data) : {}) as T);
+          } catch {
+            reject(new InteropError('ERR_HTTP', `${who} ${method} ${path}: not JSON: ${data.slice(0, 300)}`));
+          }
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    req.on('error', (e) => reject(new InteropError('ERR_HTTP', `${who} ${method} ${path}: ${e.message}`)));
+    req.end(payload);
+  });
 }
 
 function parseJson(line: string): Record<string, unknown> | undefined {
