@@ -612,6 +612,11 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       return;
     }
     if (chan.failure !== undefined && m.type !== 136) return; // a failed channel takes no more updates
+    if (chan.driver.state.phase === 'closed' && (m.type === 38 || m.type === 39)) {
+      // lnd echoes the agreed closing_signed after we accepted its fee: the close is done, nothing to answer
+      this.log.debug({ peer, type: m.type, channelId: bytesToHex(id) }, 'closing message for a closed channel ignored');
+      return;
+    }
     await chan.driver.apply({ type: 'message', msg: m });
     if (m.type === 132 || m.type === 133 || m.type === 136) await this.sign(chan);
   }
