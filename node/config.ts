@@ -42,6 +42,8 @@ export interface NodeConfig {
   reconnectMaxDelayMs?: number;
   /** Stop reading from a peer while this many bytes wait to be sent to it. */
   maxSendBufferBytes?: number;
+  /** Incoming connections allowed at once in the handshake or init exchange; more are closed at once. */
+  maxPendingInbound?: number;
   /** Feature table (node/features.ts) to advertise from; the default one when absent. */
   features?: readonly FeatureRow[];
   /** Root logger; one on stderr at `logLevel` is made when absent. */
@@ -61,6 +63,7 @@ export const DEFAULTS = {
   reconnectInitialDelayMs: 1_000,
   reconnectMaxDelayMs: 60_000,
   maxSendBufferBytes: 4 * 1024 * 1024,
+  maxPendingInbound: 64,
   logLevel: 'info' as LogLevel,
 } as const;
 
@@ -88,6 +91,7 @@ export function resolveConfig(c: NodeConfig): ResolvedConfig {
     reconnectInitialDelayMs: positiveInt('reconnectInitialDelayMs', c.reconnectInitialDelayMs ?? DEFAULTS.reconnectInitialDelayMs),
     reconnectMaxDelayMs: positiveInt('reconnectMaxDelayMs', c.reconnectMaxDelayMs ?? DEFAULTS.reconnectMaxDelayMs),
     maxSendBufferBytes: positiveInt('maxSendBufferBytes', c.maxSendBufferBytes ?? DEFAULTS.maxSendBufferBytes),
+    maxPendingInbound: positiveInt('maxPendingInbound', c.maxPendingInbound ?? DEFAULTS.maxPendingInbound),
     logLevel: c.logLevel ?? DEFAULTS.logLevel,
   };
   if (!isNetwork(r.network)) throw new NodeError('ERR_NODE_CONFIG', `unsupported network "${String(r.network)}" (only regtest)`);

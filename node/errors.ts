@@ -29,6 +29,7 @@ export type NodeErrorCode =
   | 'ERR_NODE_NOT_STARTED' // an operation that needs a started node
   | 'ERR_NODE_ALREADY_STARTED'
   | 'ERR_CONNECT_FAILED' // TCP connect failed or timed out
+  | 'ERR_TOO_MANY_PENDING' // an incoming connection refused: too many others still in handshake/init
   | 'ERR_NOT_CONNECTED'; // no such peer
 
 export class NodeError extends AmpnodeError<NodeErrorCode> {}

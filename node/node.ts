@@ -102,6 +102,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private server: Server | undefined;
   private boundAddress: string | undefined;
   private state: State = 'new';
+  private pendingInbound = 0;
 
   constructor(config: NodeConfig) {
     super();
@@ -396,13 +397,29 @@ export class Node extends EventEmitter<NodeEvents> {
       socket.destroy();
       return;
     }
+    // Connections that have not finished init cost memory and timers but prove nothing yet: cap them.
+    if (this.pendingInbound >= this.config.maxPendingInbound) {
+      socket.destroy();
+      const reason = new NodeError('ERR_TOO_MANY_PENDING', `${this.pendingInbound} incoming connections are still in handshake or init`);
+      subsystemLogger(this.log, 'server').warn({ address, code: reason.code }, 'incoming connection refused');
+      this.emit('connection_failed', { direction: 'inbound', address, nodeId: undefined, reason });
+      return;
+    }
+    this.pendingInbound++;
+    let counted = true;
+    const release = (): void => {
+      if (counted) this.pendingInbound--;
+      counted = false;
+    };
+    socket.once('close', release);
     noiseAccept(socket, { localStaticPriv: this.key!, handshakeTimeoutMs: this.config.handshakeTimeoutMs }).then(
       (conn) => {
         if (this.state !== 'running') {
           conn.close();
           return;
         }
-        this.attach(conn, socket, true, address);
+        const peer = this.attach(conn, socket, true, address);
+        peer.once('ready', release);
       },
       (e: unknown) => {
         socket.destroy();

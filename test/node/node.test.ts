@@ -18,7 +18,7 @@ import { FEATURE_TABLE, knownFeatureBits, knowsRequiredBit, localFeatures, type 
 import { silentLogger } from '../../node/log.js';
 import { NETWORKS } from '../../node/network.js';
 import { Node } from '../../node/node.js';
-import { portOf, startNode, waitEvent } from './peer-helpers.js';
+import { portOf, startNode, tcp, waitEvent } from './peer-helpers.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -253,6 +253,36 @@ describe('connections', () => {
     } finally {
       await a.stop();
       await b?.stop();
+    }
+  });
+
+  it('incoming connections still in handshake or init are capped; finished ones do not count', async () => {
+    const a = await startNode({ pingIntervalMs: 0, maxPendingInbound: 2 });
+    const b = await startNode({ pingIntervalMs: 0 });
+    const c = await startNode({ pingIntervalMs: 0 });
+    try {
+      await b.connect(a.nodeIdHex, '127.0.0.1', portOf(a)); // completes init: no longer pending
+      const idle = [await tcp(portOf(a)), await tcp(portOf(a))];
+      for (const s of idle) s.on('error', () => undefined);
+      const refused = waitEvent(a, 'connection_failed', (e) => e.reason.code === 'ERR_TOO_MANY_PENDING');
+      const third = await tcp(portOf(a));
+      third.on('error', () => undefined);
+      await refused;
+      await new Promise<void>((r) => (third.closed ? r() : third.once('close', () => r())));
+      for (const s of idle) s.destroy();
+      await Promise.all(idle.map((s) => new Promise<void>((r) => (s.closed ? r() : s.once('close', () => r())))));
+      // the slots free up once those sockets are gone (the node sees the close asynchronously, so retry)
+      let info;
+      for (let i = 0; i < 50 && info === undefined; i++) {
+        info = await c.connect(a.nodeIdHex, '127.0.0.1', portOf(a)).catch(() => undefined);
+        if (info === undefined) await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(info?.nodeId, a.nodeIdHex);
+      assert.equal(a.listPeers().length, 2);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await c.stop();
     }
   });
 
