@@ -33,7 +33,7 @@ export interface ChannelConfig {
   dustLimitSat: bigint;
   /** Cap on the value of HTLCs the other side may have offered to the announcing side at once. */
   maxHtlcValueInFlightMsat: bigint;
-  /** Reserve the other side must keep on the announcing side's... (BOLT: "the other node is to keep"). */
+  /** Reserve the OTHER side must keep in its balance (BOLT 2: "the minimum amount that the other node is to keep"). */
   channelReserveSat: bigint;
   /** Smallest HTLC the announcing side accepts. */
   htlcMinimumMsat: bigint;
