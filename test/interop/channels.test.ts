@@ -16,13 +16,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { BUILD_TIMEOUT_MS, Interop, ensureBinaries, freePort, waitFor, type Ampnode, type Btcd, type Lnd } from './harness.js';
+import { BUILD_TIMEOUT_MS, Interop, ensureBinaries, waitFor, type Ampnode, type Btcd, type Lnd } from './harness.js';
 
 const h = new Interop('channels');
 let btcd: Btcd;
 let lnd: Lnd;
 let amp: Ampnode;
-let apiPort = 0;
 
 interface AmpChannel {
   channelId: string;
@@ -51,15 +50,8 @@ interface LndChannel {
   private: boolean;
 }
 
-async function api<T = any>(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 90_000): Promise<T> {
-  const res = await fetch(`http://127.0.0.1:${apiPort}${path}`, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const j = (await res.json()) as T & { error?: { code: string; message: string } };
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(j)}`);
-  return j;
+function api<T = any>(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 90_000): Promise<T> {
+  return amp.api<T>(method, path, body, timeoutMs);
 }
 
 async function ampSynced(): Promise<void> {
@@ -124,8 +116,7 @@ before(
     await ensureBinaries({ timeoutMs: BUILD_TIMEOUT_MS });
     btcd = await h.startBtcd();
     lnd = await h.startLnd(btcd, { name: 'lnd' });
-    apiPort = await freePort();
-    amp = await h.startAmpnode({ name: 'amp', extraArgs: ['--chain', 'p2p', '--chain-peer', btcd.p2pHost, '--api', `127.0.0.1:${apiPort}`, '--log-level', 'debug'] });
+    amp = await h.startAmpnode({ name: 'amp', chain: { p2p: btcd }, api: true, extraArgs: ['--log-level', 'debug'] });
     await ampSynced();
     // coins for both: 3 × 2 BTC to lnd, 1 × 1 BTC to ampnode
     const lndAddr = (await lnd.cli<{ address: string }>(['newaddress', 'p2wkh'])).address;
