@@ -305,6 +305,9 @@ export function responderActThree(state: ResponderAwaitingActThree, actThree: Ui
 
 // ------------------------------------------------------------- transport
 
+/** The plaintext length prefix, rewritten for each frame (encryption copies it out at once). */
+const LENGTH = Buffer.alloc(2);
+
 /** One direction's cipher state. */
 class CipherState {
   key: Buffer;
@@ -363,13 +366,22 @@ export class NoiseTransport {
 
   /** Encrypts one message into one frame: header ‖ tag ‖ body ‖ tag, in one buffer. */
   encrypt(msg: Uint8Array): Buffer {
-    const parts = this.encryptParts(msg);
     const len = msg.length;
+    if (len > MAX_MESSAGE_SIZE) throw new NoiseError('ERR_NOISE_MESSAGE_TOO_LONG', `message of ${len} bytes exceeds ${MAX_MESSAGE_SIZE}`);
+    const s = this.send;
     const out = Buffer.allocUnsafe(HEADER_SIZE + len + TAG_SIZE);
-    parts[0].copy(out, 0);
-    parts[1].copy(out, 2);
-    parts[2].copy(out, HEADER_SIZE);
-    parts[3].copy(out, HEADER_SIZE + len);
+    LENGTH[0] = len >>> 8;
+    LENGTH[1] = len & 0xff;
+    let c = createCipheriv(AEAD, s.key, s.nonce, AEAD_OPTS);
+    out.set(c.update(LENGTH), 0);
+    c.final();
+    out.set(c.getAuthTag(), 2);
+    s.advance();
+    c = createCipheriv(AEAD, s.key, s.nonce, AEAD_OPTS);
+    out.set(c.update(msg), HEADER_SIZE);
+    c.final();
+    out.set(c.getAuthTag(), HEADER_SIZE + len);
+    s.advance();
     return out;
   }
 
