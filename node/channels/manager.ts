@@ -168,6 +168,8 @@ interface ChannelMeta {
   peer: string;
   /** Our delivery script for a cooperative close (a wallet address). */
   shutdownScript: string;
+  /** Set once the channel failed (an `error` sent or received): it takes no more updates, across restarts too. */
+  failure?: string;
 }
 
 interface Waiter {
@@ -269,7 +271,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       const states = await loadChannels(store);
       const s = states[0];
       if (s === undefined) continue; // never got past the opening: nothing was signed
-      const chan = { keyIndex, peer: meta.peer, meta, store } as Chan;
+      const chan = { keyIndex, peer: meta.peer, meta, store, ...(meta.failure !== undefined ? { failure: meta.failure } : {}) } as Chan;
       chan.driver = ChannelDriver.restore(this.adapters(chan), s);
       this.chans.set(keyIndex, chan);
       await this.resume(chan);
@@ -528,6 +530,10 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     }
     if (chan.failure !== undefined) return;
     chan.failure = reason;
+    chan.meta = { ...chan.meta, failure: reason };
+    void this.root
+      .put(enc.encode(`${P_META}${chan.keyIndex}`), enc.encode(JSON.stringify(chan.meta)))
+      .catch((err: unknown) => this.log.error({ err }, 'could not record the channel failure'));
     // TODO(force-close): broadcast our commitment once the channel layer builds it for publication.
     this.log.error({ channelId: bytesToHex(state.channelId), reason }, 'channel failed');
     this.settle(chan, 'closing', new ChannelManagerError('ERR_CHANNEL_REFUSED', reason));

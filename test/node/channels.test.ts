@@ -242,6 +242,30 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     await done;
     await settled();
     checkMirrored(ab.channelId);
+
+    // Cut in the middle of the dance: update_add_htlc and commitment_signed are out, Bob's revoke_and_ack and
+    // commitment_signed race the close. channel_reestablish retransmits whatever the other side missed, and
+    // the HTLC ends irrevocably committed at Bob exactly once.
+    const preimage = randomBytes(32);
+    const paymentHash = sha256(preimage);
+    const seen: bigint[] = [];
+    const onIncoming = (cid: string, x: { id: bigint; paymentHash: Uint8Array }): void => {
+      if (cid === ab.channelId && Buffer.from(x.paymentHash).equals(Buffer.from(paymentHash))) seen.push(x.id);
+    };
+    bob.manager.on('htlc_incoming', onIncoming);
+    const id = await alice.manager.addHtlc(ab.channelId, { amountMsat: 3_000_000n, paymentHash, cltvExpiry: chain.tip().height + 100 });
+    alice.node.disconnect(bob.id);
+    await until(() => alice.node.listPeers().length === 0 && bob.node.listPeers().length === 0, 'both sides disconnected mid-dance');
+    await alice.connect(bob);
+    await until(() => seen.length > 0, 'the HTLC committed at Bob after the reconnect');
+    await settled();
+    bob.manager.off('htlc_incoming', onIncoming);
+    assert.deepEqual(seen, [id]);
+    const paid = eventOnce(alice, 'htlc_fulfilled', ab.channelId, id);
+    await bob.manager.fulfillHtlc(ab.channelId, id, preimage);
+    await paid;
+    await settled();
+    checkMirrored(ab.channelId);
   });
 
   it('a restart of one node from its data directory resumes both channels', T, async () => {
