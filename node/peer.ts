@@ -102,7 +102,8 @@ export interface PeerEvents {
 
 interface PendingPing {
   numPongBytes: number;
-  cancelTimer: () => void;
+  /** performance.now() by which the pong must arrive. */
+  deadline: number;
   resolve: () => void;
   reject: (e: AmpnodeError) => void;
 }
@@ -143,6 +144,7 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
   private readonly pending: PendingPing[] = [];
   private initTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
+  private pongTimer: NodeJS.Timeout | undefined;
   private readPaused = false;
   private corked = false;
   private started = false;
@@ -254,10 +256,8 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     return new Promise<void>((resolve, reject) => {
       const expectsPong = numPongBytes < PING_NO_REPLY_THRESHOLD;
       if (expectsPong) {
-        const t = setTimeout(() => {
-          this.disconnect(new PeerError('ERR_PEER_PONG_TIMEOUT', `no pong within ${this.opts.pongTimeoutMs} ms`));
-        }, this.opts.pongTimeoutMs);
-        this.pending.push({ numPongBytes, cancelTimer: () => clearTimeout(t), resolve, reject });
+        this.pending.push({ numPongBytes, deadline: performance.now() + this.opts.pongTimeoutMs, resolve, reject });
+        this.armPongTimer();
       }
       const sent = this.send({ type: MessageType.Ping, numPongBytes, ignored: new Uint8Array(ignoredLength) });
       if (!sent) {
@@ -267,6 +267,27 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
       this.stats.pingsSent++;
       if (!expectsPong) resolve();
     });
+  }
+
+  /**
+   * One timer for all outstanding pings, set for the oldest one's deadline
+   * (pongs come back in order, so the oldest is always due first). When it
+   * fires early because that ping was answered meanwhile, it re-arms for the
+   * next one.
+   */
+  private armPongTimer(): void {
+    if (this.pongTimer !== undefined || this.closed) return;
+    const head = this.pending[0];
+    if (head === undefined) return;
+    this.pongTimer = setTimeout(() => {
+      this.pongTimer = undefined;
+      const due = this.pending[0];
+      if (due !== undefined && performance.now() >= due.deadline) {
+        this.disconnect(new PeerError('ERR_PEER_PONG_TIMEOUT', `no pong within ${this.opts.pongTimeoutMs} ms`));
+        return;
+      }
+      this.armPongTimer();
+    }, Math.max(0, Math.ceil(head.deadline - performance.now())));
   }
 
   private schedulePing(): void {
@@ -414,7 +435,10 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
       this.log.debug({ length }, 'unsolicited pong ignored');
       return;
     }
-    p.cancelTimer();
+    if (this.pending.length === 0) {
+      clearTimeout(this.pongTimer);
+      this.pongTimer = undefined;
+    }
     if (length !== p.numPongBytes) {
       this.disconnect(new PeerError('ERR_PEER_PONG_SIZE', `pong of ${length} bytes for a ping asking ${p.numPongBytes}`), { warn: true });
       p.reject(this.closeReason!);
@@ -503,10 +527,9 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     this.initTimer = undefined;
     this.pingTimer = undefined;
     const err = reason ?? new PeerError('ERR_PEER_DISCONNECT_REQUESTED', 'disconnected');
-    for (const p of this.pending.splice(0)) {
-      p.cancelTimer();
-      p.reject(err);
-    }
+    clearTimeout(this.pongTimer);
+    this.pongTimer = undefined;
+    for (const p of this.pending.splice(0)) p.reject(err);
     const ordinary = reason === undefined || ORDINARY_CLOSE_CODES.has(reason.code);
     const log = ordinary ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
     log({ reason: reason?.message, code: reason?.code }, 'disconnected');

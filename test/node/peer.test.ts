@@ -327,6 +327,29 @@ describe('our pings', () => {
     }
   });
 
+  it('pipelined pings: the first answered, the second not: that one times out', async () => {
+    const node = await startNode({ pingIntervalMs: 0, pongTimeoutMs: 300 });
+    try {
+      const p = await RawPeer.ready(node);
+      const first = node.ping(p.nodeIdHex, 11);
+      const second = node.ping(p.nodeIdHex, 22);
+      const secondOutcome = second.then(
+        () => 'resolved',
+        (e: { code?: string }) => e.code,
+      );
+      const ev = waitEvent(node, 'peer_disconnected', (e) => e.nodeId === p.nodeIdHex);
+      const ping = await p.next(isPing, 'ping');
+      assert.equal(ping.numPongBytes, 11);
+      p.send({ type: MessageType.Pong, ignored: new Uint8Array(11) });
+      await first;
+      const [e] = await ev;
+      assert.equal(e.reason?.code, 'ERR_PEER_PONG_TIMEOUT');
+      assert.equal(await secondOutcome, 'ERR_PEER_PONG_TIMEOUT');
+    } finally {
+      await node.stop();
+    }
+  });
+
   it('a peer answering correctly stays connected through many timer pings, sizes within 0..4096', async () => {
     const node = await startNode({ pingIntervalMs: 5, pongTimeoutMs: 5_000 });
     try {
