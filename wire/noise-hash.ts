@@ -173,8 +173,8 @@ function place(a: Uint8Array, b?: Uint8Array): number {
 
 /** HMAC-SHA256(key, data) for data up to a few blocks. */
 export function hmacSha256Small(key: Uint8Array, data: Uint8Array): Uint8Array {
+  hmacKey(key); // first: a long key is hashed in the scratch buffer
   const len = place(data);
-  hmacKey(key);
   const out = new Uint8Array(32);
   hmacScratch(len, out);
   return out;
@@ -183,8 +183,8 @@ export function hmacSha256Small(key: Uint8Array, data: Uint8Array): Uint8Array {
 /** HKDF-SHA256 with empty info and 64 bytes of output, split in two 32-byte keys (BOLT 8). */
 export function hkdf2(salt: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Array] {
   // extract: prk = HMAC(salt, ikm)
+  hmacKey(salt); // first: a long salt is hashed in the scratch buffer
   const len = place(ikm);
-  hmacKey(salt);
   hmacScratch(len, prk);
   // expand: t1 = HMAC(prk, 0x01), t2 = HMAC(prk, t1 ‖ 0x02)
   hmacKey(prk);

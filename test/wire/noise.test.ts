@@ -25,6 +25,9 @@ import {
 } from '../../wire/noise.js';
 import { hkdfSha256, hmacSha256, sha256 } from '../../wire/crypto.js';
 import { hmacSha256Small, sha256Concat } from '../../wire/noise-hash.js';
+import { hkdf as nobleHkdf } from '@noble/hashes/hkdf.js';
+import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 
 interface HandshakeVector {
   name: string;
@@ -294,26 +297,41 @@ describe('NoiseTransport', () => {
   });
 });
 
-describe('small-input SHA-256 / HMAC / HKDF agree with node:crypto', () => {
+describe('small-input SHA-256 / HMAC / HKDF agree with node:crypto and @noble/hashes', () => {
   it('on random inputs of every length around the block boundaries', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ maxLength: 120 }), fc.uint8Array({ minLength: 0, maxLength: 64 }), (a, b, key) => {
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ maxLength: 120 }), fc.uint8Array({ minLength: 0, maxLength: 100 }), (a, b, key) => {
         const ab = new Uint8Array(a.length + b.length);
         ab.set(a);
         ab.set(b, a.length);
-        assert.equal(hex(sha256Concat(a, b)), hex(sha256(ab)));
+        const digest = hex(sha256Concat(a, b));
+        assert.equal(digest, hex(sha256(ab)));
+        assert.equal(digest, hex(nobleSha256(ab)));
         assert.equal(hex(sha256Concat(a)), hex(sha256(a)));
-        if (b.length <= 120) assert.equal(hex(hmacSha256Small(key, b)), hex(hmacSha256(key, b)));
+        const mac = hex(hmacSha256Small(key, b));
+        assert.equal(mac, hex(hmacSha256(key, b)));
+        assert.equal(mac, hex(nobleHmac(nobleSha256, key, b)));
         const salt = a.subarray(0, 32);
         const ikm = b.subarray(0, 32);
-        assert.equal(hex(hkdf2(salt, ikm)[0]) + hex(hkdf2(salt, ikm)[1]), hex(hkdfSha256(salt, ikm, 64)));
+        const okm = hex(hkdf2(salt, ikm)[0]) + hex(hkdf2(salt, ikm)[1]);
+        assert.equal(okm, hex(hkdfSha256(salt, ikm, 64)));
+        assert.equal(okm, hex(nobleHkdf(nobleSha256, ikm, salt, new Uint8Array(0), 64)));
       }),
       { numRuns: 400 },
     );
-    for (let n = 0; n < 200; n++) {
+    for (let n = 0; n < 300; n++) {
       const x = new Uint8Array(n).map((_, i) => i * 31 + n);
       assert.equal(hex(sha256Concat(x)), hex(sha256(x)), `length ${n}`);
+      assert.equal(hex(hmacSha256Small(x.subarray(0, 80), x.subarray(0, 200))), hex(hmacSha256(x.subarray(0, 80), x.subarray(0, 200))), `hmac length ${n}`);
     }
+    // one call's shared buffers must not leak into the next: interleave all three
+    const k = new Uint8Array(32).fill(7);
+    const first = hex(hkdf2(k, k)[1]);
+    sha256Concat(new Uint8Array(250).fill(1));
+    hmacSha256Small(new Uint8Array(100).fill(2), new Uint8Array(200).fill(3));
+    assert.equal(hex(hkdf2(k, k)[1]), first);
+    const longSalt = new Uint8Array(100).fill(9);
+    assert.equal(hex(hkdf2(longSalt, k)[0]) + hex(hkdf2(longSalt, k)[1]), hex(hkdfSha256(longSalt, k, 64)));
   });
 });
 
