@@ -132,6 +132,7 @@ export class ChannelDriver {
     if (r.writes.length > 0) await this.a.store.batch(r.writes);
     this.state = r.state;
     for (const m of r.send) await this.a.send(m);
+    const handled: ChannelEvent[] = [];
     for (const e of r.events) {
       if (e.type === 'funding_needed' && this.a.wallet !== undefined) {
         const f = await this.a.wallet.fundChannel(e.scriptPubKey, e.amountSat, e.feeratePerKw);
@@ -146,6 +147,22 @@ export class ChannelDriver {
         this.watchFunding(e.txid, e.outputIndex, e.minimumDepth);
       }
       await this.a.onEvent?.(e);
+      if (e.type === 'htlc_incoming' || e.type === 'htlc_fulfilled' || e.type === 'htlc_failed') handled.push(e);
     }
+    if (handled.length > 0) this.state = step(this.ctx, this.state, { type: 'events_handled', events: handled }).state;
+  }
+
+  /**
+   * Hands out again the HTLC events a previous run persisted but may not have
+   * finished handling (call after `restore`, once `onEvent` is ready).
+   */
+  replay(): Promise<void> {
+    const run = this.queue.then(async () => {
+      const pending = this.state.outbox ?? [];
+      for (const e of pending) await this.a.onEvent?.(e);
+      if (pending.length > 0) this.state = step(this.ctx, this.state, { type: 'events_handled', events: pending }).state;
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 }

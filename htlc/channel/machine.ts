@@ -59,6 +59,7 @@ import {
   type ChannelState,
   type CommitmentState,
   type LogEntry,
+  type OutboxEvent,
   type StepContext,
   type StepResult,
   type UpdateLog,
@@ -335,6 +336,7 @@ function receiveRevoke(ctx: StepContext, s: ChannelState, m: RevokeAndAck): Step
     remoteCurrentPoint: s.remoteNextPoint,
     remoteNextPoint: m.nextPerCommitmentPoint,
     revocationStore: store.encode(),
+    ...(events.length > 0 || s.outbox !== undefined ? { outbox: [...(s.outbox ?? []), ...(events as OutboxEvent[])] } : {}),
   });
   return close.afterUpdate(ctx, ok(next, [], true, events));
 }
@@ -489,6 +491,11 @@ function dispatch(ctx: StepContext, s: ChannelState, input: ChannelInput): StepR
       return establish.fundingDepth(ctx, s, input.depth, input.shortChannelId);
     case 'shutdown':
       return close.startShutdown(ctx, s, input.scriptPubKey, input.feeratePerKw);
+    case 'events_handled': {
+      const rest = (s.outbox ?? []).filter((e) => !input.events.includes(e));
+      const { outbox: _handled, ...without } = s;
+      return ok(rest.length > 0 ? { ...without, outbox: rest } : without);
+    }
     case 'message':
       return receive(ctx, s, input.msg);
   }

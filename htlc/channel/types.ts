@@ -193,7 +193,16 @@ export interface ChannelState {
   /** We sent channel_reestablish on this connection. */
   sentReestablish: boolean;
   shutdown?: ShutdownState;
+  /**
+   * HTLC resolutions and incoming HTLCs that became irrevocable, persisted in
+   * the same write as the revocation that made them so, until the caller
+   * confirms it handled them (`events_handled`): delivered at least once,
+   * even across a crash.
+   */
+  outbox?: OutboxEvent[];
 }
+
+export type OutboxEvent = Extract<ChannelEvent, { type: 'htlc_incoming' | 'htlc_fulfilled' | 'htlc_failed' }>;
 
 /** What the machine is asked to do. */
 export type ChannelInput =
@@ -218,6 +227,8 @@ export type ChannelInput =
   | { type: 'funding_tx'; tx: Uint8Array; outputIndex: number }
   | { type: 'connected' }
   | { type: 'disconnected' }
+  /** These outbox events (the same objects) were handled; not persisted by itself, so delivery is at least once. */
+  | { type: 'events_handled'; events: readonly ChannelEvent[] }
   /** Start a cooperative close (scriptPubKey: where our funds go; defaults to the upfront script). */
   | { type: 'shutdown'; scriptPubKey?: Uint8Array; feeratePerKw: number };
 

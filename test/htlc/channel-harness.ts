@@ -95,6 +95,8 @@ interface Endpoint {
   events: ChannelEvent[];
   /** Order of effects: 'write' for each store batch, 'send:<type>' for each message. */
   ops: string[];
+  /** When set, the event handler crashes on this event type (as if the process died while handling it). */
+  crashOn?: ChannelEvent['type'];
 }
 
 export interface OpenOptions {
@@ -156,6 +158,7 @@ export class Pair {
         e.failures.push(f);
       },
       onEvent: (ev: ChannelEvent) => {
+        if (e.crashOn === ev.type) throw new Error(`crash while handling ${ev.type}`);
         e.events.push(ev);
       },
     };

@@ -142,6 +142,41 @@ describe('reestablish: retransmission', () => {
   });
 });
 
+describe('events survive a crash', () => {
+  it('an HTLC fulfilled while the process dies is handed out again after the restart', async () => {
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 100_000_000n });
+    await runTo(p, DANCE, 13); // a has revoked and signed; b's revoke_and_ack is next
+    await p.deliver('a'); // a's revoke_and_ack
+    await p.deliver('a'); // a's commitment_signed → b revokes
+    p.ep.a.crashOn = 'htlc_fulfilled';
+    await assert.rejects(p.deliver('b')); // a persists, then dies handling the event
+    assert.ok(!p.ep.a.events.some((e) => e.type === 'htlc_fulfilled'));
+    p.ep.a.crashOn = undefined;
+    await p.cut();
+    await p.reload('a');
+    // the HTLC is gone from the commitments and the logs: only the outbox remembers the preimage
+    assert.equal(p.state('a').localCommit.htlcs.length, 0);
+    await p.driver('a').replay();
+    const ev = p.ep.a.events.find((e) => e.type === 'htlc_fulfilled');
+    assert.ok(ev?.type === 'htlc_fulfilled' && ev.id === 0n);
+    assert.equal(p.state('a').outbox, undefined);
+    await p.reconnect();
+    p.checkConsistent();
+  });
+
+  it('an incoming HTLC (with its onion) is handed out again after a crash', async () => {
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 100_000_000n });
+    p.ep.b.crashOn = 'htlc_incoming';
+    await runTo(p, DANCE, 7);
+    await assert.rejects(p.deliver('a')); // a's revoke_and_ack: b persists, then dies
+    p.ep.b.crashOn = undefined;
+    await p.reload('b');
+    await p.driver('b').replay();
+    const ev = p.ep.b.events.find((e) => e.type === 'htlc_incoming');
+    assert.ok(ev?.type === 'htlc_incoming' && ev.htlc.onionRoutingPacket.length === 1366 && ev.htlc.amountMsat === AMOUNT);
+  });
+});
+
 describe('reestablish: numbers and proofs', () => {
   it('sends next_commitment_number, next_revocation_number and the last secret as lnd expects', async () => {
     const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a' });
