@@ -72,6 +72,8 @@ export interface ChannelPolicyConfig {
   feeConfTarget: number;
   /** Bound on waits of openChannel / closeChannel. */
   timeoutMs: number;
+  /** Channels a peer may have opened to us that are not ready yet (lnd: --maxpendingchannels, default 1). */
+  maxPendingChannels: number;
 }
 
 export const DEFAULT_CHANNEL_POLICY: ChannelPolicyConfig = {
@@ -82,6 +84,7 @@ export const DEFAULT_CHANNEL_POLICY: ChannelPolicyConfig = {
   maxAcceptedHtlcs: 483,
   feeConfTarget: 6,
   timeoutMs: 60_000,
+  maxPendingChannels: 10,
 };
 
 export interface ChannelManagerOptions {
@@ -623,13 +626,30 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       this.log.debug({ peer, type: m.type, channelId: bytesToHex(id) }, 'closing message for a closed channel ignored');
       return;
     }
-    await chan.driver.apply({ type: 'message', msg: m });
+    try {
+      await chan.driver.apply({ type: 'message', msg: m });
+    } catch (e) {
+      // an adapter failed (the wallet could not fund, the store could not write): the step was not applied
+      this.log.error({ peer, type: m.type, err: e }, 'channel step failed');
+      if (PRE_FUNDING.has(chan.driver.state.phase)) {
+        const reason = `opening failed: ${(e as Error).message}`;
+        this.sendFailure(undefined, { level: 'error', code: 'ERR_BAD_PARAMETERS', message: 'internal error; channel opening abandoned', channelId: id }, peer);
+        this.abandonOpening(chan, chan.driver.state, reason);
+      }
+      return;
+    }
     if (m.type === 132 || m.type === 133 || m.type === 136) await this.sign(chan);
   }
 
   private async acceptOpen(peer: string, m: OpenChannel): Promise<void> {
-    if (this.peerChans(peer).some((c) => equalBytes(c.driver.state.temporaryChannelId, m.temporaryChannelId))) {
+    const mine = this.peerChans(peer);
+    if (mine.some((c) => equalBytes(c.driver.state.temporaryChannelId, m.temporaryChannelId))) {
       this.sendFailure(undefined, { level: 'error', code: 'ERR_BAD_PARAMETERS', message: 'temporary_channel_id already in use', channelId: m.temporaryChannelId }, peer);
+      return;
+    }
+    const pending = mine.filter((c) => c.driver.state.opener === 'remote' && (PRE_FUNDING.has(c.driver.state.phase) || c.driver.state.phase === 'awaiting_ready')).length;
+    if (pending >= this.policy.maxPendingChannels) {
+      this.sendFailure(undefined, { level: 'error', code: 'ERR_BAD_PARAMETERS', message: `too many pending channels (${pending})`, channelId: m.temporaryChannelId }, peer);
       return;
     }
     const { keyIndex, meta, store } = await this.newChannelRecord(peer);

@@ -37,7 +37,7 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
   before(async () => {
     chain = await newTestChain();
     alice = new TestNode({ name: 'alice', policy: { minimumDepth: 3 } }, chain);
-    bob = new TestNode({ name: 'bob', disk: true, policy: { minimumDepth: 2 } }, chain);
+    bob = new TestNode({ name: 'bob', disk: true, policy: { minimumDepth: 2, maxPendingChannels: 1 } }, chain);
     await alice.start();
     await bob.start();
     await chain.generateToAddress(2, (await alice.wallet.newAddress()).address);
@@ -112,12 +112,25 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     assert.equal(alice.wallet.balance().lockedSat, 0n);
     assert.equal(alice.manager.listChannels().length, 2);
     assert.equal(bob.manager.listChannels().length, 2);
+    // a wallet that cannot fund: the opening fails at once and Bob forgets it
+    const carol = new TestNode({ name: 'carol' }, chain);
+    await carol.start();
+    try {
+      await carol.connect(bob);
+      await assert.rejects(carol.manager.openChannel(bob.id, 100_000n), /ERR_OPEN_FAILED.*(fund|Insufficient|coins)/i);
+      await until(() => bob.manager.listChannels().length === 2, 'bob forgot the unfunded opening');
+      assert.deepEqual(carol.manager.listChannels(), []);
+    } finally {
+      await carol.stop();
+    }
     // a peer that is not connected
     await assert.rejects(alice.manager.openChannel('02' + '11'.repeat(32), 50_000n), /ERR_NOT_CONNECTED/);
 
     // Bob restarts while a new channel waits for confirmations; it becomes ready after the restart
     const pending = await alice.manager.openChannel(bob.id, 200_000n, { channelType: 'anchors_zero_fee_htlc' });
     await until(() => bob.manager.channel(pending.channelId)?.state === 'awaiting_ready', 'bob holds the pending channel');
+    // Bob takes one pending channel from a peer at a time
+    await assert.rejects(alice.manager.openChannel(bob.id, 100_000n), /too many pending channels/);
     await bob.stop();
     await until(() => alice.node.listPeers().length === 0, 'alice sees bob gone');
     await bob.start();
