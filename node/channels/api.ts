@@ -59,6 +59,8 @@ function int(body: Json, key: string, optional = false): number | undefined {
 
 export class ControlApi {
   private server: Server | undefined;
+  /** `HOST:PORT` bound, once listening. */
+  address: string | undefined;
 
   constructor(private readonly s: ChannelServices) {}
 
@@ -73,7 +75,8 @@ export class ControlApi {
       server.listen(port, host, () => {
         server.off('error', reject);
         const a = server.address() as AddressInfo;
-        resolve(formatHostPort(a.address, a.port));
+        this.address = formatHostPort(a.address, a.port);
+        resolve(this.address);
       });
     });
   }

@@ -1,0 +1,111 @@
+/**
+ * The daemon's channel services and local JSON API, in process: store,
+ * embedded chain and wallet on disk under a data directory, the control API
+ * on loopback. Mining through the API funds the wallet; a restart from the
+ * same directory finds the chain, the wallet and its coins again; bad
+ * requests get typed errors with 4xx statuses.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ChannelServices } from '../../node/channels/services.js';
+import { withChannelFeatures } from '../../node/channels/features.js';
+import { FEATURE_TABLE } from '../../node/features.js';
+import { createLogger } from '../../node/log.js';
+import { Node } from '../../node/node.js';
+
+const T = { timeout: 60_000 };
+
+interface Running {
+  node: Node;
+  services: ChannelServices;
+  apiPort: number;
+}
+
+async function start(datadir: string): Promise<Running> {
+  const log = createLogger({ level: 'silent' });
+  const node = new Node({ datadir, listen: '127.0.0.1:0', features: withChannelFeatures(FEATURE_TABLE), logger: log, pingIntervalMs: 0 });
+  const services = await ChannelServices.start({ node, datadir, chain: 'embedded', api: '127.0.0.1:0', log });
+  await node.start();
+  const address = services.api!.address!;
+  return { node, services, apiPort: Number(address.split(':').pop()) };
+}
+
+async function stop(r: Running): Promise<void> {
+  await r.node.stop();
+  await r.services.stop();
+}
+
+async function call(r: Running, method: string, path: string, body?: string): Promise<{ status: number; json: any }> {
+  const res = await fetch(`http://127.0.0.1:${r.apiPort}${path}`, { method, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(20_000) });
+  return { status: res.status, json: await res.json() };
+}
+
+describe('channel services and the local API', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ampnode-api-'));
+  let r: Running;
+
+  before(async () => {
+    r = await start(dir);
+  });
+  after(async () => {
+    if (r !== undefined) await stop(r).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reports the node and its chain; mining to the wallet funds it', T, async () => {
+    const info = await call(r, 'GET', '/v1/info');
+    assert.equal(info.status, 200);
+    assert.equal(info.json.nodeId, r.node.nodeIdHex);
+    assert.equal(info.json.chain, 'embedded');
+    assert.equal(info.json.blockHeight, 0);
+    const gen = await call(r, 'POST', '/v1/chain/generate', JSON.stringify({ blocks: 101 }));
+    assert.equal(gen.status, 200);
+    assert.equal(gen.json.height, 101);
+    assert.equal(gen.json.blocks.length, 101);
+    const bal = await call(r, 'GET', '/v1/wallet/balance');
+    assert.equal(bal.status, 200);
+    // 101 coinbases of 50 BTC (the regtest subsidy halves only at 150); the oldest have matured
+    assert.equal(BigInt(bal.json.confirmedSat) + BigInt(bal.json.immatureSat), 101n * 50n * 100_000_000n);
+    assert.ok(BigInt(bal.json.confirmedSat) >= 50n * 100_000_000n);
+    const addr = await call(r, 'POST', '/v1/wallet/newaddress');
+    assert.match(addr.json.address, /^bcrt1q/);
+    assert.deepEqual((await call(r, 'GET', '/v1/channels')).json, []);
+    assert.deepEqual((await call(r, 'GET', '/v1/peers')).json, []);
+  });
+
+  it('answers bad requests with typed errors', T, async () => {
+    const notFound = await call(r, 'GET', '/v1/nothing');
+    assert.equal(notFound.status, 404);
+    assert.equal(notFound.json.error.code, 'ERR_API_NOT_FOUND');
+    const badJson = await call(r, 'POST', '/v1/channels/open', '{not json');
+    assert.equal(badJson.status, 400);
+    assert.equal(badJson.json.error.code, 'ERR_API_BAD_REQUEST');
+    const badId = await call(r, 'POST', '/v1/channels/open', JSON.stringify({ nodeId: '02abcd', fundingSat: '100000' }));
+    assert.equal(badId.status, 400);
+    const badAmount = await call(r, 'POST', '/v1/channels/open', JSON.stringify({ nodeId: `02${'11'.repeat(32)}`, fundingSat: '-5' }));
+    assert.equal(badAmount.status, 400);
+    const badType = await call(r, 'POST', '/v1/channels/open', JSON.stringify({ nodeId: `02${'11'.repeat(32)}`, fundingSat: '100000', channelType: 'legacy' }));
+    assert.equal(badType.status, 400);
+    const notConnected = await call(r, 'POST', '/v1/channels/open', JSON.stringify({ nodeId: r.node.nodeIdHex.replace(/^0[23]/, (p) => (p === '02' ? '03' : '02')), fundingSat: '100000' }));
+    assert.equal(notConnected.status, 409);
+    assert.equal(notConnected.json.error.code, 'ERR_NOT_CONNECTED');
+    const unknown = await call(r, 'POST', '/v1/channels/close', JSON.stringify({ channelId: '00'.repeat(32) }));
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.json.error.code, 'ERR_UNKNOWN_CHANNEL');
+  });
+
+  it('a restart from the data directory finds the chain and the wallet again', T, async () => {
+    const id = r.node.nodeIdHex;
+    const before = (await call(r, 'GET', '/v1/wallet/balance')).json;
+    await stop(r);
+    r = await start(dir);
+    assert.equal(r.node.nodeIdHex, id);
+    const info = (await call(r, 'GET', '/v1/info')).json;
+    assert.equal(info.blockHeight, 101);
+    assert.equal(info.walletHeight, 101);
+    assert.deepEqual((await call(r, 'GET', '/v1/wallet/balance')).json, before);
+  });
+});
