@@ -234,6 +234,12 @@ h.test(
   'cooperative closes initiated by each side confirm on btcd with the amounts both wallets expect',
   async () => {
     const ampBefore = BigInt((await api<{ confirmedSat: string }>('GET', '/v1/wallet/balance')).confirmedSat);
+    const lndWallet = async (): Promise<{ confirmed: bigint; unconfirmed: bigint }> => {
+      const b = await lnd.cli<{ confirmed_balance: string; unconfirmed_balance: string }>(['walletbalance']);
+      return { confirmed: BigInt(b.confirmed_balance), unconfirmed: BigInt(b.unconfirmed_balance) };
+    };
+    const lndBefore = await lndWallet();
+    assert.equal(lndBefore.unconfirmed, 0n);
     const expectations: { point: string; ampSat: bigint; lndSatPreFee: bigint; ampOpener: boolean }[] = [];
     for (const point of [tweakless, anchors, ours]) {
       const c = (await ampChannel(point))!;
@@ -264,6 +270,7 @@ h.test(
     );
 
     let ampGot = 0n;
+    let lndGot = 0n;
     const ampAddrs = new Set<string>();
     for (const e of expectations) {
       const c = (await ampChannel(e.point))!;
@@ -278,6 +285,7 @@ h.test(
       const ampOut = e.ampOpener ? e.ampSat - feeSat : e.ampSat;
       const lndOut = e.ampOpener ? e.lndSatPreFee : e.lndSatPreFee - feeSat;
       assert.equal(BigInt(l.settled_balance), lndOut, `lnd settled balance for ${e.point}`);
+      lndGot += lndOut;
       if (ampOut > 0n) {
         assert.ok(outs.includes(ampOut), `ampnode output ${ampOut} in ${JSON.stringify(outs.map(String))}`);
         ampGot += ampOut;
@@ -292,6 +300,7 @@ h.test(
       timeoutMs: 30_000,
       what: `ampnode wallet up by ${ampGot} sat`,
     });
+    await waitFor(async () => (await lndWallet()).confirmed === lndBefore.confirmed + lndGot, { timeoutMs: 30_000, what: `lnd wallet up by ${lndGot} sat` });
   },
   { timeoutMs: 240_000 },
 );
