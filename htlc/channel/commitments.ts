@@ -248,3 +248,15 @@ export function signedHtlcTxs(s: ChannelState, secrets: ChannelSecrets, preimage
     return { ...base, tx: new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength).slice() };
   });
 }
+
+/**
+ * Dust exposure of the channel as things stand (every update either side sent
+ * included): the value of HTLCs trimmed on our next commitment and on the
+ * remote's. lnd fails incoming HTLCs back once either passes its cap
+ * (500 000 sat by default); a link can do the same with this.
+ */
+export function currentDustExposure(s: ChannelState): { localMsat: bigint; remoteMsat: bigint } {
+  const local = nextView(s.localCommit, s.ourLog, s.theirLog, logEnd(s.ourLog), logEnd(s.theirLog), s.localCommit.height + 1n);
+  const remote = nextView(s.remoteNextCommit ?? s.remoteCommit, s.ourLog, s.theirLog, logEnd(s.ourLog), logEnd(s.theirLog), 0n);
+  return { localMsat: dustExposureMsat(s, local, true), remoteMsat: dustExposureMsat(s, remote, false) };
+}

@@ -15,5 +15,5 @@ export { ChannelDriver, shortChannelId, type ChannelAdapters } from './driver.js
 export { ChannelRegistry, type RouteResult } from './registry.js';
 export { loadChannels, stateWrite, encodeState, decodeState, channelKey } from './codec.js';
 export { deriveChannelSecrets, channelPubkeys, ourPoint, ourSecret } from './keys.js';
-export { nextLocalView, nextRemoteView, signRemote, verifyLocal, untrimmedCount, buildLocal, signedLocalCommitment, signedHtlcTxs, type SignedHtlcTx } from './commitments.js';
+export { nextLocalView, nextRemoteView, signRemote, verifyLocal, untrimmedCount, buildLocal, signedLocalCommitment, signedHtlcTxs, currentDustExposure, type SignedHtlcTx } from './commitments.js';
 export type { FundingWallet } from './wallet.js';

@@ -13,6 +13,7 @@ import { acceptChannel, channelTypeBytes, openChannel } from '../../htlc/channel
 import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { DEFAULT_POLICY, type ChannelErrorCode, type StepResult } from '../../htlc/channel/types.js';
 import { step } from '../../htlc/channel/machine.js';
+import { currentDustExposure } from '../../htlc/channel/commitments.js';
 
 async function refused(p: Pair, msg: ChannelMessage, code: ChannelErrorCode, level: 'error' | 'warning' = 'error'): Promise<StepResult> {
   const before = p.state('b');
@@ -162,7 +163,7 @@ describe('channel: bad input from the peer', () => {
 
 describe('dust exposure', () => {
   it('refuses our own add once trimmed HTLCs would exceed the cap', async () => {
-    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a' });
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 200_000_000n });
     const ctx = { secrets: p.ep.a.secrets, policy: { maxDustExposureMsat: 1_500_000n } };
     const add = (amountMsat: bigint) => ({ type: 'add_htlc' as const, amountMsat, paymentHash: sha256(randomBytes(32)), cltvExpiry: 700_000, onionRoutingPacket: new Uint8Array(1366) });
     const first = step(ctx, p.state('a'), add(900_000n));
@@ -175,6 +176,11 @@ describe('dust exposure', () => {
     assert.equal(big.failure, undefined);
     // lnd's default: 500 000 sat
     assert.equal(DEFAULT_POLICY.maxDustExposureMsat, 500_000_000n);
+    // the exposure a link checks incoming HTLCs against
+    await p.add('b', 700_000n);
+    await p.add('b', 50_000_000n);
+    await p.settle();
+    assert.deepEqual(currentDustExposure(p.state('a')), { localMsat: 700_000n, remoteMsat: 700_000n });
   });
 });
 
