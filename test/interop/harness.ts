@@ -136,13 +136,13 @@ export function sleep(ms: number): Promise<void> {
 }
 
 const handedOut = new Set<number>();
-/** A currently free TCP port on 127.0.0.1 (never the same one twice in this process). */
-export async function freePort(): Promise<number> {
+/** A currently free TCP port on a loopback address (never the same one twice in this process). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const port = await new Promise<number>((resolve, reject) => {
       const srv = netCreateServer();
       srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
+      srv.listen(0, host, () => {
         const a = srv.address();
         const p = typeof a === 'object' && a ? a.port : 0;
         srv.close(() => resolve(p));
@@ -1087,6 +1087,12 @@ export interface AmpnodeOptions {
   connect?: string[];
   /** Listen port (default: a free one). */
   port?: number;
+  /**
+   * Loopback address to listen on (default 127.0.0.1). lnd takes any peer whose address contains
+   * "127.0.0.1" for a Tor connection and triples its ping interval and timeouts for it (3 min instead of
+   * 60 s); listen on e.g. 127.0.0.2 to see lnd's normal ping cadence.
+   */
+  host?: string;
   name?: string;
   extraArgs?: string[];
   /**
@@ -1138,7 +1144,7 @@ export class Ampnode {
   static async start(scope: Interop, opts: AmpnodeOptions): Promise<Ampnode> {
     const name = opts.name ?? scope.uniqueName('ampnode');
     const datadir = opts.datadir ?? scope.subdir(name);
-    const port = opts.port ?? (await freePort());
+    const port = opts.port ?? (await freePort(opts.host));
     const apiPort = opts.api === false ? undefined : await freePort();
     const a = new Ampnode(scope, name, datadir, port, apiPort, opts);
     await a.launch();
@@ -1158,7 +1164,7 @@ export class Ampnode {
       '--datadir',
       this.datadir,
       '--listen',
-      `127.0.0.1:${this.port}`,
+      `${this.opts.host ?? '127.0.0.1'}:${this.port}`,
       '--network',
       'regtest',
       ...(this.opts.connect ?? []).flatMap((c) => ['--connect', c]),
