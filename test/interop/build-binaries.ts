@@ -24,6 +24,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  rmdirSync,
   statSync,
   writeFileSync,
   createWriteStream,
@@ -283,6 +284,11 @@ export async function ensureBinaries(opts: EnsureOptions = {}): Promise<Binaries
     }
   } finally {
     rmSync(src, { recursive: true, force: true });
+    try {
+      rmdirSync(join(root, '.src')); // only when empty: another build may be using it
+    } catch {
+      /* not empty or already gone */
+    }
   }
 
   for (const p of [want.lnd, want.lncli, want.btcd, want.btcctl]) {
