@@ -46,6 +46,8 @@ function must(r: StepResult): StepResult {
 function apply(side: Side, input: ChannelInput): ChannelMessage[] {
   const r = must(step(side.ctx, side.state, input));
   side.state = r.state;
+  // as the driver does: HTLC events handed out leave the outbox
+  if (side.state.outbox !== undefined) side.state = must(step(side.ctx, side.state, { type: 'events_handled', events: r.events })).state;
   return r.send;
 }
 
