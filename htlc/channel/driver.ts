@@ -50,6 +50,7 @@ export class ChannelDriver {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly ctx: StepContext;
   private fundingWatch: WatchHandle | undefined;
+  private restoreEvents: ChannelEvent[] = [];
 
   private constructor(
     public state: ChannelState,
@@ -82,7 +83,9 @@ export class ChannelDriver {
 
   /** A channel reloaded from the store: as after a disconnect (unsigned updates forgotten). */
   static restore(a: ChannelAdapters, s: ChannelState): ChannelDriver {
-    const d = new ChannelDriver(disconnect(s).state, a);
+    const r = disconnect(s);
+    const d = new ChannelDriver(r.state, a);
+    d.restoreEvents = r.events; // adds of ours that no commitment_signed covered: handed out by replay()
     const st = d.state;
     if (st.phase === 'awaiting_ready' && !st.sentChannelReady && st.fundingTxid !== undefined && st.fundingOutputIndex !== undefined)
       d.watchFunding(st.fundingTxid, st.fundingOutputIndex, st.minimumDepth);
@@ -154,10 +157,14 @@ export class ChannelDriver {
 
   /**
    * Hands out again the HTLC events a previous run persisted but may not have
-   * finished handling (call after `restore`, once `onEvent` is ready).
+   * finished handling, and `htlc_unsent` for our adds the restart forgot
+   * (call after `restore`, once `onEvent` is ready).
    */
   replay(): Promise<void> {
     const run = this.queue.then(async () => {
+      const forgotten = this.restoreEvents;
+      this.restoreEvents = [];
+      for (const e of forgotten) await this.a.onEvent?.(e);
       const pending = this.state.outbox ?? [];
       for (const e of pending) await this.a.onEvent?.(e);
       if (pending.length > 0) this.state = step(this.ctx, this.state, { type: 'events_handled', events: pending }).state;

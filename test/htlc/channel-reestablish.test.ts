@@ -164,6 +164,24 @@ describe('events survive a crash', () => {
     p.checkConsistent();
   });
 
+  it('adds forgotten by a restart are reported as unsent', async () => {
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 100_000_000n });
+    await runTo(p, DANCE, 4); // b revoked; a has not received it
+    await p.add('a', AMOUNT); // a second add, never signed
+    await p.deliver('b'); // a takes b's revoke_and_ack and persists (the unsigned add is in the record)
+    const st = p.state('a');
+    assert.equal(st.ourLog.base + st.ourLog.entries.length - (st.remoteNextCommit ?? st.remoteCommit).ourLogIndex, 1, 'one unsigned update');
+    await p.cut();
+    p.ep.a.events = []; // the process dies here: what the old instance reported is gone
+    await p.reload('a');
+    await p.driver('a').replay();
+    const unsent = p.ep.a.events.filter((e) => e.type === 'htlc_unsent');
+    assert.equal(unsent.length, 1);
+    assert.ok(unsent[0]?.type === 'htlc_unsent' && unsent[0].htlc.htlcId === 1n);
+    await p.reconnect();
+    await complete(p, 2);
+  });
+
   it('an incoming HTLC (with its onion) is handed out again after a crash', async () => {
     const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 100_000_000n });
     p.ep.b.crashOn = 'htlc_incoming';
