@@ -676,7 +676,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     const text = dec.decode(m.data).replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
     const chan = this.peerChans(peer.nodeIdHex).find((c) => equalBytes(c.driver.state.channelId, m.channelId) || equalBytes(c.driver.state.temporaryChannelId, m.channelId));
     this.log.warn({ peer: peer.nodeIdHex, channelId: bytesToHex(m.channelId), level, text, known: chan !== undefined }, `peer sent ${level}`);
-    if (chan === undefined || level === 'warning') return;
+    if (chan === undefined || level === 'warning' || chan.driver.state.phase === 'closed') return;
     this.onPeerQueue(peer.nodeIdHex, async () => this.fail(chan, `peer sent error: ${text}`));
   }
 
