@@ -33,6 +33,17 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-const args = ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${which === 'interop' ? 1 : 2}`];
+// Every test is bounded: a test that outlives the timeout fails, and a file
+// whose handles keep the process alive after its tests end is ended anyway.
+const timeoutMs = which === 'interop' ? 30 * 60_000 : 180_000;
+const args = [
+  '--import',
+  'tsx',
+  '--test',
+  '--test-reporter=spec',
+  `--test-concurrency=${which === 'interop' ? 1 : 2}`,
+  `--test-timeout=${timeoutMs}`,
+  '--test-force-exit',
+];
 const r = spawnSync(process.execPath, [...args, ...files.map((f) => relative(root, f))], { cwd: root, stdio: 'inherit' });
 process.exit(r.status ?? 1);
