@@ -751,6 +751,10 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         .apply({ type: 'funding_depth', depth: ev.confirmations, shortChannelId: scid(c.blockHeight, c.txIndex, outputIndex) })
         .catch((err: unknown) => this.log.error({ err }, 'funding_depth failed'));
     });
+    this.watchFundingSpend(chan, txid, outputIndex);
+  }
+
+  private watchFundingSpend(chan: Chan, txid: Uint8Array, outputIndex: number): void {
     chan.spendWatch?.cancel();
     chan.spendWatch = this.chain.watchSpend({ outpoint: { txid, outputIndex } }, (ev) => {
       if (ev.type !== 'spent') return;
@@ -765,15 +769,9 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   /** After a restart: watches, and re-publication of what may not have reached the network. */
   private async resume(chan: Chan): Promise<void> {
     const s = chan.driver.state;
-    if (s.fundingTxid !== undefined && s.fundingOutputIndex !== undefined && s.phase !== 'closed') {
+    if (s.fundingTxid !== undefined && s.fundingOutputIndex !== undefined) {
       if (s.phase === 'awaiting_ready') this.watchFunding(chan, s.fundingTxid, s.fundingOutputIndex, s.minimumDepth);
-      else {
-        // only the spend matters now
-        const txid = s.fundingTxid;
-        chan.spendWatch = this.chain.watchSpend({ outpoint: { txid, outputIndex: s.fundingOutputIndex } }, (ev) => {
-          if (ev.type === 'spent') this.emit('funding_spent', this.info(chan), displayHex(ev.detail.spendingTxid), false);
-        });
-      }
+      else this.watchFundingSpend(chan, s.fundingTxid, s.fundingOutputIndex); // only the spend matters now
     }
     if (s.opener === 'local' && s.fundingTx !== undefined && s.phase === 'awaiting_ready') {
       await this.publishFunding(s.fundingTx).catch((err: unknown) => this.log.debug({ err }, 'funding tx re-broadcast refused (likely confirmed already)'));

@@ -339,8 +339,16 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
         else assert.ok(tx.outputs.some((o) => BigInt(o.value) === sat && mine.wallet.isMine(new Uint8Array(o.script.toRaw()))), `${who} output of ${sat} sat`);
       }
     }
+    // Bob restarts before the closing txs confirm: he watches the funding outputs again and re-broadcasts
+    await bob.stop();
+    await bob.start();
+    const bobSpent: string[] = [];
+    bob.manager.on('funding_spent', (_i, txid, coop) => {
+      if (coop) bobSpent.push(txid);
+    });
     await mine(1);
-    await until(() => spent.length === 3, 'the three funding outputs spent cooperatively');
+    await until(() => spent.length === 3 && bobSpent.length === 3, 'the three funding outputs spent cooperatively, seen by both');
+    assert.deepEqual([...bobSpent].sort(), [...spent].sort());
     alice.manager.off('funding_spent', onSpent);
     assert.equal(alice.walletTotalSat() - before.alice, expected.alice);
     assert.equal(bob.walletTotalSat() - before.bob, expected.bob);
