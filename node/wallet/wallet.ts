@@ -483,11 +483,12 @@ export class Wallet implements ChainFollower {
       const txHash = tx.hash('hex');
       // A confirmed spend of an outpoint our unconfirmed transaction spends evicts ours.
       if (!tx.isCoinbase()) {
-        const { spentBy } = this.derive();
-        for (const input of tx.inputs) {
-          const k = opKey(input.prevout.hash, input.prevout.index);
-          const other = spentBy.get(k);
-          if (other !== undefined && other !== txHash && this.txs.get(other)?.height === -1) this.removeTx(other, ops);
+        const spends = new Set(tx.inputs.map((i) => opKey(i.prevout.hash, i.prevout.index)));
+        for (const w of [...this.txs.values()]) {
+          if (w.hash === txHash || w.height !== -1) continue;
+          if (w.tx.inputs.some((i) => spends.has(opKey(i.prevout.hash, i.prevout.index)))) this.removeTx(w.hash, ops);
+        }
+        for (const k of spends) {
           for (const f of this.fundings.values()) {
             if (f.hash !== txHash && f.inputs.includes(k)) {
               this.fundings.delete(f.hash);
