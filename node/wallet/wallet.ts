@@ -250,6 +250,8 @@ export class Wallet implements ChainFollower {
     await options.chain.exclusive(async () => {
       await w.catchUp();
       w.following = options.chain.follow(w);
+      // Our unconfirmed transactions may have been lost while we were away (a rewind, a restart of the chain).
+      await w.rebroadcast();
     });
     return w;
   }
