@@ -73,8 +73,10 @@ export interface TxConfirmation {
  * - `confirmed`: the count reached `numConfs` (sent again if a reorg took it
  *   below and it later climbs back);
  * - `reorged`: the count went down (`confirmations` 0: the transaction is no
- *   longer in the best chain). `wasConfirmed` says whether `confirmed` had been
- *   sent for the position now lost.
+ *   longer in the best chain). `wasConfirmed` is true when a `confirmed` sent
+ *   earlier no longer holds (the transaction left its block, or the count fell
+ *   below `numConfs`); a drop that stays at or above `numConfs` has it false.
+ *   Each disconnected block is one step: a reorg of k blocks can send k events.
  */
 export type ConfirmationEvent =
   | { type: 'update'; confirmations: number; confirmation: TxConfirmation }

@@ -175,6 +175,7 @@ export class BcoinChainBackend implements ChainSource {
   /** Open the chain database; in `p2p` mode also start following the peer. */
   async open(): Promise<void> {
     if (this.opened) return;
+    await this.node.ensure(); // bcoin does not create its data directory itself (no-op in memory)
     await this.node.open();
     this.opened = true;
     const tip = this.node.chain.tip;

@@ -208,6 +208,7 @@ export interface BFullNode {
   miner: BMiner;
   pool: BPool;
   fees: BFees;
+  ensure(): Promise<void>;
   open(): Promise<void>;
   close(): Promise<void>;
   connect(): Promise<void>;
@@ -274,10 +275,15 @@ for (const net of [bcoin.networks.regtest, bcoin.Network.get('regtest')]) {
 }
 
 // bcoin 1.0.2's readers accept only Node Buffers; the facade above promises Uint8Array input.
+const asBuffer = (d: unknown): unknown => (d instanceof Uint8Array && !Buffer.isBuffer(d) ? Buffer.from(d.buffer, d.byteOffset, d.byteLength) : d);
 for (const cls of [bcoin.TX, bcoin.Block, bcoin.Script] as unknown as { fromRaw(d: unknown, enc?: unknown): unknown }[]) {
   const fromRaw = cls.fromRaw.bind(cls);
-  cls.fromRaw = (d: unknown, enc?: unknown) =>
-    fromRaw(d instanceof Uint8Array && !Buffer.isBuffer(d) ? Buffer.from(d.buffer, d.byteOffset, d.byteLength) : d, enc);
+  cls.fromRaw = (d: unknown, enc?: unknown) => fromRaw(asBuffer(d), enc);
+}
+{
+  const hd = bcoin.HDPrivateKey as unknown as { fromSeed(seed: unknown, network?: unknown): unknown };
+  const fromSeed = hd.fromSeed.bind(hd);
+  hd.fromSeed = (seed: unknown, network?: unknown) => fromSeed(asBuffer(seed), network);
 }
 
 /** Internal-order hex (bcoin's hash form) → bytes. */

@@ -6,6 +6,9 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { BlockEvent, ConfirmationEvent, SpendEvent } from '../../htlc/chain.js';
 import { ChainError } from '../../htlc/chain.js';
 import { BcoinChainBackend, createChainBackend } from '../../node/chain/index.js';
@@ -221,6 +224,21 @@ describe('chain backend (embedded regtest)', () => {
     bad(() => new BcoinChainBackend({ chain: 'regtest' as never }), 'ERR_CHAIN_CONFIG');
     bad(() => new BcoinChainBackend({ fallbackFeeratePerKw: 100 }), 'ERR_CHAIN_CONFIG');
     assert.equal(new BcoinChainBackend({ chain: 'p2p', chainPeer: '127.0.0.1:18444' }).mode, 'p2p');
+  });
+
+  it('keeps an on-disk chain across a restart', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ampnode-chain-'));
+    try {
+      let c = await createChainBackend({ chainDir: join(dir, 'chain') });
+      const hashes = await c.generateToAddress(3, ELSEWHERE);
+      await c.close();
+      c = await createChainBackend({ chainDir: join(dir, 'chain') });
+      assert.equal(c.tip().height, 3);
+      assert.equal(hex(c.tip().hash), hex(hashes[2]!));
+      await c.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses mining while following a peer', async () => {
