@@ -204,8 +204,11 @@ function nativeBackend(): Secp256k1Backend {
     publicKeyCreate: (priv) => wrap('ERR_INVALID_PRIVKEY', 'publicKeyCreate', () => s.publicKeyCreate(priv, true)),
     publicKeyCompress: (pub) => wrap('ERR_INVALID_PUBKEY', 'publicKeyCompress', () => s.publicKeyConvert(pub, true)),
     ecdh: (pub, priv) => {
-      needPub(pub, 'ecdh');
+      // The private key is checked first, so that a throw from libsecp256k1
+      // below can only mean the point did not parse (no second parse of the
+      // point here: ECDH is the hot path of every handshake and onion peel).
       needPriv(priv, 'ecdh');
+      if (pub.length !== 33 && pub.length !== 65) throw new CryptoError('ERR_INVALID_PUBKEY', 'ecdh: not a valid public key');
       return wrap('ERR_INVALID_PUBKEY', 'ecdh', () => s.ecdh(pub, priv));
     },
     publicKeyTweakMul: (pub, tweak) => {
@@ -293,8 +296,8 @@ function wasmBackend(): Secp256k1Backend {
       return guard('ERR_INVALID_PUBKEY', 'publicKeyCompress', () => t.pointCompress(pub, true));
     },
     ecdh: (pub, priv) => {
-      needPub(pub, 'ecdh');
       needPriv(priv, 'ecdh');
+      needPub(pub, 'ecdh');
       return sha256(must('ERR_INVALID_PUBKEY', 'ecdh', t.pointMultiply(pub, priv, true)));
     },
     publicKeyTweakMul: (pub, tweak) => {
