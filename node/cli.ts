@@ -157,7 +157,7 @@ export function buildProgram(): Command {
     .action(async (opts: StartOptions) => startDaemon(opts));
   program
     .command('demo')
-    .description('two nodes on loopback: connect, exchange pings, print a summary')
+    .description('two nodes on one embedded regtest chain: connect, ping, open a channel, HTLCs both ways, reconnect, cooperative close; print a summary')
     .addOption(logLevelOption('warn'))
     .action(async (opts: { logLevel: string }) => {
       const log = createLogger({ level: isLogLevel(opts.logLevel) ? opts.logLevel : 'warn' });
