@@ -11,7 +11,8 @@
  * chain need.
  */
 import { bytesToHex, compareBytes, hexToBytes } from '../../wire/bytes.js';
-import { MTX, Outpoint, Script, buf, type Tx } from './btc.js';
+import { MTX, Outpoint, Script, TX, buf, type Tx } from './btc.js';
+import { commitmentHash, commitmentLocktime, hash256, rememberCommitmentTx, serializeOneInputTx, serializeOutputs } from './sighash.js';
 import { Bolt3Error } from './errors.js';
 import {
   ANCHOR_OUTPUT_SAT,
@@ -143,22 +144,21 @@ export function buildCommitment(params: CommitmentParams): Commitment {
   drafts.sort(compareDrafts);
 
   const obscured = params.commitmentNumber ^ obscuringFactor(params.openerPaymentBasepoint, params.acceptorPaymentBasepoint);
-  const mtx = new MTX();
-  mtx.version = 2;
-  mtx.locktime = Number((0x20n << 24n) | (obscured & 0xffffffn));
-  const input = mtx.addOutpoint(new Outpoint(bytesToHex(params.fundingOutpoint.txid), params.fundingOutpoint.outputIndex));
-  input.sequence = Number((0x80n << 24n) | (obscured >> 24n));
+  const { locktime, sequence } = commitmentLocktime(obscured);
   let outSum = 0n;
-  for (const d of drafts) {
-    mtx.addOutput(Script.fromRaw(buf(d.scriptPubKey)), Number(d.valueSat));
-    outSum += d.valueSat;
-  }
-  const tx = mtx.toTX();
+  for (const d of drafts) outSum += d.valueSat;
+  const outputBytes = serializeOutputs(drafts);
+  const raw = serializeOneInputTx(2, params.fundingOutpoint.txid, params.fundingOutpoint.outputIndex, sequence, drafts.length, outputBytes, locktime);
+  const hash = hash256(raw);
   const outputs: CommitmentOutput[] = drafts.map((d, index) => ({ index, ...d }));
-  return {
+  let tx: Tx | undefined;
+  const c: Commitment = {
     params,
-    tx,
-    txid: tx.txid(),
+    // the bcoin object is only made when asked for (signing works from the serialization)
+    get tx(): Tx {
+      return (tx ??= TX.fromRaw(buf(raw)));
+    },
+    txid: bytesToHex(Uint8Array.from(hash).reverse()),
     outputs,
     htlcOutputs: outputs.filter((o) => o.htlc !== null),
     trimmedHtlcs,
@@ -167,6 +167,8 @@ export function buildCommitment(params: CommitmentParams): Commitment {
     fundingWitnessScript: fundingWitnessScript(params.localFundingPubkey, params.remoteFundingPubkey),
     obscuredCommitmentNumber: obscured,
   };
+  rememberCommitmentTx(c, hash, outputBytes);
+  return c;
 }
 
 /**
@@ -177,7 +179,7 @@ export function buildCommitment(params: CommitmentParams): Commitment {
  */
 export function buildHtlcTx(c: Commitment, output: CommitmentOutput): HtlcTx {
   const outWs = toLocalWitnessScript(c.params.keys.revocationPubkey, c.params.toSelfDelay, c.params.keys.localDelayedPubkey);
-  return htlcTxWith(c, output, outWs, Script.fromRaw(buf(p2wsh(outWs))), c.tx.hash('hex'));
+  return htlcTxWith(c, output, outWs, Script.fromRaw(buf(p2wsh(outWs))), bytesToHex(commitmentHash(c)));
 }
 
 function htlcTxWith(c: Commitment, output: CommitmentOutput, outWs: Uint8Array, outSpk: ReturnType<typeof Script.fromRaw>, commitmentHash: string): HtlcTx {
@@ -213,6 +215,6 @@ export function buildHtlcTxs(c: Commitment): HtlcTx[] {
   if (c.htlcOutputs.length === 0) return [];
   const outWs = toLocalWitnessScript(c.params.keys.revocationPubkey, c.params.toSelfDelay, c.params.keys.localDelayedPubkey);
   const outSpk = Script.fromRaw(buf(p2wsh(outWs)));
-  const hash = c.tx.hash('hex');
+  const hash = bytesToHex(commitmentHash(c));
   return c.htlcOutputs.map((o) => htlcTxWith(c, o, outWs, outSpk, hash));
 }

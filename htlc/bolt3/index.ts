@@ -78,6 +78,11 @@
  *   finalizeCommitment(c, localSig64, remoteSig64): Tx          // signed copy; c.tx stays unsigned
  *   finalizeClosingTx(closing, fundingWitnessScript, localFundingPubkey, localSig64, remoteFundingPubkey, remoteSig64): Tx
  *   finalizeHtlcTx(h, remoteSig64, localSig64, preimage?: Uint8Array): Tx   // preimage required for htlc_success
+ *
+ * Signature hashes straight from a Commitment (sighash.ts), without building bcoin transactions:
+ *   commitmentSighash(c): Uint8Array                    // what commitment_signed.signature signs (SIGHASH_ALL)
+ *   htlcSighashes(c, signer): Uint8Array[]              // one per c.htlcOutputs: what each htlc_signature signs
+ *   commitmentHash(c): Uint8Array (internal-order txid), hash256(bytes)
  */
 export * from './types.js';
 export type { Tx } from './btc.js';
@@ -122,6 +127,7 @@ export {
   obscuringFactor,
 } from './fees.js';
 export { buildCommitment, buildHtlcTxs, buildHtlcTx, txidFromHex, txidToHex } from './commitment.js';
+export { commitmentSighash, htlcSighashes, commitmentHash, hash256 } from './sighash.js';
 export { buildClosingTx, closingTxWeight } from './closing.js';
 export {
   signCommitment,

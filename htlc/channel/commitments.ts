@@ -13,6 +13,7 @@
 import {
   buildCommitment,
   buildHtlcTxs,
+  commitmentSighash,
   finalizeCommitment,
   finalizeHtlcTx,
   isHtlcTrimmed,
@@ -20,8 +21,7 @@ import {
   signCommitment,
   signHtlcTx,
   untrimmedHtlcs,
-  verifyCommitmentSig,
-  verifyHtlcSig,
+  htlcSighashes,
   type Commitment,
   type CommitmentHtlc,
   type CommitmentKeys,
@@ -167,9 +167,8 @@ export interface Signatures {
 export function signRemote(s: ChannelState, secrets: ChannelSecrets, v: CommitmentState, point: Uint8Array): Signatures {
   const { keys, ourHtlcPriv } = remoteCommitmentKeys(secrets, s.local.pubkeys, s.remote.pubkeys, point);
   const c = buildCommitment(remoteCommitmentParams(s, v, keys));
-  const signature = signCommitment(c.tx, secrets.fundingPriv, c.fundingWitnessScript, s.fundingSat);
-  if (c.htlcOutputs.length === 0) return { signature, htlcSignatures: [] };
-  const htlcSignatures = buildHtlcTxs(c).map((h) => signHtlcTx(h, ourHtlcPriv, 'counterparty'));
+  const signature = secp.sign(commitmentSighash(c), secrets.fundingPriv);
+  const htlcSignatures = htlcSighashes(c, 'counterparty').map((digest) => secp.sign(digest, ourHtlcPriv));
   return { signature, htlcSignatures };
 }
 
@@ -182,12 +181,12 @@ export function buildLocal(s: ChannelState, secrets: ChannelSecrets, v: Commitme
 /** Checks the peer's signatures on our commitment `v`; returns the failing part or null. */
 export function verifyLocal(s: ChannelState, secrets: ChannelSecrets, v: CommitmentState, sigs: Signatures): 'commitment' | 'htlc_count' | 'htlc' | null {
   const c = buildLocal(s, secrets, v);
-  if (!verifyCommitmentSig(c.tx, sigs.signature, s.remote.pubkeys.fundingPubkey, c.fundingWitnessScript, s.fundingSat)) return 'commitment';
+  if (!secp.verify(sigs.signature, commitmentSighash(c), s.remote.pubkeys.fundingPubkey)) return 'commitment';
   if (sigs.htlcSignatures.length !== c.htlcOutputs.length) return 'htlc_count';
   if (c.htlcOutputs.length === 0) return null;
-  const txs = buildHtlcTxs(c);
+  const digests = htlcSighashes(c, 'counterparty');
   const key = c.params.keys.remoteHtlcPubkey;
-  for (let i = 0; i < txs.length; i++) if (!verifyHtlcSig(txs[i]!, sigs.htlcSignatures[i]!, key, 'counterparty')) return 'htlc';
+  for (let i = 0; i < digests.length; i++) if (!secp.verify(sigs.htlcSignatures[i]!, digests[i]!, key)) return 'htlc';
   return null;
 }
 

@@ -13,12 +13,14 @@ import { secp, sha256, signatureFromDER, signatureToDER } from '../../wire/crypt
 import {
   buildCommitment,
   buildHtlcTxs,
+  commitmentSighash,
   deriveCommitmentKeys,
   derivePrivkey,
   deriveRevocationPubkey,
   finalizeCommitment,
   finalizeHtlcTx,
   fundingWitnessScript,
+  htlcSighashes,
   obscuringFactor,
   p2wpkh,
   p2wsh,
@@ -125,6 +127,9 @@ function signBoth(c: Commitment, expectRemoteDer: string, expectLocalDer?: strin
   const remoteSig = signCommitment(c.tx, remoteFundingPriv, c.fundingWitnessScript, fundingSat);
   assert.equal(der(remoteSig), expectRemoteDer, 'remote commitment signature');
   if (expectLocalDer !== undefined) assert.equal(der(localSig), expectLocalDer, 'local commitment signature');
+  // the digest computed from the Commitment alone signs to the same signatures
+  assert.equal(der(secp.sign(commitmentSighash(c), remoteFundingPriv)), expectRemoteDer, 'remote commitment signature from commitmentSighash');
+  assert.deepEqual(secp.sign(commitmentSighash(c), localFundingPriv), localSig);
   const remoteFromSpec = signatureFromDER(hexToBytes(expectRemoteDer));
   assert.ok(verifyCommitmentSig(c.tx, remoteFromSpec, c.params.remoteFundingPubkey, c.fundingWitnessScript, fundingSat));
   assert.ok(verifyCommitmentSig(c.tx, localSig, c.params.localFundingPubkey, c.fundingWitnessScript, fundingSat));
@@ -151,6 +156,18 @@ function signHtlc(t: HtlcTx, expectRemoteDer: string, expectLocalDer?: string): 
   const signed = finalizeHtlcTx(t, remoteSig, localSig, preimage);
   assert.ok(scriptVerifies(signed, p2wsh(t.inputWitnessScript), t.inputValueSat), 'HTLC tx witness satisfies the HTLC script');
   return bytesToHex(signed.toRaw());
+}
+
+/** htlcSighashes (no transaction built) signs to the spec's remote HTLC signatures and to the same local ones as the HtlcTx path. */
+function checkHtlcSighashes(c: Commitment, htlcTxs: HtlcTx[], vectors: readonly { remote_htlc_signature: string }[]): void {
+  const remote = htlcSighashes(c, 'counterparty');
+  const holder = htlcSighashes(c, 'holder');
+  assert.equal(remote.length, vectors.length);
+  assert.equal(holder.length, vectors.length);
+  vectors.forEach((v, i) => {
+    assert.equal(der(secp.sign(remote[i]!, remoteHtlcPriv)), v.remote_htlc_signature, `remote HTLC signature ${i} from htlcSighashes`);
+    assert.deepEqual(secp.sign(holder[i]!, localHtlcPriv), signHtlcTx(htlcTxs[i]!, localHtlcPriv, 'holder'), `local HTLC signature ${i} from htlcSighashes`);
+  });
 }
 
 describe('BOLT 3 Appendix C inputs', () => {
@@ -207,6 +224,7 @@ describe('BOLT 3 Appendix C: static_remotekey commitment and HTLC transactions',
 
       const htlcTxs = buildHtlcTxs(c);
       assert.equal(htlcTxs.length, t.htlc_txs.length);
+      checkHtlcSighashes(c, htlcTxs, t.htlc_txs);
       t.htlc_txs.forEach((v, i) => {
         const ht = htlcTxs[i]!;
         assert.equal(ht.commitmentOutputIndex, v.output_index);
@@ -250,6 +268,7 @@ describe('BOLT 3 Appendix F: anchors (zero-fee HTLC) commitment and HTLC transac
 
       const htlcTxs = buildHtlcTxs(c);
       assert.equal(htlcTxs.length, t.htlc_txs.length);
+      checkHtlcSighashes(c, htlcTxs, t.htlc_txs);
       t.htlc_txs.forEach((v, i) => {
         const ht = htlcTxs[i]!;
         assert.equal(ht.feeSat, 0n, 'zero-fee HTLC tx');
