@@ -1,27 +1,67 @@
 /**
  * BOLT 3 output scripts: funding 2-of-2, to_local, to_remote, anchors, offered
  * and received HTLCs (with the `1 OP_CHECKSEQUENCEVERIFY OP_DROP` of
- * option_anchors), and the P2WSH / P2WPKH wrappers. Built with bcoin's Script
- * so pushes are minimal exactly as Bitcoin Core and lnd encode them; each
- * function returns the raw script bytes.
+ * option_anchors), and the P2WSH / P2WPKH wrappers. Written byte by byte with
+ * the minimal pushes Bitcoin Core, lnd and bcoin's Script produce (a test
+ * compares them with bcoin's compiler); each function returns the raw script
+ * bytes. They are built for every output of every commitment, so no script
+ * objects are made on the way.
  */
-import { createHash } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
 import { compareBytes } from '../../wire/bytes.js';
 import { hash160, sha256 } from '../../wire/crypto.js';
-import { Script, opcodes as op, buf, u8, type BScript } from './btc.js';
+import { opcodes as op } from './btc.js';
 import { Bolt3Error } from './errors.js';
 import type { ChannelType } from './types.js';
 
-function pub33(p: Uint8Array, what: string): Buffer {
+function pub33(p: Uint8Array, what: string): Uint8Array {
   if (p.length !== 33) throw new Bolt3Error('ERR_BAD_PARAMS', `${what} must be a 33-byte compressed public key`);
-  return buf(p);
+  return p;
 }
 
-function build(f: (s: BScript) => void): Uint8Array {
-  const s = new Script();
+/**
+ * Raw script bytes with Bitcoin's minimal push rules, as bcoin's Script
+ * compiles them: data of 1-75 bytes is pushed with a length byte (every push
+ * here is 20, 32 or 33 bytes), small integers 0-16 are OP_0/OP_1-OP_16 and
+ * larger ones a minimal little-endian script number.
+ */
+class ScriptWriter {
+  private readonly buf = new Uint8Array(160);
+  private pos = 0;
+  op(o: number): this {
+    this.buf[this.pos++] = o;
+    return this;
+  }
+  data(d: Uint8Array): this {
+    if (d.length < 1 || d.length > 75) throw new Error('script push of unsupported length');
+    this.buf[this.pos++] = d.length;
+    this.buf.set(d, this.pos);
+    this.pos += d.length;
+    return this;
+  }
+  int(n: number): this {
+    if (n === 0) return this.op(OP.OP_0);
+    if (n >= 1 && n <= 16) return this.op(OP.OP_1 + n - 1);
+    // positive script number: little-endian magnitude, plus a 0x00 byte when the top bit is set
+    const start = this.pos++;
+    let v = n;
+    while (v > 0) {
+      this.buf[this.pos++] = v & 0xff;
+      v = Math.floor(v / 256);
+    }
+    if ((this.buf[this.pos - 1]! & 0x80) !== 0) this.buf[this.pos++] = 0;
+    this.buf[start] = this.pos - start - 1;
+    return this;
+  }
+  done(): Uint8Array {
+    return this.buf.slice(0, this.pos);
+  }
+}
+
+function build(f: (s: ScriptWriter) => void): Uint8Array {
+  const s = new ScriptWriter();
   f(s);
-  s.compile();
-  return u8(s.toRaw());
+  return s.done();
 }
 
 function O(name: string): number {
@@ -54,8 +94,11 @@ const OP = {
   OP_16: O('OP_16'),
 };
 
-function ripemd160(data: Uint8Array): Buffer {
-  return createHash('ripemd160').update(data).digest();
+const hashOneShot = (nodeCrypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
+
+function ripemd160(data: Uint8Array): Uint8Array {
+  if (hashOneShot !== undefined) return hashOneShot('ripemd160', data, 'buffer');
+  return nodeCrypto.createHash('ripemd160').update(data).digest();
 }
 
 /** `2 <pubkey1> <pubkey2> 2 OP_CHECKMULTISIG` with the keys in ascending byte order. */
@@ -63,17 +106,17 @@ export function fundingWitnessScript(pubA: Uint8Array, pubB: Uint8Array): Uint8A
   const a = pub33(pubA, 'funding pubkey');
   const b = pub33(pubB, 'funding pubkey');
   const [first, second] = compareBytes(a, b) <= 0 ? [a, b] : [b, a];
-  return build((s) => s.pushOp(OP.OP_2).pushData(first).pushData(second).pushOp(OP.OP_2).pushOp(OP.CHECKMULTISIG));
+  return build((s) => s.op(OP.OP_2).data(first).data(second).op(OP.OP_2).op(OP.CHECKMULTISIG));
 }
 
 /** `OP_0 <SHA256(witnessScript)>` */
 export function p2wsh(witnessScript: Uint8Array): Uint8Array {
-  return build((s) => s.pushOp(OP.OP_0).pushData(buf(sha256(witnessScript))));
+  return build((s) => s.op(OP.OP_0).data(sha256(witnessScript)));
 }
 
 /** `OP_0 <HASH160(pubkey)>` */
 export function p2wpkh(pubkey: Uint8Array): Uint8Array {
-  return build((s) => s.pushOp(OP.OP_0).pushData(buf(hash160(pub33(pubkey, 'pubkey')))));
+  return build((s) => s.op(OP.OP_0).data(hash160(pub33(pubkey, 'pubkey'))));
 }
 
 /**
@@ -87,15 +130,15 @@ export function toLocalWitnessScript(revocationPubkey: Uint8Array, toSelfDelay: 
   const delayed = pub33(localDelayedPubkey, 'delayed pubkey');
   return build((s) =>
     s
-      .pushOp(OP.IF)
-      .pushData(rev)
-      .pushOp(OP.ELSE)
-      .pushInt(toSelfDelay)
-      .pushOp(OP.CSV)
-      .pushOp(OP.DROP)
-      .pushData(delayed)
-      .pushOp(OP.ENDIF)
-      .pushOp(OP.CHECKSIG),
+      .op(OP.IF)
+      .data(rev)
+      .op(OP.ELSE)
+      .int(toSelfDelay)
+      .op(OP.CSV)
+      .op(OP.DROP)
+      .data(delayed)
+      .op(OP.ENDIF)
+      .op(OP.CHECKSIG),
   );
 }
 
@@ -109,7 +152,7 @@ export function toRemoteOutput(
 ): { scriptPubKey: Uint8Array; witnessScript: Uint8Array | null } {
   if (channelType === 'static_remotekey') return { scriptPubKey: p2wpkh(remotePaymentPubkey), witnessScript: null };
   const key = pub33(remotePaymentPubkey, 'remote payment pubkey');
-  const ws = build((s) => s.pushData(key).pushOp(OP.CHECKSIGVERIFY).pushOp(OP.OP_1).pushOp(OP.CSV));
+  const ws = build((s) => s.data(key).op(OP.CHECKSIGVERIFY).op(OP.OP_1).op(OP.CSV));
   return { scriptPubKey: p2wsh(ws), witnessScript: ws };
 }
 
@@ -117,7 +160,7 @@ export function toRemoteOutput(
 export function anchorWitnessScript(fundingPubkey: Uint8Array): Uint8Array {
   const key = pub33(fundingPubkey, 'funding pubkey');
   return build((s) =>
-    s.pushData(key).pushOp(OP.CHECKSIG).pushOp(OP.IFDUP).pushOp(OP.NOTIF).pushOp(OP.OP_16).pushOp(OP.CSV).pushOp(OP.ENDIF),
+    s.data(key).op(OP.CHECKSIG).op(OP.IFDUP).op(OP.NOTIF).op(OP.OP_16).op(OP.CSV).op(OP.ENDIF),
   );
 }
 
@@ -134,18 +177,18 @@ export function offeredHtlcWitnessScript(
   paymentHash: Uint8Array,
 ): Uint8Array {
   checkHash(paymentHash);
-  const revHash = buf(hash160(pub33(revocationPubkey, 'revocation pubkey')));
+  const revHash = hash160(pub33(revocationPubkey, 'revocation pubkey'));
   const local = pub33(localHtlcPubkey, 'local htlc pubkey');
   const remote = pub33(remoteHtlcPubkey, 'remote htlc pubkey');
   return build((s) => {
-    s.pushOp(OP.DUP).pushOp(OP.HASH160).pushData(revHash).pushOp(OP.EQUAL);
-    s.pushOp(OP.IF).pushOp(OP.CHECKSIG);
-    s.pushOp(OP.ELSE).pushData(remote).pushOp(OP.SWAP).pushOp(OP.SIZE).pushInt(32).pushOp(OP.EQUAL);
-    s.pushOp(OP.NOTIF).pushOp(OP.DROP).pushOp(OP.OP_2).pushOp(OP.SWAP).pushData(local).pushOp(OP.OP_2).pushOp(OP.CHECKMULTISIG);
-    s.pushOp(OP.ELSE).pushOp(OP.HASH160).pushData(ripemd160(paymentHash)).pushOp(OP.EQUALVERIFY).pushOp(OP.CHECKSIG);
-    s.pushOp(OP.ENDIF);
-    if (channelType === 'anchors_zero_fee_htlc') s.pushOp(OP.OP_1).pushOp(OP.CSV).pushOp(OP.DROP);
-    s.pushOp(OP.ENDIF);
+    s.op(OP.DUP).op(OP.HASH160).data(revHash).op(OP.EQUAL);
+    s.op(OP.IF).op(OP.CHECKSIG);
+    s.op(OP.ELSE).data(remote).op(OP.SWAP).op(OP.SIZE).int(32).op(OP.EQUAL);
+    s.op(OP.NOTIF).op(OP.DROP).op(OP.OP_2).op(OP.SWAP).data(local).op(OP.OP_2).op(OP.CHECKMULTISIG);
+    s.op(OP.ELSE).op(OP.HASH160).data(ripemd160(paymentHash)).op(OP.EQUALVERIFY).op(OP.CHECKSIG);
+    s.op(OP.ENDIF);
+    if (channelType === 'anchors_zero_fee_htlc') s.op(OP.OP_1).op(OP.CSV).op(OP.DROP);
+    s.op(OP.ENDIF);
   });
 }
 
@@ -161,18 +204,18 @@ export function receivedHtlcWitnessScript(
   checkHash(paymentHash);
   if (!Number.isInteger(cltvExpiry) || cltvExpiry < 0 || cltvExpiry > 0xffffffff)
     throw new Bolt3Error('ERR_BAD_PARAMS', `cltv_expiry ${cltvExpiry} is not a 32-bit value`);
-  const revHash = buf(hash160(pub33(revocationPubkey, 'revocation pubkey')));
+  const revHash = hash160(pub33(revocationPubkey, 'revocation pubkey'));
   const local = pub33(localHtlcPubkey, 'local htlc pubkey');
   const remote = pub33(remoteHtlcPubkey, 'remote htlc pubkey');
   return build((s) => {
-    s.pushOp(OP.DUP).pushOp(OP.HASH160).pushData(revHash).pushOp(OP.EQUAL);
-    s.pushOp(OP.IF).pushOp(OP.CHECKSIG);
-    s.pushOp(OP.ELSE).pushData(remote).pushOp(OP.SWAP).pushOp(OP.SIZE).pushInt(32).pushOp(OP.EQUAL);
-    s.pushOp(OP.IF).pushOp(OP.HASH160).pushData(ripemd160(paymentHash)).pushOp(OP.EQUALVERIFY);
-    s.pushOp(OP.OP_2).pushOp(OP.SWAP).pushData(local).pushOp(OP.OP_2).pushOp(OP.CHECKMULTISIG);
-    s.pushOp(OP.ELSE).pushOp(OP.DROP).pushInt(cltvExpiry).pushOp(OP.CLTV).pushOp(OP.DROP).pushOp(OP.CHECKSIG);
-    s.pushOp(OP.ENDIF);
-    if (channelType === 'anchors_zero_fee_htlc') s.pushOp(OP.OP_1).pushOp(OP.CSV).pushOp(OP.DROP);
-    s.pushOp(OP.ENDIF);
+    s.op(OP.DUP).op(OP.HASH160).data(revHash).op(OP.EQUAL);
+    s.op(OP.IF).op(OP.CHECKSIG);
+    s.op(OP.ELSE).data(remote).op(OP.SWAP).op(OP.SIZE).int(32).op(OP.EQUAL);
+    s.op(OP.IF).op(OP.HASH160).data(ripemd160(paymentHash)).op(OP.EQUALVERIFY);
+    s.op(OP.OP_2).op(OP.SWAP).data(local).op(OP.OP_2).op(OP.CHECKMULTISIG);
+    s.op(OP.ELSE).op(OP.DROP).int(cltvExpiry).op(OP.CLTV).op(OP.DROP).op(OP.CHECKSIG);
+    s.op(OP.ENDIF);
+    if (channelType === 'anchors_zero_fee_htlc') s.op(OP.OP_1).op(OP.CSV).op(OP.DROP);
+    s.op(OP.ENDIF);
   });
 }
