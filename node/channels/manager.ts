@@ -139,6 +139,12 @@ export interface ChannelEvents {
   htlc_incoming: [channelId: string, htlc: { id: bigint; amountMsat: bigint; paymentHash: Uint8Array; cltvExpiry: number }];
   htlc_fulfilled: [channelId: string, id: bigint, paymentPreimage: Uint8Array];
   htlc_failed: [channelId: string, id: bigint, reason: Uint8Array | undefined];
+  /**
+   * An HTLC we offered (addHtlc returned its id) that no commitment_signed of
+   * ours covered when the connection dropped or the node restarted: the peer
+   * never took it, it is forgotten, and its id goes to the next add. Fail it back.
+   */
+  htlc_unsent: [channelId: string, htlc: { id: bigint; amountMsat: bigint; paymentHash: Uint8Array }];
 }
 
 export interface OpenChannelOptions {
@@ -255,7 +261,9 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   /**
    * Reloads every stored channel, registers the channel message handlers and
    * follows peer connections. Call before the node connects to anyone (its
-   * handlers must be in place before the first message).
+   * handlers must be in place before the first message). HTLC events a
+   * previous run may not have handled (and `htlc_unsent` for adds it forgot)
+   * are emitted again during start(): listen before calling it.
    */
   async start(): Promise<void> {
     if (this.started) throw new ChannelManagerError('ERR_MANAGER_STOPPED', 'start() called twice');
@@ -278,6 +286,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       chan.driver = ChannelDriver.restore(this.adapters(chan), s);
       this.chans.set(keyIndex, chan);
       await this.resume(chan);
+      // HTLC events persisted but maybe not handled before the stop, and our adds the restart forgot
+      await chan.driver.replay();
     }
     this.node.on('peer_connected', this.onConnected);
     this.node.on('peer_disconnected', this.onDisconnected);
@@ -721,6 +731,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         return;
       case 'htlc_unsent':
         this.log.info({ channelId: cid(), id: String(e.htlc.htlcId) }, 'HTLC dropped unsigned at disconnect');
+        queueMicrotask(() => this.emit('htlc_unsent', cid(), { id: e.htlc.htlcId, amountMsat: e.htlc.amountMsat, paymentHash: e.htlc.paymentHash }));
         return;
       case 'closing_tx':
         await this.chain.broadcast(buf(e.tx)).catch((err: unknown) => this.log.warn({ err }, 'closing tx broadcast failed (the peer may have broadcast it first)'));
