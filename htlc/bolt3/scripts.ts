@@ -8,7 +8,7 @@
  * objects are made on the way.
  */
 import * as nodeCrypto from 'node:crypto';
-import { compareBytes } from '../../wire/bytes.js';
+import { compareBytes, equalBytes } from '../../wire/bytes.js';
 import { hash160, sha256 } from '../../wire/crypto.js';
 import { opcodes as op } from './btc.js';
 import { Bolt3Error } from './errors.js';
@@ -26,7 +26,7 @@ function pub33(p: Uint8Array, what: string): Uint8Array {
  * larger ones a minimal little-endian script number.
  */
 class ScriptWriter {
-  private readonly buf = new Uint8Array(160);
+  private readonly buf = SCRATCH;
   private pos = 0;
   op(o: number): this {
     this.buf[this.pos++] = o;
@@ -57,6 +57,9 @@ class ScriptWriter {
     return this.buf.slice(0, this.pos);
   }
 }
+
+/** Scripts are built one at a time into this buffer and copied out (the longest is 140 bytes). */
+const SCRATCH = new Uint8Array(160);
 
 function build(f: (s: ScriptWriter) => void): Uint8Array {
   const s = new ScriptWriter();
@@ -164,6 +167,15 @@ export function anchorWitnessScript(fundingPubkey: Uint8Array): Uint8Array {
   );
 }
 
+/** HASH160 of the revocation pubkey, kept for the last key asked (all HTLC scripts of a commitment share it). */
+let lastRevocation: { key: Uint8Array; hash: Uint8Array } | undefined;
+
+function revocationHash(revocationPubkey: Uint8Array): Uint8Array {
+  const key = pub33(revocationPubkey, 'revocation pubkey');
+  if (lastRevocation === undefined || !equalBytes(lastRevocation.key, key)) lastRevocation = { key: key.slice(), hash: hash160(key) };
+  return lastRevocation.hash;
+}
+
 function checkHash(paymentHash: Uint8Array): void {
   if (paymentHash.length !== 32) throw new Bolt3Error('ERR_BAD_PARAMS', 'payment hash must be 32 bytes');
 }
@@ -177,7 +189,7 @@ export function offeredHtlcWitnessScript(
   paymentHash: Uint8Array,
 ): Uint8Array {
   checkHash(paymentHash);
-  const revHash = hash160(pub33(revocationPubkey, 'revocation pubkey'));
+  const revHash = revocationHash(revocationPubkey);
   const local = pub33(localHtlcPubkey, 'local htlc pubkey');
   const remote = pub33(remoteHtlcPubkey, 'remote htlc pubkey');
   return build((s) => {
@@ -204,7 +216,7 @@ export function receivedHtlcWitnessScript(
   checkHash(paymentHash);
   if (!Number.isInteger(cltvExpiry) || cltvExpiry < 0 || cltvExpiry > 0xffffffff)
     throw new Bolt3Error('ERR_BAD_PARAMS', `cltv_expiry ${cltvExpiry} is not a 32-bit value`);
-  const revHash = hash160(pub33(revocationPubkey, 'revocation pubkey'));
+  const revHash = revocationHash(revocationPubkey);
   const local = pub33(localHtlcPubkey, 'local htlc pubkey');
   const remote = pub33(remoteHtlcPubkey, 'remote htlc pubkey');
   return build((s) => {
