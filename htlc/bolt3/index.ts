@@ -34,6 +34,7 @@
  *   perCommitmentSecretFromSeed(seed32, index: bigint): Uint8Array     // BOLT 3 generate_from_seed
  *   secretIndexForCommitment(commitmentNumber: bigint): bigint        // 2^48-1 - n
  *   perCommitmentPoint(secret32): Uint8Array                            // secret·G
+ *   class PerCommitmentSecrets { constructor(seed32); secret(index): Uint8Array }  // same secrets, fewer hashes for nearby indices
  *   class RevocationStore { insert(index, secret) (throws Bolt3Error ERR_SHACHAIN_MISMATCH / ERR_SHACHAIN_ORDER);
  *     get(index): Uint8Array | null; nextIndex: bigint | null; count: bigint; encode(): Uint8Array; static decode(bytes) }
  *
@@ -92,6 +93,7 @@ export {
   perCommitmentSecretFromSeed,
   secretIndexForCommitment,
   perCommitmentPoint,
+  PerCommitmentSecrets,
   RevocationStore,
 } from './secrets.js';
 export {

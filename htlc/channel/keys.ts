@@ -11,7 +11,7 @@
 import { u32be, concatBytes } from '../../wire/bytes.js';
 import { hmacSha256, secp, sha256Parts } from '../../wire/crypto.js';
 import { ArgumentError } from '../../wire/errors.js';
-import { perCommitmentPoint, perCommitmentSecretFromSeed, secretIndexForCommitment, type CommitmentKeys } from '../bolt3/index.js';
+import { PerCommitmentSecrets, perCommitmentPoint, secretIndexForCommitment, type CommitmentKeys } from '../bolt3/index.js';
 import type { ChannelPubkeys, ChannelSecrets } from './types.js';
 
 const LABEL = new TextEncoder().encode('ampnode/channel');
@@ -47,15 +47,16 @@ export function channelPubkeys(s: ChannelSecrets): ChannelPubkeys {
 }
 
 /** Recently used per-commitment secrets and points of each key set (a commitment's point is needed several times). */
-const cache = new WeakMap<ChannelSecrets, Map<bigint, { secret: Uint8Array; point?: Uint8Array }>>();
+const cache = new WeakMap<ChannelSecrets, { gen: PerCommitmentSecrets; m: Map<bigint, { secret: Uint8Array; point?: Uint8Array }> }>();
 const CACHE_SIZE = 8;
 
 function cached(s: ChannelSecrets, n: bigint): { secret: Uint8Array; point?: Uint8Array } {
-  let m = cache.get(s);
-  if (m === undefined) cache.set(s, (m = new Map()));
+  let c = cache.get(s);
+  if (c === undefined) cache.set(s, (c = { gen: new PerCommitmentSecrets(s.perCommitmentSeed), m: new Map() }));
+  const m = c.m;
   let e = m.get(n);
   if (e === undefined) {
-    e = { secret: perCommitmentSecretFromSeed(s.perCommitmentSeed, secretIndexForCommitment(n)) };
+    e = { secret: c.gen.secret(secretIndexForCommitment(n)) };
     m.set(n, e);
     if (m.size > CACHE_SIZE) m.delete(m.keys().next().value as bigint);
   }

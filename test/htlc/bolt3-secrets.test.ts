@@ -18,6 +18,7 @@ import {
   perCommitmentPoint,
   perCommitmentSecretFromSeed,
   secretIndexForCommitment,
+  PerCommitmentSecrets,
 } from '../../htlc/bolt3/index.js';
 import { fixture } from './bolt3-fixture.js';
 
@@ -27,8 +28,21 @@ describe('BOLT 3 per-commitment secret generation (Appendix D)', () => {
       const index = BigInt(v.index);
       assert.equal(index, BigInt(v.index_as_written));
       assert.equal(bytesToHex(perCommitmentSecretFromSeed(hexToBytes(v.seed), index)), v.output);
+      assert.equal(bytesToHex(new PerCommitmentSecrets(hexToBytes(v.seed)).secret(index)), v.output, 'PerCommitmentSecrets');
     });
   }
+
+  it('PerCommitmentSecrets gives the same secrets as generate_from_seed, in any order and across prefix boundaries', () => {
+    const seed = new Uint8Array(32).map((_, i) => (i * 37 + 11) & 0xff);
+    const gen = new PerCommitmentSecrets(seed);
+    const indices: bigint[] = [];
+    for (let n = 0n; n < 40n; n++) indices.push(secretIndexForCommitment(n));
+    for (let n = 65_530n; n < 65_540n; n++) indices.push(secretIndexForCommitment(n)); // crosses a 2^16 boundary
+    indices.push(0n, 1n, 65_535n, 65_536n, MAX_COMMITMENT_INDEX, secretIndexForCommitment(3n), 0x123456789abcn);
+    for (const i of indices) assert.equal(bytesToHex(gen.secret(i)), bytesToHex(perCommitmentSecretFromSeed(seed, i)), `index ${i}`);
+    assert.throws(() => gen.secret(1n << 48n), { code: 'ERR_COMMITMENT_INDEX' });
+    assert.throws(() => new PerCommitmentSecrets(new Uint8Array(31)), { code: 'ERR_BAD_PARAMS' });
+  });
 
   it('maps commitment numbers to indices from 2^48-1 downward and rejects out-of-range indices', () => {
     assert.equal(secretIndexForCommitment(0n), MAX_COMMITMENT_INDEX);
