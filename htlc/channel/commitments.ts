@@ -165,9 +165,11 @@ export interface Signatures {
 
 /** Our signatures for the remote's commitment `v` (their per-commitment point `point`). */
 export function signRemote(s: ChannelState, secrets: ChannelSecrets, v: CommitmentState, point: Uint8Array): Signatures {
-  const { keys, ourHtlcPriv } = remoteCommitmentKeys(secrets, s.local.pubkeys, s.remote.pubkeys, point);
-  const c = buildCommitment(remoteCommitmentParams(s, v, keys));
+  const k = remoteCommitmentKeys(secrets, s.local.pubkeys, s.remote.pubkeys, point);
+  const c = buildCommitment(remoteCommitmentParams(s, v, k.keys));
   const signature = secp.sign(commitmentSighash(c), secrets.fundingPriv);
+  if (c.htlcOutputs.length === 0) return { signature, htlcSignatures: [] };
+  const ourHtlcPriv = k.ourHtlcPriv;
   const htlcSignatures = htlcSighashes(c, 'counterparty').map((digest) => secp.sign(digest, ourHtlcPriv));
   return { signature, htlcSignatures };
 }

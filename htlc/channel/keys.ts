@@ -86,21 +86,34 @@ function tweak(point: Uint8Array, basepoint: Uint8Array): Uint8Array {
   return sha256Parts(point, basepoint);
 }
 
-/** Keys of OUR commitment with our per-commitment secret `secret` (point `point`). */
+/**
+ * Keys of OUR commitment with our per-commitment secret `secret` (point `point`).
+ * The two HTLC keys are computed when first read: a commitment without HTLC
+ * outputs never needs them.
+ */
 export function localCommitmentKeys(s: ChannelSecrets, ours: ChannelPubkeys, theirs: ChannelPubkeys, secret: Uint8Array, point: Uint8Array): CommitmentKeys {
   const rb = theirs.revocationBasepoint;
   const a = secp.publicKeyTweakMul(rb, sha256Parts(rb, point));
   const b = secp.publicKeyCreate(secp.privateKeyTweakMul(secret, sha256Parts(point, rb)));
+  let localHtlc: Uint8Array | undefined;
+  let remoteHtlc: Uint8Array | undefined;
   return {
     revocationPubkey: secp.publicKeyCombine(a, b),
     localDelayedPubkey: secp.publicKeyCreate(secp.privateKeyTweakAdd(s.delayedPaymentBaseSecret, tweak(point, ours.delayedPaymentBasepoint))),
-    localHtlcPubkey: secp.publicKeyCreate(secp.privateKeyTweakAdd(s.htlcBaseSecret, tweak(point, ours.htlcBasepoint))),
-    remoteHtlcPubkey: secp.publicKeyTweakAdd(theirs.htlcBasepoint, tweak(point, theirs.htlcBasepoint)),
+    get localHtlcPubkey(): Uint8Array {
+      return (localHtlc ??= secp.publicKeyCreate(secp.privateKeyTweakAdd(s.htlcBaseSecret, tweak(point, ours.htlcBasepoint))));
+    },
+    get remoteHtlcPubkey(): Uint8Array {
+      return (remoteHtlc ??= secp.publicKeyTweakAdd(theirs.htlcBasepoint, tweak(point, theirs.htlcBasepoint)));
+    },
     remotePaymentPubkey: theirs.paymentBasepoint,
   };
 }
 
-/** Keys of THEIR commitment with their per-commitment point, plus our HTLC private key for it. */
+/**
+ * Keys of THEIR commitment with their per-commitment point, plus our HTLC
+ * private key for it (HTLC keys computed when first read, as above).
+ */
 export function remoteCommitmentKeys(
   s: ChannelSecrets,
   ours: ChannelPubkeys,
@@ -110,15 +123,24 @@ export function remoteCommitmentKeys(
   const rb = ours.revocationBasepoint;
   const a = secp.publicKeyCreate(secp.privateKeyTweakMul(s.revocationBaseSecret, sha256Parts(rb, point)));
   const b = secp.publicKeyTweakMul(point, sha256Parts(point, rb));
-  const ourHtlcPriv = secp.privateKeyTweakAdd(s.htlcBaseSecret, tweak(point, ours.htlcBasepoint));
+  let ourHtlcPriv: Uint8Array | undefined;
+  let localHtlc: Uint8Array | undefined;
+  let remoteHtlc: Uint8Array | undefined;
+  const htlcPriv = (): Uint8Array => (ourHtlcPriv ??= secp.privateKeyTweakAdd(s.htlcBaseSecret, tweak(point, ours.htlcBasepoint)));
   return {
     keys: {
       revocationPubkey: secp.publicKeyCombine(a, b),
       localDelayedPubkey: secp.publicKeyTweakAdd(theirs.delayedPaymentBasepoint, tweak(point, theirs.delayedPaymentBasepoint)),
-      localHtlcPubkey: secp.publicKeyTweakAdd(theirs.htlcBasepoint, tweak(point, theirs.htlcBasepoint)),
-      remoteHtlcPubkey: secp.publicKeyCreate(ourHtlcPriv),
+      get localHtlcPubkey(): Uint8Array {
+        return (localHtlc ??= secp.publicKeyTweakAdd(theirs.htlcBasepoint, tweak(point, theirs.htlcBasepoint)));
+      },
+      get remoteHtlcPubkey(): Uint8Array {
+        return (remoteHtlc ??= secp.publicKeyCreate(htlcPriv()));
+      },
       remotePaymentPubkey: ours.paymentBasepoint,
     },
-    ourHtlcPriv,
+    get ourHtlcPriv(): Uint8Array {
+      return htlcPriv();
+    },
   };
 }
