@@ -171,8 +171,11 @@ function roundTripCase(inFlight: number): void {
     for (let i = 0; i < 4; i++) {
       k++;
       const theirPoint = ourPoint(b.ctx.secrets, k);
-      sink += remoteCommitmentKeys(us, ours, theirs, theirPoint).ourHtlcPriv.length;
-      sink += localCommitmentKeys(us, ours, theirs, ourSecret(us, k), ourPoint(us, k)).revocationPubkey.length;
+      // every key of both commitments (HTLC keys are derived on first read)
+      const rk = remoteCommitmentKeys(us, ours, theirs, theirPoint);
+      sink += rk.ourHtlcPriv.length + rk.keys.localHtlcPubkey.length + rk.keys.remoteHtlcPubkey.length;
+      const lk = localCommitmentKeys(us, ours, theirs, ourSecret(us, k), ourPoint(us, k));
+      sink += lk.revocationPubkey.length + lk.localHtlcPubkey.length + lk.remoteHtlcPubkey.length;
       sink += perCommitmentPoint(perCommitmentSecretFromSeed(seed, 1_000_000n + k)).length; // next point sent
       sink += perCommitmentPoint(perCommitmentSecretFromSeed(seed, 2_000_000n + k)).length; // revealed secret checked
     }
