@@ -211,13 +211,13 @@ function nativeBackend(): Secp256k1Backend {
       if (pub.length !== 33 && pub.length !== 65) throw new CryptoError('ERR_INVALID_PUBKEY', 'ecdh: not a valid public key');
       return wrap('ERR_INVALID_PUBKEY', 'ecdh', () => s.ecdh(pub, priv));
     },
+    // Tweaks are checked first and the point is left to libsecp256k1 to parse
+    // (once): a throw below can then only be about the point.
     publicKeyTweakMul: (pub, tweak) => {
-      needPub(pub, 'publicKeyTweakMul');
       needPriv(tweak, 'publicKeyTweakMul');
       return wrap('ERR_INVALID_PUBKEY', 'publicKeyTweakMul', () => s.publicKeyTweakMul(pub, tweak, true));
     },
     publicKeyTweakAdd: (pub, tweak) => {
-      needPub(pub, 'publicKeyTweakAdd');
       needTweak(tweak, 'publicKeyTweakAdd');
       return wrap('ERR_INVALID_PUBKEY', 'publicKeyTweakAdd', () => s.publicKeyTweakAdd(pub, tweak, true));
     },
@@ -301,13 +301,13 @@ function wasmBackend(): Secp256k1Backend {
       return sha256(must('ERR_INVALID_PUBKEY', 'ecdh', t.pointMultiply(pub, priv, true)));
     },
     publicKeyTweakMul: (pub, tweak) => {
-      needPub(pub, 'publicKeyTweakMul');
       needPriv(tweak, 'publicKeyTweakMul');
+      needPub(pub, 'publicKeyTweakMul');
       return must('ERR_INVALID_PUBKEY', 'publicKeyTweakMul', t.pointMultiply(pub, tweak, true));
     },
     publicKeyTweakAdd: (pub, tweak) => {
-      needPub(pub, 'publicKeyTweakAdd');
       needTweak(tweak, 'publicKeyTweakAdd');
+      needPub(pub, 'publicKeyTweakAdd');
       return must('ERR_INVALID_PUBKEY', 'publicKeyTweakAdd', t.pointAddScalar(pub, tweak, true));
     },
     publicKeyCombine: (a, b) => {
