@@ -547,7 +547,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     void this.root
       .put(enc.encode(`${P_META}${chan.keyIndex}`), enc.encode(JSON.stringify(chan.meta)))
       .catch((err: unknown) => this.log.error({ err }, 'could not record the channel failure'));
-    // TODO(force-close): broadcast our commitment once the channel layer builds it for publication.
+    // Force close is not built yet: a failed channel stays failed until its peer closes it or it is closed cooperatively.
     this.log.error({ channelId: bytesToHex(state.channelId), reason }, 'channel failed');
     this.settle(chan, 'closing', new ChannelManagerError('ERR_CHANNEL_REFUSED', reason));
     this.emit('channel_failed', this.info(chan), reason);
