@@ -134,6 +134,23 @@ export interface OpenParams {
 
 const PLACEHOLDER_CONFIG: ChannelConfig = { dustLimitSat: 0n, maxHtlcValueInFlightMsat: 0n, channelReserveSat: 0n, htlcMinimumMsat: 0n, toSelfDelay: 0, maxAcceptedHtlcs: 0 };
 
+/** The parts of a new channel's state that both roles start alike: empty logs, commitment 0 on both sides, no flags set. */
+function freshChannel(c0: ReturnType<typeof initialCommit>) {
+  return {
+    ourLog: { base: 0, entries: [], nextHtlcId: 0n },
+    theirLog: { base: 0, entries: [], nextHtlcId: 0n },
+    localCommit: { ...c0, remoteSig: new Uint8Array(64), remoteHtlcSigs: [] },
+    remoteCommit: c0,
+    revocationStore: new RevocationStore().encode(),
+    lastSentWasRevoke: false,
+    fundingDepthReached: false,
+    sentChannelReady: false,
+    receivedChannelReady: false,
+    reestablished: true,
+    sentReestablish: true,
+  } satisfies Partial<ChannelState>;
+}
+
 export function openChannel(ctx: StepContext, p: OpenParams): StepResult {
   if (p.fundingSat < LIMITS.minFundingSat || p.fundingSat > LIMITS.maxFundingSat)
     throw new ArgumentError(`fundingSat must be within ${LIMITS.minFundingSat}..${LIMITS.maxFundingSat}`);
@@ -162,18 +179,8 @@ export function openChannel(ctx: StepContext, p: OpenParams): StepResult {
     channelFlags: p.channelFlags,
     local: { config: p.config, pubkeys: pub, upfrontShutdownScript: upfront },
     remote: { config: PLACEHOLDER_CONFIG, pubkeys: pub, upfrontShutdownScript: new Uint8Array(0) },
-    ourLog: { base: 0, entries: [], nextHtlcId: 0n },
-    theirLog: { base: 0, entries: [], nextHtlcId: 0n },
-    localCommit: { ...empty, remoteSig: new Uint8Array(64), remoteHtlcSigs: [] },
-    remoteCommit: empty,
     remoteCurrentPoint: pub.fundingPubkey,
-    revocationStore: new RevocationStore().encode(),
-    lastSentWasRevoke: false,
-    fundingDepthReached: false,
-    sentChannelReady: false,
-    receivedChannelReady: false,
-    reestablished: true,
-    sentReestablish: true,
+    ...freshChannel(empty),
   };
   const msg: OpenChannel = {
     type: 32,
@@ -263,15 +270,15 @@ export function acceptChannel(ctx: StepContext, m: OpenChannel, p: AcceptParams)
     return refuse('ERR_BAD_PARAMETERS', `funding_satoshis ${m.fundingSatoshis} outside ${LIMITS.minFundingSat}..${LIMITS.maxFundingSat}`);
   if (m.pushMsat > m.fundingSatoshis * 1000n) return refuse('ERR_BAD_PARAMETERS', 'push_msat exceeds the funding');
   if (m.feeratePerKw < LIMITS.minFeeratePerKw) return refuse('ERR_BAD_PARAMETERS', `feerate_per_kw ${m.feeratePerKw} below ${LIMITS.minFeeratePerKw}`);
-  const bad = checkPeerParams(m, { ...p.config, channelReserveSat: p.config.channelReserveSat < m.dustLimitSatoshis ? m.dustLimitSatoshis : p.config.channelReserveSat }, m.fundingSatoshis);
+  // the reserve we ask for must not be below their dust limit (BOLT 2); raise it rather than refuse
+  const config: ChannelConfig = { ...p.config, channelReserveSat: p.config.channelReserveSat < m.dustLimitSatoshis ? m.dustLimitSatoshis : p.config.channelReserveSat };
+  const bad = checkPeerParams(m, config, m.fundingSatoshis);
   if (bad !== null) return refuse('ERR_BAD_PARAMETERS', bad);
   const openerMsat = m.fundingSatoshis * 1000n - m.pushMsat;
   if (openerMsat < openerCommitmentCostSat(channelType, m.feeratePerKw, 0) * 1000n) return refuse('ERR_BAD_PARAMETERS', 'the opener cannot pay the first commitment fee');
   const pub = channelPubkeys(ctx.secrets);
   const upfront = p.upfrontShutdownScript ?? new Uint8Array(0);
   const c0 = initialCommit(m.pushMsat, openerMsat, m.feeratePerKw);
-  // the reserve we ask for must not be below their dust limit (BOLT 2); raise it rather than refuse
-  const config: ChannelConfig = { ...p.config, channelReserveSat: p.config.channelReserveSat < m.dustLimitSatoshis ? m.dustLimitSatoshis : p.config.channelReserveSat };
   const state: ChannelState = {
     version: 1,
     phase: 'awaiting_funding_created',
@@ -287,18 +294,8 @@ export function acceptChannel(ctx: StepContext, m: OpenChannel, p: AcceptParams)
     channelFlags: m.channelFlags,
     local: { config, pubkeys: pub, upfrontShutdownScript: upfront },
     remote: { config: configOf(m), pubkeys: pubkeysOf(m), upfrontShutdownScript: m.upfrontShutdownScript ?? new Uint8Array(0) },
-    ourLog: { base: 0, entries: [], nextHtlcId: 0n },
-    theirLog: { base: 0, entries: [], nextHtlcId: 0n },
-    localCommit: { ...c0, remoteSig: new Uint8Array(64), remoteHtlcSigs: [] },
-    remoteCommit: c0,
     remoteCurrentPoint: m.firstPerCommitmentPoint,
-    revocationStore: new RevocationStore().encode(),
-    lastSentWasRevoke: false,
-    fundingDepthReached: false,
-    sentChannelReady: false,
-    receivedChannelReady: false,
-    reestablished: true,
-    sentReestablish: true,
+    ...freshChannel(c0),
   };
   const msg: AcceptChannel = {
     type: 33,
