@@ -6,9 +6,13 @@
  * encoded revocation store, the last commitment_signed we sent). Writing it as
  * one record in one batch makes every transition atomic on disk: after a crash
  * the channel is exactly as it was before or after a step, never in between.
- * The encoding is versioned JSON with tagged bigints (decimal) and byte
- * strings (base64), so a record stays readable when debugging a channel.
+ * The record is rewritten after every commitment step, so it uses the compact
+ * binary encoding of db/record.ts (bigints and byte strings kept as they are,
+ * each key written once). Records written by earlier versions as JSON (tagged
+ * bigints in decimal, byte strings in base64; they start with `{`) are still
+ * read; the next step of that channel rewrites them in the binary form.
  */
+import { decodeRecord, encodeRecord, isRecord } from '../../db/record.js';
 import type { BatchOp, KvStore } from '../../db/store.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import { ChannelError, type ChannelState } from './types.js';
@@ -21,22 +25,7 @@ export function channelKey(channelId: Uint8Array): Uint8Array {
   return enc.encode(PREFIX + bytesToHex(channelId));
 }
 
-/** Tags bigints and byte strings (a recursive walk is much faster than a JSON.stringify replacer). */
-function tag(v: unknown): unknown {
-  if (typeof v === 'bigint') return { $n: v.toString() };
-  if (v instanceof Uint8Array) return { $b: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') };
-  if (Array.isArray(v)) return v.map(tag);
-  if (v !== null && typeof v === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const k in v) {
-      const x = (v as Record<string, unknown>)[k];
-      if (x !== undefined) out[k] = tag(x);
-    }
-    return out;
-  }
-  return v;
-}
-
+/** Revives the tagged values of a JSON record. */
 function reviver(_k: string, v: unknown): unknown {
   if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
     const o = v as Record<string, unknown>;
@@ -47,11 +36,14 @@ function reviver(_k: string, v: unknown): unknown {
 }
 
 export function encodeState(s: ChannelState): Uint8Array {
-  return enc.encode(JSON.stringify(tag(s)));
+  return encodeRecord(s);
 }
 
 export function decodeState(bytes: Uint8Array): ChannelState {
-  const s = JSON.parse(dec.decode(bytes), reviver) as ChannelState;
+  let s: ChannelState;
+  if (isRecord(bytes)) s = decodeRecord(bytes) as ChannelState;
+  else if (bytes[0] === 0x7b) s = JSON.parse(dec.decode(bytes), reviver) as ChannelState;
+  else throw new ChannelError('ERR_BAD_PARAMETERS', 'channel record is neither a binary record nor JSON');
   if (s.version !== 1) throw new ChannelError('ERR_BAD_PARAMETERS', `unknown channel record version ${String(s.version)}`);
   return s;
 }

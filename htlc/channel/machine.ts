@@ -156,7 +156,7 @@ function localAdd(ctx: StepContext, s: ChannelState, i: ChannelInput & { type: '
     amountMsat: i.amountMsat,
     paymentHash: i.paymentHash,
     cltvExpiry: i.cltvExpiry,
-    onionRoutingPacket: i.onionRoutingPacket,
+    onionRoutingPacket: i.onionRoutingPacket.slice(), // our own copy: the caller may reuse its buffer
     ...(i.blindingPoint === undefined ? {} : { blindingPoint: i.blindingPoint }),
   };
   const ourLog = append(s.ourLog, e);
