@@ -16,6 +16,7 @@
 import * as nodeCrypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import { AmpnodeError, ArgumentError } from './errors.js';
+import { sha256Concat } from './noise-hash.js';
 
 const require = createRequire(import.meta.url);
 
@@ -32,12 +33,15 @@ function asU8(b: Buffer): Uint8Array {
 }
 
 export function sha256(data: Uint8Array): Uint8Array {
+  // one-block inputs (keys, hashes, outpoints): the plain-TypeScript compression beats a native call's set-up
+  if (data.length <= 55) return sha256Concat(data);
   if (hashOneShot !== undefined && data.length < 4096) return asU8(hashOneShot('sha256', data, 'buffer'));
   return asU8(nodeCrypto.createHash('sha256').update(data).digest());
 }
 
 /** SHA-256 over several parts without concatenating them first. */
 export function sha256Parts(...parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 2 && parts[0]!.length + parts[1]!.length <= 119) return sha256Concat(parts[0]!, parts[1]); // at most two blocks
   const h = nodeCrypto.createHash('sha256');
   for (const p of parts) h.update(p);
   return asU8(h.digest());
@@ -150,6 +154,10 @@ export interface Secp256k1Backend {
 }
 
 function toBig(b: Uint8Array): bigint {
+  if (b.length === 32) {
+    const v = new DataView(b.buffer, b.byteOffset, 32);
+    return (v.getBigUint64(0) << 192n) | (v.getBigUint64(8) << 128n) | (v.getBigUint64(16) << 64n) | v.getBigUint64(24);
+  }
   return b.length === 0 ? 0n : BigInt('0x' + Buffer.from(b).toString('hex'));
 }
 
