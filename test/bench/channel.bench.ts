@@ -160,28 +160,49 @@ function roundTripCase(inFlight: number): void {
   };
   const r = compare(value, bound, 3, inFlight >= 100 ? 1500 : 500);
   emit(SUITE, `htlc_round_trip_inflight_${inFlight}`, 'round_trips/s', r.value, r.bound);
-  // wider bound: ECDSA + per-commitment key derivation of 4 signed and 4 verified commitments + 4 revocations
+  // wider bound: the same ECDSA plus the elliptic-curve work BOLT 3 forces on
+  // the round, each done the cheapest way we know: for each of the 4
+  // commitments the signer derives the remote commitment's keys and the
+  // receiver its own (revocation key, delayed key, and both HTLC keys when the
+  // commitment has HTLC outputs, which all four have when N > 0 and two of
+  // them have when N = 0); each of the 4 revoke_and_ack makes its next
+  // per-commitment point and its receiver checks the revealed secret against
+  // the point it holds. Points received from the peer and our own points
+  // already sent are inputs here (as they are in the machine), not work.
   const us = a.ctx.secrets;
   const ours = channelPubkeys(us);
   const theirs = channelPubkeys(b.ctx.secrets);
   const seed = randomBytes(32);
-  let k = 1000n;
+  const points = Array.from({ length: 8 }, (_, i) => ourPoint(b.ctx.secrets, 1000n + BigInt(i)));
+  const localSecrets = Array.from({ length: 8 }, (_, i) => ourSecret(us, 1000n + BigInt(i)));
+  const localPoints = Array.from({ length: 8 }, (_, i) => ourPoint(us, 1000n + BigInt(i)));
+  const revealed = Array.from({ length: 8 }, (_, i) => perCommitmentSecretFromSeed(seed, 2_000_000n + BigInt(i)));
+  let k = 0;
+  const derivation = (): void => {
+    for (let i = 0; i < 4; i++) {
+      const j = k++ & 7;
+      const withHtlcs = inFlight > 0 || i < 2;
+      const rk = remoteCommitmentKeys(us, ours, theirs, points[j]!);
+      sink += rk.keys.revocationPubkey.length + rk.keys.localDelayedPubkey.length;
+      if (withHtlcs) sink += rk.ourHtlcPriv.length + rk.keys.localHtlcPubkey.length + rk.keys.remoteHtlcPubkey.length;
+      const lk = localCommitmentKeys(us, ours, theirs, localSecrets[j]!, localPoints[j]!);
+      sink += lk.revocationPubkey.length + lk.localDelayedPubkey.length;
+      if (withHtlcs) sink += lk.localHtlcPubkey.length + lk.remoteHtlcPubkey.length;
+      sink += perCommitmentPoint(perCommitmentSecretFromSeed(seed, 1_000_000n + BigInt(k))).length; // next point sent
+      sink += perCommitmentPoint(revealed[j]!).length; // revealed secret checked
+    }
+  };
   const ecBound = (): void => {
     bound();
-    for (let i = 0; i < 4; i++) {
-      k++;
-      const theirPoint = ourPoint(b.ctx.secrets, k);
-      // every key of both commitments (HTLC keys are derived on first read)
-      const rk = remoteCommitmentKeys(us, ours, theirs, theirPoint);
-      sink += rk.ourHtlcPriv.length + rk.keys.localHtlcPubkey.length + rk.keys.remoteHtlcPubkey.length;
-      const lk = localCommitmentKeys(us, ours, theirs, ourSecret(us, k), ourPoint(us, k));
-      sink += lk.revocationPubkey.length + lk.localHtlcPubkey.length + lk.remoteHtlcPubkey.length;
-      sink += perCommitmentPoint(perCommitmentSecretFromSeed(seed, 1_000_000n + k)).length; // next point sent
-      sink += perCommitmentPoint(perCommitmentSecretFromSeed(seed, 2_000_000n + k)).length; // revealed secret checked
-    }
+    derivation();
   };
   const r2 = compare(value, ecBound, 3, inFlight >= 100 ? 1500 : 500);
   emit(SUITE, `htlc_round_trip_inflight_${inFlight}_ec_bound`, 'round_trips/s', r2.value, r2.bound);
+  // the best ratio any implementation could reach against the ECDSA bound:
+  // a round that did nothing but its unavoidable EC work (value), against the
+  // ECDSA alone (bound)
+  const r3 = compare(ecBound, bound, 3, inFlight >= 100 ? 1500 : 500);
+  emit(SUITE, `htlc_round_trip_inflight_${inFlight}_ceiling`, 'round_trips/s', r3.value, r3.bound);
   if (sink < 0) console.log(sink);
 }
 
