@@ -31,6 +31,7 @@ import {
   toLocalWitnessScript,
   toRemoteOutput,
 } from './scripts.js';
+import { memoBytes } from './memo.js';
 import type { Commitment, CommitmentHtlc, CommitmentOutput, CommitmentOutputKind, CommitmentParams, HtlcTx } from './types.js';
 
 /** Internal-order txid bytes from the usual reversed hex form. */
@@ -44,6 +45,14 @@ export function txidFromHex(rpcHex: string): Uint8Array {
 export function txidToHex(txid: Uint8Array): string {
   return bytesToHex(Uint8Array.from(txid).reverse());
 }
+
+// per-channel constants, the same for every commitment of a channel (results are shared: read-only)
+const fundingScriptOf = memoBytes(fundingWitnessScript);
+const obscuringFactorOf = memoBytes(obscuringFactor);
+const anchorOf = memoBytes((fundingPubkey: Uint8Array) => {
+  const ws = anchorWitnessScript(fundingPubkey);
+  return { ws, spk: p2wsh(ws) };
+});
 
 interface Draft {
   kind: CommitmentOutputKind;
@@ -133,17 +142,17 @@ export function buildCommitment(params: CommitmentParams): Commitment {
   }
   if (anchors) {
     if (hasLocal || numHtlcs > 0) {
-      const ws = anchorWitnessScript(params.localFundingPubkey);
-      drafts.push({ kind: 'local_anchor', valueSat: ANCHOR_OUTPUT_SAT, scriptPubKey: p2wsh(ws), witnessScript: ws, htlc: null });
+      const { ws, spk } = anchorOf(params.localFundingPubkey);
+      drafts.push({ kind: 'local_anchor', valueSat: ANCHOR_OUTPUT_SAT, scriptPubKey: spk, witnessScript: ws, htlc: null });
     }
     if (hasRemote || numHtlcs > 0) {
-      const ws = anchorWitnessScript(params.remoteFundingPubkey);
-      drafts.push({ kind: 'remote_anchor', valueSat: ANCHOR_OUTPUT_SAT, scriptPubKey: p2wsh(ws), witnessScript: ws, htlc: null });
+      const { ws, spk } = anchorOf(params.remoteFundingPubkey);
+      drafts.push({ kind: 'remote_anchor', valueSat: ANCHOR_OUTPUT_SAT, scriptPubKey: spk, witnessScript: ws, htlc: null });
     }
   }
   drafts.sort(compareDrafts);
 
-  const obscured = params.commitmentNumber ^ obscuringFactor(params.openerPaymentBasepoint, params.acceptorPaymentBasepoint);
+  const obscured = params.commitmentNumber ^ obscuringFactorOf(params.openerPaymentBasepoint, params.acceptorPaymentBasepoint);
   const { locktime, sequence } = commitmentLocktime(obscured);
   let outSum = 0n;
   for (const d of drafts) outSum += d.valueSat;
@@ -164,7 +173,7 @@ export function buildCommitment(params: CommitmentParams): Commitment {
     trimmedHtlcs,
     feeSat: params.fundingSat - outSum,
     baseFeeSat,
-    fundingWitnessScript: fundingWitnessScript(params.localFundingPubkey, params.remoteFundingPubkey),
+    fundingWitnessScript: fundingScriptOf(params.localFundingPubkey, params.remoteFundingPubkey),
     obscuredCommitmentNumber: obscured,
   };
   rememberCommitmentTx(c, hash, outputBytes);

@@ -11,6 +11,7 @@ import * as nodeCrypto from 'node:crypto';
 import { compareBytes, equalBytes } from '../../wire/bytes.js';
 import { hash160, sha256 } from '../../wire/crypto.js';
 import { opcodes as op } from './btc.js';
+import { memoBytes } from './memo.js';
 import { Bolt3Error } from './errors.js';
 import type { ChannelType } from './types.js';
 
@@ -103,6 +104,9 @@ function ripemd160(data: Uint8Array): Uint8Array {
   if (hashOneShot !== undefined) return hashOneShot('ripemd160', data, 'buffer');
   return nodeCrypto.createHash('ripemd160').update(data).digest();
 }
+
+/** RIPEMD-160 of a payment hash: every commitment that holds the HTLC needs it again. */
+const paymentHash160 = memoBytes(ripemd160);
 
 /** `2 <pubkey1> <pubkey2> 2 OP_CHECKMULTISIG` with the keys in ascending byte order. */
 export function fundingWitnessScript(pubA: Uint8Array, pubB: Uint8Array): Uint8Array {
@@ -197,7 +201,7 @@ export function offeredHtlcWitnessScript(
     s.op(OP.IF).op(OP.CHECKSIG);
     s.op(OP.ELSE).data(remote).op(OP.SWAP).op(OP.SIZE).int(32).op(OP.EQUAL);
     s.op(OP.NOTIF).op(OP.DROP).op(OP.OP_2).op(OP.SWAP).data(local).op(OP.OP_2).op(OP.CHECKMULTISIG);
-    s.op(OP.ELSE).op(OP.HASH160).data(ripemd160(paymentHash)).op(OP.EQUALVERIFY).op(OP.CHECKSIG);
+    s.op(OP.ELSE).op(OP.HASH160).data(paymentHash160(paymentHash)).op(OP.EQUALVERIFY).op(OP.CHECKSIG);
     s.op(OP.ENDIF);
     if (channelType === 'anchors_zero_fee_htlc') s.op(OP.OP_1).op(OP.CSV).op(OP.DROP);
     s.op(OP.ENDIF);
@@ -223,7 +227,7 @@ export function receivedHtlcWitnessScript(
     s.op(OP.DUP).op(OP.HASH160).data(revHash).op(OP.EQUAL);
     s.op(OP.IF).op(OP.CHECKSIG);
     s.op(OP.ELSE).data(remote).op(OP.SWAP).op(OP.SIZE).int(32).op(OP.EQUAL);
-    s.op(OP.IF).op(OP.HASH160).data(ripemd160(paymentHash)).op(OP.EQUALVERIFY);
+    s.op(OP.IF).op(OP.HASH160).data(paymentHash160(paymentHash)).op(OP.EQUALVERIFY);
     s.op(OP.OP_2).op(OP.SWAP).data(local).op(OP.OP_2).op(OP.CHECKMULTISIG);
     s.op(OP.ELSE).op(OP.DROP).int(cltvExpiry).op(OP.CLTV).op(OP.DROP).op(OP.CHECKSIG);
     s.op(OP.ENDIF);
