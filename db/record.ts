@@ -68,11 +68,14 @@ function ensure(n: number): void {
 
 function writeUint(n: number): void {
   ensure(8);
+  const b = buf;
+  let p = pos;
   while (n >= 0x80) {
-    buf[pos++] = (n % 0x80) | 0x80;
+    b[p++] = (n % 0x80) | 0x80;
     n = Math.floor(n / 0x80);
   }
-  buf[pos++] = n;
+  b[p++] = n;
+  pos = p;
 }
 
 function writeString(s: string): void {
@@ -88,7 +91,10 @@ function writeString(s: string): void {
   if (ascii) {
     writeUint(n);
     ensure(n);
-    for (let i = 0; i < n; i++) buf[pos++] = s.charCodeAt(i);
+    const b = buf;
+    let p = pos;
+    for (let i = 0; i < n; i++) b[p++] = s.charCodeAt(i);
+    pos = p;
     return;
   }
   const bytes = utf8.encode(s);
@@ -142,8 +148,13 @@ function writeValue(v: unknown, depth: number): void {
         const n = v.length;
         writeUint(n);
         ensure(n);
-        if (n <= 64) for (let i = 0; i < n; i++) buf[pos++] = v[i]!; // a loop beats set() for short strings
-        else {
+        if (n <= 16) {
+          // a loop over locals beats set() for very short strings
+          const b = buf;
+          let p = pos;
+          for (let i = 0; i < n; i++) b[p++] = v[i]!;
+          pos = p;
+        } else {
           buf.set(v, pos);
           pos += n;
         }
