@@ -295,3 +295,23 @@ export class Writer {
     return this.buf.slice(0, this.pos);
   }
 }
+
+const MASK64 = (1n << 64n) - 1n;
+
+/** A 32-byte big-endian unsigned integer as a bigint. */
+export function bytes32ToBigint(b: Uint8Array): bigint {
+  if (b.length !== 32) throw new DecodeError('ERR_INVALID_VALUE', `expected 32 bytes, got ${b.length}`);
+  const v = new DataView(b.buffer, b.byteOffset, 32);
+  return (v.getBigUint64(0) << 192n) | (v.getBigUint64(8) << 128n) | (v.getBigUint64(16) << 64n) | v.getBigUint64(24);
+}
+
+/** A bigint in [0, 2^256) as 32 big-endian bytes, written at `offset` of `out` (a new array by default). */
+export function bigintToBytes32(n: bigint, out: Uint8Array = new Uint8Array(32), offset = 0): Uint8Array {
+  if (n < 0n || n >> 256n !== 0n) throw new DecodeError('ERR_INVALID_VALUE', 'value does not fit in 32 bytes');
+  const v = new DataView(out.buffer, out.byteOffset + offset, 32);
+  v.setBigUint64(0, (n >> 192n) & MASK64);
+  v.setBigUint64(8, (n >> 128n) & MASK64);
+  v.setBigUint64(16, (n >> 64n) & MASK64);
+  v.setBigUint64(24, n & MASK64);
+  return out;
+}

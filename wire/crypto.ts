@@ -16,6 +16,7 @@
 import * as nodeCrypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import { AmpnodeError, ArgumentError } from './errors.js';
+import { bigintToBytes32, bytes32ToBigint } from './bytes.js';
 import { sha256Concat } from './noise-hash.js';
 
 const require = createRequire(import.meta.url);
@@ -154,15 +155,12 @@ export interface Secp256k1Backend {
 }
 
 function toBig(b: Uint8Array): bigint {
-  if (b.length === 32) {
-    const v = new DataView(b.buffer, b.byteOffset, 32);
-    return (v.getBigUint64(0) << 192n) | (v.getBigUint64(8) << 128n) | (v.getBigUint64(16) << 64n) | v.getBigUint64(24);
-  }
+  if (b.length === 32) return bytes32ToBigint(b);
   return b.length === 0 ? 0n : BigInt('0x' + Buffer.from(b).toString('hex'));
 }
 
 function to32(n: bigint): Uint8Array {
-  return new Uint8Array(Buffer.from(n.toString(16).padStart(64, '0'), 'hex'));
+  return bigintToBytes32(n);
 }
 
 function checkDigest(d: Uint8Array): void {

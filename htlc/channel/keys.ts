@@ -8,7 +8,7 @@
  * HMAC-SHA256(seed, "ampnode/channel" ‖ index ‖ purpose), retried with a
  * counter in the (negligible) case the result is not a valid scalar.
  */
-import { bytesToHex, concatBytes, hexToBytes, u32be } from '../../wire/bytes.js';
+import { bigintToBytes32, bytes32ToBigint, concatBytes, u32be } from '../../wire/bytes.js';
 import { CURVE_ORDER, hmacSha256, secp, sha256Parts } from '../../wire/crypto.js';
 import { ArgumentError } from '../../wire/errors.js';
 import { PerCommitmentSecrets, perCommitmentPoint, secretIndexForCommitment, type CommitmentKeys } from '../bolt3/index.js';
@@ -86,13 +86,6 @@ function tweak(point: Uint8Array, basepoint: Uint8Array): Uint8Array {
   return sha256Parts(point, basepoint);
 }
 
-function big(b: Uint8Array): bigint {
-  return BigInt('0x' + bytesToHex(b));
-}
-
-function bytes32(n: bigint): Uint8Array {
-  return hexToBytes(n.toString(16).padStart(64, '0'));
-}
 
 /**
  * m·X + k·G, for a revocation pubkey (m·X is the variable-base part, k·G the
@@ -104,12 +97,17 @@ function bytes32(n: bigint): Uint8Array {
  * in the cases recovery cannot express (x(X) ≥ n, a zero scalar).
  */
 function mulAddG(x: Uint8Array, m: Uint8Array, k: Uint8Array): Uint8Array {
-  const r = big(x.subarray(1, 33));
-  const sv = (big(m) * r) % CURVE_ORDER;
-  const e = ((CURVE_ORDER - (big(k) % CURVE_ORDER)) * r) % CURVE_ORDER;
-  if (x.length === 33 && r !== 0n && r < CURVE_ORDER && sv !== 0n && e !== 0n) {
-    const q = secp.recover(concatBytes(bytes32(r), bytes32(sv)), x[0]! & 1, bytes32(e));
-    if (q !== null) return q;
+  if (x.length === 33 && m.length === 32 && k.length === 32) {
+    const r = bytes32ToBigint(x.subarray(1, 33));
+    const sv = (bytes32ToBigint(m) * r) % CURVE_ORDER;
+    const e = ((CURVE_ORDER - (bytes32ToBigint(k) % CURVE_ORDER)) * r) % CURVE_ORDER;
+    if (r !== 0n && r < CURVE_ORDER && sv !== 0n && e !== 0n) {
+      const sig = new Uint8Array(64);
+      bigintToBytes32(r, sig, 0);
+      bigintToBytes32(sv, sig, 32);
+      const q = secp.recover(sig, x[0]! & 1, bigintToBytes32(e));
+      if (q !== null) return q;
+    }
   }
   return secp.publicKeyCombine(secp.publicKeyTweakMul(x, m), secp.publicKeyCreate(k));
 }
