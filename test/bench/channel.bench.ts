@@ -2,7 +2,8 @@
  * BOLT 2 channel state machine benchmarks (suite "channel").
  *
  * htlc_round_trip_inflight_N: one full HTLC round trip on one channel — add,
- * sign, revoke, sign, revoke, fulfill, sign, revoke, sign, revoke — run with
+ * sign, revoke, sign, revoke, fulfill, sign, revoke, sign, revoke, the two
+ * ends taking turns as payer — run with
  * the pure step function on both endpoints (each step also encodes the
  * persistence record it produces), while N other HTLCs stay in flight on
  * every commitment. In round trips/s.
@@ -127,19 +128,22 @@ export function roundTripSetup(inFlight: number): { a: Side; b: Side; roundTrip:
   if (a.state.localCommit.htlcs.length !== inFlight || b.state.remoteCommit.htlcs.length !== inFlight) throw new Error('in-flight HTLCs not committed');
   const preimage = randomBytes(32);
   const paymentHash = sha256(preimage);
+  // the payer alternates, so any number of rounds leaves both balances where they started
+  let turn = 0;
   const value = (): void => {
-    const add = apply(a, { type: 'add_htlc', amountMsat: 5_000_000n, paymentHash, cltvExpiry: 800_000, onionRoutingPacket: onion() });
+    const [x, y] = turn++ % 2 === 0 ? [a, b] : [b, a];
+    const add = apply(x, { type: 'add_htlc', amountMsat: 5_000_000n, paymentHash, cltvExpiry: 800_000, onionRoutingPacket: onion() });
     const id = add[0]!.type === 128 ? add[0]!.id : -1n;
-    const cs1 = apply(a, { type: 'sign' });
-    const raa1 = deliver(b, [...add, ...cs1]);
-    deliver(a, raa1);
-    const cs2 = apply(b, { type: 'sign' });
-    deliver(b, deliver(a, cs2)); // a revokes, b takes the revocation: the HTLC is irrevocably committed
-    const ful = apply(b, { type: 'fulfill_htlc', id, paymentPreimage: preimage });
-    const cs3 = apply(b, { type: 'sign' });
-    deliver(b, deliver(a, [...ful, ...cs3]));
-    const cs4 = apply(a, { type: 'sign' });
-    deliver(a, deliver(b, cs4));
+    const cs1 = apply(x, { type: 'sign' });
+    const raa1 = deliver(y, [...add, ...cs1]);
+    deliver(x, raa1);
+    const cs2 = apply(y, { type: 'sign' });
+    deliver(y, deliver(x, cs2)); // x revokes, y takes the revocation: the HTLC is irrevocably committed
+    const ful = apply(y, { type: 'fulfill_htlc', id, paymentPreimage: preimage });
+    const cs3 = apply(y, { type: 'sign' });
+    deliver(y, deliver(x, [...ful, ...cs3]));
+    const cs4 = apply(x, { type: 'sign' });
+    deliver(x, deliver(y, cs4));
     if (a.state.localCommit.htlcs.length !== inFlight) throw new Error('round trip left an HTLC behind');
   };
   return { a, b, roundTrip: value };
