@@ -53,6 +53,7 @@ import { ourPoint, ourSecret } from './keys.js';
 import {
   ChannelError,
   type AddEntry,
+  type ResolutionEntry,
   type ChannelErrorCode,
   type ChannelEvent,
   type ChannelInput,
@@ -179,37 +180,70 @@ function localAdd(ctx: StepContext, s: ChannelState, i: ChannelInput & { type: '
     onionRoutingPacket: e.onionRoutingPacket,
     ...(e.blindingPoint === undefined ? {} : { blindingPoint: e.blindingPoint }),
   };
-  return ok({ ...s, ourLog }, [msg]);
+  // persisted: after a crash the add is known, so the restart reports it as unsent (htlc_unsent) instead of forgetting it
+  return ok({ ...s, ourLog }, [msg], true);
 }
 
-/** An HTLC the peer offered that is irrevocably committed and not yet being removed. */
+/** An HTLC the peer offered that is irrevocably committed and not yet being removed (or queued for removal). */
 function settleable(s: ChannelState, id: bigint): { amountMsat: bigint; paymentHash: Uint8Array } | string {
   const h = findHtlc(s.localCommit, false, id);
   if (h === undefined || findHtlc(s.remoteCommit, false, id) === undefined) return `no irrevocably committed incoming HTLC ${id}`;
-  if (removalPending(s.ourLog, id)) return `HTLC ${id} is already being removed`;
+  if (removalPending(s.ourLog, id) || (s.pendingResolutions ?? []).some((e) => e.htlcId === id)) return `HTLC ${id} is already being removed`;
   return h;
 }
 
+function resolutionMessage(s: ChannelState, e: ResolutionEntry): ChannelMessage {
+  if (e.kind === 'fulfill') return { type: 130, channelId: s.channelId, id: e.htlcId, paymentPreimage: e.paymentPreimage };
+  if (e.kind === 'fail') return { type: 131, channelId: s.channelId, id: e.htlcId, reason: e.reason };
+  return { type: 135, channelId: s.channelId, id: e.htlcId, sha256OfOnion: e.sha256OfOnion, failureCode: e.failureCode };
+}
+
+/**
+ * Fulfill / fail an HTLC the peer offered. Persisted before the update leaves
+ * (a released preimage must survive a crash). While the peer is away (or the
+ * channel not yet reestablished) the resolution is queued and sent right
+ * after the next channel_reestablish.
+ */
 function localRemove(s: ChannelState, i: ChannelInput & { type: 'fulfill_htlc' | 'fail_htlc' | 'fail_malformed_htlc' }): StepResult {
-  if (!canUpdate(s)) return localReject(s, 'ERR_NOT_READY', `cannot update in phase ${s.phase}`);
+  if (s.phase !== 'normal' && s.phase !== 'shutdown') return localReject(s, 'ERR_NOT_READY', `cannot update in phase ${s.phase}`);
   const h = settleable(s, i.id);
   if (typeof h === 'string') return localReject(s, 'ERR_UNKNOWN_HTLC', h);
   const index = logEnd(s.ourLog);
-  let e: LogEntry;
-  let msg: ChannelMessage;
+  let e: ResolutionEntry;
   if (i.type === 'fulfill_htlc') {
-    if (!equalBytes(sha256(i.paymentPreimage), h.paymentHash)) return localReject(s, 'ERR_UNKNOWN_HTLC', 'preimage does not match the payment hash');
-    e = { kind: 'fulfill', index, htlcId: i.id, paymentPreimage: i.paymentPreimage };
-    msg = { type: 130, channelId: s.channelId, id: i.id, paymentPreimage: i.paymentPreimage };
+    if (i.paymentPreimage.length !== 32 || !equalBytes(sha256(i.paymentPreimage), h.paymentHash)) return localReject(s, 'ERR_UNKNOWN_HTLC', 'preimage does not match the payment hash');
+    e = { kind: 'fulfill', index, htlcId: i.id, paymentPreimage: i.paymentPreimage.slice() };
   } else if (i.type === 'fail_htlc') {
-    e = { kind: 'fail', index, htlcId: i.id, reason: i.reason };
-    msg = { type: 131, channelId: s.channelId, id: i.id, reason: i.reason };
+    e = { kind: 'fail', index, htlcId: i.id, reason: i.reason.slice() };
   } else {
     if ((i.failureCode & 0x8000) === 0) return localReject(s, 'ERR_UNKNOWN_HTLC', 'failure_code must have the BADONION bit');
-    e = { kind: 'fail_malformed', index, htlcId: i.id, sha256OfOnion: i.sha256OfOnion, failureCode: i.failureCode };
-    msg = { type: 135, channelId: s.channelId, id: i.id, sha256OfOnion: i.sha256OfOnion, failureCode: i.failureCode };
+    if (i.sha256OfOnion.length !== 32) return localReject(s, 'ERR_UNKNOWN_HTLC', 'sha256_of_onion must be 32 bytes');
+    e = { kind: 'fail_malformed', index, htlcId: i.id, sha256OfOnion: i.sha256OfOnion.slice(), failureCode: i.failureCode };
   }
-  return ok({ ...s, ourLog: append(s.ourLog, e) }, [msg]);
+  if (!s.reestablished) return ok({ ...s, pendingResolutions: [...(s.pendingResolutions ?? []), e] }, [], true);
+  return ok({ ...s, ourLog: append(s.ourLog, e) }, [resolutionMessage(s, e)], true);
+}
+
+/**
+ * After channel_reestablish: appends the queued resolutions whose HTLC is
+ * still irrevocably committed and not being removed, and returns their
+ * messages (sent after the retransmissions). Others are dropped: nothing can
+ * remove an HTLC the peer offered but our own update, so a queued resolution
+ * only finds its HTLC gone if the same resolution already went through.
+ */
+function sendPendingResolutions(s: ChannelState): { state: ChannelState; send: ChannelMessage[] } {
+  const queued = s.pendingResolutions;
+  if (queued === undefined) return { state: s, send: [] };
+  const { pendingResolutions: _q, ...rest } = s;
+  let state: ChannelState = rest;
+  const send: ChannelMessage[] = [];
+  for (const q of queued) {
+    if (typeof settleable(state, q.htlcId) === 'string') continue;
+    const e: ResolutionEntry = { ...q, index: logEnd(state.ourLog) };
+    state = { ...state, ourLog: append(state.ourLog, e) };
+    send.push(resolutionMessage(state, e));
+  }
+  return { state, send };
 }
 
 function localFee(s: ChannelState, feeratePerKw: number): StepResult {
@@ -360,7 +394,11 @@ export function disconnect(s: ChannelState): StepResult {
   const ours = truncate(s.ourLog, ourKeep);
   const theirs = truncate(s.theirLog, theirKeep);
   const events: ChannelEvent[] = ours.dropped.filter((e): e is AddEntry => e.kind === 'add').map((htlc) => ({ type: 'htlc_unsent', htlc }) as const);
-  return ok({ ...s, ourLog: ours.log, theirLog: theirs.log, reestablished: false, sentReestablish: false }, [], false, events);
+  // our reversed fulfills and fails go out again after the next channel_reestablish
+  const reversed = ours.dropped.filter((e): e is ResolutionEntry => e.kind === 'fulfill' || e.kind === 'fail' || e.kind === 'fail_malformed');
+  const queued = [...(s.pendingResolutions ?? []), ...reversed];
+  const next: ChannelState = { ...s, ourLog: ours.log, theirLog: theirs.log, reestablished: false, sentReestablish: false, ...(queued.length > 0 ? { pendingResolutions: queued } : {}) };
+  return ok(next, [], false, events);
 }
 
 export function reestablishMessage(ctx: StepContext, s: ChannelState): ChannelReestablish {
@@ -452,8 +490,9 @@ function receiveReestablish(ctx: StepContext, s0: ChannelState, m: ChannelReesta
   if (s.shutdown?.sentShutdown === true && s.shutdown.localScript !== undefined) send.push({ type: 38, channelId: s.channelId, scriptpubkey: s.shutdown.localScript });
   const offer = close.resumeOffer(ctx, s);
   if (offer !== undefined) send.push(offer);
-  const next = { ...s, reestablished: true };
-  return ok(next, send, false, [{ type: 'channel_reestablished' }]);
+  const resumed = sendPendingResolutions({ ...s, reestablished: true });
+  send.push(...resumed.send);
+  return ok(resumed.state, send, resumed.send.length > 0, [{ type: 'channel_reestablished' }]);
 }
 
 // ---------------------------------------------------------------- dispatch

@@ -200,7 +200,18 @@ export interface ChannelState {
    * even across a crash.
    */
   outbox?: OutboxEvent[];
+  /**
+   * Our fulfills and fails waiting to be sent: asked for while the peer was
+   * away, or sent but reversed by a reconnection before a commitment_signed
+   * covered them (BOLT 2 forgets such updates on both sides). They are sent
+   * again right after the next channel_reestablish, so a resolution asked for
+   * once is never lost; persisted, so a preimage we released survives a
+   * crash. `index` is meaningless here (a new one is given when sent).
+   */
+  pendingResolutions?: ResolutionEntry[];
 }
+
+export type ResolutionEntry = Extract<LogEntry, { kind: 'fulfill' | 'fail' | 'fail_malformed' }>;
 
 export type OutboxEvent = Extract<ChannelEvent, { type: 'htlc_incoming' | 'htlc_fulfilled' | 'htlc_failed' }>;
 

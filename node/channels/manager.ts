@@ -405,6 +405,12 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     return add.id;
   }
 
+  /**
+   * Settles an incoming HTLC. Once this resolves the channel has persisted the
+   * preimage and will see the fulfill through: while the peer is away it waits
+   * for the next channel_reestablish, and a disconnect that reverses it before
+   * it is signed makes the channel send it again. The same holds for failHtlc.
+   */
   async fulfillHtlc(channelId: string, id: bigint, paymentPreimage: Uint8Array): Promise<void> {
     const c = this.require(channelId);
     const r = await c.driver.apply({ type: 'fulfill_htlc', id, paymentPreimage });

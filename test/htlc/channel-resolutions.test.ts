@@ -1,0 +1,158 @@
+/**
+ * Our own updates are never lost silently: a fulfill or fail that a
+ * disconnect reverses (BOLT 2 forgets updates no commitment_signed covered)
+ * is sent again by the channel after channel_reestablish, also across a
+ * restart from the store; one asked for while the peer is away waits for the
+ * next reestablish; an add that a crash cut before signing is reported as
+ * unsent after the restart.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Pair } from './channel-harness.js';
+import { decodeState } from '../../htlc/channel/codec.js';
+import { ChannelDriver } from '../../htlc/channel/driver.js';
+
+const AMOUNT = 7_000_000n;
+
+/** a offers b an HTLC and both sign it in: b may settle it. */
+async function committedHtlc(): Promise<{ p: Pair; id: bigint }> {
+  const p = await Pair.opened({ channelType: 'anchors_zero_fee_htlc', opener: 'a', pushMsat: 100_000_000n });
+  await p.add('a', AMOUNT);
+  await p.settle();
+  const h = p.settleable('b')[0];
+  assert.ok(h !== undefined);
+  return { p, id: h.id };
+}
+
+type Kind = 'fulfill' | 'fail' | 'fail_malformed';
+
+async function resolve(p: Pair, id: bigint, kind: Kind) {
+  if (kind === 'fulfill') return p.fulfill('b', id);
+  if (kind === 'fail') return p.fail('b', id);
+  return p.apply('b', { type: 'fail_malformed_htlc', id, sha256OfOnion: new Uint8Array(32).fill(9), failureCode: 0x8000 | 0x4000 | 5 });
+}
+
+/** After the dust settles: the HTLC is gone from every commitment, and the money went where the resolution says. */
+function checkResolved(p: Pair, kind: Kind, before: { a: bigint; b: bigint }): void {
+  for (const side of ['a', 'b'] as const) {
+    const s = p.state(side);
+    assert.equal(s.localCommit.htlcs.length, 0, `${side} still holds the HTLC`);
+    assert.equal(s.remoteCommit.htlcs.length, 0);
+    assert.equal(s.pendingResolutions, undefined, `${side} still queues a resolution`);
+  }
+  const paid = kind === 'fulfill' ? AMOUNT : 0n;
+  assert.equal(p.balances('a').ours, before.a - paid);
+  assert.equal(p.balances('b').ours, before.b + paid);
+  p.checkConsistent();
+  const outcome = p.ep.a.events.filter((e) => e.type === 'htlc_fulfilled' || e.type === 'htlc_failed');
+  assert.equal(outcome.length, 1, 'the payer learns the outcome exactly once');
+  assert.equal(outcome[0]!.type, kind === 'fulfill' ? 'htlc_fulfilled' : 'htlc_failed');
+}
+
+function startBalances(p: Pair): { a: bigint; b: bigint } {
+  // the HTLC's amount is out of a's balance while it is pending
+  return { a: p.balances('a').ours + AMOUNT, b: p.balances('b').ours };
+}
+
+describe('our resolutions survive disconnects and restarts', () => {
+  for (const kind of ['fulfill', 'fail', 'fail_malformed'] as const) {
+    it(`${kind}: cut before it was signed → sent again after reestablish, once`, async () => {
+      const { p, id } = await committedHtlc();
+      const before = startBalances(p);
+      const r = await resolve(p, id, kind);
+      assert.equal(r.failure, undefined);
+      assert.equal(r.writes.length, 1, 'persisted before it leaves');
+      await p.cut(); // the update never reached a
+      assert.equal(p.state('b').pendingResolutions?.length, 1);
+      await p.reconnect();
+      const resent = p.trace.filter((t) => t.from === 'b' && t.type === (kind === 'fulfill' ? 130 : kind === 'fail' ? 131 : 135));
+      assert.equal(resent.length, 1);
+      await p.settle();
+      checkResolved(p, kind, before);
+    });
+
+    it(`${kind}: cut, then a restart from the store, → still sent after reestablish`, async () => {
+      const { p, id } = await committedHtlc();
+      const before = startBalances(p);
+      await resolve(p, id, kind);
+      p.queue.b = []; // the update was lost on the wire, then b's process died
+      await p.apply('a', { type: 'disconnected' });
+      await p.reload('b'); // rebuilt from what the store holds
+      assert.equal(p.state('b').pendingResolutions?.length, 1, 'the restart found the resolution on disk');
+      await p.reconnect();
+      await p.settle();
+      checkResolved(p, kind, before);
+    });
+  }
+
+  it('a fulfill asked for while the peer is away waits for the reestablish, persisted', async () => {
+    const { p, id } = await committedHtlc();
+    const before = startBalances(p);
+    await p.cut();
+    const r = await p.fulfill('b', id);
+    assert.equal(r.failure, undefined);
+    assert.equal(r.send.length, 0, 'nothing goes out while disconnected');
+    assert.equal(r.writes.length, 1);
+    const onDisk = decodeState((r.writes[0] as { value: Uint8Array }).value);
+    assert.equal(onDisk.pendingResolutions?.[0]?.kind, 'fulfill');
+    // asking twice is refused: the first is already queued
+    const again = await p.fulfill('b', id).catch(() => undefined);
+    assert.ok(again === undefined || again.failure?.code === 'ERR_UNKNOWN_HTLC');
+    await p.reconnect();
+    await p.settle();
+    checkResolved(p, 'fulfill', before);
+  });
+
+  it('a resolution the peer got with its commitment_signed is retransmitted as part of it, not queued again', async () => {
+    const { p, id } = await committedHtlc();
+    const before = startBalances(p);
+    await p.fulfill('b', id);
+    await p.apply('b', { type: 'sign' });
+    await p.deliver('b'); // update_fulfill_htlc
+    await p.deliver('b'); // commitment_signed; a's revoke_and_ack is lost in the cut
+    await p.cut();
+    assert.equal(p.state('b').pendingResolutions, undefined, 'covered by a commitment_signed: not reversed');
+    await p.reconnect();
+    await p.settle();
+    const fulfills = p.trace.filter((t) => t.from === 'b' && t.type === 130);
+    assert.equal(fulfills.length, 1, 'no second update_fulfill_htlc');
+    checkResolved(p, 'fulfill', before);
+  });
+
+  it('a resolution for an HTLC that is no longer committed is dropped, not sent', async () => {
+    const { p, id } = await committedHtlc();
+    await p.fulfill('b', id);
+    await p.settle(); // done: the HTLC is gone
+    const s = p.state('b');
+    // a stale queue entry (as if written before the HTLC went away) finds nothing to settle
+    const stale = { ...s, pendingResolutions: [{ kind: 'fail' as const, index: 0, htlcId: id, reason: new Uint8Array(1) }] };
+    p.ep.b.driver = ChannelDriver.restore(p.adapters('b'), stale);
+    await p.apply('a', { type: 'disconnected' });
+    const sentBefore = p.trace.length;
+    await p.reconnect();
+    assert.ok(!p.trace.slice(sentBefore).some((t) => t.type === 131), 'no update_fail_htlc for a settled HTLC');
+    assert.equal(p.state('b').pendingResolutions, undefined);
+  });
+
+  it('an add persisted but cut by a crash before signing is reported as unsent after the restart', async () => {
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 0n });
+    const r = await p.add('a', AMOUNT);
+    assert.equal(r.failure, undefined);
+    assert.equal(r.writes.length, 1, 'the add is persisted');
+    p.queue.a = [];
+    await p.apply('b', { type: 'disconnected' });
+    p.ep.a.events.length = 0;
+    await p.reload('a');
+    await p.driver('a').replay();
+    const unsent = p.ep.a.events.filter((e) => e.type === 'htlc_unsent');
+    assert.equal(unsent.length, 1);
+    assert.equal(unsent[0]!.type === 'htlc_unsent' && unsent[0]!.htlc.amountMsat, AMOUNT);
+    await p.reconnect();
+    // the id is free again: the next add reuses it, and the channel carries on
+    const next = await p.add('a', AMOUNT);
+    assert.equal(next.send[0]?.type === 128 && next.send[0].id, 0n);
+    await p.settle();
+    assert.equal(p.state('b').localCommit.htlcs.length, 1);
+    p.checkConsistent();
+  });
+});
