@@ -445,7 +445,8 @@ export class Wallet implements ChainFollower {
 
   async mempoolTx(tx: BTX): Promise<void> {
     await this.locked(async () => {
-      if (this.txs.has(tx.hash('hex')) || !this.relevant(tx)) return;
+      // a transaction the backend delivers after close() is dropped (the store may be closed already)
+      if (this.closed || this.txs.has(tx.hash('hex')) || !this.relevant(tx)) return;
       const ops: BatchOp[] = [];
       this.addTx(tx, -1, null, ops);
       await this.commit(ops);

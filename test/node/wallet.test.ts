@@ -216,4 +216,23 @@ describe('wallet (embedded regtest)', () => {
       await dave.close();
     }
   });
+
+  it('drops chain events that arrive after close(), with its store already closed, without an error', async () => {
+    const { wallet: erin, store } = await newWallet(chain, 15);
+    const { address } = await erin.newAddress();
+    await erin.close();
+    await store.close();
+    // a payment to Erin, delivered late as the backend would if it was mid-delivery when she closed
+    const sent = await alice.sendToAddress(address, COIN / 10n);
+    const tx = bcoin.TX.fromRaw(Buffer.from(sent.tx));
+    await erin.mempoolTx(tx);
+    await chain.generateToAddress(1, ELSEWHERE);
+    const height = chain.tip().height;
+    const hash = await chain.getHash(height);
+    const block = hash === null ? null : await chain.getBlock(hash);
+    assert.ok(hash !== null && block !== null);
+    await erin.blockConnected(height, hash, block);
+    await erin.blockDisconnected(height, hash);
+    assert.equal(erin.balance().unconfirmedSat + erin.balance().confirmedSat, 0n);
+  });
 });
