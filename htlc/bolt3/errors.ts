@@ -13,6 +13,8 @@ export type Bolt3ErrorCode =
   /** parameters that cannot make a valid transaction (balances exceed funding, bad key length, ...) */
   | 'ERR_BAD_PARAMS'
   /** a signature of the wrong length or encoding */
-  | 'ERR_BAD_SIGNATURE';
+  | 'ERR_BAD_SIGNATURE'
+  /** an output worth less than the fee of spending it (plus the dust limit) */
+  | 'ERR_DUST';
 
 export class Bolt3Error extends AmpnodeError<Bolt3ErrorCode> {}

@@ -84,6 +84,8 @@
  *   commitmentSighash(c): Uint8Array                    // what commitment_signed.signature signs (SIGHASH_ALL)
  *   htlcSighashes(c, signer): Uint8Array[]              // one per c.htlcOutputs: what each htlc_signature signs
  *   commitmentHash(c): Uint8Array (internal-order txid), hash256(bytes)
+ *   sweepToLocal(input, toLocalScript, toSelfDelay, delayedPriv, destScript, feeratePerKw), sweepToRemote(input, scriptOrNull,
+ *     paymentPriv, destScript, feeratePerKw): SweepTx (one-input sweeps of a unilateral close; throws ERR_DUST)
  */
 export * from './types.js';
 export type { Tx } from './btc.js';
@@ -131,6 +133,7 @@ export {
 export { buildCommitment, buildHtlcTxs, buildHtlcTx, txidFromHex, txidToHex } from './commitment.js';
 export { commitmentSighash, htlcSighashes, commitmentHash, hash256 } from './sighash.js';
 export { buildClosingTx, closingTxWeight } from './closing.js';
+export { sweepToLocal, sweepToRemote, SWEEP_DUST_SAT, type SweepInput, type SweepTx } from './sweep.js';
 export {
   signCommitment,
   verifyCommitmentSig,

@@ -33,6 +33,8 @@ import type { ChainSource, WatchHandle } from '../../htlc/chain.js';
 import { ChannelDriver, type ChannelAdapters } from '../../htlc/channel/driver.js';
 import { loadChannels } from '../../htlc/channel/codec.js';
 import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
+import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
+import { localCommitmentTxid, toLocalSweep, toRemoteSweep } from '../../htlc/channel/unilateral.js';
 import type { ChannelConfig, ChannelEvent, ChannelFailure, ChannelState, ChannelType, StepResult } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
 import { bytesToHex, concatBytes, equalBytes, hexToBytes, u16be } from '../../wire/bytes.js';
@@ -136,6 +138,8 @@ export interface ChannelEvents {
   /** The funding output was spent on chain. */
   funding_spent: [info: ChannelInfo, spendingTxid: string, cooperative: boolean];
   channel_failed: [info: ChannelInfo, reason: string];
+  /** A sweep of our balance from a unilateral close was broadcast (display-order txid; `output`: which output it spends). */
+  sweep_broadcast: [info: ChannelInfo, sweepTxid: string, output: 'to_local' | 'to_remote', valueSat: bigint];
   htlc_incoming: [channelId: string, htlc: { id: bigint; amountMsat: bigint; paymentHash: Uint8Array; cltvExpiry: number }];
   htlc_fulfilled: [channelId: string, id: bigint, paymentPreimage: Uint8Array];
   htlc_failed: [channelId: string, id: bigint, reason: Uint8Array | undefined];
@@ -179,6 +183,8 @@ interface ChannelMeta {
   shutdownScript: string;
   /** Set once the channel failed (an `error` sent or received): it takes no more updates, across restarts too. */
   failure?: string;
+  /** Display-order txid of the commitment we broadcast to close unilaterally. */
+  forceCloseTxid?: string;
 }
 
 interface Waiter {
@@ -195,6 +201,8 @@ interface Chan {
   driver: ChannelDriver;
   confWatch?: WatchHandle;
   spendWatch?: WatchHandle;
+  /** Waits for our commitment's CSV delay before sweeping to_local. */
+  sweepWatch?: WatchHandle;
   failure?: string;
   /** openChannel waiting for channel_pending. */
   opening?: Waiter;
@@ -305,6 +313,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     for (const c of this.chans.values()) {
       c.confWatch?.cancel();
       c.spendWatch?.cancel();
+      c.sweepWatch?.cancel();
       const err = new ChannelManagerError('ERR_MANAGER_STOPPED', 'channel manager stopped');
       this.settle(c, 'opening', err);
       this.settle(c, 'closing', err);
@@ -403,6 +412,32 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     if (add === undefined || add.type !== 128) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', 'no update_add_htlc produced');
     await this.sign(c);
     return add.id;
+  }
+
+  /**
+   * Closes the channel unilaterally: broadcasts our current commitment
+   * (signed by both sides) and fails the channel. Our balance comes back to
+   * the wallet by itself: once the commitment has `to_self_delay`
+   * confirmations the manager sweeps our to_local output (see
+   * `sweep_broadcast`). HTLC outputs are not resolved on chain yet, so this
+   * is refused while HTLCs are pending unless `withPendingHtlcs` is set.
+   * Returns the commitment's display-order txid.
+   */
+  async forceCloseChannel(channelId: string, opts: { withPendingHtlcs?: boolean } = {}): Promise<string> {
+    const c = this.require(channelId);
+    const s = c.driver.state;
+    if (s.phase === 'closed' || PRE_FUNDING.has(s.phase)) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `cannot force close a channel in phase ${s.phase}`);
+    if (s.localCommit.htlcs.length > 0 && opts.withPendingHtlcs !== true)
+      throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `${s.localCommit.htlcs.length} HTLCs pending: their outputs would not be resolved on chain`);
+    const secrets = deriveChannelSecrets(this.seed, c.keyIndex);
+    const raw = signedLocalCommitment(s, secrets);
+    const txid = displayHex(localCommitmentTxid(s, secrets));
+    c.meta = { ...c.meta, forceCloseTxid: txid };
+    await this.root.put(enc.encode(`${P_META}${c.keyIndex}`), enc.encode(JSON.stringify(c.meta)));
+    await this.chain.broadcast(buf(raw));
+    this.log.warn({ channelId: bytesToHex(s.channelId), txid }, 'force close: our commitment broadcast');
+    this.fail(c, 'force closed by us');
+    return txid;
   }
 
   /**
@@ -553,7 +588,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     void this.root
       .put(enc.encode(`${P_META}${chan.keyIndex}`), enc.encode(JSON.stringify(chan.meta)))
       .catch((err: unknown) => this.log.error({ err }, 'could not record the channel failure'));
-    // Force close is not built yet: a failed channel stays failed until its peer closes it or it is closed cooperatively.
+    // A failed channel stays open on chain until one side closes it: forceCloseChannel() (ours) or the peer's commitment.
     this.log.error({ channelId: bytesToHex(state.channelId), reason }, 'channel failed');
     this.settle(chan, 'closing', new ChannelManagerError('ERR_CHANNEL_REFUSED', reason));
     this.emit('channel_failed', this.info(chan), reason);
@@ -759,6 +794,48 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     }
   }
 
+  /**
+   * The funding output was spent by a commitment (ours or theirs): sweep what
+   * is ours to a fresh wallet address. Our own commitment: to_local after its
+   * CSV delay. Theirs: to_remote at once (one confirmation, which the spend
+   * already has). Repeated after a restart (the spend watch reports the spend
+   * again); a sweep already made is simply refused by the chain.
+   */
+  private async onUnilateralClose(chan: Chan, tx: Uint8Array, txid: Uint8Array): Promise<void> {
+    const s = chan.driver.state;
+    const secrets = deriveChannelSecrets(this.seed, chan.keyIndex);
+    const ours = equalBytes(localCommitmentTxid(s, secrets), txid);
+    this.fail(chan, ours ? 'force closed by us' : 'closed on chain by the peer');
+    const dest = async (): Promise<Uint8Array> => (await this.wallet.newAddress()).script;
+    const feerate = async (): Promise<number> => this.chain.estimateFeeratePerKw(this.policy.feeConfTarget);
+    const publish = async (raw: Uint8Array, sweepTxid: Uint8Array, output: 'to_local' | 'to_remote', valueSat: bigint): Promise<void> => {
+      try {
+        await this.chain.broadcast(buf(raw));
+      } catch (err) {
+        this.log.debug({ err, output }, 'sweep refused (most likely made already)');
+        return;
+      }
+      const id = displayHex(sweepTxid);
+      this.log.info({ channelId: bytesToHex(s.channelId), sweepTxid: id, output, valueSat: String(valueSat) }, 'sweep broadcast');
+      this.emit('sweep_broadcast', this.info(chan), id, output, valueSat);
+    };
+    if (!ours) {
+      const sw = toRemoteSweep(s, secrets, tx, await dest(), await feerate());
+      if (sw === null) this.log.info({ channelId: bytesToHex(s.channelId) }, 'their commitment pays nothing to us');
+      else await publish(sw.tx, sw.txid, 'to_remote', sw.valueSat);
+      return;
+    }
+    const plan = toLocalSweep(s, secrets, await dest(), await feerate());
+    if (plan === null) return; // our balance was below the dust limit
+    chan.sweepWatch?.cancel();
+    chan.sweepWatch = this.chain.watchConfirmations({ txid, numConfs: Math.max(1, plan.toSelfDelay) }, (ev) => {
+      if (ev.type !== 'confirmed') return;
+      chan.sweepWatch?.cancel();
+      chan.sweepWatch = undefined;
+      void publish(plan.sweep.tx, plan.sweep.txid, 'to_local', plan.sweep.valueSat);
+    });
+  }
+
   private watchFunding(chan: Chan, txid: Uint8Array, outputIndex: number, minimumDepth: number): void {
     chan.confWatch?.cancel();
     chan.confWatch = this.chain.watchConfirmations({ txid, numConfs: Math.max(1, minimumDepth) }, (ev) => {
@@ -780,6 +857,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       const cooperative = closing !== undefined && equalBytes(txidOf(closing), ev.detail.spendingTxid);
       this.log.info({ channelId: bytesToHex(chan.driver.state.channelId), spendingTxid: spending, cooperative }, 'funding output spent');
       this.emit('funding_spent', this.info(chan), spending, cooperative);
+      if (!cooperative) void this.onUnilateralClose(chan, ev.detail.spendingTx, ev.detail.spendingTxid).catch((err: unknown) => this.log.error({ err }, 'sweeping a unilateral close failed'));
     });
   }
 

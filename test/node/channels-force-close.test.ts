@@ -1,0 +1,145 @@
+/**
+ * Unilateral close on the embedded regtest chain: each side force-closes a
+ * channel it opened (one static_remotekey, one anchors). The other side
+ * sweeps its to_remote as soon as the commitment confirms; the closer sweeps
+ * its to_local once the commitment has to_self_delay confirmations, and not
+ * a block earlier. Both wallets end with their off-chain balances less the
+ * commitment fee (the opener's), the anchors (the opener's) and the sweep fees.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { bcoin } from '../../node/chain/bcoin.js';
+import type { BcoinChainBackend } from '../../node/chain/index.js';
+import type { ChannelInfo } from '../../node/channels/manager.js';
+import { ELSEWHERE, SEGWIT_HEIGHT } from './chain-fixture.js';
+import { TestNode, newTestChain, until } from './channels-fixture.js';
+import { randomBytes, sha256 } from '../../wire/crypto.js';
+
+const T = { timeout: 120_000 };
+
+type BTx = ReturnType<typeof bcoin.TX.fromRaw>;
+
+interface Sweep {
+  txid: string;
+  output: 'to_local' | 'to_remote';
+  valueSat: bigint;
+  channelId: string;
+}
+
+describe('channel manager: force close and sweeps', () => {
+  let chain: BcoinChainBackend;
+  let alice: TestNode;
+  let bob: TestNode;
+  const sweeps: Record<'alice' | 'bob', Sweep[]> = { alice: [], bob: [] };
+
+  const mine = async (n: number): Promise<void> => {
+    await chain.generateToAddress(n, ELSEWHERE);
+    await chain.synced();
+  };
+
+  before(async () => {
+    chain = await newTestChain();
+    alice = new TestNode({ name: 'alice', policy: { minimumDepth: 1 } }, chain);
+    bob = new TestNode({ name: 'bob', policy: { minimumDepth: 1 } }, chain);
+    await alice.start();
+    await bob.start();
+    for (const [who, n] of [['alice', alice], ['bob', bob]] as const)
+      n.manager.on('sweep_broadcast', (info, txid, output, valueSat) => sweeps[who].push({ txid, output, valueSat, channelId: info.channelId }));
+    await chain.generateToAddress(2, (await alice.wallet.newAddress()).address);
+    await chain.generateToAddress(2, (await bob.wallet.newAddress()).address);
+    await chain.generateToAddress(Math.max(SEGWIT_HEIGHT - chain.tip().height, 100), ELSEWHERE);
+    await chain.synced();
+    await alice.connect(bob);
+  });
+
+  after(async () => {
+    await alice?.stop().catch(() => undefined);
+    await bob?.stop().catch(() => undefined);
+    await chain?.close();
+  });
+
+  it('each opener force-closes; the peer sweeps to_remote at once, the closer its to_local after to_self_delay', T, async () => {
+    const [ab, ba] = await Promise.all([
+      alice.manager.openChannel(bob.id, 1_000_000n, { channelType: 'static_remotekey', pushMsat: 200_000_000n }),
+      bob.manager.openChannel(alice.id, 800_000n, { channelType: 'anchors_zero_fee_htlc', pushMsat: 300_000_000n }),
+    ]);
+    await mine(1);
+    await until(() => [ab, ba].every((c) => alice.manager.channel(c.channelId)?.state === 'normal' && bob.manager.channel(c.channelId)?.state === 'normal'), 'both channels ready');
+    // move some money over each channel so both balances are not the opening ones
+    for (const [payer, payee, id] of [[alice, bob, ab.channelId], [bob, alice, ba.channelId]] as const) {
+      const preimage = randomBytes(32);
+      const incoming = new Promise<bigint>((resolve) => payee.manager.once('htlc_incoming', (_c, h) => resolve(h.id)));
+      await payer.manager.addHtlc(id, { amountMsat: 50_000_000n, paymentHash: sha256(preimage), cltvExpiry: chain.tip().height + 100 });
+      const hid = await incoming;
+      const settled = new Promise<void>((resolve) => payer.manager.once('htlc_fulfilled', () => resolve()));
+      await payee.manager.fulfillHtlc(id, hid, preimage);
+      await settled;
+      await until(() => payer.manager.channel(id)!.pendingHtlcs === 0 && payee.manager.channel(id)!.pendingHtlcs === 0, 'HTLC cleared');
+    }
+    // with an HTLC pending the force close is refused (its output would not be resolved)
+    const cltv = chain.tip().height + 100;
+    const hangingPreimage = randomBytes(32);
+    const hangingIncoming = new Promise<bigint>((resolve) => bob.manager.once('htlc_incoming', (_c, h) => resolve(h.id)));
+    await alice.manager.addHtlc(ab.channelId, { amountMsat: 10_000_000n, paymentHash: sha256(hangingPreimage), cltvExpiry: cltv });
+    const hid = await hangingIncoming;
+    await until(() => alice.manager.channel(ab.channelId)!.pendingHtlcs === 1, 'HTLC committed');
+    await assert.rejects(alice.manager.forceCloseChannel(ab.channelId), /HTLCs pending/);
+    const cleared = new Promise<void>((resolve) => alice.manager.once('htlc_failed', () => resolve()));
+    await bob.manager.failHtlc(ab.channelId, hid);
+    await cleared;
+    await until(() => alice.manager.channel(ab.channelId)!.pendingHtlcs === 0 && bob.manager.channel(ab.channelId)!.pendingHtlcs === 0, 'HTLC failed back');
+
+    const snapshot = (c: ChannelInfo) => ({ alice: alice.manager.channel(c.channelId)!.localBalanceMsat / 1000n, bob: bob.manager.channel(c.channelId)!.localBalanceMsat / 1000n });
+    const balances = { ab: snapshot(ab), ba: snapshot(ba) };
+    const walletsBefore = { alice: alice.walletTotalSat(), bob: bob.walletTotalSat() };
+
+    const abTxid = await alice.manager.forceCloseChannel(ab.channelId);
+    const baTxid = await bob.manager.forceCloseChannel(ba.channelId);
+    assert.equal(alice.manager.channel(ab.channelId)!.failure, 'force closed by us');
+    const commitments = new Map<string, BTx>();
+    for (const txid of [abTxid, baTxid]) {
+      const tx = (chain.node.mempool as unknown as { getTX(h: string): BTx | null }).getTX(Buffer.from(txid, 'hex').reverse().toString('hex'));
+      assert.ok(tx !== null, `commitment ${txid} in the mempool`);
+      commitments.set(txid, tx);
+    }
+    await mine(1);
+    const confirmedAt = chain.tip().height;
+    // the non-closers sweep their to_remote right away: Bob from Alice's commitment, Alice from Bob's
+    await until(() => sweeps.bob.some((s) => s.output === 'to_remote') && sweeps.alice.some((s) => s.output === 'to_remote'), 'to_remote sweeps');
+    assert.equal(sweeps.alice.filter((s) => s.output === 'to_local').length + sweeps.bob.filter((s) => s.output === 'to_local').length, 0);
+
+    // to_self_delay (144, set by the other side) confirmations before to_local may be spent: nothing one block earlier
+    const delay = 144;
+    await mine(delay - 2);
+    assert.equal(chain.tip().height - confirmedAt + 1, delay - 1);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(sweeps.alice.filter((s) => s.output === 'to_local').length, 0, 'no to_local sweep before the delay');
+    await mine(1);
+    await until(() => sweeps.alice.some((s) => s.output === 'to_local') && sweeps.bob.some((s) => s.output === 'to_local'), 'to_local sweeps after the delay');
+    await mine(1);
+
+    // amounts: each output of the commitment is the off-chain balance (the opener's less the fee and anchors);
+    // each sweep takes a fee of its own; the wallets got exactly the swept values
+    const expectedGain = { alice: 0n, bob: 0n };
+    for (const [id, txid, opener, b] of [[ab.channelId, abTxid, 'alice', balances.ab], [ba.channelId, baTxid, 'bob', balances.ba]] as const) {
+      const tx = commitments.get(txid)!;
+      const outSum = tx.outputs.reduce((x: bigint, o: { value: number }) => x + BigInt(o.value), 0n);
+      const anchors = id === ba.channelId ? 660n : 0n;
+      const commitFee = 1_000_000n * (id === ab.channelId ? 1n : 0n) + 800_000n * (id === ba.channelId ? 1n : 0n) - outSum;
+      assert.ok(commitFee > 0n && commitFee < 20_000n, `commitment fee ${commitFee}`);
+      for (const who of ['alice', 'bob'] as const) {
+        const want = who === opener ? b[who] - commitFee - anchors : b[who];
+        assert.ok(tx.outputs.some((o: { value: number }) => BigInt(o.value) === want), `${who}'s output of ${want} sat in ${txid}`);
+        const sw = sweeps[who].filter((s) => s.channelId === id);
+        assert.equal(sw.length, 1, `${who} swept once from ${id}`);
+        assert.equal(sw[0]!.output, who === opener ? 'to_local' : 'to_remote');
+        const sweepFee = want - sw[0]!.valueSat;
+        assert.ok(sweepFee > 0n && sweepFee < 2_000n, `sweep fee ${sweepFee}`);
+        expectedGain[who] += sw[0]!.valueSat;
+      }
+    }
+    await until(() => alice.walletTotalSat() - walletsBefore.alice === expectedGain.alice && bob.walletTotalSat() - walletsBefore.bob === expectedGain.bob, 'wallets credited with the sweeps');
+    assert.equal(alice.wallet.balance().unconfirmedSat, 0n);
+    assert.equal(bob.wallet.balance().unconfirmedSat, 0n);
+  });
+});
