@@ -4,7 +4,8 @@
  * sweeps its to_remote as soon as the commitment confirms; the closer sweeps
  * its to_local once the commitment has to_self_delay confirmations, and not
  * a block earlier. Both wallets end with their off-chain balances less the
- * commitment fee (the opener's), the anchors (the opener's) and the sweep fees.
+ * commitment fee (the opener's), the anchors (the opener's) and the sweep fees;
+ * one closer restarts from its data directory while its to_local waits.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,6 +33,10 @@ describe('channel manager: force close and sweeps', () => {
   let bob: TestNode;
   const sweeps: Record<'alice' | 'bob', Sweep[]> = { alice: [], bob: [] };
 
+  const listenSweeps = (who: 'alice' | 'bob', n: TestNode): void => {
+    n.manager.on('sweep_broadcast', (info, txid, output, valueSat) => sweeps[who].push({ txid, output, valueSat, channelId: info.channelId }));
+  };
+
   const mine = async (n: number): Promise<void> => {
     await chain.generateToAddress(n, ELSEWHERE);
     await chain.synced();
@@ -40,11 +45,10 @@ describe('channel manager: force close and sweeps', () => {
   before(async () => {
     chain = await newTestChain();
     alice = new TestNode({ name: 'alice', policy: { minimumDepth: 1 } }, chain);
-    bob = new TestNode({ name: 'bob', policy: { minimumDepth: 1 } }, chain);
+    bob = new TestNode({ name: 'bob', disk: true, policy: { minimumDepth: 1 } }, chain);
     await alice.start();
     await bob.start();
-    for (const [who, n] of [['alice', alice], ['bob', bob]] as const)
-      n.manager.on('sweep_broadcast', (info, txid, output, valueSat) => sweeps[who].push({ txid, output, valueSat, channelId: info.channelId }));
+    for (const [who, n] of [['alice', alice], ['bob', bob]] as const) listenSweeps(who, n);
     await chain.generateToAddress(2, (await alice.wallet.newAddress()).address);
     await chain.generateToAddress(2, (await bob.wallet.newAddress()).address);
     await chain.generateToAddress(Math.max(SEGWIT_HEIGHT - chain.tip().height, 100), ELSEWHERE);
@@ -56,6 +60,7 @@ describe('channel manager: force close and sweeps', () => {
     await alice?.stop().catch(() => undefined);
     await bob?.stop().catch(() => undefined);
     await chain?.close();
+    bob?.cleanup();
   });
 
   it('each opener force-closes; the peer sweeps to_remote at once, the closer its to_local after to_self_delay', T, async () => {
@@ -107,6 +112,12 @@ describe('channel manager: force close and sweeps', () => {
     // the non-closers sweep their to_remote right away: Bob from Alice's commitment, Alice from Bob's
     await until(() => sweeps.bob.some((s) => s.output === 'to_remote') && sweeps.alice.some((s) => s.output === 'to_remote'), 'to_remote sweeps');
     assert.equal(sweeps.alice.filter((s) => s.output === 'to_local').length + sweeps.bob.filter((s) => s.output === 'to_local').length, 0);
+
+    // Bob restarts from his data directory while his to_local waits: the sweep is planned again from the store
+    await bob.stop();
+    await bob.start();
+    listenSweeps('bob', bob);
+    assert.equal(bob.manager.channel(ba.channelId)!.failure, 'force closed by us');
 
     // to_self_delay (144, set by the other side) confirmations before to_local may be spent: nothing one block earlier
     const delay = 144;
