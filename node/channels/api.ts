@@ -16,6 +16,7 @@
  *   GET  /v1/channels
  *   POST /v1/channels/open        {"nodeId","fundingSat","channelType"?,"pushMsat"?,"feeratePerKw"?}  (returns once pending)
  *   POST /v1/channels/close       {"channelId","feeratePerKw"?}  (returns once the closing tx is signed and broadcast)
+ *   POST /v1/channels/forceclose  {"channelId","withPendingHtlcs"?}  (broadcasts our commitment; returns {"txid"})
  *   POST /v1/chain/generate       {"blocks","address"?}  (embedded chain only)
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -161,6 +162,11 @@ export class ControlApi {
       case 'POST /v1/channels/close': {
         const feeratePerKw = int(b, 'feeratePerKw', true);
         return manager.closeChannel(str(b, 'channelId'), feeratePerKw !== undefined ? { feeratePerKw } : {});
+      }
+      case 'POST /v1/channels/forceclose': {
+        const withPending = b['withPendingHtlcs'];
+        if (withPending !== undefined && typeof withPending !== 'boolean') throw new ApiError('ERR_API_BAD_REQUEST', '"withPendingHtlcs" must be a boolean');
+        return { txid: await manager.forceCloseChannel(str(b, 'channelId'), withPending === true ? { withPendingHtlcs: true } : {}) };
       }
       case 'POST /v1/chain/generate': {
         const address = typeof b['address'] === 'string' ? b['address'] : (await wallet.newAddress()).address;

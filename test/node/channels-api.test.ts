@@ -95,6 +95,11 @@ describe('channel services and the local API', () => {
     const unknown = await call(r, 'POST', '/v1/channels/close', JSON.stringify({ channelId: '00'.repeat(32) }));
     assert.equal(unknown.status, 404);
     assert.equal(unknown.json.error.code, 'ERR_UNKNOWN_CHANNEL');
+    const unknownForce = await call(r, 'POST', '/v1/channels/forceclose', JSON.stringify({ channelId: '00'.repeat(32) }));
+    assert.equal(unknownForce.status, 404);
+    assert.equal(unknownForce.json.error.code, 'ERR_UNKNOWN_CHANNEL');
+    const badFlag = await call(r, 'POST', '/v1/channels/forceclose', JSON.stringify({ channelId: '00'.repeat(32), withPendingHtlcs: 'yes' }));
+    assert.equal(badFlag.status, 400);
   });
 
   it('a restart from the data directory finds the chain and the wallet again', T, async () => {
