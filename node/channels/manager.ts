@@ -116,8 +116,10 @@ export interface ChannelInfo {
   remoteBalanceMsat: bigint;
   /** HTLCs in our current commitment. */
   pendingHtlcs: number;
+  /** Blocks our to_local waits after our commitment confirms (the peer sets it). */
+  toSelfDelay: number;
   state: ChannelStatus;
-  /** Connected and channel_reestablish exchanged (or just opened). */
+  /** Connected, channel_reestablish exchanged (or just opened), and not failed. */
   active: boolean;
   /** Display-order txid and output index. */
   fundingOutpoint?: string;
@@ -126,6 +128,8 @@ export interface ChannelInfo {
   closingTxid?: string;
   /** Why the channel failed (an `error` sent or received). */
   failure?: string;
+  /** Display-order txid of the commitment we broadcast (forceCloseChannel). */
+  forceCloseTxid?: string;
 }
 
 export interface ChannelEvents {
@@ -891,12 +895,14 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       localBalanceMsat: s.localCommit.ourBalanceMsat,
       remoteBalanceMsat: s.localCommit.theirBalanceMsat,
       pendingHtlcs: s.localCommit.htlcs.length,
+      toSelfDelay: s.remote.config.toSelfDelay,
       state: c.failure !== undefined ? 'failed' : s.phase,
-      active: s.reestablished && this.node.peer(c.peer) !== undefined && (s.phase === 'normal' || s.phase === 'shutdown' || s.phase === 'negotiating'),
+      active: c.failure === undefined && s.reestablished && this.node.peer(c.peer) !== undefined && (s.phase === 'normal' || s.phase === 'shutdown' || s.phase === 'negotiating'),
       ...(s.fundingTxid !== undefined ? { fundingOutpoint: `${displayHex(s.fundingTxid)}:${s.fundingOutputIndex}` } : {}),
       ...(s.shortChannelId !== undefined ? { shortChannelId: formatScid(s.shortChannelId) } : {}),
       ...(s.shutdown?.closingTx !== undefined ? { closingTxid: displayHex(txidOf(s.shutdown.closingTx)) } : {}),
       ...(c.failure !== undefined ? { failure: c.failure } : {}),
+      ...(c.meta.forceCloseTxid !== undefined ? { forceCloseTxid: c.meta.forceCloseTxid } : {}),
     };
   }
 

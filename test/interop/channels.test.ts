@@ -13,6 +13,10 @@
  *      other lnd-opened one and its own. The closing transactions confirm on
  *      btcd's chain, pay each side what its channel balance said (minus the
  *      closing fee for the opener), and both wallets see those amounts.
+ *   4. Force closes: lnd force-closes an anchors channel it opened and
+ *      ampnode sweeps its to_remote; ampnode force-closes a static_remotekey
+ *      channel it opened, btcd mines the commitment, lnd reports a remote
+ *      force close, and ampnode sweeps its to_local once lnd's CSV delay passed.
  */
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
@@ -25,6 +29,7 @@ let amp: Ampnode;
 
 interface AmpChannel {
   channelId: string;
+  toSelfDelay: number;
   peer: string;
   opener: 'local' | 'remote';
   channelType: string;
@@ -303,4 +308,82 @@ h.test(
     await waitFor(async () => (await lndWallet()).confirmed === lndBefore.confirmed + lndGot, { timeoutMs: 30_000, what: `lnd wallet up by ${lndGot} sat` });
   },
   { timeoutMs: 240_000 },
+);
+
+h.test(
+  'force closes each way: lnd force-closes and ampnode sweeps its to_remote; ampnode force-closes, btcd mines its commitment and ampnode sweeps its to_local after the delay',
+  async () => {
+    const ampBalance = async (): Promise<{ confirmed: bigint; unconfirmed: bigint }> => {
+      const b = await api<{ confirmedSat: string; unconfirmedSat: string }>('GET', '/v1/wallet/balance');
+      return { confirmed: BigInt(b.confirmedSat), unconfirmed: BigInt(b.unconfirmedSat) };
+    };
+    // 1. lnd opens an anchors channel with a push to us and force-closes it
+    const theirs = await lndOpens('anchors', 400_000, ['--push_amt', '120000']);
+    const ourShareSat = BigInt((await ampChannel(theirs))!.localBalanceMsat) / 1000n;
+    assert.equal(ourShareSat, 120_000n);
+    const before1 = await ampBalance();
+    const fc = await lnd.cli<{ closing_txid: string }>(['closechannel', '--force', '--funding_txid', theirs.split(':')[0]!, '--output_index', theirs.split(':')[1]!], 60_000);
+    await inMempool(fc.closing_txid);
+    await mine(1);
+    // our to_remote (1-block CSV with anchors) is swept at once into a wallet address
+    await waitFor(async () => (await ampBalance()).unconfirmed > 0n, { timeoutMs: 30_000, what: 'ampnode sweeping its to_remote' });
+    const c1 = (await ampChannel(theirs))!;
+    assert.equal(c1.active, false);
+    await waitFor(async () => (await btcd.rpc<string[]>('getrawmempool')).length > 0, { timeoutMs: 30_000, what: 'the sweep relayed to btcd' });
+    await mine(1);
+    await waitFor(async () => (await ampBalance()).unconfirmed === 0n, { timeoutMs: 30_000, what: 'the sweep confirmed' });
+    const got1 = (await ampBalance()).confirmed - before1.confirmed;
+    assert.ok(got1 > ourShareSat - 2_000n && got1 < ourShareSat, `swept ${got1} sat of a ${ourShareSat} sat balance`);
+    assert.equal((await ampBalance()).unconfirmed, 0n);
+
+    // 2. we open a static_remotekey channel to lnd with a push, and force-close it
+    const opened = await api<AmpChannel>('POST', '/v1/channels/open', { nodeId: lnd.nodeId, fundingSat: '250000', pushMsat: '40000000', channelType: 'static_remotekey' });
+    const mine2 = opened.fundingOutpoint!;
+    await inMempool(mine2.split(':')[0]!);
+    await mine(1);
+    await allActive([mine2], 'ampnode-opened static_remotekey channel active');
+    const c2 = (await ampChannel(mine2))!;
+    const before2 = await ampBalance();
+    const { txid } = await api<{ txid: string }>('POST', '/v1/channels/forceclose', { channelId: c2.channelId });
+    await inMempool(txid); // btcd accepted our commitment: both signatures valid under consensus rules
+    await mine(1);
+    const mined1 = await btcd.rpc<RawTx>('getrawtransaction', [txid, 1]);
+    assert.ok((mined1.confirmations ?? 0) >= 1, 'our commitment confirmed on btcd');
+    await waitFor(async () => (await lndChannel(mine2)) === undefined, { timeoutMs: 60_000, what: 'lnd dropping the channel from its open channels' });
+    // the amounts: our to_local is our balance less the commitment fee (we opened; no anchors with static_remotekey)
+    const commit = mined1;
+    const outs = commit.vout.map((o) => BigInt(Math.round(o.value * 1e8)));
+    const commitFee = 250_000n - outs.reduce((a, b) => a + b, 0n);
+    const toLocal = 210_000n - commitFee;
+    assert.ok(outs.includes(toLocal), `our to_local ${toLocal} in ${JSON.stringify(outs.map(String))}`);
+    const total = async (): Promise<bigint> => {
+      const b = await ampBalance();
+      return b.confirmed + b.unconfirmed;
+    };
+    // our to_local waits for the CSV delay lnd asked of us (the harness runs lnd with --bitcoin.defaultremotedelay=4):
+    // nothing one block before it, the sweep right after the block that completes it
+    const delay = c2.toSelfDelay;
+    assert.ok(delay >= 2 && delay <= 2016, `to_self_delay ${delay}`);
+    await mine(delay - 2); // the commitment now has delay − 1 confirmations
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.equal(await total(), before2.confirmed + before2.unconfirmed, 'no sweep before the delay');
+    await mine(1);
+    await waitFor(async () => (await total()) > before2.confirmed + before2.unconfirmed, { timeoutMs: 30_000, what: 'the to_local sweep after the delay' });
+    await waitFor(async () => (await btcd.rpc<string[]>('getrawmempool')).length > 0, { timeoutMs: 30_000, what: 'the sweep relayed to btcd' });
+    await mine(1);
+    await waitFor(async () => (await ampBalance()).unconfirmed === 0n, { timeoutMs: 30_000, what: 'the sweep confirmed' });
+    const got2 = (await ampBalance()).confirmed - before2.confirmed;
+    assert.ok(got2 > toLocal - 2_000n && got2 < toLocal, `swept ${got2} sat of a ${toLocal} sat to_local`);
+    // by now lnd has resolved its side too and files the channel as closed by us
+    const closed = await waitFor(
+      async () => {
+        const r = (await lnd.cli<{ channels?: { channel_point: string; close_type: string; closing_tx_hash: string }[] }>(['closedchannels'])).channels ?? [];
+        return r.find((x) => x.channel_point === mine2);
+      },
+      { timeoutMs: 60_000, what: 'lnd listing our force close among its closed channels' },
+    );
+    assert.equal(closed.close_type, 'REMOTE_FORCE_CLOSE');
+    assert.equal(closed.closing_tx_hash, txid);
+  },
+  { timeoutMs: 600_000 },
 );

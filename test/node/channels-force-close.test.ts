@@ -120,7 +120,9 @@ describe('channel manager: force close and sweeps', () => {
     assert.equal(bob.manager.channel(ba.channelId)!.failure, 'force closed by us');
 
     // to_self_delay (144, set by the other side) confirmations before to_local may be spent: nothing one block earlier
-    const delay = 144;
+    const delay = alice.manager.channel(ab.channelId)!.toSelfDelay;
+    assert.equal(delay, 144, 'our acceptor asks 144 blocks');
+    assert.equal(bob.manager.channel(ba.channelId)!.toSelfDelay, delay);
     await mine(delay - 2);
     assert.equal(chain.tip().height - confirmedAt + 1, delay - 1);
     await new Promise((r) => setTimeout(r, 200));
