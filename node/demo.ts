@@ -93,6 +93,8 @@ const SEGWIT_HEIGHT = 432;
 const CHANNEL_SEED_LABEL = new TextEncoder().encode('ampnode/channel-seed');
 const CAPACITY_SAT = 1_000_000n;
 const MINIMUM_DEPTH = 3;
+const FORCE_CAPACITY_SAT = 120_000n;
+const FORCE_PUSH_SAT = 30_000n;
 const WAIT_MS = 20_000;
 
 function short(id: string): string {
@@ -565,6 +567,68 @@ export const DEMO_STEPS: DemoStep[] = [
         `alice: wallet ${sat(beforeClose.alice)} + channel ${msatAsSat(off.alice)} − closing fee ${sat(closingFee)} = ${sat(final.alice)} on chain`,
         `bob:   wallet ${sat(beforeClose.bob)} + channel ${msatAsSat(off.bob)} = ${sat(final.bob)} on chain`,
         `check: alice's mined ${sat(start.alice)} = ${sat(final.alice)} + ${sat(final.bob)} + funding fee ${sat(fundingFee)} + closing fee ${sat(closingFee)}`,
+      ];
+    },
+  },
+  {
+    title: 'bob opens a static_remotekey channel to alice (with a push), then force-closes it; 1 block: alice sweeps her to_remote at once',
+    async run(ctx) {
+      const chain = need(ctx.chain, 'the chain');
+      const alice = need(ctx.alice, 'alice');
+      const bob = need(ctx.bob, 'bob');
+      const info = await bob.manager.openChannel(alice.node.nodeIdHex, FORCE_CAPACITY_SAT, { channelType: 'static_remotekey', pushMsat: FORCE_PUSH_SAT * 1000n });
+      await mine(chain, MINIMUM_DEPTH);
+      await until(() => alice.manager.channel(info.channelId)?.state === 'normal' && bob.manager.channel(info.channelId)?.state === 'normal', 'the second channel ready');
+      const before = { alice: walletTotal(alice), bob: walletTotal(bob) };
+      const bobBalanceSat = bob.manager.channel(info.channelId)!.localBalanceMsat / 1000n;
+      const swept = nextEvent<[ChannelInfo, string, string, bigint]>(alice.manager, 'sweep_broadcast', (i, _t, output) => i.channelId === info.channelId && output === 'to_remote', 'alice to sweep her to_remote');
+      const txid = await bob.manager.forceCloseChannel(info.channelId);
+      await mine(chain, 1);
+      const [, sweepTxid, , valueSat] = await swept;
+      await mine(chain, 1);
+      await until(() => walletTotal(alice) === before.alice + valueSat && alice.wallet.balance().unconfirmedSat === 0n, "alice's sweep confirmed in her wallet");
+      check(valueSat > FORCE_PUSH_SAT - 2_000n && valueSat < FORCE_PUSH_SAT, `alice swept ${valueSat} sat of ${FORCE_PUSH_SAT}`);
+      ctx['force'] = { channelId: info.channelId, txid, confirmedAt: chain.tip().height - 1, bobBefore: before.bob, bobBalanceSat };
+      return [
+        `channel ${short(info.channelId)} (${sat(FORCE_CAPACITY_SAT)}, ${sat(FORCE_PUSH_SAT)} pushed to alice) ready; bob broadcasts his commitment ${short(txid)}`,
+        `alice sees bob's commitment confirmed and sweeps her to_remote (P2WPKH of her payment basepoint): ${short(sweepTxid)} pays her wallet ${sat(valueSat)} (sweep fee ${sat(FORCE_PUSH_SAT - valueSat)})`,
+      ];
+    },
+  },
+  {
+    title: "mine to bob's to_self_delay: not a block early, bob sweeps his to_local into his wallet",
+    async run(ctx) {
+      const chain = need(ctx.chain, 'the chain');
+      const bob = need(ctx.bob, 'bob');
+      const f = need(ctx['force'] as { channelId: string; txid: string; confirmedAt: number; bobBefore: bigint; bobBalanceSat: bigint } | undefined, 'the force close');
+      const delay = bob.manager.channel(f.channelId)!.toSelfDelay;
+      let sweptAt: number | undefined;
+      let swept: { txid: string; valueSat: bigint } | undefined;
+      const listener = (i: ChannelInfo, txid: string, output: string, valueSat: bigint): void => {
+        if (i.channelId === f.channelId && output === 'to_local') {
+          sweptAt = chain.tip().height;
+          swept = { txid, valueSat };
+        }
+      };
+      bob.manager.on('sweep_broadcast', listener);
+      try {
+        // the commitment has 2 confirmations now; one block short of the delay, nothing may happen
+        await mine(chain, delay - 3);
+        await new Promise((r) => setTimeout(r, 100));
+        check(swept === undefined, `no to_local sweep at ${delay - 1} confirmations`);
+        await mine(chain, 1);
+        await until(() => swept !== undefined, "bob's to_local sweep");
+      } finally {
+        bob.manager.off('sweep_broadcast', listener);
+      }
+      const s = need(swept, 'the sweep');
+      await mine(chain, 1);
+      await until(() => walletTotal(bob) === f.bobBefore + s.valueSat && bob.wallet.balance().unconfirmedSat === 0n, "bob's sweep confirmed in his wallet");
+      const commitFee = f.bobBalanceSat - s.valueSat; // commitment fee (bob opened) + sweep fee
+      check(commitFee > 0n && commitFee < 10_000n, `fees ${commitFee} sat`);
+      return [
+        `to_self_delay ${delay} (set by alice): bob's commitment confirmed at height ${f.confirmedAt}, sweep broadcast at height ${sweptAt} (${delay} confirmations)`,
+        `bob: channel ${sat(f.bobBalanceSat)} − commitment fee − sweep fee = ${sat(s.valueSat)} back in his wallet (${short(s.txid)})`,
       ];
     },
   },

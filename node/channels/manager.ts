@@ -439,8 +439,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     c.meta = { ...c.meta, forceCloseTxid: txid };
     await this.root.put(enc.encode(`${P_META}${c.keyIndex}`), enc.encode(JSON.stringify(c.meta)));
     await this.chain.broadcast(buf(raw));
-    this.log.warn({ channelId: bytesToHex(s.channelId), txid }, 'force close: our commitment broadcast');
-    this.fail(c, 'force closed by us');
+    this.log.info({ channelId: bytesToHex(s.channelId), txid }, 'force close: our commitment broadcast');
+    this.fail(c, 'force closed by us', 'info');
     return txid;
   }
 
@@ -580,7 +580,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   }
 
   /** The channel is failed: an opening is abandoned; an established channel stops taking updates. */
-  private fail(chan: Chan, reason: string): void {
+  private fail(chan: Chan, reason: string, level: 'error' | 'info' = 'error'): void {
     const state = chan.driver?.state;
     if (state === undefined || PRE_FUNDING.has(state.phase)) {
       this.abandonOpening(chan, state, reason);
@@ -593,7 +593,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       .put(enc.encode(`${P_META}${chan.keyIndex}`), enc.encode(JSON.stringify(chan.meta)))
       .catch((err: unknown) => this.log.error({ err }, 'could not record the channel failure'));
     // A failed channel stays open on chain until one side closes it: forceCloseChannel() (ours) or the peer's commitment.
-    this.log.error({ channelId: bytesToHex(state.channelId), reason }, 'channel failed');
+    this.log[level]({ channelId: bytesToHex(state.channelId), reason }, 'channel failed');
     this.settle(chan, 'closing', new ChannelManagerError('ERR_CHANNEL_REFUSED', reason));
     this.emit('channel_failed', this.info(chan), reason);
   }
@@ -809,7 +809,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     const s = chan.driver.state;
     const secrets = deriveChannelSecrets(this.seed, chan.keyIndex);
     const ours = equalBytes(localCommitmentTxid(s, secrets), txid);
-    this.fail(chan, ours ? 'force closed by us' : 'closed on chain by the peer');
+    this.fail(chan, ours ? 'force closed by us' : 'closed on chain by the peer', 'info');
     const dest = async (): Promise<Uint8Array> => (await this.wallet.newAddress()).script;
     const feerate = async (): Promise<number> => this.chain.estimateFeeratePerKw(this.policy.feeConfTarget);
     const publish = async (raw: Uint8Array, sweepTxid: Uint8Array, output: 'to_local' | 'to_remote', valueSat: bigint): Promise<void> => {
