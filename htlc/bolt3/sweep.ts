@@ -3,6 +3,8 @@
  *   - our `to_local` on our own commitment, after `to_self_delay` blocks:
  *     witness `<sig> <> <to_local script>` (the delayed branch), input
  *     sequence = to_self_delay (BIP 68 relative lock);
+ *   - their `to_local` on a commitment of theirs they had revoked (justice):
+ *     witness `<sig> 1 <to_local script>` with the revocation private key;
  *   - our `to_remote` on their commitment: with option_static_remotekey a
  *     P2WPKH of our payment basepoint (witness `<sig> <pubkey>`); with
  *     anchors the P2WSH `<key> OP_CHECKSIGVERIFY 1 OP_CHECKSEQUENCEVERIFY`
@@ -89,6 +91,15 @@ export function sweepToLocal(
 ): SweepTx {
   if (!Number.isInteger(toSelfDelay) || toSelfDelay < 0 || toSelfDelay > 0xffff) throw new Bolt3Error('ERR_BAD_PARAMS', `bad to_self_delay ${toSelfDelay}`);
   return sweep(input, toSelfDelay, destScript, feeratePerKw, witnessScript, delayedPriv, (sig) => [sig, new Uint8Array(0), witnessScript]);
+}
+
+/**
+ * Takes the `to_local` output of a revoked commitment of theirs through its
+ * revocation branch (witness `<sig> 1 <to_local script>`, no delay), with the
+ * revocation private key their revealed per-commitment secret gives us.
+ */
+export function sweepRevokedToLocal(input: SweepInput, witnessScript: Uint8Array, revocationPriv: Uint8Array, destScript: Uint8Array, feeratePerKw: number): SweepTx {
+  return sweep(input, 0xffffffff, destScript, feeratePerKw, witnessScript, revocationPriv, (sig) => [sig, Uint8Array.of(1), witnessScript]);
 }
 
 /**

@@ -110,7 +110,8 @@ function fundingOutpoint(s: ChannelState): { txid: Uint8Array; outputIndex: numb
   return { txid: s.fundingTxid, outputIndex: s.fundingOutputIndex };
 }
 
-function paymentBasepoints(s: ChannelState): { openerPaymentBasepoint: Uint8Array; acceptorPaymentBasepoint: Uint8Array } {
+/** The opener's and acceptor's payment basepoints (what the obscured commitment number is derived from). */
+export function paymentBasepoints(s: ChannelState): { openerPaymentBasepoint: Uint8Array; acceptorPaymentBasepoint: Uint8Array } {
   const l = s.local.pubkeys.paymentBasepoint;
   const r = s.remote.pubkeys.paymentBasepoint;
   return s.opener === 'local' ? { openerPaymentBasepoint: l, acceptorPaymentBasepoint: r } : { openerPaymentBasepoint: r, acceptorPaymentBasepoint: l };

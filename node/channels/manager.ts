@@ -34,7 +34,7 @@ import { ChannelDriver, type ChannelAdapters } from '../../htlc/channel/driver.j
 import { loadChannels } from '../../htlc/channel/codec.js';
 import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
-import { localCommitmentTxid, toLocalSweep, toRemoteSweep } from '../../htlc/channel/unilateral.js';
+import { justiceSweep, localCommitmentTxid, toLocalSweep, toRemoteSweep } from '../../htlc/channel/unilateral.js';
 import type { ChannelConfig, ChannelEvent, ChannelFailure, ChannelState, ChannelType, StepResult } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
 import { bytesToHex, concatBytes, equalBytes, hexToBytes, u16be } from '../../wire/bytes.js';
@@ -132,6 +132,8 @@ export interface ChannelInfo {
   forceCloseTxid?: string;
 }
 
+export type SweptOutput = 'to_local' | 'to_remote' | 'justice';
+
 export interface ChannelEvents {
   /** Funding signed by both sides (and broadcast by the opener); waiting for minimum_depth. */
   channel_pending: [info: ChannelInfo];
@@ -142,8 +144,12 @@ export interface ChannelEvents {
   /** The funding output was spent on chain. */
   funding_spent: [info: ChannelInfo, spendingTxid: string, cooperative: boolean];
   channel_failed: [info: ChannelInfo, reason: string];
-  /** A sweep of our balance from a unilateral close was broadcast (display-order txid; `output`: which output it spends). */
-  sweep_broadcast: [info: ChannelInfo, sweepTxid: string, output: 'to_local' | 'to_remote', valueSat: bigint];
+  /**
+   * A sweep after a unilateral close was broadcast (display-order txid). `output`: our to_local (our commitment, after
+   * its delay), our to_remote (their commitment), or `justice`: their to_local taken with the revocation key because
+   * the commitment they broadcast was one they had revoked.
+   */
+  sweep_broadcast: [info: ChannelInfo, sweepTxid: string, output: SweptOutput, valueSat: bigint];
   htlc_incoming: [channelId: string, htlc: { id: bigint; amountMsat: bigint; paymentHash: Uint8Array; cltvExpiry: number }];
   htlc_fulfilled: [channelId: string, id: bigint, paymentPreimage: Uint8Array];
   htlc_failed: [channelId: string, id: bigint, reason: Uint8Array | undefined];
@@ -802,17 +808,20 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
    * The funding output was spent by a commitment (ours or theirs): sweep what
    * is ours to a fresh wallet address. Our own commitment: to_local after its
    * CSV delay. Theirs: to_remote at once (one confirmation, which the spend
-   * already has). Repeated after a restart (the spend watch reports the spend
+   * already has), and, if it was a commitment they had revoked, their
+   * to_local too, through the revocation branch (before their delay runs out). Repeated after a restart (the spend watch reports the spend
    * again); a sweep already made is simply refused by the chain.
    */
   private async onUnilateralClose(chan: Chan, tx: Uint8Array, txid: Uint8Array): Promise<void> {
     const s = chan.driver.state;
     const secrets = deriveChannelSecrets(this.seed, chan.keyIndex);
     const ours = equalBytes(localCommitmentTxid(s, secrets), txid);
-    this.fail(chan, ours ? 'force closed by us' : 'closed on chain by the peer', 'info');
+    const feeratePerKw = await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget);
+    const justice = ours ? null : justiceSweep(s, secrets, tx, (await this.wallet.newAddress()).script, feeratePerKw);
+    if (justice !== null) this.fail(chan, `breach: the peer broadcast its revoked commitment ${justice.commitmentNumber}`);
+    else this.fail(chan, ours ? 'force closed by us' : 'closed on chain by the peer', 'info');
     const dest = async (): Promise<Uint8Array> => (await this.wallet.newAddress()).script;
-    const feerate = async (): Promise<number> => this.chain.estimateFeeratePerKw(this.policy.feeConfTarget);
-    const publish = async (raw: Uint8Array, sweepTxid: Uint8Array, output: 'to_local' | 'to_remote', valueSat: bigint): Promise<void> => {
+    const publish = async (raw: Uint8Array, sweepTxid: Uint8Array, output: SweptOutput, valueSat: bigint): Promise<void> => {
       try {
         await this.chain.broadcast(buf(raw));
       } catch (err) {
@@ -824,12 +833,13 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       this.emit('sweep_broadcast', this.info(chan), id, output, valueSat);
     };
     if (!ours) {
-      const sw = toRemoteSweep(s, secrets, tx, await dest(), await feerate());
+      if (justice !== null) await publish(justice.sweep.tx, justice.sweep.txid, 'justice', justice.sweep.valueSat);
+      const sw = toRemoteSweep(s, secrets, tx, await dest(), feeratePerKw);
       if (sw === null) this.log.info({ channelId: bytesToHex(s.channelId) }, 'their commitment pays nothing to us');
       else await publish(sw.tx, sw.txid, 'to_remote', sw.valueSat);
       return;
     }
-    const plan = toLocalSweep(s, secrets, await dest(), await feerate());
+    const plan = toLocalSweep(s, secrets, await dest(), feeratePerKw);
     if (plan === null) return; // our balance was below the dust limit
     chan.sweepWatch?.cancel();
     chan.sweepWatch = this.chain.watchConfirmations({ txid, numConfs: Math.max(1, plan.toSelfDelay) }, (ev) => {

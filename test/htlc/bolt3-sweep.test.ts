@@ -9,7 +9,19 @@ import { describe, it } from 'node:test';
 import { randomBytes, secp } from '../../wire/crypto.js';
 import { TX, buf } from '../../htlc/bolt3/btc.js';
 import { Bolt3Error } from '../../htlc/bolt3/errors.js';
-import { p2wpkh, p2wsh, sweepToLocal, sweepToRemote, toLocalWitnessScript, toRemoteOutput, type SweepTx } from '../../htlc/bolt3/index.js';
+import {
+  deriveRevocationPrivkey,
+  deriveRevocationPubkey,
+  p2wpkh,
+  p2wsh,
+  perCommitmentPoint,
+  sweepRevokedToLocal,
+  sweepToLocal,
+  sweepToRemote,
+  toLocalWitnessScript,
+  toRemoteOutput,
+  type SweepTx,
+} from '../../htlc/bolt3/index.js';
 
 const bScript = createRequire(import.meta.url)('bcoin/lib/script/script') as { fromRaw(b: Buffer): unknown };
 
@@ -64,6 +76,21 @@ describe('bolt3 sweeps', () => {
       assert.equal(t.inputs[0]!.sequence, type === 'anchors_zero_fee_htlc' ? 1 : 0xffffffff);
       assert.equal(verifies(sweepToRemote(input(123_456n), out.witnessScript, key().priv, dest, 1000), out.scriptPubKey, 123_456n), false);
     }
+  });
+
+  it('justice: a revoked to_local taken at once through the revocation branch with the derived revocation key', () => {
+    const revocationBase = key();
+    const perCommitmentSecret = randomBytes(32);
+    const point = perCommitmentPoint(perCommitmentSecret);
+    const revocationPub = deriveRevocationPubkey(revocationBase.pub, point);
+    const ws = toLocalWitnessScript(revocationPub, 144, key().pub);
+    const priv = deriveRevocationPrivkey(revocationBase.priv, perCommitmentSecret);
+    assert.deepEqual(secp.publicKeyCreate(priv), revocationPub);
+    const sw = sweepRevokedToLocal(input(300_000n), ws, priv, dest, 2500);
+    assert.equal(TX.fromRaw(buf(sw.tx)).inputs[0]!.sequence, 0xffffffff, 'no delay on the revocation branch');
+    assert.ok(verifies(sw, p2wsh(ws), 300_000n));
+    // without the secret (any other key) the branch stays closed
+    assert.equal(verifies(sweepRevokedToLocal(input(300_000n), ws, revocationBase.priv, dest, 2500), p2wsh(ws), 300_000n), false);
   });
 
   it('refuses an output not worth sweeping, and bad parameters, with typed errors', () => {

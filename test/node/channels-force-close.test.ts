@@ -11,7 +11,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { bcoin } from '../../node/chain/bcoin.js';
 import type { BcoinChainBackend } from '../../node/chain/index.js';
-import type { ChannelInfo } from '../../node/channels/manager.js';
+import type { ChannelInfo, SweptOutput } from '../../node/channels/manager.js';
+import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
+import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { ELSEWHERE, SEGWIT_HEIGHT } from './chain-fixture.js';
 import { TestNode, newTestChain, until } from './channels-fixture.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
@@ -22,7 +24,7 @@ type BTx = ReturnType<typeof bcoin.TX.fromRaw>;
 
 interface Sweep {
   txid: string;
-  output: 'to_local' | 'to_remote';
+  output: SweptOutput;
   valueSat: bigint;
   channelId: string;
 }
@@ -154,5 +156,46 @@ describe('channel manager: force close and sweeps', () => {
     await until(() => alice.walletTotalSat() - walletsBefore.alice === expectedGain.alice && bob.walletTotalSat() - walletsBefore.bob === expectedGain.bob, 'wallets credited with the sweeps');
     assert.equal(alice.wallet.balance().unconfirmedSat, 0n);
     assert.equal(bob.wallet.balance().unconfirmedSat, 0n);
+  });
+
+  it('a breach: Bob broadcasts a commitment he had revoked; Alice takes his to_local with the revocation key and her to_remote', T, async () => {
+    await alice.connect(bob); // Bob restarted in the test before
+    const ch = await alice.manager.openChannel(bob.id, 600_000n, { channelType: 'static_remotekey', pushMsat: 400_000_000n });
+    await mine(1);
+    await until(() => alice.manager.channel(ch.channelId)?.state === 'normal' && bob.manager.channel(ch.channelId)?.state === 'normal', 'channel ready');
+    // Bob keeps a copy of his state while his balance is 400 000 sat...
+    const old = structuredClone(bob.manager.channelState(ch.channelId));
+    assert.equal(old.localCommit.ourBalanceMsat, 400_000_000n);
+    // ...then pays Alice 300 000 sat, which revokes that commitment
+    const preimage = randomBytes(32);
+    const incoming = new Promise<bigint>((resolve) => alice.manager.once('htlc_incoming', (_c, h) => resolve(h.id)));
+    await bob.manager.addHtlc(ch.channelId, { amountMsat: 300_000_000n, paymentHash: sha256(preimage), cltvExpiry: chain.tip().height + 100 });
+    const hid = await incoming;
+    const settled = new Promise<void>((resolve) => bob.manager.once('htlc_fulfilled', () => resolve()));
+    await alice.manager.fulfillHtlc(ch.channelId, hid, preimage);
+    await settled;
+    await until(() => bob.manager.channelState(ch.channelId).remoteCommit.htlcs.length === 0 && alice.manager.channel(ch.channelId)!.pendingHtlcs === 0, 'payment settled');
+    assert.ok(alice.manager.channelState(ch.channelId).remoteCommit.height > old.localCommit.height, 'the old commitment is revoked');
+    const aliceBefore = alice.walletTotalSat();
+    const from = sweeps.alice.length;
+    // the cheat: Bob's old commitment, signed by both sides back then, goes to the chain
+    const revoked = signedLocalCommitment(old, deriveChannelSecrets(bob.channelSeed, old.keyIndex));
+    await chain.broadcast(Buffer.from(revoked));
+    await mine(1);
+    await until(() => sweeps.alice.slice(from).some((s) => s.output === 'justice') && sweeps.alice.slice(from).some((s) => s.output === 'to_remote'), 'justice and to_remote sweeps');
+    assert.match(alice.manager.channel(ch.channelId)!.failure ?? '', /^breach: the peer broadcast its revoked commitment \d+$/);
+    const mineNow = sweeps.alice.slice(from).filter((s) => s.channelId === ch.channelId);
+    assert.equal(mineNow.length, 2);
+    await mine(1);
+    const gained = mineNow.reduce((a, s) => a + s.valueSat, 0n);
+    await until(() => alice.walletTotalSat() - aliceBefore === gained && alice.wallet.balance().unconfirmedSat === 0n, "alice's sweeps confirmed");
+    // everything but the fees: the old commitment paid Bob 400 000 and Alice 200 000 less the commitment fee (her, as opener)
+    const tx = bcoin.TX.fromRaw(Buffer.from(revoked));
+    const outSum = tx.outputs.reduce((x: bigint, o: { value: number }) => x + BigInt(o.value), 0n);
+    const commitFee = 600_000n - outSum;
+    const sweepFees = outSum - gained;
+    assert.ok(commitFee > 0n && commitFee < 10_000n, `commitment fee ${commitFee}`);
+    assert.ok(sweepFees > 0n && sweepFees < 4_000n, `sweep fees ${sweepFees}`);
+    assert.ok(gained > 600_000n - 14_000n, `alice recovered ${gained} sat of the 600 000 sat channel`);
   });
 });
