@@ -24,7 +24,7 @@
  * and height; like lnd, those decode as 0.
  */
 import { Reader, Writer } from '../wire/bytes.js';
-import { ArgumentError, DecodeError } from '../wire/errors.js';
+import { ArgumentError } from '../wire/errors.js';
 import { encodeTlvRecords, readTlvRecords, type TlvRecord } from '../wire/tlv.js';
 
 export const BADONION = 0x8000;

@@ -194,9 +194,6 @@ function nativeBackend(): Secp256k1Backend {
   // wasm backend's, so both backends fail with the same error code.
   const isPub = (p: Uint8Array) => (p.length === 33 || p.length === 65) && s.publicKeyVerify(p);
   const isPriv = (k: Uint8Array) => k.length === 32 && s.privateKeyVerify(k);
-  const needPub = (p: Uint8Array, what: string) => {
-    if (!isPub(p)) throw new CryptoError('ERR_INVALID_PUBKEY', `${what}: not a valid public key`);
-  };
   const needPriv = (k: Uint8Array, what: string) => {
     if (!isPriv(k)) throw new CryptoError('ERR_INVALID_PRIVKEY', `${what}: not a valid private key`);
   };

@@ -14,6 +14,7 @@ import { withChannelFeatures } from '../../node/channels/features.js';
 import { FEATURE_TABLE } from '../../node/features.js';
 import { createLogger } from '../../node/log.js';
 import { Node } from '../../node/node.js';
+import { ELSEWHERE, SEGWIT_HEIGHT } from './chain-fixture.js';
 import { Wallet } from '../../node/wallet/wallet.js';
 import { randomBytes, randomPrivateKey } from '../../wire/crypto.js';
 
@@ -117,4 +118,11 @@ export async function until(pred: () => boolean | Promise<boolean>, what: string
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Two coinbases to each node's wallet, then blocks elsewhere past segwit activation and coinbase maturity. */
+export async function fundNodes(chain: BcoinChainBackend, nodes: readonly TestNode[]): Promise<void> {
+  for (const n of nodes) await chain.generateToAddress(2, (await n.wallet.newAddress()).address);
+  await chain.generateToAddress(Math.max(SEGWIT_HEIGHT - chain.tip().height, 100), ELSEWHERE);
+  await chain.synced();
 }

@@ -14,8 +14,8 @@ import type { BcoinChainBackend } from '../../node/chain/index.js';
 import type { ChannelInfo, SweptOutput } from '../../node/channels/manager.js';
 import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
 import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
-import { ELSEWHERE, SEGWIT_HEIGHT } from './chain-fixture.js';
-import { TestNode, newTestChain, until } from './channels-fixture.js';
+import { ELSEWHERE } from './chain-fixture.js';
+import { TestNode, newTestChain, until, fundNodes } from './channels-fixture.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
 
 const T = { timeout: 120_000 };
@@ -51,10 +51,7 @@ describe('channel manager: force close and sweeps', () => {
     await alice.start();
     await bob.start();
     for (const [who, n] of [['alice', alice], ['bob', bob]] as const) listenSweeps(who, n);
-    await chain.generateToAddress(2, (await alice.wallet.newAddress()).address);
-    await chain.generateToAddress(2, (await bob.wallet.newAddress()).address);
-    await chain.generateToAddress(Math.max(SEGWIT_HEIGHT - chain.tip().height, 100), ELSEWHERE);
-    await chain.synced();
+    await fundNodes(chain, [alice, bob]);
     await alice.connect(bob);
   });
 

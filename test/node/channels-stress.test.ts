@@ -44,8 +44,8 @@ import type { Peer } from '../../node/peer.js';
 import { Wallet } from '../../node/wallet/wallet.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import { sha256 } from '../../wire/crypto.js';
-import { ELSEWHERE, SEGWIT_HEIGHT } from './chain-fixture.js';
-import { TestNode, newTestChain, until } from './channels-fixture.js';
+import { ELSEWHERE } from './chain-fixture.js';
+import { TestNode, newTestChain, until, fundNodes } from './channels-fixture.js';
 
 const TOTAL_HTLCS = 500;
 const PER_ROUND = 20;
@@ -142,7 +142,6 @@ interface Htlc {
 
 describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (seed ${SEED})`, () => {
   const rnd = prng(SEED);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   let chain: BcoinChainBackend;
   let alice: StressNode;
   let bob: StressNode;
@@ -484,10 +483,7 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
     };
     await alice.start();
     await bob.start();
-    await chain.generateToAddress(2, (await alice.wallet.newAddress()).address);
-    await chain.generateToAddress(2, (await bob.wallet.newAddress()).address);
-    await chain.generateToAddress(Math.max(SEGWIT_HEIGHT - chain.tip().height, 100), ELSEWHERE);
-    await chain.synced();
+    await fundNodes(chain, [alice, bob]);
     await alice.node.connect(bob.id, '127.0.0.1', bob.listenPort, { persistent: true });
   });
 

@@ -13,8 +13,8 @@ import { bcoin } from '../../node/chain/bcoin.js';
 import type { BcoinChainBackend } from '../../node/chain/index.js';
 import type { ChannelInfo } from '../../node/channels/manager.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
-import { ELSEWHERE, SEGWIT_HEIGHT } from './chain-fixture.js';
-import { TestNode, newTestChain, until } from './channels-fixture.js';
+import { ELSEWHERE } from './chain-fixture.js';
+import { TestNode, newTestChain, until, fundNodes } from './channels-fixture.js';
 
 const T = { timeout: 60_000 };
 
@@ -40,10 +40,7 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     bob = new TestNode({ name: 'bob', disk: true, policy: { minimumDepth: 2, maxPendingChannels: 1 } }, chain);
     await alice.start();
     await bob.start();
-    await chain.generateToAddress(2, (await alice.wallet.newAddress()).address);
-    await chain.generateToAddress(2, (await bob.wallet.newAddress()).address);
-    await chain.generateToAddress(Math.max(SEGWIT_HEIGHT - chain.tip().height, 100), ELSEWHERE);
-    await chain.synced();
+    await fundNodes(chain, [alice, bob]);
     assert.ok(alice.wallet.balance().confirmedSat > 0n && bob.wallet.balance().confirmedSat > 0n);
     await alice.connect(bob);
   });
