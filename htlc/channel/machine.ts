@@ -192,12 +192,6 @@ function settleable(s: ChannelState, id: bigint): { amountMsat: bigint; paymentH
   return h;
 }
 
-function resolutionMessage(s: ChannelState, e: ResolutionEntry): ChannelMessage {
-  if (e.kind === 'fulfill') return { type: 130, channelId: s.channelId, id: e.htlcId, paymentPreimage: e.paymentPreimage };
-  if (e.kind === 'fail') return { type: 131, channelId: s.channelId, id: e.htlcId, reason: e.reason };
-  return { type: 135, channelId: s.channelId, id: e.htlcId, sha256OfOnion: e.sha256OfOnion, failureCode: e.failureCode };
-}
-
 /**
  * Fulfill / fail an HTLC the peer offered. Persisted before the update leaves
  * (a released preimage must survive a crash). While the peer is away (or the
@@ -221,7 +215,7 @@ function localRemove(s: ChannelState, i: ChannelInput & { type: 'fulfill_htlc' |
     e = { kind: 'fail_malformed', index, htlcId: i.id, sha256OfOnion: i.sha256OfOnion.slice(), failureCode: i.failureCode };
   }
   if (!s.reestablished) return ok({ ...s, pendingResolutions: [...(s.pendingResolutions ?? []), e] }, [], true);
-  return ok({ ...s, ourLog: append(s.ourLog, e) }, [resolutionMessage(s, e)], true);
+  return ok({ ...s, ourLog: append(s.ourLog, e) }, [updateMessage(s, e)], true);
 }
 
 /**
@@ -241,7 +235,7 @@ function sendPendingResolutions(s: ChannelState): { state: ChannelState; send: C
     if (typeof settleable(state, q.htlcId) === 'string') continue;
     const e: ResolutionEntry = { ...q, index: logEnd(state.ourLog) };
     state = { ...state, ourLog: append(state.ourLog, e) };
-    send.push(resolutionMessage(state, e));
+    send.push(updateMessage(state, e));
   }
   return { state, send };
 }
