@@ -809,18 +809,20 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
    * is ours to a fresh wallet address. Our own commitment: to_local after its
    * CSV delay. Theirs: to_remote at once (one confirmation, which the spend
    * already has), and, if it was a commitment they had revoked, their
-   * to_local too, through the revocation branch (before their delay runs out). Repeated after a restart (the spend watch reports the spend
-   * again); a sweep already made is simply refused by the chain.
+   * to_local too, through the revocation branch (before their delay runs
+   * out). Repeated after a restart (the spend watch reports the spend again);
+   * a sweep already made is simply refused by the chain. One fresh wallet
+   * address receives everything swept from this close.
    */
   private async onUnilateralClose(chan: Chan, tx: Uint8Array, txid: Uint8Array): Promise<void> {
     const s = chan.driver.state;
     const secrets = deriveChannelSecrets(this.seed, chan.keyIndex);
     const ours = equalBytes(localCommitmentTxid(s, secrets), txid);
     const feeratePerKw = await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget);
-    const justice = ours ? null : justiceSweep(s, secrets, tx, (await this.wallet.newAddress()).script, feeratePerKw);
+    const dest = (await this.wallet.newAddress()).script;
+    const justice = ours ? null : justiceSweep(s, secrets, tx, dest, feeratePerKw);
     if (justice !== null) this.fail(chan, `breach: the peer broadcast its revoked commitment ${justice.commitmentNumber}`);
     else this.fail(chan, ours ? 'force closed by us' : 'closed on chain by the peer', 'info');
-    const dest = async (): Promise<Uint8Array> => (await this.wallet.newAddress()).script;
     const publish = async (raw: Uint8Array, sweepTxid: Uint8Array, output: SweptOutput, valueSat: bigint): Promise<void> => {
       try {
         await this.chain.broadcast(buf(raw));
@@ -834,12 +836,12 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     };
     if (!ours) {
       if (justice !== null) await publish(justice.sweep.tx, justice.sweep.txid, 'justice', justice.sweep.valueSat);
-      const sw = toRemoteSweep(s, secrets, tx, await dest(), feeratePerKw);
+      const sw = toRemoteSweep(s, secrets, tx, dest, feeratePerKw);
       if (sw === null) this.log.info({ channelId: bytesToHex(s.channelId) }, 'their commitment pays nothing to us');
       else await publish(sw.tx, sw.txid, 'to_remote', sw.valueSat);
       return;
     }
-    const plan = toLocalSweep(s, secrets, await dest(), feeratePerKw);
+    const plan = toLocalSweep(s, secrets, dest, feeratePerKw);
     if (plan === null) return; // our balance was below the dust limit
     chan.sweepWatch?.cancel();
     chan.sweepWatch = this.chain.watchConfirmations({ txid, numConfs: Math.max(1, plan.toSelfDelay) }, (ev) => {
