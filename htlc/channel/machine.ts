@@ -220,14 +220,17 @@ function localRemove(s: ChannelState, i: ChannelInput & { type: 'fulfill_htlc' |
 
 /**
  * After channel_reestablish: appends the queued resolutions whose HTLC is
- * still irrevocably committed and not being removed, and returns their
- * messages (sent after the retransmissions). Others are dropped: nothing can
- * remove an HTLC the peer offered but our own update, so a queued resolution
- * only finds its HTLC gone if the same resolution already went through.
+ * still irrevocably committed and not being removed, in the order they were
+ * asked for, and returns their messages (sent after the retransmissions).
+ * Others are dropped: nothing can remove an HTLC the peer offered but our own
+ * update, so a queued resolution only finds its HTLC gone if the same
+ * resolution already went through. Outside normal operation and shutdown the
+ * queue is left as it is (no update may be sent there, and a channel that
+ * reaches negotiation has no HTLC left to resolve).
  */
 function sendPendingResolutions(s: ChannelState): { state: ChannelState; send: ChannelMessage[] } {
   const queued = s.pendingResolutions;
-  if (queued === undefined) return { state: s, send: [] };
+  if (queued === undefined || (s.phase !== 'normal' && s.phase !== 'shutdown')) return { state: s, send: [] };
   const { pendingResolutions: _q, ...rest } = s;
   let state: ChannelState = rest;
   const send: ChannelMessage[] = [];
@@ -486,7 +489,9 @@ function receiveReestablish(ctx: StepContext, s0: ChannelState, m: ChannelReesta
   if (offer !== undefined) send.push(offer);
   const resumed = sendPendingResolutions({ ...s, reestablished: true });
   send.push(...resumed.send);
-  return ok(resumed.state, send, resumed.send.length > 0, [{ type: 'channel_reestablished' }]);
+  // persisted whenever the queue changed: the re-applied updates are in the log before they leave, and stale entries go
+  const queueChanged = resumed.state.pendingResolutions !== s.pendingResolutions;
+  return ok(resumed.state, send, queueChanged, [{ type: 'channel_reestablished' }]);
 }
 
 // ---------------------------------------------------------------- dispatch

@@ -9,8 +9,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pair } from './channel-harness.js';
-import { decodeState } from '../../htlc/channel/codec.js';
+import { decodeState, loadChannels } from '../../htlc/channel/codec.js';
 import { ChannelDriver } from '../../htlc/channel/driver.js';
+import { parseTx } from '../../htlc/channel/tx.js';
+import { p2wpkh } from '../../htlc/bolt3/index.js';
+import { bytesToHex } from '../../wire/bytes.js';
 
 const AMOUNT = 7_000_000n;
 
@@ -155,4 +158,90 @@ describe('our resolutions survive disconnects and restarts', () => {
     assert.equal(p.state('b').localCommit.htlcs.length, 1);
     p.checkConsistent();
   });
+
+  it('two resolutions cut together come back in the order they were asked for, persisted when re-applied', async () => {
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 0n });
+    await p.add('a', AMOUNT);
+    await p.add('a', AMOUNT);
+    await p.settle();
+    const [h0, h1] = p.settleable('b');
+    assert.ok(h0 !== undefined && h1 !== undefined);
+    await p.fail('b', h1.id);
+    await p.fulfill('b', h0.id);
+    await p.cut();
+    assert.deepEqual(p.state('b').pendingResolutions?.map((e) => [e.kind, e.htlcId]), [['fail', h1.id], ['fulfill', h0.id]]);
+    const from = p.trace.length;
+    await p.reconnect();
+    const resent = p.trace.slice(from).filter((t) => t.from === 'b' && (t.type === 130 || t.type === 131));
+    assert.deepEqual(resent.map((t) => t.type), [131, 130]);
+    // the re-applied updates were persisted before they left: in the log, no longer queued
+    const onDisk = (await loadChannels(p.ep.b.store))[0]!;
+    assert.equal(onDisk.pendingResolutions, undefined);
+    assert.deepEqual(onDisk.ourLog.entries.slice(-2).map((e) => e.kind), ['fail', 'fulfill']);
+    // lost on the wire once more and b restarts: the store alone brings them back, in order
+    p.queue.b = [];
+    await p.apply('a', { type: 'disconnected' });
+    await p.reload('b');
+    assert.deepEqual(p.state('b').pendingResolutions?.map((e) => e.kind), ['fail', 'fulfill']);
+    await p.reconnect();
+    await p.settle();
+    for (const side of ['a', 'b'] as const) assert.equal(p.state(side).localCommit.htlcs.length, 0);
+    assert.equal(p.balances('b').ours, AMOUNT);
+    p.checkConsistent();
+  });
+
+  it('a queued resolution is kept, not applied, while the reestablish fails', async () => {
+    const { p, id } = await committedHtlc();
+    await p.fulfill('b', id);
+    await p.cut();
+    await p.apply('b', { type: 'connected' });
+    p.queue.b = [];
+    // a channel_reestablish that does not match (a claims a commitment b never signed)
+    const bad = { type: 136 as const, channelId: p.state('b').channelId, nextCommitmentNumber: 99n, nextRevocationNumber: 0n, yourLastPerCommitmentSecret: new Uint8Array(32), myCurrentPerCommitmentPoint: p.state('a').remoteCurrentPoint };
+    const r = await p.apply('b', { type: 'message', msg: bad });
+    assert.equal(r.failure?.code, 'ERR_SYNC');
+    assert.ok(!r.send.some((m) => m.type === 130), 'no update_fulfill_htlc before a good reestablish');
+    assert.equal(p.state('b').pendingResolutions?.length, 1);
+  });
+});
+
+describe('our resolutions during a cooperative close', () => {
+  const SCRIPT_A = p2wpkh(new Uint8Array(33).fill(2));
+
+  for (const restart of [false, true]) {
+    it(`a fulfill cut during shutdown is sent again${restart ? ' (after a restart)' : ''}, the HTLC clears and the close completes`, async () => {
+      const { p, id } = await committedHtlc();
+      assert.equal((await p.apply('a', { type: 'shutdown', scriptPubKey: SCRIPT_A, feeratePerKw: 1000 })).failure, undefined);
+      await p.deliverAll();
+      assert.equal(p.state('a').phase, 'shutdown');
+      assert.equal(p.state('b').phase, 'shutdown');
+      const r = await p.fulfill('b', id);
+      assert.equal(r.failure, undefined);
+      assert.equal(r.writes.length, 1);
+      if (restart) {
+        p.queue.b = [];
+        await p.apply('a', { type: 'disconnected' });
+        await p.reload('b');
+      } else {
+        await p.cut();
+      }
+      assert.equal(p.state('b').pendingResolutions?.length, 1);
+      const from = p.trace.length;
+      await p.reconnect();
+      const after = p.trace.slice(from).filter((t) => t.from === 'b').map((t) => t.type);
+      assert.ok(after.includes(38) && after.includes(130), `b re-sends its shutdown and the fulfill (${after.join(',')})`);
+      assert.ok(after.indexOf(38) < after.indexOf(130), 'shutdown first, then the re-applied update');
+      await p.settle();
+      await p.deliverAll();
+      assert.equal(p.state('a').phase, 'closed');
+      assert.equal(p.state('b').phase, 'closed');
+      const e = p.ep.a.events.find((x) => x.type === 'closing_tx');
+      assert.ok(e !== undefined && e.type === 'closing_tx');
+      const outs = new Map(parseTx(e.tx).outputs.map((o) => [bytesToHex(o.scriptPubKey), o.valueSat]));
+      // b was pushed 100 000 sat and received the HTLC's 7 000 sat (b's script is its default shutdown script)
+      const sb = p.state('b');
+      assert.equal(outs.get(bytesToHex(sb.shutdown!.localScript!)), 107_000n);
+      assert.deepEqual([...p.ep.a.failures, ...p.ep.b.failures], []);
+    });
+  }
 });
