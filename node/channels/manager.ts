@@ -35,7 +35,7 @@ import { loadChannels } from '../../htlc/channel/codec.js';
 import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
 import { justiceSweep, localCommitmentTxid, toLocalSweep, toRemoteSweep } from '../../htlc/channel/unilateral.js';
-import type { ChannelConfig, ChannelEvent, ChannelFailure, ChannelState, ChannelType, StepResult } from '../../htlc/channel/types.js';
+import type { ChannelConfig, ChannelEvent, ChannelFailure, ChannelInput, ChannelState, ChannelType, StepResult } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
 import { bytesToHex, concatBytes, equalBytes, hexToBytes, u16be } from '../../wire/bytes.js';
 import { decodeChannelMessage, encodeChannelMessage, channelIdOf, type ChannelMessage, type OpenChannel } from '../../wire/channel-messages.js';
@@ -452,22 +452,29 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
 
   /**
    * Settles an incoming HTLC. Once this resolves the channel has persisted the
-   * preimage and will see the fulfill through: while the peer is away it waits
-   * for the next channel_reestablish, and a disconnect that reverses it before
-   * it is signed makes the channel send it again. The same holds for failHtlc.
+   * preimage and will see the fulfill through without being asked again:
+   * while the peer is away it waits for the next channel_reestablish, and a
+   * disconnect (or a restart) that reverses it before a commitment_signed
+   * covered it makes the channel send it again after the reestablish, which
+   * the manager then signs. It rejects only when the channel refused it (an
+   * unknown HTLC, a wrong preimage, one already being resolved). The same
+   * holds for failHtlc.
    */
   async fulfillHtlc(channelId: string, id: bigint, paymentPreimage: Uint8Array): Promise<void> {
-    const c = this.require(channelId);
-    const r = await c.driver.apply({ type: 'fulfill_htlc', id, paymentPreimage });
-    if (r.failure !== undefined) throw refused(r);
-    await this.sign(c);
+    await this.resolveHtlc(channelId, { type: 'fulfill_htlc', id, paymentPreimage });
   }
 
   async failHtlc(channelId: string, id: bigint, reason: Uint8Array = new Uint8Array(0)): Promise<void> {
+    await this.resolveHtlc(channelId, { type: 'fail_htlc', id, reason });
+  }
+
+  private async resolveHtlc(channelId: string, input: ChannelInput & { type: 'fulfill_htlc' | 'fail_htlc' }): Promise<void> {
     const c = this.require(channelId);
-    const r = await c.driver.apply({ type: 'fail_htlc', id, reason });
+    const r = await c.driver.apply(input);
     if (r.failure !== undefined) throw refused(r);
-    await this.sign(c);
+    // taken and persisted: a signing failure now (the store gone) must not look like a refusal to the caller;
+    // the next reestablish or revoke_and_ack signs it
+    await this.sign(c).catch((err: unknown) => this.log.warn({ err, id: String(input.id) }, 'signing after a resolution failed; the channel keeps the resolution'));
   }
 
   /** Resolves with the channel once `pred` holds for it (checked on every channel event), or rejects after `timeoutMs`. */

@@ -14,6 +14,13 @@
  * no more writes, the unhandled events are lost with the process, and the
  * restarted manager must hand them out again).
  *
+ * Every fulfill and fail is asked for once: a call that returned means the
+ * channel took (and persisted) it, so the HTLC must end fulfilled or failed
+ * as asked without a second call, whatever cut or restart reverses the update
+ * on the wire (the channel sends it again after channel_reestablish). Only a
+ * call that Alice's death cut off before the channel persisted it (the caller
+ * died with it) is asked again, and is counted.
+ *
  * After every batch, once everything is signed, both nodes are checked:
  * funds conserved in every commitment (local + remote + in flight =
  * capacity), both views mirrored, every HTLC either pending on both
@@ -128,10 +135,13 @@ interface Htlc {
   incoming: boolean;
   /** A resolution asked of the receiver and not known to be lost. */
   resolving?: 'fulfill' | 'fail';
-  /** Restart generation the resolution was asked in. */
-  resolvingGen?: number;
-  /** fulfillHtlc / failHtlc returned: the channel took (and persisted) the resolution, so it must end the HTLC without being asked again. */
-  resolutionTaken?: boolean;
+  /**
+   * The fulfillHtlc / failHtlc call: under way, or taken (it returned: the channel persisted the resolution and
+   * must end the HTLC by itself). A call the receiver's death cut off stays 'asked' with an older `resolvingLife`.
+   */
+  resolution?: 'asked' | 'taken';
+  /** Alice's life (see `aliceLife`) the resolution was asked in. */
+  resolvingLife?: number;
   outcome?: 'fulfilled' | 'failed';
   /** Restart generation the add was issued in. */
   gen: number;
@@ -152,7 +162,25 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
   /** Balances right after the opening (push included), per channel, per side. */
   const initial: Record<Chan, Record<Who, bigint>> = { ab: { alice: 0n, bob: 0n }, ba: { alice: 0n, bob: 0n } };
   let generation = 0;
-  const stats = { crashForgotten: 0, replayedUnsent: 0, replayedEvents: 0, crossings: 0, cuts: 0, reissued: 0, refused: 0, unsent: 0, replayedOutcomes: 0, rounds: 0, restarts: 0 };
+  /** Bumped the moment Alice dies (before her restart): a call made in an earlier life died with her process. */
+  let aliceLife = 0;
+  const stats = {
+    crashForgotten: 0,
+    replayedUnsent: 0,
+    replayedEvents: 0,
+    crossings: 0,
+    cuts: 0,
+    diedUnpersisted: 0,
+    refused: 0,
+    unsent: 0,
+    replayedOutcomes: 0,
+    rounds: 0,
+    restarts: 0,
+    resolutionsTaken: 0,
+    inFlightAtCut: 0,
+  };
+  /** update_fulfill_htlc / update_fail_htlc attempts per HTLC (sender:channel:id); more than one: the channel sent it again. */
+  const resolutionSends = new Map<string, number>();
   const errors: string[] = [];
   const fail = (m: string): void => void errors.push(m);
 
@@ -229,12 +257,19 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
   /** Alice dies now (store closed, listeners gone, connections dropped) and starts again from her data directory. */
   function crashAlice(): void {
     cutInfo = { by: 'alice', restart: true };
+    aliceLife++;
+    countInFlight();
     restarting = (async () => {
       stats.restarts++;
       await alice.crash();
       generation++;
       await alice.start();
     })();
+  }
+
+  /** Resolutions the channels took whose outcome is not known yet when a cut or the restart happens. */
+  function countInFlight(): void {
+    stats.inFlightAtCut += htlcs.filter((h) => h.resolution === 'taken' && h.outcome === undefined).length;
   }
 
   /** Armed: Alice dies while handling the first HTLC event of a revoke_and_ack (the others of it are not handled yet). */
@@ -253,6 +288,10 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
       const send = p.sendRaw.bind(p);
       p.sendRaw = (bytes: Uint8Array): boolean => {
         const type = (bytes[0]! << 8) | bytes[1]!;
+        if (type === 130 || type === 131) {
+          const key = `${who}:${bytesToHex(bytes.subarray(2, 34))}:${bytesToHex(bytes.subarray(34, 42))}`;
+          resolutionSends.set(key, (resolutionSends.get(key) ?? 0) + 1);
+        }
         if (type === 132) {
           const cid = bytesToHex(bytes.subarray(2, 34));
           const other = who === 'alice' ? bob : alice;
@@ -269,6 +308,7 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
         cutInfo = { by: t.by, restart: t.restart };
         if (t.restart) crashAlice();
         else {
+          countInFlight();
           const { alice: a, bob: b } = nodes();
           if (t.by === 'alice') a.node.disconnect(b.id);
           else b.node.disconnect(a.id);
@@ -381,14 +421,17 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
         expected[h.from] -= h.amountMsat;
         pendingIds.add(`${h.from}:${h.id}`);
         if (h.resolving !== undefined) {
-          // a resolution the channel took is sent again by the channel itself after a cut (and survives a crash):
-          // the only one that may be missing is one whose fulfillHtlc/failHtlc call died with Alice's process
+          // a resolution the channel took is seen through by the channel itself, across cuts and the restart: the
+          // only one that may still be missing is one whose call Alice's death cut off before the channel persisted
+          // it (its caller died with the process); that one is asked again, and counted
+          const died = h.resolution === 'asked' && h.to === 'alice' && h.resolvingLife !== aliceLife;
           assert.ok(
-            !h.resolutionTaken && h.to === 'alice' && (h.resolvingGen ?? generation) < generation,
-            `${where}: HTLC #${h.n}: its ${h.resolving} was taken by the channel (${String(h.resolutionTaken)}) but the HTLC is still committed on both sides`,
+            died,
+            `${where}: HTLC #${h.n} (${chan} ${h.from} id ${h.id}): its ${h.resolving} was ${h.resolution === 'taken' ? 'taken by the channel' : 'asked'} but the HTLC is still committed on both sides`,
           );
           h.resolving = undefined;
-          stats.reissued++;
+          h.resolution = undefined;
+          stats.diedUnpersisted++;
         }
       }
       const committed = a.localCommit.htlcs.map((x) => `${x.offered ? 'alice' : 'bob'}:${x.id}`);
@@ -453,18 +496,24 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
     );
   }
 
+  /** Asks the receiver to fulfill or fail, once: it must be taken (queued if the peer is away), never refused. */
   function resolveOp(h: Htlc): Promise<void> {
     const to = nodes()[h.to];
+    const life = aliceLife;
+    const died = (): boolean => h.to === 'alice' && aliceLife !== life;
     h.resolving = h.plan;
-    h.resolvingGen = generation;
-    h.resolutionTaken = false;
+    h.resolution = 'asked';
+    h.resolvingLife = life;
     const p = h.plan === 'fulfill' ? to.manager.fulfillHtlc(ids[h.chan], h.id!, h.preimage) : to.manager.failHtlc(ids[h.chan], h.id!, new TextEncoder().encode(`no #${h.n}`));
     return p.then(
       () => {
-        h.resolutionTaken = true;
+        if (died()) return; // returned into a dead process: nobody heard it
+        h.resolution = 'taken';
+        stats.resolutionsTaken++;
       },
-      () => {
-        if (h.outcome === undefined) h.resolving = undefined; // refused (not connected): asked again later
+      (e: unknown) => {
+        if (died()) return; // the store closed under it: the check after quiescence finds out whether it was persisted
+        fail(`HTLC #${h.n}: ${h.plan} of an irrevocably committed HTLC refused: ${(e as Error).message}`);
       },
     );
   }
@@ -580,8 +629,20 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
     assert.ok(stats.crossings > 0, 'commitment_signed never crossed');
     const missed = cutPoints.filter((_c, i) => !cutHit.has(i)).map((c) => `${c.sender}:${c.type}:${c.mode}`);
     assert.deepEqual(missed, [], 'every step of the dance was cut');
+    // every resolution asked for ended as asked, once, with no second call (asked again only after a death, counted above)
+    let cutOffButPersisted = 0;
+    for (const h of htlcs) {
+      if (h.status !== 'sent') continue;
+      assert.equal(h.outcome, h.plan === 'fulfill' ? 'fulfilled' : 'failed', `HTLC #${h.n} ended ${h.outcome}, asked to ${h.plan}`);
+      if (h.resolution === 'taken') continue;
+      // the call died with Alice, yet the channel had persisted it and finished it by itself
+      assert.ok(h.to === 'alice' && h.resolvingLife! < aliceLife, `HTLC #${h.n}: its ${h.plan} call never returned`);
+      cutOffButPersisted++;
+    }
+    assert.equal(stats.resolutionsTaken + cutOffButPersisted, sent(), 'one resolution call taken per HTLC');
+    const resent = [...resolutionSends.values()].filter((n) => n > 1).length;
     const ms = Date.now() - started;
-    const line = `seed ${SEED}: ${sent()} HTLCs (${outcomes.fulfilled} fulfilled, ${outcomes.failed} failed) in ${stats.rounds} rounds, ${stats.cuts} cuts, ${stats.restarts} restart (${restartAt}), ${stats.crossings} crossed commitment_signed, ${stats.refused} adds refused while disconnected, ${stats.unsent} unsent, ${stats.crashForgotten} forgotten by the crash, ${stats.reissued} resolutions asked again (their call died with the process), ${stats.replayedOutcomes} outcomes reported twice, ${stats.replayedEvents} events and ${stats.replayedUnsent} htlc_unsent replayed by the restart, ${ms} ms`;
+    const line = `seed ${SEED}: ${sent()} HTLCs (${outcomes.fulfilled} fulfilled, ${outcomes.failed} failed) in ${stats.rounds} rounds, ${stats.cuts} cuts, ${stats.restarts} restart (${restartAt}), ${stats.crossings} crossed commitment_signed, ${stats.refused} adds refused while disconnected, ${stats.unsent} unsent, ${stats.crashForgotten} forgotten by the crash, ${stats.resolutionsTaken} resolutions taken (${stats.inFlightAtCut} in flight at a cut or the restart, ${resent} sent again by the channel, none asked twice; ${cutOffButPersisted + stats.diedUnpersisted} cut off by the death: ${cutOffButPersisted} persisted and finished by the channel, ${stats.diedUnpersisted} asked again), ${stats.replayedOutcomes} outcomes reported twice, ${stats.replayedEvents} events and ${stats.replayedUnsent} htlc_unsent replayed by the restart, ${ms} ms`;
     t.diagnostic(line);
     console.log(line);
   });
