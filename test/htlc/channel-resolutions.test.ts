@@ -4,7 +4,9 @@
  * is sent again by the channel after channel_reestablish, also across a
  * restart from the store; one asked for while the peer is away waits for the
  * next reestablish; an add that a crash cut before signing is reported as
- * unsent after the restart.
+ * unsent after the restart. One our commitment_signed covers is retransmitted
+ * with it instead, never twice; during a cooperative close the re-sent
+ * resolutions clear the HTLCs so the close can complete.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -121,6 +123,27 @@ describe('our resolutions survive disconnects and restarts', () => {
     assert.equal(fulfills.length, 1, 'no second update_fulfill_htlc');
     checkResolved(p, 'fulfill', before);
   });
+
+  for (const restart of [false, true]) {
+    it(`a resolution signed but whose commitment_signed was lost is retransmitted with it, not queued${restart ? ' (after a restart)' : ''}`, async () => {
+      const { p, id } = await committedHtlc();
+      const before = startBalances(p);
+      await p.fulfill('b', id);
+      const signed = await p.apply('b', { type: 'sign' });
+      assert.equal(signed.failure, undefined);
+      p.queue.b = []; // update_fulfill_htlc and commitment_signed never reached a
+      await p.apply('a', { type: 'disconnected' });
+      if (restart) await p.reload('b');
+      else await p.apply('b', { type: 'disconnected' });
+      assert.equal(p.state('b').pendingResolutions, undefined, 'our signature covers it: kept in the log for retransmission');
+      const from = p.trace.length;
+      await p.reconnect();
+      const again = p.trace.slice(from).filter((t) => t.from === 'b').map((t) => t.type);
+      assert.deepEqual(again.filter((t) => t === 130 || t === 132), [130, 132], 'the fulfill once, then the same commitment_signed');
+      await p.settle();
+      checkResolved(p, 'fulfill', before);
+    });
+  }
 
   it('a resolution for an HTLC that is no longer committed is dropped, not sent', async () => {
     const { p, id } = await committedHtlc();
