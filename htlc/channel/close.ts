@@ -160,6 +160,18 @@ export function resumeOffer(ctx: StepContext, s: ChannelState): ClosingSigned | 
   return offer(ctx, s, sh.lastSentFeeSat ?? idealFeeSat(sh, sh.feeratePerKw ?? s.localCommit.feeratePerKw));
 }
 
+/**
+ * After channel_reestablish: the shutdown we owe the peer when none of our
+ * updates waits for a signature any more. The updates that held it back may
+ * have been reversed by the disconnect (an unsigned add or fee update), and
+ * then no signature would ever release it. With updates of ours unsigned (our
+ * fulfills and fails sent again) it still waits for `shutdownAfterSign`.
+ */
+export function shutdownOwedAfterReestablish(ctx: StepContext, s: ChannelState): { state: ChannelState; msg?: Shutdown } {
+  if (logEnd(s.ourLog) !== (s.remoteNextCommit ?? s.remoteCommit).ourLogIndex) return { state: s };
+  return shutdownAfterSign(ctx, s);
+}
+
 /** After we signed: the shutdown we owe the peer, if it was waiting for our updates to be signed. */
 export function shutdownAfterSign(ctx: StepContext, s: ChannelState): { state: ChannelState; msg?: Shutdown } {
   const sh = s.shutdown;

@@ -491,7 +491,10 @@ function receiveReestablish(ctx: StepContext, s0: ChannelState, m: ChannelReesta
   send.push(...resumed.send);
   // persisted whenever the queue changed: the re-applied updates are in the log before they leave, and stale entries go
   const queueChanged = resumed.state.pendingResolutions !== s.pendingResolutions;
-  return ok(resumed.state, send, queueChanged, [{ type: 'channel_reestablished' }]);
+  const owed = close.shutdownOwedAfterReestablish(ctx, resumed.state);
+  if (owed.msg === undefined) return ok(resumed.state, send, queueChanged, [{ type: 'channel_reestablished' }]);
+  // our shutdown, held back by updates the disconnect reversed: sent now, and with no HTLC left the close goes on
+  return close.afterUpdate(ctx, ok(owed.state, [...send, owed.msg], true, [{ type: 'channel_reestablished' }]));
 }
 
 // ---------------------------------------------------------------- dispatch

@@ -266,5 +266,65 @@ describe('our resolutions during a cooperative close', () => {
       assert.equal(outs.get(bytesToHex(sb.shutdown!.localScript!)), 107_000n);
       assert.deepEqual([...p.ep.a.failures, ...p.ep.b.failures], []);
     });
+
+    it(`our shutdown held back by our unsigned fulfill goes out once the re-sent fulfill is signed${restart ? ' (after a restart)' : ''}; the close completes`, async () => {
+      const { p, id } = await committedHtlc();
+      const before = startBalances(p);
+      await p.fulfill('b', id); // unsigned when a's shutdown arrives: b owes its shutdown until it signs
+      p.queue.b = [];
+      assert.equal((await p.apply('a', { type: 'shutdown', scriptPubKey: SCRIPT_A, feeratePerKw: 1000 })).failure, undefined);
+      await p.deliver('a');
+      assert.equal(p.state('b').shutdown?.sentShutdown, false, 'b waits for its fulfill to be signed');
+      if (restart) {
+        p.queue.a = [];
+        await p.apply('a', { type: 'disconnected' });
+        await p.reload('b');
+      } else {
+        await p.cut();
+      }
+      assert.equal(p.state('b').pendingResolutions?.length, 1);
+      const from = p.trace.length;
+      await p.reconnect();
+      assert.equal(p.state('b').shutdown?.sentShutdown, false, 'the re-sent fulfill is unsigned: the shutdown still waits');
+      await p.settle();
+      await p.deliverAll();
+      const fromB = p.trace.slice(from).filter((t) => t.from === 'b').map((t) => t.type);
+      assert.ok(fromB.indexOf(130) < fromB.indexOf(132) && fromB.indexOf(132) < fromB.indexOf(38), `fulfill, its signature, then shutdown (${fromB.join(',')})`);
+      assert.equal(p.state('a').phase, 'closed');
+      assert.equal(p.state('b').phase, 'closed');
+      assert.equal(p.balances('b').ours, before.b + AMOUNT);
+      assert.deepEqual([...p.ep.a.failures, ...p.ep.b.failures], []);
+    });
+
+    it(`our shutdown held back by an unsigned add the disconnect reversed is sent right after the reestablish${restart ? ' (after a restart)' : ''}; the close completes`, async () => {
+      const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 100_000_000n });
+      assert.equal((await p.add('a', AMOUNT)).failure, undefined);
+      p.queue.a = []; // the add never reached b
+      assert.equal((await p.apply('b', { type: 'shutdown', scriptPubKey: SCRIPT_A, feeratePerKw: 1000 })).failure, undefined);
+      await p.deliver('b');
+      assert.equal(p.state('a').shutdown?.sentShutdown, false, 'a holds its shutdown back: its add is unsigned');
+      if (restart) {
+        p.queue.a = [];
+        await p.apply('b', { type: 'disconnected' });
+        await p.reload('a');
+        await p.driver('a').replay();
+      } else {
+        await p.cut();
+      }
+      assert.equal(p.ep.a.events.filter((e) => e.type === 'htlc_unsent').length, 1, 'the add is reported unsent');
+      const from = p.trace.length;
+      await p.reconnect();
+      // nothing of a's is left to sign, so no signature would ever release the shutdown: the reestablish sends it
+      assert.ok(p.trace.slice(from).some((t) => t.from === 'a' && t.type === 38), 'a sent its shutdown after the reestablish');
+      const onDisk = (await loadChannels(p.ep.a.store))[0]!;
+      assert.equal(onDisk.shutdown?.sentShutdown, true, 'persisted with it');
+      await p.settle();
+      await p.deliverAll();
+      assert.equal(p.state('a').phase, 'closed');
+      assert.equal(p.state('b').phase, 'closed');
+      assert.equal(bytesToHex(p.state('a').shutdown!.closingTx!), bytesToHex(p.state('b').shutdown!.closingTx!));
+      assert.equal(p.balances('b').ours, 100_000_000n, 'the unsent add moved nothing');
+      assert.deepEqual([...p.ep.a.failures, ...p.ep.b.failures], []);
+    });
   }
 });
