@@ -62,6 +62,8 @@ export interface DemoReport {
   reestablished?: { alice: number; bob: number; heightsKept: boolean };
   /** Off-chain balances when the close started. */
   closeBalancesMsat?: { alice: bigint; bob: bigint };
+  /** Commitment feerate before and after alice's update_fee. */
+  commitFeeratePerKw?: { before: number; after: number };
   closingFeeSat?: bigint;
   closingTxid?: string;
   walletBeforeCloseSat?: { alice: bigint; bob: bigint };
@@ -502,6 +504,25 @@ export const DEMO_STEPS: DemoStep[] = [
         `reconnected: channel_reestablish received by alice ${counts.alice}×, bob ${counts.bob}×; heights unchanged; HTLC fulfilled afterwards`,
         balancesLine(alice, bob, channelId),
       ];
+    },
+  },
+  {
+    title: 'alice, the opener, raises the commitment feerate by half (update_fee, then commitment_signed / revoke_and_ack both ways)',
+    async run(ctx) {
+      const alice = need(ctx.alice, 'alice');
+      const bob = need(ctx.bob, 'bob');
+      const { channelId } = need(ctx.channel, 'the channel');
+      const before = alice.manager.channel(channelId)!.feeratePerKw;
+      const target = before + Math.floor(before / 2);
+      const sent = await alice.manager.updateChannelFee(channelId, target);
+      check(sent === target, 'alice sent the feerate asked for');
+      await until(
+        () => [alice, bob].every((p) => p.manager.channel(channelId)!.feeratePerKw === target) && settled([alice, bob], channelId),
+        'both commitments at the new feerate',
+      );
+      checkMirrored(alice, bob, channelId);
+      ctx.report.commitFeeratePerKw = { before, after: target };
+      return [`commitment feerate ${before} → ${target} sat/kw on both sides' commitments`, balancesLine(alice, bob, channelId)];
     },
   },
   {

@@ -16,4 +16,5 @@ export { ChannelRegistry, type RouteResult } from './registry.js';
 export { loadChannels, stateWrite, encodeState, decodeState, channelKey } from './codec.js';
 export { deriveChannelSecrets, channelPubkeys, ourPoint, ourSecret } from './keys.js';
 export { nextLocalView, nextRemoteView, signRemote, verifyLocal, untrimmedCount, buildLocal, signedLocalCommitment, signedHtlcTxs, currentDustExposure, type SignedHtlcTx } from './commitments.js';
+export { commitFeeUpdate, shouldAdjustCommitFee, maxCommitFeeratePerKw, proposedFeeratePerKw, MIN_FEERATE_PER_KW, DEFAULT_COMMIT_FEE_POLICY, type CommitFeePolicy } from './fee.js';
 export type { FundingWallet } from './wallet.js';

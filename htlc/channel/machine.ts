@@ -67,8 +67,8 @@ import {
 } from './types.js';
 import * as establish from './establish.js';
 import * as close from './close.js';
+import { MIN_FEERATE_PER_KW } from './fee.js';
 
-const MIN_FEERATE_PER_KW = 253;
 const MAX_CLTV_EXPIRY = 500_000_000;
 
 const peerError = (s: ChannelState, code: ChannelErrorCode, message: string) => failWith(s, 'error', code, message);

@@ -16,6 +16,7 @@
  *   GET  /v1/channels
  *   POST /v1/channels/open        {"nodeId","fundingSat","channelType"?,"pushMsat"?,"feeratePerKw"?}  (returns once pending)
  *   POST /v1/channels/close       {"channelId","feeratePerKw"?}  (returns once the closing tx is signed and broadcast)
+ *   POST /v1/channels/updatefee   {"channelId","feeratePerKw"?}  (opener only; without a feerate the chain's estimate by the fee policy; {"feeratePerKw": null} when unchanged)
  *   POST /v1/channels/forceclose  {"channelId","withPendingHtlcs"?}  (broadcasts our commitment; returns {"txid"})
  *   POST /v1/chain/generate       {"blocks","address"?}  (embedded chain only)
  */
@@ -167,6 +168,10 @@ export class ControlApi {
         const withPending = b['withPendingHtlcs'];
         if (withPending !== undefined && typeof withPending !== 'boolean') throw new ApiError('ERR_API_BAD_REQUEST', '"withPendingHtlcs" must be a boolean');
         return { txid: await manager.forceCloseChannel(str(b, 'channelId'), withPending === true ? { withPendingHtlcs: true } : {}) };
+      }
+      case 'POST /v1/channels/updatefee': {
+        const feeratePerKw = int(b, 'feeratePerKw', true);
+        return { feeratePerKw: await manager.updateChannelFee(str(b, 'channelId'), feeratePerKw) };
       }
       case 'POST /v1/chain/generate': {
         const address = typeof b['address'] === 'string' ? b['address'] : (await wallet.newAddress()).address;

@@ -34,6 +34,7 @@ import { ChannelDriver, type ChannelAdapters } from '../../htlc/channel/driver.j
 import { loadChannels } from '../../htlc/channel/codec.js';
 import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
+import { commitFeeUpdate, DEFAULT_COMMIT_FEE_POLICY } from '../../htlc/channel/fee.js';
 import { justiceSweep, localCommitmentTxid, toLocalSweep, toRemoteSweep } from '../../htlc/channel/unilateral.js';
 import type { ChannelConfig, ChannelEvent, ChannelFailure, ChannelInput, ChannelState, ChannelType, StepResult } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
@@ -76,6 +77,17 @@ export interface ChannelPolicyConfig {
   timeoutMs: number;
   /** Channels a peer may have opened to us that are not ready yet (lnd: --maxpendingchannels, default 1). */
   maxPendingChannels: number;
+  /**
+   * As opener, the commitment feerate follows the chain's estimate for `feeUpdateConfTarget` (lnd: 3), checked at a
+   * random time between the two intervals (lnd: 10 and 60 minutes); a maximum of 0 turns the check off.
+   */
+  feeUpdateConfTarget: number;
+  feeUpdateMinIntervalMs: number;
+  feeUpdateMaxIntervalMs: number;
+  /** Largest share of our balance the commitment fee may take (lnd: --max-channel-fee-allocation). */
+  maxFeeAllocation: number;
+  /** Highest commitment feerate we propose on anchor channels (lnd: --max-commit-fee-rate-anchors, 10 sat/vbyte). */
+  maxAnchorsFeeratePerKw: number;
 }
 
 export const DEFAULT_CHANNEL_POLICY: ChannelPolicyConfig = {
@@ -87,6 +99,11 @@ export const DEFAULT_CHANNEL_POLICY: ChannelPolicyConfig = {
   feeConfTarget: 6,
   timeoutMs: 60_000,
   maxPendingChannels: 10,
+  feeUpdateConfTarget: 3,
+  feeUpdateMinIntervalMs: 10 * 60_000,
+  feeUpdateMaxIntervalMs: 60 * 60_000,
+  maxFeeAllocation: DEFAULT_COMMIT_FEE_POLICY.maxFeeAllocation,
+  maxAnchorsFeeratePerKw: DEFAULT_COMMIT_FEE_POLICY.maxAnchorsFeeratePerKw,
 };
 
 export interface ChannelManagerOptions {
@@ -118,6 +135,8 @@ export interface ChannelInfo {
   pendingHtlcs: number;
   /** Blocks our to_local waits after our commitment confirms (the peer sets it). */
   toSelfDelay: number;
+  /** Feerate of our current commitment. */
+  feeratePerKw: number;
   state: ChannelStatus;
   /** Connected, channel_reestablish exchanged (or just opened), and not failed. */
   active: boolean;
@@ -144,6 +163,8 @@ export interface ChannelEvents {
   /** The funding output was spent on chain. */
   funding_spent: [info: ChannelInfo, spendingTxid: string, cooperative: boolean];
   channel_failed: [info: ChannelInfo, reason: string];
+  /** The peer sent an `error` or `warning` (text made printable); `channelId` is all zeros for the whole connection. */
+  peer_error: [peer: string, channelId: string, level: 'error' | 'warning', text: string];
   /**
    * A sweep after a unilateral close was broadcast (display-order txid). `output`: our to_local (our commitment, after
    * its delay), our to_remote (their commitment), or `justice`: their to_local taken with the revocation key because
@@ -260,6 +281,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   private indexLock: Promise<unknown> = Promise.resolve();
   private started = false;
   private stopped = false;
+  private feeTimer: NodeJS.Timeout | undefined;
   private readonly onConnected = (info: PeerInfo): void => this.peerConnected(info.nodeId);
   private readonly onDisconnected = (ev: PeerDisconnectedEvent): void => this.peerDisconnected(ev.nodeId);
 
@@ -311,6 +333,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     this.node.on('peer_disconnected', this.onDisconnected);
     // Peers connected before start() (normally none) still get channel_reestablish.
     for (const p of this.node.listPeers()) this.peerConnected(p.nodeId);
+    this.scheduleFeeCheck();
     this.log.info({ channels: this.chans.size }, 'channel manager started');
   }
 
@@ -318,6 +341,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    clearTimeout(this.feeTimer);
     this.node.off('peer_connected', this.onConnected);
     this.node.off('peer_disconnected', this.onDisconnected);
     for (const c of this.chans.values()) {
@@ -475,6 +499,34 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     // taken and persisted: a signing failure now (the store gone) must not look like a refusal to the caller;
     // the next reestablish or revoke_and_ack signs it
     await this.sign(c).catch((err: unknown) => this.log.warn({ err, id: String(input.id) }, 'signing after a resolution failed; the channel keeps the resolution'));
+  }
+
+  /**
+   * Proposes a new commitment feerate to the peer (update_fee, then
+   * commitment_signed); only the opener may, on an active channel. With
+   * `feeratePerKw` that rate is sent as given; without it the chain's
+   * estimate goes through the opener's policy (htlc/channel/fee.ts: a change
+   * of 10 % or more, capped by `maxFeeAllocation` and, on anchor channels,
+   * `maxAnchorsFeeratePerKw`), and nothing is sent for a smaller change.
+   * Returns the feerate sent, or null. An update_fee the peer never saw
+   * signed (a disconnect) is forgotten by both sides: the next check sends
+   * it again.
+   */
+  async updateChannelFee(channelId: string, feeratePerKw?: number): Promise<number | null> {
+    this.checkRunning();
+    const c = this.require(channelId);
+    if (!this.info(c).active) throw new ChannelManagerError('ERR_NOT_CONNECTED', `channel ${channelId} is not active`);
+    let rate = feeratePerKw;
+    if (rate === undefined) {
+      const network = await this.chain.estimateFeeratePerKw(this.policy.feeUpdateConfTarget);
+      rate = commitFeeUpdate(c.driver.state, network, this.policy) ?? undefined;
+      if (rate === undefined) return null;
+    }
+    const r = await c.driver.apply({ type: 'update_fee', feeratePerKw: rate });
+    if (r.failure !== undefined) throw refused(r);
+    this.log.info({ channelId: bytesToHex(c.driver.state.channelId), feeratePerKw: rate }, 'update_fee sent');
+    await this.sign(c);
+    return rate;
   }
 
   /** Resolves with the channel once `pred` holds for it (checked on every channel event), or rejects after `timeoutMs`. */
@@ -688,7 +740,16 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       this.sendFailure(undefined, { level: 'error', code: 'ERR_UNKNOWN_CHANNEL', message: `unknown channel ${bytesToHex(id)}`, channelId: id }, peer);
       return;
     }
-    if (chan.failure !== undefined && m.type !== 136) return; // a failed channel takes no more updates
+    if (chan.failure !== undefined) {
+      // a failed channel takes no more updates; to its peer's channel_reestablish it answers with the error again
+      // (BOLT 2: a channel in an error state retransmits the error and ignores the rest). Our own channel_reestablish
+      // still goes out on connect, so a peer that lost its state learns our current point.
+      if (m.type === 136) {
+        this.log.info({ peer, channelId: bytesToHex(id), reason: chan.failure }, 'channel_reestablish for a failed channel: error retransmitted');
+        this.node.peer(peer)?.send({ type: MessageType.Error, channelId: id, data: enc.encode(`channel failed: ${chan.failure}`.slice(0, 500)) });
+      }
+      return;
+    }
     if (chan.driver.state.phase === 'closed' && (m.type === 38 || m.type === 39)) {
       // lnd echoes the agreed closing_signed after we accepted its fee: the close is done, nothing to answer
       this.log.debug({ peer, type: m.type, channelId: bytesToHex(id) }, 'closing message for a closed channel ignored');
@@ -744,8 +805,29 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     const text = dec.decode(m.data).replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
     const chan = this.peerChans(peer.nodeIdHex).find((c) => equalBytes(c.driver.state.channelId, m.channelId) || equalBytes(c.driver.state.temporaryChannelId, m.channelId));
     this.log.warn({ peer: peer.nodeIdHex, channelId: bytesToHex(m.channelId), level, text, known: chan !== undefined }, `peer sent ${level}`);
+    this.emit('peer_error', peer.nodeIdHex, bytesToHex(m.channelId), level, text);
     if (chan === undefined || level === 'warning' || chan.driver.state.phase === 'closed') return;
     this.onPeerQueue(peer.nodeIdHex, async () => this.fail(chan, `peer sent error: ${text}`));
+  }
+
+  /** The opener's periodic feerate check (lnd's link does the same on a random 10–60 minute timer). */
+  private scheduleFeeCheck(): void {
+    const { feeUpdateMinIntervalMs: min, feeUpdateMaxIntervalMs: max } = this.policy;
+    if (this.stopped || max <= 0) return;
+    const delay = min + Math.floor(Math.random() * Math.max(0, max - min));
+    this.feeTimer = setTimeout(() => {
+      void this.checkFees().finally(() => this.scheduleFeeCheck());
+    }, delay);
+    this.feeTimer.unref();
+  }
+
+  private async checkFees(): Promise<void> {
+    for (const c of this.chans.values()) {
+      if (this.stopped) return;
+      const s = c.driver.state;
+      if (s.opener !== 'local' || s.phase !== 'normal' || !this.info(c).active) continue;
+      await this.updateChannelFee(bytesToHex(s.channelId)).catch((err: unknown) => this.log.warn({ err, channelId: bytesToHex(s.channelId) }, 'commitment fee update failed'));
+    }
   }
 
   private async sign(c: Chan): Promise<void> {
@@ -915,6 +997,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       remoteBalanceMsat: s.localCommit.theirBalanceMsat,
       pendingHtlcs: s.localCommit.htlcs.length,
       toSelfDelay: s.remote.config.toSelfDelay,
+      feeratePerKw: s.localCommit.feeratePerKw,
       state: c.failure !== undefined ? 'failed' : s.phase,
       active: c.failure === undefined && s.reestablished && this.node.peer(c.peer) !== undefined && (s.phase === 'normal' || s.phase === 'shutdown' || s.phase === 'negotiating'),
       ...(s.fundingTxid !== undefined ? { fundingOutpoint: `${displayHex(s.fundingTxid)}:${s.fundingOutputIndex}` } : {}),

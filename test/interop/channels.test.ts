@@ -6,6 +6,8 @@
  *   1. lnd opens to ampnode with --channel_type tweakless (public) and with
  *      --channel_type anchors (private); ampnode opens one (anchors, with a
  *      push) to lnd. Each becomes active on both sides.
+ *      ampnode then raises the commitment feerate of its channel with
+ *      update_fee, and lnd lists the new feerate.
  *   2. lncli disconnect + connect, then an ampnode restart from its data
  *      directory, each end in a clean channel_reestablish: lnd lists every
  *      channel active and has nothing waiting to close or force-closing.
@@ -36,6 +38,7 @@ interface AmpChannel {
   capacitySat: string;
   localBalanceMsat: string;
   remoteBalanceMsat: string;
+  feeratePerKw: number;
   state: string;
   active: boolean;
   fundingOutpoint?: string;
@@ -50,6 +53,7 @@ interface LndChannel {
   local_balance: string;
   remote_balance: string;
   commit_fee: string;
+  fee_per_kw: string;
   initiator: boolean;
   commitment_type: string;
   private: boolean;
@@ -192,6 +196,28 @@ h.test(
     await noCloses();
   },
   { timeoutMs: 180_000 },
+);
+
+h.test(
+  'ampnode, the opener, changes the commitment feerate (update_fee); lnd signs and lists the new feerate',
+  async () => {
+    const before = (await ampChannel(ours))!;
+    assert.equal(Number((await lndChannel(ours))!.fee_per_kw), before.feeratePerKw);
+    const target = before.feeratePerKw + Math.floor(before.feeratePerKw / 2);
+    const r = await api<{ feeratePerKw: number | null }>('POST', '/v1/channels/updatefee', { channelId: before.channelId, feeratePerKw: target });
+    assert.equal(r.feeratePerKw, target);
+    await waitFor(async () => Number((await lndChannel(ours))?.fee_per_kw) === target && (await ampChannel(ours))?.feeratePerKw === target, {
+      timeoutMs: 30_000,
+      what: `lnd and ampnode at ${target} sat/kw`,
+    });
+    // the acceptor side may not: lnd opened `tweakless`
+    const theirs = (await ampChannel(tweakless))!;
+    await assert.rejects(api('POST', '/v1/channels/updatefee', { channelId: theirs.channelId, feeratePerKw: target }), /ERR_CHANNEL_REFUSED|opener/);
+    await allActive([tweakless, anchors, ours], 'every channel still active');
+    await noCloses();
+    assert.equal(amp.logs().filter((l) => l.msg === 'channel failure' || l.msg === 'channel failed').length, 0, 'no channel failures at ampnode');
+  },
+  { timeoutMs: 90_000 },
 );
 
 h.test(

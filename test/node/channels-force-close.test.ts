@@ -156,7 +156,24 @@ describe('channel manager: force close and sweeps', () => {
   });
 
   it('a breach: Bob broadcasts a commitment he had revoked; Alice takes his to_local with the revocation key and her to_remote', T, async () => {
+    // both force-closed channels are failed on both sides: each answers the other's channel_reestablish with the
+    // error again (BOLT 2), and neither takes a step on them
+    const failedIds = alice.manager.listChannels().filter((c) => c.state === 'failed').map((c) => c.channelId);
+    assert.equal(failedIds.length, 2);
+    const heightsBefore = failedIds.map((id) => [alice, bob].map((n) => n.manager.channelState(id).localCommit.height));
+    const errorsAt = { alice: new Set<string>(), bob: new Set<string>() };
+    const onError = (who: 'alice' | 'bob') => (_peer: string, cid: string, level: string, text: string) => {
+      if (level === 'error' && text.startsWith('channel failed:')) errorsAt[who].add(cid);
+    };
+    const listeners = { alice: onError('alice'), bob: onError('bob') };
+    alice.manager.on('peer_error', listeners.alice);
+    bob.manager.on('peer_error', listeners.bob);
     await alice.connect(bob); // Bob restarted in the test before
+    await until(() => failedIds.every((id) => errorsAt.alice.has(id) && errorsAt.bob.has(id)), 'the error retransmitted for each failed channel, both ways');
+    alice.manager.off('peer_error', listeners.alice);
+    bob.manager.off('peer_error', listeners.bob);
+    assert.deepEqual(failedIds.map((id) => [alice, bob].map((n) => n.manager.channelState(id).localCommit.height)), heightsBefore);
+    assert.ok(failedIds.every((id) => alice.manager.channel(id)!.state === 'failed' && bob.manager.channel(id)!.state === 'failed'));
     const ch = await alice.manager.openChannel(bob.id, 600_000n, { channelType: 'static_remotekey', pushMsat: 400_000_000n });
     await mine(1);
     await until(() => alice.manager.channel(ch.channelId)?.state === 'normal' && bob.manager.channel(ch.channelId)?.state === 'normal', 'channel ready');

@@ -7,7 +7,8 @@
  * once, so that commitment_signed crosses; the connection cut in the middle
  * of every step of the dance (before and after each of update_add_htlc,
  * update_fulfill_htlc, update_fail_htlc, commitment_signed, revoke_and_ack,
- * from each side), through the node API `disconnect` of either side, with
+ * from each side, and of update_fee from each opener, which proposes random
+ * feerates along the way), through the node API `disconnect` of either side, with
  * reconnection by an explicit connect or by the persistent-peer redial; one
  * restart of Alice from her data directory in the middle of a dance (she
  * "dies" while handling the HTLC events of a revoke_and_ack: the store takes
@@ -165,6 +166,8 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
   /** Bumped the moment Alice dies (before her restart): a call made in an earlier life died with her process. */
   let aliceLife = 0;
   const stats = {
+    feeUpdates: 0,
+    feeRefused: 0,
     crashForgotten: 0,
     replayedUnsent: 0,
     replayedEvents: 0,
@@ -185,7 +188,7 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
   const fail = (m: string): void => void errors.push(m);
 
   // ---- cut points: every step of the dance, both senders, before and after the message leaves
-  const DANCE = [128, 130, 131, 132, 133] as const;
+  const DANCE = [128, 130, 131, 132, 133, 134] as const;
   const cutPoints: { sender: Who; type: number; mode: 'before' | 'after' }[] = [];
   for (const type of DANCE) for (const sender of ['alice', 'bob'] as const) for (const mode of ['before', 'after'] as const) cutPoints.push({ sender, type, mode });
   const cutHit = new Set<number>();
@@ -383,6 +386,7 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
       // both nodes agree
       for (const [x, y] of [[a, b], [b, a]] as const) {
         assert.equal(x.localCommit.height, y.remoteCommit.height);
+        assert.equal(x.localCommit.feeratePerKw, y.remoteCommit.feeratePerKw, `${where} ${chan}: feerates differ between the nodes`);
         assert.equal(x.localCommit.ourBalanceMsat, y.remoteCommit.theirBalanceMsat, `${where} ${chan}: balances differ between the nodes`);
         assert.equal(x.localCommit.theirBalanceMsat, y.remoteCommit.ourBalanceMsat);
         const key = (h: { offered: boolean; id: bigint; amountMsat: bigint }, flip: boolean): string => `${h.offered !== flip}:${h.id}:${h.amountMsat}`;
@@ -496,6 +500,16 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
     );
   }
 
+  /** The opener proposes a random commitment feerate (update_fee); refused when the channel is not active at that moment. */
+  function feeOp(chan: Chan): Promise<void> {
+    const opener = nodes()[chan === 'ab' ? 'alice' : 'bob'];
+    const feeratePerKw = 253 + Math.floor(rnd() * 4_750);
+    return opener.manager.updateChannelFee(ids[chan], feeratePerKw).then(
+      () => void stats.feeUpdates++,
+      () => void stats.feeRefused++,
+    );
+  }
+
   /** Asks the receiver to fulfill or fail, once: it must be taken (queued if the peer is away), never refused. */
   function resolveOp(h: Htlc): Promise<void> {
     const to = nodes()[h.to];
@@ -601,6 +615,7 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
       }
       const ready = pending.filter((h) => h.incoming && h.resolving === undefined);
       for (const h of ready) if (remaining <= 0 || rnd() < 0.75) ops.push(() => resolveOp(h));
+      for (const chan of ['ab', 'ba'] as const) if (rnd() < 0.35) ops.push(() => feeOp(chan));
       for (let i = ops.length - 1; i > 0; i--) {
         const j = Math.floor(rnd() * (i + 1));
         [ops[i], ops[j]] = [ops[j]!, ops[i]!];
@@ -627,6 +642,7 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
     assert.ok(outcomes.fulfilled > 0 && outcomes.failed > 0);
     assert.equal(stats.restarts, 1);
     assert.ok(stats.crossings > 0, 'commitment_signed never crossed');
+    assert.ok(stats.feeUpdates > 0, 'no update_fee went through');
     const missed = cutPoints.filter((_c, i) => !cutHit.has(i)).map((c) => `${c.sender}:${c.type}:${c.mode}`);
     assert.deepEqual(missed, [], 'every step of the dance was cut');
     // every resolution asked for ended as asked, once, with no second call (asked again only after a death, counted above)
@@ -642,7 +658,7 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
     assert.equal(stats.resolutionsTaken + cutOffButPersisted, sent(), 'one resolution call taken per HTLC');
     const resent = [...resolutionSends.values()].filter((n) => n > 1).length;
     const ms = Date.now() - started;
-    const line = `seed ${SEED}: ${sent()} HTLCs (${outcomes.fulfilled} fulfilled, ${outcomes.failed} failed) in ${stats.rounds} rounds, ${stats.cuts} cuts, ${stats.restarts} restart (${restartAt}), ${stats.crossings} crossed commitment_signed, ${stats.refused} adds refused while disconnected, ${stats.unsent} unsent, ${stats.crashForgotten} forgotten by the crash, ${stats.resolutionsTaken} resolutions taken (${stats.inFlightAtCut} in flight at a cut or the restart, ${resent} sent again by the channel, none asked twice; ${cutOffButPersisted + stats.diedUnpersisted} cut off by the death: ${cutOffButPersisted} persisted and finished by the channel, ${stats.diedUnpersisted} asked again), ${stats.replayedOutcomes} outcomes reported twice, ${stats.replayedEvents} events and ${stats.replayedUnsent} htlc_unsent replayed by the restart, ${ms} ms`;
+    const line = `seed ${SEED}: ${sent()} HTLCs (${outcomes.fulfilled} fulfilled, ${outcomes.failed} failed) in ${stats.rounds} rounds, ${stats.cuts} cuts, ${stats.restarts} restart (${restartAt}), ${stats.crossings} crossed commitment_signed, ${stats.feeUpdates} update_fee (${stats.feeRefused} refused), ${stats.refused} adds refused while disconnected, ${stats.unsent} unsent, ${stats.crashForgotten} forgotten by the crash, ${stats.resolutionsTaken} resolutions taken (${stats.inFlightAtCut} in flight at a cut or the restart, ${resent} sent again by the channel, none asked twice; ${cutOffButPersisted + stats.diedUnpersisted} cut off by the death: ${cutOffButPersisted} persisted and finished by the channel, ${stats.diedUnpersisted} asked again), ${stats.replayedOutcomes} outcomes reported twice, ${stats.replayedEvents} events and ${stats.replayedUnsent} htlc_unsent replayed by the restart, ${ms} ms`;
     t.diagnostic(line);
     console.log(line);
   });

@@ -222,6 +222,32 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     assert.equal(alice.manager.channel(ab.channelId)!.pendingHtlcs, 0);
   });
 
+  it('update_fee: the opener changes the commitment feerate on request and from the chain estimate; the acceptor may not', T, async () => {
+    const start = alice.manager.channel(ab.channelId)!.feeratePerKw;
+    const target = start * 2;
+    assert.equal(await alice.manager.updateChannelFee(ab.channelId, target), target);
+    await until(() => bob.manager.channel(ab.channelId)!.feeratePerKw === target && alice.manager.channel(ab.channelId)!.feeratePerKw === target, 'both commitments at the new feerate');
+    await assert.rejects(bob.manager.updateChannelFee(ab.channelId, target * 2), (e: Error & { code?: string }) => e.code === 'ERR_CHANNEL_REFUSED');
+    // from the estimate (the chain both nodes share is told what to estimate): under 10 % no change, then a fall is followed
+    const estimate = chain.estimateFeeratePerKw.bind(chain);
+    try {
+      chain.estimateFeeratePerKw = async () => target + Math.floor(target / 20);
+      assert.equal(await alice.manager.updateChannelFee(ab.channelId), null);
+      chain.estimateFeeratePerKw = async () => start;
+      assert.equal(await alice.manager.updateChannelFee(ab.channelId), start);
+    } finally {
+      chain.estimateFeeratePerKw = estimate;
+    }
+    await until(() => bob.manager.channel(ab.channelId)!.feeratePerKw === start && alice.manager.channel(ab.channelId)!.feeratePerKw === start, 'back at the first feerate');
+    // HTLCs still flow at the changed feerates
+    const h = await offer(alice, bob, ab.channelId, 2_000_000n);
+    const failed = eventOnce(alice, 'htlc_failed', ab.channelId, h.id);
+    await bob.manager.failHtlc(ab.channelId, h.id);
+    await failed;
+    await settled();
+    checkMirrored(ab.channelId);
+  });
+
   it('a disconnect and a reconnect end in a clean channel_reestablish (HTLC in flight resolved after)', T, async () => {
     const h = await offer(alice, bob, ab.channelId, 5_000_000n);
     const heights = [alice, bob].map((n) => n.manager.channelState(ab.channelId).localCommit.height);
