@@ -100,6 +100,11 @@ describe('channel services and the local API', () => {
     assert.equal(unknownForce.json.error.code, 'ERR_UNKNOWN_CHANNEL');
     const badFlag = await call(r, 'POST', '/v1/channels/forceclose', JSON.stringify({ channelId: '00'.repeat(32), withPendingHtlcs: 'yes' }));
     assert.equal(badFlag.status, 400);
+    const unknownFee = await call(r, 'POST', '/v1/channels/updatefee', JSON.stringify({ channelId: '00'.repeat(32), feeratePerKw: 1000 }));
+    assert.equal(unknownFee.status, 404);
+    assert.equal(unknownFee.json.error.code, 'ERR_UNKNOWN_CHANNEL');
+    const badFee = await call(r, 'POST', '/v1/channels/updatefee', JSON.stringify({ channelId: '00'.repeat(32), feeratePerKw: 'fast' }));
+    assert.equal(badFee.status, 400);
   });
 
   it('a restart from the data directory finds the chain and the wallet again', T, async () => {
