@@ -85,7 +85,8 @@
  *   htlcSighashes(c, signer): Uint8Array[]              // one per c.htlcOutputs: what each htlc_signature signs
  *   commitmentHash(c): Uint8Array (internal-order txid), hash256(bytes)
  *   sweepToLocal(input, toLocalScript, toSelfDelay, delayedPriv, destScript, feeratePerKw), sweepToRemote(input, scriptOrNull,
- *     paymentPriv, destScript, feeratePerKw): SweepTx (one-input sweeps of a unilateral close; throws ERR_DUST)
+ *     paymentPriv, destScript, feeratePerKw), sweepHtlcWithPreimage / sweepHtlcTimeout (HTLC outputs of their commitment):
+ *     SweepTx (one-input sweeps of a unilateral close; throws ERR_DUST)
  */
 export * from './types.js';
 export type { Tx } from './btc.js';
@@ -133,7 +134,7 @@ export {
 export { buildCommitment, buildHtlcTxs, buildHtlcTx, txidFromHex, txidToHex } from './commitment.js';
 export { commitmentSighash, htlcSighashes, commitmentHash, hash256 } from './sighash.js';
 export { buildClosingTx, closingTxWeight } from './closing.js';
-export { sweepToLocal, sweepToRemote, sweepRevokedToLocal, SWEEP_DUST_SAT, type SweepInput, type SweepTx } from './sweep.js';
+export { sweepToLocal, sweepToRemote, sweepRevokedToLocal, sweepHtlcWithPreimage, sweepHtlcTimeout, SWEEP_DUST_SAT, type SweepInput, type SweepTx } from './sweep.js';
 export {
   signCommitment,
   verifyCommitmentSig,

@@ -9,6 +9,11 @@
  *     P2WPKH of our payment basepoint (witness `<sig> <pubkey>`); with
  *     anchors the P2WSH `<key> OP_CHECKSIGVERIFY 1 OP_CHECKSEQUENCEVERIFY`
  *     (witness `<sig> <script>`, sequence 1).
+ *   - an HTLC output of their commitment (BOLT 5): one they offered, with
+ *     the preimage (witness `<sig> <preimage> <offered HTLC script>`), or
+ *     one we offered, after its cltv_expiry (witness `<sig> <> <received
+ *     HTLC script>`, locktime = cltv_expiry); with anchors both wait one
+ *     block (sequence 1).
  * The fee is the transaction's weight (with a 73-byte signature) at the
  * given feerate; a sweep whose output would fall below the dust limit of
  * its destination is refused (ERR_DUST), as is one that pays nothing.
@@ -49,13 +54,14 @@ function sweep(
   scriptCode: Uint8Array,
   priv: Uint8Array,
   witness: (sigDer: Uint8Array) => Uint8Array[],
+  locktime = 0,
 ): SweepTx {
   if (input.txid.length !== 32) throw new Bolt3Error('ERR_BAD_PARAMS', 'txid must be 32 bytes');
   if (!Number.isInteger(feeratePerKw) || feeratePerKw <= 0) throw new Bolt3Error('ERR_BAD_PARAMS', `bad feerate ${feeratePerKw}`);
   const build = (valueSat: bigint): Tx => {
     const mtx = new MTX();
     mtx.version = 2;
-    mtx.locktime = 0;
+    mtx.locktime = locktime;
     const inp = mtx.addOutpoint(new Outpoint(bytesToHex(input.txid), input.outputIndex));
     inp.sequence = sequence;
     mtx.addOutput(Script.fromRaw(buf(destScript)), Number(valueSat));
@@ -111,4 +117,42 @@ export function sweepToRemote(input: SweepInput, witnessScript: Uint8Array | nul
   const pubkey = secp.publicKeyCreate(paymentPriv);
   if (witnessScript === null) return sweep(input, 0xffffffff, destScript, feeratePerKw, p2pkhScriptCode(pubkey), paymentPriv, (sig) => [sig, pubkey]);
   return sweep(input, 1, destScript, feeratePerKw, witnessScript, paymentPriv, (sig) => [sig, witnessScript]);
+}
+
+/**
+ * Claims an HTLC output of their commitment that they offered us, with its
+ * preimage: the success branch of their offered-HTLC script, where our HTLC
+ * key is the "remote" one. `htlcPriv` is our HTLC private key for that
+ * commitment.
+ */
+export function sweepHtlcWithPreimage(
+  input: SweepInput,
+  witnessScript: Uint8Array,
+  anchors: boolean,
+  htlcPriv: Uint8Array,
+  paymentPreimage: Uint8Array,
+  destScript: Uint8Array,
+  feeratePerKw: number,
+): SweepTx {
+  if (paymentPreimage.length !== 32) throw new Bolt3Error('ERR_BAD_PARAMS', 'payment preimage must be 32 bytes');
+  return sweep(input, anchors ? 1 : 0xffffffff, destScript, feeratePerKw, witnessScript, htlcPriv, (sig) => [sig, paymentPreimage, witnessScript]);
+}
+
+/**
+ * Takes back an HTLC output of their commitment that we offered, once its
+ * cltv_expiry has passed: the timeout branch of their received-HTLC script
+ * (locktime = cltv_expiry, so the transaction is valid from that height on).
+ */
+export function sweepHtlcTimeout(
+  input: SweepInput,
+  witnessScript: Uint8Array,
+  anchors: boolean,
+  htlcPriv: Uint8Array,
+  cltvExpiry: number,
+  destScript: Uint8Array,
+  feeratePerKw: number,
+): SweepTx {
+  if (!Number.isInteger(cltvExpiry) || cltvExpiry < 0 || cltvExpiry >= 500_000_000) throw new Bolt3Error('ERR_BAD_PARAMS', `cltv_expiry ${cltvExpiry} is not a block height`);
+  // a sequence below 0xffffffff keeps the locktime in force
+  return sweep(input, anchors ? 1 : 0xfffffffe, destScript, feeratePerKw, witnessScript, htlcPriv, (sig) => [sig, new Uint8Array(0), witnessScript], cltvExpiry);
 }

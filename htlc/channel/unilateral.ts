@@ -7,8 +7,16 @@
  * and, when that commitment of theirs was one they had revoked, the justice
  * sweep of their `to_local` (ours by the revocation key).
  *
- * Not covered here: HTLC outputs (second-stage transactions and their
- * sweeps, and the revoked ones a justice transaction could also take).
+ * HTLC outputs (BOLT 5): on a commitment of theirs (current or next) we
+ * claim what they offered us with the preimage when we know it, and take back
+ * what we offered once its cltv_expiry has passed; on our own commitment the
+ * HTLC-timeout / HTLC-success transactions (the peer's signatures are stored
+ * with the commitment) are published when valid, and their delayed outputs
+ * swept after to_self_delay like to_local. Second-stage transactions of
+ * anchor channels pay no fee of their own (they need a wallet input added),
+ * so they are not built here; neither are the HTLC outputs of a revoked
+ * commitment (their scripts need the old commitment's HTLC set, which is not
+ * kept).
  */
 import { equalBytes } from '../../wire/bytes.js';
 import { secp, sha256Parts } from '../../wire/crypto.js';
@@ -28,9 +36,12 @@ import {
   type SweepTx,
 } from '../bolt3/index.js';
 import { TX, buf } from '../bolt3/btc.js';
-import { buildLocal, paymentBasepoints } from './commitments.js';
+import { buildHtlcTxs, buildCommitment, sweepHtlcTimeout, sweepHtlcWithPreimage } from '../bolt3/index.js';
+import { Bolt3Error } from '../bolt3/errors.js';
+import { bytesToHex } from '../../wire/bytes.js';
+import { buildLocal, paymentBasepoints, remoteCommitmentParams, signedHtlcTxs } from './commitments.js';
 import { ourPoint, remoteCommitmentKeys } from './keys.js';
-import type { ChannelSecrets, ChannelState } from './types.js';
+import type { ChannelSecrets, ChannelState, CommitmentState } from './types.js';
 
 /** Internal-order txid of our current commitment (what a force close of ours broadcasts). */
 export function localCommitmentTxid(s: ChannelState, secrets: ChannelSecrets): Uint8Array {
@@ -110,4 +121,141 @@ export function justiceSweep(s: ChannelState, secrets: ChannelSecrets, tx: Uint8
   const revocationPriv = deriveRevocationPrivkey(secrets.revocationBaseSecret, secret);
   const sweep = sweepRevokedToLocal({ txid: new Uint8Array(t.hash()), outputIndex: index, valueSat: BigInt(t.outputs[index]!.value) }, script, revocationPriv, destScript, feeratePerKw);
   return { sweep, commitmentNumber: n };
+}
+
+/** Preimages of the HTLCs we were asked to fulfill and that may still be on a commitment (payment hash hex → preimage). */
+export function knownPreimages(s: ChannelState): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  const hashOf = (id: bigint): string | undefined => {
+    const h = s.localCommit.htlcs.find((x) => !x.offered && x.id === id) ?? s.remoteCommit.htlcs.find((x) => !x.offered && x.id === id) ?? s.remoteNextCommit?.htlcs.find((x) => !x.offered && x.id === id);
+    return h === undefined ? undefined : bytesToHex(h.paymentHash);
+  };
+  for (const e of [...s.ourLog.entries, ...(s.pendingResolutions ?? [])]) {
+    if (e.kind !== 'fulfill') continue;
+    const hash = hashOf(e.htlcId);
+    if (hash !== undefined) out.set(hash, e.paymentPreimage);
+  }
+  return out;
+}
+
+export interface HtlcClaim {
+  /** `htlc_success`: claimed with the preimage; `htlc_timeout`: taken back after cltv_expiry. */
+  kind: 'htlc_success' | 'htlc_timeout';
+  /** The HTLC's id in the log of the side that offered it. */
+  htlcId: bigint;
+  paymentHash: Uint8Array;
+  /** The first block height at which the transaction is valid (its locktime; 0 when it has none). */
+  validFromHeight: number;
+  sweep: SweepTx;
+}
+
+/** Which commitment of theirs `tx` is (current or next), with its per-commitment point; null for any other. */
+function theirCommitment(s: ChannelState, tx: Uint8Array): { v: CommitmentState; point: Uint8Array } | null {
+  const n = commitmentNumberOf(s, tx);
+  if (n === null) return null;
+  if (n === s.remoteCommit.height) return { v: s.remoteCommit, point: s.remoteCurrentPoint };
+  if (s.remoteNextCommit !== undefined && n === s.remoteNextCommit.height && s.remoteNextPoint !== undefined) return { v: s.remoteNextCommit, point: s.remoteNextPoint };
+  return null;
+}
+
+/**
+ * The claims on the HTLC outputs of `tx`, a commitment of theirs that is
+ * their current or next one: each HTLC they offered us whose preimage is in
+ * `preimages`, and each HTLC we offered them (valid from its cltv_expiry).
+ * `unclaimed` lists the HTLC outputs left: theirs without a known preimage,
+ * and outputs too small to pay for their own sweep. Null when `tx` is not
+ * such a commitment.
+ */
+export function remoteHtlcClaims(
+  s: ChannelState,
+  secrets: ChannelSecrets,
+  tx: Uint8Array,
+  preimages: ReadonlyMap<string, Uint8Array>,
+  destScript: Uint8Array,
+  feeratePerKw: number,
+): { claims: HtlcClaim[]; unclaimed: { htlcId: bigint; reason: string }[] } | null {
+  const which = theirCommitment(s, tx);
+  if (which === null) return null;
+  const k = remoteCommitmentKeys(secrets, s.local.pubkeys, s.remote.pubkeys, which.point);
+  const c = buildCommitment(remoteCommitmentParams(s, which.v, k.keys));
+  const t = TX.fromRaw(buf(tx));
+  if (!equalBytes(commitmentHash(c), new Uint8Array(t.hash()))) return null;
+  const anchors = s.channelType === 'anchors_zero_fee_htlc';
+  const txid = new Uint8Array(t.hash());
+  const claims: HtlcClaim[] = [];
+  const unclaimed: { htlcId: bigint; reason: string }[] = [];
+  for (const out of c.htlcOutputs) {
+    const h = out.htlc!;
+    const input = { txid, outputIndex: out.index, valueSat: out.valueSat };
+    try {
+      if (h.direction === 'offered') {
+        // offered by them (the holder): ours with the preimage
+        const preimage = preimages.get(bytesToHex(h.paymentHash));
+        if (preimage === undefined) {
+          unclaimed.push({ htlcId: h.id, reason: 'no preimage' });
+          continue;
+        }
+        const sweep = sweepHtlcWithPreimage(input, out.witnessScript!, anchors, k.ourHtlcPriv, preimage, destScript, feeratePerKw);
+        claims.push({ kind: 'htlc_success', htlcId: h.id, paymentHash: h.paymentHash, validFromHeight: 0, sweep });
+      } else {
+        const sweep = sweepHtlcTimeout(input, out.witnessScript!, anchors, k.ourHtlcPriv, h.cltvExpiry, destScript, feeratePerKw);
+        claims.push({ kind: 'htlc_timeout', htlcId: h.id, paymentHash: h.paymentHash, validFromHeight: h.cltvExpiry, sweep });
+      }
+    } catch (e) {
+      if (e instanceof Bolt3Error && e.code === 'ERR_DUST') unclaimed.push({ htlcId: h.id, reason: e.message });
+      else throw e;
+    }
+  }
+  return { claims, unclaimed };
+}
+
+export interface SecondStage {
+  kind: 'htlc_success' | 'htlc_timeout';
+  htlcId: bigint;
+  paymentHash: Uint8Array;
+  /** The signed HTLC-success / HTLC-timeout transaction and its internal-order txid. */
+  tx: Uint8Array;
+  txid: Uint8Array;
+  validFromHeight: number;
+  /** Its delayed output, swept after `toSelfDelay` confirmations of the transaction. */
+  sweepOutput: (destScript: Uint8Array, feeratePerKw: number) => SweepTx;
+  toSelfDelay: number;
+}
+
+/**
+ * The second-stage transactions of our current commitment we can publish:
+ * every HTLC-timeout (valid from its cltv_expiry) and each HTLC-success whose
+ * preimage we know, with the sweep of their delayed outputs. Anchor channels
+ * are refused (ERR_BAD_PARAMS): their second stage pays no fee by itself.
+ */
+export function localSecondStage(s: ChannelState, secrets: ChannelSecrets, preimages: ReadonlyMap<string, Uint8Array>): { stages: SecondStage[]; unclaimed: { htlcId: bigint; reason: string }[] } {
+  if (s.channelType === 'anchors_zero_fee_htlc') throw new Bolt3Error('ERR_BAD_PARAMS', 'second-stage HTLC transactions of anchor channels need a fee input');
+  const c = buildLocal(s, secrets, s.localCommit);
+  const unsigned = buildHtlcTxs(c);
+  const signed = signedHtlcTxs(s, secrets, preimages);
+  const point = ourPoint(secrets, s.localCommit.height);
+  const delayedPriv = secp.privateKeyTweakAdd(secrets.delayedPaymentBaseSecret, sha256Parts(point, s.local.pubkeys.delayedPaymentBasepoint));
+  const stages: SecondStage[] = [];
+  const unclaimed: { htlcId: bigint; reason: string }[] = [];
+  signed.forEach((st, i) => {
+    const h = unsigned[i]!;
+    if (st.tx === undefined) {
+      unclaimed.push({ htlcId: st.htlc.id, reason: 'no preimage' });
+      return;
+    }
+    const tx = st.tx;
+    const txid = new Uint8Array(TX.fromRaw(buf(tx)).hash());
+    const valueSat = BigInt(h.tx.outputs[0]!.value);
+    stages.push({
+      kind: st.kind,
+      htlcId: st.htlc.id,
+      paymentHash: st.htlc.paymentHash,
+      tx,
+      txid,
+      validFromHeight: st.kind === 'htlc_timeout' ? st.htlc.cltvExpiry : 0,
+      toSelfDelay: c.params.toSelfDelay,
+      sweepOutput: (destScript, feeratePerKw) => sweepToLocal({ txid, outputIndex: 0, valueSat }, h.outputWitnessScript, c.params.toSelfDelay, delayedPriv, destScript, feeratePerKw),
+    });
+  });
+  return { stages, unclaimed };
 }

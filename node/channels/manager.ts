@@ -35,7 +35,7 @@ import { loadChannels } from '../../htlc/channel/codec.js';
 import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
 import { commitFeeUpdate, DEFAULT_COMMIT_FEE_POLICY } from '../../htlc/channel/fee.js';
-import { justiceSweep, localCommitmentTxid, toLocalSweep, toRemoteSweep } from '../../htlc/channel/unilateral.js';
+import { justiceSweep, knownPreimages, localCommitmentTxid, localSecondStage, remoteHtlcClaims, toLocalSweep, toRemoteSweep } from '../../htlc/channel/unilateral.js';
 import type { ChannelConfig, ChannelEvent, ChannelFailure, ChannelInput, ChannelState, ChannelType, StepResult } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
 import { bytesToHex, concatBytes, equalBytes, hexToBytes, u16be } from '../../wire/bytes.js';
@@ -151,7 +151,12 @@ export interface ChannelInfo {
   forceCloseTxid?: string;
 }
 
-export type SweptOutput = 'to_local' | 'to_remote' | 'justice';
+/**
+ * `htlc_success` / `htlc_timeout`: an HTLC output claimed with its preimage, or taken back after its cltv_expiry (from
+ * their commitment straight into the wallet; from ours, the second-stage transaction); `htlc_delayed`: the output of
+ * such a second-stage transaction of ours, swept after to_self_delay.
+ */
+export type SweptOutput = 'to_local' | 'to_remote' | 'justice' | 'htlc_success' | 'htlc_timeout' | 'htlc_delayed';
 
 export interface ChannelEvents {
   /** Funding signed by both sides (and broadcast by the opener); waiting for minimum_depth. */
@@ -234,6 +239,8 @@ interface Chan {
   spendWatch?: WatchHandle;
   /** Waits for our commitment's CSV delay before sweeping to_local. */
   sweepWatch?: WatchHandle;
+  /** HTLC claims waiting for their height, and the delayed sweeps of our second-stage transactions. */
+  htlcWatches?: WatchHandle[];
   failure?: string;
   /** openChannel waiting for channel_pending. */
   opening?: Waiter;
@@ -348,6 +355,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       c.confWatch?.cancel();
       c.spendWatch?.cancel();
       c.sweepWatch?.cancel();
+      for (const w of c.htlcWatches ?? []) w.cancel();
       const err = new ChannelManagerError('ERR_MANAGER_STOPPED', 'channel manager stopped');
       this.settle(c, 'opening', err);
       this.settle(c, 'closing', err);
@@ -453,16 +461,20 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
    * (signed by both sides) and fails the channel. Our balance comes back to
    * the wallet by itself: once the commitment has `to_self_delay`
    * confirmations the manager sweeps our to_local output (see
-   * `sweep_broadcast`). HTLC outputs are not resolved on chain yet, so this
-   * is refused while HTLCs are pending unless `withPendingHtlcs` is set.
+   * `sweep_broadcast`). HTLCs pending on a static_remotekey channel are
+   * resolved through the second-stage transactions (HTLC-timeout after
+   * cltv_expiry, HTLC-success when we hold the preimage), whose outputs are
+   * swept after to_self_delay. On an anchor channel those transactions need
+   * a fee input, which is not built yet: there the close is refused while
+   * HTLCs are pending unless `withPendingHtlcs` is set.
    * Returns the commitment's display-order txid.
    */
   async forceCloseChannel(channelId: string, opts: { withPendingHtlcs?: boolean } = {}): Promise<string> {
     const c = this.require(channelId);
     const s = c.driver.state;
     if (s.phase === 'closed' || PRE_FUNDING.has(s.phase)) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `cannot force close a channel in phase ${s.phase}`);
-    if (s.localCommit.htlcs.length > 0 && opts.withPendingHtlcs !== true)
-      throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `${s.localCommit.htlcs.length} HTLCs pending: their outputs would not be resolved on chain`);
+    if (s.localCommit.htlcs.length > 0 && s.channelType === 'anchors_zero_fee_htlc' && opts.withPendingHtlcs !== true)
+      throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `${s.localCommit.htlcs.length} HTLCs pending: the second-stage transactions of an anchor channel are not built yet`);
     const secrets = deriveChannelSecrets(this.seed, c.keyIndex);
     const raw = signedLocalCommitment(s, secrets);
     const txid = displayHex(localCommitmentTxid(s, secrets));
@@ -923,12 +935,58 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       this.log.info({ channelId: bytesToHex(s.channelId), sweepTxid: id, output, valueSat: String(valueSat) }, 'sweep broadcast');
       this.emit('sweep_broadcast', this.info(chan), id, output, valueSat);
     };
+    const channelId = bytesToHex(s.channelId);
+    // a transaction valid from a block height goes out once the chain is there
+    const atHeight = (validFromHeight: number, go: () => Promise<void>): void => {
+      if (this.chain.tip().height >= validFromHeight) {
+        void go();
+        return;
+      }
+      const w: WatchHandle = this.chain.onBlock((ev) => {
+        if (ev.type !== 'connected' || ev.height < validFromHeight) return;
+        w.cancel();
+        chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== w);
+        void go();
+      });
+      (chan.htlcWatches ??= []).push(w);
+    };
+    const preimages = knownPreimages(s);
     if (!ours) {
       if (justice !== null) await publish(justice.sweep.tx, justice.sweep.txid, 'justice', justice.sweep.valueSat);
       const sw = toRemoteSweep(s, secrets, tx, dest, feeratePerKw);
-      if (sw === null) this.log.info({ channelId: bytesToHex(s.channelId) }, 'their commitment pays nothing to us');
+      if (sw === null) this.log.info({ channelId }, 'their commitment pays nothing to us');
       else await publish(sw.tx, sw.txid, 'to_remote', sw.valueSat);
+      const htlcs = justice === null ? remoteHtlcClaims(s, secrets, tx, preimages, dest, feeratePerKw) : null;
+      if (justice !== null && s.remoteCommit.htlcs.length > 0) this.log.warn({ channelId }, 'HTLC outputs of a revoked commitment are not taken');
+      if (htlcs === null) return;
+      for (const u of htlcs.unclaimed) this.log.warn({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on their commitment left unclaimed');
+      for (const c of htlcs.claims) atHeight(c.validFromHeight, () => publish(c.sweep.tx, c.sweep.txid, c.kind, c.sweep.valueSat));
       return;
+    }
+    if (s.localCommit.htlcs.length > 0) {
+      if (s.channelType === 'anchors_zero_fee_htlc') {
+        this.log.warn({ channelId, htlcs: s.localCommit.htlcs.length }, 'HTLC outputs of our anchor commitment are not resolved (second stage needs a fee input)');
+      } else {
+        const second = localSecondStage(s, secrets, preimages);
+        for (const u of second.unclaimed) this.log.warn({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on our commitment left unclaimed');
+        for (const st of second.stages) {
+          atHeight(st.validFromHeight, async () => {
+            const valueSat = BigInt(bcoin.TX.fromRaw(buf(st.tx)).outputs[0]!.value);
+            await publish(st.tx, st.txid, st.kind, valueSat);
+            // its output is ours after to_self_delay confirmations of the second-stage transaction
+            const w = this.chain.watchConfirmations({ txid: st.txid, numConfs: Math.max(1, st.toSelfDelay) }, (ev) => {
+              if (ev.type !== 'confirmed') return;
+              w.cancel();
+              chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== w);
+              void (async () => {
+                const out = st.sweepOutput((await this.wallet.newAddress()).script, await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget));
+                await publish(out.tx, out.txid, 'htlc_delayed', out.valueSat);
+              })().catch((err: unknown) => this.log.warn({ err, channelId }, 'sweeping a second-stage output failed'));
+            });
+            (chan.htlcWatches ??= []).push(w);
+          });
+        }
+      }
     }
     const plan = toLocalSweep(s, secrets, dest, feeratePerKw);
     if (plan === null) return; // our balance was below the dust limit

@@ -1,12 +1,13 @@
 /**
  * Sweeps of a unilateral close (to_local through its delayed branch, to_remote
- * of both channel types): every signed witness runs through bcoin's script
+ * of both channel types, HTLC outputs of their commitment by preimage and by
+ * timeout): every signed witness runs through bcoin's script
  * interpreter (CSV included), the fee follows the weight, dust is refused.
  */
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
-import { randomBytes, secp } from '../../wire/crypto.js';
+import { randomBytes, secp, sha256 } from '../../wire/crypto.js';
 import { TX, buf } from '../../htlc/bolt3/btc.js';
 import { Bolt3Error } from '../../htlc/bolt3/errors.js';
 import {
@@ -15,6 +16,10 @@ import {
   p2wpkh,
   p2wsh,
   perCommitmentPoint,
+  offeredHtlcWitnessScript,
+  receivedHtlcWitnessScript,
+  sweepHtlcTimeout,
+  sweepHtlcWithPreimage,
   sweepRevokedToLocal,
   sweepToLocal,
   sweepToRemote,
@@ -91,6 +96,40 @@ describe('bolt3 sweeps', () => {
     assert.ok(verifies(sw, p2wsh(ws), 300_000n));
     // without the secret (any other key) the branch stays closed
     assert.equal(verifies(sweepRevokedToLocal(input(300_000n), ws, revocationBase.priv, dest, 2500), p2wsh(ws), 300_000n), false);
+  });
+
+  it('HTLC outputs of their commitment: theirs claimed with the preimage, ours taken back after cltv_expiry (both channel types)', () => {
+    for (const type of ['static_remotekey', 'anchors_zero_fee_htlc'] as const) {
+      const anchors = type === 'anchors_zero_fee_htlc';
+      const revocation = key();
+      const theirHtlc = key();
+      const ourHtlc = key();
+      const preimage = randomBytes(32);
+      const hash = sha256(preimage);
+      // they offered it on their commitment: our HTLC key is the script's "remote" key
+      const offered = offeredHtlcWitnessScript(type, revocation.pub, theirHtlc.pub, ourHtlc.pub, hash);
+      const claim = sweepHtlcWithPreimage(input(70_000n), offered, anchors, ourHtlc.priv, preimage, dest, 2500);
+      const ct = TX.fromRaw(buf(claim.tx));
+      assert.equal(ct.inputs[0]!.sequence, anchors ? 1 : 0xffffffff);
+      assert.equal(ct.locktime, 0);
+      assert.equal(claim.valueSat + claim.feeSat, 70_000n);
+      assert.ok(verifies(claim, p2wsh(offered), 70_000n), `${type}: claim with the preimage`);
+      assert.equal(verifies(sweepHtlcWithPreimage(input(70_000n), offered, anchors, ourHtlc.priv, randomBytes(32), dest, 2500), p2wsh(offered), 70_000n), false, 'a wrong preimage');
+      assert.equal(verifies(sweepHtlcWithPreimage(input(70_000n), offered, anchors, theirHtlc.priv, preimage, dest, 2500), p2wsh(offered), 70_000n), false, 'their key');
+      // we offered it: on their commitment it is a received HTLC, ours again once cltv_expiry passed
+      const cltv = 800_123;
+      const received = receivedHtlcWitnessScript(type, revocation.pub, theirHtlc.pub, ourHtlc.pub, hash, cltv);
+      const back = sweepHtlcTimeout(input(90_000n), received, anchors, ourHtlc.priv, cltv, dest, 2500);
+      const bt = TX.fromRaw(buf(back.tx));
+      assert.equal(bt.locktime, cltv);
+      assert.equal(bt.inputs[0]!.sequence, anchors ? 1 : 0xfffffffe);
+      assert.ok(verifies(back, p2wsh(received), 90_000n), `${type}: timeout after cltv_expiry`);
+      // a locktime below the expiry fails the script's CHECKLOCKTIMEVERIFY
+      assert.equal(verifies(sweepHtlcTimeout(input(90_000n), received, anchors, ourHtlc.priv, cltv - 1, dest, 2500), p2wsh(received), 90_000n), false, 'before the expiry');
+      assert.equal(verifies(sweepHtlcTimeout(input(90_000n), received, anchors, theirHtlc.priv, cltv, dest, 2500), p2wsh(received), 90_000n), false, 'their key');
+    }
+    assert.throws(() => sweepHtlcTimeout(input(90_000n), new Uint8Array(10), false, key().priv, 600_000_000, dest, 2500), (e) => e instanceof Bolt3Error && e.code === 'ERR_BAD_PARAMS');
+    assert.throws(() => sweepHtlcWithPreimage(input(90_000n), new Uint8Array(10), false, key().priv, new Uint8Array(31), dest, 2500), (e) => e instanceof Bolt3Error && e.code === 'ERR_BAD_PARAMS');
   });
 
   it('refuses an output not worth sweeping, and bad parameters, with typed errors', () => {

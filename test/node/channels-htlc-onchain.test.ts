@@ -1,0 +1,167 @@
+/**
+ * HTLC outputs after a unilateral close (BOLT 5), on the embedded regtest
+ * chain with two nodes over TCP:
+ *   - Bob force-closes while one HTLC of Alice's is pending and one of his
+ *     that Alice fulfilled while they were disconnected (the fulfill never
+ *     reached him): Alice claims his HTLC with the preimage as soon as his
+ *     commitment confirms, and takes hers back once its cltv_expiry is
+ *     reached, not a block earlier — for both channel types.
+ *   - Alice force-closes a static_remotekey channel with the same two kinds
+ *     of HTLC on her own commitment: the HTLC-success transaction goes out at
+ *     once, the HTLC-timeout at its cltv_expiry, and each one's delayed
+ *     output is swept into her wallet after to_self_delay confirmations.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { BcoinChainBackend } from '../../node/chain/index.js';
+import type { ChannelInfo, SweptOutput } from '../../node/channels/manager.js';
+import { htlcSuccessFeeSat, htlcTimeoutFeeSat } from '../../htlc/bolt3/fees.js';
+import { bytesToHex } from '../../wire/bytes.js';
+import { randomBytes, sha256 } from '../../wire/crypto.js';
+import { ELSEWHERE } from './chain-fixture.js';
+import { TestNode, fundNodes, newTestChain, until } from './channels-fixture.js';
+
+const T = { timeout: 120_000 };
+
+interface Sweep {
+  output: SweptOutput;
+  valueSat: bigint;
+  channelId: string;
+  height: number;
+}
+
+describe('channel manager: HTLC outputs on chain', () => {
+  let chain: BcoinChainBackend;
+  let alice: TestNode;
+  let bob: TestNode;
+  const sweeps: Record<'alice' | 'bob', Sweep[]> = { alice: [], bob: [] };
+
+  const mine = async (n: number): Promise<void> => {
+    await chain.generateToAddress(n, ELSEWHERE);
+    await chain.synced();
+  };
+
+  before(async () => {
+    chain = await newTestChain();
+    alice = new TestNode({ name: 'alice', policy: { minimumDepth: 1 } }, chain);
+    bob = new TestNode({ name: 'bob', policy: { minimumDepth: 1 } }, chain);
+    await alice.start();
+    await bob.start();
+    for (const [who, n] of [['alice', alice], ['bob', bob]] as const)
+      n.manager.on('sweep_broadcast', (info, _txid, output, valueSat) => sweeps[who].push({ output, valueSat, channelId: info.channelId, height: chain.tip().height }));
+    await fundNodes(chain, [alice, bob]);
+    await alice.connect(bob);
+  });
+
+  after(async () => {
+    await alice?.stop().catch(() => undefined);
+    await bob?.stop().catch(() => undefined);
+    await chain?.close();
+  });
+
+  /** Offers an HTLC and waits until it is irrevocably committed on both sides. */
+  async function offer(from: TestNode, to: TestNode, channelId: string, amountMsat: bigint, cltvExpiry: number): Promise<{ id: bigint; preimage: Uint8Array }> {
+    const preimage = randomBytes(32);
+    const paymentHash = sha256(preimage);
+    const incoming = new Promise<bigint>((resolve) => {
+      const on = (cid: string, h: { id: bigint; paymentHash: Uint8Array }): void => {
+        if (cid === channelId && bytesToHex(h.paymentHash) === bytesToHex(paymentHash)) {
+          to.manager.off('htlc_incoming', on);
+          resolve(h.id);
+        }
+      };
+      to.manager.on('htlc_incoming', on);
+    });
+    await from.manager.addHtlc(channelId, { amountMsat, paymentHash, cltvExpiry });
+    const id = await incoming;
+    await until(() => [from, to].every((n) => {
+      const s = n.manager.channelState(channelId);
+      return s.remoteNextCommit === undefined && s.localCommit.htlcs.some((h) => h.id === id) && s.remoteCommit.htlcs.some((h) => h.id === id);
+    }), 'HTLC committed on both sides');
+    return { id, preimage };
+  }
+
+  async function disconnect(): Promise<void> {
+    alice.node.disconnect(bob.id);
+    await until(() => alice.node.listPeers().length === 0 && bob.node.listPeers().length === 0, 'disconnected');
+  }
+
+  async function ready(c: ChannelInfo): Promise<void> {
+    await mine(1);
+    await until(() => alice.manager.channel(c.channelId)?.active === true && bob.manager.channel(c.channelId)?.active === true, 'channel active');
+  }
+
+  for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const) {
+    it(`${channelType}: Bob force-closes; Alice claims his HTLC with the preimage at once and hers back at its cltv_expiry`, T, async () => {
+      if (alice.node.peer(bob.id) === undefined) await alice.connect(bob);
+      const ch = await bob.manager.openChannel(alice.id, 600_000n, { channelType, pushMsat: 200_000_000n });
+      await ready(ch);
+      const tip = chain.tip().height;
+      const mine1 = await offer(alice, bob, ch.channelId, 20_000_000n, tip + 30);
+      const his = await offer(bob, alice, ch.channelId, 15_000_000n, tip + 80);
+      await disconnect();
+      // taken while Bob is away: the fulfill waits for the reconnection, the preimage is in Alice's channel state
+      await alice.manager.fulfillHtlc(ch.channelId, his.id, his.preimage);
+      const before = sweeps.alice.length;
+      await bob.manager.forceCloseChannel(ch.channelId, { withPendingHtlcs: true });
+      await mine(1);
+      await until(() => sweeps.alice.slice(before).some((s) => s.output === 'htlc_success') && sweeps.alice.slice(before).some((s) => s.output === 'to_remote'), 'to_remote and the preimage claim');
+      const success = sweeps.alice.slice(before).find((s) => s.output === 'htlc_success')!;
+      assert.ok(success.valueSat < 15_000n && success.valueSat > 13_000n, `claimed ${success.valueSat} of 15 000 sat`);
+      // not a block before the expiry
+      await mine(tip + 30 - chain.tip().height - 1);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(sweeps.alice.slice(before).filter((s) => s.output === 'htlc_timeout').length, 0, 'no timeout claim before cltv_expiry');
+      await mine(1);
+      await until(() => sweeps.alice.slice(before).some((s) => s.output === 'htlc_timeout'), 'the timeout claim');
+      const back = sweeps.alice.slice(before).find((s) => s.output === 'htlc_timeout')!;
+      assert.equal(back.height, tip + 30);
+      assert.ok(back.valueSat < 20_000n && back.valueSat > 18_000n, `took back ${back.valueSat} of 20 000 sat`);
+      assert.ok(mine1.id >= 0n);
+      // both claims confirm: the wallet ends with them
+      const walletBefore = alice.walletTotalSat();
+      await mine(1);
+      await until(() => alice.wallet.balance().unconfirmedSat === 0n, 'claims confirmed');
+      assert.ok(alice.walletTotalSat() >= walletBefore);
+    });
+  }
+
+  it('static_remotekey: Alice force-closes with HTLCs on her commitment; second-stage transactions, then their delayed outputs', T, async () => {
+    if (alice.node.peer(bob.id) === undefined) await alice.connect(bob);
+    const ch = await alice.manager.openChannel(bob.id, 700_000n, { channelType: 'static_remotekey', pushMsat: 200_000_000n });
+    await ready(ch);
+    const tip = chain.tip().height;
+    await offer(alice, bob, ch.channelId, 25_000_000n, tip + 20);
+    const his = await offer(bob, alice, ch.channelId, 30_000_000n, tip + 400);
+    await disconnect();
+    await alice.manager.fulfillHtlc(ch.channelId, his.id, his.preimage);
+    const feeratePerKw = alice.manager.channel(ch.channelId)!.feeratePerKw;
+    const before = sweeps.alice.length;
+    await alice.manager.forceCloseChannel(ch.channelId);
+    await mine(1);
+    const mineFor = (output: SweptOutput, n: number) => until(() => sweeps.alice.slice(before).filter((s) => s.output === output).length >= n, `${n} × ${output}`);
+    await mineFor('htlc_success', 1);
+    const success = sweeps.alice.slice(before).find((s) => s.output === 'htlc_success')!;
+    assert.equal(success.valueSat, 30_000n - htlcSuccessFeeSat('static_remotekey', feeratePerKw));
+    const successHeight = success.height;
+    await mine(1); // the HTLC-success transaction confirms
+    await mine(tip + 20 - chain.tip().height);
+    await mineFor('htlc_timeout', 1);
+    const timeout = sweeps.alice.slice(before).find((s) => s.output === 'htlc_timeout')!;
+    assert.equal(timeout.height, tip + 20);
+    assert.equal(timeout.valueSat, 25_000n - htlcTimeoutFeeSat('static_remotekey', feeratePerKw));
+    const delay = alice.manager.channel(ch.channelId)!.toSelfDelay;
+    // each second-stage output waits to_self_delay confirmations of its transaction
+    await mine(successHeight + 1 + delay - 1 - chain.tip().height - 1);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(sweeps.alice.slice(before).filter((s) => s.output === 'htlc_delayed').length, 0, 'no delayed sweep before to_self_delay');
+    await mine(1);
+    await mineFor('htlc_delayed', 1);
+    await mine(tip + 20 + 1 + delay - chain.tip().height);
+    await mineFor('htlc_delayed', 2);
+    const delayed = sweeps.alice.slice(before).filter((s) => s.output === 'htlc_delayed').map((s) => s.valueSat).sort((a, b) => Number(a - b));
+    const expected = [timeout.valueSat, success.valueSat].sort((a, b) => Number(a - b));
+    for (let i = 0; i < 2; i++) assert.ok(delayed[i]! < expected[i]! && delayed[i]! > expected[i]! - 2_000n, `delayed sweep ${delayed[i]} of ${expected[i]}`);
+    assert.ok(sweeps.alice.slice(before).some((s) => s.output === 'to_local'), 'and to_local');
+  });
+});
