@@ -130,6 +130,8 @@ export class ChannelDriver {
   private async effects(r: StepResult): Promise<void> {
     if (r.failure !== undefined) {
       if (r.failure.level !== 'local') await this.a.sendFailure?.(r.failure);
+      // a refused step changes nothing, but may report what it found (data_loss: the peer proved our state is old)
+      for (const e of r.events) await this.a.onEvent?.(e);
       return;
     }
     if (r.writes.length > 0) await this.a.store.batch(r.writes);

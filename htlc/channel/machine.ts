@@ -115,8 +115,8 @@ function checkSenderLimits(s: ChannelState, v: CommitmentState, senderIsUs: bool
   const senderBal = senderIsUs ? v.ourBalanceMsat : v.theirBalanceMsat;
   const otherBal = senderIsUs ? v.theirBalanceMsat : v.ourBalanceMsat;
   const senderIsOpener = (s.opener === 'local') === senderIsUs;
-  // the sender checks with HTLCs trimmed at a zero dust limit (an upper bound of the fee on either commitment);
-  // the receiver against its own next commitment
+  // the sender checks against the dearer of the two commitments (each with its holder's trimming), and of ours with
+  // a zero dust limit on top; the receiver against its own next commitment
   const cost = strict ? openerCostAllHtlcs(s, v) : openerCostMsat(s, v, true);
   const reserveMsat = limits.channelReserveSat * 1000n;
   if (senderIsOpener) {
@@ -132,9 +132,13 @@ function checkSenderLimits(s: ChannelState, v: CommitmentState, senderIsUs: bool
 }
 
 function openerCostAllHtlcs(s: ChannelState, v: CommitmentState): bigint {
-  // with a zero dust limit: never fewer HTLC outputs, so never less fee, than either side's commitment has
+  // A zero dust limit on our commitment is not enough: an HTLC the peer offered is trimmed on ours below the
+  // HTLC-success fee even then, while on theirs (offered, timeout fee, their dust limit) it can stay an output.
+  // So: the larger of our commitment at a zero dust limit and theirs as it will be.
   const asIfUntrimmed = { ...s, local: { ...s.local, config: { ...s.local.config, dustLimitSat: 0n } } };
-  return openerCostMsat(asIfUntrimmed, { ...v, feeratePerKw: v.feeratePerKw }, true);
+  const ours = openerCostMsat(asIfUntrimmed, v, true);
+  const theirs = openerCostMsat(s, v, false);
+  return ours > theirs ? ours : theirs;
 }
 
 function canUpdate(s: ChannelState): boolean {
@@ -245,6 +249,9 @@ function sendPendingResolutions(s: ChannelState): { state: ChannelState; send: C
 
 function localFee(s: ChannelState, feeratePerKw: number): StepResult {
   if (!canUpdate(s)) return localReject(s, 'ERR_NOT_READY', `cannot update in phase ${s.phase}`);
+  // once either side sent shutdown the peer may reach "no updates left" before our update_fee arrives (and it would
+  // then fail the channel); lnd does not change the fee of a closing channel either
+  if (s.shutdown !== undefined) return localReject(s, 'ERR_SHUTDOWN', 'no update_fee once shutdown has been sent or received');
   if (s.opener !== 'local') return localReject(s, 'ERR_FEE', 'only the opener sends update_fee');
   if (!Number.isInteger(feeratePerKw) || feeratePerKw < MIN_FEERATE_PER_KW || feeratePerKw > 0xffffffff) return localReject(s, 'ERR_FEE', `feerate ${feeratePerKw} out of range`);
   const ourLog = append(s.ourLog, { kind: 'fee', index: logEnd(s.ourLog), feeratePerKw });

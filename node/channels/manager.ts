@@ -221,6 +221,10 @@ interface ChannelMeta {
   failure?: string;
   /** Display-order txid of the commitment we broadcast to close unilaterally. */
   forceCloseTxid?: string;
+  /** That commitment, raw (hex): broadcast again after a restart and on each block until the funding output is spent. */
+  forceCloseTx?: string;
+  /** The peer proved our state is old (channel_reestablish): our commitment is revoked and must never be broadcast. */
+  dataLoss?: boolean;
 }
 
 interface Waiter {
@@ -241,6 +245,10 @@ interface Chan {
   sweepWatch?: WatchHandle;
   /** HTLC claims waiting for their height, and the delayed sweeps of our second-stage transactions. */
   htlcWatches?: WatchHandle[];
+  /** Re-broadcasts our force-close commitment on each block until the funding output is spent. */
+  rebroadcastWatch?: WatchHandle;
+  /** The commitment of theirs that spent the funding output, once seen (to claim HTLCs whose preimage comes later). */
+  theirCommitmentTx?: Uint8Array;
   failure?: string;
   /** openChannel waiting for channel_pending. */
   opening?: Waiter;
@@ -356,6 +364,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       c.spendWatch?.cancel();
       c.sweepWatch?.cancel();
       for (const w of c.htlcWatches ?? []) w.cancel();
+      c.rebroadcastWatch?.cancel();
       const err = new ChannelManagerError('ERR_MANAGER_STOPPED', 'channel manager stopped');
       this.settle(c, 'opening', err);
       this.settle(c, 'closing', err);
@@ -425,23 +434,23 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
    */
   async closeChannel(channelId: string, opts: CloseChannelOptions = {}): Promise<ChannelInfo> {
     this.checkRunning();
-    const c = this.require(channelId);
-    const feeratePerKw = opts.feeratePerKw ?? (await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget));
+    const c = this.requireUsable(channelId);
+    if (c.closing !== undefined) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `a cooperative close of ${channelId} is already in progress`);
     const scriptPubKey = opts.scriptPubKey ?? hexToBytes(c.meta.shutdownScript);
     return new Promise<ChannelInfo>((resolve, reject) => {
+      // the waiter takes the slot at once, so a second call is refused even while this one awaits the fee estimate
       c.closing = this.waiter(c, 'closing', resolve, reject, 'cooperative close');
-      c.driver.apply({ type: 'shutdown', scriptPubKey, feeratePerKw }).then(
-        (r) => {
-          if (r.failure !== undefined) this.settle(c, 'closing', refused(r));
-        },
-        (e: unknown) => this.settle(c, 'closing', e as Error),
-      );
+      void (async () => {
+        const feeratePerKw = opts.feeratePerKw ?? (await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget));
+        const r = await c.driver.apply({ type: 'shutdown', scriptPubKey, feeratePerKw });
+        if (r.failure !== undefined) this.settle(c, 'closing', refused(r));
+      })().catch((e: unknown) => this.settle(c, 'closing', e as Error));
     });
   }
 
   /** Offers an HTLC on a channel and signs it; returns its id. (The switch will call this; tests do now.) */
   async addHtlc(channelId: string, req: AddHtlcRequest): Promise<bigint> {
-    const c = this.require(channelId);
+    const c = this.requireUsable(channelId);
     const r = await c.driver.apply({
       type: 'add_htlc',
       amountMsat: req.amountMsat,
@@ -470,20 +479,59 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
    * Returns the commitment's display-order txid.
    */
   async forceCloseChannel(channelId: string, opts: { withPendingHtlcs?: boolean } = {}): Promise<string> {
+    this.checkRunning();
     const c = this.require(channelId);
+    // on the peer's queue: no message of the peer is applied while we sign and record the commitment (a
+    // commitment_signed applied in between would make us revoke the very commitment we broadcast)
+    return new Promise<string>((resolve, reject) => {
+      this.onPeerQueue(c.peer, async () => {
+        try {
+          resolve(await this.forceCloseNow(c, opts));
+        } catch (e) {
+          reject(e as Error);
+        }
+      });
+    });
+  }
+
+  private async forceCloseNow(c: Chan, opts: { withPendingHtlcs?: boolean }): Promise<string> {
     const s = c.driver.state;
     if (s.phase === 'closed' || PRE_FUNDING.has(s.phase)) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `cannot force close a channel in phase ${s.phase}`);
+    if (c.meta.dataLoss === true)
+      throw new ChannelManagerError('ERR_CHANNEL_REFUSED', 'the peer proved our channel state is old: our commitment is revoked, only the peer can close');
     if (s.localCommit.htlcs.length > 0 && s.channelType === 'anchors_zero_fee_htlc' && opts.withPendingHtlcs !== true)
       throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `${s.localCommit.htlcs.length} HTLCs pending: the second-stage transactions of an anchor channel are not built yet`);
+    if (c.meta.forceCloseTx !== undefined && c.meta.forceCloseTxid !== undefined) {
+      // closed already: the same commitment again
+      await this.chain.broadcast(buf(hexToBytes(c.meta.forceCloseTx))).catch((err: unknown) => this.log.debug({ err }, 'commitment re-broadcast refused'));
+      return c.meta.forceCloseTxid;
+    }
+    // failed from here on: the peer's later messages are dropped
+    const wasFailed = c.failure !== undefined;
+    c.failure ??= 'force closed by us';
     const secrets = deriveChannelSecrets(this.seed, c.keyIndex);
     const raw = signedLocalCommitment(s, secrets);
     const txid = displayHex(localCommitmentTxid(s, secrets));
-    c.meta = { ...c.meta, forceCloseTxid: txid };
+    c.meta = { ...c.meta, failure: c.failure, forceCloseTxid: txid, forceCloseTx: bytesToHex(raw) };
     await this.root.put(enc.encode(`${P_META}${c.keyIndex}`), enc.encode(JSON.stringify(c.meta)));
-    await this.chain.broadcast(buf(raw));
-    this.log.info({ channelId: bytesToHex(s.channelId), txid }, 'force close: our commitment broadcast');
-    this.fail(c, 'force closed by us', 'info');
+    this.rebroadcastUntilSpent(c, raw);
+    try {
+      await this.chain.broadcast(buf(raw));
+      this.log.info({ channelId: bytesToHex(s.channelId), txid }, 'force close: our commitment broadcast');
+    } catch (err) {
+      this.log.warn({ err, channelId: bytesToHex(s.channelId), txid }, 'force close: broadcast refused; tried again on each block');
+    }
+    if (!wasFailed) this.announceFailure(c, c.failure, 'info');
     return txid;
+  }
+
+  /** Our force-close commitment goes out again on each block until the funding output is spent. */
+  private rebroadcastUntilSpent(c: Chan, raw: Uint8Array): void {
+    c.rebroadcastWatch?.cancel();
+    c.rebroadcastWatch = this.chain.onBlock((ev) => {
+      if (ev.type !== 'connected') return;
+      void this.chain.broadcast(buf(raw)).catch((err: unknown) => this.log.debug({ err }, 'commitment re-broadcast refused'));
+    });
   }
 
   /**
@@ -505,9 +553,15 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   }
 
   private async resolveHtlc(channelId: string, input: ChannelInput & { type: 'fulfill_htlc' | 'fail_htlc' }): Promise<void> {
-    const c = this.require(channelId);
+    // on a failed channel a fulfill is still recorded (its preimage claims the HTLC output if a commitment reaches the
+    // chain) but nothing is signed; failing back there changes nothing on chain and is refused
+    const c = input.type === 'fulfill_htlc' ? this.require(channelId) : this.requireUsable(channelId);
     const r = await c.driver.apply(input);
     if (r.failure !== undefined) throw refused(r);
+    if (c.failure !== undefined) {
+      if (c.theirCommitmentTx !== undefined) await this.claimRemoteHtlcs(c, c.theirCommitmentTx, true);
+      return;
+    }
     // taken and persisted: a signing failure now (the store gone) must not look like a refusal to the caller;
     // the next reestablish or revoke_and_ack signs it
     await this.sign(c).catch((err: unknown) => this.log.warn({ err, id: String(input.id) }, 'signing after a resolution failed; the channel keeps the resolution'));
@@ -526,7 +580,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
    */
   async updateChannelFee(channelId: string, feeratePerKw?: number): Promise<number | null> {
     this.checkRunning();
-    const c = this.require(channelId);
+    const c = this.requireUsable(channelId);
     if (!this.info(c).active) throw new ChannelManagerError('ERR_NOT_CONNECTED', `channel ${channelId} is not active`);
     let rate = feeratePerKw;
     if (rate === undefined) {
@@ -642,35 +696,40 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     p.sendRaw(concatBytes(u16be(m.type), encodeChannelMessage(m)));
   }
 
-  private sendFailure(chan: Chan | undefined, f: ChannelFailure, peerId?: string): void {
+  private async sendFailure(chan: Chan | undefined, f: ChannelFailure, peerId?: string): Promise<void> {
     const peer = chan?.peer ?? peerId;
     this.log.warn({ peer, channelId: bytesToHex(f.channelId), level: f.level, code: f.code, reason: f.message }, 'channel failure');
     if (f.level === 'local' || peer === undefined) return;
-    const p = this.node.peer(peer);
     const data = enc.encode(`${f.code}: ${f.message}`.slice(0, 500));
     if (f.level === 'error') {
-      p?.send({ type: MessageType.Error, channelId: f.channelId, data });
-      if (chan !== undefined) this.fail(chan, `sent error ${f.code}: ${f.message}`);
+      // the failure is on disk before the error leaves: a restart cannot bring the channel back to life
+      if (chan !== undefined) await this.fail(chan, `sent error ${f.code}: ${f.message}`);
+      this.node.peer(peer)?.send({ type: MessageType.Error, channelId: f.channelId, data });
     } else {
-      p?.send({ type: MessageType.Warning, channelId: f.channelId, data });
+      this.node.peer(peer)?.send({ type: MessageType.Warning, channelId: f.channelId, data });
     }
   }
 
   /** The channel is failed: an opening is abandoned; an established channel stops taking updates. */
-  private fail(chan: Chan, reason: string, level: 'error' | 'info' = 'error'): void {
+  private fail(chan: Chan, reason: string, level: 'error' | 'info' = 'error'): Promise<void> {
     const state = chan.driver?.state;
     if (state === undefined || PRE_FUNDING.has(state.phase)) {
       this.abandonOpening(chan, state, reason);
-      return;
+      return Promise.resolve();
     }
-    if (chan.failure !== undefined) return;
+    if (chan.failure !== undefined) return Promise.resolve();
     chan.failure = reason;
     chan.meta = { ...chan.meta, failure: reason };
-    void this.root
+    const written = this.root
       .put(enc.encode(`${P_META}${chan.keyIndex}`), enc.encode(JSON.stringify(chan.meta)))
       .catch((err: unknown) => this.log.error({ err }, 'could not record the channel failure'));
-    // A failed channel stays open on chain until one side closes it: forceCloseChannel() (ours) or the peer's commitment.
-    this.log[level]({ channelId: bytesToHex(state.channelId), reason }, 'channel failed');
+    this.announceFailure(chan, reason, level);
+    return written;
+  }
+
+  /** A failed channel stays open on chain until one side closes it: forceCloseChannel() (ours) or the peer's commitment. */
+  private announceFailure(chan: Chan, reason: string, level: 'error' | 'info'): void {
+    this.log[level]({ channelId: bytesToHex(chan.driver.state.channelId), reason }, 'channel failed');
     this.settle(chan, 'closing', new ChannelManagerError('ERR_CHANNEL_REFUSED', reason));
     this.emit('channel_failed', this.info(chan), reason);
   }
@@ -897,7 +956,10 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         });
         return;
       case 'data_loss':
-        this.log.error({ channelId: cid() }, 'peer proved we lost channel state; our commitment must not be broadcast');
+        // recorded before anything else: forceCloseChannel refuses from now on (our commitment is revoked)
+        chan.meta = { ...chan.meta, dataLoss: true };
+        await this.root.put(enc.encode(`${P_META}${chan.keyIndex}`), enc.encode(JSON.stringify(chan.meta)));
+        this.log.error({ channelId: cid() }, 'peer proved we lost channel state; our commitment must not be broadcast, the peer has to close');
         return;
       case 'funding_needed':
       case 'broadcast_funding':
@@ -915,6 +977,56 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
    * a sweep already made is simply refused by the chain. One fresh wallet
    * address receives everything swept from this close.
    */
+  /**
+   * Claims the HTLC outputs of `tx`, a commitment of theirs: ours after their cltv_expiry, theirs with the preimages
+   * the channel holds. With `successOnly` (a preimage learnt after the commitment confirmed) only the latter.
+   */
+  private async claimRemoteHtlcs(chan: Chan, tx: Uint8Array, successOnly: boolean): Promise<void> {
+    const s = chan.driver.state;
+    const channelId = bytesToHex(s.channelId);
+    const secrets = deriveChannelSecrets(this.seed, chan.keyIndex);
+    const feeratePerKw = await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget);
+    const dest = (await this.wallet.newAddress()).script;
+    const htlcs = remoteHtlcClaims(s, secrets, tx, knownPreimages(s), dest, feeratePerKw);
+    if (htlcs === null) {
+      if (s.remoteCommit.htlcs.length > 0 || (s.remoteNextCommit?.htlcs.length ?? 0) > 0) this.log.warn({ channelId }, 'their commitment on chain is not one we know: its HTLC outputs are not claimed');
+      return;
+    }
+    if (!successOnly) for (const u of htlcs.unclaimed) this.log.warn({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on their commitment left unclaimed for now');
+    for (const c of htlcs.claims) {
+      if (successOnly && c.kind !== 'htlc_success') continue;
+      this.atHeight(chan, c.validFromHeight, () => this.publishSweep(chan, c.sweep.tx, c.sweep.txid, c.kind, c.sweep.valueSat));
+    }
+  }
+
+  /** Runs `go` once the chain's tip reaches `height` (a transaction with that locktime is valid from then on). */
+  private atHeight(chan: Chan, height: number, go: () => Promise<void>): void {
+    if (this.chain.tip().height >= height) {
+      void go();
+      return;
+    }
+    const w: WatchHandle = this.chain.onBlock((ev) => {
+      if (ev.type !== 'connected' || ev.height < height) return;
+      w.cancel();
+      chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== w);
+      void go();
+    });
+    (chan.htlcWatches ??= []).push(w);
+  }
+
+  /** Broadcasts a sweep of ours; a refusal (most likely made already, or the output taken first) is only logged. */
+  private async publishSweep(chan: Chan, raw: Uint8Array, sweepTxid: Uint8Array, output: SweptOutput, valueSat: bigint): Promise<void> {
+    try {
+      await this.chain.broadcast(buf(raw));
+    } catch (err) {
+      this.log.debug({ err, output }, 'sweep refused (most likely made already)');
+      return;
+    }
+    const id = displayHex(sweepTxid);
+    this.log.info({ channelId: bytesToHex(chan.driver.state.channelId), sweepTxid: id, output, valueSat: String(valueSat) }, 'sweep broadcast');
+    this.emit('sweep_broadcast', this.info(chan), id, output, valueSat);
+  }
+
   private async onUnilateralClose(chan: Chan, tx: Uint8Array, txid: Uint8Array): Promise<void> {
     const s = chan.driver.state;
     const secrets = deriveChannelSecrets(this.seed, chan.keyIndex);
@@ -924,43 +1036,21 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     const justice = ours ? null : justiceSweep(s, secrets, tx, dest, feeratePerKw);
     if (justice !== null) this.fail(chan, `breach: the peer broadcast its revoked commitment ${justice.commitmentNumber}`);
     else this.fail(chan, ours ? 'force closed by us' : 'closed on chain by the peer', 'info');
-    const publish = async (raw: Uint8Array, sweepTxid: Uint8Array, output: SweptOutput, valueSat: bigint): Promise<void> => {
-      try {
-        await this.chain.broadcast(buf(raw));
-      } catch (err) {
-        this.log.debug({ err, output }, 'sweep refused (most likely made already)');
-        return;
-      }
-      const id = displayHex(sweepTxid);
-      this.log.info({ channelId: bytesToHex(s.channelId), sweepTxid: id, output, valueSat: String(valueSat) }, 'sweep broadcast');
-      this.emit('sweep_broadcast', this.info(chan), id, output, valueSat);
-    };
+    const publish = (raw: Uint8Array, sweepTxid: Uint8Array, output: SweptOutput, valueSat: bigint): Promise<void> => this.publishSweep(chan, raw, sweepTxid, output, valueSat);
     const channelId = bytesToHex(s.channelId);
-    // a transaction valid from a block height goes out once the chain is there
-    const atHeight = (validFromHeight: number, go: () => Promise<void>): void => {
-      if (this.chain.tip().height >= validFromHeight) {
-        void go();
-        return;
-      }
-      const w: WatchHandle = this.chain.onBlock((ev) => {
-        if (ev.type !== 'connected' || ev.height < validFromHeight) return;
-        w.cancel();
-        chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== w);
-        void go();
-      });
-      (chan.htlcWatches ??= []).push(w);
-    };
+    const atHeight = (height: number, go: () => Promise<void>): void => this.atHeight(chan, height, go);
     const preimages = knownPreimages(s);
     if (!ours) {
       if (justice !== null) await publish(justice.sweep.tx, justice.sweep.txid, 'justice', justice.sweep.valueSat);
       const sw = toRemoteSweep(s, secrets, tx, dest, feeratePerKw);
       if (sw === null) this.log.info({ channelId }, 'their commitment pays nothing to us');
       else await publish(sw.tx, sw.txid, 'to_remote', sw.valueSat);
-      const htlcs = justice === null ? remoteHtlcClaims(s, secrets, tx, preimages, dest, feeratePerKw) : null;
-      if (justice !== null && s.remoteCommit.htlcs.length > 0) this.log.warn({ channelId }, 'HTLC outputs of a revoked commitment are not taken');
-      if (htlcs === null) return;
-      for (const u of htlcs.unclaimed) this.log.warn({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on their commitment left unclaimed');
-      for (const c of htlcs.claims) atHeight(c.validFromHeight, () => publish(c.sweep.tx, c.sweep.txid, c.kind, c.sweep.valueSat));
+      if (justice !== null) {
+        if (s.remoteCommit.htlcs.length > 0) this.log.warn({ channelId }, 'HTLC outputs of a revoked commitment are not taken');
+        return;
+      }
+      chan.theirCommitmentTx = tx;
+      await this.claimRemoteHtlcs(chan, tx, false);
       return;
     }
     if (s.localCommit.htlcs.length > 0) {
@@ -1015,6 +1105,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     chan.spendWatch?.cancel();
     chan.spendWatch = this.chain.watchSpend({ outpoint: { txid, outputIndex } }, (ev) => {
       if (ev.type !== 'spent') return;
+      chan.rebroadcastWatch?.cancel();
+      chan.rebroadcastWatch = undefined;
       const spending = displayHex(ev.detail.spendingTxid);
       const closing = chan.driver?.state.shutdown?.closingTx;
       const cooperative = closing !== undefined && equalBytes(txidOf(closing), ev.detail.spendingTxid);
@@ -1036,6 +1128,12 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     }
     if (s.phase === 'closed' && s.shutdown?.closingTx !== undefined) {
       await this.chain.broadcast(buf(s.shutdown.closingTx)).catch(() => undefined);
+    }
+    if (chan.meta.forceCloseTx !== undefined && s.phase !== 'closed') {
+      // the mempool may not have kept it: again now, and on each block until the funding output is spent
+      const raw = hexToBytes(chan.meta.forceCloseTx);
+      this.rebroadcastUntilSpent(chan, raw);
+      await this.chain.broadcast(buf(raw)).catch((err: unknown) => this.log.debug({ err }, 'commitment re-broadcast refused (likely confirmed or spent already)'));
     }
   }
 
@@ -1081,14 +1179,25 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     return c;
   }
 
+  /** A channel that takes local updates: not failed (an error, a force close, a data loss). */
+  private requireUsable(channelId: string): Chan {
+    const c = this.require(channelId);
+    if (c.failure !== undefined) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `channel ${channelId} failed: ${c.failure}`);
+    return c;
+  }
+
   private checkRunning(): void {
     if (!this.started || this.stopped) throw new ChannelManagerError('ERR_MANAGER_STOPPED', 'the channel manager is not running');
   }
 
   private waiter(c: Chan, slot: 'opening' | 'closing', resolve: (i: ChannelInfo) => void, reject: (e: Error) => void, what: string): Waiter {
-    const timer = setTimeout(() => this.settle(c, slot, new ChannelManagerError('ERR_TIMEOUT', `${what} did not complete within ${this.policy.timeoutMs} ms`)), this.policy.timeoutMs);
-    timer.unref();
-    return { resolve, reject, timer };
+    const w: Waiter = { resolve, reject, timer: undefined as unknown as NodeJS.Timeout };
+    w.timer = setTimeout(() => {
+      // only this waiter: the slot may hold a later one by now
+      if (c[slot] === w) this.settle(c, slot, new ChannelManagerError('ERR_TIMEOUT', `${what} did not complete within ${this.policy.timeoutMs} ms`));
+    }, this.policy.timeoutMs);
+    w.timer.unref();
+    return w;
   }
 
   private settle(c: Chan, slot: 'opening' | 'closing', err?: Error, info?: ChannelInfo): void {

@@ -118,6 +118,31 @@ describe('channel: bad input from the peer', () => {
     assert.equal((await p.add('a', 300_000n)).failure, undefined);
   });
 
+  it('as opener, never offers an HTLC the peer cannot take on its own commitment (an HTLC trimmed on ours but not on theirs)', async () => {
+    // at 10 000 sat/kw a 7 000 sat HTLC offered by b is trimmed on a's commitment (below the HTLC-success fee, 7 030 sat)
+    // but stays an output on b's (above b's dust limit plus the HTLC-timeout fee, 354 + 6 630 sat): b's commitment costs
+    // the opener one output more than a's
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', feeratePerKw: 10_000, pushMsat: 500_000_000n });
+    assert.equal((await p.add('b', 7_000_000n)).failure, undefined);
+    await p.settle();
+    const ctx = { secrets: p.ep.a.secrets, policy: DEFAULT_POLICY };
+    const offers = (amountMsat: bigint) =>
+      step(ctx, p.state('a'), { type: 'add_htlc', amountMsat, paymentHash: sha256(randomBytes(32)), cltvExpiry: 700_000, onionRoutingPacket: new Uint8Array(1366) }).failure === undefined;
+    let lo = 1_000_000n;
+    let hi = 600_000_000n;
+    while (hi - lo > 1000n) {
+      const mid = (lo + hi) / 2n;
+      if (offers(mid)) lo = mid;
+      else hi = mid;
+    }
+    // the largest add a makes is one b takes
+    assert.equal((await p.add('a', lo)).failure, undefined);
+    const answer = await p.deliver('a');
+    assert.equal(answer.failure, undefined, answer.failure?.message);
+    await p.settle();
+    p.checkConserved();
+  });
+
   it('fulfill with a wrong preimage, removal of an unknown HTLC', async () => {
     const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'b' });
     await p.add('b', 5_000_000n);

@@ -56,6 +56,27 @@ describe('opener commitment fee policy (update_fee)', () => {
     assert.equal(p.state('b').localCommit.feeratePerKw, max);
   });
 
+  it('no update_fee once shutdown was sent or received (the peer may already be past its last update)', async () => {
+    for (const closer of ['a', 'b'] as const) {
+      const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 300_000_000n });
+      await p.add('a', 20_000_000n);
+      await p.settle();
+      assert.equal((await p.apply(closer, { type: 'shutdown', feeratePerKw: 2500 })).failure, undefined);
+      await p.deliverAll();
+      assert.ok(p.state('a').shutdown !== undefined);
+      const r = await p.apply('a', { type: 'update_fee', feeratePerKw: 3000 });
+      assert.equal(r.failure?.code, 'ERR_SHUTDOWN', `shutdown by ${closer}`);
+      assert.equal(r.send.length, 0);
+      assert.equal(commitFeeUpdate(p.state('a'), 9000), null, 'the policy proposes nothing either');
+      // the close goes through: the HTLC settles, then closing_signed
+      await p.fulfill('b', 0n);
+      await p.settle();
+      await p.deliverAll();
+      assert.equal(p.state('a').phase, 'closed');
+      assert.equal(p.state('b').phase, 'closed');
+    }
+  });
+
   it('an update_fee a disconnect cut before it was signed is forgotten by both sides and proposed again', async () => {
     const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', feeratePerKw: 2500 });
     assert.equal((await p.apply('a', { type: 'update_fee', feeratePerKw: 5000 })).failure, undefined);
