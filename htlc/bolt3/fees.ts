@@ -50,6 +50,11 @@ export function openerCommitmentCostSat(channelType: ChannelType, feeratePerKw: 
   return commitmentFeeSat(channelType, feeratePerKw, numUntrimmedHtlcs) + anchors;
 }
 
+/** Weight of an HTLC-timeout / HTLC-success transaction as BOLT 3 counts it (one input with its witness, one output). */
+export function htlcTxWeight(channelType: ChannelType, kind: 'htlc_timeout' | 'htlc_success'): number {
+  return kind === 'htlc_timeout' ? HTLC_TIMEOUT_WEIGHT[channelType] : HTLC_SUCCESS_WEIGHT[channelType];
+}
+
 /** Fee of an HTLC-timeout tx: 663 × feerate / 1000, or 0 with zero-fee anchors. */
 export function htlcTimeoutFeeSat(channelType: ChannelType, feeratePerKw: number): bigint {
   if (channelType === 'anchors_zero_fee_htlc') return 0n;

@@ -79,6 +79,7 @@
  *   finalizeCommitment(c, localSig64, remoteSig64): Tx          // signed copy; c.tx stays unsigned
  *   finalizeClosingTx(closing, fundingWitnessScript, localFundingPubkey, localSig64, remoteFundingPubkey, remoteSig64): Tx
  *   finalizeHtlcTx(h, remoteSig64, localSig64, preimage?: Uint8Array): Tx   // preimage required for htlc_success
+ *   finalizeFundedHtlcTx(h, funded, remoteSig64, htlcPriv, preimage?): Tx      // anchors: input 0 of a fee-funded copy
  *
  * Signature hashes straight from a Commitment (sighash.ts), without building bcoin transactions:
  *   commitmentSighash(c): Uint8Array                    // what commitment_signed.signature signs (SIGHASH_ALL)
@@ -125,6 +126,7 @@ export {
   commitmentFeeSat,
   openerCommitmentCostSat,
   htlcTimeoutFeeSat,
+  htlcTxWeight,
   htlcSuccessFeeSat,
   htlcTrimThresholdSat,
   isHtlcTrimmed,
@@ -145,4 +147,5 @@ export {
   finalizeCommitment,
   finalizeClosingTx,
   finalizeHtlcTx,
+  finalizeFundedHtlcTx,
 } from './sign.js';

@@ -115,6 +115,25 @@ export function finalizeClosingTx(
  * A signed copy of the holder's HTLC transaction:
  * `<> <remotesig> <localsig> <preimage | <>> <htlc script>`.
  */
+/**
+ * Completes input 0 of `funded`: the HTLC transaction `h` of an anchor channel
+ * with inputs (and change) added to pay its fee. The counterparty's signature
+ * (SIGHASH_SINGLE|ANYONECANPAY) still holds; ours (SIGHASH_ALL) is made over
+ * `funded` as it is. Input 0 and output 0 must be `h`'s.
+ */
+export function finalizeFundedHtlcTx(h: HtlcTx, funded: Tx, remoteSig64: Uint8Array, htlcPriv: Uint8Array, preimage?: Uint8Array): Tx {
+  const in0 = funded.inputs[0];
+  const own = h.tx.inputs[0]!;
+  if (in0 === undefined || in0.prevout.hash !== own.prevout.hash || in0.prevout.index !== own.prevout.index || in0.sequence !== own.sequence)
+    throw new Bolt3Error('ERR_BAD_PARAMS', "input 0 is not the HTLC transaction's input");
+  const out0 = funded.outputs[0];
+  if (out0 === undefined || out0.value !== h.tx.outputs[0]!.value || !out0.script.toRaw().equals(h.tx.outputs[0]!.script.toRaw()))
+    throw new Bolt3Error('ERR_BAD_PARAMS', "output 0 is not the HTLC transaction's output");
+  if (funded.locktime !== h.tx.locktime) throw new Bolt3Error('ERR_BAD_PARAMS', 'locktime changed');
+  const localSig64 = secp.sign(sighash(funded, 0, h.inputWitnessScript, h.inputValueSat, htlcSighashType(h.channelType, 'holder')), htlcPriv);
+  return finalizeHtlcTx({ ...h, tx: funded }, remoteSig64, localSig64, preimage);
+}
+
 export function finalizeHtlcTx(h: HtlcTx, remoteSig64: Uint8Array, localSig64: Uint8Array, preimage?: Uint8Array): Tx {
   let last: Buffer;
   if (h.kind === 'htlc_success') {

@@ -12,11 +12,10 @@
  * what we offered once its cltv_expiry has passed; on our own commitment the
  * HTLC-timeout / HTLC-success transactions (the peer's signatures are stored
  * with the commitment) are published when valid, and their delayed outputs
- * swept after to_self_delay like to_local. Second-stage transactions of
- * anchor channels pay no fee of their own (they need a wallet input added),
- * so they are not built here; neither are the HTLC outputs of a revoked
- * commitment (their scripts need the old commitment's HTLC set, which is not
- * kept).
+ * swept after to_self_delay like to_local; with anchors those transactions
+ * pay no fee of their own and are handed out for a wallet to fund. Not built:
+ * the HTLC outputs of a revoked commitment (their scripts need the old
+ * commitment's HTLC set, which is not kept).
  */
 import { equalBytes } from '../../wire/bytes.js';
 import { secp, sha256Parts } from '../../wire/crypto.js';
@@ -36,7 +35,7 @@ import {
   type SweepTx,
 } from '../bolt3/index.js';
 import { TX, buf } from '../bolt3/btc.js';
-import { buildHtlcTxs, buildCommitment, sweepHtlcTimeout, sweepHtlcWithPreimage } from '../bolt3/index.js';
+import { buildHtlcTxs, buildCommitment, finalizeFundedHtlcTx, htlcTxWeight, sweepHtlcTimeout, sweepHtlcWithPreimage } from '../bolt3/index.js';
 import { Bolt3Error } from '../bolt3/errors.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import { buildLocal, paymentBasepoints, remoteCommitmentParams, signedHtlcTxs } from './commitments.js';
@@ -213,49 +212,73 @@ export interface SecondStage {
   kind: 'htlc_success' | 'htlc_timeout';
   htlcId: bigint;
   paymentHash: Uint8Array;
-  /** The signed HTLC-success / HTLC-timeout transaction and its internal-order txid. */
-  tx: Uint8Array;
-  txid: Uint8Array;
+  /** The HTLC output of our commitment it spends (input 0). */
+  commitmentOutputIndex: number;
   validFromHeight: number;
-  /** Its delayed output, swept after `toSelfDelay` confirmations of the transaction. */
-  sweepOutput: (destScript: Uint8Array, feeratePerKw: number) => SweepTx;
   toSelfDelay: number;
+  /** static_remotekey: the signed transaction, its fee included. */
+  tx?: Uint8Array;
+  /**
+   * anchors: the transaction pays no fee of its own. A wallet adds inputs and change to `template` for its
+   * whole weight (`weight` is the template's own, witness included), then `complete` signs input 0 of that copy.
+   */
+  feeless?: { template: Uint8Array; weight: number; inputValueSat: bigint; inputScriptPubKey: Uint8Array; complete(funded: Uint8Array): Uint8Array };
+  /** Output 0 (revocable, delayed): ours after `toSelfDelay` confirmations of the transaction. */
+  outputValueSat: bigint;
+  outputScriptPubKey: Uint8Array;
+  /** Sweeps output 0 of the confirmed second-stage transaction `txid` (internal order). */
+  sweepOutput(txid: Uint8Array, destScript: Uint8Array, feeratePerKw: number): SweepTx;
 }
 
 /**
- * The second-stage transactions of our current commitment we can publish:
- * every HTLC-timeout (valid from its cltv_expiry) and each HTLC-success whose
- * preimage we know, with the sweep of their delayed outputs. Anchor channels
- * are refused (ERR_BAD_PARAMS): their second stage pays no fee by itself.
+ * The second-stage transactions of our current commitment: every
+ * HTLC-timeout (valid from its cltv_expiry) and each HTLC-success whose
+ * preimage we know, with the sweep of their delayed outputs. With anchors
+ * they come without a fee (see `feeless`).
  */
 export function localSecondStage(s: ChannelState, secrets: ChannelSecrets, preimages: ReadonlyMap<string, Uint8Array>): { stages: SecondStage[]; unclaimed: { htlcId: bigint; reason: string }[] } {
-  if (s.channelType === 'anchors_zero_fee_htlc') throw new Bolt3Error('ERR_BAD_PARAMS', 'second-stage HTLC transactions of anchor channels need a fee input');
   const c = buildLocal(s, secrets, s.localCommit);
   const unsigned = buildHtlcTxs(c);
-  const signed = signedHtlcTxs(s, secrets, preimages);
+  if (unsigned.length !== s.localCommit.remoteHtlcSigs.length) throw new Bolt3Error('ERR_BAD_PARAMS', 'stored HTLC signatures do not match the commitment');
+  const anchors = s.channelType === 'anchors_zero_fee_htlc';
+  const signed = anchors ? [] : signedHtlcTxs(s, secrets, preimages);
   const point = ourPoint(secrets, s.localCommit.height);
   const delayedPriv = secp.privateKeyTweakAdd(secrets.delayedPaymentBaseSecret, sha256Parts(point, s.local.pubkeys.delayedPaymentBasepoint));
+  const htlcPriv = secp.privateKeyTweakAdd(secrets.htlcBaseSecret, sha256Parts(point, s.local.pubkeys.htlcBasepoint));
   const stages: SecondStage[] = [];
   const unclaimed: { htlcId: bigint; reason: string }[] = [];
-  signed.forEach((st, i) => {
-    const h = unsigned[i]!;
-    if (st.tx === undefined) {
-      unclaimed.push({ htlcId: st.htlc.id, reason: 'no preimage' });
+  unsigned.forEach((h, i) => {
+    const preimage = h.kind === 'htlc_success' ? preimages.get(bytesToHex(h.htlc.paymentHash)) : undefined;
+    if (h.kind === 'htlc_success' && preimage === undefined) {
+      unclaimed.push({ htlcId: h.htlc.id, reason: 'no preimage' });
       return;
     }
-    const tx = st.tx;
-    const txid = new Uint8Array(TX.fromRaw(buf(tx)).hash());
-    const valueSat = BigInt(h.tx.outputs[0]!.value);
-    stages.push({
-      kind: st.kind,
-      htlcId: st.htlc.id,
-      paymentHash: st.htlc.paymentHash,
-      tx,
-      txid,
-      validFromHeight: st.kind === 'htlc_timeout' ? st.htlc.cltvExpiry : 0,
+    const out = h.tx.outputs[0]!;
+    const outputValueSat = BigInt(out.value);
+    const remoteSig = s.localCommit.remoteHtlcSigs[i]!;
+    const stage: SecondStage = {
+      kind: h.kind,
+      htlcId: h.htlc.id,
+      paymentHash: h.htlc.paymentHash,
+      commitmentOutputIndex: h.commitmentOutputIndex,
+      validFromHeight: h.kind === 'htlc_timeout' ? h.htlc.cltvExpiry : 0,
       toSelfDelay: c.params.toSelfDelay,
-      sweepOutput: (destScript, feeratePerKw) => sweepToLocal({ txid, outputIndex: 0, valueSat }, h.outputWitnessScript, c.params.toSelfDelay, delayedPriv, destScript, feeratePerKw),
-    });
+      outputValueSat,
+      outputScriptPubKey: new Uint8Array(out.script.toRaw()),
+      sweepOutput: (txid, destScript, feeratePerKw) => sweepToLocal({ txid, outputIndex: 0, valueSat: outputValueSat }, h.outputWitnessScript, c.params.toSelfDelay, delayedPriv, destScript, feeratePerKw),
+    };
+    if (anchors) {
+      stage.feeless = {
+        template: new Uint8Array(h.tx.toRaw()),
+        weight: htlcTxWeight(s.channelType, h.kind),
+        inputValueSat: h.inputValueSat,
+        inputScriptPubKey: p2wsh(h.inputWitnessScript),
+        complete: (funded) => new Uint8Array(finalizeFundedHtlcTx(h, TX.fromRaw(buf(funded)), remoteSig, htlcPriv, preimage).toRaw()),
+      };
+    } else {
+      stage.tx = signed[i]!.tx!;
+    }
+    stages.push(stage);
   });
   return { stages, unclaimed };
 }

@@ -59,6 +59,11 @@ export interface BTX {
   isCoinbase(): boolean;
   getVirtualSize(): number;
   getWeight(): number;
+  /** Every input's script against the coins in `view`. */
+  verify(view: BCoinView): boolean;
+}
+export interface BCoinView {
+  addCoin(coin: BCoin): unknown;
 }
 export interface BTXClass {
   fromRaw(data: Uint8Array): BTX;
@@ -108,6 +113,9 @@ export interface BCoinSelector {
 export interface BMTX {
   inputs: BInput[];
   outputs: BOutput[];
+  view: BCoinView;
+  /** Adds an input spending `coin` (and the coin to `view`). */
+  addCoin(coin: BCoin): BInput;
   changeIndex: number;
   addOutput(script: BScript | BAddress, value: number): BOutput;
   fund(
@@ -123,6 +131,7 @@ export interface BMTX {
 }
 export interface BMTXClass {
   new (): BMTX;
+  fromTX(tx: BTX): BMTX;
 }
 
 export interface BBlock {

@@ -17,7 +17,7 @@
  *   POST /v1/channels/open        {"nodeId","fundingSat","channelType"?,"pushMsat"?,"feeratePerKw"?}  (returns once pending)
  *   POST /v1/channels/close       {"channelId","feeratePerKw"?}  (returns once the closing tx is signed and broadcast)
  *   POST /v1/channels/updatefee   {"channelId","feeratePerKw"?}  (opener only; without a feerate the chain's estimate by the fee policy; {"feeratePerKw": null} when unchanged)
- *   POST /v1/channels/forceclose  {"channelId","withPendingHtlcs"?}  (broadcasts our commitment; returns {"txid"})
+ *   POST /v1/channels/forceclose  {"channelId"}  (broadcasts our commitment; returns {"txid"})
  *   POST /v1/chain/generate       {"blocks","address"?}  (embedded chain only)
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -165,9 +165,7 @@ export class ControlApi {
         return manager.closeChannel(str(b, 'channelId'), feeratePerKw !== undefined ? { feeratePerKw } : {});
       }
       case 'POST /v1/channels/forceclose': {
-        const withPending = b['withPendingHtlcs'];
-        if (withPending !== undefined && typeof withPending !== 'boolean') throw new ApiError('ERR_API_BAD_REQUEST', '"withPendingHtlcs" must be a boolean');
-        return { txid: await manager.forceCloseChannel(str(b, 'channelId'), withPending === true ? { withPendingHtlcs: true } : {}) };
+        return { txid: await manager.forceCloseChannel(str(b, 'channelId')) };
       }
       case 'POST /v1/channels/updatefee': {
         const feeratePerKw = int(b, 'feeratePerKw', true);

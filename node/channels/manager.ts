@@ -35,7 +35,7 @@ import { loadChannels } from '../../htlc/channel/codec.js';
 import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
 import { commitFeeUpdate, DEFAULT_COMMIT_FEE_POLICY } from '../../htlc/channel/fee.js';
-import { justiceSweep, knownPreimages, localCommitmentTxid, localSecondStage, remoteHtlcClaims, toLocalSweep, toRemoteSweep } from '../../htlc/channel/unilateral.js';
+import { justiceSweep, knownPreimages, localCommitmentTxid, localSecondStage, remoteHtlcClaims, toLocalSweep, toRemoteSweep, type SecondStage } from '../../htlc/channel/unilateral.js';
 import type { ChannelConfig, ChannelEvent, ChannelFailure, ChannelInput, ChannelState, ChannelType, StepResult } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
 import { bytesToHex, concatBytes, equalBytes, hexToBytes, u16be } from '../../wire/bytes.js';
@@ -208,6 +208,9 @@ export interface AddHtlcRequest {
   /** 1366 bytes; default: a fixed filler (tests only; the switch builds real onions). */
   onionRoutingPacket?: Uint8Array;
 }
+
+/** How many blocks in a row a second-stage HTLC transaction is tried before giving up. */
+const SECOND_STAGE_ATTEMPTS = 6;
 
 /** Channel message types routed to channels. */
 const CHANNEL_TYPES = [32, 33, 34, 35, 36, 38, 39, 128, 130, 131, 132, 133, 134, 135, 136] as const;
@@ -470,15 +473,14 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
    * (signed by both sides) and fails the channel. Our balance comes back to
    * the wallet by itself: once the commitment has `to_self_delay`
    * confirmations the manager sweeps our to_local output (see
-   * `sweep_broadcast`). HTLCs pending on a static_remotekey channel are
-   * resolved through the second-stage transactions (HTLC-timeout after
-   * cltv_expiry, HTLC-success when we hold the preimage), whose outputs are
-   * swept after to_self_delay. On an anchor channel those transactions need
-   * a fee input, which is not built yet: there the close is refused while
-   * HTLCs are pending unless `withPendingHtlcs` is set.
+   * `sweep_broadcast`). Pending HTLCs are resolved through the
+   * second-stage transactions (HTLC-timeout at cltv_expiry, HTLC-success
+   * when we hold the preimage; on anchor channels the wallet adds the fee),
+   * whose outputs are swept after to_self_delay. Refused after the peer
+   * proved our state is old (our commitment is revoked then).
    * Returns the commitment's display-order txid.
    */
-  async forceCloseChannel(channelId: string, opts: { withPendingHtlcs?: boolean } = {}): Promise<string> {
+  async forceCloseChannel(channelId: string): Promise<string> {
     this.checkRunning();
     const c = this.require(channelId);
     // on the peer's queue: no message of the peer is applied while we sign and record the commitment (a
@@ -486,7 +488,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     return new Promise<string>((resolve, reject) => {
       this.onPeerQueue(c.peer, async () => {
         try {
-          resolve(await this.forceCloseNow(c, opts));
+          resolve(await this.forceCloseNow(c));
         } catch (e) {
           reject(e as Error);
         }
@@ -494,13 +496,11 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     });
   }
 
-  private async forceCloseNow(c: Chan, opts: { withPendingHtlcs?: boolean }): Promise<string> {
+  private async forceCloseNow(c: Chan): Promise<string> {
     const s = c.driver.state;
     if (s.phase === 'closed' || PRE_FUNDING.has(s.phase)) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `cannot force close a channel in phase ${s.phase}`);
     if (c.meta.dataLoss === true)
       throw new ChannelManagerError('ERR_CHANNEL_REFUSED', 'the peer proved our channel state is old: our commitment is revoked, only the peer can close');
-    if (s.localCommit.htlcs.length > 0 && s.channelType === 'anchors_zero_fee_htlc' && opts.withPendingHtlcs !== true)
-      throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `${s.localCommit.htlcs.length} HTLCs pending: the second-stage transactions of an anchor channel are not built yet`);
     if (c.meta.forceCloseTx !== undefined && c.meta.forceCloseTxid !== undefined) {
       // closed already: the same commitment again
       await this.chain.broadcast(buf(hexToBytes(c.meta.forceCloseTx))).catch((err: unknown) => this.log.debug({ err }, 'commitment re-broadcast refused'));
@@ -1027,6 +1027,70 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     this.emit('sweep_broadcast', this.info(chan), id, output, valueSat);
   }
 
+  /**
+   * Publishes one of our second-stage HTLC transactions: as signed (static_remotekey), or with a fee the wallet
+   * adds (anchors). A refusal is tried again at the next blocks (the wallet may lack a confirmed coin, the
+   * mempool a parent), a few times: the output may also be the peer's by now.
+   */
+  private async publishSecondStage(chan: Chan, st: SecondStage, attempt: number): Promise<void> {
+    const channelId = bytesToHex(chan.driver.state.channelId);
+    if (st.tx !== undefined) {
+      await this.publishSweep(chan, st.tx, txidOf(st.tx), st.kind, st.outputValueSat);
+      return;
+    }
+    const f = st.feeless!;
+    try {
+      const sent = await this.wallet.payFeeAndBroadcast({
+        tx: f.template,
+        weight: f.weight,
+        feeratePerKw: await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget),
+        foreignCoins: [{ valueSat: f.inputValueSat, scriptPubKey: f.inputScriptPubKey }],
+        complete: f.complete,
+      });
+      const id = displayHex(sent.txid);
+      this.log.info({ channelId, txid: id, output: st.kind, feeSat: String(sent.feeSat) }, 'second-stage HTLC transaction broadcast with a wallet fee input');
+      this.emit('sweep_broadcast', this.info(chan), id, st.kind, st.outputValueSat);
+    } catch (err) {
+      if (attempt >= SECOND_STAGE_ATTEMPTS) {
+        this.log.error({ err, channelId, htlcId: String(st.htlcId) }, 'second-stage HTLC transaction not published; giving up');
+        return;
+      }
+      this.log.warn({ err, channelId, htlcId: String(st.htlcId), attempt }, 'second-stage HTLC transaction not published; trying again next block');
+      this.atHeight(chan, this.chain.tip().height + 1, () => this.publishSecondStage(chan, st, attempt + 1));
+    }
+  }
+
+  /**
+   * Whatever spends the HTLC output `st` claims: when it is our second-stage transaction (fee inputs may differ
+   * from the one we built), its output is swept into the wallet after to_self_delay confirmations.
+   */
+  private watchSecondStage(chan: Chan, commitmentTxid: Uint8Array, st: SecondStage): void {
+    const channelId = bytesToHex(chan.driver.state.channelId);
+    const spend = this.chain.watchSpend({ outpoint: { txid: commitmentTxid, outputIndex: st.commitmentOutputIndex } }, (ev) => {
+      if (ev.type !== 'spent') return;
+      spend.cancel();
+      chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== spend);
+      const t = bcoin.TX.fromRaw(buf(ev.detail.spendingTx));
+      const out0 = t.outputs[0];
+      if (ev.detail.inputIndex !== 0 || out0 === undefined || !equalBytes(new Uint8Array(out0.script.toRaw()), st.outputScriptPubKey)) {
+        this.log.info({ channelId, htlcId: String(st.htlcId) }, 'HTLC output of our commitment taken by the peer');
+        return;
+      }
+      const spendingTxid = ev.detail.spendingTxid;
+      const conf = this.chain.watchConfirmations({ txid: spendingTxid, numConfs: Math.max(1, st.toSelfDelay) }, (c) => {
+        if (c.type !== 'confirmed') return;
+        conf.cancel();
+        chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== conf);
+        void (async () => {
+          const out = st.sweepOutput(spendingTxid, (await this.wallet.newAddress()).script, await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget));
+          await this.publishSweep(chan, out.tx, out.txid, 'htlc_delayed', out.valueSat);
+        })().catch((err: unknown) => this.log.warn({ err, channelId }, 'sweeping a second-stage output failed'));
+      });
+      (chan.htlcWatches ??= []).push(conf);
+    });
+    (chan.htlcWatches ??= []).push(spend);
+  }
+
   private async onUnilateralClose(chan: Chan, tx: Uint8Array, txid: Uint8Array): Promise<void> {
     const s = chan.driver.state;
     const secrets = deriveChannelSecrets(this.seed, chan.keyIndex);
@@ -1054,28 +1118,11 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       return;
     }
     if (s.localCommit.htlcs.length > 0) {
-      if (s.channelType === 'anchors_zero_fee_htlc') {
-        this.log.warn({ channelId, htlcs: s.localCommit.htlcs.length }, 'HTLC outputs of our anchor commitment are not resolved (second stage needs a fee input)');
-      } else {
-        const second = localSecondStage(s, secrets, preimages);
-        for (const u of second.unclaimed) this.log.warn({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on our commitment left unclaimed');
-        for (const st of second.stages) {
-          atHeight(st.validFromHeight, async () => {
-            const valueSat = BigInt(bcoin.TX.fromRaw(buf(st.tx)).outputs[0]!.value);
-            await publish(st.tx, st.txid, st.kind, valueSat);
-            // its output is ours after to_self_delay confirmations of the second-stage transaction
-            const w = this.chain.watchConfirmations({ txid: st.txid, numConfs: Math.max(1, st.toSelfDelay) }, (ev) => {
-              if (ev.type !== 'confirmed') return;
-              w.cancel();
-              chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== w);
-              void (async () => {
-                const out = st.sweepOutput((await this.wallet.newAddress()).script, await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget));
-                await publish(out.tx, out.txid, 'htlc_delayed', out.valueSat);
-              })().catch((err: unknown) => this.log.warn({ err, channelId }, 'sweeping a second-stage output failed'));
-            });
-            (chan.htlcWatches ??= []).push(w);
-          });
-        }
+      const second = localSecondStage(s, secrets, preimages);
+      for (const u of second.unclaimed) this.log.warn({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on our commitment left unclaimed');
+      for (const st of second.stages) {
+        this.watchSecondStage(chan, txid, st);
+        atHeight(st.validFromHeight, () => this.publishSecondStage(chan, st, 0));
       }
     }
     const plan = toLocalSweep(s, secrets, dest, feeratePerKw);

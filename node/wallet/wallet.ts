@@ -385,6 +385,82 @@ export class Wallet implements ChainFollower {
     });
   }
 
+  /**
+   * Pays the fee of a transaction that carries none of its own (the second-stage HTLC transaction of an anchor
+   * channel): adds our confirmed coins and a change output so that the whole pays `feeratePerKw`, signs our
+   * inputs, lets `complete` sign the inputs that are not ours (it gets the funded transaction and returns it
+   * signed), checks every input against `foreignCoins`, broadcasts and records it. `weight` is the given
+   * transaction's own weight, witnesses included. Its inputs and outputs keep their places (ours come after
+   * them). Nothing changes if any step fails.
+   */
+  async payFeeAndBroadcast(req: {
+    tx: Uint8Array;
+    weight: number;
+    feeratePerKw: number;
+    foreignCoins: { valueSat: bigint; scriptPubKey: Uint8Array }[];
+    complete(funded: Uint8Array): Uint8Array;
+  }): Promise<SentTransaction> {
+    const perKw = req.feeratePerKw;
+    if (!Number.isFinite(perKw) || perKw < FEERATE_PER_KW_FLOOR || perKw > MAX_SAT_PER_VBYTE * 250) {
+      throw new WalletError('ERR_INVALID_FEERATE', `feeratePerKw ${perKw} is outside ${FEERATE_PER_KW_FLOOR}…${MAX_SAT_PER_VBYTE * 250}`);
+    }
+    return this.locked(async () => {
+      if (this.closed) throw new WalletError('ERR_WALLET_CLOSED', 'wallet is closed');
+      const template = bcoin.TX.fromRaw(buf(req.tx));
+      if (template.inputs.length !== req.foreignCoins.length) throw new WalletError('ERR_INVALID_SCRIPT', 'one coin per input of the transaction is needed');
+      const foreignIn = req.foreignCoins.reduce((a, c) => a + c.valueSat, 0n);
+      const outs = template.outputs.reduce((a: bigint, o: { value: number }) => a + BigInt(o.value), 0n);
+      const coins = this.utxos()
+        .filter((c) => !this.isLocked(c) && this.mature(c) && c.height >= 0)
+        .sort((a, b) => b.value - a.value);
+      const change = this.keyAt(1, this.meta.next[1]);
+      // per P2WPKH input: 41 bytes × 4 + a witness of at most 109 bytes; the change output: 31 bytes × 4
+      const IN_WEIGHT = 41 * 4 + 109;
+      const CHANGE_WEIGHT = 31 * 4;
+      let picked = 0;
+      let ours = 0n;
+      let feeSat = 0n;
+      for (const c of coins) {
+        picked++;
+        ours += BigInt(c.value);
+        const weight = BigInt(req.weight + picked * IN_WEIGHT + CHANGE_WEIGHT);
+        feeSat = (weight * BigInt(Math.ceil(perKw)) + 999n) / 1000n;
+        if (foreignIn + ours - outs - feeSat >= 546n) break;
+      }
+      const changeSat = foreignIn + ours - outs - feeSat;
+      if (picked === 0 || changeSat < 546n) throw new WalletError('ERR_INSUFFICIENT_FUNDS', `cannot pay a fee of ${feeSat} sat from ${this.spendableSat([])} + ${ours} sat`);
+      const mtx = bcoin.MTX.fromTX(template);
+      template.inputs.forEach((input, i) => {
+        const fc = req.foreignCoins[i]!;
+        mtx.view.addCoin(bcoin.Coin.fromOptions({ version: 2, height: -1, value: Number(fc.valueSat), script: bcoin.Script.fromRaw(buf(fc.scriptPubKey)), coinbase: false, hash: input.prevout.hash, index: input.prevout.index }));
+      });
+      const { credits } = this.derive();
+      const rings: BKeyRing[] = [];
+      for (const c of coins.slice(0, picked)) {
+        mtx.addCoin(bcoin.Coin.fromOptions({ version: 1, height: c.height, value: c.value, script: c.script, coinbase: c.coinbase, hash: c.hash, index: c.index }));
+        const k = this.keys.get(credits.get(opKey(c.hash, c.index))!.scriptHex);
+        if (!k) throw new WalletError('ERR_INSUFFICIENT_FUNDS', 'selected a coin without its key');
+        rings.push(k.ring);
+      }
+      mtx.addOutput(change.ring.getProgram(), Number(changeSat));
+      mtx.sign(rings);
+      const done = bcoin.TX.fromRaw(buf(req.complete(toBytes(mtx.toTX().toRaw()))));
+      // what came back is ours as we built it, with its other inputs signed
+      if (done.hash('hex') !== mtx.toTX().hash('hex')) throw new WalletError('ERR_BROADCAST', 'the completed transaction is not the one funded');
+      if (!done.verify(mtx.view)) throw new WalletError('ERR_BROADCAST', 'the completed transaction does not verify');
+      try {
+        await this.chain.broadcast(toBytes(done.toRaw()));
+      } catch (e) {
+        throw new WalletError('ERR_BROADCAST', (e as Error).message, { cause: e });
+      }
+      const ops: BatchOp[] = [];
+      this.bumpChange();
+      this.addTx(done, -1, null, ops);
+      await this.commit(ops);
+      return { txid: hashToBytes(done.hash('hex')), tx: toBytes(done.toRaw()), feeSat };
+    });
+  }
+
   /** Broadcast a pending funding transaction; its inputs are then spent by it. */
   async publishFunding(txid: Uint8Array): Promise<void> {
     return this.locked(async () => {

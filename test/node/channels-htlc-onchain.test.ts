@@ -6,10 +6,11 @@
  *     reached him): Alice claims his HTLC with the preimage as soon as his
  *     commitment confirms, and takes hers back once its cltv_expiry is
  *     reached, not a block earlier — for both channel types.
- *   - Alice force-closes a static_remotekey channel with the same two kinds
- *     of HTLC on her own commitment: the HTLC-success transaction goes out at
- *     once, the HTLC-timeout at its cltv_expiry, and each one's delayed
- *     output is swept into her wallet after to_self_delay confirmations.
+ *   - Alice force-closes with the same two kinds of HTLC on her own
+ *     commitment: the HTLC-success transaction goes out at once, the
+ *     HTLC-timeout at its cltv_expiry (on anchor channels both carry a fee
+ *     input and change from her wallet), and each one's delayed output is
+ *     swept into her wallet after to_self_delay confirmations.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -103,7 +104,7 @@ describe('channel manager: HTLC outputs on chain', () => {
       // taken while Bob is away: the fulfill waits for the reconnection, the preimage is in Alice's channel state
       await alice.manager.fulfillHtlc(ch.channelId, his.id, his.preimage);
       const before = sweeps.alice.length;
-      await bob.manager.forceCloseChannel(ch.channelId, { withPendingHtlcs: true });
+      await bob.manager.forceCloseChannel(ch.channelId);
       await mine(1);
       await until(() => sweeps.alice.slice(before).some((s) => s.output === 'htlc_success') && sweeps.alice.slice(before).some((s) => s.output === 'to_remote'), 'to_remote and the preimage claim');
       const success = sweeps.alice.slice(before).find((s) => s.output === 'htlc_success')!;
@@ -126,9 +127,10 @@ describe('channel manager: HTLC outputs on chain', () => {
     });
   }
 
-  it('static_remotekey: Alice force-closes with HTLCs on her commitment; second-stage transactions, then their delayed outputs', T, async () => {
+  for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const)
+  it(`${channelType}: Alice force-closes with HTLCs on her commitment; second-stage transactions${channelType === 'anchors_zero_fee_htlc' ? ' (fee from her wallet)' : ''}, then their delayed outputs`, T, async () => {
     if (alice.node.peer(bob.id) === undefined) await alice.connect(bob);
-    const ch = await alice.manager.openChannel(bob.id, 700_000n, { channelType: 'static_remotekey', pushMsat: 200_000_000n });
+    const ch = await alice.manager.openChannel(bob.id, 700_000n, { channelType, pushMsat: 200_000_000n });
     await ready(ch);
     const tip = chain.tip().height;
     await offer(alice, bob, ch.channelId, 25_000_000n, tip + 20);
@@ -142,14 +144,14 @@ describe('channel manager: HTLC outputs on chain', () => {
     const mineFor = (output: SweptOutput, n: number) => until(() => sweeps.alice.slice(before).filter((s) => s.output === output).length >= n, `${n} × ${output}`);
     await mineFor('htlc_success', 1);
     const success = sweeps.alice.slice(before).find((s) => s.output === 'htlc_success')!;
-    assert.equal(success.valueSat, 30_000n - htlcSuccessFeeSat('static_remotekey', feeratePerKw));
+    assert.equal(success.valueSat, 30_000n - htlcSuccessFeeSat(channelType, feeratePerKw));
     const successHeight = success.height;
     await mine(1); // the HTLC-success transaction confirms
     await mine(tip + 20 - chain.tip().height);
     await mineFor('htlc_timeout', 1);
     const timeout = sweeps.alice.slice(before).find((s) => s.output === 'htlc_timeout')!;
     assert.equal(timeout.height, tip + 20);
-    assert.equal(timeout.valueSat, 25_000n - htlcTimeoutFeeSat('static_remotekey', feeratePerKw));
+    assert.equal(timeout.valueSat, 25_000n - htlcTimeoutFeeSat(channelType, feeratePerKw));
     const delay = alice.manager.channel(ch.channelId)!.toSelfDelay;
     // each second-stage output waits to_self_delay confirmations of its transaction
     await mine(successHeight + 1 + delay - 1 - chain.tip().height - 1);

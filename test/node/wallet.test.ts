@@ -10,6 +10,8 @@ import { bcoin } from '../../node/chain/bcoin.js';
 import { Wallet } from '../../node/wallet/wallet.js';
 import { WalletError } from '../../node/wallet/errors.js';
 import { ELSEWHERE, SEGWIT_HEIGHT, fundWallet, hex, newChain, newWallet } from './chain-fixture.js';
+import { MTX, Outpoint, Script, TX, Witness, buf } from '../../htlc/bolt3/btc.js';
+import { p2wsh } from '../../htlc/bolt3/index.js';
 
 const COIN = 100_000_000n;
 /** A P2WSH scriptPubKey (what a 2-of-2 funding output looks like). */
@@ -130,6 +132,51 @@ describe('wallet (embedded regtest)', () => {
     assert.equal(alice.pendingFundings().length, 0);
     await chain.generateToAddress(1, ELSEWHERE);
     assert.equal(alice.balance().confirmedSat, before.confirmedSat - 1_000_000n - f.feeSat);
+  });
+
+  it('pays the fee of a transaction that has none of its own (an anchor second stage), keeping its input and output in place', async () => {
+    // a coin anyone can spend with the witness script OP_1, our stand-in for an HTLC output
+    const witnessScript = Uint8Array.of(0x51);
+    const spk = p2wsh(witnessScript);
+    const address = bcoin.Address.fromScript(bcoin.Script.fromRaw(Buffer.from(spk)))!.toString('regtest');
+    const paid = await bob.sendToAddress(address, 400_000n);
+    await chain.generateToAddress(1, ELSEWHERE);
+    const funding = bcoin.TX.fromRaw(Buffer.from(paid.tx));
+    const index = funding.outputs.findIndex((o) => hex(o.script.toRaw()) === hex(spk));
+    // the fee-less template: all of the coin to output 0
+    const mtx = new MTX();
+    mtx.version = 2;
+    mtx.addOutpoint(new Outpoint(funding.hash('hex'), index)).sequence = 1;
+    mtx.addOutput(Script.fromRaw(buf(P2WSH)), 400_000);
+    const template = new Uint8Array((mtx as unknown as { toTX(): { toRaw(): Buffer } }).toTX().toRaw());
+    const sign0 = (funded: Uint8Array): Uint8Array => {
+      const t = TX.fromRaw(buf(funded));
+      t.inputs[0]!.witness = Witness.fromItems([buf(witnessScript)]);
+      (t as unknown as { refresh(): void }).refresh();
+      return new Uint8Array(t.toRaw());
+    };
+    const req = { tx: template, weight: 4 * 94 + 5 /* its witness: marker, flag, one item of one byte */, feeratePerKw: 2_500, foreignCoins: [{ valueSat: 400_000n, scriptPubKey: spk }] };
+    const before = alice.balance().confirmedSat;
+    // what comes back must be the funded transaction, signed
+    await assert.rejects(alice.payFeeAndBroadcast({ ...req, complete: (f) => f }), isWalletError('ERR_BROADCAST'));
+    await assert.rejects(alice.payFeeAndBroadcast({ ...req, complete: (f) => sign0(f).map((x, i, a) => (i === a.length - 5 ? x ^ 1 : x)) }), isWalletError('ERR_BROADCAST'));
+    await assert.rejects(alice.payFeeAndBroadcast({ ...req, feeratePerKw: 0, complete: sign0 }), isWalletError('ERR_INVALID_FEERATE'));
+    const { wallet: empty } = await newWallet(chain, 99);
+    await assert.rejects(empty.payFeeAndBroadcast({ ...req, complete: sign0 }), isWalletError('ERR_INSUFFICIENT_FUNDS'));
+    await empty.close();
+    assert.equal(alice.balance().confirmedSat, before, 'nothing spent by the refusals');
+
+    const sent = await alice.payFeeAndBroadcast({ ...req, complete: sign0 });
+    const tx = bcoin.TX.fromRaw(Buffer.from(sent.tx));
+    assert.ok(chain.node.mempool.has(tx.hash('hex')));
+    assert.equal(tx.inputs[0]!.prevout.hash, funding.hash('hex'));
+    assert.equal(tx.outputs[0]!.value, 400_000);
+    assert.ok(tx.inputs.length >= 2 && tx.outputs.length === 2, 'our coin and our change after them');
+    assert.ok(alice.isMine(new Uint8Array(tx.outputs[1]!.script.toRaw())));
+    const perKw = (Number(sent.feeSat) * 1000) / tx.getWeight();
+    assert.ok(perKw >= 2_500 && perKw < 2_700, `feerate ${perKw} sat/kw`);
+    await chain.generateToAddress(1, ELSEWHERE);
+    assert.equal(alice.balance().confirmedSat, before - sent.feeSat, 'the wallet paid exactly the fee');
   });
 
   it('refuses bad input with typed errors, broadcasting nothing and changing nothing', async () => {
