@@ -18,7 +18,7 @@
  * commitment's HTLC set, which is not kept).
  */
 import { equalBytes } from '../../wire/bytes.js';
-import { secp, sha256Parts } from '../../wire/crypto.js';
+import { secp, sha256, sha256Parts } from '../../wire/crypto.js';
 import {
   RevocationStore,
   commitmentHash,
@@ -281,4 +281,36 @@ export function localSecondStage(s: ChannelState, secrets: ChannelSecrets, preim
     stages.push(stage);
   });
   return { stages, unclaimed };
+}
+
+/**
+ * The outputs of commitment `tx` (ours, or their current or next one) that
+ * hold HTLCs we offered: whoever spends them settles the HTLC on chain — the
+ * peer with the preimage, or we after its cltv_expiry. Empty when `tx` is
+ * none of those commitments.
+ */
+export function offeredHtlcOutputs(s: ChannelState, secrets: ChannelSecrets, tx: Uint8Array): { htlcId: bigint; paymentHash: Uint8Array; outputIndex: number }[] {
+  const t = TX.fromRaw(buf(tx));
+  const txid = new Uint8Array(t.hash());
+  const local = buildLocal(s, secrets, s.localCommit);
+  if (equalBytes(commitmentHash(local), txid)) {
+    return local.htlcOutputs.filter((o) => o.htlc!.direction === 'offered').map((o) => ({ htlcId: o.htlc!.id, paymentHash: o.htlc!.paymentHash, outputIndex: o.index }));
+  }
+  const which = theirCommitment(s, tx);
+  if (which === null) return [];
+  const k = remoteCommitmentKeys(secrets, s.local.pubkeys, s.remote.pubkeys, which.point);
+  const c = buildCommitment(remoteCommitmentParams(s, which.v, k.keys));
+  if (!equalBytes(commitmentHash(c), txid)) return [];
+  // on their commitment the HTLCs we offered are the ones they receive
+  return c.htlcOutputs.filter((o) => o.htlc!.direction === 'received').map((o) => ({ htlcId: o.htlc!.id, paymentHash: o.htlc!.paymentHash, outputIndex: o.index }));
+}
+
+/** The preimage of `paymentHash` if input `inputIndex` of `spendingTx` reveals it in its witness (the peer's claim), else null. */
+export function preimageFromWitness(spendingTx: Uint8Array, inputIndex: number, paymentHash: Uint8Array): Uint8Array | null {
+  const input = TX.fromRaw(buf(spendingTx)).inputs[inputIndex];
+  if (input === undefined) return null;
+  for (const item of (input.witness as unknown as { items: Buffer[] }).items) {
+    if (item.length === 32 && equalBytes(sha256(item), paymentHash)) return new Uint8Array(item);
+  }
+  return null;
 }

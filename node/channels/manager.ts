@@ -35,7 +35,18 @@ import { loadChannels } from '../../htlc/channel/codec.js';
 import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
 import { commitFeeUpdate, DEFAULT_COMMIT_FEE_POLICY } from '../../htlc/channel/fee.js';
-import { justiceSweep, knownPreimages, localCommitmentTxid, localSecondStage, remoteHtlcClaims, toLocalSweep, toRemoteSweep, type SecondStage } from '../../htlc/channel/unilateral.js';
+import {
+  justiceSweep,
+  knownPreimages,
+  localCommitmentTxid,
+  localSecondStage,
+  offeredHtlcOutputs,
+  preimageFromWitness,
+  remoteHtlcClaims,
+  toLocalSweep,
+  toRemoteSweep,
+  type SecondStage,
+} from '../../htlc/channel/unilateral.js';
 import type { ChannelConfig, ChannelEvent, ChannelFailure, ChannelInput, ChannelState, ChannelType, StepResult } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
 import { bytesToHex, concatBytes, equalBytes, hexToBytes, u16be } from '../../wire/bytes.js';
@@ -177,7 +188,13 @@ export interface ChannelEvents {
    */
   sweep_broadcast: [info: ChannelInfo, sweepTxid: string, output: SweptOutput, valueSat: bigint];
   htlc_incoming: [channelId: string, htlc: { id: bigint; amountMsat: bigint; paymentHash: Uint8Array; cltvExpiry: number }];
+  /**
+   * An HTLC we offered was settled: by the peer's update_fulfill_htlc, or on chain after a unilateral close (the
+   * preimage read from the peer's claim). The same HTLC may be reported more than once (off chain, then on chain;
+   * again after a restart): handle it idempotently.
+   */
   htlc_fulfilled: [channelId: string, id: bigint, paymentPreimage: Uint8Array];
+  /** An HTLC we offered was failed: by the peer, or on chain (we took it back after its expiry; `reason` undefined). */
   htlc_failed: [channelId: string, id: bigint, reason: Uint8Array | undefined];
   /**
    * An HTLC we offered (addHtlc returned its id) that no commitment_signed of
@@ -1091,6 +1108,32 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     (chan.htlcWatches ??= []).push(spend);
   }
 
+  /**
+   * The HTLCs we offered that a commitment on chain holds are settled by whoever spends their outputs: the peer
+   * with the preimage (`htlc_fulfilled`, the preimage read from its witness), or we after the expiry
+   * (`htlc_failed`). Reported again after a restart.
+   */
+  private watchOfferedHtlcs(chan: Chan, tx: Uint8Array, txid: Uint8Array): void {
+    const s = chan.driver.state;
+    const channelId = bytesToHex(s.channelId);
+    for (const o of offeredHtlcOutputs(s, deriveChannelSecrets(this.seed, chan.keyIndex), tx)) {
+      const w = this.chain.watchSpend({ outpoint: { txid, outputIndex: o.outputIndex } }, (ev) => {
+        if (ev.type !== 'spent') return;
+        w.cancel();
+        chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== w);
+        const preimage = preimageFromWitness(ev.detail.spendingTx, ev.detail.inputIndex, o.paymentHash);
+        if (preimage !== null) {
+          this.log.info({ channelId, htlcId: String(o.htlcId) }, 'the peer claimed our HTLC on chain: preimage learnt');
+          this.emit('htlc_fulfilled', channelId, o.htlcId, preimage);
+        } else {
+          this.log.info({ channelId, htlcId: String(o.htlcId) }, 'our HTLC taken back on chain after its expiry');
+          this.emit('htlc_failed', channelId, o.htlcId, undefined);
+        }
+      });
+      (chan.htlcWatches ??= []).push(w);
+    }
+  }
+
   private async onUnilateralClose(chan: Chan, tx: Uint8Array, txid: Uint8Array): Promise<void> {
     const s = chan.driver.state;
     const secrets = deriveChannelSecrets(this.seed, chan.keyIndex);
@@ -1114,9 +1157,11 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         return;
       }
       chan.theirCommitmentTx = tx;
+      this.watchOfferedHtlcs(chan, tx, txid);
       await this.claimRemoteHtlcs(chan, tx, false);
       return;
     }
+    this.watchOfferedHtlcs(chan, tx, txid);
     if (s.localCommit.htlcs.length > 0) {
       const second = localSecondStage(s, secrets, preimages);
       for (const u of second.unclaimed) this.log.warn({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on our commitment left unclaimed');

@@ -1,11 +1,13 @@
 /**
  * HTLC outputs after a unilateral close (BOLT 5), on the embedded regtest
  * chain with two nodes over TCP:
- *   - Bob force-closes while one HTLC of Alice's is pending and one of his
- *     that Alice fulfilled while they were disconnected (the fulfill never
- *     reached him): Alice claims his HTLC with the preimage as soon as his
- *     commitment confirms, and takes hers back once its cltv_expiry is
- *     reached, not a block earlier — for both channel types.
+ *   - Bob force-closes while one HTLC of Alice's is pending, one of hers he
+ *     fulfilled and one of his that Alice fulfilled while they were
+ *     disconnected (neither fulfill reached the other side): Alice claims
+ *     his HTLC with the preimage as soon as his commitment confirms, learns
+ *     the preimage of hers from his HTLC-success transaction, and takes the
+ *     other back once its cltv_expiry is reached, not a block earlier (then
+ *     reports it failed) — for both channel types.
  *   - Alice force-closes with the same two kinds of HTLC on her own
  *     commitment: the HTLC-success transaction goes out at once, the
  *     HTLC-timeout at its cltv_expiry (on anchor channels both carry a fee
@@ -99,16 +101,26 @@ describe('channel manager: HTLC outputs on chain', () => {
       await ready(ch);
       const tip = chain.tip().height;
       const mine1 = await offer(alice, bob, ch.channelId, 20_000_000n, tip + 30);
+      const paid = await offer(alice, bob, ch.channelId, 12_000_000n, tip + 90);
       const his = await offer(bob, alice, ch.channelId, 15_000_000n, tip + 80);
+      const outcomes = new Map<bigint, string>();
+      alice.manager.on('htlc_fulfilled', (cid, id, preimage) => cid === ch.channelId && outcomes.set(id, `fulfilled ${bytesToHex(preimage)}`));
+      alice.manager.on('htlc_failed', (cid, id) => cid === ch.channelId && outcomes.set(id, 'failed'));
       await disconnect();
-      // taken while Bob is away: the fulfill waits for the reconnection, the preimage is in Alice's channel state
+      // taken while they are apart: each fulfill waits for a reconnection, its preimage is in the channel state
       await alice.manager.fulfillHtlc(ch.channelId, his.id, his.preimage);
+      await bob.manager.fulfillHtlc(ch.channelId, paid.id, paid.preimage);
       const before = sweeps.alice.length;
       await bob.manager.forceCloseChannel(ch.channelId);
       await mine(1);
       await until(() => sweeps.alice.slice(before).some((s) => s.output === 'htlc_success') && sweeps.alice.slice(before).some((s) => s.output === 'to_remote'), 'to_remote and the preimage claim');
       const success = sweeps.alice.slice(before).find((s) => s.output === 'htlc_success')!;
       assert.ok(success.valueSat < 15_000n && success.valueSat > 13_000n, `claimed ${success.valueSat} of 15 000 sat`);
+      // Bob claims the HTLC Alice paid him with his second stage: Alice reads the preimage off the chain
+      await until(() => sweeps.bob.some((s) => s.channelId === ch.channelId && s.output === 'htlc_success'), "bob's HTLC-success");
+      await mine(1);
+      await until(() => outcomes.has(paid.id), 'alice learns the preimage on chain');
+      assert.equal(outcomes.get(paid.id), `fulfilled ${bytesToHex(paid.preimage)}`);
       // not a block before the expiry
       await mine(tip + 30 - chain.tip().height - 1);
       await new Promise((r) => setTimeout(r, 200));
@@ -118,10 +130,10 @@ describe('channel manager: HTLC outputs on chain', () => {
       const back = sweeps.alice.slice(before).find((s) => s.output === 'htlc_timeout')!;
       assert.equal(back.height, tip + 30);
       assert.ok(back.valueSat < 20_000n && back.valueSat > 18_000n, `took back ${back.valueSat} of 20 000 sat`);
-      assert.ok(mine1.id >= 0n);
-      // both claims confirm: the wallet ends with them
+      // both claims confirm: the wallet ends with them, and the HTLC taken back is reported failed
       const walletBefore = alice.walletTotalSat();
       await mine(1);
+      await until(() => outcomes.get(mine1.id) === 'failed', 'alice reports her HTLC failed once taken back');
       await until(() => alice.wallet.balance().unconfirmedSat === 0n, 'claims confirmed');
       assert.ok(alice.walletTotalSat() >= walletBefore);
     });
