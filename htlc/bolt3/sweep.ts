@@ -156,3 +156,13 @@ export function sweepHtlcTimeout(
   // a sequence below 0xffffffff keeps the locktime in force
   return sweep(input, anchors ? 1 : 0xfffffffe, destScript, feeratePerKw, witnessScript, htlcPriv, (sig) => [sig, new Uint8Array(0), witnessScript], cltvExpiry);
 }
+
+/**
+ * Takes an HTLC output (offered or received) of a revoked commitment of theirs
+ * through the revocation branch: witness `<sig> <revocationpubkey> <script>`,
+ * at once (the branch has no delay, with anchors too).
+ */
+export function sweepRevokedHtlc(input: SweepInput, witnessScript: Uint8Array, revocationPriv: Uint8Array, destScript: Uint8Array, feeratePerKw: number): SweepTx {
+  const revocationPubkey = secp.publicKeyCreate(revocationPriv);
+  return sweep(input, 0xffffffff, destScript, feeratePerKw, witnessScript, revocationPriv, (sig) => [sig, revocationPubkey, witnessScript]);
+}

@@ -15,7 +15,7 @@
 import { decodeRecord, encodeRecord, isRecord } from '../../db/record.js';
 import type { BatchOp, KvStore } from '../../db/store.js';
 import { bytesToHex } from '../../wire/bytes.js';
-import { ChannelError, type ChannelState } from './types.js';
+import { ChannelError, type ChannelHtlc, type ChannelState } from './types.js';
 
 const PREFIX = 'channel/';
 const enc = new TextEncoder();
@@ -51,6 +51,26 @@ export function decodeState(bytes: Uint8Array): ChannelState {
 /** The write that persists `s`. */
 export function stateWrite(s: ChannelState): BatchOp {
   return { type: 'put', key: channelKey(s.channelId), value: encodeState(s) };
+}
+
+/**
+ * The revocation log: for each commitment of the peer's that it revoked while it held HTLCs, those HTLCs
+ * (`revoked/<channel id hex>/<commitment number, 12 hex digits>`), written in the same batch as the state that
+ * takes in the revocation. A breach with that commitment is answered on its HTLC outputs too; their scripts
+ * need each HTLC's payment hash and expiry.
+ */
+export function revokedKey(channelId: Uint8Array, height: bigint): Uint8Array {
+  return enc.encode(`revoked/${bytesToHex(channelId)}/${height.toString(16).padStart(12, '0')}`);
+}
+
+export function revokedHtlcsWrite(channelId: Uint8Array, height: bigint, htlcs: readonly ChannelHtlc[]): BatchOp {
+  return { type: 'put', key: revokedKey(channelId, height), value: encodeRecord(htlcs) };
+}
+
+/** The HTLCs of the peer's revoked commitment `height`; empty when it held none (or is not revoked). */
+export async function loadRevokedHtlcs(store: KvStore, channelId: Uint8Array, height: bigint): Promise<ChannelHtlc[]> {
+  const v = await store.get(revokedKey(channelId, height));
+  return v === undefined ? [] : (decodeRecord(v) as ChannelHtlc[]);
 }
 
 /** Every channel in the store. */

@@ -38,6 +38,7 @@ import type {
 import { channelIdOf } from '../../wire/channel-messages.js';
 import { RevocationStore, perCommitmentPoint, secretIndexForCommitment } from '../bolt3/index.js';
 import { failWith, ok } from './result.js';
+import { revokedHtlcsWrite } from './codec.js';
 import {
   dustExposureMsat,
   logEnd,
@@ -376,7 +377,9 @@ function receiveRevoke(ctx: StepContext, s: ChannelState, m: RevokeAndAck): Step
     revocationStore: store.encode(),
     ...(events.length > 0 || s.outbox !== undefined ? { outbox: [...(s.outbox ?? []), ...(events as OutboxEvent[])] } : {}),
   });
-  return close.afterUpdate(ctx, ok(next, [], true, events));
+  const r = close.afterUpdate(ctx, ok(next, [], true, events));
+  // the commitment just revoked: its HTLCs go to the revocation log, in the same batch
+  return s.remoteCommit.htlcs.length === 0 ? r : { ...r, writes: [...r.writes, revokedHtlcsWrite(s.channelId, s.remoteCommit.height, s.remoteCommit.htlcs)] };
 }
 
 // ---------------------------------------------------------------- reconnection

@@ -5,7 +5,9 @@
  * a commitment of theirs that confirmed.
  *
  * and, when that commitment of theirs was one they had revoked, the justice
- * sweep of their `to_local` (ours by the revocation key).
+ * sweeps of their `to_local` and of every HTLC output (ours by the revocation
+ * key; the HTLCs come from the revocation log), and of the output of a
+ * second-stage transaction they spent an HTLC output with.
  *
  * HTLC outputs (BOLT 5): on a commitment of theirs (current or next) we
  * claim what they offered us with the preimage when we know it, and take back
@@ -13,9 +15,7 @@
  * HTLC-timeout / HTLC-success transactions (the peer's signatures are stored
  * with the commitment) are published when valid, and their delayed outputs
  * swept after to_self_delay like to_local; with anchors those transactions
- * pay no fee of their own and are handed out for a wallet to fund. Not built:
- * the HTLC outputs of a revoked commitment (their scripts need the old
- * commitment's HTLC set, which is not kept).
+ * pay no fee of their own and are handed out for a wallet to fund.
  */
 import { equalBytes } from '../../wire/bytes.js';
 import { secp, sha256, sha256Parts } from '../../wire/crypto.js';
@@ -35,12 +35,22 @@ import {
   type SweepTx,
 } from '../bolt3/index.js';
 import { TX, buf } from '../bolt3/btc.js';
-import { buildHtlcTxs, buildCommitment, finalizeFundedHtlcTx, htlcTxWeight, sweepHtlcTimeout, sweepHtlcWithPreimage } from '../bolt3/index.js';
+import {
+  buildHtlcTxs,
+  buildCommitment,
+  finalizeFundedHtlcTx,
+  htlcTxWeight,
+  offeredHtlcWitnessScript,
+  receivedHtlcWitnessScript,
+  sweepHtlcTimeout,
+  sweepHtlcWithPreimage,
+  sweepRevokedHtlc,
+} from '../bolt3/index.js';
 import { Bolt3Error } from '../bolt3/errors.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import { buildLocal, paymentBasepoints, remoteCommitmentParams, signedHtlcTxs } from './commitments.js';
 import { ourPoint, remoteCommitmentKeys } from './keys.js';
-import type { ChannelSecrets, ChannelState, CommitmentState } from './types.js';
+import type { ChannelHtlc, ChannelSecrets, ChannelState, CommitmentState } from './types.js';
 
 /** Internal-order txid of our current commitment (what a force close of ours broadcasts). */
 export function localCommitmentTxid(s: ChannelState, secrets: ChannelSecrets): Uint8Array {
@@ -313,4 +323,62 @@ export function preimageFromWitness(spendingTx: Uint8Array, inputIndex: number, 
     if (item.length === 32 && equalBytes(sha256(item), paymentHash)) return new Uint8Array(item);
   }
   return null;
+}
+
+export interface RevokedHtlcSweep {
+  htlcId: bigint;
+  /** The HTLC output of the revoked commitment. */
+  outputIndex: number;
+  sweep: SweepTx;
+}
+
+/**
+ * The justice sweeps of the HTLC outputs of `tx`, a revoked commitment of
+ * theirs whose HTLCs (`htlcs`, from the revocation log) we kept; and the
+ * revocable script every second-stage transaction of theirs pays to (their
+ * HTLC-timeout/-success outputs use the to_local script), for the case where
+ * they spend an HTLC output first. Null when `tx` is not a revoked commitment.
+ */
+export function revokedHtlcSweeps(
+  s: ChannelState,
+  secrets: ChannelSecrets,
+  tx: Uint8Array,
+  htlcs: readonly ChannelHtlc[],
+  destScript: Uint8Array,
+  feeratePerKw: number,
+): { sweeps: RevokedHtlcSweep[]; secondLevel: { scriptPubKey: Uint8Array; witnessScript: Uint8Array; revocationPriv: Uint8Array } } | null {
+  const n = commitmentNumberOf(s, tx);
+  if (n === null || n >= s.remoteCommit.height) return null;
+  const secret = RevocationStore.decode(s.revocationStore).get(secretIndexForCommitment(n));
+  if (secret === null) return null;
+  const keys = remoteCommitmentKeys(secrets, s.local.pubkeys, s.remote.pubkeys, perCommitmentPoint(secret)).keys;
+  const revocationPriv = deriveRevocationPrivkey(secrets.revocationBaseSecret, secret);
+  const t = TX.fromRaw(buf(tx));
+  const txid = new Uint8Array(t.hash());
+  const used = new Set<number>();
+  const sweeps: RevokedHtlcSweep[] = [];
+  for (const h of htlcs) {
+    // on their commitment the holder is them: what we offered they receive
+    const script = h.offered
+      ? receivedHtlcWitnessScript(s.channelType, keys.revocationPubkey, keys.localHtlcPubkey, keys.remoteHtlcPubkey, h.paymentHash, h.cltvExpiry)
+      : offeredHtlcWitnessScript(s.channelType, keys.revocationPubkey, keys.localHtlcPubkey, keys.remoteHtlcPubkey, h.paymentHash);
+    const spk = p2wsh(script);
+    const index = t.outputs.findIndex((o, i) => !used.has(i) && equalBytes(new Uint8Array(o.script.toRaw()), spk));
+    if (index < 0) continue; // trimmed on that commitment
+    used.add(index);
+    try {
+      const sweep = sweepRevokedHtlc({ txid, outputIndex: index, valueSat: BigInt(t.outputs[index]!.value) }, script, revocationPriv, destScript, feeratePerKw);
+      sweeps.push({ htlcId: h.id, outputIndex: index, sweep });
+    } catch (e) {
+      if (!(e instanceof Bolt3Error && e.code === 'ERR_DUST')) throw e;
+    }
+  }
+  const witnessScript = toLocalWitnessScript(keys.revocationPubkey, s.local.config.toSelfDelay, keys.localDelayedPubkey);
+  return { sweeps, secondLevel: { scriptPubKey: p2wsh(witnessScript), witnessScript, revocationPriv } };
+}
+
+/** Sweeps output 0 of their second-stage transaction `tx` (a revocable to_local script) with the revocation key. */
+export function sweepRevokedSecondLevel(tx: Uint8Array, witnessScript: Uint8Array, revocationPriv: Uint8Array, destScript: Uint8Array, feeratePerKw: number): SweepTx {
+  const t = TX.fromRaw(buf(tx));
+  return sweepRevokedToLocal({ txid: new Uint8Array(t.hash()), outputIndex: 0, valueSat: BigInt(t.outputs[0]!.value) }, witnessScript, revocationPriv, destScript, feeratePerKw);
 }

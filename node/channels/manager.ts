@@ -31,7 +31,7 @@ import { EventEmitter } from 'node:events';
 import type { KvStore } from '../../db/store.js';
 import type { ChainSource, WatchHandle } from '../../htlc/chain.js';
 import { ChannelDriver, type ChannelAdapters } from '../../htlc/channel/driver.js';
-import { loadChannels } from '../../htlc/channel/codec.js';
+import { loadChannels, loadRevokedHtlcs } from '../../htlc/channel/codec.js';
 import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
 import { commitFeeUpdate, DEFAULT_COMMIT_FEE_POLICY } from '../../htlc/channel/fee.js';
@@ -43,6 +43,8 @@ import {
   offeredHtlcOutputs,
   preimageFromWitness,
   remoteHtlcClaims,
+  revokedHtlcSweeps,
+  sweepRevokedSecondLevel,
   toLocalSweep,
   toRemoteSweep,
   type SecondStage,
@@ -1134,6 +1136,35 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     }
   }
 
+  /**
+   * A revoked commitment of theirs on chain: each of its HTLC outputs (the HTLCs come from the revocation log) is
+   * ours with the revocation key; one they manage to spend first with a second-stage transaction leaves its output
+   * to the same key.
+   */
+  private async justiceOnHtlcs(chan: Chan, tx: Uint8Array, txid: Uint8Array, commitmentNumber: bigint, dest: Uint8Array, feeratePerKw: number): Promise<void> {
+    const s = chan.driver.state;
+    const channelId = bytesToHex(s.channelId);
+    const htlcs = await loadRevokedHtlcs(chan.store, s.channelId, commitmentNumber);
+    const rev = revokedHtlcSweeps(s, deriveChannelSecrets(this.seed, chan.keyIndex), tx, htlcs, dest, feeratePerKw);
+    if (rev === null) return;
+    for (const r of rev.sweeps) {
+      const w = this.chain.watchSpend({ outpoint: { txid, outputIndex: r.outputIndex } }, (ev) => {
+        if (ev.type !== 'spent') return;
+        w.cancel();
+        chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== w);
+        const out0 = bcoin.TX.fromRaw(buf(ev.detail.spendingTx)).outputs[0];
+        if (out0 === undefined || !equalBytes(new Uint8Array(out0.script.toRaw()), rev.secondLevel.scriptPubKey)) return; // our own justice, most likely
+        this.log.warn({ channelId, htlcId: String(r.htlcId) }, 'the peer spent a revoked HTLC output with a second-stage transaction: taking its output');
+        void (async () => {
+          const sw = sweepRevokedSecondLevel(ev.detail.spendingTx, rev.secondLevel.witnessScript, rev.secondLevel.revocationPriv, dest, await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget));
+          await this.publishSweep(chan, sw.tx, sw.txid, 'justice', sw.valueSat);
+        })().catch((err: unknown) => this.log.error({ err, channelId }, 'justice on a second-stage output failed'));
+      });
+      (chan.htlcWatches ??= []).push(w);
+      await this.publishSweep(chan, r.sweep.tx, r.sweep.txid, 'justice', r.sweep.valueSat);
+    }
+  }
+
   private async onUnilateralClose(chan: Chan, tx: Uint8Array, txid: Uint8Array): Promise<void> {
     const s = chan.driver.state;
     const secrets = deriveChannelSecrets(this.seed, chan.keyIndex);
@@ -1153,7 +1184,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       if (sw === null) this.log.info({ channelId }, 'their commitment pays nothing to us');
       else await publish(sw.tx, sw.txid, 'to_remote', sw.valueSat);
       if (justice !== null) {
-        if (s.remoteCommit.htlcs.length > 0) this.log.warn({ channelId }, 'HTLC outputs of a revoked commitment are not taken');
+        await this.justiceOnHtlcs(chan, tx, txid, justice.commitmentNumber, dest, feeratePerKw);
         return;
       }
       chan.theirCommitmentTx = tx;

@@ -20,6 +20,7 @@ import {
   receivedHtlcWitnessScript,
   sweepHtlcTimeout,
   sweepHtlcWithPreimage,
+  sweepRevokedHtlc,
   sweepRevokedToLocal,
   sweepToLocal,
   sweepToRemote,
@@ -130,6 +131,24 @@ describe('bolt3 sweeps', () => {
     }
     assert.throws(() => sweepHtlcTimeout(input(90_000n), new Uint8Array(10), false, key().priv, 600_000_000, dest, 2500), (e) => e instanceof Bolt3Error && e.code === 'ERR_BAD_PARAMS');
     assert.throws(() => sweepHtlcWithPreimage(input(90_000n), new Uint8Array(10), false, key().priv, new Uint8Array(31), dest, 2500), (e) => e instanceof Bolt3Error && e.code === 'ERR_BAD_PARAMS');
+  });
+
+  it('justice on HTLC outputs: both scripts taken at once through the revocation branch, both channel types', () => {
+    for (const type of ['static_remotekey', 'anchors_zero_fee_htlc'] as const) {
+      const revocationBase = key();
+      const secret = randomBytes(32);
+      const revocationPub = deriveRevocationPubkey(revocationBase.pub, perCommitmentPoint(secret));
+      const priv = deriveRevocationPrivkey(revocationBase.priv, secret);
+      const hash = sha256(randomBytes(32));
+      for (const ws of [offeredHtlcWitnessScript(type, revocationPub, key().pub, key().pub, hash), receivedHtlcWitnessScript(type, revocationPub, key().pub, key().pub, hash, 800_500)]) {
+        const sw = sweepRevokedHtlc(input(50_000n), ws, priv, dest, 2500);
+        const t = TX.fromRaw(buf(sw.tx));
+        assert.equal(t.inputs[0]!.sequence, 0xffffffff, 'no delay on the revocation branch');
+        assert.equal(t.locktime, 0);
+        assert.ok(verifies(sw, p2wsh(ws), 50_000n), type);
+        assert.equal(verifies(sweepRevokedHtlc(input(50_000n), ws, revocationBase.priv, dest, 2500), p2wsh(ws), 50_000n), false, 'without the secret');
+      }
+    }
   });
 
   it('refuses an output not worth sweeping, and bad parameters, with typed errors', () => {

@@ -19,6 +19,9 @@ import assert from 'node:assert/strict';
 import type { BcoinChainBackend } from '../../node/chain/index.js';
 import type { ChannelInfo, SweptOutput } from '../../node/channels/manager.js';
 import { htlcSuccessFeeSat, htlcTimeoutFeeSat } from '../../htlc/bolt3/fees.js';
+import { signedHtlcTxs, signedLocalCommitment } from '../../htlc/channel/commitments.js';
+import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
+import { bcoin } from '../../node/chain/bcoin.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
 import { ELSEWHERE } from './chain-fixture.js';
@@ -177,5 +180,46 @@ describe('channel manager: HTLC outputs on chain', () => {
     const expected = [timeout.valueSat, success.valueSat].sort((a, b) => Number(a - b));
     for (let i = 0; i < 2; i++) assert.ok(delayed[i]! < expected[i]! && delayed[i]! > expected[i]! - 2_000n, `delayed sweep ${delayed[i]} of ${expected[i]}`);
     assert.ok(sweeps.alice.slice(before).some((s) => s.output === 'to_local'), 'and to_local');
+  });
+
+  for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const)
+  it(`${channelType}: a breach with HTLCs in flight; Alice takes every HTLC output of the revoked commitment${channelType === 'static_remotekey' ? ', and the output of the HTLC-timeout Bob spent one with' : ''}`, T, async () => {
+    if (alice.node.peer(bob.id) === undefined) await alice.connect(bob);
+    const ch = await alice.manager.openChannel(bob.id, 800_000n, { channelType, pushMsat: 300_000_000n });
+    await ready(ch);
+    const tip = chain.tip().height;
+    const toBob = await offer(alice, bob, ch.channelId, 30_000_000n, tip + 200);
+    const toAlice = await offer(bob, alice, ch.channelId, 40_000_000n, tip + 3);
+    // Bob keeps a copy of his state with both HTLCs in flight...
+    const old = structuredClone(bob.manager.channelState(ch.channelId));
+    assert.equal(old.localCommit.htlcs.length, 2);
+    // ...then both settle, which revokes it
+    await bob.manager.fulfillHtlc(ch.channelId, toBob.id, toBob.preimage);
+    await alice.manager.failHtlc(ch.channelId, toAlice.id);
+    await until(() => [alice, bob].every((n) => n.manager.channel(ch.channelId)!.pendingHtlcs === 0 && n.manager.channelState(ch.channelId).remoteNextCommit === undefined), 'both HTLCs settled');
+    assert.ok(alice.manager.channelState(ch.channelId).remoteCommit.height > old.localCommit.height);
+    await mine(Math.max(0, tip + 3 - chain.tip().height));
+    // the cheat: the old commitment, and (static_remotekey) his HTLC-timeout of the HTLC he had offered, in one block
+    const bobSecrets = deriveChannelSecrets(bob.channelSeed, old.keyIndex);
+    const revoked = signedLocalCommitment(old, bobSecrets);
+    await chain.broadcast(Buffer.from(revoked));
+    const secondStage = channelType === 'static_remotekey';
+    if (secondStage) {
+      const timeout = signedHtlcTxs(old, bobSecrets).find((h) => h.kind === 'htlc_timeout')!;
+      await chain.broadcast(Buffer.from(timeout.tx!));
+    }
+    const from = sweeps.alice.length;
+    await mine(1);
+    const justice = () => sweeps.alice.slice(from).filter((x) => x.channelId === ch.channelId && x.output === 'justice');
+    await until(() => justice().length === 3 && sweeps.alice.slice(from).some((x) => x.channelId === ch.channelId && x.output === 'to_remote'), 'justice on to_local and both HTLCs, and to_remote');
+    assert.match(alice.manager.channel(ch.channelId)!.failure ?? '', /^breach/);
+    // amounts: everything Bob's old commitment held, less the fees (the second stage's too)
+    const t = bcoin.TX.fromRaw(Buffer.from(revoked));
+    const outSum = t.outputs.reduce((x: bigint, o: { value: number }) => x + BigInt(o.value), 0n);
+    const anchorsSat = channelType === 'anchors_zero_fee_htlc' ? 660n : 0n;
+    const taken = sweeps.alice.slice(from).filter((x) => x.channelId === ch.channelId).reduce((a, x) => a + x.valueSat, 0n);
+    assert.ok(taken < outSum - anchorsSat && taken > outSum - anchorsSat - 8_000n, `alice took ${taken} of ${outSum - anchorsSat} sat`);
+    await mine(1);
+    await until(() => alice.wallet.balance().unconfirmedSat === 0n, 'justice confirmed');
   });
 });
