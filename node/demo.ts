@@ -97,6 +97,7 @@ const CAPACITY_SAT = 1_000_000n;
 const MINIMUM_DEPTH = 3;
 const FORCE_CAPACITY_SAT = 120_000n;
 const FORCE_PUSH_SAT = 30_000n;
+const FORCE_HTLC_SAT = 10_000n;
 const WAIT_MS = 20_000;
 
 function short(id: string): string {
@@ -592,7 +593,8 @@ export const DEMO_STEPS: DemoStep[] = [
     },
   },
   {
-    title: 'bob opens a static_remotekey channel to alice (with a push), then force-closes it; 1 block: alice sweeps her to_remote at once',
+    title:
+      'bob opens a static_remotekey channel to alice (with a push), offers her an HTLC, and force-closes before she settles it; alice sweeps her to_remote at once, claims the HTLC on chain with its preimage, and bob reads the preimage off the chain',
     async run(ctx) {
       const chain = need(ctx.chain, 'the chain');
       const alice = need(ctx.alice, 'alice');
@@ -600,19 +602,34 @@ export const DEMO_STEPS: DemoStep[] = [
       const info = await bob.manager.openChannel(alice.node.nodeIdHex, FORCE_CAPACITY_SAT, { channelType: 'static_remotekey', pushMsat: FORCE_PUSH_SAT * 1000n });
       await mine(chain, MINIMUM_DEPTH);
       await until(() => alice.manager.channel(info.channelId)?.state === 'normal' && bob.manager.channel(info.channelId)?.state === 'normal', 'the second channel ready');
+      // a payment in flight: bob offers alice an HTLC; the preimage stays with the demo until after the close
+      const preimage = randomBytes(32);
+      const incoming = nextEvent<[string, { id: bigint }]>(alice.manager, 'htlc_incoming', (cid) => cid === info.channelId, 'the HTLC at alice');
+      const htlcId = await bob.manager.addHtlc(info.channelId, { amountMsat: FORCE_HTLC_SAT * 1000n, paymentHash: sha256(preimage), cltvExpiry: chain.tip().height + 500 });
+      await incoming;
+      await until(() => [alice, bob].every((p) => p.manager.channel(info.channelId)!.pendingHtlcs === 1 && p.manager.channelState(info.channelId).remoteNextCommit === undefined), 'the HTLC on both commitments');
       const before = { alice: walletTotal(alice), bob: walletTotal(bob) };
       const bobBalanceSat = bob.manager.channel(info.channelId)!.localBalanceMsat / 1000n;
       const swept = nextEvent<[ChannelInfo, string, string, bigint]>(alice.manager, 'sweep_broadcast', (i, _t, output) => i.channelId === info.channelId && output === 'to_remote', 'alice to sweep her to_remote');
       const txid = await bob.manager.forceCloseChannel(info.channelId);
       await mine(chain, 1);
       const [, sweepTxid, , valueSat] = await swept;
+      // the preimage reaches alice now: the channel is closed on chain, so she claims the HTLC output with it
+      const claimed = nextEvent<[ChannelInfo, string, string, bigint]>(alice.manager, 'sweep_broadcast', (i, _t, output) => i.channelId === info.channelId && output === 'htlc_success', 'alice to claim the HTLC');
+      const learnt = nextEvent<[string, bigint, Uint8Array]>(bob.manager, 'htlc_fulfilled', (cid, id) => cid === info.channelId && id === htlcId, 'bob to learn the preimage on chain');
+      await alice.manager.fulfillHtlc(info.channelId, htlcId, preimage);
+      const [, claimTxid, , claimSat] = await claimed;
       await mine(chain, 1);
-      await until(() => walletTotal(alice) === before.alice + valueSat && alice.wallet.balance().unconfirmedSat === 0n, "alice's sweep confirmed in her wallet");
+      const [, , seen] = await learnt;
+      check(bytesToHex(seen) === bytesToHex(preimage), 'bob read the right preimage from alice’s claim');
+      await until(() => walletTotal(alice) === before.alice + valueSat + claimSat && alice.wallet.balance().unconfirmedSat === 0n, "alice's sweeps confirmed in her wallet");
       check(valueSat > FORCE_PUSH_SAT - 2_000n && valueSat < FORCE_PUSH_SAT, `alice swept ${valueSat} sat of ${FORCE_PUSH_SAT}`);
+      check(claimSat > FORCE_HTLC_SAT - 2_000n && claimSat < FORCE_HTLC_SAT, `alice claimed ${claimSat} sat of ${FORCE_HTLC_SAT}`);
       ctx['force'] = { channelId: info.channelId, txid, confirmedAt: chain.tip().height - 1, bobBefore: before.bob, bobBalanceSat };
       return [
-        `channel ${short(info.channelId)} (${sat(FORCE_CAPACITY_SAT)}, ${sat(FORCE_PUSH_SAT)} pushed to alice) ready; bob broadcasts his commitment ${short(txid)}`,
+        `channel ${short(info.channelId)} (${sat(FORCE_CAPACITY_SAT)}, ${sat(FORCE_PUSH_SAT)} pushed to alice) ready; bob offers alice ${sat(FORCE_HTLC_SAT)} and broadcasts his commitment ${short(txid)} with the HTLC in it`,
         `alice sees bob's commitment confirmed and sweeps her to_remote (P2WPKH of her payment basepoint): ${short(sweepTxid)} pays her wallet ${sat(valueSat)} (sweep fee ${sat(FORCE_PUSH_SAT - valueSat)})`,
+        `alice then gets the preimage and claims the HTLC output with it: ${short(claimTxid)} pays her wallet ${sat(claimSat)}; bob's node reads the preimage from that claim (htlc_fulfilled)`,
       ];
     },
   },

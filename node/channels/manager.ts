@@ -1011,7 +1011,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       if (s.remoteCommit.htlcs.length > 0 || (s.remoteNextCommit?.htlcs.length ?? 0) > 0) this.log.warn({ channelId }, 'their commitment on chain is not one we know: its HTLC outputs are not claimed');
       return;
     }
-    if (!successOnly) for (const u of htlcs.unclaimed) this.log.warn({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on their commitment left unclaimed for now');
+    if (!successOnly) for (const u of htlcs.unclaimed) this.log.info({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on their commitment left unclaimed for now');
     for (const c of htlcs.claims) {
       if (successOnly && c.kind !== 'htlc_success') continue;
       this.atHeight(chan, c.validFromHeight, () => this.publishSweep(chan, c.sweep.tx, c.sweep.txid, c.kind, c.sweep.valueSat));
@@ -1195,7 +1195,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     this.watchOfferedHtlcs(chan, tx, txid);
     if (s.localCommit.htlcs.length > 0) {
       const second = localSecondStage(s, secrets, preimages);
-      for (const u of second.unclaimed) this.log.warn({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on our commitment left unclaimed');
+      for (const u of second.unclaimed) this.log.info({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on our commitment left unclaimed for now');
       for (const st of second.stages) {
         this.watchSecondStage(chan, txid, st);
         atHeight(st.validFromHeight, () => this.publishSecondStage(chan, st, 0));
