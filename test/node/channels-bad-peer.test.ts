@@ -18,8 +18,7 @@ import { ANCHOR_OUTPUT_SAT, commitmentFeeSat } from '../../htlc/bolt3/fees.js';
 import { bytesToHex, concatBytes, u16be } from '../../wire/bytes.js';
 import { encodeChannelMessage, type ChannelMessage } from '../../wire/channel-messages.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
-import { ELSEWHERE } from './chain-fixture.js';
-import { TestNode, fundNodes, newTestChain, until } from './channels-fixture.js';
+import { TestNode, fundNodes, mineElsewhere, newTestChain, offerHtlc, teardown, until } from './channels-fixture.js';
 
 const T = { timeout: 90_000 };
 
@@ -41,10 +40,7 @@ describe('channel manager: bad input from a peer over TCP', () => {
   /** When set, Bob's next commitment_signed for this channel leaves with its signature corrupted. */
   let corruptNextCommitFor: string | undefined;
 
-  const mine = async (n: number): Promise<void> => {
-    await chain.generateToAddress(n, ELSEWHERE);
-    await chain.synced();
-  };
+  const mine = (n: number): Promise<void> => mineElsewhere(chain, n);
 
   const inMempool = (displayTxid: string): boolean => {
     const mempool = chain.node.mempool as unknown as { getTX(h: string): unknown };
@@ -59,17 +55,7 @@ describe('channel manager: bad input from a peer over TCP', () => {
   };
 
   async function payment(from: TestNode, to: TestNode, channelId: string, amountMsat: bigint): Promise<void> {
-    const preimage = randomBytes(32);
-    const paymentHash = sha256(preimage);
-    const incoming = new Promise<bigint>((resolve) => {
-      const on = (cid: string, h: { id: bigint; paymentHash: Uint8Array }): void => {
-        if (cid === channelId && bytesToHex(h.paymentHash) === bytesToHex(paymentHash)) {
-          to.manager.off('htlc_incoming', on);
-          resolve(h.id);
-        }
-      };
-      to.manager.on('htlc_incoming', on);
-    });
+    const { id, preimage } = await offerHtlc(chain, from, to, channelId, amountMsat);
     const fulfilled = new Promise<void>((resolve) => {
       const on = (cid: string, _id: bigint, p: Uint8Array): void => {
         if (cid === channelId && bytesToHex(p) === bytesToHex(preimage)) {
@@ -79,8 +65,7 @@ describe('channel manager: bad input from a peer over TCP', () => {
       };
       from.manager.on('htlc_fulfilled', on);
     });
-    await from.manager.addHtlc(channelId, { amountMsat, paymentHash, cltvExpiry: chain.tip().height + 100 });
-    await to.manager.fulfillHtlc(channelId, await incoming, preimage);
+    await to.manager.fulfillHtlc(channelId, id, preimage);
     await fulfilled;
   }
 
@@ -117,10 +102,7 @@ describe('channel manager: bad input from a peer over TCP', () => {
     };
   });
 
-  after(async () => {
-    for (const n of [alice, bob, carol]) await n?.stop().catch(() => undefined);
-    await chain?.close();
-  });
+  after(() => teardown(chain, [alice, bob, carol]));
 
   it('opens three channels between Alice and Bob and one from Carol to Alice', T, async () => {
     [overLimit, badSig, healthy, carols] = await Promise.all([

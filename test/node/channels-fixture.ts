@@ -16,7 +16,7 @@ import { createLogger } from '../../node/log.js';
 import { Node } from '../../node/node.js';
 import { ELSEWHERE, SEGWIT_HEIGHT } from './chain-fixture.js';
 import { Wallet } from '../../node/wallet/wallet.js';
-import { randomBytes, randomPrivateKey } from '../../wire/crypto.js';
+import { randomBytes, randomPrivateKey, sha256 } from '../../wire/crypto.js';
 
 export interface TestNodeSpec {
   name: string;
@@ -125,4 +125,47 @@ export async function fundNodes(chain: BcoinChainBackend, nodes: readonly TestNo
   for (const n of nodes) await chain.generateToAddress(2, (await n.wallet.newAddress()).address);
   await chain.generateToAddress(Math.max(SEGWIT_HEIGHT - chain.tip().height, 100), ELSEWHERE);
   await chain.synced();
+}
+
+/** Mines `n` blocks to an address no test wallet owns and waits until everything follows. */
+export async function mineElsewhere(chain: BcoinChainBackend, n: number): Promise<void> {
+  await chain.generateToAddress(n, ELSEWHERE);
+  await chain.synced();
+}
+
+/** Resolves with the id of the HTLC `node` reports incoming on `channelId` with `paymentHash`. */
+export function nextIncoming(node: TestNode, channelId: string, paymentHash: Uint8Array): Promise<bigint> {
+  const want = Buffer.from(paymentHash).toString('hex');
+  return new Promise<bigint>((resolve) => {
+    const on = (cid: string, h: { id: bigint; paymentHash: Uint8Array }): void => {
+      if (cid === channelId && Buffer.from(h.paymentHash).toString('hex') === want) {
+        node.manager.off('htlc_incoming', on);
+        resolve(h.id);
+      }
+    };
+    node.manager.on('htlc_incoming', on);
+  });
+}
+
+/** `from` offers an HTLC with a fresh preimage on `channelId`; resolves once `to` reported it incoming. */
+export async function offerHtlc(
+  chain: BcoinChainBackend,
+  from: TestNode,
+  to: TestNode,
+  channelId: string,
+  amountMsat: bigint,
+  cltvExpiry = chain.tip().height + 100,
+): Promise<{ id: bigint; preimage: Uint8Array }> {
+  const preimage = randomBytes(32);
+  const paymentHash = sha256(preimage);
+  const incoming = nextIncoming(to, channelId, paymentHash);
+  await from.manager.addHtlc(channelId, { amountMsat, paymentHash, cltvExpiry });
+  return { id: await incoming, preimage };
+}
+
+/** Stops the nodes and the chain and removes the nodes' data directories. */
+export async function teardown(chain: BcoinChainBackend | undefined, nodes: (TestNode | undefined)[]): Promise<void> {
+  for (const n of nodes) await n?.stop().catch(() => undefined);
+  await chain?.close();
+  for (const n of nodes) n?.cleanup();
 }

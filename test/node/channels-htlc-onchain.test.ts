@@ -23,9 +23,7 @@ import { signedHtlcTxs, signedLocalCommitment } from '../../htlc/channel/commitm
 import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { bcoin } from '../../node/chain/bcoin.js';
 import { bytesToHex } from '../../wire/bytes.js';
-import { randomBytes, sha256 } from '../../wire/crypto.js';
-import { ELSEWHERE } from './chain-fixture.js';
-import { TestNode, fundNodes, newTestChain, until } from './channels-fixture.js';
+import { TestNode, fundNodes, mineElsewhere, newTestChain, offerHtlc, teardown, until } from './channels-fixture.js';
 
 const T = { timeout: 120_000 };
 
@@ -42,10 +40,7 @@ describe('channel manager: HTLC outputs on chain', () => {
   let bob: TestNode;
   const sweeps: Record<'alice' | 'bob', Sweep[]> = { alice: [], bob: [] };
 
-  const mine = async (n: number): Promise<void> => {
-    await chain.generateToAddress(n, ELSEWHERE);
-    await chain.synced();
-  };
+  const mine = (n: number): Promise<void> => mineElsewhere(chain, n);
 
   before(async () => {
     chain = await newTestChain();
@@ -59,32 +54,16 @@ describe('channel manager: HTLC outputs on chain', () => {
     await alice.connect(bob);
   });
 
-  after(async () => {
-    await alice?.stop().catch(() => undefined);
-    await bob?.stop().catch(() => undefined);
-    await chain?.close();
-  });
+  after(() => teardown(chain, [alice, bob]));
 
   /** Offers an HTLC and waits until it is irrevocably committed on both sides. */
   async function offer(from: TestNode, to: TestNode, channelId: string, amountMsat: bigint, cltvExpiry: number): Promise<{ id: bigint; preimage: Uint8Array }> {
-    const preimage = randomBytes(32);
-    const paymentHash = sha256(preimage);
-    const incoming = new Promise<bigint>((resolve) => {
-      const on = (cid: string, h: { id: bigint; paymentHash: Uint8Array }): void => {
-        if (cid === channelId && bytesToHex(h.paymentHash) === bytesToHex(paymentHash)) {
-          to.manager.off('htlc_incoming', on);
-          resolve(h.id);
-        }
-      };
-      to.manager.on('htlc_incoming', on);
-    });
-    await from.manager.addHtlc(channelId, { amountMsat, paymentHash, cltvExpiry });
-    const id = await incoming;
+    const h = await offerHtlc(chain, from, to, channelId, amountMsat, cltvExpiry);
     await until(() => [from, to].every((n) => {
       const s = n.manager.channelState(channelId);
-      return s.remoteNextCommit === undefined && s.localCommit.htlcs.some((h) => h.id === id) && s.remoteCommit.htlcs.some((h) => h.id === id);
+      return s.remoteNextCommit === undefined && s.localCommit.htlcs.some((x) => x.id === h.id) && s.remoteCommit.htlcs.some((x) => x.id === h.id);
     }), 'HTLC committed on both sides');
-    return { id, preimage };
+    return h;
   }
 
   async function disconnect(): Promise<void> {

@@ -20,8 +20,7 @@ import type { BcoinChainBackend } from '../../node/chain/index.js';
 import type { ChannelInfo, SweptOutput } from '../../node/channels/manager.js';
 import type { KvStore } from '../../db/store.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
-import { ELSEWHERE } from './chain-fixture.js';
-import { TestNode, fundNodes, newTestChain, until } from './channels-fixture.js';
+import { TestNode, fundNodes, mineElsewhere, newTestChain, offerHtlc, teardown, until } from './channels-fixture.js';
 
 const T = { timeout: 90_000 };
 
@@ -32,10 +31,7 @@ describe('channel manager: funds safety', () => {
   const sweeps: { who: 'alice' | 'bob'; channelId: string; output: SweptOutput; valueSat: bigint }[] = [];
   const backups: string[] = [];
 
-  const mine = async (n: number): Promise<void> => {
-    await chain.generateToAddress(n, ELSEWHERE);
-    await chain.synced();
-  };
+  const mine = (n: number): Promise<void> => mineElsewhere(chain, n);
   const mempool = () => chain.node.mempool as unknown as { has(h: string): boolean; getEntry(h: string): unknown; removeEntry(e: unknown): void };
   const internalHex = (displayTxid: string): string => Buffer.from(displayTxid, 'hex').reverse().toString('hex');
 
@@ -58,11 +54,9 @@ describe('channel manager: funds safety', () => {
   }
 
   async function pay(from: TestNode, to: TestNode, channelId: string, amountMsat: bigint): Promise<void> {
-    const preimage = randomBytes(32);
-    const incoming = new Promise<bigint>((resolve) => to.manager.once('htlc_incoming', (_c, h) => resolve(h.id)));
     const done = new Promise<void>((resolve) => from.manager.once('htlc_fulfilled', () => resolve()));
-    await from.manager.addHtlc(channelId, { amountMsat, paymentHash: sha256(preimage), cltvExpiry: chain.tip().height + 100 });
-    await to.manager.fulfillHtlc(channelId, await incoming, preimage);
+    const { id, preimage } = await offerHtlc(chain, from, to, channelId, amountMsat);
+    await to.manager.fulfillHtlc(channelId, id, preimage);
     await done;
     await until(() => from.manager.channel(channelId)!.pendingHtlcs === 0 && to.manager.channel(channelId)!.pendingHtlcs === 0, 'HTLC cleared');
   }
@@ -79,10 +73,7 @@ describe('channel manager: funds safety', () => {
   });
 
   after(async () => {
-    await alice?.stop().catch(() => undefined);
-    await bob?.stop().catch(() => undefined);
-    await chain?.close();
-    alice?.cleanup();
+    await teardown(chain, [alice, bob]);
     for (const b of backups) rmSync(b, { recursive: true, force: true });
   });
 
