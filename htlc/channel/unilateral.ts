@@ -104,15 +104,16 @@ export function commitmentNumberOf(s: ChannelState, tx: Uint8Array): bigint | nu
 }
 
 export interface JusticeSweep {
-  sweep: SweepTx;
+  /** The sweep of their to_local; null when that commitment had none (their balance was dust, or zero). */
+  sweep: SweepTx | null;
   /** The revoked commitment number the peer broadcast. */
   commitmentNumber: bigint;
 }
 
 /**
  * When `tx` is a commitment of theirs that they had revoked (we hold its
- * per-commitment secret): the sweep of its to_local output through the
- * revocation branch. Null when it is not revoked, or has no to_local output.
+ * per-commitment secret): the breach, with the sweep of its to_local output
+ * through the revocation branch when it has one. Null when it is not revoked.
  */
 export function justiceSweep(s: ChannelState, secrets: ChannelSecrets, tx: Uint8Array, destScript: Uint8Array, feeratePerKw: number): JusticeSweep | null {
   const n = commitmentNumberOf(s, tx);
@@ -126,7 +127,7 @@ export function justiceSweep(s: ChannelState, secrets: ChannelSecrets, tx: Uint8
   const spk = p2wsh(script);
   const t = TX.fromRaw(buf(tx));
   const index = t.outputs.findIndex((o) => equalBytes(new Uint8Array(o.script.toRaw()), spk));
-  if (index < 0) return null;
+  if (index < 0) return { sweep: null, commitmentNumber: n };
   const revocationPriv = deriveRevocationPrivkey(secrets.revocationBaseSecret, secret);
   const sweep = sweepRevokedToLocal({ txid: new Uint8Array(t.hash()), outputIndex: index, valueSat: BigInt(t.outputs[index]!.value) }, script, revocationPriv, destScript, feeratePerKw);
   return { sweep, commitmentNumber: n };
@@ -377,8 +378,14 @@ export function revokedHtlcSweeps(
   return { sweeps, secondLevel: { scriptPubKey: p2wsh(witnessScript), witnessScript, revocationPriv } };
 }
 
-/** Sweeps output 0 of their second-stage transaction `tx` (a revocable to_local script) with the revocation key. */
-export function sweepRevokedSecondLevel(tx: Uint8Array, witnessScript: Uint8Array, revocationPriv: Uint8Array, destScript: Uint8Array, feeratePerKw: number): SweepTx {
+/**
+ * Sweeps output `outputIndex` of their second-stage transaction `tx` (a revocable to_local script) with the
+ * revocation key. With anchors the peer may have moved its HTLC input (and so its output: SIGHASH_SINGLE pairs them)
+ * away from index 0 and added fee inputs and change.
+ */
+export function sweepRevokedSecondLevel(tx: Uint8Array, outputIndex: number, witnessScript: Uint8Array, revocationPriv: Uint8Array, destScript: Uint8Array, feeratePerKw: number): SweepTx {
   const t = TX.fromRaw(buf(tx));
-  return sweepRevokedToLocal({ txid: new Uint8Array(t.hash()), outputIndex: 0, valueSat: BigInt(t.outputs[0]!.value) }, witnessScript, revocationPriv, destScript, feeratePerKw);
+  const out = t.outputs[outputIndex];
+  if (out === undefined) throw new Bolt3Error('ERR_BAD_PARAMS', `no output ${outputIndex}`);
+  return sweepRevokedToLocal({ txid: new Uint8Array(t.hash()), outputIndex, valueSat: BigInt(out.value) }, witnessScript, revocationPriv, destScript, feeratePerKw);
 }

@@ -271,6 +271,8 @@ interface Chan {
   rebroadcastWatch?: WatchHandle;
   /** The commitment of theirs that spent the funding output, once seen (to claim HTLCs whose preimage comes later). */
   theirCommitmentTx?: Uint8Array;
+  /** Our commitment's txid once it spent the funding output (for HTLC-success transactions whose preimage comes later). */
+  ourCommitmentTxid?: Uint8Array;
   failure?: string;
   /** openChannel waiting for channel_pending. */
   opening?: Waiter;
@@ -579,6 +581,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     if (r.failure !== undefined) throw refused(r);
     if (c.failure !== undefined) {
       if (c.theirCommitmentTx !== undefined) await this.claimRemoteHtlcs(c, c.theirCommitmentTx, true);
+      else if (c.ourCommitmentTxid !== undefined && input.type === 'fulfill_htlc') this.secondStageFor(c, c.ourCommitmentTxid, input.id);
       return;
     }
     // taken and persisted: a signing failure now (the store gone) must not look like a refusal to the caller;
@@ -1046,6 +1049,15 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     this.emit('sweep_broadcast', this.info(chan), id, output, valueSat);
   }
 
+  /** A preimage that came after our commitment confirmed: the HTLC-success transaction of that HTLC goes out now. */
+  private secondStageFor(chan: Chan, commitmentTxid: Uint8Array, htlcId: bigint): void {
+    const s = chan.driver.state;
+    const st = localSecondStage(s, deriveChannelSecrets(this.seed, chan.keyIndex), knownPreimages(s)).stages.find((x) => x.kind === 'htlc_success' && x.htlcId === htlcId);
+    if (st === undefined) return; // trimmed, or not on our commitment
+    this.watchSecondStage(chan, commitmentTxid, st);
+    void this.publishSecondStage(chan, st, 0);
+  }
+
   /**
    * Publishes one of our second-stage HTLC transactions: as signed (static_remotekey), or with a fee the wallet
    * adds (anchors). A refusal is tried again at the next blocks (the wallet may lack a confirmed coin, the
@@ -1152,11 +1164,13 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         if (ev.type !== 'spent') return;
         w.cancel();
         chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== w);
-        const out0 = bcoin.TX.fromRaw(buf(ev.detail.spendingTx)).outputs[0];
-        if (out0 === undefined || !equalBytes(new Uint8Array(out0.script.toRaw()), rev.secondLevel.scriptPubKey)) return; // our own justice, most likely
+        // their second stage pays the revocable script at the index of the input it spends with (SIGHASH_SINGLE)
+        const i = ev.detail.inputIndex;
+        const out = bcoin.TX.fromRaw(buf(ev.detail.spendingTx)).outputs[i];
+        if (out === undefined || !equalBytes(new Uint8Array(out.script.toRaw()), rev.secondLevel.scriptPubKey)) return; // our own justice, most likely
         this.log.warn({ channelId, htlcId: String(r.htlcId) }, 'the peer spent a revoked HTLC output with a second-stage transaction: taking its output');
         void (async () => {
-          const sw = sweepRevokedSecondLevel(ev.detail.spendingTx, rev.secondLevel.witnessScript, rev.secondLevel.revocationPriv, dest, await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget));
+          const sw = sweepRevokedSecondLevel(ev.detail.spendingTx, i, rev.secondLevel.witnessScript, rev.secondLevel.revocationPriv, dest, await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget));
           await this.publishSweep(chan, sw.tx, sw.txid, 'justice', sw.valueSat);
         })().catch((err: unknown) => this.log.error({ err, channelId }, 'justice on a second-stage output failed'));
       });
@@ -1179,7 +1193,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     const atHeight = (height: number, go: () => Promise<void>): void => this.atHeight(chan, height, go);
     const preimages = knownPreimages(s);
     if (!ours) {
-      if (justice !== null) await publish(justice.sweep.tx, justice.sweep.txid, 'justice', justice.sweep.valueSat);
+      if (justice?.sweep) await publish(justice.sweep.tx, justice.sweep.txid, 'justice', justice.sweep.valueSat);
       const sw = toRemoteSweep(s, secrets, tx, dest, feeratePerKw);
       if (sw === null) this.log.info({ channelId }, 'their commitment pays nothing to us');
       else await publish(sw.tx, sw.txid, 'to_remote', sw.valueSat);
@@ -1193,6 +1207,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       return;
     }
     this.watchOfferedHtlcs(chan, tx, txid);
+    chan.ourCommitmentTxid = txid;
     if (s.localCommit.htlcs.length > 0) {
       const second = localSecondStage(s, secrets, preimages);
       for (const u of second.unclaimed) this.log.info({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on our commitment left unclaimed for now');

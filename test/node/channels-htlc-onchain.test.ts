@@ -14,18 +14,23 @@
  *     input and change from her wallet), and each one's delayed output is
  *     swept into her wallet after to_self_delay confirmations.
  */
+import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BcoinChainBackend } from '../../node/chain/index.js';
 import type { ChannelInfo, SweptOutput } from '../../node/channels/manager.js';
 import { htlcSuccessFeeSat, htlcTimeoutFeeSat } from '../../htlc/bolt3/fees.js';
-import { signedHtlcTxs, signedLocalCommitment } from '../../htlc/channel/commitments.js';
-import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
+import { buildHtlcTxs } from '../../htlc/bolt3/index.js';
+import { buildLocal, signedHtlcTxs, signedLocalCommitment } from '../../htlc/channel/commitments.js';
+import { deriveChannelSecrets, ourPoint } from '../../htlc/channel/keys.js';
+import { secp, sha256Parts, signatureToDER } from '../../wire/crypto.js';
 import { bcoin } from '../../node/chain/bcoin.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import { TestNode, fundNodes, mineElsewhere, newTestChain, offerHtlc, teardown, until } from './channels-fixture.js';
 
 const T = { timeout: 120_000 };
+/** bcoin without the project's narrow typings: the cheater below builds a transaction by hand. */
+const B: any = createRequire(import.meta.url)('bcoin');
 
 interface Sweep {
   output: SweptOutput;
@@ -200,5 +205,100 @@ describe('channel manager: HTLC outputs on chain', () => {
     assert.ok(taken < outSum - anchorsSat && taken > outSum - anchorsSat - 8_000n, `alice took ${taken} of ${outSum - anchorsSat} sat`);
     await mine(1);
     await until(() => alice.wallet.balance().unconfirmedSat === 0n, 'justice confirmed');
+  });
+
+  it('a breach with a revoked commitment that has no to_local: still a breach, its HTLC output is taken', T, async () => {
+    if (alice.node.peer(bob.id) === undefined) await alice.connect(bob);
+    const ch = await alice.manager.openChannel(bob.id, 800_000n, { channelType: 'static_remotekey' });
+    await ready(ch);
+    const h = await offer(alice, bob, ch.channelId, 200_000_000n, chain.tip().height + 200);
+    const old = structuredClone(bob.manager.channelState(ch.channelId));
+    assert.equal(old.localCommit.ourBalanceMsat, 0n, 'nothing of his own on that commitment');
+    const failed = new Promise<void>((resolve) => alice.manager.once('htlc_failed', () => resolve()));
+    await bob.manager.failHtlc(ch.channelId, h.id);
+    await failed;
+    await until(() => [alice, bob].every((n) => n.manager.channel(ch.channelId)!.pendingHtlcs === 0 && n.manager.channelState(ch.channelId).remoteNextCommit === undefined), 'HTLC failed back');
+    const from = sweeps.alice.length;
+    await chain.broadcast(Buffer.from(signedLocalCommitment(old, deriveChannelSecrets(bob.channelSeed, old.keyIndex))));
+    await mine(1);
+    await until(() => sweeps.alice.slice(from).some((x) => x.channelId === ch.channelId && x.output === 'justice'), 'justice on the HTLC output');
+    assert.match(alice.manager.channel(ch.channelId)!.failure ?? '', /^breach/);
+    const taken = sweeps.alice.slice(from).find((x) => x.channelId === ch.channelId && x.output === 'justice')!.valueSat;
+    assert.ok(taken < 200_000n && taken > 198_000n, `took ${taken} of the 200 000 sat HTLC`);
+  });
+
+  it('anchors: a cheater who moves his HTLC input (and its output) away from index 0 of his second stage still loses it', T, async () => {
+    // the victim keeps her store on disk: she is away (stopped) while he cheats
+    const carol = new TestNode({ name: 'carol', disk: true, policy: { minimumDepth: 1 } }, chain);
+    await carol.start();
+    try {
+    await fundNodes(chain, [carol]);
+    await carol.connect(bob);
+    const ch = await carol.manager.openChannel(bob.id, 800_000n, { channelType: 'anchors_zero_fee_htlc', pushMsat: 300_000_000n });
+    await mine(1);
+    await until(() => carol.manager.channel(ch.channelId)?.active === true && bob.manager.channel(ch.channelId)?.active === true, 'channel active');
+    const toBob = await offer(carol, bob, ch.channelId, 50_000_000n, chain.tip().height + 200);
+    const old = structuredClone(bob.manager.channelState(ch.channelId));
+    await bob.manager.fulfillHtlc(ch.channelId, toBob.id, toBob.preimage);
+    await until(() => [carol, bob].every((n) => n.manager.channel(ch.channelId)!.pendingHtlcs === 0 && n.manager.channelState(ch.channelId).remoteNextCommit === undefined), 'settled');
+    // a coin of Bob's outside his wallet for the fee, and Carol away while he cheats
+    const ring = B.KeyRing.generate(true);
+    ring.witness = true;
+    const paid = await bob.wallet.sendToAddress(ring.getAddress().toString('regtest'), 100_000n);
+    await mine(1);
+    const feeTx = B.TX.fromRaw(Buffer.from(paid.tx));
+    const feeIndex = feeTx.outputs.findIndex((o: { getAddress(): { toString(n: string): string } | null }) => o.getAddress()?.toString('regtest') === ring.getAddress().toString('regtest'));
+    await carol.stop();
+    const bs = deriveChannelSecrets(bob.channelSeed, old.keyIndex);
+    await chain.broadcast(Buffer.from(signedLocalCommitment(old, bs)));
+    await mine(1);
+    // his HTLC-success: the fee coin at input 0 with his change at output 0, the HTLC at input and output 1
+    const c = buildLocal(old, bs, old.localCommit);
+    const htlcTxs = buildHtlcTxs(c);
+    const k = htlcTxs.findIndex((x) => x.kind === 'htlc_success');
+    const h = htlcTxs[k]!;
+    const mtx = new B.MTX();
+    mtx.version = 2;
+    mtx.addCoin(B.Coin.fromTX(feeTx, feeIndex, chain.tip().height - 1));
+    const hin = h.tx.inputs[0]!;
+    mtx.addOutpoint(new B.Outpoint(hin.prevout.hash, hin.prevout.index));
+    mtx.inputs[1]!.sequence = hin.sequence;
+    mtx.addOutput(ring.getAddress(), 100_000 - 2_000);
+    mtx.addOutput(h.tx.outputs[0]!.script, h.tx.outputs[0]!.value);
+    const htlcPriv = secp.privateKeyTweakAdd(bs.htlcBaseSecret, sha256Parts(ourPoint(bs, old.localCommit.height), old.local.pubkeys.htlcBasepoint));
+    const digest = mtx.signatureHash(1, B.Script.fromRaw(Buffer.from(h.inputWitnessScript)), Number(h.inputValueSat), 1, 1);
+    const ours = Buffer.from([...signatureToDER(secp.sign(new Uint8Array(digest), htlcPriv)), 1]);
+    const theirs = Buffer.from([...signatureToDER(old.localCommit.remoteHtlcSigs[k]!), 0x83]);
+    mtx.inputs[1]!.witness = B.Witness.fromItems([Buffer.alloc(0), theirs, ours, Buffer.from(toBob.preimage), Buffer.from(h.inputWitnessScript)]);
+    mtx.sign(ring);
+    const second = mtx.toTX();
+    await chain.broadcast(second.toRaw());
+    await mine(1);
+    // Carol comes back well within to_self_delay and takes the second-level output too: a transaction of hers
+    // spends it (output 1 of his second stage)
+    await carol.start();
+    const mempool = chain.node.mempool as unknown as { isSpent(hash: string, index: number): boolean };
+    await until(() => mempool.isSpent(second.hash('hex'), 1), 'the moved second-level output taken');
+    assert.equal(mempool.isSpent(second.hash('hex'), 0), false, 'his change is left alone');
+    } finally {
+      await teardown(undefined, [carol]);
+    }
+  });
+
+  for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const)
+  it(`${channelType}: a preimage that comes after our commitment confirmed still gets its HTLC-success out`, T, async () => {
+    if (alice.node.peer(bob.id) === undefined) await alice.connect(bob);
+    const ch = await alice.manager.openChannel(bob.id, 700_000n, { channelType, pushMsat: 200_000_000n });
+    await ready(ch);
+    const his = await offer(bob, alice, ch.channelId, 30_000_000n, chain.tip().height + 100);
+    const from = sweeps.alice.length;
+    await alice.manager.forceCloseChannel(ch.channelId);
+    await mine(1);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(sweeps.alice.slice(from).filter((x) => x.channelId === ch.channelId && x.output === 'htlc_success').length, 0, 'no preimage yet');
+    await alice.manager.fulfillHtlc(ch.channelId, his.id, his.preimage);
+    await until(() => sweeps.alice.slice(from).some((x) => x.channelId === ch.channelId && x.output === 'htlc_success'), 'the HTLC-success transaction');
+    const v = sweeps.alice.slice(from).find((x) => x.channelId === ch.channelId && x.output === 'htlc_success')!.valueSat;
+    assert.equal(v, 30_000n - htlcSuccessFeeSat(channelType, alice.manager.channel(ch.channelId)!.feeratePerKw));
   });
 });
