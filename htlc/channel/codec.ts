@@ -60,7 +60,29 @@ export function stateWrite(s: ChannelState): BatchOp {
  * need each HTLC's payment hash and expiry.
  */
 export function revokedKey(channelId: Uint8Array, height: bigint): Uint8Array {
-  return enc.encode(`revoked/${bytesToHex(channelId)}/${height.toString(16).padStart(12, '0')}`);
+  return enc.encode(`${revokedPrefix(channelId)}${height.toString(16).padStart(12, '0')}`);
+}
+
+function revokedPrefix(channelId: Uint8Array): string {
+  return `revoked/${bytesToHex(channelId)}/`;
+}
+
+/** Commitment numbers the revocation log of a channel holds. */
+export async function revokedHeights(store: KvStore, channelId: Uint8Array): Promise<bigint[]> {
+  const prefix = revokedPrefix(channelId);
+  const out: bigint[] = [];
+  for await (const [k] of store.entries(enc.encode(prefix))) out.push(BigInt(`0x${dec.decode(k).slice(prefix.length)}`));
+  return out;
+}
+
+/**
+ * Empties a channel's revocation log: once the funding output is spent by anything but a revoked commitment
+ * (a cooperative close, or a current commitment) no revoked one can reach the chain any more.
+ */
+export async function pruneRevokedHtlcs(store: KvStore, channelId: Uint8Array): Promise<number> {
+  const heights = await revokedHeights(store, channelId);
+  if (heights.length > 0) await store.batch(heights.map((h) => ({ type: 'del' as const, key: revokedKey(channelId, h) })));
+  return heights.length;
 }
 
 export function revokedHtlcsWrite(channelId: Uint8Array, height: bigint, htlcs: readonly ChannelHtlc[]): BatchOp {

@@ -31,7 +31,7 @@ import { EventEmitter } from 'node:events';
 import type { KvStore } from '../../db/store.js';
 import type { ChainSource, WatchHandle } from '../../htlc/chain.js';
 import { ChannelDriver, type ChannelAdapters } from '../../htlc/channel/driver.js';
-import { loadChannels, loadRevokedHtlcs } from '../../htlc/channel/codec.js';
+import { loadChannels, loadRevokedHtlcs, pruneRevokedHtlcs } from '../../htlc/channel/codec.js';
 import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
 import { commitFeeUpdate, DEFAULT_COMMIT_FEE_POLICY } from '../../htlc/channel/fee.js';
@@ -1148,6 +1148,16 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     }
   }
 
+  /** No revoked commitment can reach the chain any more: the channel's revocation log goes. */
+  private async pruneRevocationLog(chan: Chan): Promise<void> {
+    try {
+      const n = await pruneRevokedHtlcs(chan.store, chan.driver.state.channelId);
+      if (n > 0) this.log.debug({ channelId: bytesToHex(chan.driver.state.channelId), entries: n }, 'revocation log pruned');
+    } catch (err) {
+      this.log.warn({ err }, 'could not prune the revocation log');
+    }
+  }
+
   /**
    * A revoked commitment of theirs on chain: each of its HTLC outputs (the HTLCs come from the revocation log) is
    * ours with the revocation key; one they manage to spend first with a second-stage transaction leaves its output
@@ -1187,7 +1197,10 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     const dest = (await this.wallet.newAddress()).script;
     const justice = ours ? null : justiceSweep(s, secrets, tx, dest, feeratePerKw);
     if (justice !== null) this.fail(chan, `breach: the peer broadcast its revoked commitment ${justice.commitmentNumber}`);
-    else this.fail(chan, ours ? 'force closed by us' : 'closed on chain by the peer', 'info');
+    else {
+      void this.fail(chan, ours ? 'force closed by us' : 'closed on chain by the peer', 'info');
+      void this.pruneRevocationLog(chan);
+    }
     const publish = (raw: Uint8Array, sweepTxid: Uint8Array, output: SweptOutput, valueSat: bigint): Promise<void> => this.publishSweep(chan, raw, sweepTxid, output, valueSat);
     const channelId = bytesToHex(s.channelId);
     const atHeight = (height: number, go: () => Promise<void>): void => this.atHeight(chan, height, go);
@@ -1251,6 +1264,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       this.log.info({ channelId: bytesToHex(chan.driver.state.channelId), spendingTxid: spending, cooperative }, 'funding output spent');
       this.emit('funding_spent', this.info(chan), spending, cooperative);
       if (!cooperative) void this.onUnilateralClose(chan, ev.detail.spendingTx, ev.detail.spendingTxid).catch((err: unknown) => this.log.error({ err }, 'sweeping a unilateral close failed'));
+      else void this.pruneRevocationLog(chan);
     });
   }
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeState, encodeState, stateWrite } from '../../htlc/channel/codec.js';
+import { decodeState, encodeState, loadChannels, loadRevokedHtlcs, pruneRevokedHtlcs, revokedHeights, stateWrite } from '../../htlc/channel/codec.js';
 import { isRecord } from '../../db/record.js';
 import { ChannelError, type ChannelState } from '../../htlc/channel/types.js';
 import { Pair } from './channel-harness.js';
@@ -56,5 +56,30 @@ describe('channel records', () => {
 
   it('that are neither form are refused with a typed error', () => {
     assert.throws(() => decodeState(new Uint8Array([1, 2, 3])), (e) => e instanceof ChannelError && e.code === 'ERR_BAD_PARAMETERS');
+  });
+
+  it('revocation log: each commitment the peer revokes with HTLCs in it is kept with its HTLCs, in the same batch as the state', async () => {
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 300_000_000n });
+    const id = p.state('a').channelId;
+    assert.deepEqual(await revokedHeights(p.ep.a.store, id), []);
+    await p.add('a', 9_000_000n);
+    await p.settle();
+    const withHtlc = p.state('a').remoteCommit;
+    assert.equal(withHtlc.htlcs.length, 1);
+    await p.add('b', 8_000_000n);
+    await p.settle();
+    // a revoked the commitments before; the one with a's HTLC in it is logged with that HTLC
+    const heights = await revokedHeights(p.ep.a.store, id);
+    assert.ok(heights.includes(withHtlc.height), `logged: ${heights.join(', ')}`);
+    const logged = await loadRevokedHtlcs(p.ep.a.store, id, withHtlc.height);
+    assert.deepStrictEqual(logged, withHtlc.htlcs);
+    // nothing for a commitment without HTLCs (the first one) or not revoked (the current one)
+    assert.deepEqual(await loadRevokedHtlcs(p.ep.a.store, id, 0n), []);
+    assert.ok(!heights.includes(p.state('a').remoteCommit.height));
+    // the log never gets in the way of loading channels
+    assert.equal((await loadChannels(p.ep.a.store)).length, 1);
+    // pruned when no revoked commitment can reach the chain any more
+    assert.equal(await pruneRevokedHtlcs(p.ep.a.store, id), heights.length);
+    assert.deepEqual(await revokedHeights(p.ep.a.store, id), []);
   });
 });

@@ -22,6 +22,9 @@ import type { ChannelInfo, SweptOutput } from '../../node/channels/manager.js';
 import { htlcSuccessFeeSat, htlcTimeoutFeeSat } from '../../htlc/bolt3/fees.js';
 import { buildHtlcTxs } from '../../htlc/bolt3/index.js';
 import { buildLocal, signedHtlcTxs, signedLocalCommitment } from '../../htlc/channel/commitments.js';
+import { revokedHeights } from '../../htlc/channel/codec.js';
+import type { ChannelState } from '../../htlc/channel/types.js';
+import type { KvStore } from '../../db/store.js';
 import { deriveChannelSecrets, ourPoint } from '../../htlc/channel/keys.js';
 import { secp, sha256Parts, signatureToDER } from '../../wire/crypto.js';
 import { bcoin } from '../../node/chain/bcoin.js';
@@ -71,6 +74,13 @@ describe('channel manager: HTLC outputs on chain', () => {
     return h;
   }
 
+  /** The commitment numbers in `n`'s revocation log of a channel (the manager's private store of it). */
+  async function revocationLog(n: TestNode, channelId: string): Promise<bigint[]> {
+    const chans = (n.manager as unknown as { chans: Map<number, { store: KvStore; driver: { state: ChannelState } }> }).chans;
+    const c = [...chans.values()].find((x) => bytesToHex(x.driver.state.channelId) === channelId)!;
+    return revokedHeights(c.store, c.driver.state.channelId);
+  }
+
   async function disconnect(): Promise<void> {
     alice.node.disconnect(bob.id);
     await until(() => alice.node.listPeers().length === 0 && bob.node.listPeers().length === 0, 'disconnected');
@@ -98,11 +108,14 @@ describe('channel manager: HTLC outputs on chain', () => {
       await alice.manager.fulfillHtlc(ch.channelId, his.id, his.preimage);
       await bob.manager.fulfillHtlc(ch.channelId, paid.id, paid.preimage);
       const before = sweeps.alice.length;
+      assert.ok((await revocationLog(alice, ch.channelId)).length > 0, 'commitments with HTLCs were revoked');
       await bob.manager.forceCloseChannel(ch.channelId);
       await mine(1);
       await until(() => sweeps.alice.slice(before).some((s) => s.output === 'htlc_success') && sweeps.alice.slice(before).some((s) => s.output === 'to_remote'), 'to_remote and the preimage claim');
       const success = sweeps.alice.slice(before).find((s) => s.output === 'htlc_success')!;
       assert.ok(success.valueSat < 15_000n && success.valueSat > 13_000n, `claimed ${success.valueSat} of 15 000 sat`);
+      // his current commitment: no revoked one can come any more, the revocation log is gone
+      await until(async () => (await revocationLog(alice, ch.channelId)).length === 0, 'revocation log pruned');
       // Bob claims the HTLC Alice paid him with his second stage: Alice reads the preimage off the chain
       await until(() => sweeps.bob.some((s) => s.channelId === ch.channelId && s.output === 'htlc_success'), "bob's HTLC-success");
       await mine(1);
@@ -197,6 +210,7 @@ describe('channel manager: HTLC outputs on chain', () => {
     const justice = () => sweeps.alice.slice(from).filter((x) => x.channelId === ch.channelId && x.output === 'justice');
     await until(() => justice().length === 3 && sweeps.alice.slice(from).some((x) => x.channelId === ch.channelId && x.output === 'to_remote'), 'justice on to_local and both HTLCs, and to_remote');
     assert.match(alice.manager.channel(ch.channelId)!.failure ?? '', /^breach/);
+    assert.ok((await revocationLog(alice, ch.channelId)).length > 0, 'kept after a breach (a restart answers it again)');
     // amounts: everything Bob's old commitment held, less the fees (the second stage's too)
     const t = bcoin.TX.fromRaw(Buffer.from(revoked));
     const outSum = t.outputs.reduce((x: bigint, o: { value: number }) => x + BigInt(o.value), 0n);
