@@ -31,24 +31,11 @@ import { EventEmitter } from 'node:events';
 import type { KvStore } from '../../db/store.js';
 import type { ChainSource, WatchHandle } from '../../htlc/chain.js';
 import { ChannelDriver, type ChannelAdapters } from '../../htlc/channel/driver.js';
-import { loadChannels, loadRevokedHtlcs, pruneRevokedHtlcs } from '../../htlc/channel/codec.js';
+import { loadChannels } from '../../htlc/channel/codec.js';
 import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
 import { commitFeeUpdate, DEFAULT_COMMIT_FEE_POLICY } from '../../htlc/channel/fee.js';
-import {
-  justiceSweep,
-  knownPreimages,
-  localCommitmentTxid,
-  localSecondStage,
-  offeredHtlcOutputs,
-  preimageFromWitness,
-  remoteHtlcClaims,
-  revokedHtlcSweeps,
-  sweepRevokedSecondLevel,
-  toLocalSweep,
-  toRemoteSweep,
-  type SecondStage,
-} from '../../htlc/channel/unilateral.js';
+import { localCommitmentTxid } from '../../htlc/channel/unilateral.js';
 import type { ChannelConfig, ChannelEvent, ChannelFailure, ChannelInput, ChannelState, ChannelType, StepResult } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
 import { bytesToHex, concatBytes, equalBytes, hexToBytes, u16be } from '../../wire/bytes.js';
@@ -57,13 +44,16 @@ import { randomBytes, sha256 } from '../../wire/crypto.js';
 import { AmpnodeError, ArgumentError } from '../../wire/errors.js';
 import { Feature } from '../../wire/features.js';
 import { MessageType } from '../../wire/messages.js';
-import { bcoin, hashToBytes } from '../chain/bcoin.js';
 import type { Logger } from '../log.js';
 import { silentLogger, subsystemLogger } from '../log.js';
 import { NETWORKS } from '../network.js';
 import type { Node, PeerDisconnectedEvent, PeerInfo } from '../node.js';
 import type { IncomingMessage, PeerHandle } from '../peer.js';
 import type { Wallet } from '../wallet/wallet.js';
+import { ChainArbitrator, type SweptOutput } from './arbitrator.js';
+import { buf, displayHex, txidOf } from './tx.js';
+
+export type { SweptOutput } from './arbitrator.js';
 
 export type ChannelManagerErrorCode =
   | 'ERR_UNKNOWN_CHANNEL' // no channel with that id
@@ -164,12 +154,6 @@ export interface ChannelInfo {
   forceCloseTxid?: string;
 }
 
-/**
- * `htlc_success` / `htlc_timeout`: an HTLC output claimed with its preimage, or taken back after its cltv_expiry (from
- * their commitment straight into the wallet; from ours, the second-stage transaction); `htlc_delayed`: the output of
- * such a second-stage transaction of ours, swept after to_self_delay.
- */
-export type SweptOutput = 'to_local' | 'to_remote' | 'justice' | 'htlc_success' | 'htlc_timeout' | 'htlc_delayed';
 
 export interface ChannelEvents {
   /** Funding signed by both sides (and broadcast by the opener); waiting for minimum_depth. */
@@ -228,9 +212,6 @@ export interface AddHtlcRequest {
   onionRoutingPacket?: Uint8Array;
 }
 
-/** How many blocks in a row a second-stage HTLC transaction is tried before giving up. */
-const SECOND_STAGE_ATTEMPTS = 6;
-
 /** Channel message types routed to channels. */
 const CHANNEL_TYPES = [32, 33, 34, 35, 36, 38, 39, 128, 130, 131, 132, 133, 134, 135, 136] as const;
 const PRE_FUNDING: ReadonlySet<ChannelState['phase']> = new Set(['awaiting_accept', 'awaiting_funding_tx', 'awaiting_funding_signed', 'awaiting_funding_created']);
@@ -285,19 +266,6 @@ const dec = new TextDecoder();
 const K_NEXT_INDEX = enc.encode('next_key_index');
 const P_META = 'meta/';
 
-function displayHex(internal: Uint8Array): string {
-  return bytesToHex(internal.slice().reverse());
-}
-
-/** bcoin reads only Node Buffers. */
-function buf(b: Uint8Array): Buffer {
-  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-}
-
-function txidOf(raw: Uint8Array): Uint8Array {
-  return hashToBytes(bcoin.TX.fromRaw(buf(raw)).hash('hex'));
-}
-
 function scid(blockHeight: number, txIndex: number, outputIndex: number): bigint {
   return (BigInt(blockHeight) << 40n) | (BigInt(txIndex) << 16n) | BigInt(outputIndex);
 }
@@ -321,6 +289,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   private started = false;
   private stopped = false;
   private feeTimer: NodeJS.Timeout | undefined;
+  /** What happens on chain once a channel's funding output is spent by a commitment. */
+  private readonly arbitrator: ChainArbitrator<Chan>;
   private readonly onConnected = (info: PeerInfo): void => this.peerConnected(info.nodeId);
   private readonly onDisconnected = (ev: PeerDisconnectedEvent): void => this.peerDisconnected(ev.nodeId);
 
@@ -335,6 +305,22 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     this.policy = { ...DEFAULT_CHANNEL_POLICY, ...(o.policy ?? {}) };
     this.chainHash = NETWORKS[o.node.config.network].chainHash;
     this.log = subsystemLogger(o.logger ?? silentLogger(), 'channels');
+    this.arbitrator = new ChainArbitrator<Chan>({
+      chain: this.chain,
+      wallet: this.wallet,
+      seed: this.seed,
+      feeConfTarget: this.policy.feeConfTarget,
+      log: this.log,
+      hooks: {
+        swept: (chan, sweepTxid, output, valueSat) => this.emit('sweep_broadcast', this.info(chan), sweepTxid, output, valueSat),
+        htlcSettled: (chan, htlcId, preimage) => {
+          const channelId = bytesToHex(chan.driver.state.channelId);
+          if (preimage !== null) this.emit('htlc_fulfilled', channelId, htlcId, preimage);
+          else this.emit('htlc_failed', channelId, htlcId, undefined);
+        },
+        failed: (chan, reason, level) => void this.fail(chan, reason, level),
+      },
+    });
   }
 
   /**
@@ -580,8 +566,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     const r = await c.driver.apply(input);
     if (r.failure !== undefined) throw refused(r);
     if (c.failure !== undefined) {
-      if (c.theirCommitmentTx !== undefined) await this.claimRemoteHtlcs(c, c.theirCommitmentTx, true);
-      else if (c.ourCommitmentTxid !== undefined && input.type === 'fulfill_htlc') this.secondStageFor(c, c.ourCommitmentTxid, input.id);
+      if (input.type === 'fulfill_htlc') await this.arbitrator.preimageLearnt(c, input.id);
       return;
     }
     // taken and persisted: a signing failure now (the store gone) must not look like a refusal to the caller;
@@ -989,257 +974,6 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     }
   }
 
-  /**
-   * The funding output was spent by a commitment (ours or theirs): sweep what
-   * is ours to a fresh wallet address. Our own commitment: to_local after its
-   * CSV delay. Theirs: to_remote at once (one confirmation, which the spend
-   * already has), and, if it was a commitment they had revoked, their
-   * to_local too, through the revocation branch (before their delay runs
-   * out). Repeated after a restart (the spend watch reports the spend again);
-   * a sweep already made is simply refused by the chain. One fresh wallet
-   * address receives everything swept from this close.
-   */
-  /**
-   * Claims the HTLC outputs of `tx`, a commitment of theirs: ours after their cltv_expiry, theirs with the preimages
-   * the channel holds. With `successOnly` (a preimage learnt after the commitment confirmed) only the latter.
-   */
-  private async claimRemoteHtlcs(chan: Chan, tx: Uint8Array, successOnly: boolean): Promise<void> {
-    const s = chan.driver.state;
-    const channelId = bytesToHex(s.channelId);
-    const secrets = deriveChannelSecrets(this.seed, chan.keyIndex);
-    const feeratePerKw = await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget);
-    const dest = (await this.wallet.newAddress()).script;
-    const htlcs = remoteHtlcClaims(s, secrets, tx, knownPreimages(s), dest, feeratePerKw);
-    if (htlcs === null) {
-      if (s.remoteCommit.htlcs.length > 0 || (s.remoteNextCommit?.htlcs.length ?? 0) > 0) this.log.warn({ channelId }, 'their commitment on chain is not one we know: its HTLC outputs are not claimed');
-      return;
-    }
-    if (!successOnly) for (const u of htlcs.unclaimed) this.log.info({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on their commitment left unclaimed for now');
-    for (const c of htlcs.claims) {
-      if (successOnly && c.kind !== 'htlc_success') continue;
-      this.atHeight(chan, c.validFromHeight, () => this.publishSweep(chan, c.sweep.tx, c.sweep.txid, c.kind, c.sweep.valueSat));
-    }
-  }
-
-  /** Runs `go` once the chain's tip reaches `height` (a transaction with that locktime is valid from then on). */
-  private atHeight(chan: Chan, height: number, go: () => Promise<void>): void {
-    if (this.chain.tip().height >= height) {
-      void go();
-      return;
-    }
-    const w: WatchHandle = this.chain.onBlock((ev) => {
-      if (ev.type !== 'connected' || ev.height < height) return;
-      w.cancel();
-      chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== w);
-      void go();
-    });
-    (chan.htlcWatches ??= []).push(w);
-  }
-
-  /** Broadcasts a sweep of ours; a refusal (most likely made already, or the output taken first) is only logged. */
-  private async publishSweep(chan: Chan, raw: Uint8Array, sweepTxid: Uint8Array, output: SweptOutput, valueSat: bigint): Promise<void> {
-    try {
-      await this.chain.broadcast(buf(raw));
-    } catch (err) {
-      this.log.debug({ err, output }, 'sweep refused (most likely made already)');
-      return;
-    }
-    const id = displayHex(sweepTxid);
-    this.log.info({ channelId: bytesToHex(chan.driver.state.channelId), sweepTxid: id, output, valueSat: String(valueSat) }, 'sweep broadcast');
-    this.emit('sweep_broadcast', this.info(chan), id, output, valueSat);
-  }
-
-  /** A preimage that came after our commitment confirmed: the HTLC-success transaction of that HTLC goes out now. */
-  private secondStageFor(chan: Chan, commitmentTxid: Uint8Array, htlcId: bigint): void {
-    const s = chan.driver.state;
-    const st = localSecondStage(s, deriveChannelSecrets(this.seed, chan.keyIndex), knownPreimages(s)).stages.find((x) => x.kind === 'htlc_success' && x.htlcId === htlcId);
-    if (st === undefined) return; // trimmed, or not on our commitment
-    this.watchSecondStage(chan, commitmentTxid, st);
-    void this.publishSecondStage(chan, st, 0);
-  }
-
-  /**
-   * Publishes one of our second-stage HTLC transactions: as signed (static_remotekey), or with a fee the wallet
-   * adds (anchors). A refusal is tried again at the next blocks (the wallet may lack a confirmed coin, the
-   * mempool a parent), a few times: the output may also be the peer's by now.
-   */
-  private async publishSecondStage(chan: Chan, st: SecondStage, attempt: number): Promise<void> {
-    const channelId = bytesToHex(chan.driver.state.channelId);
-    if (st.tx !== undefined) {
-      await this.publishSweep(chan, st.tx, txidOf(st.tx), st.kind, st.outputValueSat);
-      return;
-    }
-    const f = st.feeless!;
-    try {
-      const sent = await this.wallet.payFeeAndBroadcast({
-        tx: f.template,
-        weight: f.weight,
-        feeratePerKw: await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget),
-        foreignCoins: [{ valueSat: f.inputValueSat, scriptPubKey: f.inputScriptPubKey }],
-        complete: f.complete,
-      });
-      const id = displayHex(sent.txid);
-      this.log.info({ channelId, txid: id, output: st.kind, feeSat: String(sent.feeSat) }, 'second-stage HTLC transaction broadcast with a wallet fee input');
-      this.emit('sweep_broadcast', this.info(chan), id, st.kind, st.outputValueSat);
-    } catch (err) {
-      if (attempt >= SECOND_STAGE_ATTEMPTS) {
-        this.log.error({ err, channelId, htlcId: String(st.htlcId) }, 'second-stage HTLC transaction not published; giving up');
-        return;
-      }
-      this.log.warn({ err, channelId, htlcId: String(st.htlcId), attempt }, 'second-stage HTLC transaction not published; trying again next block');
-      this.atHeight(chan, this.chain.tip().height + 1, () => this.publishSecondStage(chan, st, attempt + 1));
-    }
-  }
-
-  /**
-   * Whatever spends the HTLC output `st` claims: when it is our second-stage transaction (fee inputs may differ
-   * from the one we built), its output is swept into the wallet after to_self_delay confirmations.
-   */
-  private watchSecondStage(chan: Chan, commitmentTxid: Uint8Array, st: SecondStage): void {
-    const channelId = bytesToHex(chan.driver.state.channelId);
-    const spend = this.chain.watchSpend({ outpoint: { txid: commitmentTxid, outputIndex: st.commitmentOutputIndex } }, (ev) => {
-      if (ev.type !== 'spent') return;
-      spend.cancel();
-      chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== spend);
-      const t = bcoin.TX.fromRaw(buf(ev.detail.spendingTx));
-      const out0 = t.outputs[0];
-      if (ev.detail.inputIndex !== 0 || out0 === undefined || !equalBytes(new Uint8Array(out0.script.toRaw()), st.outputScriptPubKey)) {
-        this.log.info({ channelId, htlcId: String(st.htlcId) }, 'HTLC output of our commitment taken by the peer');
-        return;
-      }
-      const spendingTxid = ev.detail.spendingTxid;
-      const conf = this.chain.watchConfirmations({ txid: spendingTxid, numConfs: Math.max(1, st.toSelfDelay) }, (c) => {
-        if (c.type !== 'confirmed') return;
-        conf.cancel();
-        chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== conf);
-        void (async () => {
-          const out = st.sweepOutput(spendingTxid, (await this.wallet.newAddress()).script, await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget));
-          await this.publishSweep(chan, out.tx, out.txid, 'htlc_delayed', out.valueSat);
-        })().catch((err: unknown) => this.log.warn({ err, channelId }, 'sweeping a second-stage output failed'));
-      });
-      (chan.htlcWatches ??= []).push(conf);
-    });
-    (chan.htlcWatches ??= []).push(spend);
-  }
-
-  /**
-   * The HTLCs we offered that a commitment on chain holds are settled by whoever spends their outputs: the peer
-   * with the preimage (`htlc_fulfilled`, the preimage read from its witness), or we after the expiry
-   * (`htlc_failed`). Reported again after a restart.
-   */
-  private watchOfferedHtlcs(chan: Chan, tx: Uint8Array, txid: Uint8Array): void {
-    const s = chan.driver.state;
-    const channelId = bytesToHex(s.channelId);
-    for (const o of offeredHtlcOutputs(s, deriveChannelSecrets(this.seed, chan.keyIndex), tx)) {
-      const w = this.chain.watchSpend({ outpoint: { txid, outputIndex: o.outputIndex } }, (ev) => {
-        if (ev.type !== 'spent') return;
-        w.cancel();
-        chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== w);
-        const preimage = preimageFromWitness(ev.detail.spendingTx, ev.detail.inputIndex, o.paymentHash);
-        if (preimage !== null) {
-          this.log.info({ channelId, htlcId: String(o.htlcId) }, 'the peer claimed our HTLC on chain: preimage learnt');
-          this.emit('htlc_fulfilled', channelId, o.htlcId, preimage);
-        } else {
-          this.log.info({ channelId, htlcId: String(o.htlcId) }, 'our HTLC taken back on chain after its expiry');
-          this.emit('htlc_failed', channelId, o.htlcId, undefined);
-        }
-      });
-      (chan.htlcWatches ??= []).push(w);
-    }
-  }
-
-  /** No revoked commitment can reach the chain any more: the channel's revocation log goes. */
-  private async pruneRevocationLog(chan: Chan): Promise<void> {
-    try {
-      const n = await pruneRevokedHtlcs(chan.store, chan.driver.state.channelId);
-      if (n > 0) this.log.debug({ channelId: bytesToHex(chan.driver.state.channelId), entries: n }, 'revocation log pruned');
-    } catch (err) {
-      this.log.warn({ err }, 'could not prune the revocation log');
-    }
-  }
-
-  /**
-   * A revoked commitment of theirs on chain: each of its HTLC outputs (the HTLCs come from the revocation log) is
-   * ours with the revocation key; one they manage to spend first with a second-stage transaction leaves its output
-   * to the same key.
-   */
-  private async justiceOnHtlcs(chan: Chan, tx: Uint8Array, txid: Uint8Array, commitmentNumber: bigint, dest: Uint8Array, feeratePerKw: number): Promise<void> {
-    const s = chan.driver.state;
-    const channelId = bytesToHex(s.channelId);
-    const htlcs = await loadRevokedHtlcs(chan.store, s.channelId, commitmentNumber);
-    const rev = revokedHtlcSweeps(s, deriveChannelSecrets(this.seed, chan.keyIndex), tx, htlcs, dest, feeratePerKw);
-    if (rev === null) return;
-    for (const r of rev.sweeps) {
-      const w = this.chain.watchSpend({ outpoint: { txid, outputIndex: r.outputIndex } }, (ev) => {
-        if (ev.type !== 'spent') return;
-        w.cancel();
-        chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== w);
-        // their second stage pays the revocable script at the index of the input it spends with (SIGHASH_SINGLE)
-        const i = ev.detail.inputIndex;
-        const out = bcoin.TX.fromRaw(buf(ev.detail.spendingTx)).outputs[i];
-        if (out === undefined || !equalBytes(new Uint8Array(out.script.toRaw()), rev.secondLevel.scriptPubKey)) return; // our own justice, most likely
-        this.log.warn({ channelId, htlcId: String(r.htlcId) }, 'the peer spent a revoked HTLC output with a second-stage transaction: taking its output');
-        void (async () => {
-          const sw = sweepRevokedSecondLevel(ev.detail.spendingTx, i, rev.secondLevel.witnessScript, rev.secondLevel.revocationPriv, dest, await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget));
-          await this.publishSweep(chan, sw.tx, sw.txid, 'justice', sw.valueSat);
-        })().catch((err: unknown) => this.log.error({ err, channelId }, 'justice on a second-stage output failed'));
-      });
-      (chan.htlcWatches ??= []).push(w);
-      await this.publishSweep(chan, r.sweep.tx, r.sweep.txid, 'justice', r.sweep.valueSat);
-    }
-  }
-
-  private async onUnilateralClose(chan: Chan, tx: Uint8Array, txid: Uint8Array): Promise<void> {
-    const s = chan.driver.state;
-    const secrets = deriveChannelSecrets(this.seed, chan.keyIndex);
-    const ours = equalBytes(localCommitmentTxid(s, secrets), txid);
-    const feeratePerKw = await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget);
-    const dest = (await this.wallet.newAddress()).script;
-    const justice = ours ? null : justiceSweep(s, secrets, tx, dest, feeratePerKw);
-    if (justice !== null) this.fail(chan, `breach: the peer broadcast its revoked commitment ${justice.commitmentNumber}`);
-    else {
-      void this.fail(chan, ours ? 'force closed by us' : 'closed on chain by the peer', 'info');
-      void this.pruneRevocationLog(chan);
-    }
-    const publish = (raw: Uint8Array, sweepTxid: Uint8Array, output: SweptOutput, valueSat: bigint): Promise<void> => this.publishSweep(chan, raw, sweepTxid, output, valueSat);
-    const channelId = bytesToHex(s.channelId);
-    const atHeight = (height: number, go: () => Promise<void>): void => this.atHeight(chan, height, go);
-    const preimages = knownPreimages(s);
-    if (!ours) {
-      if (justice?.sweep) await publish(justice.sweep.tx, justice.sweep.txid, 'justice', justice.sweep.valueSat);
-      const sw = toRemoteSweep(s, secrets, tx, dest, feeratePerKw);
-      if (sw === null) this.log.info({ channelId }, 'their commitment pays nothing to us');
-      else await publish(sw.tx, sw.txid, 'to_remote', sw.valueSat);
-      if (justice !== null) {
-        await this.justiceOnHtlcs(chan, tx, txid, justice.commitmentNumber, dest, feeratePerKw);
-        return;
-      }
-      chan.theirCommitmentTx = tx;
-      this.watchOfferedHtlcs(chan, tx, txid);
-      await this.claimRemoteHtlcs(chan, tx, false);
-      return;
-    }
-    this.watchOfferedHtlcs(chan, tx, txid);
-    chan.ourCommitmentTxid = txid;
-    if (s.localCommit.htlcs.length > 0) {
-      const second = localSecondStage(s, secrets, preimages);
-      for (const u of second.unclaimed) this.log.info({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on our commitment left unclaimed for now');
-      for (const st of second.stages) {
-        this.watchSecondStage(chan, txid, st);
-        atHeight(st.validFromHeight, () => this.publishSecondStage(chan, st, 0));
-      }
-    }
-    const plan = toLocalSweep(s, secrets, dest, feeratePerKw);
-    if (plan === null) return; // our balance was below the dust limit
-    chan.sweepWatch?.cancel();
-    chan.sweepWatch = this.chain.watchConfirmations({ txid, numConfs: Math.max(1, plan.toSelfDelay) }, (ev) => {
-      if (ev.type !== 'confirmed') return;
-      chan.sweepWatch?.cancel();
-      chan.sweepWatch = undefined;
-      void publish(plan.sweep.tx, plan.sweep.txid, 'to_local', plan.sweep.valueSat);
-    });
-  }
-
   private watchFunding(chan: Chan, txid: Uint8Array, outputIndex: number, minimumDepth: number): void {
     chan.confWatch?.cancel();
     chan.confWatch = this.chain.watchConfirmations({ txid, numConfs: Math.max(1, minimumDepth) }, (ev) => {
@@ -1263,8 +997,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       const cooperative = closing !== undefined && equalBytes(txidOf(closing), ev.detail.spendingTxid);
       this.log.info({ channelId: bytesToHex(chan.driver.state.channelId), spendingTxid: spending, cooperative }, 'funding output spent');
       this.emit('funding_spent', this.info(chan), spending, cooperative);
-      if (!cooperative) void this.onUnilateralClose(chan, ev.detail.spendingTx, ev.detail.spendingTxid).catch((err: unknown) => this.log.error({ err }, 'sweeping a unilateral close failed'));
-      else void this.pruneRevocationLog(chan);
+      if (!cooperative) void this.arbitrator.onUnilateralClose(chan, ev.detail.spendingTx, ev.detail.spendingTxid).catch((err: unknown) => this.log.error({ err }, 'sweeping a unilateral close failed'));
+      else void this.arbitrator.pruneRevocationLog(chan);
     });
   }
 
