@@ -11,7 +11,9 @@
  *   no two channels ever share keys;
  * - funding wallet: node/wallet's createFunding / publishFunding / abandonFunding;
  * - chain: the funding output watched to `minimum_depth` (→ `funding_depth`,
- *   which sends channel_ready) and for its spend;
+ *   which sends channel_ready) and for its spend; a spend by a commitment is
+ *   handed to the chain arbitrator (node/channels/arbitrator.ts: sweeps, HTLC
+ *   outputs, justice);
  * - peer: messages routed by channel_id (temporary_channel_id for
  *   open/accept/funding_created) from the node's handler registry, and sent
  *   back through the peer; failures become BOLT 1 `error` / `warning`.
