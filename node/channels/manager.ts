@@ -515,6 +515,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       await this.chain.broadcast(buf(hexToBytes(c.meta.forceCloseTx))).catch((err: unknown) => this.log.debug({ err }, 'commitment re-broadcast refused'));
       return c.meta.forceCloseTxid;
     }
+    if (c.theirCommitmentTx !== undefined || c.ourCommitmentTxid !== undefined)
+      throw new ChannelManagerError('ERR_CHANNEL_REFUSED', 'the funding output is spent by a commitment already');
     // failed from here on: the peer's later messages are dropped
     const wasFailed = c.failure !== undefined;
     c.failure ??= 'force closed by us';

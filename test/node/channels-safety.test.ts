@@ -170,6 +170,8 @@ describe('channel manager: funds safety', () => {
     await assert.rejects(alice.manager.closeChannel(ch.channelId), refused);
     await assert.rejects(alice.manager.updateChannelFee(ch.channelId, 5_000), refused);
     await assert.rejects(alice.manager.failHtlc(ch.channelId, id), refused);
+    await until(() => sweeps.some((s) => s.who === 'alice' && s.channelId === ch.channelId && s.output === 'to_remote'), 'alice handled his commitment');
+    await assert.rejects(alice.manager.forceCloseChannel(ch.channelId), (e: Error & { code?: string }) => refused(e) && /spent by a commitment/.test(e.message));
     await until(() => sweeps.some((s) => s.who === 'alice' && s.channelId === ch.channelId && s.output === 'to_remote'), 'alice sweeps to_remote');
     assert.equal(sweeps.filter((s) => s.who === 'alice' && s.channelId === ch.channelId && s.output === 'htlc_success').length, 0);
     // the preimage arrives later: taken, and it claims the output
