@@ -27,9 +27,9 @@ import {
   type CommitmentKeys,
   type CommitmentParams,
 } from '../bolt3/index.js';
-import { localCommitmentKeys, ourPoint, ourSecret, remoteCommitmentKeys } from './keys.js';
+import { commitmentPrivkey, localCommitmentKeys, ourPoint, ourSecret, remoteCommitmentKeys } from './keys.js';
 import { bytesToHex } from '../../wire/bytes.js';
-import { secp, sha256Parts } from '../../wire/crypto.js';
+import { secp } from '../../wire/crypto.js';
 import type { ChannelHtlc, ChannelState, CommitmentState, ChannelSecrets, LogEntry, UpdateLog } from './types.js';
 import { ChannelError } from './types.js';
 
@@ -241,7 +241,7 @@ export function signedHtlcTxs(s: ChannelState, secrets: ChannelSecrets, preimage
   const c = buildLocal(s, secrets, s.localCommit);
   const txs = buildHtlcTxs(c);
   if (txs.length !== s.localCommit.remoteHtlcSigs.length) throw new ChannelError('ERR_BAD_HTLC_SIGNATURES', 'stored HTLC signatures do not match the commitment');
-  const ourHtlcPriv = secp.privateKeyTweakAdd(secrets.htlcBaseSecret, sha256Parts(ourPoint(secrets, s.localCommit.height), s.local.pubkeys.htlcBasepoint));
+  const ourHtlcPriv = commitmentPrivkey(secrets.htlcBaseSecret, s.local.pubkeys.htlcBasepoint, ourPoint(secrets, s.localCommit.height));
   return txs.map((h, i) => {
     const base = { kind: h.kind, htlc: h.htlc, commitmentOutputIndex: h.commitmentOutputIndex };
     const preimage = h.kind === 'htlc_success' ? preimages.get(bytesToHex(h.htlc.paymentHash)) : undefined;

@@ -86,6 +86,14 @@ function tweak(point: Uint8Array, basepoint: Uint8Array): Uint8Array {
   return sha256Parts(point, basepoint);
 }
 
+/**
+ * Our private key of one commitment (BOLT 3: basepoint_secret + SHA256(per_commitment_point ‖ basepoint)), with the
+ * basepoint given rather than recomputed from its secret.
+ */
+export function commitmentPrivkey(baseSecret: Uint8Array, basepoint: Uint8Array, point: Uint8Array): Uint8Array {
+  return secp.privateKeyTweakAdd(baseSecret, tweak(point, basepoint));
+}
+
 
 /**
  * m·X + k·G, for a revocation pubkey (m·X is the variable-base part, k·G the
@@ -125,9 +133,9 @@ export function localCommitmentKeys(s: ChannelSecrets, ours: ChannelPubkeys, the
   let remoteHtlc: Uint8Array | undefined;
   return {
     revocationPubkey,
-    localDelayedPubkey: secp.publicKeyCreate(secp.privateKeyTweakAdd(s.delayedPaymentBaseSecret, tweak(point, ours.delayedPaymentBasepoint))),
+    localDelayedPubkey: secp.publicKeyCreate(commitmentPrivkey(s.delayedPaymentBaseSecret, ours.delayedPaymentBasepoint, point)),
     get localHtlcPubkey(): Uint8Array {
-      return (localHtlc ??= secp.publicKeyCreate(secp.privateKeyTweakAdd(s.htlcBaseSecret, tweak(point, ours.htlcBasepoint))));
+      return (localHtlc ??= secp.publicKeyCreate(commitmentPrivkey(s.htlcBaseSecret, ours.htlcBasepoint, point)));
     },
     get remoteHtlcPubkey(): Uint8Array {
       return (remoteHtlc ??= secp.publicKeyTweakAdd(theirs.htlcBasepoint, tweak(point, theirs.htlcBasepoint)));
@@ -152,7 +160,7 @@ export function remoteCommitmentKeys(
   let ourHtlcPriv: Uint8Array | undefined;
   let localHtlc: Uint8Array | undefined;
   let remoteHtlc: Uint8Array | undefined;
-  const htlcPriv = (): Uint8Array => (ourHtlcPriv ??= secp.privateKeyTweakAdd(s.htlcBaseSecret, tweak(point, ours.htlcBasepoint)));
+  const htlcPriv = (): Uint8Array => (ourHtlcPriv ??= commitmentPrivkey(s.htlcBaseSecret, ours.htlcBasepoint, point));
   return {
     keys: {
       revocationPubkey,

@@ -18,7 +18,7 @@
  * pay no fee of their own and are handed out for a wallet to fund.
  */
 import { equalBytes } from '../../wire/bytes.js';
-import { secp, sha256, sha256Parts } from '../../wire/crypto.js';
+import { sha256 } from '../../wire/crypto.js';
 import {
   RevocationStore,
   commitmentHash,
@@ -49,7 +49,7 @@ import {
 import { Bolt3Error } from '../bolt3/errors.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import { buildLocal, paymentBasepoints, remoteCommitmentParams, signedHtlcTxs } from './commitments.js';
-import { ourPoint, remoteCommitmentKeys } from './keys.js';
+import { commitmentPrivkey, ourPoint, remoteCommitmentKeys } from './keys.js';
 import type { ChannelHtlc, ChannelSecrets, ChannelState, CommitmentState } from './types.js';
 
 /** Internal-order txid of our current commitment (what a force close of ours broadcasts). */
@@ -70,7 +70,7 @@ export function toLocalSweep(s: ChannelState, secrets: ChannelSecrets, destScrip
   const out = c.outputs.find((o) => o.kind === 'to_local');
   if (out === undefined || out.witnessScript === null) return null;
   const point = ourPoint(secrets, s.localCommit.height);
-  const delayedPriv = secp.privateKeyTweakAdd(secrets.delayedPaymentBaseSecret, sha256Parts(point, s.local.pubkeys.delayedPaymentBasepoint));
+  const delayedPriv = commitmentPrivkey(secrets.delayedPaymentBaseSecret, s.local.pubkeys.delayedPaymentBasepoint, point);
   const txid = commitmentHash(c);
   const sweep = sweepToLocal({ txid, outputIndex: out.index, valueSat: out.valueSat }, out.witnessScript, c.params.toSelfDelay, delayedPriv, destScript, feeratePerKw);
   return { sweep, toSelfDelay: c.params.toSelfDelay, commitmentTxid: txid };
@@ -254,8 +254,8 @@ export function localSecondStage(s: ChannelState, secrets: ChannelSecrets, preim
   const anchors = s.channelType === 'anchors_zero_fee_htlc';
   const signed = anchors ? [] : signedHtlcTxs(s, secrets, preimages);
   const point = ourPoint(secrets, s.localCommit.height);
-  const delayedPriv = secp.privateKeyTweakAdd(secrets.delayedPaymentBaseSecret, sha256Parts(point, s.local.pubkeys.delayedPaymentBasepoint));
-  const htlcPriv = secp.privateKeyTweakAdd(secrets.htlcBaseSecret, sha256Parts(point, s.local.pubkeys.htlcBasepoint));
+  const delayedPriv = commitmentPrivkey(secrets.delayedPaymentBaseSecret, s.local.pubkeys.delayedPaymentBasepoint, point);
+  const htlcPriv = commitmentPrivkey(secrets.htlcBaseSecret, s.local.pubkeys.htlcBasepoint, point);
   const stages: SecondStage[] = [];
   const unclaimed: { htlcId: bigint; reason: string }[] = [];
   unsigned.forEach((h, i) => {
