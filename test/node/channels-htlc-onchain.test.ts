@@ -23,7 +23,7 @@ import { htlcSuccessFeeSat, htlcTimeoutFeeSat } from '../../htlc/bolt3/fees.js';
 import { buildHtlcTxs } from '../../htlc/bolt3/index.js';
 import { buildLocal, signedHtlcTxs, signedLocalCommitment } from '../../htlc/channel/commitments.js';
 import { revokedHeights } from '../../htlc/channel/codec.js';
-import type { ChannelState } from '../../htlc/channel/types.js';
+import type { ChannelState, ChannelType } from '../../htlc/channel/types.js';
 import type { KvStore } from '../../db/store.js';
 import { deriveChannelSecrets, ourPoint } from '../../htlc/channel/keys.js';
 import { secp, sha256Parts, signatureToDER } from '../../wire/crypto.js';
@@ -86,16 +86,18 @@ describe('channel manager: HTLC outputs on chain', () => {
     await until(() => alice.node.listPeers().length === 0 && bob.node.listPeers().length === 0, 'disconnected');
   }
 
-  async function ready(c: ChannelInfo): Promise<void> {
+  /** Alice and Bob connected, `opener` opens a channel to the other, mined and active on both sides. */
+  async function openActive(opener: TestNode, fundingSat: bigint, opts: { channelType: ChannelType; pushMsat?: bigint }): Promise<ChannelInfo> {
+    if (alice.node.peer(bob.id) === undefined) await alice.connect(bob);
+    const c = await opener.manager.openChannel((opener === alice ? bob : alice).id, fundingSat, opts);
     await mine(1);
     await until(() => alice.manager.channel(c.channelId)?.active === true && bob.manager.channel(c.channelId)?.active === true, 'channel active');
+    return c;
   }
 
   for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const) {
     it(`${channelType}: Bob force-closes; Alice claims his HTLC with the preimage at once and hers back at its cltv_expiry`, T, async () => {
-      if (alice.node.peer(bob.id) === undefined) await alice.connect(bob);
-      const ch = await bob.manager.openChannel(alice.id, 600_000n, { channelType, pushMsat: 200_000_000n });
-      await ready(ch);
+      const ch = await openActive(bob, 600_000n, { channelType, pushMsat: 200_000_000n });
       const tip = chain.tip().height;
       const mine1 = await offer(alice, bob, ch.channelId, 20_000_000n, tip + 30);
       const paid = await offer(alice, bob, ch.channelId, 12_000_000n, tip + 90);
@@ -141,9 +143,7 @@ describe('channel manager: HTLC outputs on chain', () => {
 
   for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const)
   it(`${channelType}: Alice force-closes with HTLCs on her commitment; second-stage transactions${channelType === 'anchors_zero_fee_htlc' ? ' (fee from her wallet)' : ''}, then their delayed outputs`, T, async () => {
-    if (alice.node.peer(bob.id) === undefined) await alice.connect(bob);
-    const ch = await alice.manager.openChannel(bob.id, 700_000n, { channelType, pushMsat: 200_000_000n });
-    await ready(ch);
+    const ch = await openActive(alice, 700_000n, { channelType, pushMsat: 200_000_000n });
     const tip = chain.tip().height;
     await offer(alice, bob, ch.channelId, 25_000_000n, tip + 20);
     const his = await offer(bob, alice, ch.channelId, 30_000_000n, tip + 400);
@@ -181,9 +181,7 @@ describe('channel manager: HTLC outputs on chain', () => {
 
   for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const)
   it(`${channelType}: a breach with HTLCs in flight; Alice takes every HTLC output of the revoked commitment${channelType === 'static_remotekey' ? ', and the output of the HTLC-timeout Bob spent one with' : ''}`, T, async () => {
-    if (alice.node.peer(bob.id) === undefined) await alice.connect(bob);
-    const ch = await alice.manager.openChannel(bob.id, 800_000n, { channelType, pushMsat: 300_000_000n });
-    await ready(ch);
+    const ch = await openActive(alice, 800_000n, { channelType, pushMsat: 300_000_000n });
     const tip = chain.tip().height;
     const toBob = await offer(alice, bob, ch.channelId, 30_000_000n, tip + 200);
     const toAlice = await offer(bob, alice, ch.channelId, 40_000_000n, tip + 3);
@@ -222,9 +220,7 @@ describe('channel manager: HTLC outputs on chain', () => {
   });
 
   it('a breach with a revoked commitment that has no to_local: still a breach, its HTLC output is taken', T, async () => {
-    if (alice.node.peer(bob.id) === undefined) await alice.connect(bob);
-    const ch = await alice.manager.openChannel(bob.id, 800_000n, { channelType: 'static_remotekey' });
-    await ready(ch);
+    const ch = await openActive(alice, 800_000n, { channelType: 'static_remotekey' });
     const h = await offer(alice, bob, ch.channelId, 200_000_000n, chain.tip().height + 200);
     const old = structuredClone(bob.manager.channelState(ch.channelId));
     assert.equal(old.localCommit.ourBalanceMsat, 0n, 'nothing of his own on that commitment');
@@ -301,9 +297,7 @@ describe('channel manager: HTLC outputs on chain', () => {
 
   for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const)
   it(`${channelType}: a preimage that comes after our commitment confirmed still gets its HTLC-success out`, T, async () => {
-    if (alice.node.peer(bob.id) === undefined) await alice.connect(bob);
-    const ch = await alice.manager.openChannel(bob.id, 700_000n, { channelType, pushMsat: 200_000_000n });
-    await ready(ch);
+    const ch = await openActive(alice, 700_000n, { channelType, pushMsat: 200_000_000n });
     const his = await offer(bob, alice, ch.channelId, 30_000_000n, chain.tip().height + 100);
     const from = sweeps.alice.length;
     await alice.manager.forceCloseChannel(ch.channelId);
