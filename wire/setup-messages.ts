@@ -213,6 +213,7 @@ export function parseAddressDescriptor(bytes: Uint8Array): NetAddress {
       break;
     case 5: {
       const name = r.view(r.u8('hostname length'), 'hostname');
+      if (name.length === 0) throw new DecodeError('ERR_INVALID_VALUE', 'DNS hostname is empty');
       for (const c of name)
         if (c < 0x21 || c > 0x7e) throw new DecodeError('ERR_INVALID_VALUE', 'DNS hostname must be printable ASCII');
       out = { kind: 'dns', hostname: Buffer.from(name).toString('latin1'), port: r.u16('port') };

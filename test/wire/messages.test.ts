@@ -270,6 +270,12 @@ describe('message properties', () => {
     );
   });
 
+  it('an empty DNS hostname is refused when parsed, as when encoded (found by the property below)', () => {
+    assert.throws(() => parseAddressDescriptor(Uint8Array.from([5, 0, 0, 0])), (e) => e instanceof DecodeError && e.code === 'ERR_INVALID_VALUE');
+    const one = parseAddressDescriptor(Uint8Array.from([5, 1, 0x61, 0x26, 0x07]));
+    assert.deepEqual(one, { kind: 'dns', hostname: 'a', port: 9735 });
+  });
+
   it('random bytes into the address and feature parsers', () => {
     fc.assert(
       fc.property(bytesArb(60), (bytes) => {
