@@ -14,6 +14,12 @@
  * it cleanly (listener closed, peers disconnected) with exit code 0; a
  * failure to start exits 1.
  *
+ * Before it opens anything, `start` refuses an empty datadir, sets the
+ * process umask to 077 (what LevelDB and bcoin create is then 0600/0700),
+ * makes the datadir 0700 and takes its lock, DATADIR/ampnode.pid: a second
+ * daemon on the same datadir exits 1 with "datadir in use by pid N"
+ * (node/datadir.ts). The lock goes when the process exits.
+ *
  * Runs as TypeScript (`node --import tsx node/cli.ts`) or compiled
  * (`dist/node/cli.js`, the package's bin).
  */
@@ -22,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AmpnodeError } from '../wire/errors.js';
 import { DEFAULTS, parseHostPort, parseNodeAddress } from './config.js';
+import { checkDatadirPath, lockDatadir, narrowDatadirTree, prepareDatadir, type DatadirLock } from './datadir.js';
 import { runDemo } from './demo.js';
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from './log.js';
 import { Node } from './node.js';
@@ -47,6 +54,14 @@ function hostPortArg(value: string): string {
   return value;
 }
 
+function datadirArg(value: string): string {
+  try {
+    return checkDatadirPath(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message.replace(/^ERR_\w+: /, ''));
+  }
+}
+
 function logLevelOption(def: LogLevel): Option {
   return new Option('--log-level <level>', 'log level (stderr)').choices(LOG_LEVELS).default(def);
 }
@@ -66,6 +81,24 @@ async function startDaemon(opts: StartOptions): Promise<void> {
   const level = isLogLevel(opts.logLevel) ? opts.logLevel : 'info';
   const log = createLogger({ level });
   installCrashHandlers(log);
+  // The datadir first, before anything opens a file: files and directories we (and LevelDB, bcoin) create
+  // are for this user only; the datadir is made 0700; one daemon per datadir, in every chain mode.
+  process.umask(0o077);
+  let lock: DatadirLock;
+  try {
+    prepareDatadir(checkDatadirPath(opts.datadir), log);
+    lock = lockDatadir(opts.datadir);
+  } catch (e) {
+    log.fatal({ err: e, code: e instanceof AmpnodeError ? e.code : undefined }, 'could not start');
+    process.exit(1);
+  }
+  // every exit from here on (a clean stop, a failed start, a crash) gives the datadir up
+  process.on('exit', () => lock.release());
+  try {
+    narrowDatadirTree(opts.datadir, log); // what an older version left readable by others
+  } catch (e) {
+    log.warn({ err: e }, 'could not narrow the permissions of the files in the datadir');
+  }
   // Channel services (store, chain, wallet, channel manager, local API; node/channels/services.ts) start
   // before the node listens, so channel handlers are in place for the first peer; `--chain none` runs without them.
   const channels = opts.chain !== 'none';
@@ -146,7 +179,7 @@ export function buildProgram(): Command {
   program
     .command('start')
     .description('run the node: listen for peers and connect to the given ones')
-    .requiredOption('--datadir <dir>', 'data directory (the node key lives in DIR/node_key)')
+    .requiredOption('--datadir <dir>', 'data directory (the node key lives in DIR/node_key; made 0700; one daemon at a time)', datadirArg)
     .option('--listen <host:port>', 'address to accept peers on (port 0: any free port)', hostPortArg, DEFAULTS.listen)
     .addOption(new Option('--network <network>', 'chain').choices(['regtest']).default('regtest'))
     .option('--connect <pubkey@host:port>', 'peer to connect to and keep connected (repeatable)', collect, [] as string[])

@@ -44,6 +44,31 @@ export interface NodeConfig {
   maxSendBufferBytes?: number;
   /** Incoming connections allowed at once in the handshake or init exchange; more are closed at once. */
   maxPendingInbound?: number;
+  // ---- peer limits (a hostile peer cannot lock others out); see README "Running a node"
+  /** Of those, how many one remote address (IPv4 address, IPv6 /64) may hold. */
+  maxPendingInboundPerAddress?: number;
+  /** Extra handshake slots, beyond maxPendingInbound, for addresses a peer with channels last connected from. */
+  pendingReserveForChannelPeers?: number;
+  /** An incoming connection must deliver BOLT 8 act 1 within this (the whole handshake: handshakeTimeoutMs). */
+  actOneTimeoutMs?: number;
+  /** Incoming peers without channels (see Node.setPeerProtected) connected at once; more are closed after the handshake. */
+  maxPeersWithoutChannels?: number;
+  /** Incoming peers without channels connected at once from one remote address. */
+  maxPeersPerAddress?: number;
+  /** Peer sockets (in and out, any phase) at once; default: the open-file limit less reservedFileDescriptors. */
+  maxConnections?: number;
+  /** File descriptors kept free of peer sockets for the store, the chain, the API and logs (when maxConnections is not given). */
+  reservedFileDescriptors?: number;
+  /** Pings a peer may send per second, sustained (0: no limit)... */
+  pingsPerSecond?: number;
+  /** ...and at once. */
+  pingBurst?: number;
+  /** Pong bytes we send a peer per second, sustained, with a burst of 16 s worth and at least one largest pong (0: no limit). */
+  pongBytesPerSecond?: number;
+  /** Pings beyond those budgets (left unanswered) a peer may send before it is disconnected; refills at pingsPerSecond (at least 1/s). */
+  pingFloodLimit?: number;
+  /** Lines the network can trigger (refusals, failed handshakes) are summarized once per this period. */
+  logSummaryIntervalMs?: number;
   /** Feature table (node/features.ts) to advertise from; the default one when absent. */
   features?: readonly FeatureRow[];
   /** Root logger; one on stderr at `logLevel` is made when absent. */
@@ -64,6 +89,17 @@ export const DEFAULTS = {
   reconnectMaxDelayMs: 60_000,
   maxSendBufferBytes: 4 * 1024 * 1024,
   maxPendingInbound: 64,
+  maxPendingInboundPerAddress: 4,
+  pendingReserveForChannelPeers: 16,
+  actOneTimeoutMs: 5_000,
+  maxPeersWithoutChannels: 100,
+  maxPeersPerAddress: 16,
+  reservedFileDescriptors: 1024,
+  pingsPerSecond: 10,
+  pingBurst: 200,
+  pongBytesPerSecond: 65_536,
+  pingFloodLimit: 100,
+  logSummaryIntervalMs: 60_000,
   logLevel: 'info' as LogLevel,
 } as const;
 
@@ -71,6 +107,36 @@ export type ResolvedConfig = Required<Omit<NodeConfig, 'datadir' | 'nodeKey' | '
   datadir: string | undefined;
   listen: string | null;
 };
+
+function nonNegative(name: string, v: number): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new NodeError('ERR_NODE_CONFIG', `${name} must be a non-negative number, got ${v}`);
+  return v;
+}
+
+/**
+ * The soft limit on open files (RLIMIT_NOFILE) of this process, from /proc/self/limits; undefined
+ * where that cannot be read (not Linux). Node.js raises the soft limit to the hard one at start-up.
+ */
+export function openFileLimit(): number | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
+    if (soft === undefined) return undefined;
+    if (soft === 'unlimited') return Number.MAX_SAFE_INTEGER;
+    const n = Number(soft);
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Peer sockets allowed at once when maxConnections is not given: the open-file limit less the reserve, at least 64 (1024 when the limit is unknown). */
+export function defaultMaxConnections(reservedFileDescriptors: number, limit: number | undefined): number {
+  if (limit === undefined) return 1024;
+  return Math.max(64, Math.min(limit - reservedFileDescriptors, 1_000_000));
+}
 
 function positiveInt(name: string, v: number, allowZero = false): number {
   if (!Number.isInteger(v) || v < 0 || (!allowZero && v === 0)) throw new NodeError('ERR_NODE_CONFIG', `${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${v}`);
@@ -92,6 +158,18 @@ export function resolveConfig(c: NodeConfig): ResolvedConfig {
     reconnectMaxDelayMs: positiveInt('reconnectMaxDelayMs', c.reconnectMaxDelayMs ?? DEFAULTS.reconnectMaxDelayMs),
     maxSendBufferBytes: positiveInt('maxSendBufferBytes', c.maxSendBufferBytes ?? DEFAULTS.maxSendBufferBytes),
     maxPendingInbound: positiveInt('maxPendingInbound', c.maxPendingInbound ?? DEFAULTS.maxPendingInbound),
+    maxPendingInboundPerAddress: positiveInt('maxPendingInboundPerAddress', c.maxPendingInboundPerAddress ?? DEFAULTS.maxPendingInboundPerAddress),
+    pendingReserveForChannelPeers: positiveInt('pendingReserveForChannelPeers', c.pendingReserveForChannelPeers ?? DEFAULTS.pendingReserveForChannelPeers, true),
+    actOneTimeoutMs: positiveInt('actOneTimeoutMs', c.actOneTimeoutMs ?? DEFAULTS.actOneTimeoutMs),
+    maxPeersWithoutChannels: positiveInt('maxPeersWithoutChannels', c.maxPeersWithoutChannels ?? DEFAULTS.maxPeersWithoutChannels, true),
+    maxPeersPerAddress: positiveInt('maxPeersPerAddress', c.maxPeersPerAddress ?? DEFAULTS.maxPeersPerAddress, true),
+    reservedFileDescriptors: positiveInt('reservedFileDescriptors', c.reservedFileDescriptors ?? DEFAULTS.reservedFileDescriptors, true),
+    maxConnections: positiveInt('maxConnections', c.maxConnections ?? defaultMaxConnections(c.reservedFileDescriptors ?? DEFAULTS.reservedFileDescriptors, openFileLimit())),
+    pingsPerSecond: nonNegative('pingsPerSecond', c.pingsPerSecond ?? DEFAULTS.pingsPerSecond),
+    pingBurst: positiveInt('pingBurst', c.pingBurst ?? DEFAULTS.pingBurst),
+    pongBytesPerSecond: nonNegative('pongBytesPerSecond', c.pongBytesPerSecond ?? DEFAULTS.pongBytesPerSecond),
+    pingFloodLimit: positiveInt('pingFloodLimit', c.pingFloodLimit ?? DEFAULTS.pingFloodLimit),
+    logSummaryIntervalMs: positiveInt('logSummaryIntervalMs', c.logSummaryIntervalMs ?? DEFAULTS.logSummaryIntervalMs),
     logLevel: c.logLevel ?? DEFAULTS.logLevel,
   };
   if (!isNetwork(r.network)) throw new NodeError('ERR_NODE_CONFIG', `unsupported network "${String(r.network)}" (only regtest)`);
@@ -99,6 +177,8 @@ export function resolveConfig(c: NodeConfig): ResolvedConfig {
   if (r.reconnectMaxDelayMs < r.reconnectInitialDelayMs) throw new NodeError('ERR_NODE_CONFIG', 'reconnectMaxDelayMs is below reconnectInitialDelayMs');
   if (r.listen !== null) parseHostPort(r.listen);
   if (c.datadir === undefined && c.nodeKey === undefined) throw new NodeError('ERR_NODE_CONFIG', 'give a datadir (or a nodeKey)');
+  // an empty datadir would be the working directory
+  if (c.datadir !== undefined && (typeof c.datadir !== 'string' || c.datadir.trim() === '')) throw new NodeError('ERR_NODE_CONFIG', 'the datadir must be a non-empty path');
   return r;
 }
 
@@ -109,14 +189,19 @@ export interface HostPort {
   port: number;
 }
 
+/** At most 100 characters of a value given to a parser, for its error message. */
+function clip(s: string): string {
+  return s.length > 100 ? `${s.slice(0, 100)}…` : s;
+}
+
 /** `127.0.0.1:9735`, `localhost:9735`, `[::1]:9735`. */
 export function parseHostPort(s: string): HostPort {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:[\]]+):(\d+)$/.exec(s);
-  if (m === null) throw new NodeError('ERR_NODE_CONFIG', `not HOST:PORT: "${s}"`);
+  if (m === null) throw new NodeError('ERR_NODE_CONFIG', `not HOST:PORT: "${clip(s)}"`);
   const host = m[1]!;
   const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new NodeError('ERR_NODE_CONFIG', `bad port in "${s}"`);
-  if (s.startsWith('[') && !isIPv6(host)) throw new NodeError('ERR_NODE_CONFIG', `not an IPv6 address: "${host}"`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new NodeError('ERR_NODE_CONFIG', `bad port in "${clip(s)}"`);
+  if (s.startsWith('[') && !isIPv6(host)) throw new NodeError('ERR_NODE_CONFIG', `not an IPv6 address: "${clip(host)}"`);
   return { host, port };
 }
 
@@ -127,14 +212,14 @@ export function formatHostPort(host: string, port: number): string {
 /** `PUBKEY@HOST:PORT` (lncli's form). */
 export function parseNodeAddress(s: string): HostPort & { nodeId: Uint8Array } {
   const at = s.indexOf('@');
-  if (at < 0) throw new NodeError('ERR_NODE_CONFIG', `not PUBKEY@HOST:PORT: "${s}"`);
+  if (at < 0) throw new NodeError('ERR_NODE_CONFIG', `not PUBKEY@HOST:PORT: "${clip(s)}"`);
   const nodeId = parseNodeId(s.slice(0, at));
   return { nodeId, ...parseHostPort(s.slice(at + 1)) };
 }
 
 /** A 33-byte compressed public key in hex. */
 export function parseNodeId(hex: string): Uint8Array {
-  if (!/^(02|03)[0-9a-fA-F]{64}$/.test(hex)) throw new NodeError('ERR_NODE_CONFIG', `not a node id (33-byte compressed key in hex): "${hex}"`);
+  if (!/^(02|03)[0-9a-fA-F]{64}$/.test(hex)) throw new NodeError('ERR_NODE_CONFIG', `not a node id (33-byte compressed key in hex): "${clip(hex)}"`);
   const b = hexToBytes(hex.toLowerCase());
   if (!secp.isPublicKey(b)) throw new NodeError('ERR_NODE_CONFIG', `not a point on secp256k1: "${hex}"`);
   return b;

@@ -19,7 +19,9 @@ export type PeerErrorCode =
   | 'ERR_PEER_HANDLER_FAILED' // a registered message handler threw
   | 'ERR_PEER_REPLACED' // a newer connection to the same node took over
   | 'ERR_PEER_DISCONNECT_REQUESTED' // our own user asked for the disconnect
-  | 'ERR_PEER_NODE_STOPPING'; // the node is shutting down
+  | 'ERR_PEER_NODE_STOPPING' // the node is shutting down
+  | 'ERR_PEER_PING_FLOOD' // the peer sent pings far beyond its budget (pingsPerSecond, pongBytesPerSecond)
+  | 'ERR_PEER_SEND_BUFFER_FULL'; // the peer stopped reading while we had far more than maxSendBufferBytes queued for it
 
 export class PeerError extends AmpnodeError<PeerErrorCode> {}
 
@@ -30,6 +32,10 @@ export type NodeErrorCode =
   | 'ERR_NODE_ALREADY_STARTED'
   | 'ERR_CONNECT_FAILED' // TCP connect failed or timed out
   | 'ERR_TOO_MANY_PENDING' // an incoming connection refused: too many others still in handshake/init
+  | 'ERR_TOO_MANY_PENDING_FROM_ADDRESS' // refused: its address already holds its share of those slots
+  | 'ERR_TOO_MANY_PEERS' // refused after the handshake: maxPeersWithoutChannels incoming peers without channels are connected
+  | 'ERR_TOO_MANY_PEERS_FROM_ADDRESS' // refused: maxPeersPerAddress peers without channels are connected from its address
+  | 'ERR_TOO_MANY_CONNECTIONS' // refused (or a dial not made): maxConnections peer sockets are open (file descriptor reserve)
   | 'ERR_NOT_CONNECTED'; // no such peer
 
 export class NodeError extends AmpnodeError<NodeErrorCode> {}

@@ -10,6 +10,25 @@
  * that one peer and nothing else. This is the only module that opens
  * sockets or starts reconnect timers.
  *
+ * Limits (a hostile peer cannot lock others out; defaults in node/config.ts):
+ * - before the handshake, by remote address (IPv4 address, IPv6 /64): an
+ *   incoming connection is closed at once, before any byte is read, when
+ *   `maxConnections` peer sockets are open (the rest of the open-file limit is
+ *   kept for the store, the chain and the API), when its address already holds
+ *   `maxPendingInboundPerAddress` of the slots for connections in handshake or
+ *   init, when all `maxPendingInbound` of those are taken (addresses where a
+ *   peer with channels last connected from get `pendingReserveForChannelPeers`
+ *   more), or when `maxPeersPerAddress` peers without channels are already
+ *   connected from it. Act 1 must arrive within `actOneTimeoutMs`.
+ * - after the handshake, by node id: a peer without channels (see
+ *   `setPeerProtected`; persistent peers count as protected) is closed right
+ *   after act 3, before init, when `maxPeersWithoutChannels` incoming peers
+ *   without channels are connected or `maxPeersPerAddress` of them from its
+ *   address. Outgoing connections are ours and only bound by maxConnections.
+ * - refusals and failed incoming handshakes are logged at debug, the first 10
+ *   per `logSummaryIntervalMs`, with one summary line per period
+ *   ("refused N incoming connections from M addresses in the last 60 s").
+ *
  * One connection per node id. When a second one completes init:
  * - same direction as the first: the new one wins (the old is likely stale);
  * - opposite direction (both sides dialled at once): the connection dialled
@@ -17,18 +36,19 @@
  *   the same pair of connections, so they keep the same one.
  */
 import { EventEmitter } from 'node:events';
-import { createServer, connect as netConnect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, isIPv6, connect as netConnect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { bytesToHex, compareBytes } from '../wire/bytes.js';
 import { secp } from '../wire/crypto.js';
 import { AmpnodeError, ArgumentError } from '../wire/errors.js';
 import type { Message } from '../wire/messages.js';
 import { MessageType } from '../wire/messages.js';
+import { ACT_ONE_SIZE, NoiseError } from '../wire/noise.js';
 import { noiseAccept, noiseConnect, type NoiseConnection } from '../wire/noise-stream.js';
 import { ipAddressDescriptor } from '../wire/setup-messages.js';
 import { formatHostPort, loadOrCreateNodeKey, parseHostPort, parseNodeId, resolveConfig, type NodeConfig, type ResolvedConfig } from './config.js';
 import { NodeError, PeerError } from './errors.js';
 import { describeFeatures, FEATURE_TABLE, knownFeatureBits, localFeatures } from './features.js';
-import { createLogger, peerLogger, subsystemLogger, type Logger } from './log.js';
+import { createLogger, LogRateLimiter, peerLogger, subsystemLogger, type Logger } from './log.js';
 import { NETWORKS } from './network.js';
 import { Peer, type MessageHandler } from './peer.js';
 
@@ -86,6 +106,35 @@ interface PersistentPeer {
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
+/** Whether we have channels with a peer (node id in lower-case hex); see Node.setPeerProtected. */
+export type PeerProtectedFn = (nodeIdHex: string) => boolean;
+
+/** Addresses of peers with channels remembered for the handshake-slot reserve. */
+const MAX_CHANNEL_PEER_ADDRESSES = 1024;
+/** Lines of one network-triggered kind (refusals, failed handshakes) written one by one per summary period. */
+const NET_LINES_PER_PERIOD = 10;
+
+/**
+ * The key remote addresses are counted under: an IPv4 address as it is
+ * (also when IPv4-mapped), an IPv6 address by its /64 — one host or LAN
+ * usually has a whole /64, so counting single IPv6 addresses would limit nothing.
+ */
+export function addressKey(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped !== null) return mapped[1]!;
+  if (!isIPv6(ip.split('%')[0]!)) return ip;
+  const addr = ip.split('%')[0]!.toLowerCase();
+  const [head, tail] = addr.includes('::') ? (addr.split('::') as [string, string]) : [addr, undefined];
+  const h = head === '' ? [] : head.split(':');
+  const t = tail === undefined || tail === '' ? [] : tail.split(':');
+  const tailGroups = t.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0);
+  const groups = tail === undefined ? h : [...h, ...new Array<string>(Math.max(0, 8 - h.length - tailGroups)).fill('0'), ...t];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
+}
+
 export class Node extends EventEmitter<NodeEvents> {
   readonly config: ResolvedConfig;
   readonly log: Logger;
@@ -103,6 +152,16 @@ export class Node extends EventEmitter<NodeEvents> {
   private boundAddress: string | undefined;
   private state: State = 'new';
   private pendingInbound = 0;
+  /** Connections in handshake or init per address key. */
+  private readonly pendingByAddress = new Map<string, number>();
+  /** Incoming peers let in after the handshake (in init or connected), all and per address key. */
+  private readonly admitted = new Set<Peer>();
+  private readonly admittedByAddress = new Map<string, Set<Peer>>();
+  /** Address keys a peer with channels last connected from (least recently seen first). */
+  private readonly channelPeerAddresses = new Map<string, true>();
+  private peerProtected: PeerProtectedFn | undefined;
+  /** Lines strangers can trigger, rate-limited and summarized. */
+  private readonly netLog: LogRateLimiter;
 
   constructor(config: NodeConfig) {
     super();
@@ -112,6 +171,43 @@ export class Node extends EventEmitter<NodeEvents> {
     this.featureTable = config.features ?? FEATURE_TABLE;
     localFeatures(this.featureTable); // validates the table now rather than on the first connection
     this.log = config.logger ?? createLogger({ level: this.config.logLevel });
+    const server = subsystemLogger(this.log, 'server');
+    const perSeconds = (n: number, what: string, s: { addresses: number; addressesTruncated: boolean; seconds: number }): string =>
+      `${what} ${n} incoming connection${n === 1 ? '' : 's'} from ${s.addresses}${s.addressesTruncated ? '+' : ''} address${s.addresses === 1 ? '' : 'es'} in the last ${s.seconds} s`;
+    this.netLog = new LogRateLimiter({ log: server, intervalMs: this.config.logSummaryIntervalMs, burst: NET_LINES_PER_PERIOD, timer: true })
+      .kind('refused', { level: 'warn', always: true, message: (st) => perSeconds(st.count, 'refused', st) })
+      .kind('handshake_failed', { level: 'info', always: true, message: (st) => `${st.count} incoming handshake${st.count === 1 ? '' : 's'} failed, from ${st.addresses} address${st.addresses === 1 ? '' : 'es'}, in the last ${st.seconds} s` })
+      .kind('init_failed', { level: 'info', always: true, message: (st) => `${st.count} incoming connection${st.count === 1 ? '' : 's'} closed before init, from ${st.addresses} address${st.addresses === 1 ? '' : 'es'}, in the last ${st.seconds} s` })
+      .kind('handshake_complete', { level: 'debug' })
+      .kind('protected_hook_failed', { level: 'error' })
+      .kind('listener_error', { level: 'error' });
+  }
+
+  /**
+   * Tells the node which peers we have channels with (the channel manager
+   * wires this): such peers bypass maxPeersWithoutChannels and
+   * maxPeersPerAddress, and the addresses they connect from get the reserve
+   * of handshake slots. Called for each incoming peer right after its
+   * handshake and when counting peers at a cap; keep it cheap, and it must
+   * not throw (a throw counts as "no channels"). Persistent peers are always
+   * protected. `undefined` removes the hook.
+   */
+  setPeerProtected(fn: PeerProtectedFn | undefined): void {
+    this.peerProtected = fn;
+  }
+
+  /** Whether the peer bypasses the limits on peers without channels. */
+  isPeerProtected(nodeIdHex: string): boolean {
+    const id = nodeIdHex.toLowerCase();
+    if (this.persistent.has(id)) return true;
+    const fn = this.peerProtected;
+    if (fn === undefined) return false;
+    try {
+      return fn(id) === true;
+    } catch (e) {
+      this.netLog.note('protected_hook_failed', subsystemLogger(this.log, 'node'), 'error', { err: e }, 'setPeerProtected hook threw; the peer counts as without channels');
+      return false;
+    }
   }
 
   /** Our node id (33-byte compressed public key); available after `start()`. */
@@ -122,6 +218,15 @@ export class Node extends EventEmitter<NodeEvents> {
 
   get nodeIdHex(): string {
     return bytesToHex(this.nodeId);
+  }
+
+  /**
+   * The identity private key, for the layers that sign or do ECDH with it (onion peeling, channel_update); available
+   * after `start()`. Never logged or sent.
+   */
+  identityKey(): Uint8Array {
+    if (this.key === undefined) throw new NodeError('ERR_NODE_NOT_STARTED', 'the node has not been started');
+    return this.key;
   }
 
   /** `HOST:PORT` actually bound (port 0 resolved), or undefined when not listening. */
@@ -166,7 +271,8 @@ export class Node extends EventEmitter<NodeEvents> {
       server.once('error', reject);
       server.listen(port, host, () => {
         server.off('error', reject);
-        server.on('error', (e) => log.error({ err: e }, 'listener error'));
+        // accept() failing (EMFILE, say) is reported here once per connection attempt: rate-limited
+        server.on('error', (e) => this.netLog.note('listener_error', log, 'error', { err: e }, 'listener error', { code: (e as NodeJS.ErrnoException).code }));
         const a = server.address() as AddressInfo;
         this.boundAddress = formatHostPort(a.address, a.port);
         log.info({ address: this.boundAddress }, 'listening');
@@ -203,6 +309,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const bound = new Promise<void>((r) => setTimeout(r, 3_000).unref());
     await Promise.race([Promise.all([serverClosed, socketsClosed]), bound]);
     for (const s of this.sockets) s.destroy();
+    this.netLog.close();
     this.state = 'stopped';
     this.log.info({ sub: 'node' }, 'node stopped');
   }
@@ -308,6 +415,8 @@ export class Node extends EventEmitter<NodeEvents> {
       this.emit('connection_failed', { direction: 'outbound', address, nodeId: idHex, reason });
       throw reason;
     };
+    if (this.sockets.size >= this.config.maxConnections)
+      return fail(new NodeError('ERR_TOO_MANY_CONNECTIONS', `${this.sockets.size} peer sockets are open (maxConnections ${this.config.maxConnections})`));
     let socket: Socket;
     try {
       socket = await this.tcpConnect(host, port);
@@ -391,46 +500,140 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   private onInbound(socket: Socket): void {
-    const address = formatHostPort(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+    const ip = socket.remoteAddress ?? '?';
+    const address = formatHostPort(ip, socket.remotePort ?? 0);
+    const key = addressKey(ip);
     this.track(socket);
     if (this.state !== 'running') {
       socket.destroy();
       return;
     }
-    // Connections that have not finished init cost memory and timers but prove nothing yet: cap them.
-    if (this.pendingInbound >= this.config.maxPendingInbound) {
+    // Connections that have not finished init cost memory and timers but prove nothing yet: cap them, per address too.
+    const refusal = this.refuseConnection(key);
+    if (refusal !== undefined) {
       socket.destroy();
-      const reason = new NodeError('ERR_TOO_MANY_PENDING', `${this.pendingInbound} incoming connections are still in handshake or init`);
-      subsystemLogger(this.log, 'server').warn({ address, code: reason.code }, 'incoming connection refused');
-      this.emit('connection_failed', { direction: 'inbound', address, nodeId: undefined, reason });
+      this.refused(address, key, undefined, refusal);
       return;
     }
     this.pendingInbound++;
+    this.pendingByAddress.set(key, (this.pendingByAddress.get(key) ?? 0) + 1);
     let counted = true;
     const release = (): void => {
-      if (counted) this.pendingInbound--;
+      if (!counted) return;
       counted = false;
+      this.pendingInbound--;
+      const n = (this.pendingByAddress.get(key) ?? 1) - 1;
+      if (n > 0) this.pendingByAddress.set(key, n);
+      else this.pendingByAddress.delete(key);
     };
     socket.once('close', release);
+    // A connection that sends nothing costs a slot until the handshake timeout: act 1 gets less time.
+    let actOneLate = false;
+    const actOneTimer = setTimeout(() => {
+      if (socket.bytesRead >= ACT_ONE_SIZE || socket.destroyed) return;
+      actOneLate = true;
+      socket.destroy();
+    }, this.config.actOneTimeoutMs);
+    actOneTimer.unref();
+    socket.once('close', () => clearTimeout(actOneTimer));
     noiseAccept(socket, { localStaticPriv: this.key!, handshakeTimeoutMs: this.config.handshakeTimeoutMs }).then(
       (conn) => {
+        clearTimeout(actOneTimer);
         if (this.state !== 'running') {
           conn.close();
           return;
         }
-        const peer = this.attach(conn, socket, true, address);
+        const id = bytesToHex(conn.remoteStaticPub);
+        const late = this.refusePeer(id, key);
+        if (late !== undefined) {
+          // closed before init: BOLT 1 has no "busy" message, and a peer refused here gets nothing from us but the handshake
+          conn.close(late);
+          this.refused(address, key, id, late);
+          return;
+        }
+        const peer = this.attach(conn, socket, true, address, key);
+        this.admit(peer, key);
         peer.once('ready', release);
       },
       (e: unknown) => {
+        clearTimeout(actOneTimer);
         socket.destroy();
-        const reason = e instanceof AmpnodeError ? e : new NodeError('ERR_CONNECT_FAILED', String(e));
-        subsystemLogger(this.log, 'server').info({ address, code: reason.code, reason: reason.message }, 'incoming handshake failed');
+        const reason = actOneLate
+          ? new NoiseError('ERR_NOISE_HANDSHAKE_TIMEOUT', `no act 1 within ${this.config.actOneTimeoutMs} ms`, { act: 1 })
+          : e instanceof AmpnodeError
+            ? e
+            : new NodeError('ERR_CONNECT_FAILED', String(e));
+        this.netLog.note('handshake_failed', subsystemLogger(this.log, 'server'), 'debug', { address, code: reason.code, reason: reason.message }, 'incoming handshake failed', {
+          address: key,
+          code: reason.code,
+        });
         this.emit('connection_failed', { direction: 'inbound', address, nodeId: undefined, reason });
       },
     );
   }
 
-  private attach(conn: NoiseConnection, socket: Socket, inbound: boolean, address: string): Peer {
+  /** Why an incoming connection from `key` is closed before its handshake, if it is. */
+  private refuseConnection(key: string): NodeError | undefined {
+    const c = this.config;
+    // this socket is already tracked
+    if (this.sockets.size > c.maxConnections) return new NodeError('ERR_TOO_MANY_CONNECTIONS', `${this.sockets.size - 1} peer sockets are open (maxConnections ${c.maxConnections})`);
+    const here = this.pendingByAddress.get(key) ?? 0;
+    if (here >= c.maxPendingInboundPerAddress)
+      return new NodeError('ERR_TOO_MANY_PENDING_FROM_ADDRESS', `${here} incoming connections from ${key} are still in handshake or init (maxPendingInboundPerAddress ${c.maxPendingInboundPerAddress})`);
+    const channelPeer = this.channelPeerAddresses.has(key);
+    const cap = c.maxPendingInbound + (channelPeer ? c.pendingReserveForChannelPeers : 0);
+    if (this.pendingInbound >= cap) return new NodeError('ERR_TOO_MANY_PENDING', `${this.pendingInbound} incoming connections are still in handshake or init`);
+    // an address no peer with channels came from, already at its cap of peers: no need to do the handshake to refuse it
+    if (!channelPeer) {
+      const n = this.unprotectedCount(this.admittedByAddress.get(key), c.maxPeersPerAddress);
+      if (n >= c.maxPeersPerAddress)
+        return new NodeError('ERR_TOO_MANY_PEERS_FROM_ADDRESS', `${n} peers without channels are connected from ${key} (maxPeersPerAddress ${c.maxPeersPerAddress})`);
+    }
+    return undefined;
+  }
+
+  /** Why an incoming peer is closed right after its handshake, if it is. */
+  private refusePeer(id: string, key: string): NodeError | undefined {
+    const c = this.config;
+    if (this.isPeerProtected(id) || this.peers.has(id)) return undefined; // a reconnection replaces its connection: no new slot
+    const all = this.unprotectedCount(this.admitted, c.maxPeersWithoutChannels);
+    if (all >= c.maxPeersWithoutChannels)
+      return new NodeError('ERR_TOO_MANY_PEERS', `${all} incoming peers without channels are connected (maxPeersWithoutChannels ${c.maxPeersWithoutChannels})`);
+    const here = this.unprotectedCount(this.admittedByAddress.get(key), c.maxPeersPerAddress);
+    if (here >= c.maxPeersPerAddress)
+      return new NodeError('ERR_TOO_MANY_PEERS_FROM_ADDRESS', `${here} peers without channels are connected from ${key} (maxPeersPerAddress ${c.maxPeersPerAddress})`);
+    return undefined;
+  }
+
+  /** Peers in `set` without channels; exact only when that reaches `cap` (below it, the set's size is enough to know). */
+  private unprotectedCount(set: ReadonlySet<Peer> | undefined, cap: number): number {
+    if (set === undefined || set.size < cap) return set?.size ?? 0;
+    let n = 0;
+    for (const p of set) if (!this.isPeerProtected(p.nodeIdHex)) n++;
+    return n;
+  }
+
+  private admit(peer: Peer, key: string): void {
+    this.admitted.add(peer);
+    let set = this.admittedByAddress.get(key);
+    if (set === undefined) this.admittedByAddress.set(key, (set = new Set()));
+    set.add(peer);
+    peer.once('close', () => {
+      this.admitted.delete(peer);
+      set.delete(peer);
+      if (set.size === 0 && this.admittedByAddress.get(key) === set) this.admittedByAddress.delete(key);
+    });
+  }
+
+  private refused(address: string, key: string, nodeId: string | undefined, reason: NodeError): void {
+    this.netLog.note('refused', subsystemLogger(this.log, 'server'), 'debug', { address, peer: nodeId, code: reason.code, reason: reason.message }, 'incoming connection refused', {
+      address: key,
+      code: reason.code,
+    });
+    this.emit('connection_failed', { direction: 'inbound', address, nodeId, reason });
+  }
+
+  private attach(conn: NoiseConnection, socket: Socket, inbound: boolean, address: string, key?: string): Peer {
     const idHex = bytesToHex(conn.remoteStaticPub);
     let remoteAddr: Uint8Array | undefined;
     try {
@@ -454,11 +657,20 @@ export class Node extends EventEmitter<NodeEvents> {
       maxSendBufferBytes: this.config.maxSendBufferBytes,
       handlers: this.handlers,
       logger: peerLogger(this.log, idHex),
+      pingLimits: {
+        pingsPerSecond: this.config.pingsPerSecond,
+        pingBurst: this.config.pingBurst,
+        pongBytesPerSecond: this.config.pongBytesPerSecond,
+        floodLimit: this.config.pingFloodLimit,
+      },
+      ...(inbound ? { netLog: this.netLog } : {}),
+      ...(key !== undefined ? { netLogAddress: key } : {}),
     });
     this.pendingPeers.add(peer);
     peer.once('ready', () => this.onPeerReady(peer));
     peer.once('close', (reason) => this.onPeerClose(peer, reason));
-    peer.log.debug({ address, inbound }, 'handshake complete');
+    if (inbound) this.netLog.note('handshake_complete', peer.log, 'debug', { address, inbound }, 'handshake complete', { address: key });
+    else peer.log.debug({ address, inbound }, 'handshake complete');
     peer.start();
     return peer;
   }
@@ -483,6 +695,12 @@ export class Node extends EventEmitter<NodeEvents> {
       existing.disconnect(new PeerError('ERR_PEER_REPLACED', 'a newer connection to this node replaced this one'), { graceful: true });
     }
     this.peers.set(id, peer);
+    if (this.isPeerProtected(id) && peer.socket?.remoteAddress !== undefined) {
+      const key = addressKey(peer.socket.remoteAddress);
+      this.channelPeerAddresses.delete(key);
+      this.channelPeerAddresses.set(key, true);
+      if (this.channelPeerAddresses.size > MAX_CHANNEL_PEER_ADDRESSES) this.channelPeerAddresses.delete(this.channelPeerAddresses.keys().next().value!);
+    }
     const pp = this.persistent.get(id);
     if (pp !== undefined) {
       pp.attempt = 0;

@@ -7,7 +7,14 @@
  *   a broken BOLT 9 dependency, or a `networks` list without our chain ends
  *   the connection with a typed reason.
  * - ping/pong: a ping is answered with exactly `num_pong_bytes` zero bytes,
- *   never when it asks for 65532 or more. We ping on a timer with a random
+ *   never when it asks for 65532 or more, and only within the peer's budget
+ *   (`pingLimits`: token buckets of pings/s and pong bytes/s). A ping beyond
+ *   it is left unanswered; a peer that keeps sending them (`floodLimit`
+ *   beyond the budget, refilled over time) is disconnected with
+ *   ERR_PEER_PING_FLOOD. One pong at a time: while a pong waits in our send
+ *   buffer beyond the socket's high-water mark, we read nothing more from
+ *   that peer, so a flooder gets its answers no faster than it reads them.
+ *   We ping on a timer with a random
  *   `num_pong_bytes` (0…4096) and drop a peer whose pong is late or of the
  *   wrong length. Pongs come back in order, so outstanding pings are a FIFO
  *   and may be pipelined (`ping()`).
@@ -16,6 +23,12 @@
  *   an unknown even one closes the connection (BOLT 1 "it's ok to be odd").
  * - Every other message goes to the handler registered for its type (the
  *   channel layer, later). A handler that throws only costs its own peer.
+ * - Bounded: past `maxSendBufferBytes` queued for the peer we stop reading
+ *   from it; past 4× that (it does not read what we must send) it is
+ *   disconnected (ERR_PEER_SEND_BUFFER_FULL). Lines the peer's messages
+ *   trigger (its warnings, ignored messages) are rate-limited per peer: the
+ *   first 5 of a kind per minute, then a count. Before init, an incoming
+ *   connection's lines go through the node's shared limiter (`netLog`).
  *
  * Nothing here throws out of an event handler: all failures become a
  * `disconnect(reason)` and one 'close' event carrying that reason. The
@@ -30,9 +43,9 @@ import { FeatureVector, featureName, unknownRequiredBits, validateFeatureDepende
 import { decodeMessage, encodeMessage, messageName, MessageType, type Message } from '../wire/messages.js';
 import { MAX_MESSAGE_SIZE } from '../wire/noise.js';
 import type { NoiseConnection } from '../wire/noise-stream.js';
-import { PING_NO_REPLY_THRESHOLD, type ErrorMessage, type InitMessage, type WarningMessage } from '../wire/setup-messages.js';
+import { PING_NO_REPLY_THRESHOLD, type ErrorMessage, type InitMessage, type PingMessage, type WarningMessage } from '../wire/setup-messages.js';
 import { PeerError } from './errors.js';
-import type { Logger } from './log.js';
+import { LogRateLimiter, type LineLevel, type Logger } from './log.js';
 
 /** A message handed to a registered handler. `message` is set when the central table decodes the type. */
 export interface IncomingMessage {
@@ -80,6 +93,24 @@ export interface PeerOptions {
   maxSendBufferBytes: number;
   handlers: ReadonlyMap<number, MessageHandler>;
   logger: Logger;
+  /** Budget for the peer's pings; absent: every ping is answered. */
+  pingLimits?: PingLimits;
+  /** The node's limiter for lines strangers can trigger: used for an incoming connection's lines before init. */
+  netLog?: LogRateLimiter;
+  /** The remote address as the node's limits count it (IPv4 address, IPv6 /64), for netLog's summaries. */
+  netLogAddress?: string;
+}
+
+/** How many pings a peer may send us, and how many pong bytes it may make us send. */
+export interface PingLimits {
+  /** Sustained pings per second; 0: no limit on the count. */
+  pingsPerSecond: number;
+  /** Pings at once. */
+  pingBurst: number;
+  /** Sustained pong bytes per second (burst: 16 s worth, at least one largest pong); 0: no limit. */
+  pongBytesPerSecond: number;
+  /** Pings beyond the budget tolerated (refilling at pingsPerSecond, at least 1/s) before ERR_PEER_PING_FLOOD. */
+  floodLimit: number;
 }
 
 export type PeerState = 'awaiting_init' | 'active' | 'closed';
@@ -89,6 +120,8 @@ export interface PeerStats {
   pongsReceived: number;
   pingsReceived: number;
   pongsSent: number;
+  /** Pings beyond the peer's budget, left unanswered. */
+  pingsUnanswered: number;
   messagesReceived: number;
   messagesSent: number;
 }
@@ -113,6 +146,37 @@ const ZERO_CHANNEL_ID = new Uint8Array(32);
 const ORDINARY_CLOSE_CODES: ReadonlySet<string> = new Set(['ERR_PEER_DISCONNECT_REQUESTED', 'ERR_PEER_NODE_STOPPING', 'ERR_PEER_REPLACED', 'ERR_NOISE_CLOSED']);
 /** How long a graceful close may take to flush before the socket is destroyed. */
 const CLOSE_FLUSH_MS = 2_000;
+/** A peer with this many times maxSendBufferBytes queued (it does not read) is dropped. */
+const SEND_BUFFER_HARD_FACTOR = 4;
+/** The pong-byte budget's burst, in seconds of its rate. */
+const PONG_BURST_SECONDS = 16;
+/** Lines of one kind a peer's messages may trigger per minute before they are only counted. */
+const PEER_LINES_PER_MINUTE = 5;
+
+/** A token bucket: `capacity` tokens, refilled at `rate` per second; rate 0 never runs dry. */
+class TokenBucket {
+  private tokens: number;
+  private last = performance.now();
+  constructor(
+    private readonly rate: number,
+    private readonly capacity: number,
+  ) {
+    this.tokens = capacity;
+  }
+
+  has(n: number): boolean {
+    if (this.rate === 0) return true;
+    const now = performance.now();
+    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) / 1000) * this.rate);
+    this.last = now;
+    return this.tokens >= n;
+  }
+
+  /** Takes n tokens; call after has(n) said yes. */
+  take(n: number): void {
+    if (this.rate !== 0) this.tokens -= n;
+  }
+}
 
 /** Printable ASCII of a peer's error/warning text, bounded, for logs. */
 export function sanitizeText(data: Uint8Array, max = 300): string {
@@ -127,7 +191,7 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
   readonly inbound: boolean;
   readonly address: string;
   readonly log: Logger;
-  readonly stats: PeerStats = { pingsSent: 0, pongsReceived: 0, pingsReceived: 0, pongsSent: 0, messagesReceived: 0, messagesSent: 0 };
+  readonly stats: PeerStats = { pingsSent: 0, pongsReceived: 0, pingsReceived: 0, pongsSent: 0, pingsUnanswered: 0, messagesReceived: 0, messagesSent: 0 };
   state: PeerState = 'awaiting_init';
   /** The peer's features (legacy global features merged in); empty until init. */
   remoteFeatures: FeatureVector = FeatureVector.empty;
@@ -148,6 +212,11 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
   private readPaused = false;
   private corked = false;
   private started = false;
+  /** Rate-limits the lines this peer's messages trigger. */
+  private readonly lines: LogRateLimiter;
+  private readonly pingTokens: TokenBucket | undefined;
+  private readonly pongTokens: TokenBucket | undefined;
+  private readonly floodTokens: TokenBucket | undefined;
 
   constructor(opts: PeerOptions) {
     super();
@@ -159,6 +228,13 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     this.inbound = opts.inbound;
     this.address = opts.address;
     this.log = opts.logger;
+    this.lines = new LogRateLimiter({ log: this.log, intervalMs: 60_000, burst: PEER_LINES_PER_MINUTE }).kind('warning', { level: 'warn' });
+    const pl = opts.pingLimits;
+    if (pl !== undefined) {
+      this.pingTokens = new TokenBucket(pl.pingsPerSecond, pl.pingBurst);
+      this.pongTokens = new TokenBucket(pl.pongBytesPerSecond, Math.max(PONG_BURST_SECONDS * pl.pongBytesPerSecond, 0xffff));
+      this.floodTokens = new TokenBucket(Math.max(1, pl.pingsPerSecond), pl.floodLimit);
+    }
   }
 
   /** Sends our init, starts the init timer and starts reading. Call once. */
@@ -213,7 +289,7 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     }
     this.stats.messagesSent++;
     if (!ok) this.onSendBlocked();
-    return true;
+    return !this.closed;
   }
 
   drained(): Promise<void> {
@@ -223,14 +299,27 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
   /**
    * A peer that floods us (pings, say) without reading our answers must not
    * grow our send buffer without bound: past the limit we stop reading until
-   * the buffer drains, and TCP pushes back on the peer.
+   * the buffer drains, and TCP pushes back on the peer. What we send on our
+   * own (channel messages) is not held back by that, so a peer that does not
+   * read at all is dropped once 4× the limit waits for it.
    */
   private onSendBlocked(): void {
     const s = this.opts.socket;
-    if (this.readPaused || s === undefined || s.writableLength <= this.opts.maxSendBufferBytes) return;
+    if (s === undefined) return;
+    const limit = this.opts.maxSendBufferBytes;
+    if (s.writableLength > SEND_BUFFER_HARD_FACTOR * limit) {
+      this.disconnect(new PeerError('ERR_PEER_SEND_BUFFER_FULL', `${s.writableLength} bytes queued for a peer that does not read them (limit ${SEND_BUFFER_HARD_FACTOR * limit})`));
+      return;
+    }
+    if (s.writableLength > limit) this.pauseUntilDrained('send buffer full');
+  }
+
+  /** Stops reading from the peer until our send buffer to it has drained. */
+  private pauseUntilDrained(why: string): void {
+    if (this.readPaused || this.closed) return;
     this.readPaused = true;
     this.conn.pause();
-    this.log.debug({ buffered: s.writableLength }, 'send buffer full; reading paused');
+    this.lines.note('read_paused', this.log, 'debug', { buffered: this.opts.socket?.writableLength, why }, 'reading paused until our send buffer drains');
     this.conn.drained().then(
       () => {
         this.readPaused = false;
@@ -363,16 +452,13 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     if (message !== undefined) {
       switch (message.type) {
         case MessageType.Ping:
-          this.stats.pingsReceived++;
-          if (message.numPongBytes < PING_NO_REPLY_THRESHOLD) {
-            if (this.send({ type: MessageType.Pong, ignored: new Uint8Array(message.numPongBytes) })) this.stats.pongsSent++;
-          }
+          this.onPing(message);
           return;
         case MessageType.Pong:
           this.onPong(message.ignored.length);
           return;
         case MessageType.Init:
-          this.log.warn('second init ignored');
+          this.lines.note('second_init', this.log, 'warn', {}, 'second init ignored');
           return;
         case MessageType.Error:
           this.onError(message);
@@ -387,7 +473,46 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
       this.dispatch(handler, { type, name: messageName(type), bytes, message });
       return;
     }
-    this.log.debug({ type, name: messageName(type), unknownOdd }, 'message without a handler ignored');
+    this.lines.note('ignored', this.log, 'debug', { type, name: messageName(type), unknownOdd }, 'message without a handler ignored');
+  }
+
+  /**
+   * Answers within the peer's budget (see the file comment). A pong costs us
+   * up to 65 531 bytes to encrypt and send for a ping of a few bytes, so the
+   * budget counts pong bytes as well as pings.
+   */
+  private onPing(msg: PingMessage): void {
+    this.stats.pingsReceived++;
+    const pongBytes = msg.numPongBytes < PING_NO_REPLY_THRESHOLD ? msg.numPongBytes : -1;
+    const pings = this.pingTokens;
+    const bytes = this.pongTokens;
+    if (pings !== undefined && bytes !== undefined) {
+      if (!pings.has(1) || !bytes.has(Math.max(0, pongBytes))) {
+        this.stats.pingsUnanswered++;
+        const flood = this.floodTokens!;
+        if (!flood.has(1)) {
+          const pl = this.opts.pingLimits!;
+          this.disconnect(
+            new PeerError(
+              'ERR_PEER_PING_FLOOD',
+              `more than ${pl.floodLimit} pings beyond the budget of ${pl.pingsPerSecond || 'any number of'} pings/s (burst ${pl.pingBurst}) and ${pl.pongBytesPerSecond || 'any number of'} pong bytes/s`,
+            ),
+            { warn: true },
+          );
+          return;
+        }
+        flood.take(1);
+        this.lines.note('ping_unanswered', this.log, 'debug', { numPongBytes: msg.numPongBytes }, 'ping beyond the budget left unanswered');
+        return;
+      }
+      pings.take(1);
+      bytes.take(Math.max(0, pongBytes));
+    }
+    if (pongBytes < 0) return;
+    if (!this.send({ type: MessageType.Pong, ignored: new Uint8Array(pongBytes) })) return;
+    this.stats.pongsSent++;
+    // One pong at a time: the next ping is read once this one has left our buffer.
+    if (this.opts.socket?.writableNeedDrain === true) this.pauseUntilDrained('pong queued');
   }
 
   private onInit(msg: InitMessage): void {
@@ -432,7 +557,7 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     this.stats.pongsReceived++;
     const p = this.pending.shift();
     if (p === undefined) {
-      this.log.debug({ length }, 'unsolicited pong ignored');
+      this.lines.note('unsolicited_pong', this.log, 'debug', { length }, 'unsolicited pong ignored');
       return;
     }
     if (this.pending.length === 0) {
@@ -460,13 +585,13 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
       return;
     }
     // BOLT 1: an error naming no channel we have is ignored.
-    this.log.warn({ channelId: bytesToHex(msg.channelId), text }, 'peer sent an error for an unknown channel; ignored');
+    this.lines.note('error_ignored', this.log, 'warn', { channelId: bytesToHex(msg.channelId), text }, 'peer sent an error for an unknown channel; ignored');
   }
 
   private onWarning(msg: WarningMessage): void {
     const text = sanitizeText(msg.data);
     const zero = equalBytes(msg.channelId, ZERO_CHANNEL_ID);
-    this.log.warn({ channelId: zero ? undefined : bytesToHex(msg.channelId), text }, 'peer sent a warning');
+    this.lines.note('warning', this.log, 'warn', { channelId: zero ? undefined : bytesToHex(msg.channelId), text }, 'peer sent a warning');
     const handler = this.opts.handlers.get(MessageType.Warning);
     if (!zero && handler !== undefined) this.dispatch(handler, { type: MessageType.Warning, name: 'warning', bytes: encodeMessage(msg), message: msg });
   }
@@ -521,6 +646,7 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
   }
 
   private finish(reason: AmpnodeError | undefined): void {
+    const wasActive = this.state === 'active';
     this.state = 'closed';
     clearTimeout(this.initTimer);
     clearTimeout(this.pingTimer);
@@ -530,9 +656,16 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     clearTimeout(this.pongTimer);
     this.pongTimer = undefined;
     for (const p of this.pending.splice(0)) p.reject(err);
+    this.lines.close();
     const ordinary = reason === undefined || ORDINARY_CLOSE_CODES.has(reason.code);
-    const log = ordinary ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
-    log({ reason: reason?.message, code: reason?.code }, 'disconnected');
+    const level: LineLevel = ordinary ? 'info' : 'warn';
+    const fields = { reason: reason?.message, code: reason?.code };
+    if (!wasActive && this.inbound && this.opts.netLog !== undefined) {
+      // a stranger that never got through init: one of possibly many, counted rather than each logged
+      this.opts.netLog.note('init_failed', this.log, level, fields, 'disconnected before init', { address: this.opts.netLogAddress, code: reason?.code });
+    } else {
+      this.log[level](fields, 'disconnected');
+    }
     queueMicrotask(() => this.emit('close', reason));
   }
 }

@@ -1,10 +1,36 @@
 /**
  * The daemon's local control API: JSON over HTTP on a loopback address, for
  * scripts and tests to drive a running node (connect, open and close
- * channels, wallet addresses). No authentication, so it refuses to bind
- * anything but loopback. Amounts are decimal strings (64-bit values do not
- * survive JSON numbers); errors are `{"error":{"code","message"}}` with a 4xx
- * status for bad requests and 500 otherwise.
+ * channels, wallet addresses, sending coins). It binds loopback only.
+ *
+ * Every request must pass, in this order (and nothing is done otherwise):
+ *   - `Host` is the address bound (`127.0.0.1:PORT`, `[::1]:PORT`) or
+ *     `localhost:PORT` (what a browser on a DNS-rebound name sends is
+ *     neither) → else 403 ERR_API_FORBIDDEN;
+ *   - no `Origin` header at all (browsers send one on cross-site requests;
+ *     scripts and the CLI never need it) → else 403 ERR_API_FORBIDDEN;
+ *   - `Authorization: Bearer <token>` with the node's token (DATADIR/api_token,
+ *     64 hex characters, created on the first start; `readApiToken(datadir)`
+ *     in node/datadir.ts reads it), compared in constant time → else 401
+ *     ERR_API_UNAUTHORIZED (with `WWW-Authenticate: Bearer`);
+ *   - a known path (else 404 ERR_API_NOT_FOUND) with its method (else 405
+ *     ERR_API_METHOD_NOT_ALLOWED with `Allow`; HEAD and OPTIONS included);
+ *   - POST: `Content-Type: application/json` (charset, if given, utf-8), also
+ *     with an empty body → else 415 ERR_API_UNSUPPORTED_MEDIA_TYPE; a body of
+ *     at most 64 KiB → else 413 ERR_API_TOO_LARGE (the body is read to its end
+ *     first, up to 4 MiB, so the client sees the status rather than a reset),
+ *     holding a JSON object (or nothing) → else 400.
+ *
+ * Amounts are decimal strings (64-bit values do not survive JSON numbers;
+ * safe-integer numbers are accepted too). Errors are
+ * `{"error":{"code","message"}}`; the status comes from the error's code in
+ * ERROR_STATUS below — 400 a malformed or invalid request, 404 a thing that
+ * does not exist, 409 a request the node's state refuses (funds, peer not
+ * connected, channel state), 422 a well-formed request the remote side or the
+ * network turned down (connection refused, handshake failed, opening
+ * refused), 503 a node stopping, 504 a bounded wait that ran out; every other
+ * error is our own fault: 500. Messages quote at most 100 characters of any
+ * input and are at most 400 characters long.
  *
  *   GET  /v1/info                 node id, listen address, chain mode and heights
  *   GET  /v1/peers
@@ -18,25 +44,120 @@
  *   POST /v1/channels/close       {"channelId","feeratePerKw"?}  (returns once the closing tx is signed and broadcast)
  *   POST /v1/channels/updatefee   {"channelId","feeratePerKw"?}  (opener only; without a feerate the chain's estimate by the fee policy; {"feeratePerKw": null} when unchanged)
  *   POST /v1/channels/forceclose  {"channelId"}  (broadcasts our commitment; returns {"txid"})
- *   POST /v1/chain/generate       {"blocks","address"?}  (embedded chain only)
+ *   POST /v1/chain/generate       {"blocks"(≤ 10000),"address"?}  (embedded chain only; without an address, to a new wallet address)
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AmpnodeError, ArgumentError } from '../../wire/errors.js';
 import { formatHostPort, parseHostPort, parseNodeAddress, parseNodeId } from '../config.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import type { ChannelType } from '../../htlc/channel/types.js';
+import { parseAddress } from '../wallet/wallet.js';
 import type { ChannelServices } from './services.js';
 
 const MAX_BODY = 64 * 1024;
+/** A body over MAX_BODY is still read (and dropped) up to this, so that the 413 reaches the client. */
+const MAX_DRAIN = 4 * 1024 * 1024;
+const MAX_BLOCKS = 10_000;
+const MAX_ECHO = 100;
+const MAX_MESSAGE = 400;
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
-class ApiError extends AmpnodeError<'ERR_API_BAD_REQUEST' | 'ERR_API_NOT_FOUND'> {}
+type ApiErrorCode =
+  | 'ERR_API_BAD_REQUEST'
+  | 'ERR_API_UNAUTHORIZED'
+  | 'ERR_API_FORBIDDEN'
+  | 'ERR_API_NOT_FOUND'
+  | 'ERR_API_METHOD_NOT_ALLOWED'
+  | 'ERR_API_TOO_LARGE'
+  | 'ERR_API_UNSUPPORTED_MEDIA_TYPE';
+
+class ApiError extends AmpnodeError<ApiErrorCode> {
+  constructor(
+    code: ApiErrorCode,
+    message: string,
+    /** Extra response headers (Allow, WWW-Authenticate). */
+    readonly headers: OutgoingHttpHeaders = {},
+  ) {
+    super(code, message);
+  }
+}
+
+/**
+ * The one table from a typed error's code to its HTTP status. Codes not
+ * listed (broken invariants, storage and chain faults, a transaction the
+ * chain refused to relay) are ours: 500.
+ */
+export const ERROR_STATUS: Readonly<Record<string, number>> = {
+  // the request itself (this file)
+  ERR_API_BAD_REQUEST: 400,
+  ERR_API_UNAUTHORIZED: 401,
+  ERR_API_FORBIDDEN: 403,
+  ERR_API_NOT_FOUND: 404,
+  ERR_API_METHOD_NOT_ALLOWED: 405,
+  ERR_API_TOO_LARGE: 413,
+  ERR_API_UNSUPPORTED_MEDIA_TYPE: 415,
+  // ArgumentError (wire/errors.ts); NodeError ERR_NODE_CONFIG: a bad node id, HOST:PORT or URI (node/config.ts)
+  ERR_INVALID_ARGUMENT: 400,
+  ERR_NODE_CONFIG: 400,
+  // WalletError (node/wallet/errors.ts)
+  ERR_INVALID_ADDRESS: 400,
+  ERR_WRONG_NETWORK: 400,
+  ERR_INVALID_AMOUNT: 400, // zero, or more than the money supply
+  ERR_DUST: 400,
+  ERR_INVALID_FEERATE: 400,
+  ERR_INSUFFICIENT_FUNDS: 409,
+  ERR_UNKNOWN_FUNDING: 404,
+  ERR_WALLET_CLOSED: 503,
+  // ChannelManagerError (node/channels/manager.ts) and the channel state machine's ChannelError (htlc/channel/types.ts)
+  ERR_UNKNOWN_CHANNEL: 404,
+  ERR_NOT_CONNECTED: 409, // also NodeError: no such peer
+  ERR_CHANNEL_REFUSED: 409,
+  ERR_CANNOT_AFFORD: 409,
+  ERR_BAD_PARAMETERS: 400, // our own opening parameters (funding below the minimum, push above the funding)
+  ERR_CHANNEL_TYPE: 400,
+  ERR_OPEN_FAILED: 422, // the peer refused the channel or went away
+  ERR_TIMEOUT: 504,
+  ERR_MANAGER_STOPPED: 503,
+  // NodeError (node/errors.ts), PeerError and NoiseError (wire/noise.ts) while connecting to a peer
+  ERR_CONNECT_FAILED: 422, // connection refused, unreachable, timed out
+  ERR_NOISE_BAD_VERSION: 422,
+  ERR_NOISE_BAD_PUBKEY: 422,
+  ERR_NOISE_BAD_TAG: 422, // typically: the node id given is not the key of the node at that address
+  ERR_NOISE_BAD_LENGTH: 422,
+  ERR_NOISE_HANDSHAKE_TIMEOUT: 422,
+  ERR_NOISE_CLOSED: 422,
+  ERR_PEER_INIT_TIMEOUT: 422,
+  ERR_PEER_FIRST_NOT_INIT: 422,
+  ERR_PEER_UNKNOWN_REQUIRED_FEATURE: 422,
+  ERR_PEER_FEATURE_DEPENDENCY: 422,
+  ERR_PEER_NETWORK_MISMATCH: 422,
+  ERR_PEER_REMOTE_ERROR: 422,
+  ERR_PEER_REPLACED: 409,
+  ERR_PEER_DISCONNECT_REQUESTED: 409,
+  ERR_TOO_MANY_CONNECTIONS: 409,
+  ERR_PEER_NODE_STOPPING: 503,
+  ERR_NODE_NOT_STARTED: 503,
+  // ChainError (htlc/chain.ts)
+  ERR_CHAIN_UNSUPPORTED: 409, // mining while following a peer
+  ERR_CHAIN_CLOSED: 503,
+};
+
+/** HTTP status of an error thrown while serving a request (see ERROR_STATUS). */
+export function errorStatus(e: unknown): number {
+  return e instanceof AmpnodeError ? (ERROR_STATUS[e.code] ?? 500) : 500;
+}
 
 type Json = Record<string, unknown>;
 
 function jsonText(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x instanceof Uint8Array ? bytesToHex(x) : x));
+}
+
+/** At most `n` characters of something a client sent, for an error message. */
+function clip(s: string, n = MAX_ECHO): string {
+  return s.length > n ? `${s.slice(0, n)}…` : s;
 }
 
 function str(body: Json, key: string): string {
@@ -48,29 +169,72 @@ function str(body: Json, key: string): string {
 function amount(body: Json, key: string, optional = false): bigint | undefined {
   const v = body[key];
   if (v === undefined && optional) return undefined;
-  if ((typeof v !== 'string' && typeof v !== 'number') || !/^\d+$/.test(String(v))) throw new ApiError('ERR_API_BAD_REQUEST', `"${key}" must be a non-negative integer (string)`);
-  return BigInt(v);
+  const ok = typeof v === 'string' ? /^\d{1,20}$/.test(v) : typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  if (!ok) throw new ApiError('ERR_API_BAD_REQUEST', `"${key}" must be a non-negative integer (a decimal string)`);
+  const n = BigInt(v as string | number);
+  if (n >= 1n << 64n) throw new ApiError('ERR_API_BAD_REQUEST', `"${key}" is too large`);
+  return n;
 }
 
-function int(body: Json, key: string, optional = false): number | undefined {
+function int(body: Json, key: string, optional = false, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const v = body[key];
   if (v === undefined && optional) return undefined;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ApiError('ERR_API_BAD_REQUEST', `"${key}" must be a non-negative integer`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max)
+    throw new ApiError('ERR_API_BAD_REQUEST', `"${key}" must be an integer from 0 to ${max}`);
   return v;
+}
+
+function bool(body: Json, key: string): boolean | undefined {
+  const v = body[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw new ApiError('ERR_API_BAD_REQUEST', `"${key}" must be true or false`);
+  return v;
+}
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+export interface ControlApiOptions {
+  /**
+   * The bearer token every request must carry (`Authorization: Bearer <token>`).
+   * The daemon's is DATADIR/api_token (node/datadir.ts); at least 32 characters, no whitespace.
+   */
+  token: string;
+}
+
+interface Route {
+  method: 'GET' | 'POST';
+  run: (body: Json) => unknown;
 }
 
 export class ControlApi {
   private server: Server | undefined;
   /** `HOST:PORT` bound, once listening. */
   address: string | undefined;
+  /** Host header values accepted (lowercase), once listening. */
+  private hosts = new Set<string>();
+  private readonly tokenHash: Buffer;
+  private readonly routes: ReadonlyMap<string, Route>;
 
-  constructor(private readonly s: ChannelServices) {}
+  constructor(
+    private readonly s: ChannelServices,
+    opts: ControlApiOptions,
+  ) {
+    if (typeof opts?.token !== 'string' || opts.token.length < 32 || /\s/.test(opts.token))
+      throw new ArgumentError('the control API needs a token of at least 32 characters without whitespace');
+    this.tokenHash = sha256(opts.token);
+    this.routes = this.table();
+  }
 
   /** Binds `HOST:PORT` (loopback only; port 0: any); resolves with the bound address. */
   listen(spec: string): Promise<string> {
     const { host, port } = parseHostPort(spec);
-    if (!LOOPBACK.has(host)) throw new ArgumentError(`the control API binds loopback only, not ${host}`);
+    if (!LOOPBACK.has(host)) throw new ArgumentError(`the control API binds loopback only, not ${clip(host)}`);
     const server = createServer((req, res) => void this.handle(req, res));
+    // `Expect: 100-continue`: the checks run before the client is told to send its body
+    server.on('checkContinue', (req, res) => void this.handle(req, res, true));
+    server.requestTimeout = 60_000; // the whole request (headers and body) must arrive within this
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -78,6 +242,8 @@ export class ControlApi {
         server.off('error', reject);
         const a = server.address() as AddressInfo;
         this.address = formatHostPort(a.address, a.port);
+        this.hosts = new Set([this.address.toLowerCase(), `localhost:${a.port}`]);
+        if (a.port === 80) for (const h of [...this.hosts]) this.hosts.add(h.slice(0, h.lastIndexOf(':')));
         resolve(this.address);
       });
     });
@@ -92,35 +258,66 @@ export class ControlApi {
     });
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const reply = (status: number, v: unknown): void => {
+  private async handle(req: IncomingMessage, res: ServerResponse, expectsContinue = false): Promise<void> {
+    let closeAfter = false;
+    let continued = false;
+    const reply = (status: number, v: unknown, headers: OutgoingHttpHeaders = {}): void => {
+      if (res.headersSent) return;
+      // a client waiting for `100 Continue` that did not get it may or may not send its body: do not read it as the next request
+      if (expectsContinue && !continued) closeAfter = true;
       const text = jsonText(v);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...(closeAfter ? { connection: 'close' } : {}) });
       res.end(text);
     };
     try {
-      const body = req.method === 'POST' ? await readBody(req) : {};
-      reply(200, await this.route(req.method ?? 'GET', (req.url ?? '/').split('?')[0]!, body));
+      this.checkCaller(req);
+      const path = (req.url ?? '/').split('?')[0]!;
+      const route = this.routes.get(path);
+      if (route === undefined) throw new ApiError('ERR_API_NOT_FOUND', `no route ${clip(path)}`);
+      if (req.method !== route.method) throw new ApiError('ERR_API_METHOD_NOT_ALLOWED', `${clip(req.method ?? '')} ${clip(path)}: use ${route.method}`, { allow: route.method });
+      let body: Json = {};
+      if (route.method === 'POST') {
+        checkContentType(req);
+        const declared = Number(req.headers['content-length'] ?? 0);
+        // too large by its own account: answered at once when the client waits for 100 Continue or the body is past draining
+        if (declared > MAX_BODY && (expectsContinue || declared > MAX_DRAIN)) {
+          closeAfter = true;
+          throw tooLarge();
+        }
+        if (expectsContinue) {
+          res.writeContinue();
+          continued = true;
+        }
+        body = await readBody(req, () => (closeAfter = true));
+      }
+      reply(200, await route.run(body));
     } catch (e) {
+      const status = errorStatus(e);
       const code = e instanceof AmpnodeError ? e.code : 'ERR_INTERNAL';
-      const status =
-        code === 'ERR_API_NOT_FOUND' || code === 'ERR_UNKNOWN_CHANNEL'
-          ? 404
-          : e instanceof ApiError || e instanceof ArgumentError || code === 'ERR_NODE_CONFIG'
-            ? 400
-            : code === 'ERR_NOT_CONNECTED' || code === 'ERR_CHANNEL_REFUSED'
-              ? 409
-              : 500;
-      reply(status, { error: { code, message: (e as Error).message } });
+      if (status === 413) closeAfter = true;
+      reply(status, { error: { code, message: clip((e as Error).message ?? String(e), MAX_MESSAGE) } }, e instanceof ApiError ? e.headers : {});
     }
   }
 
-  private async route(method: string, path: string, b: Json): Promise<unknown> {
+  /** Host, Origin and the bearer token (see the top of this file). */
+  private checkCaller(req: IncomingMessage): void {
+    const host = req.headers.host;
+    if (host === undefined || !this.hosts.has(host.toLowerCase())) throw new ApiError('ERR_API_FORBIDDEN', `Host "${clip(host ?? '')}" is not this API's address`);
+    if (req.headers.origin !== undefined) throw new ApiError('ERR_API_FORBIDDEN', 'requests with an Origin header (from a browser page) are refused');
+    const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
+    // both sides hashed: the comparison takes the same time whatever the length or content of the guess
+    if (m === null || !timingSafeEqual(sha256(m[1]!), this.tokenHash))
+      throw new ApiError('ERR_API_UNAUTHORIZED', 'a valid "Authorization: Bearer <token>" header is required (the token is in DATADIR/api_token)', { 'www-authenticate': 'Bearer realm="ampnode"' });
+  }
+
+  private table(): ReadonlyMap<string, Route> {
     const { node, chain, wallet, manager } = this.s;
-    const key = `${method} ${path}`;
-    switch (key) {
-      case 'GET /v1/info':
-        return {
+    const get = (run: Route['run']): Route => ({ method: 'GET', run });
+    const post = (run: Route['run']): Route => ({ method: 'POST', run });
+    return new Map<string, Route>([
+      [
+        '/v1/info',
+        get(() => ({
           nodeId: node.nodeIdHex,
           listen: node.listenAddress,
           network: node.config.network,
@@ -129,82 +326,123 @@ export class ControlApi {
           walletHeight: wallet.syncedHeight(),
           peers: node.listPeers().length,
           channels: manager.listChannels().length,
-        };
-      case 'GET /v1/peers':
-        return node.listPeers();
-      case 'POST /v1/peers/connect': {
-        const { nodeId, host, port } = parseNodeAddress(str(b, 'uri'));
-        return node.connect(nodeId, host, port, { persistent: b['persistent'] === true });
-      }
-      case 'POST /v1/peers/disconnect':
-        return { disconnected: node.disconnect(bytesToHex(parseNodeId(str(b, 'nodeId')))) };
-      case 'GET /v1/wallet/balance':
-        return wallet.balance();
-      case 'POST /v1/wallet/newaddress':
-        return { address: (await wallet.newAddress()).address };
-      case 'POST /v1/wallet/send': {
-        const sent = await wallet.sendToAddress(str(b, 'address'), amount(b, 'amountSat')!);
-        return { txid: bytesToHex(sent.txid.slice().reverse()), feeSat: sent.feeSat, tx: bytesToHex(sent.tx) };
-      }
-      case 'GET /v1/channels':
-        return manager.listChannels();
-      case 'POST /v1/channels/open': {
-        const type = b['channelType'];
-        if (type !== undefined && type !== 'static_remotekey' && type !== 'anchors_zero_fee_htlc')
-          throw new ApiError('ERR_API_BAD_REQUEST', '"channelType" must be static_remotekey or anchors_zero_fee_htlc');
-        const pushMsat = amount(b, 'pushMsat', true);
-        const feeratePerKw = int(b, 'feeratePerKw', true);
-        return manager.openChannel(bytesToHex(parseNodeId(str(b, 'nodeId'))), amount(b, 'fundingSat')!, {
-          ...(type !== undefined ? { channelType: type as ChannelType } : {}),
-          ...(pushMsat !== undefined ? { pushMsat } : {}),
-          ...(feeratePerKw !== undefined ? { feeratePerKw } : {}),
-        });
-      }
-      case 'POST /v1/channels/close': {
-        const feeratePerKw = int(b, 'feeratePerKw', true);
-        return manager.closeChannel(str(b, 'channelId'), feeratePerKw !== undefined ? { feeratePerKw } : {});
-      }
-      case 'POST /v1/channels/forceclose': {
-        return { txid: await manager.forceCloseChannel(str(b, 'channelId')) };
-      }
-      case 'POST /v1/channels/updatefee': {
-        const feeratePerKw = int(b, 'feeratePerKw', true);
-        return { feeratePerKw: await manager.updateChannelFee(str(b, 'channelId'), feeratePerKw) };
-      }
-      case 'POST /v1/chain/generate': {
-        const address = typeof b['address'] === 'string' ? b['address'] : (await wallet.newAddress()).address;
-        const hashes = await chain.generateToAddress(int(b, 'blocks')!, address);
-        return { blocks: hashes.map((h) => bytesToHex(h.slice().reverse())), height: chain.tip().height };
-      }
-      default:
-        throw new ApiError('ERR_API_NOT_FOUND', `no route ${key}`);
-    }
+        })),
+      ],
+      ['/v1/peers', get(() => node.listPeers())],
+      [
+        '/v1/peers/connect',
+        post((b) => {
+          const { nodeId, host, port } = parseNodeAddress(str(b, 'uri'));
+          return node.connect(nodeId, host, port, { persistent: bool(b, 'persistent') === true });
+        }),
+      ],
+      ['/v1/peers/disconnect', post((b) => ({ disconnected: node.disconnect(bytesToHex(parseNodeId(str(b, 'nodeId')))) }))],
+      ['/v1/wallet/balance', get(() => wallet.balance())],
+      ['/v1/wallet/newaddress', post(async () => ({ address: (await wallet.newAddress()).address }))],
+      [
+        '/v1/wallet/send',
+        post(async (b) => {
+          const sent = await wallet.sendToAddress(str(b, 'address'), amount(b, 'amountSat')!);
+          return { txid: bytesToHex(sent.txid.slice().reverse()), feeSat: sent.feeSat, tx: bytesToHex(sent.tx) };
+        }),
+      ],
+      ['/v1/channels', get(() => manager.listChannels())],
+      [
+        '/v1/channels/open',
+        post((b) => {
+          const type = b['channelType'];
+          if (type !== undefined && type !== 'static_remotekey' && type !== 'anchors_zero_fee_htlc')
+            throw new ApiError('ERR_API_BAD_REQUEST', '"channelType" must be static_remotekey or anchors_zero_fee_htlc');
+          const pushMsat = amount(b, 'pushMsat', true);
+          const feeratePerKw = int(b, 'feeratePerKw', true);
+          return manager.openChannel(bytesToHex(parseNodeId(str(b, 'nodeId'))), amount(b, 'fundingSat')!, {
+            ...(type !== undefined ? { channelType: type as ChannelType } : {}),
+            ...(pushMsat !== undefined ? { pushMsat } : {}),
+            ...(feeratePerKw !== undefined ? { feeratePerKw } : {}),
+          });
+        }),
+      ],
+      [
+        '/v1/channels/close',
+        post((b) => {
+          const feeratePerKw = int(b, 'feeratePerKw', true);
+          return manager.closeChannel(str(b, 'channelId'), feeratePerKw !== undefined ? { feeratePerKw } : {});
+        }),
+      ],
+      ['/v1/channels/forceclose', post(async (b) => ({ txid: await manager.forceCloseChannel(str(b, 'channelId')) }))],
+      [
+        '/v1/channels/updatefee',
+        post(async (b) => {
+          const feeratePerKw = int(b, 'feeratePerKw', true);
+          return { feeratePerKw: await manager.updateChannelFee(str(b, 'channelId'), feeratePerKw) };
+        }),
+      ],
+      [
+        '/v1/chain/generate',
+        post(async (b) => {
+          const blocks = int(b, 'blocks', false, MAX_BLOCKS)!;
+          let address: string;
+          if (b['address'] === undefined) {
+            address = (await wallet.newAddress()).address;
+          } else {
+            address = str(b, 'address');
+            parseAddress(address); // a typed WalletError (400) for what is not a regtest address
+          }
+          const hashes = await chain.generateToAddress(blocks, address);
+          return { blocks: hashes.map((h) => bytesToHex(h.slice().reverse())), height: chain.tip().height };
+        }),
+      ],
+    ]);
   }
 }
 
-function readBody(req: IncomingMessage): Promise<Json> {
+function tooLarge(): ApiError {
+  return new ApiError('ERR_API_TOO_LARGE', `request body over ${MAX_BODY} bytes`);
+}
+
+function checkContentType(req: IncomingMessage): void {
+  const [type, ...params] = (req.headers['content-type'] ?? '').split(';').map((p) => p.trim().toLowerCase());
+  const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+  if (type !== 'application/json' || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8'))
+    throw new ApiError('ERR_API_UNSUPPORTED_MEDIA_TYPE', 'POST bodies must be sent as "Content-Type: application/json"');
+}
+
+/**
+ * The request body as a JSON object ({} when empty). Over MAX_BODY: the rest
+ * is read and dropped until the request ends (up to MAX_DRAIN, then
+ * `giveUp` is called and reading stops), and ERR_API_TOO_LARGE follows.
+ */
+function readBody(req: IncomingMessage, giveUp: () => void): Promise<Json> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new ApiError('ERR_API_BAD_REQUEST', 'request body too large'));
-        req.destroy();
+      if (size <= MAX_BODY) {
+        chunks.push(c);
         return;
       }
-      chunks.push(c);
+      chunks.length = 0;
+      if (size > MAX_DRAIN) {
+        // past this bound the client is not stopped by waiting: answer now and close
+        giveUp();
+        req.removeAllListeners('data');
+        req.pause();
+        reject(tooLarge());
+      }
     });
     req.on('end', () => {
+      if (size > MAX_BODY) return reject(tooLarge());
       const text = Buffer.concat(chunks).toString('utf8');
       if (text.trim() === '') return resolve({});
+      let v: unknown;
       try {
-        const v = JSON.parse(text) as unknown;
-        if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
-        resolve(v as Json);
-      } catch (e) {
-        reject(new ApiError('ERR_API_BAD_REQUEST', `body is not a JSON object: ${(e as Error).message}`));
+        v = JSON.parse(text) as unknown;
+      } catch {
+        return reject(new ApiError('ERR_API_BAD_REQUEST', 'the body is not valid JSON'));
       }
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return reject(new ApiError('ERR_API_BAD_REQUEST', 'the body must be a JSON object'));
+      resolve(v as Json);
     });
     req.on('error', reject);
   });

@@ -9,6 +9,11 @@
  *                     backs every key the node holds besides its identity
  *   DIR/db/           the LevelDB store (wallet and channel records)
  *   DIR/chain/        bcoin's chain database
+ *   DIR/api_token     the control API's bearer token (with `api`; node/datadir.ts)
+ *
+ * The datadir is refused when empty and made 0700 before anything is read or
+ * written (node/datadir.ts). What LevelDB and bcoin create inside follows the
+ * process umask: the daemon sets 077, a program embedding this sets its own.
  *
  * The channel manager must start before the node accepts or dials anyone:
  * its message handlers have to be registered before the first message.
@@ -21,6 +26,7 @@ import { createChainBackend, type BcoinChainBackend, type ChainMode } from '../c
 import type { Logger } from '../log.js';
 import { subsystemLogger } from '../log.js';
 import type { Node } from '../node.js';
+import { checkDatadirPath, loadOrCreateApiToken, prepareDatadir } from '../datadir.js';
 import { loadOrCreateSeed } from '../wallet/seed.js';
 import { Wallet } from '../wallet/wallet.js';
 import { ControlApi } from './api.js';
@@ -34,6 +40,8 @@ export interface ChannelServicesOptions {
   chainPeer?: string;
   /** `HOST:PORT` (loopback only) of the local control API; absent: no API. */
   api?: string;
+  /** The API's bearer token; default: DIR/api_token, created on the first start. */
+  apiToken?: string;
   policy?: Partial<ChannelPolicyConfig>;
   log: Logger;
 }
@@ -55,6 +63,7 @@ export class ChannelServices {
   /** Opens everything and starts the manager; the node itself is started by the caller afterwards. */
   static async start(o: ChannelServicesOptions): Promise<ChannelServices> {
     const log = subsystemLogger(o.log, 'services');
+    prepareDatadir(checkDatadirPath(o.datadir), log);
     const { seed } = await loadOrCreateSeed(join(o.datadir, 'wallet_seed'));
     const store = await openDiskStore(join(o.datadir, 'db'));
     let chain: BcoinChainBackend | undefined;
@@ -82,7 +91,7 @@ export class ChannelServices {
       await manager.start();
       const s = new ChannelServices(o.node, store, chain, wallet, manager, log);
       if (o.api !== undefined) {
-        s.api = new ControlApi(s);
+        s.api = new ControlApi(s, { token: o.apiToken ?? loadOrCreateApiToken(o.datadir, log).token });
         const address = await s.api.listen(o.api);
         log.info({ api: `http://${address}` }, 'local API listening');
       }

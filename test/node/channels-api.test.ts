@@ -15,6 +15,7 @@ import { withChannelFeatures } from '../../node/channels/features.js';
 import { FEATURE_TABLE } from '../../node/features.js';
 import { createLogger } from '../../node/log.js';
 import { Node } from '../../node/node.js';
+import { readApiToken } from '../../node/datadir.js';
 
 const T = { timeout: 60_000 };
 
@@ -22,6 +23,7 @@ interface Running {
   node: Node;
   services: ChannelServices;
   apiPort: number;
+  token: string;
 }
 
 async function start(datadir: string): Promise<Running> {
@@ -30,7 +32,7 @@ async function start(datadir: string): Promise<Running> {
   const services = await ChannelServices.start({ node, datadir, chain: 'embedded', api: '127.0.0.1:0', log });
   await node.start();
   const address = services.api!.address!;
-  return { node, services, apiPort: Number(address.split(':').pop()) };
+  return { node, services, apiPort: Number(address.split(':').pop()), token: readApiToken(datadir) };
 }
 
 async function stop(r: Running): Promise<void> {
@@ -39,7 +41,9 @@ async function stop(r: Running): Promise<void> {
 }
 
 async function call(r: Running, method: string, path: string, body?: string): Promise<{ status: number; json: any }> {
-  const res = await fetch(`http://127.0.0.1:${r.apiPort}${path}`, { method, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(20_000) });
+  const headers: Record<string, string> = { authorization: `Bearer ${r.token}` };
+  if (method === 'POST') headers['content-type'] = 'application/json';
+  const res = await fetch(`http://127.0.0.1:${r.apiPort}${path}`, { method, headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(20_000) });
   return { status: res.status, json: await res.json() };
 }
 

@@ -13,11 +13,11 @@ import { after, describe, it } from 'node:test';
 import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
 import { randomPrivateKey, secp, sha256 } from '../../wire/crypto.js';
 import { FeatureVector } from '../../wire/features.js';
-import { DEFAULTS, loadOrCreateNodeKey, parseHostPort, parseNodeAddress, resolveConfig } from '../../node/config.js';
+import { DEFAULTS, defaultMaxConnections, loadOrCreateNodeKey, openFileLimit, parseHostPort, parseNodeAddress, resolveConfig } from '../../node/config.js';
 import { FEATURE_TABLE, knownFeatureBits, knowsRequiredBit, localFeatures, type FeatureRow } from '../../node/features.js';
 import { silentLogger } from '../../node/log.js';
 import { NETWORKS } from '../../node/network.js';
-import { Node } from '../../node/node.js';
+import { addressKey, Node } from '../../node/node.js';
 import { portOf, startNode, tcp, waitEvent } from './peer-helpers.js';
 
 const dirs: string[] = [];
@@ -100,6 +100,43 @@ describe('config', () => {
     assert.equal(c.maxPingPongBytes, 4096);
   });
 
+  it('peer limits: defaults, and maxConnections from the open-file limit less the reserve', () => {
+    const c = resolveConfig({ datadir: 'x' });
+    assert.equal(c.maxPendingInbound, 64);
+    assert.equal(c.maxPendingInboundPerAddress, 4);
+    assert.equal(c.pendingReserveForChannelPeers, 16);
+    assert.equal(c.actOneTimeoutMs, 5_000);
+    assert.equal(c.maxPeersWithoutChannels, 100); // lnd's num-restricted-slots
+    assert.equal(c.maxPeersPerAddress, 16);
+    assert.equal(c.reservedFileDescriptors, 1024);
+    assert.equal(c.pingsPerSecond, 10);
+    assert.equal(c.pingBurst, 200);
+    assert.equal(c.pongBytesPerSecond, 65_536);
+    assert.equal(c.pingFloodLimit, 100);
+    assert.equal(c.logSummaryIntervalMs, 60_000);
+    const limit = openFileLimit();
+    if (process.platform === 'linux') {
+      const soft = /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))![1]!;
+      assert.equal(limit, soft === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(soft));
+    }
+    assert.equal(c.maxConnections, defaultMaxConnections(1024, limit));
+    assert.equal(defaultMaxConnections(1024, 20_000), 18_976);
+    assert.equal(defaultMaxConnections(1024, 1024), 64); // never below 64
+    assert.equal(defaultMaxConnections(1024, undefined), 1024);
+    assert.equal(resolveConfig({ datadir: 'x', reservedFileDescriptors: 100 }).maxConnections, defaultMaxConnections(100, limit));
+    assert.equal(resolveConfig({ datadir: 'x', maxConnections: 7 }).maxConnections, 7);
+  });
+
+  it('remote addresses are counted by IPv4 address and by IPv6 /64', () => {
+    assert.equal(addressKey('127.0.0.2'), '127.0.0.2');
+    assert.equal(addressKey('::ffff:10.1.2.3'), '10.1.2.3');
+    assert.equal(addressKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+    assert.equal(addressKey('2001:db8:1:2:bbbb:cccc:dddd:eeee'), '2001:db8:1:2::/64');
+    assert.equal(addressKey('2001:db8::1'), '2001:db8:0:0::/64');
+    assert.equal(addressKey('::1'), '0:0:0:0::/64');
+    assert.equal(addressKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+  });
+
   it('rejects bad values with ERR_NODE_CONFIG', () => {
     const bad: Parameters<typeof resolveConfig>[0][] = [
       {},
@@ -110,6 +147,13 @@ describe('config', () => {
       { datadir: 'x', initTimeoutMs: 1.5 },
       { datadir: 'x', maxPingPongBytes: 65532 },
       { datadir: 'x', reconnectInitialDelayMs: 10, reconnectMaxDelayMs: 5 },
+      { datadir: 'x', maxPendingInboundPerAddress: 0 },
+      { datadir: 'x', actOneTimeoutMs: 0 },
+      { datadir: 'x', maxConnections: 0 },
+      { datadir: 'x', pingsPerSecond: -1 },
+      { datadir: 'x', pongBytesPerSecond: Number.NaN },
+      { datadir: 'x', pingBurst: 0 },
+      { datadir: 'x', maxPeersPerAddress: 2.5 },
     ];
     for (const c of bad) assert.throws(() => resolveConfig(c), (e: { code?: string }) => e.code === 'ERR_NODE_CONFIG', JSON.stringify(c));
   });

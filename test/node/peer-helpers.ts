@@ -74,9 +74,10 @@ export function withTimeout<T>(p: Promise<T>, what: string, ms = WAIT_MS): Promi
   ]);
 }
 
-export function tcp(port: number): Promise<Socket> {
+/** A TCP connection to 127.0.0.1:port, from `localAddress` when given (any 127.x.y.z works on Linux loopback: distinct remote addresses). */
+export function tcp(port: number, localAddress?: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = netConnect({ host: '127.0.0.1', port }, () => {
+    const s = netConnect({ host: '127.0.0.1', port, ...(localAddress !== undefined ? { localAddress } : {}) }, () => {
       s.off('error', reject);
       resolve(s);
     });
@@ -98,18 +99,26 @@ export function initMessage(opts: { features?: number[]; global?: number[]; netw
 
 /** A peer driven by the test over a real BOLT 8 connection: sends what it is told, records what it gets. */
 export class RawPeer {
-  readonly key = randomPrivateKey();
+  readonly key: Uint8Array;
   readonly received: Message[] = [];
   readonly unknown: { type: number }[] = [];
   conn!: NoiseConnection;
   closed!: Promise<AmpnodeError | undefined>;
   private waiters: (() => void)[] = [];
 
-  static async connect(node: Node): Promise<RawPeer> {
-    const p = new RawPeer();
-    const socket = await tcp(portOf(node));
+  constructor(key: Uint8Array = randomPrivateKey()) {
+    this.key = key;
+  }
+
+  /** Connects (from `localAddress`, with identity `key`, when given) and completes the BOLT 8 handshake. */
+  static async connect(node: Node, opts: { localAddress?: string; key?: Uint8Array } = {}): Promise<RawPeer> {
+    const p = new RawPeer(opts.key);
+    const socket = await tcp(portOf(node), opts.localAddress);
     p.conn = await noiseConnect(socket, { localStaticPriv: p.key, remoteStaticPub: node.nodeId, handshakeTimeoutMs: WAIT_MS });
     p.closed = new Promise((r) => p.conn.once('close', r));
+    p.conn.once('close', () => {
+      for (const w of p.waiters.splice(0)) w();
+    });
     p.conn.on('message', (bytes) => {
       try {
         const d = decodeMessage(bytes);
@@ -135,12 +144,13 @@ export class RawPeer {
     this.conn.send(bytes);
   }
 
-  /** Waits for a received message satisfying `pred` (already received ones count); removes and returns it. */
+  /** Waits for a received message satisfying `pred` (already received ones count); removes and returns it. Throws once the connection closes without one. */
   async next<T extends Message>(pred: (m: Message) => m is T, what: string, ms = WAIT_MS): Promise<T> {
     const deadline = Date.now() + ms;
     for (;;) {
       const i = this.received.findIndex(pred);
       if (i >= 0) return this.received.splice(i, 1)[0] as T;
+      if (this.conn.closed) throw new Error(`raw peer: connection closed before ${what}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`raw peer: no ${what} within ${ms} ms`);
       await new Promise<void>((resolve) => {
@@ -154,8 +164,8 @@ export class RawPeer {
   }
 
   /** Connects, completes the init exchange (with `init`, a valid one by default) and returns. */
-  static async ready(node: Node, init: InitMessage = initMessage()): Promise<RawPeer> {
-    const p = await RawPeer.connect(node);
+  static async ready(node: Node, init: InitMessage = initMessage(), opts: { localAddress?: string; key?: Uint8Array } = {}): Promise<RawPeer> {
+    const p = await RawPeer.connect(node, opts);
     const connected = waitEvent(node, 'peer_connected', (i) => i.nodeId === p.nodeIdHex);
     p.send(init);
     await p.next((m): m is InitMessage => m.type === 16, 'init');
@@ -174,9 +184,9 @@ export class ForgingPeer {
   socket!: Socket;
   transport!: NoiseTransport;
 
-  static async connect(node: Node): Promise<ForgingPeer> {
+  static async connect(node: Node, opts: { localAddress?: string } = {}): Promise<ForgingPeer> {
     const p = new ForgingPeer();
-    p.socket = await tcp(portOf(node));
+    p.socket = await tcp(portOf(node), opts.localAddress);
     p.socket.on('error', () => undefined);
     const one = initiatorActOne({ localStaticPriv: p.key, remoteStaticPub: node.nodeId });
     p.socket.write(one.actOne);
