@@ -589,3 +589,8 @@ function receive(ctx: StepContext, s: ChannelState, m: ChannelMessage): StepResu
       return peerError(s, 'ERR_UNEXPECTED_MESSAGE', 'open_channel for an existing channel');
   }
 }
+
+/** An HTLC the peer offered is irrevocably committed and no resolution of ours is pending or queued for it. */
+export function incomingOpen(s: ChannelState, id: bigint): boolean {
+  return typeof settleable(s, id) !== 'string';
+}

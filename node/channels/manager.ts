@@ -38,11 +38,28 @@ import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
 import { commitFeeUpdate, DEFAULT_COMMIT_FEE_POLICY } from '../../htlc/channel/fee.js';
 import { localCommitmentTxid } from '../../htlc/channel/unilateral.js';
+import { incomingOpen } from '../../htlc/channel/machine.js';
+import {
+  ChannelLink,
+  DEFAULT_BATCH_CONFIG,
+  DEFAULT_FORWARDING_POLICY,
+  HtlcSwitch,
+  type AttemptResult,
+  type BatchConfig,
+  type FinalHopHandler,
+  type FinalPayloadRecords,
+  type ForwardingPolicy,
+  type LinkChannel,
+  type NodeSigner,
+  type Route,
+  type SwitchConfig,
+  type Timers,
+} from '../../htlc/switch/index.js';
 import type { ChannelConfig, ChannelEvent, ChannelFailure, ChannelInput, ChannelState, ChannelType, StepResult } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
 import { bytesToHex, concatBytes, equalBytes, hexToBytes, u16be } from '../../wire/bytes.js';
 import { decodeChannelMessage, encodeChannelMessage, channelIdOf, type ChannelMessage, type OpenChannel } from '../../wire/channel-messages.js';
-import { randomBytes, sha256 } from '../../wire/crypto.js';
+import { publicKeyFromPrivate, randomBytes, secp, sha256 } from '../../wire/crypto.js';
 import { AmpnodeError, ArgumentError } from '../../wire/errors.js';
 import { Feature } from '../../wire/features.js';
 import { MessageType } from '../../wire/messages.js';
@@ -121,6 +138,21 @@ export interface ChannelManagerOptions {
   seed: Uint8Array;
   policy?: Partial<ChannelPolicyConfig>;
   logger?: Logger;
+  /**
+   * `switch` (default): every HTLC goes through the links and the HTLC switch (onions peeled, forwarded, settled by the
+   * final-hop handler, our payments sent with sendToRoute). `manual`: the caller drives HTLCs itself with addHtlc /
+   * fulfillHtlc / failHtlc and the htlc_* events (the channel layer's own tests, and apps that intercept every HTLC).
+   */
+  htlcMode?: 'switch' | 'manual';
+  /** The node's identity key: the onion's ECDH and our channel_update signatures; default: the node's own, once started. */
+  nodeKey?: Uint8Array;
+  /** Who answers HTLCs for us (the invoice registry); without one they are failed. */
+  finalHop?: FinalHopHandler;
+  switchConfig?: Partial<SwitchConfig>;
+  /** Commitment batching of the links (lnd: 50 ms, 10 updates). */
+  batch?: Partial<BatchConfig>;
+  /** Forwarding policy of every channel (lnd's defaults); per channel with setForwardingPolicy. */
+  forwardingPolicy?: Partial<ForwardingPolicy>;
 }
 
 export type ChannelStatus = ChannelState['phase'] | 'failed';
@@ -175,7 +207,9 @@ export interface ChannelEvents {
    * the commitment they broadcast was one they had revoked.
    */
   sweep_broadcast: [info: ChannelInfo, sweepTxid: string, output: SweptOutput, valueSat: bigint];
-  htlc_incoming: [channelId: string, htlc: { id: bigint; amountMsat: bigint; paymentHash: Uint8Array; cltvExpiry: number }];
+  htlc_incoming: [channelId: string, htlc: { id: bigint; amountMsat: bigint; paymentHash: Uint8Array; cltvExpiry: number; onionRoutingPacket: Uint8Array }];
+  /** The peer revealed the preimage of an HTLC we offered (update_fulfill_htlc received, not yet irrevocable). */
+  preimage_received: [channelId: string, id: bigint, paymentPreimage: Uint8Array];
   /**
    * An HTLC we offered was settled: by the peer's update_fulfill_htlc, or on chain after a unilateral close (the
    * preimage read from the peer's claim). The same HTLC may be reported more than once (off chain, then on chain;
@@ -183,7 +217,7 @@ export interface ChannelEvents {
    */
   htlc_fulfilled: [channelId: string, id: bigint, paymentPreimage: Uint8Array];
   /** An HTLC we offered was failed: by the peer, or on chain (we took it back after its expiry; `reason` undefined). */
-  htlc_failed: [channelId: string, id: bigint, reason: Uint8Array | undefined];
+  htlc_failed: [channelId: string, id: bigint, reason: Uint8Array | undefined, malformed?: { failureCode: number; sha256OfOnion: Uint8Array }];
   /**
    * An HTLC we offered (addHtlc returned its id) that no commitment_signed of
    * ours covered when the connection dropped or the node restarted: the peer
@@ -244,6 +278,8 @@ interface Chan {
   meta: ChannelMeta;
   store: KvStore;
   driver: ChannelDriver;
+  /** Between the driver and the switch: onion peeling, the HTLC hand-off, commitment batching. */
+  link: ChannelLink;
   confWatch?: WatchHandle;
   spendWatch?: WatchHandle;
   /** Waits for our commitment's CSV delay before sweeping to_local. */
@@ -291,6 +327,20 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   private started = false;
   private stopped = false;
   private feeTimer: NodeJS.Timeout | undefined;
+  private blockWatch: WatchHandle | undefined;
+  /** The HTLC switch (undefined in `manual` mode). */
+  readonly htlcSwitch: HtlcSwitch | undefined;
+  private readonly signer: NodeSigner | undefined;
+  private readonly batch: BatchConfig;
+  private readonly forwardingPolicy: ForwardingPolicy;
+  private readonly timers: Timers = {
+    setTimeout: (fn, ms) => {
+      const t = setTimeout(fn, ms);
+      t.unref();
+      return t;
+    },
+    clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+  };
   /** What happens on chain once a channel's funding output is spent by a commitment. */
   private readonly arbitrator: ChainArbitrator<Chan>;
   private readonly onConnected = (info: PeerInfo): void => this.peerConnected(info.nodeId);
@@ -307,6 +357,35 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     this.policy = { ...DEFAULT_CHANNEL_POLICY, ...(o.policy ?? {}) };
     this.chainHash = NETWORKS[o.node.config.network].chainHash;
     this.log = subsystemLogger(o.logger ?? silentLogger(), 'channels');
+    this.batch = { ...DEFAULT_BATCH_CONFIG, ...(o.batch ?? {}) };
+    this.forwardingPolicy = { ...DEFAULT_FORWARDING_POLICY, ...(o.forwardingPolicy ?? {}) };
+    if ((o.htlcMode ?? 'switch') === 'switch') {
+      // the node loads its key in start(), which comes after ours: read it when first used
+      const given = o.nodeKey;
+      if (given !== undefined && !secp.isPrivateKey(given)) throw new ArgumentError('nodeKey is not a valid private key');
+      let nodeId: Uint8Array | undefined;
+      const key = (): Uint8Array => given ?? o.node.identityKey();
+      this.signer = {
+        get nodeId() {
+          return (nodeId ??= publicKeyFromPrivate(key()));
+        },
+        get privateKey() {
+          return key();
+        },
+        ecdh: (p) => secp.ecdh(p, key()),
+        signDigest: (d) => secp.sign(d, key()),
+      };
+      const swLog = subsystemLogger(o.logger ?? silentLogger(), 'switch');
+      this.htlcSwitch = new HtlcSwitch({
+        store: o.store.sublevel('switch'),
+        ...(o.finalHop !== undefined ? { finalHop: o.finalHop } : {}),
+        ...(o.switchConfig !== undefined ? { config: o.switchConfig } : {}),
+        log: (level, obj, msg) => swLog[level](obj, msg),
+      });
+    } else {
+      this.htlcSwitch = undefined;
+      this.signer = undefined;
+    }
     this.arbitrator = new ChainArbitrator<Chan>({
       chain: this.chain,
       wallet: this.wallet,
@@ -319,6 +398,10 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
           const channelId = bytesToHex(chan.driver.state.channelId);
           if (preimage !== null) this.emit('htlc_fulfilled', channelId, htlcId, preimage);
           else this.emit('htlc_failed', channelId, htlcId, undefined);
+          const sw = this.htlcSwitch;
+          if (sw === undefined) return;
+          const done = preimage !== null ? sw.onOutgoingSettle(channelId, htlcId, preimage, 'chain') : sw.onOutgoingFail(channelId, htlcId, { onChain: true });
+          void done.catch((err: unknown) => this.log.error({ err, channelId, htlcId: String(htlcId) }, 'switch could not take an on-chain resolution'));
         },
         failed: (chan, reason, level) => void this.fail(chan, reason, level),
       },
@@ -342,6 +425,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     // must be handled or the connection fails) for private channels, and announcement_signatures (259) for
     // public ones. Kept for the router later; announcing channels is not implemented, so both are only logged.
     for (const t of [258, 259]) this.node.registerHandler(t, (peer, msg) => this.log.debug({ peer: peer.nodeIdHex, type: msg.type, name: msg.name }, 'gossip message about a channel ignored'));
+    // the switch's records first: the channels' replayed events below are checked against them
+    await this.htlcSwitch?.start(this.chain.tip().height);
     for await (const [k, v] of this.root.entries(enc.encode(P_META))) {
       const keyIndex = Number(dec.decode(k).slice(P_META.length));
       const meta = JSON.parse(dec.decode(v)) as ChannelMeta;
@@ -350,11 +435,19 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       const s = states[0];
       if (s === undefined) continue; // never got past the opening: nothing was signed
       const chan = { keyIndex, peer: meta.peer, meta, store, ...(meta.failure !== undefined ? { failure: meta.failure } : {}) } as Chan;
+      this.makeLink(chan);
       chan.driver = ChannelDriver.restore(this.adapters(chan), s);
       this.chans.set(keyIndex, chan);
       await this.resume(chan);
       // HTLC events persisted but maybe not handled before the stop, and our adds the restart forgot
       await chan.driver.replay();
+    }
+    this.htlcSwitch?.resume();
+    if (this.htlcSwitch !== undefined) {
+      const sw = this.htlcSwitch;
+      this.blockWatch = this.chain.onBlock((ev) => {
+        if (ev.type === 'connected') sw.blockConnected(ev.height);
+      });
     }
     this.node.on('peer_connected', this.onConnected);
     this.node.on('peer_disconnected', this.onDisconnected);
@@ -369,6 +462,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.feeTimer);
+    this.blockWatch?.cancel();
+    this.htlcSwitch?.stop();
     this.node.off('peer_connected', this.onConnected);
     this.node.off('peer_disconnected', this.onDisconnected);
     for (const c of this.chans.values()) {
@@ -377,6 +472,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       c.sweepWatch?.cancel();
       for (const w of c.htlcWatches ?? []) w.cancel();
       c.rebroadcastWatch?.cancel();
+      c.link?.stop();
       const err = new ChannelManagerError('ERR_MANAGER_STOPPED', 'channel manager stopped');
       this.settle(c, 'opening', err);
       this.settle(c, 'closing', err);
@@ -417,6 +513,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     return new Promise<ChannelInfo>((resolve, reject) => {
       this.onPeerQueue(peer, async () => {
         const chan = { keyIndex, peer, meta, store } as Chan;
+        this.makeLink(chan);
         const waiter = this.waiter(chan, 'opening', resolve, reject, 'channel opening');
         chan.opening = waiter;
         try {
@@ -460,8 +557,9 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     });
   }
 
-  /** Offers an HTLC on a channel and signs it; returns its id. (The switch will call this; tests do now.) */
+  /** `manual` mode: offers an HTLC on a channel and signs it; returns its id. (In `switch` mode: sendToRoute.) */
   async addHtlc(channelId: string, req: AddHtlcRequest): Promise<bigint> {
+    this.requireManual();
     const c = this.requireUsable(channelId);
     const r = await c.driver.apply({
       type: 'add_htlc',
@@ -473,7 +571,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     if (r.failure !== undefined) throw refused(r);
     const add = r.send.find((m) => m.type === 128);
     if (add === undefined || add.type !== 128) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', 'no update_add_htlc produced');
-    await this.sign(c);
+    await c.link.signNow();
     return add.id;
   }
 
@@ -564,6 +662,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   }
 
   private async resolveHtlc(channelId: string, input: ChannelInput & { type: 'fulfill_htlc' | 'fail_htlc' }): Promise<void> {
+    this.requireManual();
     // on a failed channel a fulfill is still recorded (its preimage claims the HTLC output if a commitment reaches the
     // chain) but nothing is signed; failing back there changes nothing on chain and is refused
     const c = input.type === 'fulfill_htlc' ? this.require(channelId) : this.requireUsable(channelId);
@@ -575,7 +674,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     }
     // taken and persisted: a signing failure now (the store gone) must not look like a refusal to the caller;
     // the next reestablish or revoke_and_ack signs it
-    await this.sign(c).catch((err: unknown) => this.log.warn({ err, id: String(input.id) }, 'signing after a resolution failed; the channel keeps the resolution'));
+    await c.link.signNow().catch((err: unknown) => this.log.warn({ err, id: String(input.id) }, 'signing after a resolution failed; the channel keeps the resolution'));
   }
 
   /**
@@ -602,7 +701,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     const r = await c.driver.apply({ type: 'update_fee', feeratePerKw: rate });
     if (r.failure !== undefined) throw refused(r);
     this.log.info({ channelId: bytesToHex(c.driver.state.channelId), feeratePerKw: rate }, 'update_fee sent');
-    await this.sign(c);
+    await c.link.signNow();
     return rate;
   }
 
@@ -849,7 +948,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       }
       return;
     }
-    if (m.type === 132 || m.type === 133 || m.type === 136) await this.sign(chan);
+    if (m.type === 132 || m.type === 133 || m.type === 136) await chan.link.afterPeerUpdate();
   }
 
   private async acceptOpen(peer: string, m: OpenChannel): Promise<void> {
@@ -865,6 +964,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     }
     const { keyIndex, meta, store } = await this.newChannelRecord(peer);
     const chan = { keyIndex, peer, meta, store } as Chan;
+    this.makeLink(chan);
     const d = await ChannelDriver.accept(this.adapters(chan, () => this.chans.set(keyIndex, chan)), m, {
       chainHash: this.chainHash,
       keyIndex,
@@ -912,12 +1012,6 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     }
   }
 
-  private async sign(c: Chan): Promise<void> {
-    const r = await c.driver.apply({ type: 'sign' });
-    if (r.failure !== undefined && r.failure.code !== 'ERR_NOTHING_TO_SIGN' && r.failure.code !== 'ERR_AWAITING_REVOCATION' && r.failure.code !== 'ERR_NOT_READY')
-      this.log.warn({ code: r.failure.code, reason: r.failure.message }, 'sign refused');
-  }
-
   // ------------------------------------------------------------------ channel events
 
   /** Called from inside the driver: never awaits the driver. */
@@ -940,20 +1034,33 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       case 'channel_reestablished':
         queueMicrotask(() => this.emit('channel_reestablished', this.info(chan)));
         return;
-      case 'htlc_incoming':
+      case 'htlc_incoming': {
+        const h = e.htlc;
         queueMicrotask(() =>
-          this.emit('htlc_incoming', cid(), { id: e.htlc.htlcId, amountMsat: e.htlc.amountMsat, paymentHash: e.htlc.paymentHash, cltvExpiry: e.htlc.cltvExpiry }),
+          this.emit('htlc_incoming', cid(), { id: h.htlcId, amountMsat: h.amountMsat, paymentHash: h.paymentHash, cltvExpiry: h.cltvExpiry, onionRoutingPacket: h.onionRoutingPacket }),
         );
+        // the switch records it before this returns: only then does the channel drop it from its outbox
+        await chan.link.onChannelEvent(e);
+        return;
+      }
+      case 'preimage_received':
+        queueMicrotask(() => this.emit('preimage_received', cid(), e.id, e.paymentPreimage));
+        await chan.link.onChannelEvent(e);
         return;
       case 'htlc_fulfilled':
         queueMicrotask(() => this.emit('htlc_fulfilled', cid(), e.id, e.paymentPreimage));
+        await chan.link.onChannelEvent(e);
         return;
-      case 'htlc_failed':
-        queueMicrotask(() => this.emit('htlc_failed', cid(), e.id, e.reason));
+      case 'htlc_failed': {
+        const malformed = e.failureCode !== undefined && e.sha256OfOnion !== undefined ? { failureCode: e.failureCode, sha256OfOnion: e.sha256OfOnion } : undefined;
+        queueMicrotask(() => this.emit('htlc_failed', cid(), e.id, e.reason, malformed));
+        await chan.link.onChannelEvent(e);
         return;
+      }
       case 'htlc_unsent':
         this.log.info({ channelId: cid(), id: String(e.htlc.htlcId) }, 'HTLC dropped unsigned at disconnect');
         queueMicrotask(() => this.emit('htlc_unsent', cid(), { id: e.htlc.htlcId, amountMsat: e.htlc.amountMsat, paymentHash: e.htlc.paymentHash }));
+        await chan.link.onChannelEvent(e);
         return;
       case 'closing_tx':
         await this.chain.broadcast(buf(e.tx)).catch((err: unknown) => this.log.warn({ err }, 'closing tx broadcast failed (the peer may have broadcast it first)'));
@@ -1074,6 +1181,72 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     const c = this.require(channelId);
     if (c.failure !== undefined) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `channel ${channelId} failed: ${c.failure}`);
     return c;
+  }
+
+  private requireManual(): void {
+    if (this.htlcSwitch !== undefined) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', 'HTLCs are handled by the switch in this mode (htlcMode: switch); use sendToRoute');
+  }
+
+  /** The link of a channel: between its driver and the switch. */
+  private makeLink(chan: Chan): void {
+    const mgr = this;
+    const channel: LinkChannel = {
+      get channelId() {
+        return bytesToHex(chan.driver?.state.channelId ?? new Uint8Array(32));
+      },
+      shortChannelId: () => chan.driver?.state.shortChannelId,
+      peerNodeId: () => hexToBytes(chan.peer),
+      capacityMsat: () => (chan.driver?.state.fundingSat ?? 0n) * 1000n,
+      canAdd: () => {
+        const s = chan.driver?.state;
+        return s !== undefined && chan.failure === undefined && s.phase === 'normal' && s.shutdown === undefined && s.reestablished && mgr.node.peer(chan.peer) !== undefined;
+      },
+      failed: () => chan.failure !== undefined,
+      apply: (input) => chan.driver.apply(input),
+      incomingOpen: (id) => chan.driver !== undefined && incomingOpen(chan.driver.state, id),
+      preimageLearnt: (id) => mgr.arbitrator.preimageLearnt(chan, id),
+      forceClose: async (_reason) => {
+        await mgr.forceCloseChannel(bytesToHex(chan.driver.state.channelId));
+      },
+    };
+    chan.link = new ChannelLink({
+      channel,
+      signer: this.signer ?? { nodeId: new Uint8Array(33), privateKey: new Uint8Array(32), ecdh: () => new Uint8Array(32), signDigest: () => new Uint8Array(64) },
+      chainHash: this.chainHash,
+      policy: { ...this.forwardingPolicy },
+      batch: this.htlcSwitch !== undefined ? this.batch : { delayMs: 0, maxPending: 1 },
+      timers: this.timers,
+      ...(this.htlcSwitch !== undefined ? { switch: this.htlcSwitch } : {}),
+      log: (level, obj, msg) => this.log[level](obj, msg),
+    });
+    this.htlcSwitch?.registerLink(chan.link);
+  }
+
+  /**
+   * Sends an HTLC along `route` (lnd's SendToRouteV2) and resolves with the attempt's result: the preimage, or the
+   * decrypted failure with the index of the hop that sent it. See HtlcSwitch.sendToRoute.
+   */
+  sendToRoute(route: Route, paymentHash: Uint8Array, records: FinalPayloadRecords = {}, opts: { attemptId?: bigint } = {}): Promise<AttemptResult> {
+    this.checkRunning();
+    const sw = this.htlcSwitch;
+    if (sw === undefined) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', 'no HTLC switch in manual mode');
+    return sw.sendToRoute(route, paymentHash, records, opts);
+  }
+
+  /** Sets the forwarding policy of one channel (HTLCs leaving through it). */
+  setForwardingPolicy(channelId: string, policy: Partial<ForwardingPolicy>): void {
+    const c = this.require(channelId);
+    c.link.policy = { ...c.link.policy, ...policy };
+  }
+
+  /** The forwarding policy a channel's link applies. */
+  forwardingPolicyOf(channelId: string): ForwardingPolicy {
+    return { ...this.require(channelId).link.policy };
+  }
+
+  /** commitment_signed messages a channel's link has sent (for tests and benchmarks). */
+  commitSigsSent(channelId: string): number {
+    return this.require(channelId).link.commitSigsSent;
   }
 
   private checkRunning(): void {

@@ -95,7 +95,7 @@ class StressNode extends TestNode {
       reconnectInitialDelayMs: 20,
       reconnectMaxDelayMs: 200,
     });
-    this.manager = new ChannelManager({ node: this.node, store: this.store, chain: this.chain, wallet: this.wallet, seed: this.channelSeed, logger, policy: { timeoutMs: 30_000, minimumDepth: 1 } });
+    this.manager = new ChannelManager({ node: this.node, store: this.store, chain: this.chain, wallet: this.wallet, seed: this.channelSeed, logger, policy: { timeoutMs: 30_000, minimumDepth: 1 }, htlcMode: 'manual' });
     this.onStart?.(this);
     this.starting = true;
     await this.manager.start();
