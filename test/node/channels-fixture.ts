@@ -9,13 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDiskStore, openMemoryStore, type KvStore } from '../../db/store.js';
 import { BcoinChainBackend } from '../../node/chain/index.js';
-import { ChannelManager, type ChannelPolicyConfig } from '../../node/channels/manager.js';
+import { ChannelManager, type ChannelManagerOptions, type ChannelPolicyConfig } from '../../node/channels/manager.js';
 import { withChannelFeatures } from '../../node/channels/features.js';
 import { FEATURE_TABLE } from '../../node/features.js';
 import { createLogger } from '../../node/log.js';
 import { Node } from '../../node/node.js';
 import { ELSEWHERE, SEGWIT_HEIGHT } from './chain-fixture.js';
 import { Wallet } from '../../node/wallet/wallet.js';
+import { InvoiceRegistry, type RegistryConfig } from '../../htlc/invoices/index.js';
 import { randomBytes, randomPrivateKey, sha256 } from '../../wire/crypto.js';
 
 export interface TestNodeSpec {
@@ -23,13 +24,25 @@ export interface TestNodeSpec {
   /** Keep the store on disk (restartable). */
   disk?: boolean;
   policy?: Partial<ChannelPolicyConfig>;
+  /** `manual` (default here: the channel-layer tests drive HTLCs by hand) or `switch` (links, switch, sendToRoute). */
+  htlcMode?: 'switch' | 'manual';
+  /** Extra ChannelManager options for `switch` nodes (final hop, batching, switch config, forwarding policy). */
+  manager?: Partial<Pick<ChannelManagerOptions, 'finalHop' | 'batch' | 'switchConfig' | 'forwardingPolicy'>>;
+  /** Give the node an invoice registry (its final-hop handler) with these settings. */
+  registry?: Partial<RegistryConfig>;
+  /** Wraps the node's store each time it is opened (fault injection: a crash between two writes). */
+  wrapStore?: (s: KvStore) => KvStore;
 }
 
 export class TestNode {
   node!: Node;
   store!: KvStore;
+  /** The store under any wrapper. */
+  rawStore!: KvStore;
   wallet!: Wallet;
   manager!: ChannelManager;
+  /** With `spec.registry`: the invoice registry, made again at each start. */
+  registry: InvoiceRegistry | undefined;
   readonly nodeKey = randomPrivateKey();
   readonly walletSeed: Uint8Array = Buffer.from(randomBytes(32)); // bcoin HD wants a Buffer
   readonly channelSeed = randomBytes(32);
@@ -51,10 +64,19 @@ export class TestNode {
   }
 
   async start(): Promise<void> {
-    this.store = this.dir === undefined ? await openMemoryStore() : await openDiskStore(join(this.dir, 'db'));
+    this.rawStore = this.dir === undefined ? await openMemoryStore() : await openDiskStore(join(this.dir, 'db'));
+    this.store = this.spec.wrapStore?.(this.rawStore) ?? this.rawStore;
     this.wallet = await Wallet.open({ chain: this.chain, store: this.store, seed: this.walletSeed });
     const logger = createLogger({ level: (process.env['AMPNODE_TEST_LOG'] as 'debug' | undefined) ?? 'silent' }).child({ node: this.spec.name });
     this.node = new Node({ nodeKey: this.nodeKey, listen: '127.0.0.1:0', features: withChannelFeatures(FEATURE_TABLE), logger, pingIntervalMs: 0 });
+    if (this.spec.registry !== undefined) {
+      this.registry = new InvoiceRegistry({
+        store: this.store.sublevel('invoices'),
+        timers: { setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) },
+        config: this.spec.registry,
+      });
+      await this.registry.start();
+    }
     this.manager = new ChannelManager({
       node: this.node,
       store: this.store,
@@ -63,6 +85,10 @@ export class TestNode {
       seed: this.channelSeed,
       logger,
       policy: { timeoutMs: 30_000, ...(this.spec.policy ?? {}) },
+      htlcMode: this.spec.htlcMode ?? 'manual',
+      nodeKey: this.nodeKey,
+      ...(this.registry !== undefined ? { finalHop: this.registry } : {}),
+      ...(this.spec.manager ?? {}),
     });
     await this.manager.start();
     await this.node.start();
@@ -71,8 +97,21 @@ export class TestNode {
   async stop(): Promise<void> {
     await this.node.stop();
     await this.manager.stop();
+    this.registry?.stop();
     await this.wallet.close();
     await this.store.close();
+  }
+
+  /**
+   * A crash: the connections drop and the store closes at once, whatever is in flight (writes a wrapper holds back
+   * never happen). Start again with start().
+   */
+  async kill(): Promise<void> {
+    await this.node.stop();
+    void this.manager.stop().catch(() => undefined);
+    this.registry?.stop();
+    await this.wallet.close().catch(() => undefined);
+    await this.rawStore.close();
   }
 
   async connect(other: TestNode): Promise<void> {

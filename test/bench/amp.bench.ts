@@ -1,0 +1,220 @@
+/**
+ * AMP receive benchmarks (suite "amp").
+ *
+ * intake: the invoice registry alone (a memory store, timers that never fire)
+ *   takes AMP sets of 8 shards on one reusable invoice, shard by shard as the
+ *   switch hands them over, up to each set's settlement (its one store write
+ *   and every shard's child preimage). Shards/s. Bound, measured in the same
+ *   run on the same inputs: per shard one Map lookup by a 64-character key,
+ *   a 32-byte XOR into a running value, and 2 × SHA-256 (the child's
+ *   preimage from root ‖ share ‖ index, and its hash).
+ * lookup_1m_vs_1k: lookups of a settled set by set_id on an invoice with
+ *   1 000 000 settled sets (a LevelDB store on disk), per second, against the
+ *   same on an invoice with 1 000 (bound): ratio = 1k time / 1M time.
+ * lookup_heap_1m_minus_1k: MB of heap after loading the registry and looking
+ *   the invoice up with 1 000 000 sets, minus the same with 1 000; bound 50 MB
+ *   (ratio ≤ 1 meets it).
+ * heap_per_pending_shard: heap bytes per pending shard with 10 000 shards held
+ *   in incomplete sets (inputs released, garbage collected before and after);
+ *   bound 1024 bytes (ratio ≤ 1 meets it).
+ *
+ * AMP_BENCH_SETS overrides the 1 000 000 (for a quick run).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { openDiskStore, openMemoryStore, type BatchOp, type KvStore } from '../../db/store.js';
+import { InvoiceRegistry } from '../../htlc/invoices/index.js';
+import { putCounters, putInvoice, putSet } from '../../htlc/invoices/store.js';
+import type { AmpSet, Invoice } from '../../htlc/invoices/index.js';
+import type { FinalHtlc, Timers } from '../../htlc/switch/index.js';
+import { AmpShards, randomChildIndex, type AmpChild } from '../../onion/index.js';
+import { bytesToHex } from '../../wire/bytes.js';
+import { randomBytes, sha256 } from '../../wire/crypto.js';
+import { emit, opsPerSecond } from './harness.js';
+
+const SUITE = 'amp';
+const SHARDS_PER_SET = 8;
+const NEVER: Timers = { setTimeout: () => 0, clearTimeout: () => undefined };
+
+let htlcId = 0n;
+function shard(addr: Uint8Array, setId: Uint8Array, child: AmpChild, amountMsat: bigint, totalMsat: bigint): FinalHtlc {
+  return {
+    key: { channelId: 'bench', htlcId: htlcId++ },
+    amountMsat,
+    cltvExpiry: 2000,
+    paymentHash: child.hash,
+    payload: {
+      amountToForwardMsat: amountMsat,
+      outgoingCltvValue: 2000,
+      mpp: { paymentAddr: addr, totalMsat },
+      amp: { share: child.share, setId, childIndex: child.childIndex },
+      customRecords: [],
+      unknownRecords: [],
+    },
+    currentHeight: 1000,
+    arrivedAt: Date.now(),
+  };
+}
+
+/** `sets` complete sets of 8 shards for `addr` (sender work, done before timing). */
+function makeSets(addr: Uint8Array, sets: number, shardsPerSet = SHARDS_PER_SET, sendAll = true): FinalHtlc[] {
+  const out: FinalHtlc[] = [];
+  for (let s = 0; s < sets; s++) {
+    const sh = AmpShards.random();
+    const n = sendAll ? shardsPerSet : shardsPerSet - 1;
+    for (let i = 0; i < shardsPerSet; i++) {
+      const child = sh.next(randomChildIndex(), { last: i === shardsPerSet - 1 });
+      if (i < n) out.push(shard(addr, sh.setId, child, 1000n, 1000n * BigInt(shardsPerSet)));
+    }
+  }
+  return out;
+}
+
+async function intake(): Promise<void> {
+  const reg = new InvoiceRegistry({ store: await openMemoryStore(), timers: NEVER });
+  await reg.start();
+  const inv = await reg.addInvoice({ amp: true });
+  // the bound's inputs: the same shapes
+  const keys = new Map<string, number>();
+  const sample = Array.from({ length: 64 }, () => ({ key: bytesToHex(randomBytes(32)), share: randomBytes(32), root: randomBytes(32) }));
+  for (const s of sample) keys.set(s.key, 1);
+  const acc = new Uint8Array(32);
+  const buf = new Uint8Array(68);
+  let j = 0;
+  const bound = (): void => {
+    const s = sample[j++ & 63]!;
+    keys.get(s.key);
+    for (let i = 0; i < 32; i++) acc[i]! ^= s.share[i]!;
+    buf.set(s.root, 0);
+    buf.set(s.share, 32);
+    sha256(sha256(buf));
+  };
+  let best = 0;
+  let bestBound = 0;
+  const ignore = (): void => undefined;
+  for (let round = 0; round < 5; round++) {
+    const input = makeSets(inv.paymentAddr, 250);
+    const t0 = performance.now();
+    for (const h of input) await reg.handle(h, ignore);
+    const dt = performance.now() - t0;
+    best = Math.max(best, (input.length * 1000) / dt);
+    bestBound = Math.max(bestBound, opsPerSecond(bound, 300, round === 0 ? 200 : 50));
+  }
+  emit(SUITE, 'intake', 'shards/s', best, bestBound);
+}
+
+/** An invoice with `n` settled sets of one HTLC each, written straight into a disk store; returns two set_ids to look up. */
+async function populate(dir: string, n: number): Promise<{ store: KvStore; addr: Uint8Array; ids: Uint8Array[] }> {
+  const store = await openDiskStore(dir);
+  const addr = randomBytes(32);
+  const inv: Invoice = {
+    addIndex: 1n,
+    kind: 'amp',
+    state: 'open',
+    paymentHash: randomBytes(32),
+    paymentAddr: addr,
+    amountMsat: 0n,
+    createdAt: Math.floor(Date.now() / 1000),
+    expirySeconds: 30 * 24 * 3600,
+    minFinalCltvExpiryDelta: 18,
+    amountPaidMsat: BigInt(n) * 1000n,
+    settledSets: n,
+    settleIndex: BigInt(n),
+  };
+  const ids: Uint8Array[] = [];
+  let ops: BatchOp[] = [putInvoice(inv), putCounters({ addIndex: 1n, settleIndex: BigInt(n) })];
+  const preimage = randomBytes(32);
+  const hash = sha256(preimage);
+  for (let i = 1; i <= n; i++) {
+    const setId = randomBytes(32);
+    if (ids.length < 2000 && i % Math.max(1, Math.floor(n / 2000)) === 0) ids.push(setId);
+    const set: AmpSet = {
+      setId,
+      paymentAddr: addr,
+      state: 'settled',
+      settleIndex: BigInt(i),
+      settledAt: inv.createdAt,
+      amountPaidMsat: 1000n,
+      htlcs: [{ circuit: `c/${i}`, amountMsat: 1000n, paymentHash: hash, preimage, share: preimage, childIndex: i }],
+    };
+    ops.push(...putSet(set));
+    if (ops.length >= 20_000) {
+      await store.batch(ops);
+      ops = [];
+    }
+  }
+  if (ops.length > 0) await store.batch(ops);
+  return { store, addr, ids };
+}
+
+function gc(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+function heapMb(): number {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed / 1e6;
+}
+
+async function lookups(): Promise<void> {
+  const big = Number(process.env['AMP_BENCH_SETS'] ?? 1_000_000);
+  const root = mkdtempSync(join(tmpdir(), 'ampnode-bench-amp-'));
+  try {
+    const small = await populate(join(root, 'small'), 1000);
+    const large = await populate(join(root, 'large'), big);
+    const measure = async (p: { store: KvStore; addr: Uint8Array; ids: Uint8Array[] }): Promise<{ perSec: number; heap: number }> => {
+      const reg = new InvoiceRegistry({ store: p.store, timers: NEVER });
+      await reg.start();
+      await reg.lookupByAddr(p.addr);
+      const heap = heapMb();
+      let perSec = 0;
+      for (let round = 0; round < 3; round++) {
+        const t0 = performance.now();
+        for (const id of p.ids) if ((await reg.lookupSet(id)) === undefined) throw new Error('set not found');
+        perSec = Math.max(perSec, (p.ids.length * 1000) / (performance.now() - t0));
+      }
+      return { perSec, heap };
+    };
+    // interleaved: large, small, large, small — the best of each
+    let l = await measure(large);
+    let s = await measure(small);
+    const l2 = await measure(large);
+    const s2 = await measure(small);
+    l = { perSec: Math.max(l.perSec, l2.perSec), heap: Math.min(l.heap, l2.heap) };
+    s = { perSec: Math.max(s.perSec, s2.perSec), heap: Math.min(s.heap, s2.heap) };
+    emit(SUITE, big === 1_000_000 ? 'lookup_1m_vs_1k' : `lookup_${big}_vs_1k`, 'lookups/s', l.perSec, s.perSec);
+    emit(SUITE, 'lookup_heap_1m_minus_1k', 'MB', Math.max(0, l.heap - s.heap), 50);
+    await small.store.close();
+    await large.store.close();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function heapPerPendingShard(): Promise<void> {
+  const pending = 10_000;
+  const reg = new InvoiceRegistry({ store: await openMemoryStore(), timers: NEVER, config: { maxPendingHtlcs: pending, maxPendingSetsPerInvoice: pending } });
+  await reg.start();
+  const inv = await reg.addInvoice({ amp: true });
+  const resolve = (): void => undefined;
+  // the baseline before the inputs exist: whatever of them the registry keeps counts
+  const before = heapMb();
+  // 7 of 8 shards of each set: none completes
+  let input: FinalHtlc[] | undefined = makeSets(inv.paymentAddr, Math.ceil(pending / (SHARDS_PER_SET - 1)), SHARDS_PER_SET, false).slice(0, pending);
+  for (const h of input) await reg.handle(h, resolve);
+  input = undefined;
+  const after = heapMb();
+  if (reg.pendingCount() !== pending) throw new Error(`expected ${pending} pending shards, got ${reg.pendingCount()}`);
+  emit(SUITE, 'heap_per_pending_shard', 'bytes', ((after - before) * 1e6) / pending, 1024);
+}
+
+export async function run(): Promise<void> {
+  await intake();
+  await heapPerPendingShard();
+  await lookups();
+}
