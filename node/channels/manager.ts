@@ -808,7 +808,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
 
   private async sendFailure(chan: Chan | undefined, f: ChannelFailure, peerId?: string): Promise<void> {
     const peer = chan?.peer ?? peerId;
-    this.log.warn({ peer, channelId: bytesToHex(f.channelId), level: f.level, code: f.code, reason: f.message }, 'channel failure');
+    this.log.warn({ peer, channelId: bytesToHex(f.channelId), sends: f.level, code: f.code, reason: f.message }, 'channel failure'); // not `level`: that field is the log line's own level
     if (f.level === 'local' || peer === undefined) return;
     const data = enc.encode(`${f.code}: ${f.message}`.slice(0, 500));
     if (f.level === 'error') {

@@ -18,6 +18,7 @@ import { ANCHOR_OUTPUT_SAT, commitmentFeeSat } from '../../htlc/bolt3/fees.js';
 import { bytesToHex, concatBytes, u16be } from '../../wire/bytes.js';
 import { encodeChannelMessage, type ChannelMessage } from '../../wire/channel-messages.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
+import { LogCapture } from './peer-helpers.js';
 import { TestNode, fundNodes, mineElsewhere, newTestChain, offerHtlc, teardown, until } from './channels-fixture.js';
 
 const T = { timeout: 90_000 };
@@ -25,6 +26,7 @@ const T = { timeout: 90_000 };
 describe('channel manager: bad input from a peer over TCP', () => {
   let chain: BcoinChainBackend;
   let alice: TestNode;
+  const aliceLog = new LogCapture();
   let bob: TestNode;
   let carol: TestNode;
   /** Alice → Bob (with a push): gets the forged over-limit add. */
@@ -76,7 +78,7 @@ describe('channel manager: bad input from a peer over TCP', () => {
 
   before(async () => {
     chain = await newTestChain();
-    alice = new TestNode({ name: 'alice', policy: { minimumDepth: 1 } }, chain);
+    alice = new TestNode({ name: 'alice', policy: { minimumDepth: 1 }, logDestination: aliceLog }, chain);
     bob = new TestNode({ name: 'bob', policy: { minimumDepth: 1 } }, chain);
     carol = new TestNode({ name: 'carol', policy: { minimumDepth: 1 } }, chain);
     for (const n of [alice, bob, carol]) await n.start();
@@ -123,6 +125,10 @@ describe('channel manager: bad input from a peer over TCP', () => {
     forge({ type: 134, channelId: Buffer.from(unknown, 'hex'), feeratePerKw: 5_000 });
     await until(() => errors.bob.has(unknown), 'bob receives an error for the unknown channel');
     assert.match(errors.bob.get(unknown)![0]!, /ERR_UNKNOWN_CHANNEL/);
+    // a peer's mistake is not our fault: Alice logs it at warn (40), never at error (50)
+    const lines = aliceLog.lines.filter((l) => JSON.stringify(l).includes(unknown));
+    assert.ok(lines.length > 0, 'alice logged the message for the unknown channel');
+    for (const l of lines) assert.equal(l['level'], 40, JSON.stringify(l));
     assert.ok(alice.manager.listChannels().every((c) => c.active && c.state === 'normal'));
     assert.ok(bob.manager.listChannels().every((c) => c.active && c.state === 'normal'));
   });

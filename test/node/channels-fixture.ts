@@ -32,6 +32,8 @@ export interface TestNodeSpec {
   registry?: Partial<RegistryConfig>;
   /** Wraps the node's store each time it is opened (fault injection: a crash between two writes). */
   wrapStore?: (s: KvStore) => KvStore;
+  /** Where the node's log lines go (at debug); absent: silent unless AMPNODE_TEST_LOG is set. */
+  logDestination?: { write(line: string): unknown };
 }
 
 export class TestNode {
@@ -67,7 +69,11 @@ export class TestNode {
     this.rawStore = this.dir === undefined ? await openMemoryStore() : await openDiskStore(join(this.dir, 'db'));
     this.store = this.spec.wrapStore?.(this.rawStore) ?? this.rawStore;
     this.wallet = await Wallet.open({ chain: this.chain, store: this.store, seed: this.walletSeed });
-    const logger = createLogger({ level: (process.env['AMPNODE_TEST_LOG'] as 'debug' | undefined) ?? 'silent' }).child({ node: this.spec.name });
+    const logger = (
+      this.spec.logDestination !== undefined
+        ? createLogger({ level: 'debug', destination: this.spec.logDestination })
+        : createLogger({ level: (process.env['AMPNODE_TEST_LOG'] as 'debug' | undefined) ?? 'silent' })
+    ).child({ node: this.spec.name });
     this.node = new Node({ nodeKey: this.nodeKey, listen: '127.0.0.1:0', features: withChannelFeatures(FEATURE_TABLE), logger, pingIntervalMs: 0 });
     if (this.spec.registry !== undefined) {
       this.registry = new InvoiceRegistry({
