@@ -1,0 +1,103 @@
+/**
+ * Switch benchmarks (suite "switch"): A → B → D over real links and channels, all in this one process (A, B and D
+ * share the thread, so the value counts the work of all three).
+ *
+ * forward: HTLCs per second that reach D and settle back at A, with SWITCH_BENCH_INFLIGHT (default 100) in flight,
+ * SWITCH_BENCH_HTLCS (default 600) in all. The bound is the HTLCs per second this thread could carry if it did
+ * nothing but the cryptography each one needs, measured in the same run:
+ *   - A builds a two-hop onion (buildOnion), B peels it (intermediate), D peels its layer (final);
+ *   - per channel (A–B and B–D), the HTLC's own signatures: each side signs the other's commitment holding it once
+ *     and verifies once (2 signs + 2 verifies);
+ *   - the commitment signatures, shared by the batch: the commitment_signed messages sent on both channels during
+ *     the run, divided by the HTLCs, each one sign by its sender and one verify by its receiver.
+ * Hashes, AEAD (Noise), the HTLCs' removal and the store's writes are not in the bound: they are what the ratio
+ * leaves room for. Also printed: p50/p99 latency (add at A to preimage at A) and commitment_signed per HTLC.
+ */
+import { randomBytes } from 'node:crypto';
+import { buildOnion, encodeHopPayload, peelOnion } from '../../onion/index.js';
+import { publicKeyFromPrivate, randomPrivateKey, secp, sha256 } from '../../wire/crypto.js';
+import { buildDiamond, routeVia, settledEverywhere } from '../node/switch-fixture.js';
+import { teardown } from '../node/channels-fixture.js';
+import { emit, opsPerSecond } from './harness.js';
+
+const SUITE = 'switch';
+const TOTAL = Number(process.env['SWITCH_BENCH_HTLCS'] ?? 600);
+const INFLIGHT = Number(process.env['SWITCH_BENCH_INFLIGHT'] ?? 100);
+
+/** Seconds of this thread per HTLC for the primitives listed above, commitment signatures excluded. */
+function perHtlcPrimitiveSeconds(): { htlc: number; sign: number; verify: number } {
+  const privB = randomPrivateKey();
+  const privD = randomPrivateKey();
+  const hops = [
+    { pubkey: publicKeyFromPrivate(privB), payload: encodeHopPayload({ amountToForwardMsat: 1_000_000n, outgoingCltvValue: 500, shortChannelId: 1n }) },
+    { pubkey: publicKeyFromPrivate(privD), payload: encodeHopPayload({ amountToForwardMsat: 1_000_000n, outgoingCltvValue: 500 }) },
+  ];
+  const ad = sha256(randomBytes(32));
+  const sessionKey = randomPrivateKey();
+  const built = buildOnion(hops, sessionKey, ad);
+  const peeledB = peelOnion(built.packet, privB, ad);
+  if (peeledB.kind !== 'forward') throw new Error('bench: B should forward');
+  const nextPacket = peeledB.nextPacket;
+  const build = 1 / opsPerSecond(() => buildOnion(hops, sessionKey, ad), 400);
+  const peelB = 1 / opsPerSecond(() => peelOnion(built.packet, privB, ad), 400);
+  const peelD = 1 / opsPerSecond(() => peelOnion(nextPacket, privD, ad), 400);
+  const digest = sha256(randomBytes(32));
+  const priv = randomPrivateKey();
+  const pub = publicKeyFromPrivate(priv);
+  const sig = secp.sign(digest, priv);
+  const sign = 1 / opsPerSecond(() => secp.sign(digest, priv), 400);
+  const verify = 1 / opsPerSecond(() => secp.verify(sig, digest, pub), 400);
+  return { htlc: build + peelB + peelD + 2 * (2 * sign + 2 * verify), sign, verify };
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+export async function run(): Promise<void> {
+  const g = await buildDiamond();
+  try {
+    const amount = 1_000_000n;
+    const sigsNow = (): number =>
+      g.a.manager.commitSigsSent(g.ab.channelId) + g.b.manager.commitSigsSent(g.ab.channelId) + g.b.manager.commitSigsSent(g.bd.channelId) + g.d.manager.commitSigsSent(g.bd.channelId);
+    const payOne = async (): Promise<number> => {
+      const inv = g.handler.invoice(amount);
+      const t0 = performance.now();
+      const r = await g.a.manager.sendToRoute(routeVia(g, 'b', amount), inv.paymentHash);
+      if (r.status !== 'settled') throw new Error(`bench: an HTLC failed: ${r.reason}`);
+      return performance.now() - t0;
+    };
+    // warm-up: JIT and the first commitments
+    await Promise.all(Array.from({ length: 20 }, payOne));
+    await settledEverywhere(g);
+
+    const sigs0 = sigsNow();
+    const latencies: number[] = [];
+    let started = 0;
+    const t0 = performance.now();
+    const worker = async (): Promise<void> => {
+      while (started < TOTAL) {
+        started++;
+        latencies.push(await payOne());
+      }
+    };
+    await Promise.all(Array.from({ length: INFLIGHT }, worker));
+    const seconds = (performance.now() - t0) / 1000;
+    await settledEverywhere(g);
+    const commitSigs = sigsNow() - sigs0;
+
+    const p = perHtlcPrimitiveSeconds();
+    const commitPerHtlc = commitSigs / TOTAL;
+    const boundSeconds = p.htlc + commitPerHtlc * (p.sign + p.verify);
+    emit(SUITE, `forward_${INFLIGHT}_inflight`, 'htlcs/s', TOTAL / seconds, 1 / boundSeconds);
+    latencies.sort((x, y) => x - y);
+    // latency: bound = the primitives of one HTLC alone, in ms
+    emit(SUITE, 'latency_p50', 'ms', quantile(latencies, 0.5), boundSeconds * 1000);
+    emit(SUITE, 'latency_p99', 'ms', quantile(latencies, 0.99), boundSeconds * 1000);
+    // commitment_signed per HTLC on both channels; bound: without batching an add and its settle cost 4 per channel (each
+    // side signs once for the add and once for the removal), 8 on the two
+    emit(SUITE, 'commit_sigs_per_htlc', 'messages', commitPerHtlc, 8);
+  } finally {
+    await teardown(g.chain, [g.a, g.b, g.c, g.d]);
+  }
+}
