@@ -19,6 +19,7 @@
  */
 import type { ChannelEvent, ChannelInput } from '../channel/types.js';
 import { compareBytes, Writer } from '../../wire/bytes.js';
+import { commitmentSignedCodec } from '../../wire/channel-messages.js';
 import { CHANNEL_FLAG_DIRECTION, CHANNEL_UPDATE_MESSAGE_TYPE, channelUpdateDigest, encodeChannelUpdate, MESSAGE_FLAG_MUST_BE_ONE, type ChannelUpdate } from '../../wire/gossip.js';
 import { OnionError, failureCode, peelOnion, sha256OfOnion, type FailureMessage, type HopPayload } from '../../onion/index.js';
 import type { Resolution } from './circuit-map.js';
@@ -68,6 +69,8 @@ export class ChannelLink {
   policy: ForwardingPolicy;
   /** commitment_signed messages this link sent (a counter for tests and benchmarks). */
   commitSigsSent = 0;
+  /** HTLC signatures those commitment_signed carried (one per untrimmed HTLC of the commitment signed). */
+  htlcSigsSent = 0;
   private pendingUpdates = 0;
   private keystonesPending = 0;
   private signWanted = false;
@@ -235,6 +238,7 @@ export class ChannelLink {
       const r = await this.o.channel.apply({ type: 'sign' });
       if (r.failure === undefined) {
         this.commitSigsSent++;
+        for (const m of r.send) if (m.type === commitmentSignedCodec.type) this.htlcSigsSent += m.htlcSignatures.length;
         this.pendingUpdates = 0;
         return;
       }

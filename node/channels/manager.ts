@@ -1249,6 +1249,11 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     return this.require(channelId).link.commitSigsSent;
   }
 
+  /** HTLC signatures those commitment_signed messages carried. */
+  htlcSigsSent(channelId: string): number {
+    return this.require(channelId).link.htlcSigsSent;
+  }
+
   private checkRunning(): void {
     if (!this.started || this.stopped) throw new ChannelManagerError('ERR_MANAGER_STOPPED', 'the channel manager is not running');
   }
