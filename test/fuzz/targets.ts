@@ -1,0 +1,92 @@
+/**
+ * Fuzz targets: decoders a peer's bytes reach. Each takes one input and must either return or throw an AmpnodeError
+ * (a typed error); anything else (a TypeError, a RangeError, a hang) is a finding. Seeds are valid encodings; the
+ * campaign (run.ts) feeds random bytes and mutations of the seeds.
+ */
+import { readFileSync } from 'node:fs';
+import { encodeMessage, decodeMessage } from '../../wire/messages.js';
+import { setupMessageCodecs, parseAddressDescriptor } from '../../wire/setup-messages.js';
+import { channelMessageCodecs, decodeChannelMessage } from '../../wire/channel-messages.js';
+import { decodeChannelUpdate } from '../../wire/gossip.js';
+import { readTlvRecords } from '../../wire/tlv.js';
+import { hexToBytes } from '../../wire/bytes.js';
+import { AmpnodeError } from '../../wire/errors.js';
+import { decodeFailureMessage, decodeHopPayload, encodeFailureMessage, encodeHopPayload, peelOnion, unwrapFailure } from '../../onion/index.js';
+
+export interface FuzzTarget {
+  name: string;
+  seeds: Uint8Array[];
+  /** Runs one input; throws only to report a finding. */
+  run(input: Uint8Array): void;
+}
+
+/** Calls `f`; an AmpnodeError is an expected answer, anything else a finding. */
+export function typedOnly(f: () => unknown): void {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof AmpnodeError) return;
+    throw e;
+  }
+}
+
+const onionVector = JSON.parse(readFileSync(new URL('../fixtures/bolt04-onion.json', import.meta.url), 'utf8')) as {
+  onion: string;
+  associated_data: string;
+  hops: { privkey: string }[];
+};
+
+const secrets = [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)];
+
+export const TARGETS: FuzzTarget[] = [
+  {
+    name: 'wire-messages',
+    seeds: [
+      encodeMessage({ type: 18, numPongBytes: 4, ignored: new Uint8Array(3) }),
+      encodeMessage({ type: 19, ignored: new Uint8Array(4) }),
+    ],
+    run: (b) => {
+      typedOnly(() => decodeMessage(b));
+      for (const c of setupMessageCodecs) typedOnly(() => c.decode(b));
+      typedOnly(() => parseAddressDescriptor(b));
+    },
+  },
+  {
+    name: 'channel-messages',
+    seeds: [new Uint8Array(32 + 8 + 8 + 32 + 4 + 1366), new Uint8Array(32 + 64 + 2)],
+    run: (b) => {
+      for (const c of channelMessageCodecs) typedOnly(() => decodeChannelMessage(c.type, b));
+      typedOnly(() => decodeChannelUpdate(b));
+    },
+  },
+  {
+    name: 'tlv',
+    seeds: [hexToBytes('0100020101fd00fe0102')],
+    run: (b) => typedOnly(() => readTlvRecords(b)),
+  },
+  {
+    name: 'hop-payload',
+    seeds: [
+      encodeHopPayload({ amountToForwardMsat: 1000n, outgoingCltvValue: 500, shortChannelId: 42n }),
+      encodeHopPayload({ amountToForwardMsat: 1000n, outgoingCltvValue: 500, amp: { share: new Uint8Array(32), setId: new Uint8Array(32).fill(7), childIndex: 3 } }),
+    ],
+    run: (b) => {
+      typedOnly(() => decodeHopPayload(b, { isFinal: true }));
+      typedOnly(() => decodeHopPayload(b, { isFinal: false }));
+    },
+  },
+  {
+    name: 'failure',
+    seeds: [encodeFailureMessage({ name: 'incorrect_or_unknown_payment_details', htlcMsat: 1000n, height: 100 }), new Uint8Array(292)],
+    run: (b) => {
+      typedOnly(() => decodeFailureMessage(b));
+      const out = unwrapFailure(b, secrets); // never throws: a garbled packet is 'unreadable'
+      if (!['failure', 'malformed', 'unreadable'].includes(out.kind)) throw new Error(`unwrapFailure gave ${out.kind}`);
+    },
+  },
+  {
+    name: 'onion-peel',
+    seeds: [hexToBytes(onionVector.onion)],
+    run: (b) => typedOnly(() => peelOnion(b, hexToBytes(onionVector.hops[0]!.privkey), hexToBytes(onionVector.associated_data))),
+  },
+];
