@@ -1138,7 +1138,9 @@ export class Ampnode {
   /** The daemon's local JSON API (`--api`): `amp.api('GET', '/v1/peers')`. */
   api<T = any>(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
     if (this.apiPort === undefined) throw new InteropError('ERR_AMPNODE', `${this.name} runs without --api`);
-    return httpJson<T>(this.apiPort, method, path, {}, body, timeoutMs, this.name);
+    // The daemon writes its bearer token to DATADIR/api_token before it listens.
+    const token = readFileSync(join(this.datadir, 'api_token'), 'utf8').trim();
+    return httpJson<T>(this.apiPort, method, path, { authorization: `Bearer ${token}` }, body, timeoutMs, this.name);
   }
 
   static async start(scope: Interop, opts: AmpnodeOptions): Promise<Ampnode> {
@@ -1248,7 +1250,8 @@ function httpJson<T>(
   timeoutMs: number,
   who: string,
 ): Promise<T> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
+  // The daemon's API takes POST bodies only as application/json, an empty one included.
+  const payload = body === undefined ? (method === 'POST' ? '{}' : undefined) : JSON.stringify(body);
   return new Promise<T>((resolve, reject) => {
     const req = httpRequest(
       {
