@@ -11,11 +11,17 @@
  * each key written once). Records written by earlier versions as JSON (tagged
  * bigints in decimal, byte strings in base64; they start with `{`) are still
  * read; the next step of that channel rewrites them in the binary form.
+ *
+ * The onions of the adds in its logs are kept out of that record (see
+ * `stateWrites`): each is written once, in the batch of the first state that
+ * holds it, as `onion/<channel id hex>/<o|t>/<htlc id, 16 hex>`, deleted in
+ * the batch of the revocation after which it is needed no more, and put back
+ * into its add when the channel is loaded.
  */
 import { decodeRecord, encodeRecord, isRecord } from '../../db/record.js';
 import type { BatchOp, KvStore } from '../../db/store.js';
 import { bytesToHex } from '../../wire/bytes.js';
-import { ChannelError, type ChannelHtlc, type ChannelState } from './types.js';
+import { ChannelError, type ChannelHtlc, type ChannelState, type LogEntry, type UpdateLog } from './types.js';
 
 const PREFIX = 'channel/';
 const enc = new TextEncoder();
@@ -49,8 +55,76 @@ export function decodeState(bytes: Uint8Array): ChannelState {
 }
 
 /** The write that persists `s`. */
+/**
+ * The writes of a new state: the channel record, with the onions of its log's adds left out, and each of those onions
+ * not yet on disk under `onion/<channel id>/<o|t>/<htlc id>` (o: our adds, t: theirs). An onion is 1366 bytes and an
+ * add keeps it until the peer has acknowledged it (ours) or it is handed on (theirs), so with many HTLCs in flight
+ * the onions would otherwise be most of every rewrite of the record. The record comes first in the list.
+ */
+export function stateWrites(s: ChannelState): BatchOp[] {
+  const extra: BatchOp[] = [];
+  const lean = {
+    ...s,
+    ourLog: withoutOnions(s, s.ourLog, OUR_SIDE, extra),
+    theirLog: withoutOnions(s, s.theirLog, THEIR_SIDE, extra),
+  };
+  return [{ type: 'put', key: channelKey(s.channelId), value: encodeRecord(lean) }, ...extra];
+}
+
+/** The single write of a state with its onions inline (kept for callers and records that want one op). */
 export function stateWrite(s: ChannelState): BatchOp {
   return { type: 'put', key: channelKey(s.channelId), value: encodeState(s) };
+}
+
+const OUR_SIDE = 'o';
+const THEIR_SIDE = 't';
+const ONION_PREFIX = 'onion/';
+
+/** Onions that some state write of this process has already put on disk (by identity: a log entry keeps its array). */
+const onionsWritten = new WeakSet<Uint8Array>();
+
+export function onionKey(channelId: Uint8Array, side: 'o' | 't', htlcId: bigint): Uint8Array {
+  return enc.encode(`${ONION_PREFIX}${bytesToHex(channelId)}/${side}/${htlcId.toString(16).padStart(16, '0')}`);
+}
+
+function withoutOnions(s: ChannelState, log: UpdateLog, side: 'o' | 't', out: BatchOp[]): UpdateLog {
+  let entries: LogEntry[] | undefined;
+  for (let i = 0; i < log.entries.length; i++) {
+    const e = log.entries[i]!;
+    if (e.kind !== 'add' || e.onionRoutingPacket.length === 0) continue;
+    if (!onionsWritten.has(e.onionRoutingPacket)) {
+      out.push({ type: 'put', key: onionKey(s.channelId, side, e.htlcId), value: e.onionRoutingPacket });
+      onionsWritten.add(e.onionRoutingPacket);
+    }
+    entries ??= log.entries.slice();
+    entries[i] = { ...e, onionRoutingPacket: NO_ONION };
+  }
+  return entries === undefined ? log : { ...log, entries };
+}
+
+const NO_ONION = new Uint8Array(0);
+
+/** Deletes of the onions of `ids` (adds of one side whose onion is needed no more). */
+export function onionDeletes(channelId: Uint8Array, side: 'o' | 't', ids: readonly bigint[]): BatchOp[] {
+  return ids.map((id) => ({ type: 'del', key: onionKey(channelId, side, id) }));
+}
+
+/** Puts the onions stored apart back into the adds of a state read from disk. */
+async function withOnions(store: KvStore, s: ChannelState): Promise<ChannelState> {
+  const fill = async (log: UpdateLog, side: 'o' | 't'): Promise<UpdateLog> => {
+    let entries: LogEntry[] | undefined;
+    for (let i = 0; i < log.entries.length; i++) {
+      const e = log.entries[i]!;
+      if (e.kind !== 'add' || e.onionRoutingPacket.length !== 0) continue;
+      const onion = await store.get(onionKey(s.channelId, side, e.htlcId));
+      if (onion === undefined) continue; // acknowledged or handed on: not needed
+      onionsWritten.add(onion);
+      entries ??= log.entries.slice();
+      entries[i] = { ...e, onionRoutingPacket: onion };
+    }
+    return entries === undefined ? log : { ...log, entries };
+  };
+  return { ...s, ourLog: await fill(s.ourLog, OUR_SIDE), theirLog: await fill(s.theirLog, THEIR_SIDE) };
 }
 
 /**
@@ -99,5 +173,5 @@ export async function loadRevokedHtlcs(store: KvStore, channelId: Uint8Array, he
 export async function loadChannels(store: KvStore): Promise<ChannelState[]> {
   const out: ChannelState[] = [];
   for await (const [, v] of store.entries(enc.encode(PREFIX))) out.push(decodeState(v));
-  return out;
+  return Promise.all(out.map((s) => withOnions(store, s)));
 }

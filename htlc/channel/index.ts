@@ -13,7 +13,7 @@ export { openChannel, acceptChannel, channelTypeBytes, parseChannelType, funding
 export { isValidShutdownScript } from './close.js';
 export { ChannelDriver, shortChannelId, type ChannelAdapters } from './driver.js';
 export { ChannelRegistry, type RouteResult } from './registry.js';
-export { loadChannels, stateWrite, encodeState, decodeState, channelKey } from './codec.js';
+export { loadChannels, stateWrite, stateWrites, encodeState, decodeState, channelKey, onionKey } from './codec.js';
 export { deriveChannelSecrets, channelPubkeys, ourPoint, ourSecret } from './keys.js';
 export { nextLocalView, nextRemoteView, signRemote, verifyLocal, untrimmedCount, buildLocal, signedLocalCommitment, signedHtlcTxs, currentDustExposure, type SignedHtlcTx } from './commitments.js';
 export { commitFeeUpdate, shouldAdjustCommitFee, maxCommitFeeratePerKw, proposedFeeratePerKw, MIN_FEERATE_PER_KW, DEFAULT_COMMIT_FEE_POLICY, type CommitFeePolicy } from './fee.js';

@@ -38,7 +38,7 @@ import type {
 import { channelIdOf } from '../../wire/channel-messages.js';
 import { RevocationStore, perCommitmentPoint, secretIndexForCommitment } from '../bolt3/index.js';
 import { failWith, ok } from './result.js';
-import { revokedHtlcsWrite } from './codec.js';
+import { onionDeletes, revokedHtlcsWrite } from './codec.js';
 import {
   dustExposureMsat,
   logEnd,
@@ -88,6 +88,28 @@ function compact(s: ChannelState): ChannelState {
   const cut = (log: UpdateLog, to: number): UpdateLog =>
     to <= log.base ? log : { base: to, entries: log.entries.slice(to - log.base), nextHtlcId: log.nextHtlcId };
   return { ...s, ourLog: cut(s.ourLog, ourMin), theirLog: cut(s.theirLog, theirMin) };
+}
+
+const NO_ONION = new Uint8Array(0);
+
+/**
+ * The log with the onions of its adds in [from, to) replaced by an empty array. An add's onion is kept only while a
+ * reconnection may have to send the add again (ours) or until it is handed on irrevocably committed (theirs); with
+ * many HTLCs in flight it would otherwise be most of every state write (1366 bytes per add).
+ */
+function dropOnions(log: UpdateLog, from: number, to: number): { log: UpdateLog; dropped: bigint[] } {
+  const lo = Math.max(from - log.base, 0);
+  const hi = Math.min(to - log.base, log.entries.length);
+  let entries: LogEntry[] | undefined;
+  const dropped: bigint[] = [];
+  for (let i = lo; i < hi; i++) {
+    const e = log.entries[i]!;
+    if (e.kind !== 'add' || e.onionRoutingPacket.length === 0) continue;
+    entries ??= log.entries.slice();
+    entries[i] = { ...e, onionRoutingPacket: NO_ONION };
+    dropped.push(e.htlcId);
+  }
+  return { log: entries === undefined ? log : { ...log, entries }, dropped };
 }
 
 /** Is an add of `log` removed by an entry of the other log (pending or committed)? */
@@ -369,15 +391,23 @@ function receiveRevoke(ctx: StepContext, s: ChannelState, m: RevokeAndAck): Step
     else if (e.kind === 'fail_malformed') events.push({ type: 'htlc_failed', id: e.htlcId, sha256OfOnion: e.sha256OfOnion, failureCode: e.failureCode });
   }
   const { remoteNextCommit: _done, sentCommitSig: _sent, ...rest } = s;
+  const ours = dropOnions(s.ourLog, s.remoteCommit.ourLogIndex, pending.ourLogIndex);
+  const theirs = dropOnions(s.theirLog, s.remoteCommit.theirLogIndex, pending.theirLogIndex);
   const next = compact({
     ...rest,
+    // the onions of the adds this revocation settles are needed no more: ours were received (no retransmission can
+    // include them now), theirs travel on in the outbox events just made
+    ourLog: ours.log,
+    theirLog: theirs.log,
     remoteCommit: pending,
     remoteCurrentPoint: s.remoteNextPoint,
     remoteNextPoint: m.nextPerCommitmentPoint,
     revocationStore: store.encode(),
     ...(events.length > 0 || s.outbox !== undefined ? { outbox: [...(s.outbox ?? []), ...(events as OutboxEvent[])] } : {}),
   });
-  const r = close.afterUpdate(ctx, ok(next, [], true, events));
+  const r0 = close.afterUpdate(ctx, ok(next, [], true, events));
+  // the onions stored apart for those adds go in the same batch
+  const r = ours.dropped.length + theirs.dropped.length === 0 ? r0 : { ...r0, writes: [...r0.writes, ...onionDeletes(s.channelId, 'o', ours.dropped), ...onionDeletes(s.channelId, 't', theirs.dropped)] };
   // the commitment just revoked: its HTLCs go to the revocation log, in the same batch
   return s.remoteCommit.htlcs.length === 0 ? r : { ...r, writes: [...r.writes, revokedHtlcsWrite(s.channelId, s.remoteCommit.height, s.remoteCommit.htlcs)] };
 }

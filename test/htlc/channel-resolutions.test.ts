@@ -164,7 +164,8 @@ describe('our resolutions survive disconnects and restarts', () => {
     const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 0n });
     const r = await p.add('a', AMOUNT);
     assert.equal(r.failure, undefined);
-    assert.equal(r.writes.length, 1, 'the add is persisted');
+    assert.equal(r.writes.length, 2, 'the add is persisted: the channel record and, apart, its onion');
+    assert.match(new TextDecoder().decode(r.writes[1]!.key), /^onion\/[0-9a-f]{64}\/o\/0{16}$/);
     p.queue.a = [];
     await p.apply('b', { type: 'disconnected' });
     p.ep.a.events.length = 0;

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeState, encodeState, loadChannels, loadRevokedHtlcs, pruneRevokedHtlcs, revokedHeights, stateWrite } from '../../htlc/channel/codec.js';
+import { channelKey, decodeState, encodeState, loadChannels, loadRevokedHtlcs, pruneRevokedHtlcs, revokedHeights, stateWrite } from '../../htlc/channel/codec.js';
 import { isRecord } from '../../db/record.js';
 import { ChannelError, type ChannelState } from '../../htlc/channel/types.js';
 import { Pair } from './channel-harness.js';
@@ -81,5 +81,56 @@ describe('channel records', () => {
     // pruned when no revoked commitment can reach the chain any more
     assert.equal(await pruneRevokedHtlcs(p.ep.a.store, id), heights.length);
     assert.deepEqual(await revokedHeights(p.ep.a.store, id), []);
+  });
+});
+
+describe('onions stored apart from the channel record', () => {
+  const onionKeys = async (p: Pair, side: 'a' | 'b'): Promise<string[]> => {
+    const out: string[] = [];
+    for await (const [k] of p.ep[side].store.entries(new TextEncoder().encode('onion/'))) out.push(new TextDecoder().decode(k));
+    return out;
+  };
+
+  it('are written once, left out of the record, put back on load, and deleted once the peer has revoked past them', async () => {
+    const p = await Pair.opened({ channelType: 'anchors_zero_fee_htlc', opener: 'a', pushMsat: 0n });
+    const r1 = await p.add('a', 9_000_000n);
+    const r2 = await p.add('a', 8_000_000n);
+    const onions = [r1, r2].map((r) => (r.send[0]!.type === 128 ? r.send[0]!.onionRoutingPacket : new Uint8Array()));
+    assert.ok(onions.every((o) => o.length === 1366));
+    // the second add's writes carry only its own onion: the first is already on disk
+    assert.equal(r2.writes.filter((w) => new TextDecoder().decode(w.key).startsWith('onion/')).length, 1);
+    assert.equal((await onionKeys(p, 'a')).length, 2);
+    const record = decodeState((await p.ep.a.store.get(channelKey(p.state('a').channelId)))!);
+    const adds = record.ourLog.entries.filter((e) => e.kind === 'add');
+    assert.equal(adds.length, 2);
+    assert.ok(adds.every((e) => e.kind === 'add' && e.onionRoutingPacket.length === 0), 'the record holds no onion');
+    const [loaded] = await loadChannels(p.ep.a.store);
+    assert.deepStrictEqual(loaded, p.state('a'), 'loading puts the onions back');
+    await p.settle();
+    assert.deepEqual(await onionKeys(p, 'a'), [], 'deleted with the revocation that made them unneeded');
+    assert.deepEqual(await onionKeys(p, 'b'), []);
+    p.checkConsistent();
+  });
+
+  it('an add signed but not received is sent again after a restart with its onion', async () => {
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 0n });
+    const r = await p.add('a', 5_000_000n);
+    const onion = r.send[0]!.type === 128 ? r.send[0]!.onionRoutingPacket : new Uint8Array();
+    await p.apply('a', { type: 'sign' });
+    p.queue.a = []; // neither the add nor the commitment_signed reach b
+    await p.apply('b', { type: 'disconnected' });
+    await p.reload('a');
+    const before = p.trace.length;
+    await p.reconnect();
+    const resent = p.trace.slice(before).filter((t) => t.type === 128);
+    assert.equal(resent.length, 1);
+    await p.settle();
+    assert.equal(p.state('b').localCommit.htlcs.length, 1);
+    // b hands the HTLC on with the very onion a first sent
+    const incoming = p.ep.b.events.filter((e) => e.type === 'htlc_incoming');
+    assert.equal(incoming.length, 1);
+    assert.deepEqual(incoming[0]!.type === 'htlc_incoming' && incoming[0]!.htlc.onionRoutingPacket, onion);
+    assert.ok(onion.some((x) => x !== 0), 'the onion is not all zeros');
+    p.checkConsistent();
   });
 });
