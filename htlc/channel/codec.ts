@@ -24,6 +24,9 @@ import { bytesToHex } from '../../wire/bytes.js';
 import { ChannelError, type ChannelHtlc, type ChannelState, type LogEntry, type UpdateLog } from './types.js';
 
 const PREFIX = 'channel/';
+const ONION_PREFIX = 'onion/';
+const OUR_SIDE = 'o';
+const THEIR_SIDE = 't';
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -76,12 +79,24 @@ export function stateWrite(s: ChannelState): BatchOp {
   return { type: 'put', key: channelKey(s.channelId), value: encodeState(s) };
 }
 
-const OUR_SIDE = 'o';
-const THEIR_SIDE = 't';
-const ONION_PREFIX = 'onion/';
 
-/** Onions that some state write of this process has already put on disk (by identity: a log entry keeps its array). */
+/**
+ * Onions that a state write of this process has put on disk (by identity: a log entry keeps its array). Marked by
+ * `writesLanded` once the batch that carried them is stored, so that a batch that failed is written whole again.
+ */
 const onionsWritten = new WeakSet<Uint8Array>();
+const ONION_KEY_PREFIX = enc.encode(ONION_PREFIX);
+
+function isOnionKey(key: Uint8Array): boolean {
+  if (key.length < ONION_KEY_PREFIX.length) return false;
+  for (let i = 0; i < ONION_KEY_PREFIX.length; i++) if (key[i] !== ONION_KEY_PREFIX[i]) return false;
+  return true;
+}
+
+/** Called once `writes` (a step's writes) are stored: their onions need not be written again. */
+export function writesLanded(writes: readonly BatchOp[]): void {
+  for (const w of writes) if (w.type === 'put' && isOnionKey(w.key)) onionsWritten.add(w.value);
+}
 
 export function onionKey(channelId: Uint8Array, side: 'o' | 't', htlcId: bigint): Uint8Array {
   return enc.encode(`${ONION_PREFIX}${bytesToHex(channelId)}/${side}/${htlcId.toString(16).padStart(16, '0')}`);
@@ -92,10 +107,7 @@ function withoutOnions(s: ChannelState, log: UpdateLog, side: 'o' | 't', out: Ba
   for (let i = 0; i < log.entries.length; i++) {
     const e = log.entries[i]!;
     if (e.kind !== 'add' || e.onionRoutingPacket.length === 0) continue;
-    if (!onionsWritten.has(e.onionRoutingPacket)) {
-      out.push({ type: 'put', key: onionKey(s.channelId, side, e.htlcId), value: e.onionRoutingPacket });
-      onionsWritten.add(e.onionRoutingPacket);
-    }
+    if (!onionsWritten.has(e.onionRoutingPacket)) out.push({ type: 'put', key: onionKey(s.channelId, side, e.htlcId), value: e.onionRoutingPacket });
     entries ??= log.entries.slice();
     entries[i] = { ...e, onionRoutingPacket: NO_ONION };
   }

@@ -12,7 +12,7 @@
 import type { KvStore } from '../../db/store.js';
 import type { ChainSource, WatchHandle } from '../chain.js';
 import type { ChannelMessage, OpenChannel } from '../../wire/channel-messages.js';
-import { loadChannels } from './codec.js';
+import { loadChannels, writesLanded } from './codec.js';
 import { acceptChannel, openChannel, type AcceptParams, type OpenParams } from './establish.js';
 import { disconnect, step } from './machine.js';
 import type { FundingWallet } from './wallet.js';
@@ -134,7 +134,10 @@ export class ChannelDriver {
       for (const e of r.events) await this.a.onEvent?.(e);
       return;
     }
-    if (r.writes.length > 0) await this.a.store.batch(r.writes);
+    if (r.writes.length > 0) {
+      await this.a.store.batch(r.writes);
+      writesLanded(r.writes);
+    }
     this.state = r.state;
     for (const m of r.send) await this.a.send(m);
     const handled: ChannelEvent[] = [];

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { channelKey, decodeState, encodeState, loadChannels, loadRevokedHtlcs, pruneRevokedHtlcs, revokedHeights, stateWrite } from '../../htlc/channel/codec.js';
+import { channelKey, decodeState, encodeState, loadChannels, loadRevokedHtlcs, pruneRevokedHtlcs, revokedHeights, stateWrite, stateWrites, writesLanded } from '../../htlc/channel/codec.js';
 import { isRecord } from '../../db/record.js';
 import { ChannelError, type ChannelState } from '../../htlc/channel/types.js';
 import { Pair } from './channel-harness.js';
@@ -110,6 +110,23 @@ describe('onions stored apart from the channel record', () => {
     assert.deepEqual(await onionKeys(p, 'a'), [], 'deleted with the revocation that made them unneeded');
     assert.deepEqual(await onionKeys(p, 'b'), []);
     p.checkConsistent();
+  });
+
+  it('an onion counts as written only once the batch that carried it is stored', async () => {
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 0n });
+    await p.add('a', 5_000_000n);
+    const s = p.state('a');
+    const { ourLog } = s;
+    const add = ourLog.entries.find((e) => e.kind === 'add')!;
+    // the same add with an onion of its own, as if the step that brought it had failed to write
+    const copy = { ...s, ourLog: { ...ourLog, entries: ourLog.entries.map((e) => (e === add && e.kind === 'add' ? { ...e, onionRoutingPacket: e.onionRoutingPacket.slice() } : e)) } };
+    const onions = (w: ReturnType<typeof stateWrites>): number => w.filter((op) => new TextDecoder().decode(op.key).startsWith('onion/')).length;
+    assert.equal(onions(stateWrites(s)), 0, 'landed through the driver');
+    const first = stateWrites(copy);
+    assert.equal(onions(first), 1);
+    assert.equal(onions(stateWrites(copy)), 1, 'a batch not (yet) stored is written whole again');
+    writesLanded(first);
+    assert.equal(onions(stateWrites(copy)), 0);
   });
 
   it('an add signed but not received is sent again after a restart with its onion', async () => {
