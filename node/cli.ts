@@ -75,6 +75,8 @@ interface StartOptions {
   chain: 'embedded' | 'p2p' | 'none';
   chainPeer?: string;
   api?: string;
+  acceptKeysend: boolean;
+  acceptAmp: boolean;
 }
 
 async function startDaemon(opts: StartOptions): Promise<void> {
@@ -136,6 +138,7 @@ async function startDaemon(opts: StartOptions): Promise<void> {
         chain: opts.chain === 'p2p' ? 'p2p' : 'embedded',
         ...(opts.chainPeer !== undefined ? { chainPeer: opts.chainPeer } : {}),
         ...(opts.api !== undefined ? { api: opts.api } : {}),
+        invoices: { acceptKeysend: opts.acceptKeysend, acceptAmp: opts.acceptAmp },
         log,
       });
     }
@@ -187,6 +190,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--chain <mode>', 'chain backend: embedded regtest chain, p2p (follow --chain-peer), none (no channels)').choices(['embedded', 'p2p', 'none']).default('embedded'))
     .option('--chain-peer <host:port>', 'regtest node to follow with --chain p2p (btcd/bitcoind P2P port)', hostPortArg)
     .option('--api <host:port>', 'serve the local JSON control API on this loopback address (node/channels/api.ts)', hostPortArg)
+    .option('--accept-keysend', 'pay keysend HTLCs (spontaneous payments carrying their preimage), as lnd\'s accept-keysend', false)
+    .option('--accept-amp', 'pay AMP HTLCs that match no invoice (spontaneous AMP), as lnd\'s accept-amp', false)
     .action(async (opts: StartOptions) => startDaemon(opts));
   program
     .command('demo')

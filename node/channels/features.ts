@@ -1,6 +1,9 @@
 /**
  * The feature rows the channel layer backs (BOLT 9): static_remotekey (12/13),
- * anchors_zero_fee_htlc_tx (22/23) and channel_type (44/45).
+ * anchors_zero_fee_htlc_tx (22/23) and channel_type (44/45); and those the
+ * payment layer on top of it backs: var_onion_optin (8/9: the links peel TLV
+ * onions), payment_secret (14/15), basic_mpp (16/17) and AMP (30/31), which
+ * the invoice registry checks and reassembles.
  *
  * The channel manager opens and accepts exactly the two channel types
  * {12} and {12,22}, always with an explicit `channel_type` (lnd sends one only
@@ -30,6 +33,30 @@ export const CHANNEL_FEATURE_ROWS: readonly FeatureRow[] = [
     advertise: 'optional',
     assumed: false,
     backedBy: 'node/channels + htlc/channel: channel_type sent in open_channel and echoed in accept_channel',
+  },
+  {
+    pair: Feature.VarOnionOptin,
+    advertise: 'optional',
+    assumed: true,
+    backedBy: 'htlc/switch: the link peels every committed HTLC\'s TLV onion and forwards or hands it to the final hop',
+  },
+  {
+    pair: Feature.PaymentSecret,
+    advertise: 'optional',
+    assumed: true,
+    backedBy: 'htlc/invoices: payment_addr checked against the invoice for MPP and AMP HTLCs',
+  },
+  {
+    pair: Feature.BasicMpp,
+    advertise: 'optional',
+    assumed: false,
+    backedBy: 'htlc/invoices: MPP sets reassembled up to total_msat, mpp_timeout after the hold time',
+  },
+  {
+    pair: Feature.Amp,
+    advertise: 'optional',
+    assumed: false,
+    backedBy: 'htlc/invoices: AMP sets per set_id, child preimages checked, reusable invoices',
   },
 ];
 

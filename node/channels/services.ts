@@ -1,13 +1,14 @@
 /**
  * What the daemon runs besides the peer layer: the store, the chain backend,
- * the on-chain wallet and the channel manager, wired in the order they depend
- * on each other, and stopped in reverse.
+ * the on-chain wallet, the invoice registry (the final hop of every HTLC
+ * paying us) and the channel manager, wired in the order they depend on each
+ * other, and stopped in reverse.
  *
  * Data directory layout (next to the node key the Node keeps there):
  *   DIR/wallet_seed   32 random bytes (hex, 0600): the wallet's BIP32 seed;
  *                     the channel key seed is derived from it, so one file
  *                     backs every key the node holds besides its identity
- *   DIR/db/           the LevelDB store (wallet and channel records)
+ *   DIR/db/           the LevelDB store (wallet, channel, circuit and invoice records)
  *   DIR/chain/        bcoin's chain database
  *   DIR/api_token     the control API's bearer token (with `api`; node/datadir.ts)
  *
@@ -22,6 +23,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openDiskStore, type KvStore } from '../../db/store.js';
 import { hmacSha256 } from '../../wire/crypto.js';
+import { InvoiceRegistry, type RegistryConfig } from '../../htlc/invoices/index.js';
 import { createChainBackend, type BcoinChainBackend, type ChainMode } from '../chain/index.js';
 import type { Logger } from '../log.js';
 import { subsystemLogger } from '../log.js';
@@ -43,8 +45,16 @@ export interface ChannelServicesOptions {
   /** The API's bearer token; default: DIR/api_token, created on the first start. */
   apiToken?: string;
   policy?: Partial<ChannelPolicyConfig>;
+  /** The invoice registry's settings (accept-keysend, accept-amp, mpp timeout, ...; htlc/invoices/types.ts). */
+  invoices?: Partial<RegistryConfig>;
   log: Logger;
 }
+
+/** The registry's timers: unref'd, so that a pending hold timer never keeps the process up. */
+const REGISTRY_TIMERS = {
+  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms).unref(),
+  clearTimeout: (h: unknown): void => clearTimeout(h as NodeJS.Timeout),
+};
 
 const CHANNEL_SEED_LABEL = new TextEncoder().encode('ampnode/channel-seed');
 
@@ -56,6 +66,7 @@ export class ChannelServices {
     readonly store: KvStore,
     readonly chain: BcoinChainBackend,
     readonly wallet: Wallet,
+    readonly invoices: InvoiceRegistry,
     readonly manager: ChannelManager,
     private readonly log: Logger,
   ) {}
@@ -68,6 +79,7 @@ export class ChannelServices {
     const store = await openDiskStore(join(o.datadir, 'db'));
     let chain: BcoinChainBackend | undefined;
     let wallet: Wallet | undefined;
+    let invoices: InvoiceRegistry | undefined;
     try {
       const chainLog = subsystemLogger(o.log, 'chain');
       // bcoin keeps its databases in <chainDir>/regtest/ and does not create that directory itself
@@ -79,6 +91,14 @@ export class ChannelServices {
         onError: (e) => chainLog.warn({ err: e }, 'chain backend error'),
       });
       wallet = await Wallet.open({ chain, store, seed: Buffer.from(seed) });
+      const invoiceLog = subsystemLogger(o.log, 'invoices');
+      invoices = new InvoiceRegistry({
+        store: store.sublevel('invoices'),
+        timers: REGISTRY_TIMERS,
+        ...(o.invoices !== undefined ? { config: o.invoices } : {}),
+        log: (level, obj, msg) => invoiceLog[level](obj, msg),
+      });
+      await invoices.start();
       const manager = new ChannelManager({
         node: o.node,
         store,
@@ -87,9 +107,10 @@ export class ChannelServices {
         seed: hmacSha256(seed, CHANNEL_SEED_LABEL),
         logger: o.log,
         ...(o.policy !== undefined ? { policy: o.policy } : {}),
+        finalHop: invoices,
       });
       await manager.start();
-      const s = new ChannelServices(o.node, store, chain, wallet, manager, log);
+      const s = new ChannelServices(o.node, store, chain, wallet, invoices, manager, log);
       if (o.api !== undefined) {
         s.api = new ControlApi(s, { token: o.apiToken ?? loadOrCreateApiToken(o.datadir, log).token });
         const address = await s.api.listen(o.api);
@@ -98,6 +119,7 @@ export class ChannelServices {
       log.info({ chain: chain.mode, height: chain.tip().height }, 'channel services started');
       return s;
     } catch (e) {
+      invoices?.stop();
       await wallet?.close().catch(() => undefined);
       await chain?.close().catch(() => undefined);
       await store.close().catch(() => undefined);
@@ -109,6 +131,7 @@ export class ChannelServices {
   async stop(): Promise<void> {
     await this.api?.close();
     await this.manager.stop();
+    this.invoices.stop();
     await this.wallet.close();
     await this.chain.close();
     await this.store.close();
