@@ -8,7 +8,7 @@
  *   deriveChannelSecrets / channelPubkeys                                 per-channel keys from a node seed
  */
 export * from './types.js';
-export { step, disconnect, reestablishMessage, incomingOpen } from './machine.js';
+export { step, disconnect, reestablishMessage, incomingOpen, maxSendableMsat } from './machine.js';
 export { openChannel, acceptChannel, channelTypeBytes, parseChannelType, fundingScriptPubKey, LIMITS, type OpenParams, type AcceptParams, type AcceptResult } from './establish.js';
 export { isValidShutdownScript } from './close.js';
 export { ChannelDriver, shortChannelId, type ChannelAdapters } from './driver.js';

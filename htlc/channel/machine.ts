@@ -170,6 +170,33 @@ function canUpdate(s: ChannelState): boolean {
 
 // ---------------------------------------------------------------- local updates
 
+/**
+ * The largest amount one more HTLC of ours could carry now (the peer's reserve, the opener's commitment fee with
+ * that HTLC, max_accepted_htlcs and max_htlc_value_in_flight all counted; the dust exposure cap is not), or 0n when
+ * none fits or the channel cannot take an add. What the router treats as this channel's local balance.
+ */
+export function maxSendableMsat(s: ChannelState): bigint {
+  if (s.shutdown !== undefined || s.phase !== 'normal' || !s.reestablished) return 0n;
+  const fits = (amountMsat: bigint): boolean => {
+    const e: AddEntry = { kind: 'add', index: logEnd(s.ourLog), htlcId: s.ourLog.nextHtlcId, amountMsat, paymentHash: ZERO_HASH, cltvExpiry: 0, onionRoutingPacket: ZERO_ONION };
+    const ourLog = append(s.ourLog, e);
+    const v = nextView(s.localCommit, ourLog, s.theirLog, logEnd(ourLog), s.localCommit.theirLogIndex, s.localCommit.height + 1n);
+    return checkSenderLimits(s, v, true, true) === null;
+  };
+  let lo = s.remote.config.htlcMinimumMsat > 1n ? s.remote.config.htlcMinimumMsat : 1n;
+  if (!fits(lo)) return 0n;
+  let hi = s.fundingSat * 1000n + 1n; // never fits
+  while (hi - lo > 1n) {
+    const mid = (lo + hi) / 2n;
+    if (fits(mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+const ZERO_HASH = new Uint8Array(32);
+const ZERO_ONION = new Uint8Array(0);
+
 function localAdd(ctx: StepContext, s: ChannelState, i: ChannelInput & { type: 'add_htlc' }): StepResult {
   if (s.shutdown !== undefined) return localReject(s, 'ERR_SHUTDOWN', 'channel is shutting down');
   if (s.phase !== 'normal' || !s.reestablished) return localReject(s, 'ERR_NOT_READY', `cannot add an HTLC in phase ${s.phase}${s.reestablished ? '' : ' (not reestablished)'}`);

@@ -44,6 +44,9 @@
  *   POST /v1/channels/close       {"channelId","feeratePerKw"?}  (returns once the closing tx is signed and broadcast)
  *   POST /v1/channels/updatefee   {"channelId","feeratePerKw"?}  (opener only; without a feerate the chain's estimate by the fee policy; {"feeratePerKw": null} when unchanged)
  *   POST /v1/channels/forceclose  {"channelId"}  (broadcasts our commitment; returns {"txid"})
+ *   POST /v1/invoices             {"amountMsat"?,"amp"?,"memo"?,"expirySeconds"?} → the invoice (AMP: reusable; no amount: any)
+ *   POST /v1/invoices/list        {"afterAddIndex"?,"limit"?(≤ 1000)} → {"invoices"}
+ *   POST /v1/invoices/lookup      exactly one of {"paymentHash"}, {"paymentAddr"} (with its settled AMP sets), {"setId"}
  *   POST /v1/chain/generate       {"blocks"(≤ 10000),"address"?}  (embedded chain only; without an address, to a new wallet address)
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -51,7 +54,7 @@ import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Serv
 import type { AddressInfo } from 'node:net';
 import { AmpnodeError, ArgumentError } from '../../wire/errors.js';
 import { formatHostPort, parseHostPort, parseNodeAddress, parseNodeId } from '../config.js';
-import { bytesToHex } from '../../wire/bytes.js';
+import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
 import type { ChannelType } from '../../htlc/channel/types.js';
 import { parseAddress } from '../wallet/wallet.js';
 import type { ChannelServices } from './services.js';
@@ -60,6 +63,10 @@ const MAX_BODY = 64 * 1024;
 /** A body over MAX_BODY is still read (and dropped) up to this, so that the 413 reaches the client. */
 const MAX_DRAIN = 4 * 1024 * 1024;
 const MAX_BLOCKS = 10_000;
+/** Longest invoice expiry taken: one year. */
+const MAX_EXPIRY_SECONDS = 365 * 24 * 3600;
+/** Most invoices one listing returns. */
+const MAX_LIST = 1000;
 const MAX_ECHO = 100;
 const MAX_MESSAGE = 400;
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -191,6 +198,16 @@ function bool(body: Json, key: string): boolean | undefined {
   return v;
 }
 
+/** A byte string of exactly `length` bytes given as hex; `optional`: absent is undefined. */
+function hexBytes(body: Json, key: string, length: number, optional = false): Uint8Array | undefined {
+  const v = body[key];
+  if (v === undefined && optional) return undefined;
+  if (typeof v !== 'string' || v.length !== length * 2 || !/^[0-9a-fA-F]*$/.test(v)) throw new ApiError('ERR_API_BAD_REQUEST', `"${key}" must be ${length} bytes in hex`);
+  return hexToBytes(v.toLowerCase());
+}
+
+const MAX_MEMO = 639; // BOLT 11: a `d` field carries at most 639 bytes
+
 function sha256(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();
 }
@@ -311,7 +328,7 @@ export class ControlApi {
   }
 
   private table(): ReadonlyMap<string, Route> {
-    const { node, chain, wallet, manager } = this.s;
+    const { node, chain, wallet, manager, invoices } = this.s;
     const get = (run: Route['run']): Route => ({ method: 'GET', run });
     const post = (run: Route['run']): Route => ({ method: 'POST', run });
     return new Map<string, Route>([
@@ -375,6 +392,42 @@ export class ControlApi {
         post(async (b) => {
           const feeratePerKw = int(b, 'feeratePerKw', true);
           return { feeratePerKw: await manager.updateChannelFee(str(b, 'channelId'), feeratePerKw) };
+        }),
+      ],
+      [
+        '/v1/invoices',
+        post(async (b) => {
+          const memo = b['memo'];
+          if (memo !== undefined && (typeof memo !== 'string' || Buffer.byteLength(memo) > MAX_MEMO)) throw new ApiError('ERR_API_BAD_REQUEST', `"memo" must be a string of at most ${MAX_MEMO} bytes`);
+          const amountMsat = amount(b, 'amountMsat', true);
+          const expirySeconds = int(b, 'expirySeconds', true, MAX_EXPIRY_SECONDS);
+          const amp = bool(b, 'amp');
+          return invoices.addInvoice({
+            ...(amountMsat !== undefined ? { amountMsat } : {}),
+            ...(memo !== undefined ? { memo } : {}),
+            ...(expirySeconds !== undefined ? { expirySeconds } : {}),
+            ...(amp !== undefined ? { amp } : {}),
+          });
+        }),
+      ],
+      [
+        '/v1/invoices/list',
+        post(async (b) => {
+          const after = amount(b, 'afterAddIndex', true);
+          const limit = int(b, 'limit', true, MAX_LIST);
+          return { invoices: await invoices.listInvoices({ ...(after !== undefined ? { afterAddIndex: after } : {}), ...(limit !== undefined ? { limit } : {}) }) };
+        }),
+      ],
+      [
+        '/v1/invoices/lookup',
+        post(async (b) => {
+          const hash = hexBytes(b, 'paymentHash', 32, true);
+          const addr = hexBytes(b, 'paymentAddr', 32, true);
+          const setId = hexBytes(b, 'setId', 32, true);
+          if ([hash, addr, setId].filter((x) => x !== undefined).length !== 1) throw new ApiError('ERR_API_BAD_REQUEST', 'give exactly one of "paymentHash", "paymentAddr", "setId"');
+          const found = hash !== undefined ? await invoices.lookupByHash(hash) : addr !== undefined ? await invoices.lookupByAddr(addr, { withSets: true }) : await invoices.lookupSet(setId!);
+          if (found === undefined) throw new ApiError('ERR_API_NOT_FOUND', 'no such invoice or set');
+          return found;
         }),
       ],
       [

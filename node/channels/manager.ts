@@ -38,7 +38,7 @@ import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
 import { commitFeeUpdate, DEFAULT_COMMIT_FEE_POLICY } from '../../htlc/channel/fee.js';
 import { localCommitmentTxid } from '../../htlc/channel/unilateral.js';
-import { incomingOpen } from '../../htlc/channel/machine.js';
+import { incomingOpen, maxSendableMsat } from '../../htlc/channel/machine.js';
 import {
   ChannelLink,
   DEFAULT_BATCH_CONFIG,
@@ -57,11 +57,12 @@ import {
 } from '../../htlc/switch/index.js';
 import type { ChannelConfig, ChannelEvent, ChannelFailure, ChannelInput, ChannelState, ChannelType, StepResult } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
-import { bytesToHex, concatBytes, equalBytes, hexToBytes, u16be } from '../../wire/bytes.js';
+import { bytesToHex, compareBytes, concatBytes, equalBytes, hexToBytes, u16be } from '../../wire/bytes.js';
 import { decodeChannelMessage, encodeChannelMessage, channelIdOf, type ChannelMessage, type OpenChannel } from '../../wire/channel-messages.js';
 import { publicKeyFromPrivate, randomBytes, secp, sha256 } from '../../wire/crypto.js';
 import { AmpnodeError, ArgumentError } from '../../wire/errors.js';
 import { Feature } from '../../wire/features.js';
+import { CHANNEL_FLAG_DIRECTION, CHANNEL_FLAG_DISABLED, CHANNEL_UPDATE_MESSAGE_TYPE, channelUpdateDigest, decodeChannelUpdate, type ChannelUpdate } from '../../wire/gossip.js';
 import { MessageType } from '../../wire/messages.js';
 import type { Logger } from '../log.js';
 import { silentLogger, subsystemLogger } from '../log.js';
@@ -156,6 +157,21 @@ export interface ChannelManagerOptions {
 }
 
 export type ChannelStatus = ChannelState['phase'] | 'failed';
+
+/** A channel as the router sees it (see `routingChannels`). */
+export interface RoutingChannel {
+  channelId: string;
+  peer: string;
+  shortChannelId: bigint;
+  capacitySat: bigint;
+  /** Connected, reestablished, in the normal state. */
+  active: boolean;
+  /** What an HTLC we add now may carry at most. */
+  localBalanceMsat: bigint;
+  ourPolicy: ForwardingPolicy;
+  /** The peer's fees and delta for HTLCs it forwards to us over this channel, from its channel_update. */
+  peerPolicy?: { feeBaseMsat: bigint; feeProportionalMillionths: bigint; cltvExpiryDelta: number; htlcMinimumMsat: bigint; htlcMaximumMsat: bigint; disabled: boolean };
+}
 
 export interface ChannelInfo {
   /** Final channel id (hex); the temporary id until funding_created. */
@@ -333,6 +349,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   private readonly signer: NodeSigner | undefined;
   private readonly batch: BatchConfig;
   private readonly forwardingPolicy: ForwardingPolicy;
+  /** The peers' channel_updates for our channels with them, by short_channel_id. */
+  private readonly peerUpdates = new Map<bigint, ChannelUpdate>();
   private readonly timers: Timers = {
     setTimeout: (fn, ms) => {
       const t = setTimeout(fn, ms);
@@ -421,10 +439,11 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     for (const t of CHANNEL_TYPES) this.node.registerHandler(t, (peer, msg) => this.onMessage(peer, msg));
     this.node.registerHandler(MessageType.Error, (peer, msg) => this.onPeerError(peer, msg, 'error'));
     this.node.registerHandler(MessageType.Warning, (peer, msg) => this.onPeerError(peer, msg, 'warning'));
-    // BOLT 7 messages a channel peer sends about our channels: lnd sends its channel_update (258, even, so it
-    // must be handled or the connection fails) for private channels, and announcement_signatures (259) for
-    // public ones. Kept for the router later; announcing channels is not implemented, so both are only logged.
-    for (const t of [258, 259]) this.node.registerHandler(t, (peer, msg) => this.log.debug({ peer: peer.nodeIdHex, type: msg.type, name: msg.name }, 'gossip message about a channel ignored'));
+    // BOLT 7 messages a channel peer sends about our channels: its channel_update (258, even, so it must be
+    // handled or the connection fails), kept as the policy of its direction for the router and route hints; and
+    // announcement_signatures (259) for public channels, only logged (announcing channels is not implemented).
+    this.node.registerHandler(CHANNEL_UPDATE_MESSAGE_TYPE, (peer, msg) => this.onChannelUpdate(peer, msg));
+    this.node.registerHandler(259, (peer, msg) => this.log.debug({ peer: peer.nodeIdHex, type: msg.type, name: msg.name }, 'gossip message about a channel ignored'));
     // the switch's records first: the channels' replayed events below are checked against them
     await this.htlcSwitch?.start(this.chain.tip().height);
     for await (const [k, v] of this.root.entries(enc.encode(P_META))) {
@@ -797,6 +816,94 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     else await this.chain.broadcast(buf(tx));
   }
 
+  // ------------------------------------------------------------------ channel_update with the peer
+
+  /**
+   * Our channel_update for a channel, sent to its peer once the channel is usable (channel_ready, or
+   * channel_reestablish after a reconnection), as lnd does for unannounced channels: the peer learns our fees and
+   * CLTV delta for HTLCs it routes through us, and can put them in its invoices' route hints.
+   */
+  private sendChannelUpdate(chan: Chan): void {
+    if (chan.driver?.state.shortChannelId === undefined || this.htlcSwitch === undefined) return;
+    this.node.peer(chan.peer)?.sendRaw(chan.link.channelUpdate());
+  }
+
+  /**
+   * A peer's channel_update for one of our channels with it: kept (in memory; the peer sends it again on each
+   * reconnection) if its signature is the peer's, its chain ours, its direction the peer's, and it is newer than
+   * the one we hold. Anything else is logged and ignored: BOLT 7 asks no more of a node that does not relay gossip.
+   */
+  private onChannelUpdate(peer: PeerHandle, msg: IncomingMessage): void {
+    const log = this.log.child({ peer: peer.nodeIdHex });
+    let u: ChannelUpdate;
+    try {
+      u = decodeChannelUpdate(msg.bytes.subarray(2));
+    } catch (e) {
+      log.debug({ err: e }, 'malformed channel_update ignored');
+      return;
+    }
+    const chan = [...this.chans.values()].find((c) => c.peer === peer.nodeIdHex && c.driver?.state.shortChannelId === u.shortChannelId);
+    const scidText = formatScid(u.shortChannelId);
+    if (chan === undefined) {
+      log.debug({ shortChannelId: scidText }, 'channel_update for a channel we do not have with this peer ignored');
+      return;
+    }
+    const peerKey = hexToBytes(peer.nodeIdHex);
+    const theirDirection = compareBytes(peerKey, this.ourNodeId()) < 0 ? 0 : CHANNEL_FLAG_DIRECTION;
+    if (!equalBytes(u.chainHash, this.chainHash) || (u.channelFlags & CHANNEL_FLAG_DIRECTION) !== theirDirection) {
+      log.debug({ shortChannelId: scidText }, 'channel_update of another chain or direction ignored');
+      return;
+    }
+    if (!secp.verify(u.signature, channelUpdateDigest(u), peerKey)) {
+      log.warn({ shortChannelId: scidText }, 'channel_update with a bad signature ignored');
+      return;
+    }
+    const held = this.peerUpdates.get(u.shortChannelId);
+    if (held !== undefined && held.timestamp >= u.timestamp) return;
+    this.peerUpdates.set(u.shortChannelId, u);
+    log.debug({ shortChannelId: scidText, feeBaseMsat: u.feeBaseMsat, feePpm: u.feeProportionalMillionths, cltvExpiryDelta: u.cltvExpiryDelta }, 'peer channel_update kept');
+  }
+
+  private ourNodeId(): Uint8Array {
+    return this.signer?.nodeId ?? publicKeyFromPrivate(this.node.identityKey());
+  }
+
+  /**
+   * The channels the router may use, from our side: for each usable channel its short_channel_id, capacity, what we
+   * can send now, our forwarding policy and the peer's (from its channel_update; undefined until it sent one).
+   */
+  routingChannels(): RoutingChannel[] {
+    const out: RoutingChannel[] = [];
+    for (const c of this.chans.values()) {
+      const st = c.driver?.state;
+      if (st?.shortChannelId === undefined || c.failure !== undefined) continue;
+      const info = this.info(c);
+      const u = this.peerUpdates.get(st.shortChannelId);
+      out.push({
+        channelId: info.channelId,
+        peer: c.peer,
+        shortChannelId: st.shortChannelId,
+        capacitySat: info.capacitySat,
+        active: info.active && info.state === 'normal',
+        localBalanceMsat: maxSendableMsat(st),
+        ourPolicy: this.forwardingPolicy,
+        ...(u !== undefined
+          ? {
+              peerPolicy: {
+                feeBaseMsat: BigInt(u.feeBaseMsat),
+                feeProportionalMillionths: BigInt(u.feeProportionalMillionths),
+                cltvExpiryDelta: u.cltvExpiryDelta,
+                htlcMinimumMsat: u.htlcMinimumMsat,
+                htlcMaximumMsat: u.htlcMaximumMsat,
+                disabled: (u.channelFlags & CHANNEL_FLAG_DISABLED) !== 0,
+              },
+            }
+          : {}),
+      });
+    }
+    return out;
+  }
+
   private sendTo(peer: string, m: ChannelMessage): void {
     const p = this.node.peer(peer);
     if (p === undefined) {
@@ -1029,10 +1136,16 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       case 'channel_ready':
         chan.confWatch?.cancel();
         chan.confWatch = undefined;
-        queueMicrotask(() => this.emit('channel_ready', this.info(chan)));
+        queueMicrotask(() => {
+          this.sendChannelUpdate(chan);
+          this.emit('channel_ready', this.info(chan));
+        });
         return;
       case 'channel_reestablished':
-        queueMicrotask(() => this.emit('channel_reestablished', this.info(chan)));
+        queueMicrotask(() => {
+          this.sendChannelUpdate(chan);
+          this.emit('channel_reestablished', this.info(chan));
+        });
         return;
       case 'htlc_incoming': {
         const h = e.htlc;

@@ -23,71 +23,24 @@
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { BUILD_TIMEOUT_MS, Interop, ensureBinaries, waitFor, type Ampnode, type Btcd, type Lnd } from './harness.js';
+import { LndPair, type AmpChannel, type LndChannel } from './lnd-pair.js';
 
 const h = new Interop('channels');
 let btcd: Btcd;
 let lnd: Lnd;
 let amp: Ampnode;
 
-interface AmpChannel {
-  channelId: string;
-  toSelfDelay: number;
-  peer: string;
-  opener: 'local' | 'remote';
-  channelType: string;
-  capacitySat: string;
-  localBalanceMsat: string;
-  remoteBalanceMsat: string;
-  feeratePerKw: number;
-  state: string;
-  active: boolean;
-  fundingOutpoint?: string;
-  closingTxid?: string;
-}
-
-interface LndChannel {
-  active: boolean;
-  remote_pubkey: string;
-  channel_point: string;
-  capacity: string;
-  local_balance: string;
-  remote_balance: string;
-  commit_fee: string;
-  fee_per_kw: string;
-  initiator: boolean;
-  commitment_type: string;
-  private: boolean;
-}
-
-function api<T = any>(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 90_000): Promise<T> {
-  return amp.api<T>(method, path, body, timeoutMs);
-}
-
-async function ampSynced(): Promise<void> {
-  const target = await btcd.height();
-  await waitFor(
-    async () => {
-      const i = await api<{ blockHeight: number; walletHeight: number }>('GET', '/v1/info');
-      return i.blockHeight === target && i.walletHeight === target;
-    },
-    { timeoutMs: 60_000, what: `ampnode synced to btcd height ${target}` },
-  );
-}
-
-async function mine(n: number): Promise<void> {
-  await btcd.generate(n);
-  await Promise.all([lnd.waitSynced(), ampSynced()]);
-}
-
-/** Mining before a transaction reached btcd would leave it out of the block. */
-async function inMempool(txid: string): Promise<void> {
-  await waitFor(async () => (await btcd.rpc<string[]>('getrawmempool')).includes(txid), { timeoutMs: 30_000, what: `${txid} in btcd's mempool` });
-}
-
-const ampChannels = (): Promise<AmpChannel[]> => api<AmpChannel[]>('GET', '/v1/channels');
-const lndChannels = async (): Promise<LndChannel[]> => (await lnd.cli<{ channels: LndChannel[] }>(['listchannels'])).channels ?? [];
-const ampChannel = async (point: string): Promise<AmpChannel | undefined> => (await ampChannels()).find((c) => c.fundingOutpoint === point);
-const lndChannel = async (point: string): Promise<LndChannel | undefined> => (await lndChannels()).find((c) => c.channel_point === point);
+let p: LndPair;
+const api = <T = any>(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 90_000): Promise<T> => p.api<T>(method, path, body, timeoutMs);
+const ampSynced = (): Promise<void> => p.ampSynced();
+const mine = (n: number): Promise<void> => p.mine(n);
+const inMempool = (txid: string): Promise<void> => p.inMempool(txid);
+const ampChannels = (): Promise<AmpChannel[]> => p.ampChannels();
+const lndChannels = (): Promise<LndChannel[]> => p.lndChannels();
+const ampChannel = (point: string): Promise<AmpChannel | undefined> => p.ampChannel(point);
+const lndChannel = (point: string): Promise<LndChannel | undefined> => p.lndChannel(point);
+const allActive = (points: string[], what: string): Promise<void> => p.allActive(points, what);
+const lndOpens = (channelType: 'tweakless' | 'anchors', amountSat: number, extra: string[] = []): Promise<string> => p.lndOpens(channelType, amountSat, extra);
 
 /** lnd has nothing waiting to close or force-closing (the sign of a failed reestablish). */
 async function noCloses(): Promise<void> {
@@ -96,51 +49,15 @@ async function noCloses(): Promise<void> {
   assert.deepEqual(p['pending_force_closing_channels'] ?? [], [], 'lnd is force-closing');
 }
 
-async function allActive(points: string[], what: string): Promise<void> {
-  await waitFor(
-    async () => {
-      const l = await lndChannels();
-      const a = await ampChannels();
-      return points.every((p) => l.some((c) => c.channel_point === p && c.active) && a.some((c) => c.fundingOutpoint === p && c.active && c.state === 'normal'));
-    },
-    { timeoutMs: 60_000, what },
-  );
-}
-
-/** lnd opens a channel to ampnode; returns its channel point once active on both sides. */
-async function lndOpens(channelType: 'tweakless' | 'anchors', amountSat: number, extra: string[] = []): Promise<string> {
-  const r = await lnd.cli<{ funding_txid: string }>(['openchannel', '--node_key', amp.nodeId, '--local_amt', String(amountSat), '--channel_type', channelType, ...extra]);
-  const pending = (await lnd.cli<{ pending_open_channels?: { channel: { channel_point: string } }[] }>(['pendingchannels'])).pending_open_channels ?? [];
-  const point = pending.map((p) => p.channel.channel_point).find((p) => p.startsWith(`${r.funding_txid}:`));
-  assert.ok(point !== undefined, `lnd lists ${r.funding_txid} as pending`);
-  await inMempool(r.funding_txid);
-  await waitFor(async () => (await ampChannel(point))?.state === 'awaiting_ready', { timeoutMs: 30_000, what: `ampnode holding ${point} pending` });
-  await mine(3); // ampnode, the acceptor, asks for 3 confirmations
-  await allActive([point], `${channelType} channel ${point} active on both sides`);
-  return point;
-}
-
 before(
   async () => {
     await ensureBinaries({ timeoutMs: BUILD_TIMEOUT_MS });
     btcd = await h.startBtcd();
     lnd = await h.startLnd(btcd, { name: 'lnd' });
     amp = await h.startAmpnode({ name: 'amp', chain: { p2p: btcd }, api: true, extraArgs: ['--log-level', 'debug'] });
+    p = new LndPair(btcd, lnd, amp);
     await ampSynced();
-    // coins for both: 3 × 2 BTC to lnd, 1 × 1 BTC to ampnode
-    const lndAddr = (await lnd.cli<{ address: string }>(['newaddress', 'p2wkh'])).address;
-    for (let i = 0; i < 3; i++) await btcd.sendToAddress(lndAddr, 200_000_000);
-    const ampAddr = (await api<{ address: string }>('POST', '/v1/wallet/newaddress')).address;
-    await btcd.sendToAddress(ampAddr, 100_000_000);
-    await mine(1);
-    await waitFor(async () => BigInt((await api<{ confirmedSat: string }>('GET', '/v1/wallet/balance')).confirmedSat) === 100_000_000n, {
-      timeoutMs: 30_000,
-      what: 'ampnode wallet funded',
-    });
-    await waitFor(async () => Number((await lnd.cli<{ confirmed_balance: string }>(['walletbalance'])).confirmed_balance) >= 600_000_000, {
-      timeoutMs: 30_000,
-      what: 'lnd wallet funded',
-    });
+    await p.fund(3);
     await lnd.cli(['connect', amp.uri], 30_000);
   },
   { timeout: BUILD_TIMEOUT_MS + 300_000 },
@@ -241,6 +158,7 @@ h.test(
   async () => {
     const balances = (await ampChannels()).map((c) => [c.fundingOutpoint, c.localBalanceMsat]);
     amp = await amp.restart();
+    p.amp = amp;
     await ampSynced();
     await api('POST', '/v1/peers/connect', { uri: `${lnd.nodeId}@${lnd.p2pHost}`, persistent: true }, 30_000);
     await allActive([tweakless, anchors, ours], 'all channels active after the restart');

@@ -1,0 +1,133 @@
+/**
+ * Payments from a real lnd to the ampnode daemon (lnd v0.19 on btcd's regtest chain, ampnode following that chain
+ * over P2P, driven through its local API), over a channel lnd opened:
+ *   - keysend (ampnode runs --accept-keysend): lnd reports the payment succeeded with the preimage it chose, and
+ *     ampnode's registry holds a settled spontaneous invoice of that hash and amount;
+ *   - spontaneous AMP split by lnd into several shards (--max_shard_size_sat; ampnode runs --accept-amp): lnd reports
+ *     success, and ampnode's lookup by the set_id lnd used shows one settled set with every shard and the amount.
+ */
+import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
+import { BUILD_TIMEOUT_MS, Interop, ensureBinaries, waitFor, type Ampnode, type Btcd, type Lnd } from './harness.js';
+import { LndPair } from './lnd-pair.js';
+
+const h = new Interop('payments');
+let btcd: Btcd;
+let lnd: Lnd;
+let amp: Ampnode;
+let p: LndPair;
+
+interface LndHop {
+  pub_key: string;
+  amt_to_forward_msat: string;
+  amp_record?: { root_share: string; set_id: string; child_index: number };
+}
+interface LndPayment {
+  payment_hash: string;
+  payment_preimage: string;
+  value_msat: string;
+  status: string;
+  failure_reason: string;
+  htlcs: { status: string; route: { hops: LndHop[] } }[];
+}
+
+interface AmpInvoice {
+  state: string;
+  kind: string;
+  amountPaidMsat: string;
+  spontaneous?: boolean;
+}
+interface AmpSetView {
+  setId: string;
+  state: string;
+  amountPaidMsat: string;
+  htlcs: { amountMsat: string; childIndex?: number }[];
+}
+
+/**
+ * `lncli sendpayment` to ampnode's node id, waiting for the final state (JSON). lnd lists a new channel active a
+ * moment before its link may carry HTLCs; until then a payment fails at once with insufficient_balance, nothing
+ * sent: such a payment is tried again, for at most 30 s.
+ */
+async function sendToAmp(amountSat: number, extra: string[]): Promise<LndPayment> {
+  const r = await waitFor(
+    async () => {
+      try {
+        return { paid: await lnd.cli<LndPayment>(['sendpayment', '--json', '--dest', amp.nodeId, '--amt', String(amountSat), '--timeout', '60s', ...extra], 120_000) };
+      } catch (e) {
+        const payments = (await lnd.cli<{ payments?: LndPayment[] }>(['listpayments', '--include_incomplete'])).payments ?? [];
+        const last = payments.at(-1);
+        if (last !== undefined && last.failure_reason === 'FAILURE_REASON_INSUFFICIENT_BALANCE' && (last.htlcs ?? []).length === 0) return undefined;
+        return { error: new Error(`${(e as Error).message}; lnd's payment: ${JSON.stringify(last)}`) };
+      }
+    },
+    { timeoutMs: 30_000, intervalMs: 1_000, what: `lnd's payment of ${amountSat} sat to ampnode` },
+  );
+  if ('error' in r) throw r.error;
+  return r.paid;
+}
+
+before(
+  async () => {
+    await ensureBinaries({ timeoutMs: BUILD_TIMEOUT_MS });
+    btcd = await h.startBtcd();
+    lnd = await h.startLnd(btcd, { name: 'lnd' });
+    amp = await h.startAmpnode({ name: 'amp', chain: { p2p: btcd }, api: true, extraArgs: ['--log-level', 'debug', '--accept-keysend', '--accept-amp'] });
+    p = new LndPair(btcd, lnd, amp);
+    await p.ampSynced();
+    await p.fund(1);
+    await lnd.cli(['connect', amp.uri], 30_000);
+    const point = await p.lndOpens('anchors', 1_000_000);
+    // lnd routes over its own channels through its graph: wait until the new one is in it
+    await waitFor(async () => ((await lnd.cli<{ edges?: { chan_point: string }[] }>(['describegraph', '--include_unannounced'])).edges ?? []).some((e) => e.chan_point === point), {
+      timeoutMs: 30_000,
+      what: `channel ${point} in lnd's graph`,
+    });
+  },
+  { timeout: BUILD_TIMEOUT_MS + 300_000 },
+);
+after(() => h.close());
+
+h.test(
+  'lnd keysends to ampnode: settled on both sides, with the preimage lnd chose',
+  async () => {
+    const paid = await sendToAmp(12_345, ['--keysend']);
+    assert.equal(paid.status, 'SUCCEEDED', `lnd: ${paid.failure_reason}`);
+    assert.equal(paid.value_msat, '12345000');
+    const inv = await p.api<AmpInvoice & { preimage: string }>('POST', '/v1/invoices/lookup', { paymentHash: paid.payment_hash });
+    assert.equal(inv.state, 'settled');
+    assert.equal(inv.kind, 'keysend');
+    assert.equal(inv.spontaneous, true);
+    assert.equal(inv.amountPaidMsat, '12345000');
+    assert.equal(inv.preimage, paid.payment_preimage);
+  },
+  { timeoutMs: 180_000 },
+);
+
+h.test(
+  'lnd sends spontaneous AMP to ampnode in several shards: one settled set, found by its set_id',
+  async () => {
+    const paid = await sendToAmp(50_000, ['--amp', '--max_shard_size_sat', '15000']);
+    assert.equal(paid.status, 'SUCCEEDED', `lnd: ${paid.failure_reason}`);
+    const shards = paid.htlcs.filter((x) => x.status === 'SUCCEEDED');
+    assert.ok(shards.length >= 4, `${shards.length} shards settled (50 000 sat in shards of at most 15 000)`);
+    const records = shards.map((x) => x.route.hops.at(-1)!.amp_record!);
+    const setIds = new Set(records.map((r) => r.set_id));
+    assert.equal(setIds.size, 1, 'every shard of one payment carries the same set_id');
+    const [setIdB64] = [...setIds];
+    // lncli prints bytes fields as hex
+    const setId = /^[0-9a-f]{64}$/.test(setIdB64!) ? setIdB64! : Buffer.from(setIdB64!, 'base64').toString('hex');
+    const set = await p.api<AmpSetView>('POST', '/v1/invoices/lookup', { setId });
+    assert.equal(set.state, 'settled');
+    assert.equal(set.amountPaidMsat, '50000000');
+    assert.equal(set.htlcs.length, shards.length);
+    assert.deepEqual(
+      set.htlcs.map((x) => x.childIndex).sort((a, b) => a! - b!),
+      records.map((r) => r.child_index).sort((a, b) => a - b),
+      'the child indexes lnd used',
+    );
+    const sum = set.htlcs.reduce((a, x) => a + BigInt(x.amountMsat), 0n);
+    assert.equal(sum, 50_000_000n);
+  },
+  { timeoutMs: 180_000 },
+);
