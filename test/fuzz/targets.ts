@@ -11,6 +11,7 @@ import { decodeChannelUpdate } from '../../wire/gossip.js';
 import { readTlvRecords } from '../../wire/tlv.js';
 import { hexToBytes } from '../../wire/bytes.js';
 import { AmpnodeError } from '../../wire/errors.js';
+import { decodeInvoice } from '../../wire/bolt11.js';
 import { decodeFailureMessage, decodeHopPayload, encodeFailureMessage, encodeHopPayload, peelOnion, unwrapFailure } from '../../onion/index.js';
 
 export interface FuzzTarget {
@@ -37,6 +38,9 @@ const onionVector = JSON.parse(readFileSync(new URL('../fixtures/bolt04-onion.js
 };
 
 const secrets = [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)];
+
+const bolt11Vectors = JSON.parse(readFileSync(new URL('../fixtures/bolt11-invoices.json', import.meta.url), 'utf8')) as { valid: { invoice: string }[] };
+const latin1 = new TextDecoder('latin1');
 
 export const TARGETS: FuzzTarget[] = [
   {
@@ -83,6 +87,12 @@ export const TARGETS: FuzzTarget[] = [
       const out = unwrapFailure(b, secrets); // never throws: a garbled packet is 'unreadable'
       if (!['failure', 'malformed', 'unreadable'].includes(out.kind)) throw new Error(`unwrapFailure gave ${out.kind}`);
     },
+  },
+  {
+    // what a user pastes (payinvoice, decodepayreq): the bytes read as one character each
+    name: 'bolt11',
+    seeds: bolt11Vectors.valid.slice(0, 6).map((v) => new TextEncoder().encode(v.invoice)),
+    run: (b) => typedOnly(() => decodeInvoice(latin1.decode(b))),
   },
   {
     name: 'onion-peel',
