@@ -6,7 +6,7 @@
  * or timers; time comes in as `nowMs`.
  */
 import type { FailureMessage } from '../../onion/index.js';
-import type { Route } from '../switch/interfaces.js';
+import type { FinalPayloadRecords, Route } from '../switch/interfaces.js';
 
 /** A node id as 66 lowercase hex characters (compressed pubkey): usable as a Map key. */
 export type NodeIdHex = string;
@@ -73,12 +73,19 @@ export interface RouteRequest {
   routeHints: RouteHintHop[][];
   excludedChannels?: ReadonlySet<bigint>;
   excludedNodes?: ReadonlySet<NodeIdHex>;
-  /** At most this many hops (default 20, lnd's). */
+  /**
+   * At most this many hops (default 27: lnd's sphinx.NumMaxHops, which the switch enforces too; the legacy 65-byte
+   * frames allowed 20). The 1300 bytes of hop payloads bound a route as well, whatever this says.
+   */
   maxHops?: number;
   /** Our own channels to start from (lnd's outgoing_chan_ids); empty or absent: any. */
   outgoingChannels?: ReadonlySet<bigint>;
   /** The last hop must come in over one of these from this node (lnd's last_hop). */
   lastHop?: NodeIdHex;
+  /** The final hop's extra records (MPP, AMP, keysend, metadata, custom): they count against the onion's 1300 bytes. */
+  finalPayloadRecords?: FinalPayloadRecords;
+  /** The payee's features (invoice `9`); when absent, the graph's node features of the target, if any. */
+  destFeatures?: Uint8Array;
 }
 
 /** No route, with the reason the lifecycle reports (lnd's FailureReasonNoRoute and its kin). */
@@ -95,18 +102,46 @@ export interface RouteFinder {
 /** What a failed attempt tells mission control: the route, where it failed, and how. */
 export interface AttemptFailure {
   route: Route;
-  /** 0: we failed it ourselves; i: the i-th hop of the route sent the failure. */
+  /**
+   * 0: we failed it ourselves; i: the i-th hop of the route sent the failure; negative (the switch's -1) or `unreadable`:
+   * no hop could be named. A failure the i-th hop sent whose message did not decode comes with `failure` undefined.
+   */
   failureSourceIndex: number;
   failure?: FailureMessage;
   /** The failure could not be decrypted (a hop garbled it). */
   unreadable?: boolean;
 }
 
+/** Why a payment cannot go on, as lnd's FailureReason names them. */
+export type FinalFailureReason = 'incorrect_payment_details' | 'error';
+
+/** What mission control made of a failed attempt. */
+export interface FailureInterpretation {
+  /** No other route can help: fail the payment with `reason`. */
+  final: boolean;
+  /** With `final`: a FinalFailureReason. */
+  reason?: FinalFailureReason | string;
+  /**
+   * The channel_update the failure carried (raw, as onion/failure.ts keeps it) and the node that sent it, who must
+   * have signed it: the caller may apply it to the graph (ChannelGraph.applyChannelUpdate) before the next attempt.
+   */
+  channelUpdate?: Uint8Array;
+  erringNode?: NodeIdHex;
+  /**
+   * A policy failure (fee, CLTV, minimum, disabled) from a pair that had no second chance within the last minute:
+   * nothing was penalised, on the chance that our copy of its channel_update was stale (lnd's second chance).
+   */
+  secondChance?: boolean;
+}
+
+/** The success probability pathfinding asks for each edge: MissionControl.probability has this shape. */
+export type ProbabilitySource = (from: NodeIdHex, to: NodeIdHex, amountMsat: bigint, capacityMsat: bigint, nowMs: number) => number;
+
 /** lnd's mission control: remembers which pairs failed which amounts, and forgets with a half-life. */
 export interface MissionControl {
   reportSuccess(route: Route, source: NodeIdHex, nowMs: number): void;
   /** Returns whether the failure is final for the whole payment (e.g. incorrect_or_unknown_payment_details at the final hop). */
-  reportFailure(f: AttemptFailure, source: NodeIdHex, nowMs: number): { final: boolean; reason?: string };
+  reportFailure(f: AttemptFailure, source: NodeIdHex, nowMs: number): FailureInterpretation;
   /** The probability (0..1) that `amountMsat` gets through the pair from → to now. */
   probability(from: NodeIdHex, to: NodeIdHex, amountMsat: bigint, capacityMsat: bigint, nowMs: number): number;
 }
