@@ -44,7 +44,7 @@
  *   POST /v1/channels/close       {"channelId","feeratePerKw"?}  (returns once the closing tx is signed and broadcast)
  *   POST /v1/channels/updatefee   {"channelId","feeratePerKw"?}  (opener only; without a feerate the chain's estimate by the fee policy; {"feeratePerKw": null} when unchanged)
  *   POST /v1/channels/forceclose  {"channelId"}  (broadcasts our commitment; returns {"txid"})
- *   POST /v1/invoices             {"amountMsat"?,"amp"?,"memo"?,"expirySeconds"?} → the invoice (AMP: reusable; no amount: any)
+ *   POST /v1/invoices             {"amountMsat"?,"amp"?,"memo"?,"expirySeconds"?} → the invoice and its BOLT 11 "paymentRequest" (AMP: reusable; no amount: any)
  *   POST /v1/invoices/list        {"afterAddIndex"?,"limit"?(≤ 1000)} → {"invoices"}
  *   POST /v1/invoices/lookup      exactly one of {"paymentHash"}, {"paymentAddr"} (with its settled AMP sets), {"setId"}
  *   POST /v1/chain/generate       {"blocks"(≤ 10000),"address"?}  (embedded chain only; without an address, to a new wallet address)
@@ -58,6 +58,7 @@ import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
 import type { ChannelType } from '../../htlc/channel/types.js';
 import { parseAddress } from '../wallet/wallet.js';
 import type { ChannelServices } from './services.js';
+import { paymentRequest } from './payreq.js';
 
 const MAX_BODY = 64 * 1024;
 /** A body over MAX_BODY is still read (and dropped) up to this, so that the 413 reaches the client. */
@@ -402,12 +403,13 @@ export class ControlApi {
           const amountMsat = amount(b, 'amountMsat', true);
           const expirySeconds = int(b, 'expirySeconds', true, MAX_EXPIRY_SECONDS);
           const amp = bool(b, 'amp');
-          return invoices.addInvoice({
+          const inv = await invoices.addInvoice({
             ...(amountMsat !== undefined ? { amountMsat } : {}),
             ...(memo !== undefined ? { memo } : {}),
             ...(expirySeconds !== undefined ? { expirySeconds } : {}),
             ...(amp !== undefined ? { amp } : {}),
           });
+          return { ...inv, paymentRequest: paymentRequest(inv, node.identityKey(), 'bcrt', manager.routingChannels()) };
         }),
       ],
       [

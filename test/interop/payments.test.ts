@@ -4,7 +4,9 @@
  *   - keysend (ampnode runs --accept-keysend): lnd reports the payment succeeded with the preimage it chose, and
  *     ampnode's registry holds a settled spontaneous invoice of that hash and amount;
  *   - spontaneous AMP split by lnd into several shards (--max_shard_size_sat; ampnode runs --accept-amp): lnd reports
- *     success, and ampnode's lookup by the set_id lnd used shows one settled set with every shard and the amount.
+ *     success, and ampnode's lookup by the set_id lnd used shows one settled set with every shard and the amount;
+ *   - ampnode's BOLT 11 invoice (from its API) paid by lnd in one part and in several (MPP);
+ *   - ampnode's reusable AMP invoice paid by lnd twice in several shards: two settled sets under one payment_addr.
  */
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
@@ -130,4 +132,74 @@ h.test(
     assert.equal(sum, 50_000_000n);
   },
   { timeoutMs: 180_000 },
+);
+
+/** `lncli payinvoice` of one of ampnode's invoices; the final payment (JSON), or lnd's record of it in the error. */
+async function payInvoice(payReq: string, extra: string[]): Promise<LndPayment> {
+  try {
+    return await lnd.cli<LndPayment>(['payinvoice', '--json', '--force', '--pay_req', payReq, '--timeout', '60s', ...extra], 120_000);
+  } catch (e) {
+    const last = ((await lnd.cli<{ payments?: LndPayment[] }>(['listpayments', '--include_incomplete'])).payments ?? []).at(-1);
+    throw new Error(`${(e as Error).message}; lnd's payment: ${JSON.stringify(last)}`);
+  }
+}
+
+interface AmpInvoiceView {
+  paymentHash: string;
+  paymentAddr: string;
+  paymentRequest: string;
+  kind: string;
+}
+
+h.test(
+  "lnd pays ampnode's BOLT 11 invoices, in one part and in several",
+  async () => {
+    for (const [amountSat, extra] of [
+      [21_000, []],
+      [36_000, ['--max_shard_size_sat', '10000']],
+    ] as const) {
+      const inv = await p.api<AmpInvoiceView>('POST', '/v1/invoices', { amountMsat: String(amountSat * 1000), memo: `interop ${amountSat}` });
+      const decoded = await lnd.cli<{ destination: string; num_satoshis: string; payment_hash: string; features: Record<string, { name: string }> }>(['decodepayreq', inv.paymentRequest]);
+      assert.equal(decoded.destination, amp.nodeId);
+      assert.equal(decoded.num_satoshis, String(amountSat));
+      assert.equal(decoded.payment_hash, inv.paymentHash);
+      const paid = await payInvoice(inv.paymentRequest, [...extra]);
+      assert.equal(paid.status, 'SUCCEEDED', `lnd: ${paid.failure_reason}`);
+      const parts = paid.htlcs.filter((x) => x.status === 'SUCCEEDED').length;
+      if (extra.length > 0) assert.ok(parts >= 4, `${parts} parts`);
+      else assert.equal(parts, 1);
+      const got = await p.api<AmpInvoice>('POST', '/v1/invoices/lookup', { paymentHash: inv.paymentHash });
+      assert.equal(got.state, 'settled');
+      assert.equal(got.amountPaidMsat, String(amountSat * 1000));
+    }
+  },
+  { timeoutMs: 240_000 },
+);
+
+h.test(
+  "lnd pays ampnode's reusable AMP invoice twice, each time in several shards: two settled sets",
+  async () => {
+    const inv = await p.api<AmpInvoiceView>('POST', '/v1/invoices', { amp: true, memo: 'tips' });
+    assert.equal(inv.kind, 'amp');
+    const decoded = await lnd.cli<{ features: Record<string, { name: string }> }>(['decodepayreq', inv.paymentRequest]);
+    assert.ok(Object.values(decoded.features).some((f) => f.name === 'amp'), `lnd sees AMP: ${JSON.stringify(decoded.features)}`);
+    const amounts = [20_000, 27_000];
+    for (const amountSat of amounts) {
+      const paid = await payInvoice(inv.paymentRequest, ['--amp', '--amt', String(amountSat), '--max_shard_size_sat', '8000']);
+      assert.equal(paid.status, 'SUCCEEDED', `lnd: ${paid.failure_reason}`);
+      assert.ok(paid.htlcs.filter((x) => x.status === 'SUCCEEDED').length >= 3);
+    }
+    const got = await p.api<AmpInvoice & { sets?: AmpSetView[] }>('POST', '/v1/invoices/lookup', { paymentAddr: inv.paymentAddr });
+    assert.equal(got.amountPaidMsat, String((amounts[0]! + amounts[1]!) * 1000));
+    const sets = got.sets ?? [];
+    assert.equal(sets.length, 2);
+    assert.deepEqual(sets.map((x) => x.amountPaidMsat).sort(), amounts.map((a) => String(a * 1000)).sort());
+    assert.ok(sets.every((x) => x.state === 'settled' && x.htlcs.length >= 3));
+    assert.notEqual(sets[0]!.setId, sets[1]!.setId);
+    for (const set of sets) {
+      const one = await p.api<AmpSetView>('POST', '/v1/invoices/lookup', { setId: set.setId });
+      assert.equal(one.amountPaidMsat, set.amountPaidMsat);
+    }
+  },
+  { timeoutMs: 240_000 },
 );
