@@ -10,16 +10,23 @@
  * payment must reach), account invoices (amount 0), and spontaneous AMP
  * (`acceptAmp`: an invoice made on the spot from the sender's payment_addr).
  *
- * The hot path. A shard costs two map lookups (payment_addr, then set_id),
- * a 32-byte XOR into the set's running XOR of shares and an add to its running
- * sum; a shard that times out or fails is XORed and subtracted back out.
- * Children are derived (2 × SHA-256 each) only when the set completes. No
- * shard is read from or written to the store: the switch already holds every
- * pending HTLC on disk and asks again after a restart (with the HTLC's
- * original arrival time, so hold timers keep counting). The registry writes
- * once per completed set, and no HTLC is settled before that write is
- * durable. Hold timers share one timer: every HTLC waits the same time, so
- * deadlines come in arrival order.
+ * The hot path. A shard of a set already begun is answered synchronously
+ * (no promise): two map lookups (payment_addr, then set_id, keyed by the
+ * bytes as a 32-character string), the checks, a 32-byte XOR into the set's
+ * running XOR of shares, an add to its running sum, and a slot in the set's
+ * parallel arrays (no object per HTLC; share and payment hash copied into one
+ * byte arena per set). The first shard of a set reads the store once (a
+ * settled set_id is not paid twice); the shard that completes the set derives
+ * every child (2 × SHA-256 each) and writes the set's settlement in one
+ * batch: its record and its settlement reference (its invoice's header and
+ * list of sets follow at the next checkpoint, see store.ts; loading counts
+ * the sets after the last checkpoint again). No other shard is read from or
+ * written to the store: the switch
+ * already holds every pending HTLC on disk and asks again after a restart
+ * (with the HTLC's original arrival time, so hold timers keep counting). No
+ * HTLC is settled before its set's write is durable. Hold timers share one
+ * timer: every HTLC waits the same time, so deadlines come in arrival order
+ * and sit in one FIFO (deadline and set per HTLC).
  *
  * Beyond lnd (amp.md §5): a set_id that settled is refused when it comes
  * again; an AMP invoice's expiry holds for new sets even after earlier sets
@@ -27,62 +34,184 @@
  */
 import type { KvStore, BatchOp } from '../../db/store.js';
 import { bytesToHex, equalBytes, hexToBytes } from '../../wire/bytes.js';
-import { randomBytes, sha256 } from '../../wire/crypto.js';
+import { randomBytes, sha256, sha256Parts } from '../../wire/crypto.js';
 import type { TlvRecord } from '../../wire/tlv.js';
-import { deriveChild, type FailureMessage, type HopPayload } from '../../onion/index.js';
+import type { FailureMessage, HopPayload } from '../../onion/index.js';
 import { keyString } from '../switch/circuit-map.js';
-import type { FinalHopHandler, FinalHtlc, FinalResolution, Timers } from '../switch/interfaces.js';
+import type { CircuitKey, FinalHopHandler, FinalHtlc, FinalResolution, Timers } from '../switch/interfaces.js';
 import {
   addIndexFrom,
+  counterFloor,
   invoices as allInvoices,
   invoiceSetIds,
   putCounters,
   putInvoice,
   putInvoiceIndexes,
-  putSet,
+  putSetChunk,
+  putSetRecord,
   putSettle,
   readAddrByHash,
   readCounters,
   readInvoice,
   readSet,
+  readSettle,
   settlesFrom,
   type Counters,
+  type SettleRef,
 } from './store.js';
 import { DEFAULT_REGISTRY_CONFIG, InvoiceError, type AmpSet, type Invoice, type InvoiceKind, type RegistryConfig, type SettledHtlc, type SettleEvent } from './types.js';
 
 type Answer = Exclude<FinalResolution, { action: 'hold' }>;
+type Resolve = (a: Answer) => void;
 
-interface PendingHtlc {
-  circuit: string;
-  amountMsat: bigint;
-  paymentHash: Uint8Array;
-  share?: Uint8Array;
-  childIndex?: number;
-  customRecords: TlvRecord[];
-  resolve: (a: Answer) => void;
-  deadline: number;
-  /** Still in its set (not timed out, failed or settled). */
-  live: boolean;
-}
+const HASH_LENGTH = 32;
+/** Per AMP HTLC in a set's arena: its share, then its payment hash. */
+const AMP_SLOT = 2 * HASH_LENGTH;
+/** Slots a set's arrays start with (a set of up to this many HTLCs never grows them). */
+const INITIAL_SLOTS = 8;
+/** Up to this many HTLCs a set finds an HTLC asked again by scanning; beyond, by a map. */
+const LINEAR_LOOKUP_MAX = 16;
+/** Failed AMP set_ids remembered (oldest forgotten first). */
+const MAX_FAILED_SET_IDS = 10_000;
+/** Hold timers already run out are dropped from the front of the queue once this many have gathered. */
+const EXPIRY_COMPACT_AT = 1024;
+const MS_PER_SECOND = 1000;
+/**
+ * Settled AMP sets between two writes of their invoices' headers and lists of sets (a checkpoint). In between, a
+ * set's write is its record and its settlement reference alone; loading replays the references after the last
+ * checkpoint (at most this many AMP sets) onto the headers.
+ */
+const CHECKPOINT_SETS = 64;
 
-interface PendingSet {
-  /** set_id hex, or '' for the one set of a regular / hold invoice. */
-  id: string;
-  setId?: Uint8Array;
-  totalMsat: bigint;
-  sumMsat: bigint;
-  /** Running XOR of the live shares (AMP). */
-  xor: Uint8Array;
-  htlcs: Map<string, PendingHtlc>;
-  /** One of its HTLCs failed: it takes no more (amp.md §5). */
-  failed: boolean;
-  /** Complete and waiting for the app (hold invoices) or for its settle write. */
-  complete: boolean;
+const HOLD: FinalResolution = Object.freeze({ action: 'hold' });
+const NO_SLOTS = new Uint8Array(0);
+
+/**
+ * 32 bytes (a payment_addr, payment hash or set_id) as a map key: 16 UTF-16 code units, two bytes each (several
+ * times cheaper to make than hex). Other lengths (never met here) as '#' and hex: an odd length, so the two
+ * forms cannot collide.
+ */
+function keyOf(b: Uint8Array): string {
+  if (b.length !== HASH_LENGTH) return `#${bytesToHex(b)}`;
+  return String.fromCharCode(
+    (b[0]! << 8) | b[1]!,
+    (b[2]! << 8) | b[3]!,
+    (b[4]! << 8) | b[5]!,
+    (b[6]! << 8) | b[7]!,
+    (b[8]! << 8) | b[9]!,
+    (b[10]! << 8) | b[11]!,
+    (b[12]! << 8) | b[13]!,
+    (b[14]! << 8) | b[15]!,
+    (b[16]! << 8) | b[17]!,
+    (b[18]! << 8) | b[19]!,
+    (b[20]! << 8) | b[21]!,
+    (b[22]! << 8) | b[23]!,
+    (b[24]! << 8) | b[25]!,
+    (b[26]! << 8) | b[27]!,
+    (b[28]! << 8) | b[29]!,
+    (b[30]! << 8) | b[31]!,
+  );
 }
 
 interface Open {
   inv: Invoice;
+  /** keyOf(payment_addr) */
+  key: string;
+  /** Pending sets by keyOf(set_id), or '' for the one set of a regular / hold invoice. */
   sets: Map<string, PendingSet>;
+  /** AMP sets settled since the invoice's header and list of sets were last written, in settle order. */
+  unlisted: { settleIndex: bigint; setId: Uint8Array }[];
+}
+
+/**
+ * The HTLCs of a set being received, in arrival order. HTLCs leave a set
+ * only all at once (settled, failed or timed out), so a slot is never freed
+ * and the set keeps them in parallel arrays.
+ */
+class PendingSet {
+  /** HTLCs in the set. */
+  n = 0;
+  sumMsat = 0n;
+  /** Running XOR of the shares (AMP). */
+  readonly xor: Uint8Array;
+  channelIds: string[] = [];
+  htlcIds: bigint[] = [];
+  amounts: bigint[] = [];
+  resolves: Resolve[] = [];
+  /** AMP: share ‖ payment hash of each HTLC (AMP_SLOT bytes apiece). */
+  arena: Uint8Array;
+  childIndexes: number[] = [];
+  /** Custom records (≥ 65536) of each HTLC, undefined when it has none. */
+  customRecords: (TlvRecord[] | undefined)[] = [];
+  private byCircuit: Map<string, number> | undefined;
+  /** One of its HTLCs failed: it takes no more (amp.md §5). */
+  failed = false;
+  /** Complete and waiting for the app (hold invoices) or for its settle write. */
+  complete = false;
+  /** Left its invoice (settled or failed): entries of it still in the hold timer queue are void. */
+  dropped = false;
+
+  constructor(
+    readonly open: Open,
+    /** keyOf(set_id), or '' */
+    readonly id: string,
+    readonly setId: Uint8Array | undefined,
+    readonly totalMsat: bigint,
+  ) {
+    this.xor = setId !== undefined ? new Uint8Array(HASH_LENGTH) : NO_SLOTS;
+    this.arena = setId !== undefined ? new Uint8Array(INITIAL_SLOTS * AMP_SLOT) : NO_SLOTS;
+  }
+
+  /** The slot of the HTLC with this circuit key, or -1. */
+  find(k: CircuitKey): number {
+    if (this.byCircuit !== undefined) return this.byCircuit.get(keyString(k)) ?? -1;
+    for (let i = 0; i < this.n; i++) if (this.htlcIds[i] === k.htlcId && this.channelIds[i] === k.channelId) return i;
+    return -1;
+  }
+
+  add(h: FinalHtlc, resolve: Resolve, share: Uint8Array | undefined, childIndex: number): void {
+    const i = this.n++;
+    this.channelIds.push(h.key.channelId);
+    this.htlcIds.push(h.key.htlcId);
+    this.amounts.push(h.amountMsat);
+    this.resolves.push(resolve);
+    const custom = h.payload.customRecords;
+    this.customRecords.push(custom.length > 0 ? custom : undefined);
+    if (share !== undefined) {
+      if ((i + 1) * AMP_SLOT > this.arena.length) {
+        const next = new Uint8Array(this.arena.length * 2);
+        next.set(this.arena);
+        this.arena = next;
+      }
+      this.arena.set(share, i * AMP_SLOT);
+      this.arena.set(h.paymentHash, i * AMP_SLOT + HASH_LENGTH);
+      this.childIndexes.push(childIndex);
+      const x = this.xor;
+      for (let b = 0; b < HASH_LENGTH; b++) x[b]! ^= share[b]!;
+    }
+    this.sumMsat += h.amountMsat;
+    if (this.byCircuit !== undefined) this.byCircuit.set(keyString(h.key), i);
+    else if (this.n > LINEAR_LOOKUP_MAX) {
+      this.byCircuit = new Map();
+      for (let k = 0; k < this.n; k++) this.byCircuit.set(keyString({ channelId: this.channelIds[k]!, htlcId: this.htlcIds[k]! }), k);
+    }
+  }
+
+  circuit(i: number): string {
+    return keyString({ channelId: this.channelIds[i]!, htlcId: this.htlcIds[i]! });
+  }
+
+  /** Lets go of the HTLCs' data (the set object may stay referenced by the hold timer queue a while). */
+  release(): void {
+    this.channelIds = [];
+    this.htlcIds = [];
+    this.amounts = [];
+    this.resolves = [];
+    this.customRecords = [];
+    this.childIndexes = [];
+    this.arena = NO_SLOTS;
+    this.byCircuit = undefined;
+  }
 }
 
 export interface RegistryOptions {
@@ -108,27 +237,39 @@ export interface AddInvoiceRequest {
   paymentAddr?: Uint8Array;
 }
 
-const ZERO32 = new Uint8Array(32);
+const ZERO32 = new Uint8Array(HASH_LENGTH);
 const unknownDetails = (h: FinalHtlc): FailureMessage => ({ name: 'incorrect_or_unknown_payment_details', htlcMsat: h.amountMsat, height: h.currentHeight });
+const failWith = (failure: FailureMessage): FinalResolution => ({ action: 'fail', failure });
+const failUnknown = (h: FinalHtlc): FinalResolution => failWith(unknownDetails(h));
 
 export class InvoiceRegistry implements FinalHopHandler {
   readonly config: RegistryConfig;
-  private readonly open = new Map<string, Open>(); // by payment_addr hex
-  private readonly byHash = new Map<string, string>(); // payment hash hex → payment_addr hex (open ones)
-  /** set_id hex → payment_addr hex of every pending set. */
-  private readonly pendingSetIds = new Map<string, string>();
+  /** Open invoices by keyOf(payment_addr). */
+  private readonly open = new Map<string, Open>();
+  /** Open invoices by keyOf(payment hash). */
+  private readonly byHash = new Map<string, Open>();
+  /** keyOf(set_id) → invoice of every pending AMP set. */
+  private readonly pendingSetIds = new Map<string, Open>();
   private pendingHtlcs = 0;
-  /** AMP set_ids that failed (bounded, oldest forgotten first): they take no more HTLCs. */
+  /** AMP set_ids (keyOf) that failed (bounded, oldest forgotten first): they take no more HTLCs. */
   private readonly failedSetIds = new Set<string>();
-  /** Hold timers in deadline order, one timer for all. */
-  private readonly expiries: { deadline: number; addr: string; set: string; circuit: string }[] = [];
+  /** Hold timers in deadline order, one timer for all: per HTLC its deadline and its set. */
+  private expiryDeadlines: number[] = [];
+  private expirySets: PendingSet[] = [];
   private expiryHead = 0;
   private timer: unknown;
   private timerAt = 0;
   private counters: Counters = { addIndex: 0n, settleIndex: 0n };
+  /** Invoices with AMP sets settled since the last checkpoint. */
+  private readonly unlisted = new Set<Open>();
+  private setsSinceCheckpoint = 0;
   private readonly subscribers = new Set<(e: SettleEvent) => void>();
   /** Writes that change counters or invoices run one at a time. */
   private writeLock: Promise<unknown> = Promise.resolve();
+  /** Child derivation input: root ‖ share, and BE32(child index). */
+  private readonly childBlock = new Uint8Array(2 * HASH_LENGTH);
+  private readonly childIndexBytes = new Uint8Array(4);
+  private readonly childIndexView = new DataView(this.childIndexBytes.buffer);
 
   constructor(private readonly o: RegistryOptions) {
     this.config = { ...DEFAULT_REGISTRY_CONFIG, ...(o.config ?? {}) };
@@ -140,8 +281,71 @@ export class InvoiceRegistry implements FinalHopHandler {
 
   /** Loads the open invoices; call before the switch resumes. */
   async start(): Promise<void> {
-    this.counters = await readCounters(this.o.store);
-    for await (const inv of allInvoices(this.o.store)) if (inv.state === 'open' || inv.state === 'accepted') this.track({ ...inv, state: 'open' });
+    const stored = await readCounters(this.o.store);
+    let counters = stored;
+    for await (const inv of allInvoices(this.o.store)) {
+      counters = counterFloor(counters, inv);
+      if (inv.state === 'open' || inv.state === 'accepted') this.track({ ...inv, state: 'open' });
+    }
+    // the settlements after the last checkpoint (settle indexes have no gaps): AMP sets not yet in their headers
+    let n = stored.settleIndex;
+    for (;;) {
+      const ref = await readSettle(this.o.store, n + 1n);
+      if (ref === undefined) break;
+      n++;
+      if (ref.setId !== undefined) await this.replaySet(n, ref.addr, ref.setId);
+    }
+    this.counters = n > counters.settleIndex ? { ...counters, settleIndex: n } : counters;
+  }
+
+  /** An AMP set settled after the last checkpoint: counted into its open invoice unless the header has it. */
+  private async replaySet(settleIndex: bigint, addr: Uint8Array, setId: Uint8Array): Promise<void> {
+    const o = this.open.get(keyOf(addr));
+    if (o === undefined || o.inv.kind !== 'amp' || (o.inv.settleIndex ?? 0n) >= settleIndex) return;
+    const set = await readSet(this.o.store, setId);
+    if (set === undefined) return;
+    o.inv = {
+      ...o.inv,
+      amountPaidMsat: o.inv.amountPaidMsat + set.amountPaidMsat,
+      settleIndex,
+      settledAt: set.settledAt,
+      settledSets: (o.inv.settledSets ?? 0) + 1,
+    };
+    o.unlisted.push({ settleIndex, setId: set.setId });
+    this.unlisted.add(o);
+    this.setsSinceCheckpoint++;
+  }
+
+  /**
+   * The writes that bring every header and list of sets up to date (`latest`: the header one of them will have
+   * after the batch these go into). Goes into every batch that writes the counters, so that the counters'
+   * settle index never passes an AMP set whose invoice does not count it yet.
+   */
+  private checkpointOps(latest?: { o: Open; inv: Invoice; set: { settleIndex: bigint; setId: Uint8Array } }): BatchOp[] {
+    const ops: BatchOp[] = [];
+    const all = new Set(this.unlisted);
+    if (latest !== undefined) all.add(latest.o);
+    for (const o of all) {
+      const inv = latest?.o === o ? latest.inv : o.inv;
+      const sets = latest?.o === o ? [...o.unlisted, latest.set] : o.unlisted;
+      ops.push(putInvoice(inv));
+      if (sets.length > 0)
+        ops.push(
+          putSetChunk(
+            inv.paymentAddr,
+            sets[0]!.settleIndex,
+            sets.map((x) => x.setId),
+          ),
+        );
+    }
+    return ops;
+  }
+
+  /** After a batch with checkpointOps landed. */
+  private checkpointed(): void {
+    for (const o of this.unlisted) o.unlisted = [];
+    this.unlisted.clear();
+    this.setsSinceCheckpoint = 0;
   }
 
   stop(): void {
@@ -150,16 +354,15 @@ export class InvoiceRegistry implements FinalHopHandler {
   }
 
   private track(inv: Invoice): Open {
-    const addr = bytesToHex(inv.paymentAddr);
-    const o: Open = { inv, sets: new Map() };
-    this.open.set(addr, o);
-    this.byHash.set(bytesToHex(inv.paymentHash), addr);
+    const o: Open = { inv, key: keyOf(inv.paymentAddr), sets: new Map(), unlisted: [] };
+    this.open.set(o.key, o);
+    this.byHash.set(keyOf(inv.paymentHash), o);
     return o;
   }
 
   private untrack(inv: Invoice): void {
-    this.open.delete(bytesToHex(inv.paymentAddr));
-    this.byHash.delete(bytesToHex(inv.paymentHash));
+    this.open.delete(keyOf(inv.paymentAddr));
+    this.byHash.delete(keyOf(inv.paymentHash));
   }
 
   private locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -178,19 +381,19 @@ export class InvoiceRegistry implements FinalHopHandler {
       throw new InvoiceError('ERR_INVOICE_ARGUMENT', 'an AMP invoice has no preimage of its own: each shard derives its own');
     if (req.preimage !== undefined && req.paymentHash !== undefined) throw new InvoiceError('ERR_INVOICE_ARGUMENT', 'give a preimage or a payment hash, not both');
     for (const [b, what] of [[req.preimage, 'preimage'], [req.paymentHash, 'payment hash'], [req.paymentAddr, 'payment_addr']] as const)
-      if (b !== undefined && b.length !== 32) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `${what} must be 32 bytes`);
+      if (b !== undefined && b.length !== HASH_LENGTH) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `${what} must be 32 bytes`);
     const kind: InvoiceKind = req.amp === true ? 'amp' : req.paymentHash !== undefined ? 'hold' : 'regular';
-    const preimage = kind === 'regular' ? (req.preimage ?? randomBytes(32)) : undefined;
-    const paymentHash = kind === 'amp' ? randomBytes(32) : kind === 'hold' ? req.paymentHash! : sha256(preimage!);
+    const preimage = kind === 'regular' ? (req.preimage ?? randomBytes(HASH_LENGTH)) : undefined;
+    const paymentHash = kind === 'amp' ? randomBytes(HASH_LENGTH) : kind === 'hold' ? req.paymentHash! : sha256(preimage!);
     return this.insert({
       kind,
       state: 'open',
       paymentHash,
       ...(preimage !== undefined ? { preimage } : {}),
-      paymentAddr: req.paymentAddr ?? randomBytes(32),
+      paymentAddr: req.paymentAddr ?? randomBytes(HASH_LENGTH),
       amountMsat,
       ...(req.memo !== undefined ? { memo: req.memo } : {}),
-      createdAt: Math.floor(this.now() / 1000),
+      createdAt: Math.floor(this.now() / MS_PER_SECOND),
       expirySeconds: req.expirySeconds ?? (kind === 'amp' ? this.config.defaultAmpExpirySeconds : this.config.defaultExpirySeconds),
       minFinalCltvExpiryDelta: req.minFinalCltvExpiryDelta ?? this.config.defaultMinFinalCltvExpiryDelta,
       amountPaidMsat: 0n,
@@ -200,15 +403,15 @@ export class InvoiceRegistry implements FinalHopHandler {
 
   private insert(fields: Omit<Invoice, 'addIndex'>, extra: BatchOp[] = []): Promise<Invoice> {
     return this.locked(async () => {
-      const addr = bytesToHex(fields.paymentAddr);
-      if (this.open.has(addr) || (await readInvoice(this.o.store, fields.paymentAddr)) !== undefined)
-        throw new InvoiceError('ERR_INVOICE_EXISTS', `an invoice with payment_addr ${addr} exists`);
-      if (this.byHash.has(bytesToHex(fields.paymentHash)) || (await readAddrByHash(this.o.store, fields.paymentHash)) !== undefined)
+      if (this.open.has(keyOf(fields.paymentAddr)) || (await readInvoice(this.o.store, fields.paymentAddr)) !== undefined)
+        throw new InvoiceError('ERR_INVOICE_EXISTS', `an invoice with payment_addr ${bytesToHex(fields.paymentAddr)} exists`);
+      if (this.byHash.has(keyOf(fields.paymentHash)) || (await readAddrByHash(this.o.store, fields.paymentHash)) !== undefined)
         throw new InvoiceError('ERR_INVOICE_EXISTS', `an invoice with payment hash ${bytesToHex(fields.paymentHash)} exists`);
       const counters = { ...this.counters, addIndex: this.counters.addIndex + 1n };
       const inv: Invoice = { addIndex: counters.addIndex, ...fields };
-      await this.o.store.batch([putInvoice(inv), ...putInvoiceIndexes(inv), putCounters(counters), ...extra]);
+      await this.o.store.batch([putInvoice(inv), ...putInvoiceIndexes(inv), putCounters(counters), ...this.checkpointOps(), ...extra]);
       this.counters = counters;
+      this.checkpointed();
       if (inv.state === 'open') this.track(inv);
       return inv;
     });
@@ -216,18 +419,24 @@ export class InvoiceRegistry implements FinalHopHandler {
 
   /** By payment hash (an AMP invoice's own random hash included). */
   async lookupByHash(paymentHash: Uint8Array): Promise<Invoice | undefined> {
-    const addr = this.byHash.get(bytesToHex(paymentHash)) ?? (await readAddrByHash(this.o.store, paymentHash));
+    const o = this.byHash.get(keyOf(paymentHash));
+    if (o !== undefined) return { ...o.inv };
+    const addr = await readAddrByHash(this.o.store, paymentHash);
     return addr === undefined ? undefined : this.lookupByAddr(hexToBytes(addr));
   }
 
   /** By payment_addr; `withSets` also reads every settled AMP set (with their HTLCs). */
   async lookupByAddr(paymentAddr: Uint8Array, opts: { withSets?: boolean } = {}): Promise<(Invoice & { sets?: AmpSet[] }) | undefined> {
-    const inv = this.open.get(bytesToHex(paymentAddr))?.inv ?? (await readInvoice(this.o.store, paymentAddr));
+    const inv = this.open.get(keyOf(paymentAddr))?.inv ?? (await readInvoice(this.o.store, paymentAddr));
     if (inv === undefined) return undefined;
     if (opts.withSets !== true) return { ...inv };
     const sets: AmpSet[] = [];
-    for await (const id of invoiceSetIds(this.o.store, paymentAddr)) {
-      const s = await readSet(this.o.store, hexToBytes(id));
+    const ids: Uint8Array[] = [];
+    for await (const id of invoiceSetIds(this.o.store, paymentAddr)) ids.push(id);
+    // settled since the last checkpoint: not in the stored list yet
+    for (const x of this.open.get(keyOf(paymentAddr))?.unlisted ?? []) ids.push(x.setId);
+    for (const id of ids) {
+      const s = await readSet(this.o.store, id);
       if (s !== undefined) sets.push(s);
     }
     return { ...inv, sets };
@@ -273,11 +482,11 @@ export class InvoiceRegistry implements FinalHopHandler {
     return () => this.subscribers.delete(sub);
   }
 
-  private async settleEvent(n: bigint, ref: { addr: string; setId?: string }): Promise<SettleEvent | undefined> {
-    const inv = await this.lookupByAddr(hexToBytes(ref.addr));
+  private async settleEvent(n: bigint, ref: SettleRef): Promise<SettleEvent | undefined> {
+    const inv = await this.lookupByAddr(ref.addr);
     if (inv === undefined) return undefined;
     if (ref.setId !== undefined) {
-      const set = await readSet(this.o.store, hexToBytes(ref.setId));
+      const set = await readSet(this.o.store, ref.setId);
       if (set === undefined) return undefined;
       return this.eventOf(inv, n, set.amountPaidMsat, set.htlcs, set.setId);
     }
@@ -299,34 +508,34 @@ export class InvoiceRegistry implements FinalHopHandler {
   /** Hold invoice: settle with the preimage (all its HTLCs are in: state accepted). */
   async settleHold(preimage: Uint8Array): Promise<void> {
     const hash = sha256(preimage);
-    const o = this.openByHash(hash);
+    const o = this.byHash.get(keyOf(hash));
     if (o === undefined || o.inv.kind !== 'hold') throw new InvoiceError('ERR_INVOICE_NOT_FOUND', `no open hold invoice for ${bytesToHex(hash)}`);
     const set = o.sets.get('');
     if (set === undefined || !set.complete || o.inv.state !== 'accepted') throw new InvoiceError('ERR_INVOICE_STATE', 'the hold invoice is not accepted (not paid in full yet)');
-    await this.settleSet(o, set, () => preimage);
+    await this.settleSet(set, set.amounts.map(() => preimage));
   }
 
   /** Cancels an open or accepted invoice (not an AMP one with settled sets: those are final): its held HTLCs fail. */
   async cancel(paymentHash: Uint8Array): Promise<void> {
-    const o = this.openByHash(paymentHash);
+    const o = this.byHash.get(keyOf(paymentHash));
     if (o === undefined) throw new InvoiceError('ERR_INVOICE_NOT_FOUND', `no open invoice for ${bytesToHex(paymentHash)}`);
     await this.locked(async () => {
       const inv: Invoice = { ...o.inv, state: 'canceled' };
-      await this.o.store.batch([putInvoice(inv)]);
+      const ops: BatchOp[] = [putInvoice(inv)];
+      // its AMP sets settled since the last checkpoint go into its list now: it leaves memory
+      if (o.unlisted.length > 0) ops.push(putSetChunk(inv.paymentAddr, o.unlisted[0]!.settleIndex, o.unlisted.map((x) => x.setId)));
+      await this.o.store.batch(ops);
       this.untrack(o.inv);
       o.inv = inv;
+      o.unlisted = [];
+      this.unlisted.delete(o);
     });
-    for (const set of o.sets.values()) this.failSet(o, set, { name: 'incorrect_or_unknown_payment_details', htlcMsat: 0n, height: 0 });
-  }
-
-  private openByHash(hash: Uint8Array): Open | undefined {
-    const addr = this.byHash.get(bytesToHex(hash));
-    return addr === undefined ? undefined : this.open.get(addr);
+    for (const set of [...o.sets.values()]) this.failSet(set, { name: 'incorrect_or_unknown_payment_details', htlcMsat: 0n, height: 0 });
   }
 
   // ---------------------------------------------------------------- HTLCs
 
-  handle(h: FinalHtlc, resolve: (r: Answer) => void): FinalResolution | Promise<FinalResolution> {
+  handle(h: FinalHtlc, resolve: Resolve): FinalResolution | Promise<FinalResolution> {
     const p = h.payload;
     if (p.amp !== undefined) return this.intakeAmp(h, p, resolve);
     if (p.keysendPreimage !== undefined && p.mpp === undefined) return this.keysend(h, p);
@@ -338,251 +547,302 @@ export class InvoiceRegistry implements FinalHopHandler {
   }
 
   private expired(inv: Invoice): boolean {
-    return this.now() / 1000 > inv.createdAt + inv.expirySeconds;
+    return this.now() / MS_PER_SECOND > inv.createdAt + inv.expirySeconds;
   }
 
   /** An HTLC of a payment that settled already (we answered it before a restart): its preimage again, or null. */
-  private async answeredBefore(h: FinalHtlc, htlcs: SettledHtlc[] | undefined): Promise<FinalResolution | null> {
+  private answeredBefore(h: FinalHtlc, htlcs: SettledHtlc[] | undefined): FinalResolution | null {
     const c = keyString(h.key);
     const mine = htlcs?.find((x) => x.circuit === c);
     return mine === undefined ? null : { action: 'settle', preimage: mine.preimage };
   }
 
-  private async intakeAmp(h: FinalHtlc, p: HopPayload, resolve: (r: Answer) => void): Promise<FinalResolution> {
-    const amp = p.amp!;
-    const fail = (failure: FailureMessage = unknownDetails(h)): FinalResolution => ({ action: 'fail', failure });
-    if (p.mpp === undefined) return fail();
-    const addr = bytesToHex(p.mpp.paymentAddr);
-    const setHex = bytesToHex(amp.setId);
-    let o = this.open.get(addr);
-    if (o === undefined) {
-      const settled = await readInvoice(this.o.store, p.mpp.paymentAddr);
-      if (settled !== undefined) return fail(); // not open
-      if (!this.config.acceptAmp || equalBytes(p.mpp.paymentAddr, ZERO32)) return fail();
-      // spontaneous AMP: an invoice made on the spot from the sender's payment_addr
-      if (this.pendingSetIds.has(setHex) || (await readSet(this.o.store, amp.setId)) !== undefined) return fail();
-      try {
-        await this.insert({
-          kind: 'amp',
-          state: 'open',
-          paymentHash: randomBytes(32),
-          paymentAddr: p.mpp.paymentAddr,
-          amountMsat: 0n,
-          createdAt: Math.floor(this.now() / 1000),
-          expirySeconds: this.config.defaultAmpExpirySeconds,
-          minFinalCltvExpiryDelta: this.config.finalCltvRejectDelta,
-          spontaneous: true,
-          amountPaidMsat: 0n,
-          settledSets: 0,
-        });
-      } catch (e) {
-        if (!(e instanceof InvoiceError)) throw e; // two shards of one new payment raced: the other made it
-      }
-      o = this.open.get(addr);
-      if (o === undefined) return fail();
-    }
+  /** An AMP shard: synchronous when its invoice is open and its set begun, as nearly every shard is. */
+  private intakeAmp(h: FinalHtlc, p: HopPayload, resolve: Resolve): FinalResolution | Promise<FinalResolution> {
+    const mpp = p.mpp;
+    if (mpp === undefined) return failUnknown(h);
+    const o = this.open.get(keyOf(mpp.paymentAddr));
+    if (o === undefined) return this.intakeAmpNoInvoice(h, p, resolve);
     const inv = o.inv;
-    if (inv.kind !== 'amp' || inv.state !== 'open') return fail();
-    let set = o.sets.get(setHex);
-    if (set === undefined) {
-      // a new set: the checks that cost a read run once per set, not per shard
-      const done = await readSet(this.o.store, amp.setId);
-      if (done !== undefined) {
-        if (bytesToHex(done.paymentAddr) !== addr) return fail();
-        return (await this.answeredBefore(h, done.htlcs)) ?? fail(); // beyond lnd: a settled set_id is not paid twice
-      }
-      const other = this.pendingSetIds.get(setHex);
-      if (other !== undefined && other !== addr) return fail(); // set_ids are unique across invoices
-      set = o.sets.get(setHex); // an await above may have let another shard of this set in
-      if (set === undefined) {
-        if (this.expired(inv)) return fail();
-        if (equalBytes(amp.setId, ZERO32) || this.failedSetIds.has(setHex)) return fail();
-        if (p.mpp.totalMsat === 0n || p.mpp.totalMsat < inv.amountMsat) return fail();
-        if (o.sets.size >= this.config.maxPendingSetsPerInvoice) return fail({ name: 'temporary_node_failure' });
-        set = { id: setHex, setId: amp.setId, totalMsat: p.mpp.totalMsat, sumMsat: 0n, xor: new Uint8Array(32), htlcs: new Map(), failed: false, complete: false };
-        o.sets.set(setHex, set);
-        this.pendingSetIds.set(setHex, addr);
-      }
-    }
-    if (set.failed || set.complete) return fail();
-    if (p.mpp.totalMsat !== set.totalMsat) {
-      this.failSet(o, set, unknownDetails(h));
-      return fail();
-    }
-    if (!this.checkExpiry(h, inv)) return fail();
-    return this.addToSet(o, set, h, resolve, amp.share, amp.childIndex);
+    if (inv.kind !== 'amp' || inv.state !== 'open') return failUnknown(h);
+    const id = keyOf(p.amp!.setId);
+    const set = o.sets.get(id);
+    if (set === undefined) return this.intakeAmpNewSet(h, p, resolve, o, id);
+    return this.intakeAmpShard(h, p, resolve, set);
   }
 
-  private async intakeRegular(h: FinalHtlc, p: HopPayload, resolve: (r: Answer) => void): Promise<FinalResolution> {
-    const fail = (failure: FailureMessage = unknownDetails(h)): FinalResolution => ({ action: 'fail', failure });
-    const hash = bytesToHex(h.paymentHash);
-    const addr = this.byHash.get(hash);
-    const o = addr === undefined ? undefined : this.open.get(addr);
-    if (o === undefined) {
-      // settled before? then this may be one of its HTLCs asked again after a restart
-      const a = await readAddrByHash(this.o.store, h.paymentHash);
-      const inv = a === undefined ? undefined : await readInvoice(this.o.store, hexToBytes(a));
-      return (inv !== undefined ? await this.answeredBefore(h, inv.htlcs) : null) ?? fail();
+  /** No open invoice has the shard's payment_addr: a spontaneous AMP payment (`acceptAmp`) makes one. */
+  private async intakeAmpNoInvoice(h: FinalHtlc, p: HopPayload, resolve: Resolve): Promise<FinalResolution> {
+    const amp = p.amp!;
+    const mpp = p.mpp!;
+    const settled = await readInvoice(this.o.store, mpp.paymentAddr);
+    if (settled !== undefined) return failUnknown(h); // not open
+    if (!this.config.acceptAmp || equalBytes(mpp.paymentAddr, ZERO32)) return failUnknown(h);
+    if (this.pendingSetIds.has(keyOf(amp.setId)) || (await readSet(this.o.store, amp.setId)) !== undefined) return failUnknown(h);
+    try {
+      await this.insert({
+        kind: 'amp',
+        state: 'open',
+        paymentHash: randomBytes(HASH_LENGTH),
+        paymentAddr: mpp.paymentAddr,
+        amountMsat: 0n,
+        createdAt: Math.floor(this.now() / MS_PER_SECOND),
+        expirySeconds: this.config.defaultAmpExpirySeconds,
+        minFinalCltvExpiryDelta: this.config.finalCltvRejectDelta,
+        spontaneous: true,
+        amountPaidMsat: 0n,
+        settledSets: 0,
+      });
+    } catch (e) {
+      if (!(e instanceof InvoiceError)) throw e; // two shards of one new payment raced: the other made it
     }
+    if (!this.open.has(keyOf(mpp.paymentAddr))) return failUnknown(h);
+    return this.intakeAmp(h, p, resolve);
+  }
+
+  /** The first shard of a set: the checks that cost a read run once per set, not per shard. */
+  private async intakeAmpNewSet(h: FinalHtlc, p: HopPayload, resolve: Resolve, o: Open, id: string): Promise<FinalResolution> {
+    const amp = p.amp!;
+    const mpp = p.mpp!;
+    const done = await readSet(this.o.store, amp.setId);
+    if (done !== undefined) {
+      if (!equalBytes(done.paymentAddr, mpp.paymentAddr)) return failUnknown(h);
+      return this.answeredBefore(h, done.htlcs) ?? failUnknown(h); // beyond lnd: a settled set_id is not paid twice
+    }
+    const other = this.pendingSetIds.get(id);
+    if (other !== undefined && other !== o) return failUnknown(h); // set_ids are unique across invoices
+    let set = o.sets.get(id); // the read above may have let another shard of this set in
+    if (set === undefined) {
+      const inv = o.inv;
+      if (inv.state !== 'open' || this.open.get(o.key) !== o) return failUnknown(h); // cancelled during the read
+      if (this.expired(inv)) return failUnknown(h);
+      if (equalBytes(amp.setId, ZERO32) || this.failedSetIds.has(id)) return failUnknown(h);
+      if (mpp.totalMsat === 0n || mpp.totalMsat < inv.amountMsat) return failUnknown(h);
+      if (o.sets.size >= this.config.maxPendingSetsPerInvoice) return failWith({ name: 'temporary_node_failure' });
+      set = new PendingSet(o, id, amp.setId.slice(), mpp.totalMsat);
+      o.sets.set(id, set);
+      this.pendingSetIds.set(id, o);
+    }
+    return this.intakeAmpShard(h, p, resolve, set);
+  }
+
+  private intakeAmpShard(h: FinalHtlc, p: HopPayload, resolve: Resolve, set: PendingSet): FinalResolution | Promise<FinalResolution> {
+    if (set.failed || set.complete) return failUnknown(h);
+    if (p.mpp!.totalMsat !== set.totalMsat) {
+      this.failSet(set, unknownDetails(h));
+      return failUnknown(h);
+    }
+    if (!this.checkExpiry(h, set.open.inv)) return failUnknown(h);
+    return this.addToSet(set, h, resolve, p.amp!.share, p.amp!.childIndex);
+  }
+
+  private intakeRegular(h: FinalHtlc, p: HopPayload, resolve: Resolve): FinalResolution | Promise<FinalResolution> {
+    const o = this.byHash.get(keyOf(h.paymentHash));
+    if (o === undefined) return this.regularSettledBefore(h);
     const inv = o.inv;
-    if (inv.kind === 'amp') return fail(); // an AMP invoice is paid by AMP shards only
+    if (inv.kind === 'amp') return failUnknown(h); // an AMP invoice is paid by AMP shards only
     // lnd requires payment_secret: without it (or with another) the invoice is not found
-    if (p.mpp === undefined || !equalBytes(p.mpp.paymentAddr, inv.paymentAddr)) return fail();
-    if (inv.state !== 'open') return fail();
-    if (this.expired(inv)) return fail();
+    if (p.mpp === undefined || !equalBytes(p.mpp.paymentAddr, inv.paymentAddr)) return failUnknown(h);
+    if (inv.state !== 'open') return failUnknown(h);
+    if (this.expired(inv)) return failUnknown(h);
     let set = o.sets.get('');
     if (set === undefined) {
-      if (p.mpp.totalMsat < inv.amountMsat || p.mpp.totalMsat === 0n) return fail();
-      set = { id: '', totalMsat: p.mpp.totalMsat, sumMsat: 0n, xor: new Uint8Array(0), htlcs: new Map(), failed: false, complete: false };
+      if (p.mpp.totalMsat < inv.amountMsat || p.mpp.totalMsat === 0n) return failUnknown(h);
+      set = new PendingSet(o, '', undefined, p.mpp.totalMsat);
       o.sets.set('', set);
     }
-    if (set.complete) return fail();
+    if (set.complete) return failUnknown(h);
     if (p.mpp.totalMsat !== set.totalMsat) {
-      this.failSet(o, set, unknownDetails(h));
-      return fail();
+      this.failSet(set, unknownDetails(h));
+      return failUnknown(h);
     }
-    if (!this.checkExpiry(h, inv)) return fail();
-    return this.addToSet(o, set, h, resolve);
+    if (!this.checkExpiry(h, inv)) return failUnknown(h);
+    return this.addToSet(set, h, resolve, undefined, 0);
   }
 
-  private addToSet(o: Open, set: PendingSet, h: FinalHtlc, resolve: (r: Answer) => void, share?: Uint8Array, childIndex?: number): FinalResolution | Promise<FinalResolution> {
-    const circuit = keyString(h.key);
-    if (set.htlcs.has(circuit)) return { action: 'hold' }; // asked again: still waiting
-    if (this.pendingHtlcs >= this.config.maxPendingHtlcs) return { action: 'fail', failure: { name: 'temporary_node_failure' } };
+  /** Settled before? Then this may be one of its HTLCs asked again after a restart. */
+  private async regularSettledBefore(h: FinalHtlc): Promise<FinalResolution> {
+    const a = await readAddrByHash(this.o.store, h.paymentHash);
+    const inv = a === undefined ? undefined : await readInvoice(this.o.store, hexToBytes(a));
+    return (inv !== undefined ? this.answeredBefore(h, inv.htlcs) : null) ?? failUnknown(h);
+  }
+
+  private addToSet(set: PendingSet, h: FinalHtlc, resolve: Resolve, share: Uint8Array | undefined, childIndex: number): FinalResolution | Promise<FinalResolution> {
+    if (set.find(h.key) >= 0) return HOLD; // asked again: still waiting
+    if (this.pendingHtlcs >= this.config.maxPendingHtlcs) return failWith({ name: 'temporary_node_failure' });
     const deadline = h.arrivedAt + this.config.mppTimeoutMs;
-    if (deadline <= this.now()) return { action: 'fail', failure: { name: 'mpp_timeout' } };
-    const entry: PendingHtlc = {
-      circuit,
-      amountMsat: h.amountMsat,
-      paymentHash: h.paymentHash,
-      ...(share !== undefined ? { share, childIndex: childIndex! } : {}),
-      customRecords: h.payload.customRecords,
-      resolve,
-      deadline,
-      live: true,
-    };
-    set.htlcs.set(circuit, entry);
+    if (deadline <= this.now()) return failWith({ name: 'mpp_timeout' });
+    set.add(h, resolve, share, childIndex);
     this.pendingHtlcs++;
-    set.sumMsat += h.amountMsat;
-    if (share !== undefined) xorInto(set.xor, share);
-    this.scheduleExpiry(deadline, bytesToHex(o.inv.paymentAddr), set.id, circuit);
-    if (set.sumMsat < set.totalMsat) return { action: 'hold' };
+    this.scheduleExpiry(deadline, set);
+    if (set.sumMsat < set.totalMsat) return HOLD;
     // complete: the sum of the HTLC amounts reaches total_msat (overpaying is allowed)
     set.complete = true;
+    const o = set.open;
     if (o.inv.kind === 'hold') {
       o.inv = { ...o.inv, state: 'accepted' };
-      return { action: 'hold' };
+      return HOLD;
     }
-    return this.completeSet(o, set, circuit);
+    return this.completeSet(set, set.n - 1);
   }
 
-  /** A complete set: check it, write its settlement, then answer its HTLCs. Returns the answer of `self`. */
-  private async completeSet(o: Open, set: PendingSet, self: string): Promise<FinalResolution> {
-    let preimageOf: (x: PendingHtlc) => Uint8Array;
-    if (o.inv.kind === 'amp') {
-      const root = set.xor.slice();
-      const children = new Map<string, Uint8Array>();
-      for (const x of set.htlcs.values()) {
-        if (!x.live) continue;
-        const child = deriveChild(root, x.share!, x.childIndex!);
-        if (!equalBytes(child.hash, x.paymentHash)) {
-          // one bad share spoils the set: every HTLC of it fails
-          this.o.log?.('info', { setId: set.id, circuit: x.circuit }, 'AMP set does not reconstruct; failed whole');
-          const f: FailureMessage = { name: 'incorrect_or_unknown_payment_details', htlcMsat: x.amountMsat, height: 0 };
-          this.failSet(o, set, f, self);
-          return { action: 'fail', failure: f };
-        }
-        children.set(x.circuit, child.preimage);
+  /** A complete set: check it, write its settlement, then answer its HTLCs. Returns the answer of slot `self`. */
+  private completeSet(set: PendingSet, self: number): Promise<FinalResolution> {
+    const inv = set.open.inv;
+    if (inv.kind !== 'amp') {
+      const pre = inv.preimage!;
+      return this.settleSet(set, set.amounts.map(() => pre), self);
+    }
+    // root = XOR of the shares; child_preimage = SHA256(root ‖ share ‖ BE32(index)); child_hash = SHA256(child_preimage)
+    const block = this.childBlock;
+    block.set(set.xor, 0);
+    const arena = set.arena;
+    const preimages: Uint8Array[] = [];
+    for (let i = 0; i < set.n; i++) {
+      const at = i * AMP_SLOT;
+      block.set(arena.subarray(at, at + HASH_LENGTH), HASH_LENGTH);
+      this.childIndexView.setUint32(0, set.childIndexes[i]!);
+      const preimage = sha256Parts(block, this.childIndexBytes);
+      const hash = sha256(preimage);
+      let diff = 0;
+      for (let b = 0; b < HASH_LENGTH; b++) diff |= hash[b]! ^ arena[at + HASH_LENGTH + b]!;
+      if (diff !== 0) {
+        // one bad share spoils the set: every HTLC of it fails
+        this.o.log?.('info', { setId: bytesToHex(set.setId!), circuit: set.circuit(i) }, 'AMP set does not reconstruct; failed whole');
+        const f: FailureMessage = { name: 'incorrect_or_unknown_payment_details', htlcMsat: set.amounts[i]!, height: 0 };
+        this.failSet(set, f, self);
+        return Promise.resolve(failWith(f));
       }
-      preimageOf = (x) => children.get(x.circuit)!;
-    } else {
-      const pre = o.inv.preimage!;
-      preimageOf = () => pre;
+      preimages.push(preimage);
     }
-    return this.settleSet(o, set, preimageOf, self);
+    return this.settleSet(set, preimages, self);
   }
 
-  private async settleSet(o: Open, set: PendingSet, preimageOf: (x: PendingHtlc) => Uint8Array, self?: string): Promise<FinalResolution> {
-    const live = [...set.htlcs.values()].filter((x) => x.live);
-    const settled: SettledHtlc[] = live.map((x) => ({
-      circuit: x.circuit,
-      amountMsat: x.amountMsat,
-      paymentHash: x.paymentHash,
-      preimage: preimageOf(x),
-      ...(x.share !== undefined ? { share: x.share, childIndex: x.childIndex! } : {}),
-      ...(x.customRecords.length > 0 ? { customRecords: x.customRecords } : {}),
-    }));
-    const amount = live.reduce((a, x) => a + x.amountMsat, 0n);
-    const event = await this.locked(async () => {
+  /** Writes a complete set's settlement, then settles its HTLCs (slot `self` by the returned answer, the others by their callbacks). */
+  private async settleSet(set: PendingSet, preimages: Uint8Array[], self = -1): Promise<FinalResolution> {
+    const o = set.open;
+    const n = set.n;
+    const amount = set.sumMsat;
+    const circuits: string[] = [];
+    for (let i = 0; i < n; i++) circuits.push(set.circuit(i));
+    const settleIndex = await this.locked(async () => {
+      if (set.dropped) return undefined; // failed (the invoice cancelled) while waiting for the lock
       const settleIndex = this.counters.settleIndex + 1n;
-      const counters = { ...this.counters, settleIndex };
-      const at = Math.floor(this.now() / 1000);
+      const at = Math.floor(this.now() / MS_PER_SECOND);
       let inv: Invoice;
-      const ops: BatchOp[] = [putCounters(counters)];
-      let setRecord: AmpSet | undefined;
-      if (o.inv.kind === 'amp') {
-        // the invoice stays open: one record per set, the header only counts
-        setRecord = { setId: set.setId!, paymentAddr: o.inv.paymentAddr, state: 'settled', settleIndex, settledAt: at, amountPaidMsat: amount, htlcs: settled };
+      let ops: BatchOp[];
+      let checkpoint: boolean;
+      if (set.setId !== undefined) {
+        // the invoice stays open: one record per set and its settlement reference; the header and the invoice's
+        // list of sets are written every CHECKPOINT_SETS sets
         inv = { ...o.inv, amountPaidMsat: o.inv.amountPaidMsat + amount, settleIndex, settledAt: at, settledSets: (o.inv.settledSets ?? 0) + 1 };
-        ops.push(...putSet(setRecord), putSettle(settleIndex, inv.paymentAddr, set.setId));
+        ops = [
+          putSetRecord({
+            setId: set.setId,
+            paymentAddr: inv.paymentAddr,
+            settleIndex,
+            settledAt: at,
+            amountPaidMsat: amount,
+            n,
+            circuits,
+            amounts: set.amounts,
+            sharesAndHashes: set.arena,
+            childIndexes: set.childIndexes,
+            preimages,
+            customRecords: set.customRecords,
+          }),
+          putSettle(settleIndex, inv.paymentAddr, set.setId),
+        ];
+        checkpoint = this.setsSinceCheckpoint + 1 >= CHECKPOINT_SETS;
+        if (checkpoint) ops.push(putCounters({ ...this.counters, settleIndex }), ...this.checkpointOps({ o, inv, set: { settleIndex, setId: set.setId } }));
       } else {
+        const settled: SettledHtlc[] = circuits.map((circuit, i) => {
+          const x: SettledHtlc = { circuit, amountMsat: set.amounts[i]!, paymentHash: o.inv.paymentHash, preimage: preimages[i]! };
+          const custom = set.customRecords[i];
+          if (custom !== undefined) x.customRecords = custom;
+          return x;
+        });
         inv = { ...o.inv, state: 'settled', amountPaidMsat: amount, settleIndex, settledAt: at, htlcs: settled, preimage: settled[0]?.preimage ?? o.inv.preimage! };
-        ops.push(putSettle(settleIndex, inv.paymentAddr));
+        ops = [putSettle(settleIndex, inv.paymentAddr), putInvoice(inv), putCounters({ ...this.counters, settleIndex }), ...this.checkpointOps()];
+        checkpoint = true;
       }
-      ops.push(putInvoice(inv));
       // durable before any HTLC of it is settled
       await this.o.store.batch(ops);
-      this.counters = counters;
+      this.counters = { ...this.counters, settleIndex };
       o.inv = inv;
-      return this.eventOf(inv, settleIndex, amount, settled, set.setId);
+      if (checkpoint) this.checkpointed();
+      else {
+        o.unlisted.push({ settleIndex, setId: set.setId! });
+        this.unlisted.add(o);
+        this.setsSinceCheckpoint++;
+      }
+      return settleIndex;
     });
-    this.dropSet(o, set);
+    if (settleIndex === undefined) return failWith({ name: 'incorrect_or_unknown_payment_details', htlcMsat: set.amounts[self] ?? 0n, height: 0 });
+    const resolves = set.resolves;
+    const customRecords = set.customRecords;
+    this.dropSet(set);
     if (o.inv.state !== 'open') this.untrack(o.inv);
-    let own: FinalResolution = { action: 'hold' };
-    for (const x of live) {
-      const pre = preimageOf(x);
-      if (x.circuit === self) own = { action: 'settle', preimage: pre };
-      else x.resolve({ action: 'settle', preimage: pre });
+    let own: FinalResolution = HOLD;
+    for (let i = 0; i < n; i++) {
+      const answer: Answer = { action: 'settle', preimage: preimages[i]! };
+      if (i === self) own = answer;
+      else resolves[i]!(answer);
     }
-    for (const s of this.subscribers) s(event);
-    this.o.log?.('info', { setId: set.id || undefined, amountMsat: String(amount), htlcs: live.length, settleIndex: String(event.settleIndex) }, 'payment settled');
+    if (this.subscribers.size > 0) {
+      const event: SettleEvent = {
+        settleIndex,
+        paymentAddr: o.inv.paymentAddr,
+        paymentHash: o.inv.paymentHash,
+        kind: o.inv.kind,
+        amountMsat: amount,
+        ...(set.setId !== undefined ? { setId: set.setId } : {}),
+        customRecords: customRecords.flatMap((c) => c ?? []),
+      };
+      for (const s of this.subscribers) s(event);
+    }
+    this.o.log?.('info', { setId: set.setId !== undefined ? bytesToHex(set.setId) : undefined, amountMsat: String(amount), htlcs: n, settleIndex: String(settleIndex) }, 'payment settled');
     return own;
   }
 
-  private dropSet(o: Open, set: PendingSet): void {
-    for (const x of set.htlcs.values())
-      if (x.live) {
-        x.live = false;
-        this.pendingHtlcs--;
-      }
-    o.sets.delete(set.id);
-    if (set.id !== '') this.pendingSetIds.delete(set.id);
+  private dropSet(set: PendingSet): void {
+    if (set.dropped) return;
+    set.dropped = true;
+    this.pendingHtlcs -= set.n;
+    const o = set.open;
+    if (o.sets.get(set.id) === set) o.sets.delete(set.id);
+    if (set.setId !== undefined && this.pendingSetIds.get(set.id) === o) this.pendingSetIds.delete(set.id);
+    set.release();
   }
 
-  /** Fails every live HTLC of a set (but `except`, which the caller answers) and drops the set. */
-  private failSet(o: Open, set: PendingSet, failure: FailureMessage, except?: string): void {
+  /** Fails every HTLC of a set (but slot `except`, which the caller answers) and drops the set. */
+  private failSet(set: PendingSet, failure: FailureMessage, except = -1): void {
+    if (set.dropped) return;
     set.failed = true;
-    if (set.id !== '') {
+    if (set.setId !== undefined) {
       this.failedSetIds.add(set.id);
-      if (this.failedSetIds.size > 10_000) this.failedSetIds.delete(this.failedSetIds.values().next().value!);
+      if (this.failedSetIds.size > MAX_FAILED_SET_IDS) this.failedSetIds.delete(this.failedSetIds.values().next().value!);
     }
-    const live = [...set.htlcs.values()].filter((x) => x.live);
-    this.dropSet(o, set);
+    const resolves = set.resolves;
+    const n = set.n;
+    this.dropSet(set);
+    const o = set.open;
     if (o.inv.state === 'accepted') o.inv = { ...o.inv, state: 'open' };
-    for (const x of live) if (x.circuit !== except) x.resolve({ action: 'fail', failure });
+    const answer: Answer = { action: 'fail', failure };
+    for (let i = 0; i < n; i++) if (i !== except) resolves[i]!(answer);
   }
 
   // ---------------------------------------------------------------- keysend
 
   private async keysend(h: FinalHtlc, p: HopPayload): Promise<FinalResolution> {
-    const fail: FinalResolution = { action: 'fail', failure: unknownDetails(h) };
+    const fail: FinalResolution = failUnknown(h);
     if (!this.config.acceptKeysend) return fail;
     const preimage = p.keysendPreimage!;
     if (!equalBytes(sha256(preimage), h.paymentHash)) return fail;
     const a = await readAddrByHash(this.o.store, h.paymentHash);
     if (a !== undefined) {
       const inv = await readInvoice(this.o.store, hexToBytes(a));
-      return (inv !== undefined ? await this.answeredBefore(h, inv.htlcs) : null) ?? fail;
+      return (inv !== undefined ? this.answeredBefore(h, inv.htlcs) : null) ?? fail;
     }
     if (h.cltvExpiry < h.currentHeight + this.config.finalCltvRejectDelta) return fail;
     if (h.amountMsat < p.amountToForwardMsat) return { action: 'fail', failure: { name: 'final_incorrect_htlc_amount', incomingHtlcAmtMsat: h.amountMsat } };
@@ -590,14 +850,14 @@ export class InvoiceRegistry implements FinalHopHandler {
     const htlc: SettledHtlc = { circuit: keyString(h.key), amountMsat: h.amountMsat, paymentHash: h.paymentHash, preimage, ...(p.customRecords.length > 0 ? { customRecords: p.customRecords } : {}) };
     const inv = await this.locked(async () => {
       const counters = { addIndex: this.counters.addIndex + 1n, settleIndex: this.counters.settleIndex + 1n };
-      const at = Math.floor(this.now() / 1000);
+      const at = Math.floor(this.now() / MS_PER_SECOND);
       const inv: Invoice = {
         addIndex: counters.addIndex,
         kind: 'keysend',
         state: 'settled',
         paymentHash: h.paymentHash,
         preimage,
-        paymentAddr: randomBytes(32),
+        paymentAddr: randomBytes(HASH_LENGTH),
         amountMsat: h.amountMsat,
         createdAt: at,
         expirySeconds: this.config.defaultExpirySeconds,
@@ -608,8 +868,9 @@ export class InvoiceRegistry implements FinalHopHandler {
         settledAt: at,
         htlcs: [htlc],
       };
-      await this.o.store.batch([putInvoice(inv), ...putInvoiceIndexes(inv), putSettle(counters.settleIndex, inv.paymentAddr), putCounters(counters)]);
+      await this.o.store.batch([putInvoice(inv), ...putInvoiceIndexes(inv), putSettle(counters.settleIndex, inv.paymentAddr), putCounters(counters), ...this.checkpointOps()]);
       this.counters = counters;
+      this.checkpointed();
       return inv;
     });
     const e = this.eventOf(inv, inv.settleIndex!, h.amountMsat, [htlc]);
@@ -619,46 +880,48 @@ export class InvoiceRegistry implements FinalHopHandler {
 
   // ---------------------------------------------------------------- hold timers
 
-  private scheduleExpiry(deadline: number, addr: string, set: string, circuit: string): void {
-    const q = this.expiries;
-    const item = { deadline, addr, set, circuit };
+  private scheduleExpiry(deadline: number, set: PendingSet): void {
+    const ds = this.expiryDeadlines;
     // deadlines arrive in order (one hold time for all); an HTLC asked again after a restart may come out of order
-    if (q.length === this.expiryHead || q[q.length - 1]!.deadline <= deadline) q.push(item);
-    else {
-      let i = q.length;
-      while (i > this.expiryHead && q[i - 1]!.deadline > deadline) i--;
-      q.splice(i, 0, item);
+    if (ds.length === this.expiryHead || ds[ds.length - 1]! <= deadline) {
+      ds.push(deadline);
+      this.expirySets.push(set);
+    } else {
+      let i = ds.length;
+      while (i > this.expiryHead && ds[i - 1]! > deadline) i--;
+      ds.splice(i, 0, deadline);
+      this.expirySets.splice(i, 0, set);
     }
     this.armTimer();
   }
 
   private armTimer(): void {
-    const next = this.expiries[this.expiryHead];
-    if (next === undefined) return;
-    if (this.timer !== undefined && this.timerAt <= next.deadline) return;
+    if (this.expiryHead >= this.expiryDeadlines.length) return;
+    const next = this.expiryDeadlines[this.expiryHead]!;
+    if (this.timer !== undefined && this.timerAt <= next) return;
     if (this.timer !== undefined) this.o.timers.clearTimeout(this.timer);
-    this.timerAt = next.deadline;
+    this.timerAt = next;
     this.timer = this.o.timers.setTimeout(() => {
       this.timer = undefined;
       this.expire();
-    }, Math.max(0, next.deadline - this.now()));
+    }, Math.max(0, next - this.now()));
   }
 
   private expire(): void {
     const now = this.now();
-    const q = this.expiries;
-    while (this.expiryHead < q.length && q[this.expiryHead]!.deadline <= now) {
-      const it = q[this.expiryHead++]!;
-      const o = this.open.get(it.addr);
-      const set = o?.sets.get(it.set);
-      const x = set?.htlcs.get(it.circuit);
-      if (o === undefined || set === undefined || x === undefined || !x.live || set.complete) continue;
+    const ds = this.expiryDeadlines;
+    const sets = this.expirySets;
+    while (this.expiryHead < ds.length && ds[this.expiryHead]! <= now) {
+      const set = sets[this.expiryHead]!;
+      this.expiryHead++;
+      if (set.dropped || set.complete) continue;
       // without this HTLC the set cannot complete any more: all of it fails with mpp_timeout (a regular invoice
       // can be paid again by a new attempt; an AMP set_id is done)
-      this.failSet(o, set, { name: 'mpp_timeout' });
+      this.failSet(set, { name: 'mpp_timeout' });
     }
-    if (this.expiryHead > 1024 && this.expiryHead * 2 > q.length) {
-      q.splice(0, this.expiryHead);
+    if (this.expiryHead > EXPIRY_COMPACT_AT && this.expiryHead * 2 > ds.length) {
+      this.expiryDeadlines = ds.slice(this.expiryHead);
+      this.expirySets = sets.slice(this.expiryHead);
       this.expiryHead = 0;
     }
     this.armTimer();
@@ -668,8 +931,4 @@ export class InvoiceRegistry implements FinalHopHandler {
   pendingCount(): number {
     return this.pendingHtlcs;
   }
-}
-
-function xorInto(acc: Uint8Array, b: Uint8Array): void {
-  for (let i = 0; i < 32; i++) acc[i]! ^= b[i]!;
 }

@@ -1,44 +1,354 @@
 /**
- * The registry's records in its store (all values JSON with bytes as hex and
- * bigints as strings, as the switch's):
+ * The registry's records in its store:
  *
  *   i/<payment_addr>              the Invoice (without its AMP sets' HTLCs)
  *   h/<payment_hash>              → payment_addr
  *   a/<add index, 16 hex>         → payment_addr (listing by add index)
  *   s/<set_id>                    a settled AmpSet (set_ids are unique across invoices)
- *   is/<payment_addr>/<settle index, 16 hex>  → set_id (an invoice's sets in settle order)
- *   si/<settle index, 16 hex>     → { addr, setId? } (replaying settlements)
- *   counters                      { addIndex, settleIndex }: the last given
+ *   is/<payment_addr>/<settle index, 16 hex>  an invoice's sets in settle order: one set_id, or a chunk of
+ *                                 the set_ids of consecutive sets of that invoice from that settle index on
+ *   si/<settle index, 16 hex>     → payment_addr and set_id (replaying settlements; no gaps)
+ *   counters                      { addIndex, settleIndex }
+ *
+ * Keys are text with bytes as hex. Values: a settled set in the set record
+ * format below; an invoice as a db/record.ts record; a settlement reference
+ * and an is/ chunk as a tag byte and raw 32-byte values; counters as JSON.
+ * Values written in the earlier format (JSON with bytes as hex and bigints as
+ * strings, as the switch's; an is/ entry as 64 hex characters) are still
+ * read: the first byte tells the formats apart ('{' for JSON).
+ *
+ * Checkpoints. An AMP set's write is its record and its settlement reference
+ * (two puts, one batch); its invoice's header and list of sets are written
+ * with every CHECKPOINT_SETS-th set (registry.ts), and with every other
+ * batch that writes the counters. So the counters' settle index is a
+ * checkpoint: every settlement up to it is in its invoice's header and list.
+ * Loading reads the settlements after it (at most a checkpoint's worth of
+ * AMP sets) and counts them into their invoices again.
  *
  * Open invoices are kept in memory (their headers only); settled sets are
  * read from the store when asked for, so an invoice with a million settled
  * sets costs no more memory than one with none.
+ *
+ * Set record (all integers big-endian):
+ *   u8 SET_RECORD_V1 | set_id[32] | payment_addr[32] | u64 settle_index | u64 settled_at (s)
+ *   | u64 amount_paid_msat | u32 n, then n HTLCs:
+ *   u8 flags (1: AMP share and child index follow, 2: custom records follow) | u16 circuit length | circuit (UTF-8)
+ *   | u64 amount_msat | payment_hash[32] | preimage[32] | [share[32] | u32 child_index]
+ *   | [u16 count, then each: u64 type | u32 length | value]
  */
 import type { BatchOp, KvStore } from '../../db/store.js';
-import { bytesToHex } from '../../wire/bytes.js';
+import { decodeRecord, encodeRecord, isRecord } from '../../db/record.js';
+import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
+import { DecodeError } from '../../wire/errors.js';
+import type { TlvRecord } from '../../wire/tlv.js';
 import { decodeJson, encodeJson } from '../switch/circuit-map.js';
-import type { AmpSet, Invoice } from './types.js';
+import { InvoiceError, type AmpSet, type Invoice, type SettledHtlc } from './types.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 const idx = (n: bigint): string => n.toString(16).padStart(16, '0');
 
-export const invoiceKey = (addr: Uint8Array): Uint8Array => enc.encode(`i/${bytesToHex(addr)}`);
-export const hashKey = (hash: Uint8Array): Uint8Array => enc.encode(`h/${bytesToHex(hash)}`);
+const HEX_DIGITS = new TextEncoder().encode('0123456789abcdef');
+
+/** The ASCII key `prefix` ‖ hex(bytes) (as `enc.encode(prefix + bytesToHex(bytes))`, without the string). */
+function hexKey(prefix: string, bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(prefix.length + 2 * bytes.length);
+  for (let i = 0; i < prefix.length; i++) out[i] = prefix.charCodeAt(i);
+  for (let i = 0, at = prefix.length; i < bytes.length; i++, at += 2) {
+    out[at] = HEX_DIGITS[bytes[i]! >>> 4]!;
+    out[at + 1] = HEX_DIGITS[bytes[i]! & 0xf]!;
+  }
+  return out;
+}
+
+export const invoiceKey = (addr: Uint8Array): Uint8Array => hexKey('i/', addr);
+export const hashKey = (hash: Uint8Array): Uint8Array => hexKey('h/', hash);
 export const addKey = (n: bigint): Uint8Array => enc.encode(`a/${idx(n)}`);
-export const setKey = (setId: Uint8Array): Uint8Array => enc.encode(`s/${bytesToHex(setId)}`);
+export const setKey = (setId: Uint8Array): Uint8Array => hexKey('s/', setId);
 export const invoiceSetKey = (addr: Uint8Array, settleIndex: bigint): Uint8Array => enc.encode(`is/${bytesToHex(addr)}/${idx(settleIndex)}`);
 export const settleKey = (n: bigint): Uint8Array => enc.encode(`si/${idx(n)}`);
 const COUNTERS = enc.encode('counters');
+
+/** First byte of a JSON value (an object): the earlier format of every record. */
+const JSON_OBJECT_START = 0x7b;
+/** First byte of a set record in the format above. */
+export const SET_RECORD_V1 = 0x01;
+const FLAG_AMP = 1;
+const FLAG_CUSTOM = 2;
+const HASH_LENGTH = 32;
+const U16_MAX = 0xffff;
+const U32_MAX = 0xffffffff;
+const TWO_POW_32 = 2 ** 32;
 
 export interface Counters {
   addIndex: bigint;
   settleIndex: bigint;
 }
 
+// ---------------------------------------------------------------- set records
+
+/** Encoder working memory, grown on demand (encoding runs to completion synchronously). */
+let wbuf = new Uint8Array(4096);
+let wview = new DataView(wbuf.buffer);
+let wpos = 0;
+
+function ensure(n: number): void {
+  if (wpos + n <= wbuf.length) return;
+  let size = wbuf.length * 2;
+  while (size < wpos + n) size *= 2;
+  const next = new Uint8Array(size);
+  next.set(wbuf.subarray(0, wpos));
+  wbuf = next;
+  wview = new DataView(next.buffer);
+}
+
+const U64_MAX = 0xffffffffffffffffn;
+
+function putU64(v: bigint, what: string): void {
+  if (v < 0n || v > U64_MAX) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `${what} does not fit a u64: ${v}`);
+  wview.setBigUint64(wpos, v);
+  wpos += 8;
+}
+
+function putBytes(b: Uint8Array, length: number, what: string): void {
+  if (b.length !== length) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `${what} must be ${length} bytes, got ${b.length}`);
+  putRange(b, 0, length);
+}
+
+/** `length` bytes of `src` from `from` (a loop: cheaper than set() with a subarray for 32 bytes). */
+function putRange(src: Uint8Array, from: number, length: number): void {
+  const w = wbuf;
+  let at = wpos;
+  for (let i = from, end = from + length; i < end; i++) w[at++] = src[i]!;
+  wpos = at;
+}
+
+/** A settled set by columns: what the registry holds of a set being settled, without an object per HTLC. */
+export interface SetColumns {
+  setId: Uint8Array;
+  paymentAddr: Uint8Array;
+  settleIndex: bigint;
+  settledAt: number;
+  amountPaidMsat: bigint;
+  /** HTLCs */
+  n: number;
+  circuits: readonly string[];
+  amounts: readonly bigint[];
+  /** Per HTLC at i × 64: its share, then its payment hash. */
+  sharesAndHashes: Uint8Array;
+  childIndexes: readonly number[];
+  preimages: readonly Uint8Array[];
+  customRecords: readonly (readonly TlvRecord[] | undefined)[];
+}
+
+const SHARE_AND_HASH = 2 * HASH_LENGTH;
+
+/** Writes a circuit key (ASCII as the switch makes them; anything else as UTF-8) with its u16 length. */
+function putCircuit(c: string): void {
+  ensure(2 + 3 * c.length);
+  let ascii = true;
+  for (let i = 0; i < c.length; i++) {
+    const ch = c.charCodeAt(i);
+    if (ch > 0x7f) {
+      ascii = false;
+      break;
+    }
+    wbuf[wpos + 2 + i] = ch;
+  }
+  const written = ascii ? c.length : enc.encodeInto(c, wbuf.subarray(wpos + 2)).written;
+  if (written > U16_MAX) throw new InvoiceError('ERR_INVOICE_ARGUMENT', 'circuit key too long');
+  wview.setUint16(wpos, written);
+  wpos += 2 + written;
+}
+
+/** A settled set in the set record format, from its columns. */
+export function encodeSetColumns(c: SetColumns): Uint8Array {
+  wpos = 0;
+  ensure(1 + 2 * HASH_LENGTH + 3 * 8 + 4);
+  wbuf[wpos++] = SET_RECORD_V1;
+  putBytes(c.setId, HASH_LENGTH, 'set_id');
+  putBytes(c.paymentAddr, HASH_LENGTH, 'payment_addr');
+  putU64(c.settleIndex, 'settle index');
+  if (!Number.isSafeInteger(c.settledAt) || c.settledAt < 0) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `settle time out of range: ${c.settledAt}`);
+  wview.setUint32(wpos, Math.floor(c.settledAt / TWO_POW_32));
+  wview.setUint32(wpos + 4, c.settledAt % TWO_POW_32);
+  wpos += 8;
+  putU64(c.amountPaidMsat, 'amount paid');
+  wview.setUint32(wpos, c.n);
+  wpos += 4;
+  const sh = c.sharesAndHashes;
+  for (let i = 0; i < c.n; i++) {
+    const custom = c.customRecords[i] !== undefined && c.customRecords[i]!.length > 0 ? c.customRecords[i]! : undefined;
+    ensure(1);
+    wbuf[wpos++] = FLAG_AMP | (custom !== undefined ? FLAG_CUSTOM : 0);
+    putCircuit(c.circuits[i]!);
+    ensure(8 + 3 * HASH_LENGTH + 4 + 2);
+    putU64(c.amounts[i]!, 'HTLC amount');
+    const at = i * SHARE_AND_HASH;
+    if (sh.length < at + SHARE_AND_HASH) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `no share and hash for HTLC ${i}`);
+    putRange(sh, at + HASH_LENGTH, HASH_LENGTH); // payment hash
+    putBytes(c.preimages[i]!, HASH_LENGTH, 'preimage');
+    putRange(sh, at, HASH_LENGTH); // share
+    const ci = c.childIndexes[i]!;
+    if (!Number.isInteger(ci) || ci < 0 || ci > U32_MAX) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `child index out of range: ${ci}`);
+    wview.setUint32(wpos, ci);
+    wpos += 4;
+    if (custom !== undefined) putCustom(custom);
+  }
+  return wbuf.slice(0, wpos);
+}
+
+function putCustom(custom: readonly TlvRecord[]): void {
+  if (custom.length > U16_MAX) throw new InvoiceError('ERR_INVOICE_ARGUMENT', 'too many custom records');
+  ensure(2);
+  wview.setUint16(wpos, custom.length);
+  wpos += 2;
+  for (const r of custom) {
+    ensure(8 + 4 + r.value.length);
+    putU64(r.type, 'custom record type');
+    wview.setUint32(wpos, r.value.length);
+    wpos += 4;
+    wbuf.set(r.value, wpos);
+    wpos += r.value.length;
+  }
+}
+
+/** A settled set in the set record format. */
+export function encodeSet(set: AmpSet): Uint8Array {
+  wpos = 0;
+  ensure(1 + 2 * HASH_LENGTH + 3 * 8 + 4);
+  wbuf[wpos++] = SET_RECORD_V1;
+  putBytes(set.setId, HASH_LENGTH, 'set_id');
+  putBytes(set.paymentAddr, HASH_LENGTH, 'payment_addr');
+  putU64(set.settleIndex, 'settle index');
+  if (!Number.isSafeInteger(set.settledAt) || set.settledAt < 0) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `settle time out of range: ${set.settledAt}`);
+  wview.setUint32(wpos, Math.floor(set.settledAt / TWO_POW_32));
+  wview.setUint32(wpos + 4, set.settledAt % TWO_POW_32);
+  wpos += 8;
+  putU64(set.amountPaidMsat, 'amount paid');
+  wview.setUint32(wpos, set.htlcs.length);
+  wpos += 4;
+  for (const h of set.htlcs) {
+    const custom = h.customRecords !== undefined && h.customRecords.length > 0 ? h.customRecords : undefined;
+    ensure(1);
+    wbuf[wpos++] = (h.share !== undefined ? FLAG_AMP : 0) | (custom !== undefined ? FLAG_CUSTOM : 0);
+    putCircuit(h.circuit);
+    ensure(8 + 3 * HASH_LENGTH + 4 + 2);
+    putU64(h.amountMsat, 'HTLC amount');
+    putBytes(h.paymentHash, HASH_LENGTH, 'payment hash');
+    putBytes(h.preimage, HASH_LENGTH, 'preimage');
+    if (h.share !== undefined) {
+      putBytes(h.share, HASH_LENGTH, 'share');
+      const ci = h.childIndex ?? 0;
+      if (!Number.isInteger(ci) || ci < 0 || ci > U32_MAX) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `child index out of range: ${ci}`);
+      wview.setUint32(wpos, ci);
+      wpos += 4;
+    }
+    if (custom !== undefined) putCustom(custom);
+  }
+  return wbuf.slice(0, wpos);
+}
+
+class SetReader {
+  pos = 1;
+  private readonly view: DataView;
+  constructor(private readonly data: Uint8Array) {
+    this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  }
+  private need(n: number): void {
+    if (this.pos + n > this.data.length) throw new DecodeError('ERR_TRUNCATED', `set record: need ${n} bytes at ${this.pos}, have ${this.data.length - this.pos}`);
+  }
+  u8(): number {
+    this.need(1);
+    return this.data[this.pos++]!;
+  }
+  u16(): number {
+    this.need(2);
+    const v = this.view.getUint16(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  u32(): number {
+    this.need(4);
+    const v = this.view.getUint32(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  u64(): bigint {
+    this.need(8);
+    const v = this.view.getBigUint64(this.pos);
+    this.pos += 8;
+    return v;
+  }
+  seconds(): number {
+    const hi = this.u32();
+    return hi * TWO_POW_32 + this.u32();
+  }
+  /** A view of the record's bytes (the record is the caller's own copy). */
+  bytes(n: number): Uint8Array {
+    this.need(n);
+    const v = this.data.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return v;
+  }
+  end(): void {
+    if (this.pos !== this.data.length) throw new DecodeError('ERR_TRAILING_BYTES', `set record: ${this.data.length - this.pos} trailing bytes`);
+  }
+}
+
+/** Reads a set record (the format above). */
+export function decodeSet(v: Uint8Array): AmpSet {
+  if (v[0] !== SET_RECORD_V1) throw new DecodeError('ERR_INVALID_VALUE', `not a set record (first byte ${v[0]})`);
+  const r = new SetReader(v);
+  const setId = r.bytes(HASH_LENGTH);
+  const paymentAddr = r.bytes(HASH_LENGTH);
+  const settleIndex = r.u64();
+  const settledAt = r.seconds();
+  const amountPaidMsat = r.u64();
+  const n = r.u32();
+  const htlcs: SettledHtlc[] = [];
+  for (let i = 0; i < n; i++) {
+    const flags = r.u8();
+    const circuit = dec.decode(r.bytes(r.u16()));
+    const amountMsat = r.u64();
+    const paymentHash = r.bytes(HASH_LENGTH);
+    const preimage = r.bytes(HASH_LENGTH);
+    const h: SettledHtlc = { circuit, amountMsat, paymentHash, preimage };
+    if ((flags & FLAG_AMP) !== 0) {
+      h.share = r.bytes(HASH_LENGTH);
+      h.childIndex = r.u32();
+    }
+    if ((flags & FLAG_CUSTOM) !== 0) {
+      const count = r.u16();
+      const records: TlvRecord[] = [];
+      for (let k = 0; k < count; k++) {
+        const type = r.u64();
+        records.push({ type, value: r.bytes(r.u32()) });
+      }
+      h.customRecords = records;
+    }
+    htlcs.push(h);
+  }
+  r.end();
+  return { setId, paymentAddr, state: 'settled', settleIndex, settledAt, amountPaidMsat, htlcs };
+}
+
+/** A stored set in either format. */
+export function readSetValue(v: Uint8Array): AmpSet {
+  return v[0] === JSON_OBJECT_START ? decodeJson<AmpSet>(v) : decodeSet(v);
+}
+
+// ---------------------------------------------------------------- invoices, references
+
+function readRecordValue<T>(v: Uint8Array): T {
+  if (v[0] === JSON_OBJECT_START) return decodeJson<T>(v);
+  if (isRecord(v)) return decodeRecord(v) as T;
+  throw new DecodeError('ERR_INVALID_VALUE', `unknown invoice record format (first byte ${v[0]})`);
+}
+
 export function putInvoice(inv: Invoice): BatchOp {
-  return { type: 'put', key: invoiceKey(inv.paymentAddr), value: encodeJson(inv) };
+  return { type: 'put', key: invoiceKey(inv.paymentAddr), value: encodeRecord(inv) };
 }
 
 export function putInvoiceIndexes(inv: Invoice): BatchOp[] {
@@ -49,15 +359,63 @@ export function putInvoiceIndexes(inv: Invoice): BatchOp[] {
   ];
 }
 
+/** A settled set's record and its entry in its invoice's list of sets (one entry per set, as the earlier format). */
 export function putSet(set: AmpSet): BatchOp[] {
+  const setHex = bytesToHex(set.setId);
   return [
-    { type: 'put', key: setKey(set.setId), value: encodeJson(set) },
-    { type: 'put', key: invoiceSetKey(set.paymentAddr, set.settleIndex), value: enc.encode(bytesToHex(set.setId)) },
+    { type: 'put', key: enc.encode(`s/${setHex}`), value: encodeSet(set) },
+    { type: 'put', key: invoiceSetKey(set.paymentAddr, set.settleIndex), value: enc.encode(setHex) },
   ];
 }
 
+/** A settled set's record alone (its invoice lists it later, in a chunk: `putSetChunk`). */
+export function putSetRecord(c: SetColumns): BatchOp {
+  return { type: 'put', key: setKey(c.setId), value: encodeSetColumns(c) };
+}
+
+/** First byte of an is/ chunk: the set_ids (32 bytes each) of consecutive sets of one invoice, from the key's settle index on. */
+export const SET_CHUNK_V1 = 0x01;
+
+/** Lists sets of one invoice (in settle order; the first settled at `firstSettleIndex`). */
+export function putSetChunk(addr: Uint8Array, firstSettleIndex: bigint, setIds: readonly Uint8Array[]): BatchOp {
+  const v = new Uint8Array(1 + HASH_LENGTH * setIds.length);
+  v[0] = SET_CHUNK_V1;
+  setIds.forEach((id, i) => v.set(id, 1 + HASH_LENGTH * i));
+  return { type: 'put', key: invoiceSetKey(addr, firstSettleIndex), value: v };
+}
+
+/** First byte of a settlement reference: payment_addr[32], then set_id[32] for an AMP set. */
+export const SETTLE_REF_V1 = 0x01;
+
 export function putSettle(n: bigint, addr: Uint8Array, setId?: Uint8Array): BatchOp {
-  return { type: 'put', key: settleKey(n), value: encodeJson({ addr: bytesToHex(addr), ...(setId !== undefined ? { setId: bytesToHex(setId) } : {}) }) };
+  const v = new Uint8Array(1 + HASH_LENGTH + (setId !== undefined ? HASH_LENGTH : 0));
+  v[0] = SETTLE_REF_V1;
+  v.set(addr, 1);
+  if (setId !== undefined) v.set(setId, 1 + HASH_LENGTH);
+  return { type: 'put', key: settleKey(n), value: v };
+}
+
+/** A settlement reference: the invoice's payment_addr, and the set_id of an AMP set. */
+export interface SettleRef {
+  addr: Uint8Array;
+  setId?: Uint8Array;
+}
+
+function readSettleRef(v: Uint8Array): SettleRef {
+  if (v[0] === JSON_OBJECT_START) {
+    const j = decodeJson<{ addr: string; setId?: string }>(v);
+    return j.setId !== undefined ? { addr: hexToBytes(j.addr), setId: hexToBytes(j.setId) } : { addr: hexToBytes(j.addr) };
+  }
+  if (v[0] !== SETTLE_REF_V1 || (v.length !== 1 + HASH_LENGTH && v.length !== 1 + 2 * HASH_LENGTH))
+    throw new DecodeError('ERR_INVALID_VALUE', `bad settlement reference (${v.length} bytes, first ${v[0]})`);
+  const addr = v.slice(1, 1 + HASH_LENGTH);
+  return v.length === 1 + HASH_LENGTH ? { addr } : { addr, setId: v.slice(1 + HASH_LENGTH) };
+}
+
+/** The settlement with settle index `n`, if there is one. */
+export async function readSettle(store: KvStore, n: bigint): Promise<SettleRef | undefined> {
+  const v = await store.get(settleKey(n));
+  return v === undefined ? undefined : readSettleRef(v);
 }
 
 export function putCounters(c: Counters): BatchOp {
@@ -69,9 +427,16 @@ export async function readCounters(store: KvStore): Promise<Counters> {
   return v === undefined ? { addIndex: 0n, settleIndex: 0n } : decodeJson<Counters>(v);
 }
 
+/** The counters at least as far as `inv` took them (its add index, and its settle index if it settled). */
+export function counterFloor(c: Counters, inv: Invoice): Counters {
+  const settle = inv.settleIndex ?? 0n;
+  if (inv.addIndex <= c.addIndex && settle <= c.settleIndex) return c;
+  return { addIndex: inv.addIndex > c.addIndex ? inv.addIndex : c.addIndex, settleIndex: settle > c.settleIndex ? settle : c.settleIndex };
+}
+
 export async function readInvoice(store: KvStore, addr: Uint8Array): Promise<Invoice | undefined> {
   const v = await store.get(invoiceKey(addr));
-  return v === undefined ? undefined : decodeJson<Invoice>(v);
+  return v === undefined ? undefined : readRecordValue<Invoice>(v);
 }
 
 export async function readAddrByHash(store: KvStore, hash: Uint8Array): Promise<string | undefined> {
@@ -81,11 +446,11 @@ export async function readAddrByHash(store: KvStore, hash: Uint8Array): Promise<
 
 export async function readSet(store: KvStore, setId: Uint8Array): Promise<AmpSet | undefined> {
   const v = await store.get(setKey(setId));
-  return v === undefined ? undefined : decodeJson<AmpSet>(v);
+  return v === undefined ? undefined : readSetValue(v);
 }
 
 export async function* invoices(store: KvStore): AsyncIterable<Invoice> {
-  for await (const [, v] of store.entries(enc.encode('i/'))) yield decodeJson<Invoice>(v);
+  for await (const [, v] of store.entries(enc.encode('i/'))) yield readRecordValue<Invoice>(v);
 }
 
 export async function* addIndexFrom(store: KvStore, after: bigint): AsyncIterable<[bigint, string]> {
@@ -95,13 +460,19 @@ export async function* addIndexFrom(store: KvStore, after: bigint): AsyncIterabl
   }
 }
 
-export async function* settlesFrom(store: KvStore, after: bigint): AsyncIterable<[bigint, { addr: string; setId?: string }]> {
+export async function* settlesFrom(store: KvStore, after: bigint): AsyncIterable<[bigint, SettleRef]> {
   for await (const [k, v] of store.entries(enc.encode('si/'))) {
     const n = BigInt(`0x${dec.decode(k).slice(3)}`);
-    if (n > after) yield [n, decodeJson<{ addr: string; setId?: string }>(v)];
+    if (n > after) yield [n, readSettleRef(v)];
   }
 }
 
-export async function* invoiceSetIds(store: KvStore, addr: Uint8Array): AsyncIterable<string> {
-  for await (const [, v] of store.entries(enc.encode(`is/${bytesToHex(addr)}/`))) yield dec.decode(v);
+/** An invoice's settled set_ids in settle order, from single entries (64 hex characters) and chunks alike. */
+export async function* invoiceSetIds(store: KvStore, addr: Uint8Array): AsyncIterable<Uint8Array> {
+  for await (const [, v] of store.entries(enc.encode(`is/${bytesToHex(addr)}/`))) {
+    if (v.length === 2 * HASH_LENGTH && v[0] !== SET_CHUNK_V1) yield hexToBytes(dec.decode(v));
+    else if (v[0] === SET_CHUNK_V1 && (v.length - 1) % HASH_LENGTH === 0 && v.length > 1)
+      for (let at = 1; at < v.length; at += HASH_LENGTH) yield v.slice(at, at + HASH_LENGTH);
+    else throw new DecodeError('ERR_INVALID_VALUE', `bad entry in an invoice's list of sets (${v.length} bytes)`);
+  }
 }

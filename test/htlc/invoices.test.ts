@@ -6,10 +6,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { openMemoryStore, type BatchOp, type KvStore } from '../../db/store.js';
-import { AmpShards, randomChildIndex, type AmpChild } from '../../onion/index.js';
-import { InvoiceRegistry, type RegistryConfig } from '../../htlc/invoices/index.js';
+import { AmpShards, deriveChild, randomChildIndex, type AmpChild } from '../../onion/index.js';
+import { InvoiceRegistry, type AmpSet, type Invoice, type RegistryConfig, type SettleEvent } from '../../htlc/invoices/index.js';
+import { decodeSet, encodeSet, encodeSetColumns, hashKey, invoiceKey, invoiceSetKey, setKey, settleKey, SET_RECORD_V1 } from '../../htlc/invoices/store.js';
+import { encodeJson } from '../../htlc/switch/circuit-map.js';
 import type { FinalHtlc, FinalResolution } from '../../htlc/switch/index.js';
-import { randomBytes } from '../../wire/crypto.js';
+import { bytesToHex, equalBytes } from '../../wire/bytes.js';
+import { randomBytes, sha256 } from '../../wire/crypto.js';
 
 class Clock {
   now = 1_700_000_000_000;
@@ -172,5 +175,247 @@ describe('invoice registry (unit)', () => {
     const inv = await reg.addInvoice({});
     await assert.rejects(reg.addInvoice({ paymentAddr: inv.paymentAddr }), /exists/);
     await assert.rejects(reg.addInvoice({ preimage: inv.preimage! }), /exists/);
+  });
+
+  /** Pays `count` sets of `shardsPerSet` shards (500 msat each) on `addr`; returns their set_ids in order. */
+  async function paySets(reg: InvoiceRegistry, clock: Clock, addr: Uint8Array, count: number, shardsPerSet = 2): Promise<Uint8Array[]> {
+    const ids: Uint8Array[] = [];
+    for (let k = 0; k < count; k++) {
+      const { shards, children } = shardsOf(shardsPerSet);
+      let last: FinalResolution | undefined;
+      for (const c of children)
+        last = await reg.handle(shardHtlc({ addr, setId: shards.setId, child: c, amountMsat: 500n, totalMsat: 500n * BigInt(shardsPerSet), arrivedAt: clock.now }), () => undefined);
+      assert.equal(last!.action, 'settle');
+      ids.push(shards.setId);
+    }
+    return ids;
+  }
+
+  for (const count of [5, 64, 70, 130]) {
+    it(`${count} settled sets, then a restart without a clean stop: the invoice counts every set, lists them in order, replays their events; indexes go on`, async () => {
+      const { reg, clock, store, writes } = await setup();
+      const inv = await reg.addInvoice({ amp: true });
+      const before = writes.length;
+      const ids = await paySets(reg, clock, inv.paymentAddr, count);
+      assert.equal(writes.length - before, count, 'one write per set');
+      // between checkpoints a set's write is its record and its settlement reference alone
+      assert.ok(writes.slice(before).filter((w) => w.length === 2).length >= count - Math.ceil(count / 64));
+      const again = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
+      await again.start();
+      const got = (await again.lookupByAddr(inv.paymentAddr, { withSets: true }))!;
+      assert.equal(got.settledSets, count);
+      assert.equal(got.amountPaidMsat, 1000n * BigInt(count));
+      assert.equal(got.settleIndex, BigInt(count));
+      assert.deepEqual(got.sets!.map((x) => bytesToHex(x.setId)), ids.map(bytesToHex));
+      assert.deepEqual(got.sets!.map((x) => x.settleIndex), ids.map((_, i) => BigInt(i + 1)));
+      const events: SettleEvent[] = [];
+      await again.subscribeSettled(0n, (e) => events.push(e));
+      assert.deepEqual(events.map((e) => bytesToHex(e.setId!)), ids.map(bytesToHex));
+      // the counters go on from there: the next set is settle index count + 1, the next invoice add index 2
+      const next = await paySets(again, clock, inv.paymentAddr, 1);
+      assert.equal((await again.lookupSet(next[0]!))!.settleIndex, BigInt(count + 1));
+      assert.equal((await again.addInvoice({})).addIndex, 2n);
+      // and a third start still agrees
+      const third = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
+      await third.start();
+      const after3 = (await third.lookupByAddr(inv.paymentAddr, { withSets: true }))!;
+      assert.equal(after3.settledSets, count + 1);
+      assert.equal(after3.sets!.length, count + 1);
+      assert.equal(after3.amountPaidMsat, 1000n * BigInt(count + 1));
+    });
+  }
+
+  it('a settled set_id again: the same HTLC gets its preimage again (also after a restart), a new one fails', async () => {
+    const { reg, clock, store } = await setup();
+    const inv = await reg.addInvoice({ amp: true });
+    const { shards, children } = shardsOf(2);
+    const hs = children.map((c) => shardHtlc({ addr: inv.paymentAddr, setId: shards.setId, child: c, amountMsat: 500n, totalMsat: 1000n, arrivedAt: clock.now }));
+    for (const h of hs) await reg.handle(h, () => undefined);
+    for (const r of [reg, await (async () => { const x = new InvoiceRegistry({ store, timers: clock, now: () => clock.now }); await x.start(); return x; })()]) {
+      const same = await r.handle(hs[0]!, () => undefined);
+      assert.ok(same.action === 'settle' && equalBytes(same.preimage, children[0]!.preimage));
+      const fresh = await r.handle({ ...hs[1]!, key: { channelId: 'c0', htlcId: nextId++ } }, () => undefined);
+      assert.ok(fresh.action === 'fail' && fresh.failure.name === 'incorrect_or_unknown_payment_details');
+    }
+  });
+
+  it('a set of 40 shards, some asked twice: held once each, settled once with the right total', async () => {
+    const { reg, clock } = await setup();
+    const inv = await reg.addInvoice({ amp: true });
+    const { shards, children } = shardsOf(40);
+    const hs = children.map((c) => shardHtlc({ addr: inv.paymentAddr, setId: shards.setId, child: c, amountMsat: 100n, totalMsat: 4000n, arrivedAt: clock.now }));
+    const settled = new Map<number, Uint8Array>();
+    for (let i = 0; i < 39; i++) {
+      assert.equal((await reg.handle(hs[i]!, (a) => a.action === 'settle' && settled.set(i, a.preimage))).action, 'hold');
+      if (i % 7 === 3) assert.equal((await reg.handle(hs[i]!, () => assert.fail('a second callback'))).action, 'hold', 'asked again');
+    }
+    assert.equal(reg.pendingCount(), 39);
+    const last = await reg.handle(hs[39]!, () => undefined);
+    assert.ok(last.action === 'settle' && equalBytes(last.preimage, children[39]!.preimage));
+    assert.equal(settled.size, 39);
+    for (const [i, pre] of settled) assert.ok(equalBytes(pre, deriveChild(shards.root, children[i]!.share, children[i]!.childIndex).preimage));
+    assert.equal((await reg.lookupSet(shards.setId))!.amountPaidMsat, 4000n);
+  });
+
+  it('cancelling an AMP invoice lists its sets settled since the last checkpoint; after a restart they are all there', async () => {
+    const { reg, clock, store } = await setup();
+    const inv = await reg.addInvoice({ amp: true });
+    const ids = await paySets(reg, clock, inv.paymentAddr, 3);
+    await reg.cancel(inv.paymentHash);
+    const again = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
+    await again.start();
+    const got = (await again.lookupByAddr(inv.paymentAddr, { withSets: true }))!;
+    assert.equal(got.state, 'canceled');
+    assert.equal(got.settledSets, 3);
+    assert.deepEqual(got.sets!.map((x) => bytesToHex(x.setId)), ids.map(bytesToHex));
+  });
+
+  it('a regular invoice settled between AMP sets: after a restart both are counted and the indexes agree', async () => {
+    const { reg, clock, store } = await setup();
+    const amp = await reg.addInvoice({ amp: true });
+    await paySets(reg, clock, amp.paymentAddr, 2);
+    const regular = await reg.addInvoice({ amountMsat: 1000n });
+    await paySets(reg, clock, amp.paymentAddr, 2);
+    const h: FinalHtlc = {
+      key: { channelId: 'c0', htlcId: nextId++ },
+      amountMsat: 1000n,
+      cltvExpiry: 1000,
+      paymentHash: regular.paymentHash,
+      payload: { amountToForwardMsat: 1000n, outgoingCltvValue: 1000, mpp: { paymentAddr: regular.paymentAddr, totalMsat: 1000n }, customRecords: [], unknownRecords: [] },
+      currentHeight: 900,
+      arrivedAt: clock.now,
+    };
+    assert.equal((await reg.handle(h, () => undefined)).action, 'settle');
+    await paySets(reg, clock, amp.paymentAddr, 1);
+    const again = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
+    await again.start();
+    const a = (await again.lookupByAddr(amp.paymentAddr, { withSets: true }))!;
+    assert.equal(a.settledSets, 5);
+    assert.deepEqual(a.sets!.map((x) => x.settleIndex), [1n, 2n, 3n, 4n, 6n]);
+    assert.equal((await again.lookupByHash(regular.paymentHash))!.settleIndex, 5n);
+    const events: SettleEvent[] = [];
+    await again.subscribeSettled(0n, (e) => events.push(e));
+    assert.deepEqual(events.map((e) => e.settleIndex), [1n, 2n, 3n, 4n, 5n, 6n]);
+    assert.deepEqual(events.map((e) => e.kind), ['amp', 'amp', 'amp', 'amp', 'regular', 'amp']);
+  });
+
+  it('records in the earlier format (JSON) are read: invoice, sets, lists, settlements, counters; new sets go on from them', async () => {
+    const { store, writes } = counting(await openMemoryStore());
+    const enc = new TextEncoder();
+    const addr = randomBytes(32);
+    const { shards, children } = shardsOf(2);
+    const old: AmpSet = {
+      setId: shards.setId,
+      paymentAddr: addr,
+      state: 'settled',
+      settleIndex: 1n,
+      settledAt: 1_700_000_000,
+      amountPaidMsat: 2000n,
+      htlcs: children.map((c, i) => ({ circuit: `old/${i.toString(16).padStart(16, '0')}`, amountMsat: 1000n, paymentHash: c.hash, preimage: c.preimage, share: c.share, childIndex: c.childIndex, ...(i === 0 ? { customRecords: [{ type: 65537n, value: new Uint8Array([1, 2]) }] } : {}) })),
+    };
+    const inv: Invoice = {
+      addIndex: 1n,
+      kind: 'amp',
+      state: 'open',
+      paymentHash: randomBytes(32),
+      paymentAddr: addr,
+      amountMsat: 0n,
+      createdAt: 1_700_000_000,
+      expirySeconds: 30 * 24 * 3600,
+      minFinalCltvExpiryDelta: 18,
+      amountPaidMsat: 2000n,
+      settleIndex: 1n,
+      settledAt: 1_700_000_000,
+      settledSets: 1,
+    };
+    // the keys as the earlier code spelt them
+    const key = (k: string): Uint8Array => enc.encode(k);
+    const keys = {
+      invoice: key(`i/${bytesToHex(addr)}`),
+      hash: key(`h/${bytesToHex(inv.paymentHash)}`),
+      set: key(`s/${bytesToHex(old.setId)}`),
+      list: key(`is/${bytesToHex(addr)}/${'1'.padStart(16, '0')}`),
+      settle: key(`si/${'1'.padStart(16, '0')}`),
+    };
+    assert.deepEqual([invoiceKey(addr), hashKey(inv.paymentHash), setKey(old.setId), invoiceSetKey(addr, 1n), settleKey(1n)], Object.values(keys));
+    await store.batch([
+      { type: 'put', key: keys.invoice, value: encodeJson(inv) },
+      { type: 'put', key: keys.hash, value: enc.encode(bytesToHex(addr)) },
+      { type: 'put', key: keys.set, value: encodeJson(old) },
+      { type: 'put', key: keys.list, value: enc.encode(bytesToHex(old.setId)) },
+      { type: 'put', key: keys.settle, value: encodeJson({ addr: bytesToHex(addr), setId: bytesToHex(old.setId) }) },
+      { type: 'put', key: key('counters'), value: encodeJson({ addIndex: 1n, settleIndex: 1n }) },
+    ]);
+    writes.length = 0;
+    const clock = new Clock();
+    const reg = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
+    await reg.start();
+    const set = (await reg.lookupSet(old.setId))!;
+    assert.equal(set.htlcs.length, 2);
+    assert.ok(equalBytes(set.htlcs[1]!.preimage, children[1]!.preimage));
+    assert.deepEqual(set.htlcs[0]!.customRecords, [{ type: 65537n, value: new Uint8Array([1, 2]) }]);
+    // the old set's HTLC asked again gets its preimage; a new one with that set_id fails
+    const oldShard = (htlcId: bigint): FinalHtlc => ({ ...shardHtlc({ addr, setId: old.setId, child: children[1]!, amountMsat: 1000n, totalMsat: 2000n, arrivedAt: clock.now }), key: { channelId: 'old', htlcId } });
+    const replay = await reg.handle(oldShard(1n), () => undefined);
+    assert.ok(replay.action === 'settle' && equalBytes(replay.preimage, children[1]!.preimage));
+    const fresh = await reg.handle(oldShard(7n), () => undefined);
+    assert.ok(fresh.action === 'fail' && fresh.failure.name === 'incorrect_or_unknown_payment_details');
+    const events: SettleEvent[] = [];
+    await reg.subscribeSettled(0n, (e) => events.push(e));
+    assert.equal(events.length, 1);
+    assert.deepEqual(events[0]!.customRecords, [{ type: 65537n, value: new Uint8Array([1, 2]) }]);
+    // a new set on the old invoice: settle index 2, listed after the old one
+    const ids = await paySets(reg, clock, addr, 1);
+    const got = (await reg.lookupByAddr(addr, { withSets: true }))!;
+    assert.equal(got.settledSets, 2);
+    assert.deepEqual(got.sets!.map((x) => bytesToHex(x.setId)), [bytesToHex(old.setId), bytesToHex(ids[0]!)]);
+    assert.equal(got.sets![1]!.settleIndex, 2n);
+    const again = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
+    await again.start();
+    assert.equal((await again.lookupByAddr(addr))!.settledSets, 2);
+    assert.equal((await again.addInvoice({})).addIndex, 2n);
+  });
+
+  it('set records: the binary format round-trips (custom records, non-AMP HTLCs), from objects and from columns alike', () => {
+    const { children } = shardsOf(3);
+    const set: AmpSet = {
+      setId: randomBytes(32),
+      paymentAddr: randomBytes(32),
+      state: 'settled',
+      settleIndex: 0x1_0000_0001n,
+      settledAt: 2 ** 40 + 5,
+      amountPaidMsat: 2n ** 60n,
+      htlcs: children.map((c, i) => ({
+        circuit: `${'ab'.repeat(32)}/${i.toString(16).padStart(16, '0')}`,
+        amountMsat: BigInt(i) * 1_000_000_007n,
+        paymentHash: c.hash,
+        preimage: c.preimage,
+        share: c.share,
+        childIndex: i === 2 ? 0xffffffff : c.childIndex,
+        ...(i === 1 ? { customRecords: [{ type: 65536n, value: new Uint8Array(0) }, { type: 2n ** 63n, value: randomBytes(300) }] } : {}),
+      })),
+    };
+    const bytes = encodeSet(set);
+    assert.equal(bytes[0], SET_RECORD_V1);
+    assert.deepEqual(decodeSet(bytes), set);
+    const columns = encodeSetColumns({
+      setId: set.setId,
+      paymentAddr: set.paymentAddr,
+      settleIndex: set.settleIndex,
+      settledAt: set.settledAt,
+      amountPaidMsat: set.amountPaidMsat,
+      n: 3,
+      circuits: set.htlcs.map((h) => h.circuit),
+      amounts: set.htlcs.map((h) => h.amountMsat),
+      sharesAndHashes: Uint8Array.from(set.htlcs.flatMap((h) => [...h.share!, ...h.paymentHash])),
+      childIndexes: set.htlcs.map((h) => h.childIndex!),
+      preimages: set.htlcs.map((h) => h.preimage),
+      customRecords: set.htlcs.map((h) => h.customRecords),
+    });
+    assert.deepEqual(columns, bytes);
+    const plain: AmpSet = { ...set, htlcs: [{ circuit: 'ü/1', amountMsat: 1n, paymentHash: sha256(new Uint8Array(32)), preimage: new Uint8Array(32) }] };
+    assert.deepEqual(decodeSet(encodeSet(plain)), plain);
+    assert.throws(() => decodeSet(bytes.subarray(0, bytes.length - 1)), /ERR_TRUNCATED/);
+    assert.throws(() => decodeSet(Uint8Array.from([...bytes, 0])), /ERR_TRAILING_BYTES/);
   });
 });
