@@ -197,6 +197,19 @@ export class HtlcSwitch implements LinkSwitch {
     return this.records.size;
   }
 
+  /**
+   * Outgoing HTLCs recorded but not yet in their channel (state `forwarding`), summed by outgoing short_channel_id:
+   * what a channel's balance does not show yet, for the router.
+   */
+  pendingAddsMsat(): Map<bigint, bigint> {
+    const out = new Map<bigint, bigint>();
+    for (const r of this.records.values()) {
+      if (r.state !== 'forwarding' || r.hop.kind !== 'forward') continue;
+      out.set(r.hop.outgoingScid, (out.get(r.hop.outgoingScid) ?? 0n) + r.hop.amountMsat);
+    }
+    return out;
+  }
+
   // ---------------------------------------------------------------- blocks
 
   /** A block was connected: outgoing HTLCs close to expiry send their channel to chain. */

@@ -864,6 +864,16 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     log.debug({ shortChannelId: scidText, feeBaseMsat: u.feeBaseMsat, feePpm: u.feeProportionalMillionths, cltvExpiryDelta: u.cltvExpiryDelta }, 'peer channel_update kept');
   }
 
+  /** Our node id (hex). */
+  nodeIdHex(): string {
+    return bytesToHex(this.ourNodeId());
+  }
+
+  /** The chain tip's height. */
+  height(): number {
+    return this.chain.tip().height;
+  }
+
   private ourNodeId(): Uint8Array {
     return this.signer?.nodeId ?? publicKeyFromPrivate(this.node.identityKey());
   }

@@ -4,6 +4,10 @@
  * in-memory regtest chain. A node may live on a disk store so that it can be
  * stopped and started again from its data directory.
  */
+import { PaymentService } from '../../node/channels/payments.js';
+import { paymentRequest } from '../../node/channels/payreq.js';
+import type { PaymentConfig, PaymentEvent } from '../../htlc/router/payments.js';
+import type { Invoice } from '../../htlc/invoices/index.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +34,8 @@ export interface TestNodeSpec {
   manager?: Partial<Pick<ChannelManagerOptions, 'finalHop' | 'batch' | 'switchConfig' | 'forwardingPolicy'>>;
   /** Give the node an invoice registry (its final-hop handler) with these settings. */
   registry?: Partial<RegistryConfig>;
+  /** `switch` nodes: a payment service (router, mission control, payment lifecycle) with these settings. */
+  payments?: Partial<PaymentConfig>;
   /** Wraps the node's store each time it is opened (fault injection: a crash between two writes). */
   wrapStore?: (s: KvStore) => KvStore;
   /** Where the node's log lines go (at debug); absent: silent unless AMPNODE_TEST_LOG is set. */
@@ -45,6 +51,9 @@ export class TestNode {
   manager!: ChannelManager;
   /** With `spec.registry`: the invoice registry, made again at each start. */
   registry: InvoiceRegistry | undefined;
+  /** With `spec.payments`: the payment service, made again at each start; its events in order. */
+  payments: PaymentService | undefined;
+  readonly paymentEvents: PaymentEvent[] = [];
   readonly nodeKey = randomPrivateKey();
   readonly walletSeed: Uint8Array = Buffer.from(randomBytes(32)); // bcoin HD wants a Buffer
   readonly channelSeed = randomBytes(32);
@@ -97,11 +106,29 @@ export class TestNode {
       ...(this.spec.manager ?? {}),
     });
     await this.manager.start();
+    if (this.spec.payments !== undefined) {
+      this.payments = new PaymentService({
+        manager: this.manager,
+        store: this.store.sublevel('payments'),
+        network: 'bcrt',
+        timers: { setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) },
+        log: logger,
+        config: this.spec.payments,
+        onEvent: (e) => this.paymentEvents.push(e),
+      });
+      await this.payments.start();
+    }
     await this.node.start();
+  }
+
+  /** A BOLT 11 payment request for one of this node's registry invoices. */
+  payReq(inv: Invoice): string {
+    return paymentRequest(inv, this.nodeKey, 'bcrt', this.manager.routingChannels());
   }
 
   async stop(): Promise<void> {
     await this.node.stop();
+    this.payments?.stop();
     await this.manager.stop();
     this.registry?.stop();
     await this.wallet.close();
@@ -114,6 +141,7 @@ export class TestNode {
    */
   async kill(): Promise<void> {
     await this.node.stop();
+    this.payments?.stop();
     void this.manager.stop().catch(() => undefined);
     this.registry?.stop();
     await this.wallet.close().catch(() => undefined);

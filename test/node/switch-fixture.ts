@@ -82,6 +82,7 @@ export async function buildDiamond(
         disk: opts.disk?.includes(name) ?? false,
         policy: { minimumDepth: 1, ...(opts.spec?.policy ?? {}) },
         manager: { ...(name === 'd' && opts.registry === undefined ? { finalHop: handler } : {}), ...(opts.spec?.manager ?? {}) },
+        ...(opts.spec?.payments !== undefined ? { payments: opts.spec.payments } : {}),
         ...(opts.registry !== undefined && opts.registry[name] !== undefined ? { registry: opts.registry[name] } : {}),
       },
       chain,
