@@ -146,7 +146,8 @@ export interface PaymentsOptions {
   graph: () => RoutingGraph;
   /** Or a route finder of the caller's (tests); default: a PathFinder over `graph()` with mission control's probabilities. */
   finder?: (graph: RoutingGraph) => RouteFinder;
-  self: NodeIdHex;
+  /** Our node id (asked for when needed: the node key may be loaded after this is made). */
+  self: () => NodeIdHex;
   height: () => number;
   timers: Timers;
   /** ms since the epoch */
@@ -301,7 +302,7 @@ export class Payments {
       throw new PaymentError('ERR_PAYMENT_ARGUMENT', m);
     };
     if (req.target.length !== 33) bad('the payee must be a 33-byte public key');
-    if (bytesToHex(req.target) === this.o.self) bad('payments to ourselves are not supported');
+    if (bytesToHex(req.target) === this.o.self()) bad('payments to ourselves are not supported');
     if (req.amountMsat <= 0n) bad('the amount must be positive');
     if (req.kind === 'bolt11' && (req.paymentHash?.length !== 32 || req.paymentAddr?.length !== 32)) bad('a BOLT 11 payment needs the payment hash and payment_secret');
     if (req.kind !== 'bolt11' && req.paymentHash !== undefined) bad('only BOLT 11 payments take a payment hash');
@@ -408,7 +409,7 @@ export class Payments {
     const records = this.recordsFor(rec, amountMsat, undefined);
     return finder.findRoute(
       {
-        source: this.o.self,
+        source: this.o.self(),
         target: bytesToHex(rec.target),
         amountMsat,
         finalCltvDelta: (rec.request.finalCltvDelta ?? (rec.kind === 'bolt11' ? DEFAULT_FINAL_CLTV_DELTA : KEYSEND_FINAL_CLTV_DELTA)) + BLOCK_PADDING,
@@ -476,7 +477,7 @@ export class Payments {
       a.status = 'settled';
       a.preimage = result.preimage;
       if (rec.kind === 'bolt11') rec.preimage ??= result.preimage;
-      this.o.mission.reportSuccess(a.route, this.o.self, now);
+      this.o.mission.reportSuccess(a.route, this.o.self(), now);
     } else {
       a.status = 'failed';
       const erring = result.failureSourceIndex > 0 ? a.route.hops[result.failureSourceIndex - 1] : undefined;
@@ -488,7 +489,7 @@ export class Payments {
       };
       const seen = this.o.mission.reportFailure(
         { route: a.route, failureSourceIndex: result.failureSourceIndex, ...(result.failure !== undefined ? { failure: result.failure } : {}), ...(result.unreadable === true ? { unreadable: true } : {}) },
-        this.o.self,
+        this.o.self(),
         now,
       );
       if (seen.final && l.finalFailure === undefined) l.finalFailure = { reason: seen.reason === 'incorrect_payment_details' ? 'incorrect_payment_details' : 'error', detail: result.reason };

@@ -47,6 +47,10 @@
  *   POST /v1/invoices             {"amountMsat"?,"amp"?,"memo"?,"expirySeconds"?} → the invoice and its BOLT 11 "paymentRequest" (AMP: reusable; no amount: any)
  *   POST /v1/invoices/list        {"afterAddIndex"?,"limit"?(≤ 1000)} → {"invoices"}
  *   POST /v1/invoices/lookup      exactly one of {"paymentHash"}, {"paymentAddr"} (with its settled AMP sets), {"setId"}
+ *   POST /v1/invoices/decode      {"paymentRequest"} → the decoded BOLT 11 invoice
+ *   POST /v1/payments/pay         {"paymentRequest","amountMsat"?,"feeLimitMsat"?,"maxShardMsat"?,"timeoutMs"?}  (returns once the payment ended; AMP when the invoice says so)
+ *   POST /v1/payments/send        {"dest","amountMsat","kind"?: amp|keysend,"feeLimitMsat"?,"maxShardMsat"?,"timeoutMs"?}  (spontaneous; returns once ended)
+ *   POST /v1/payments/list        {"afterCreationIndex"?,"limit"?}   POST /v1/payments/lookup {"id"}
  *   POST /v1/chain/generate       {"blocks"(≤ 10000),"address"?}  (embedded chain only; without an address, to a new wallet address)
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -59,6 +63,7 @@ import type { ChannelType } from '../../htlc/channel/types.js';
 import { parseAddress } from '../wallet/wallet.js';
 import type { ChannelServices } from './services.js';
 import { paymentRequest } from './payreq.js';
+import { decodeInvoice } from '../../wire/bolt11.js';
 
 const MAX_BODY = 64 * 1024;
 /** A body over MAX_BODY is still read (and dropped) up to this, so that the 413 reaches the client. */
@@ -68,6 +73,8 @@ const MAX_BLOCKS = 10_000;
 const MAX_EXPIRY_SECONDS = 365 * 24 * 3600;
 /** Most invoices one listing returns. */
 const MAX_LIST = 1000;
+/** Longest payment timeout taken: ten minutes. */
+const MAX_PAYMENT_TIMEOUT_MS = 600_000;
 const MAX_ECHO = 100;
 const MAX_MESSAGE = 400;
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -106,6 +113,27 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   ERR_API_METHOD_NOT_ALLOWED: 405,
   ERR_API_TOO_LARGE: 413,
   ERR_API_UNSUPPORTED_MEDIA_TYPE: 415,
+  // PaymentError (htlc/router/payments.ts) and Bolt11Error (wire/bolt11.ts): what the caller asked to pay
+  ERR_PAYMENT_ARGUMENT: 400,
+  ERR_INVOICE_EXPIRED: 400,
+  ERR_PAYMENT_IN_FLIGHT: 409,
+  ERR_ALREADY_PAID: 409,
+  ERR_UNKNOWN_PAYMENT: 404,
+  ERR_PAYMENTS_STOPPED: 503,
+  ERR_BOLT11_BECH32: 400,
+  ERR_BOLT11_CHECKSUM: 400,
+  ERR_BOLT11_PREFIX: 400,
+  ERR_BOLT11_NETWORK: 400,
+  ERR_BOLT11_AMOUNT: 400,
+  ERR_BOLT11_TOO_SHORT: 400,
+  ERR_BOLT11_FIELD: 400,
+  ERR_BOLT11_FIELD_LENGTH: 400,
+  ERR_BOLT11_NON_MINIMAL: 400,
+  ERR_BOLT11_MISSING_FIELD: 400,
+  ERR_BOLT11_CONFLICTING_FIELDS: 400,
+  ERR_BOLT11_FEATURES: 400,
+  ERR_BOLT11_SIGNATURE: 400,
+  ERR_BOLT11_HIGH_S: 400,
   // ArgumentError (wire/errors.ts); NodeError ERR_NODE_CONFIG: a bad node id, HOST:PORT or URI (node/config.ts)
   ERR_INVALID_ARGUMENT: 400,
   ERR_NODE_CONFIG: 400,
@@ -329,7 +357,7 @@ export class ControlApi {
   }
 
   private table(): ReadonlyMap<string, Route> {
-    const { node, chain, wallet, manager, invoices } = this.s;
+    const { node, chain, wallet, manager, invoices, payments } = this.s;
     const get = (run: Route['run']): Route => ({ method: 'GET', run });
     const post = (run: Route['run']): Route => ({ method: 'POST', run });
     return new Map<string, Route>([
@@ -429,6 +457,59 @@ export class ControlApi {
           if ([hash, addr, setId].filter((x) => x !== undefined).length !== 1) throw new ApiError('ERR_API_BAD_REQUEST', 'give exactly one of "paymentHash", "paymentAddr", "setId"');
           const found = hash !== undefined ? await invoices.lookupByHash(hash) : addr !== undefined ? await invoices.lookupByAddr(addr, { withSets: true }) : await invoices.lookupSet(setId!);
           if (found === undefined) throw new ApiError('ERR_API_NOT_FOUND', 'no such invoice or set');
+          return found;
+        }),
+      ],
+      [
+        '/v1/invoices/decode',
+        post((b) => decodeInvoice(str(b, 'paymentRequest'), { network: 'bcrt' })),
+      ],
+      [
+        '/v1/payments/pay',
+        post((b) => {
+          const amountMsat = amount(b, 'amountMsat', true);
+          const feeLimitMsat = amount(b, 'feeLimitMsat', true);
+          const maxShardMsat = amount(b, 'maxShardMsat', true);
+          const timeoutMs = int(b, 'timeoutMs', true, MAX_PAYMENT_TIMEOUT_MS);
+          return payments.payInvoice(str(b, 'paymentRequest'), {
+            ...(amountMsat !== undefined ? { amountMsat } : {}),
+            ...(feeLimitMsat !== undefined ? { feeLimitMsat } : {}),
+            ...(maxShardMsat !== undefined ? { maxShardMsat } : {}),
+            ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+          });
+        }),
+      ],
+      [
+        '/v1/payments/send',
+        post((b) => {
+          const kind = b['kind'] ?? 'amp';
+          if (kind !== 'amp' && kind !== 'keysend') throw new ApiError('ERR_API_BAD_REQUEST', '"kind" must be amp or keysend');
+          const feeLimitMsat = amount(b, 'feeLimitMsat', true);
+          const maxShardMsat = amount(b, 'maxShardMsat', true);
+          const timeoutMs = int(b, 'timeoutMs', true, MAX_PAYMENT_TIMEOUT_MS);
+          return payments.sendSpontaneous({
+            dest: parseNodeId(str(b, 'dest')),
+            amountMsat: amount(b, 'amountMsat')!,
+            kind,
+            ...(feeLimitMsat !== undefined ? { feeLimitMsat } : {}),
+            ...(maxShardMsat !== undefined ? { maxShardMsat } : {}),
+            ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+          });
+        }),
+      ],
+      [
+        '/v1/payments/list',
+        post(async (b) => {
+          const after = amount(b, 'afterCreationIndex', true);
+          const limit = int(b, 'limit', true, MAX_LIST);
+          return { payments: await payments.list({ ...(after !== undefined ? { afterCreationIndex: after } : {}), ...(limit !== undefined ? { limit } : {}) }) };
+        }),
+      ],
+      [
+        '/v1/payments/lookup',
+        post(async (b) => {
+          const found = await payments.lookup(hexBytes(b, 'id', 32)!);
+          if (found === undefined) throw new ApiError('ERR_API_NOT_FOUND', 'no such payment');
           return found;
         }),
       ],

@@ -47,24 +47,28 @@ export interface PaymentServiceOptions {
 export class PaymentService {
   readonly payments: Payments;
   readonly mission = new InMemoryMissionControl();
-  private readonly self: string;
+  private selfId: string | undefined;
 
   constructor(private readonly o: PaymentServiceOptions) {
     const sw = o.manager.htlcSwitch;
     if (sw === undefined) throw new PaymentError('ERR_PAYMENTS_STOPPED', 'payments need the switch (htlcMode: switch)');
-    this.self = o.manager.nodeIdHex();
     this.payments = new Payments({
       store: o.store,
       sender: { startAttempt: (r, h, rec, opts) => sw.startAttempt(r, h, rec, opts), waitForAttempt: (id) => sw.waitForAttempt(id) },
       mission: this.mission,
       graph: () => this.graph(),
-      self: this.self,
+      self: () => this.self,
       height: () => o.manager.height(),
       timers: o.timers,
       ...(o.config !== undefined ? { config: o.config } : {}),
       ...(o.onEvent !== undefined ? { onEvent: o.onEvent } : {}),
       log: (level, obj, msg) => o.log[level](obj, msg),
     });
+  }
+
+  /** Our node id (the node loads its key when it starts, after this is made). */
+  private get self(): string {
+    return (this.selfId ??= this.o.manager.nodeIdHex());
   }
 
   start(): Promise<void> {
@@ -144,6 +148,11 @@ export class PaymentService {
       ...(o.maxShardMsat !== undefined ? { maxShardMsat: o.maxShardMsat } : {}),
     });
     return this.payments.wait(rec.id);
+  }
+
+  /** Resolves with the payment once it has ended. */
+  wait(id: Uint8Array): Promise<PaymentRecord> {
+    return this.payments.wait(id);
   }
 
   list(opts: { afterCreationIndex?: bigint; limit?: number } = {}): Promise<PaymentRecord[]> {

@@ -33,6 +33,7 @@ import { loadOrCreateSeed } from '../wallet/seed.js';
 import { Wallet } from '../wallet/wallet.js';
 import { ControlApi } from './api.js';
 import { ChannelManager, type ChannelPolicyConfig } from './manager.js';
+import { PaymentService } from './payments.js';
 
 export interface ChannelServicesOptions {
   node: Node;
@@ -50,7 +51,7 @@ export interface ChannelServicesOptions {
   log: Logger;
 }
 
-/** The registry's timers: unref'd, so that a pending hold timer never keeps the process up. */
+/** The registry's and the payments' timers: unref'd, so that a pending timer never keeps the process up. */
 const REGISTRY_TIMERS = {
   setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms).unref(),
   clearTimeout: (h: unknown): void => clearTimeout(h as NodeJS.Timeout),
@@ -68,6 +69,7 @@ export class ChannelServices {
     readonly wallet: Wallet,
     readonly invoices: InvoiceRegistry,
     readonly manager: ChannelManager,
+    readonly payments: PaymentService,
     private readonly log: Logger,
   ) {}
 
@@ -110,7 +112,9 @@ export class ChannelServices {
         finalHop: invoices,
       });
       await manager.start();
-      const s = new ChannelServices(o.node, store, chain, wallet, invoices, manager, log);
+      const payments = new PaymentService({ manager, store: store.sublevel('payments'), network: 'bcrt', timers: REGISTRY_TIMERS, log: subsystemLogger(o.log, 'payments') });
+      await payments.start();
+      const s = new ChannelServices(o.node, store, chain, wallet, invoices, manager, payments, log);
       if (o.api !== undefined) {
         s.api = new ControlApi(s, { token: o.apiToken ?? loadOrCreateApiToken(o.datadir, log).token });
         const address = await s.api.listen(o.api);
@@ -130,6 +134,7 @@ export class ChannelServices {
   /** Stops the API, the manager, the wallet and the chain, then closes the store. Stop the node first. */
   async stop(): Promise<void> {
     await this.api?.close();
+    this.payments.stop();
     await this.manager.stop();
     this.invoices.stop();
     await this.wallet.close();
