@@ -159,18 +159,7 @@ export function bytesToWords(bytes: Uint8Array): Uint8Array {
  * fewer than 5 and all zero, else `ERR_BECH32_PADDING`.
  */
 export function wordsToBytes(words: ArrayLike<number>): Uint8Array {
-  const out = new Uint8Array(Math.floor((words.length * 5) / 8));
-  let acc = 0;
-  let bits = 0;
-  let j = 0;
-  for (let i = 0; i < words.length; i++) {
-    acc = ((acc << 5) | (words[i]! & WORD_MASK)) & 0xfff;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      out[j++] = (acc >>> bits) & 0xff;
-    }
-  }
+  const { out, acc, bits } = packWords(words, Math.floor((words.length * 5) / 8));
   if (bits >= 5) throw new Bech32Error('ERR_BECH32_PADDING', `${bits} bits left over (a whole unused word)`);
   if ((acc & ((1 << bits) - 1)) !== 0) throw new Bech32Error('ERR_BECH32_PADDING', 'non-zero padding bits');
   return out;
@@ -178,7 +167,14 @@ export function wordsToBytes(words: ArrayLike<number>): Uint8Array {
 
 /** 5-bit words to bytes, zero-padding the end to a byte boundary (as BOLT 11 signs its data part). */
 export function wordsToBytesPadded(words: ArrayLike<number>): Uint8Array {
-  const out = new Uint8Array(Math.ceil((words.length * 5) / 8));
+  const { out, acc, bits, written } = packWords(words, Math.ceil((words.length * 5) / 8));
+  if (bits > 0) out[written] = (acc << (8 - bits)) & 0xff;
+  return out;
+}
+
+/** Packs 5-bit words into `length` bytes, whole bytes only; returns what is left over (`bits` bits of `acc`). */
+function packWords(words: ArrayLike<number>, length: number): { out: Uint8Array; acc: number; bits: number; written: number } {
+  const out = new Uint8Array(length);
   let acc = 0;
   let bits = 0;
   let j = 0;
@@ -190,8 +186,7 @@ export function wordsToBytesPadded(words: ArrayLike<number>): Uint8Array {
       out[j++] = (acc >>> bits) & 0xff;
     }
   }
-  if (bits > 0) out[j++] = (acc << (8 - bits)) & 0xff;
-  return out;
+  return { out, acc, bits, written: j };
 }
 
 // ---------------------------------------------------------------- segwit addresses

@@ -162,21 +162,26 @@ function putCircuit(c: string): void {
   wpos += 2 + written;
 }
 
-/** A settled set in the set record format, from its columns. */
-export function encodeSetColumns(c: SetColumns): Uint8Array {
+/** Starts a set record: version, set_id, payment_addr, settle index, settle time, amount paid, HTLC count. */
+function putSetHeader(h: { setId: Uint8Array; paymentAddr: Uint8Array; settleIndex: bigint; settledAt: number; amountPaidMsat: bigint }, n: number): void {
   wpos = 0;
   ensure(1 + 2 * HASH_LENGTH + 3 * 8 + 4);
   wbuf[wpos++] = SET_RECORD_V1;
-  putBytes(c.setId, HASH_LENGTH, 'set_id');
-  putBytes(c.paymentAddr, HASH_LENGTH, 'payment_addr');
-  putU64(c.settleIndex, 'settle index');
-  if (!Number.isSafeInteger(c.settledAt) || c.settledAt < 0) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `settle time out of range: ${c.settledAt}`);
-  wview.setUint32(wpos, Math.floor(c.settledAt / TWO_POW_32));
-  wview.setUint32(wpos + 4, c.settledAt % TWO_POW_32);
+  putBytes(h.setId, HASH_LENGTH, 'set_id');
+  putBytes(h.paymentAddr, HASH_LENGTH, 'payment_addr');
+  putU64(h.settleIndex, 'settle index');
+  if (!Number.isSafeInteger(h.settledAt) || h.settledAt < 0) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `settle time out of range: ${h.settledAt}`);
+  wview.setUint32(wpos, Math.floor(h.settledAt / TWO_POW_32));
+  wview.setUint32(wpos + 4, h.settledAt % TWO_POW_32);
   wpos += 8;
-  putU64(c.amountPaidMsat, 'amount paid');
-  wview.setUint32(wpos, c.n);
+  putU64(h.amountPaidMsat, 'amount paid');
+  wview.setUint32(wpos, n);
   wpos += 4;
+}
+
+/** A settled set in the set record format, from its columns. */
+export function encodeSetColumns(c: SetColumns): Uint8Array {
+  putSetHeader(c, c.n);
   const sh = c.sharesAndHashes;
   for (let i = 0; i < c.n; i++) {
     const custom = c.customRecords[i] !== undefined && c.customRecords[i]!.length > 0 ? c.customRecords[i]! : undefined;
@@ -216,19 +221,7 @@ function putCustom(custom: readonly TlvRecord[]): void {
 
 /** A settled set in the set record format. */
 export function encodeSet(set: AmpSet): Uint8Array {
-  wpos = 0;
-  ensure(1 + 2 * HASH_LENGTH + 3 * 8 + 4);
-  wbuf[wpos++] = SET_RECORD_V1;
-  putBytes(set.setId, HASH_LENGTH, 'set_id');
-  putBytes(set.paymentAddr, HASH_LENGTH, 'payment_addr');
-  putU64(set.settleIndex, 'settle index');
-  if (!Number.isSafeInteger(set.settledAt) || set.settledAt < 0) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `settle time out of range: ${set.settledAt}`);
-  wview.setUint32(wpos, Math.floor(set.settledAt / TWO_POW_32));
-  wview.setUint32(wpos + 4, set.settledAt % TWO_POW_32);
-  wpos += 8;
-  putU64(set.amountPaidMsat, 'amount paid');
-  wview.setUint32(wpos, set.htlcs.length);
-  wpos += 4;
+  putSetHeader(set, set.htlcs.length);
   for (const h of set.htlcs) {
     const custom = h.customRecords !== undefined && h.customRecords.length > 0 ? h.customRecords : undefined;
     ensure(1);

@@ -370,13 +370,16 @@ export class Payments {
         while (!this.stopped && l.finalFailure === undefined && this.now() < deadline && l.waits.size < this.config.maxShards && rec.attempts.length < this.config.maxAttempts) {
           const remaining = rec.amountMsat - this.inFlightMsat(rec);
           if (remaining <= 0n) break;
-          // a shard never leaves less than the minimum behind (halving an odd amount would leave 1 msat)
-          const amount = remaining < shardMsat || remaining - shardMsat < this.config.minShardMsat ? remaining : shardMsat;
+          // a shard leaves no less than the minimum behind (halving an odd amount would leave 1 msat), unless the
+          // caller's shard size limit forbids taking the rest at once
+          let amount = remaining < shardMsat ? remaining : shardMsat;
+          const minMsat = cap !== undefined && cap < this.config.minShardMsat ? cap : this.config.minShardMsat;
+          if (remaining > amount && remaining - amount < minMsat && (cap === undefined || remaining <= cap)) amount = remaining;
           const route = this.findRoute(rec, amount);
           if ('kind' in route) {
             l.lastRouteError = route;
             const half = amount / 2n;
-            if (splittable && route.kind !== 'insufficient_balance' && half >= this.config.minShardMsat) {
+            if (splittable && route.kind !== 'insufficient_balance' && half >= (cap !== undefined && cap < this.config.minShardMsat ? cap : this.config.minShardMsat)) {
               shardMsat = half;
               continue;
             }

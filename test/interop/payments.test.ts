@@ -203,3 +203,82 @@ h.test(
   },
   { timeoutMs: 240_000 },
 );
+
+interface AmpPaymentView {
+  status: string;
+  kind: string;
+  failureReason?: string;
+  failureDetail?: string;
+  setId?: string;
+  preimage?: string;
+  attempts: { status: string; amountMsat: string; failure?: unknown }[];
+}
+
+function settledParts(p: AmpPaymentView): number {
+  return p.attempts.filter((a) => a.status === 'settled').length;
+}
+
+h.test(
+  "ampnode pays lnd's BOLT 11 invoices, in one part and in three or more (MPP); lnd shows them settled",
+  async () => {
+    for (const [amountSat, maxShardSat] of [
+      [15_000, undefined],
+      [30_000, 10_000],
+    ] as const) {
+      const inv = await lnd.cli<{ r_hash: string; payment_request: string }>(['addinvoice', '--amt', String(amountSat), '--memo', `from ampnode ${amountSat}`]);
+      const paid = await p.api<AmpPaymentView>('POST', '/v1/payments/pay', { paymentRequest: inv.payment_request, ...(maxShardSat !== undefined ? { maxShardMsat: String(maxShardSat * 1000) } : {}) });
+      assert.equal(paid.status, 'succeeded', `${paid.failureReason}: ${paid.failureDetail} ${JSON.stringify(paid.attempts.map((a) => a.failure))}`);
+      assert.equal(paid.kind, 'bolt11');
+      if (maxShardSat !== undefined) assert.ok(settledParts(paid) >= 3, `${settledParts(paid)} parts`);
+      else assert.equal(settledParts(paid), 1);
+      const looked = await lnd.cli<{ state: string; amt_paid_sat: string; r_preimage: string }>(['lookupinvoice', inv.r_hash]);
+      assert.equal(looked.state, 'SETTLED');
+      assert.equal(looked.amt_paid_sat, String(amountSat));
+      assert.equal(Buffer.from(looked.r_preimage, 'base64').toString('hex') === paid.preimage || looked.r_preimage === paid.preimage, true, 'the preimage ampnode learnt is the invoice\'s');
+    }
+  },
+  { timeoutMs: 240_000 },
+);
+
+h.test(
+  "ampnode pays lnd's AMP invoice twice in several shards, detected from the invoice alone; lnd shows two settled sets",
+  async () => {
+    const inv = await lnd.cli<{ r_hash: string; payment_request: string; payment_addr: string }>(['addinvoice', '--amp', '--memo', 'amp from ampnode']);
+    const amounts = [12_000, 18_000];
+    const setIds: string[] = [];
+    for (const amountSat of amounts) {
+      const paid = await p.api<AmpPaymentView>('POST', '/v1/payments/pay', { paymentRequest: inv.payment_request, amountMsat: String(amountSat * 1000), maxShardMsat: '5000000' });
+      assert.equal(paid.status, 'succeeded', `${paid.failureReason}: ${paid.failureDetail} ${JSON.stringify(paid.attempts.map((a) => a.failure))}`);
+      assert.equal(paid.kind, 'amp');
+      assert.ok(settledParts(paid) >= 2, `${settledParts(paid)} shards`);
+      setIds.push(paid.setId!);
+    }
+    const addr = /^[0-9a-f]{64}$/.test(inv.payment_addr) ? Buffer.from(inv.payment_addr, 'hex') : Buffer.from(inv.payment_addr, 'base64');
+    const looked = await lnd.rest<{ amp_invoice_state?: Record<string, { state: string; amt_paid_msat: string }> }>('GET', `/v2/invoices/lookup?payment_addr=${encodeURIComponent(addr.toString('base64'))}`);
+    const sets = looked.amp_invoice_state ?? {};
+    assert.equal(Object.keys(sets).length, 2, JSON.stringify(looked));
+    assert.deepEqual(Object.keys(sets).sort(), [...setIds].sort());
+    assert.deepEqual(
+      Object.values(sets).map((s) => [s.state, s.amt_paid_msat]).sort(),
+      amounts.map((a) => ['SETTLED', String(a * 1000)]).sort(),
+    );
+  },
+  { timeoutMs: 240_000 },
+);
+
+h.test(
+  'ampnode sends lnd spontaneous AMP in several shards, and keysend; lnd settles both',
+  async () => {
+    const before = ((await lnd.cli<{ invoices?: unknown[] }>(['listinvoices', '--max_invoices', '1000'])).invoices ?? []).length;
+    const amp = await p.api<AmpPaymentView>('POST', '/v1/payments/send', { dest: lnd.nodeId, amountMsat: '14000000', kind: 'amp', maxShardMsat: '5000000' });
+    assert.equal(amp.status, 'succeeded', `${amp.failureReason}: ${amp.failureDetail} ${JSON.stringify(amp.attempts.map((a) => a.failure))}`);
+    assert.ok(settledParts(amp) >= 2);
+    const ks = await p.api<AmpPaymentView>('POST', '/v1/payments/send', { dest: lnd.nodeId, amountMsat: '3000000', kind: 'keysend' });
+    assert.equal(ks.status, 'succeeded', `${ks.failureReason}: ${ks.failureDetail} ${JSON.stringify(ks.attempts.map((a) => a.failure))}`);
+    const invoices = (await lnd.cli<{ invoices?: { state: string; amt_paid_msat: string; is_keysend: boolean; is_amp: boolean }[] }>(['listinvoices', '--max_invoices', '1000'])).invoices ?? [];
+    const fresh = invoices.slice(before);
+    assert.ok(fresh.some((i) => i.is_amp && i.amt_paid_msat === '14000000'), JSON.stringify(fresh));
+    assert.ok(fresh.some((i) => i.is_keysend && i.state === 'SETTLED' && i.amt_paid_msat === '3000000'), JSON.stringify(fresh));
+  },
+  { timeoutMs: 240_000 },
+);
