@@ -576,9 +576,14 @@ export class InvoiceRegistry implements FinalHopHandler {
     const amp = p.amp!;
     const mpp = p.mpp!;
     const settled = await readInvoice(this.o.store, mpp.paymentAddr);
+    // another shard of the same new payment may have made the invoice during the read: join it
+    if (this.open.has(keyOf(mpp.paymentAddr))) return this.intakeAmp(h, p, resolve);
     if (settled !== undefined) return failUnknown(h); // not open
     if (!this.config.acceptAmp || equalBytes(mpp.paymentAddr, ZERO32)) return failUnknown(h);
-    if (this.pendingSetIds.has(keyOf(amp.setId)) || (await readSet(this.o.store, amp.setId)) !== undefined) return failUnknown(h);
+    if (this.pendingSetIds.has(keyOf(amp.setId))) return failUnknown(h);
+    const setDone = (await readSet(this.o.store, amp.setId)) !== undefined;
+    if (this.open.has(keyOf(mpp.paymentAddr))) return this.intakeAmp(h, p, resolve);
+    if (setDone) return failUnknown(h);
     try {
       await this.insert({
         kind: 'amp',

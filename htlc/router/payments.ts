@@ -406,7 +406,21 @@ export class Payments {
     }
   }
 
+  /**
+   * A route for one shard. Shards are spread: a first try leaves out the first channels that shards of this payment
+   * hold in flight (so that the parts of a payment travel different paths when there are several, and the
+   * liquidity of one path is not raced for); if that finds nothing, a second try takes any channel.
+   */
   private findRoute(rec: PaymentRecord, amountMsat: bigint): Route | RouteError {
+    const busy = new Set(rec.attempts.filter((a) => a.status === 'in_flight').map((a) => a.route.hops[0]!.shortChannelId));
+    if (busy.size > 0) {
+      const spread = this.findRouteExcluding(rec, amountMsat, busy);
+      if (!('kind' in spread)) return spread;
+    }
+    return this.findRouteExcluding(rec, amountMsat, new Set());
+  }
+
+  private findRouteExcluding(rec: PaymentRecord, amountMsat: bigint, excludedChannels: ReadonlySet<bigint>): Route | RouteError {
     const graph = this.o.graph();
     const finder = this.o.finder?.(graph) ?? new PathFinder({ graph, probability: (a, b, amt, cap, now) => this.o.mission.probability(a, b, amt, cap, now) });
     const records = this.recordsFor(rec, amountMsat, undefined);
@@ -420,6 +434,7 @@ export class Payments {
         feeLimitMsat: rec.feeLimitMsat - this.feesMsat(rec),
         cltvLimit: this.config.cltvLimit,
         routeHints: rec.request.routeHints ?? [],
+        ...(excludedChannels.size > 0 ? { excludedChannels } : {}),
         finalPayloadRecords: records,
         ...(rec.request.destFeatures !== undefined ? { destFeatures: rec.request.destFeatures } : {}),
       },

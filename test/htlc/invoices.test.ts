@@ -106,6 +106,39 @@ describe('invoice registry (unit)', () => {
     assert.equal(reg.pendingCount(), 0);
   });
 
+  it('spontaneous AMP: three shards of a new payment handed over at once all join the invoice the first one makes', async () => {
+    // the store answers the reads of the later shards 30 ms late: the first shard has made the invoice and begun
+    // its set by the time they look
+    const inner = await openMemoryStore();
+    let reads = 0;
+    const slow: KvStore = Object.assign(Object.create(inner) as KvStore, {
+      get: async (k: Uint8Array) => {
+        const late = reads++ >= 2;
+        const v = await inner.get(k);
+        if (late) await new Promise((r) => setTimeout(r, 30));
+        return v;
+      },
+    });
+    const clock = new Clock();
+    const reg = new InvoiceRegistry({ store: slow, timers: clock, config: { acceptAmp: true }, now: () => clock.now });
+    await reg.start();
+    reads = 0;
+    const addr = randomBytes(32);
+    const { shards, children } = shardsOf(3);
+    const answers: FinalResolution[] = [];
+    // none awaited before the next: the reads of the first shards are still pending when the others arrive
+    const pending = children.map((child) => reg.handle(shardHtlc({ addr, setId: shards.setId, child, amountMsat: 1000n, totalMsat: 3000n, arrivedAt: clock.now }), (r) => answers.push(r)));
+    const results = await Promise.all(pending);
+    assert.ok(results.every((r) => r.action === 'hold' || r.action === 'settle'), `no shard refused: ${JSON.stringify(results.map((r) => r.action))}`);
+    assert.equal(results.filter((r) => r.action === 'settle').length, 1, 'the last to join completes the set');
+    assert.equal(answers.length, 2, 'the two held shards are answered');
+    assert.ok(answers.every((r) => r.action === 'settle'));
+    const inv = await reg.lookupByAddr(addr, { withSets: true });
+    assert.equal(inv?.spontaneous, true);
+    assert.equal(inv?.sets?.length, 1);
+    assert.equal(inv?.sets?.[0]?.htlcs.length, 3);
+  });
+
   it('a shard that times out takes the whole set with it (mpp_timeout); its set_id takes no more HTLCs', async () => {
     const { reg, clock } = await setup({ mppTimeoutMs: 1000 });
     const inv = await reg.addInvoice({ amp: true });

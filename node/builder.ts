@@ -1,0 +1,175 @@
+/**
+ * `createNode`: one ampnode as an app embeds it, composed from its parts in the order they depend on each other
+ * (store → wallet → invoice registry → channel manager with its switch → payment service → the peer node) and
+ * stopped in reverse. It follows a chain backend it is given, so several nodes can share one embedded regtest chain
+ * (the AMP demo runs four on one). Everything it keeps lives in `datadir`: the node key, the wallet seed (from which
+ * the channel keys derive) and the LevelDB store.
+ *
+ * The facade speaks in the units and types of the rest of the code (bigint msat, hex node ids, typed errors).
+ */
+import { join } from 'node:path';
+import { openDiskStore, type KvStore } from '../db/store.js';
+import { InvoiceRegistry, type AddInvoiceRequest, type AmpSet, type Invoice, type RegistryConfig, type SettleEvent } from '../htlc/invoices/index.js';
+import type { PaymentConfig, PaymentEvent, PaymentRecord } from '../htlc/router/payments.js';
+import { hmacSha256 } from '../wire/crypto.js';
+import type { BcoinChainBackend } from './chain/index.js';
+import { withChannelFeatures } from './channels/features.js';
+import { ChannelManager, type ChannelInfo, type ChannelPolicyConfig, type OpenChannelOptions, type RoutingChannel } from './channels/manager.js';
+import { PaymentService, type PayInvoiceOptions, type SendSpontaneousOptions } from './channels/payments.js';
+import { paymentRequest } from './channels/payreq.js';
+import { parseHostPort } from './config.js';
+import { checkDatadirPath, prepareDatadir } from './datadir.js';
+import { FEATURE_TABLE } from './features.js';
+import { subsystemLogger, type Logger } from './log.js';
+import { Node } from './node.js';
+import { loadOrCreateSeed } from './wallet/seed.js';
+import { Wallet } from './wallet/wallet.js';
+
+const CHANNEL_SEED_LABEL = new TextEncoder().encode('ampnode/channel-seed');
+
+export interface CreateNodeOptions {
+  datadir: string;
+  chain: BcoinChainBackend;
+  logger: Logger;
+  /** `HOST:PORT` to accept peers on (port 0: any free port); default 127.0.0.1:0. */
+  listen?: string;
+  /** Channel opening and acceptance settings (minimum depth, timeouts, ...). */
+  policy?: Partial<ChannelPolicyConfig>;
+  /** accept-amp, accept-keysend, mpp timeout, ... (htlc/invoices/types.ts). */
+  invoices?: Partial<RegistryConfig>;
+  payments?: Partial<PaymentConfig>;
+}
+
+/** The timers handed to the registry and the payments: unref'd, so that none keeps the process up. */
+const TIMERS = {
+  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms).unref(),
+  clearTimeout: (h: unknown): void => clearTimeout(h as NodeJS.Timeout),
+};
+
+export class AmpNode {
+  private readonly settleListeners: ((e: SettleEvent) => void)[] = [];
+  private readonly paymentListeners: ((e: PaymentEvent) => void)[] = [];
+  private stopped = false;
+
+  private constructor(
+    readonly node: Node,
+    readonly store: KvStore,
+    readonly wallet: Wallet,
+    readonly invoices: InvoiceRegistry,
+    readonly manager: ChannelManager,
+    readonly payments: PaymentService,
+  ) {}
+
+  static async create(o: CreateNodeOptions): Promise<AmpNode> {
+    prepareDatadir(checkDatadirPath(o.datadir), subsystemLogger(o.logger, 'datadir'));
+    const { seed } = await loadOrCreateSeed(join(o.datadir, 'wallet_seed'));
+    const store = await openDiskStore(join(o.datadir, 'db'));
+    const node = new Node({ datadir: o.datadir, listen: o.listen ?? '127.0.0.1:0', features: withChannelFeatures(FEATURE_TABLE), logger: o.logger, pingIntervalMs: 0 });
+    const wallet = await Wallet.open({ chain: o.chain, store, seed: Buffer.from(seed) });
+    const invLog = subsystemLogger(o.logger, 'invoices');
+    const invoices = new InvoiceRegistry({ store: store.sublevel('invoices'), timers: TIMERS, ...(o.invoices !== undefined ? { config: o.invoices } : {}), log: (l, obj, msg) => invLog[l](obj, msg) });
+    await invoices.start();
+    const manager = new ChannelManager({
+      node,
+      store,
+      chain: o.chain,
+      wallet,
+      seed: hmacSha256(seed, CHANNEL_SEED_LABEL),
+      logger: o.logger,
+      ...(o.policy !== undefined ? { policy: o.policy } : {}),
+      finalHop: invoices,
+    });
+    let self: AmpNode | undefined;
+    const payments = new PaymentService({
+      manager,
+      store: store.sublevel('payments'),
+      network: 'bcrt',
+      timers: TIMERS,
+      log: subsystemLogger(o.logger, 'payments'),
+      ...(o.payments !== undefined ? { config: o.payments } : {}),
+      onEvent: (e) => self?.paymentListeners.forEach((f) => f(e)),
+    });
+    self = new AmpNode(node, store, wallet, invoices, manager, payments);
+    await manager.start(); // its message handlers before the first peer
+    await payments.start();
+    await node.start();
+    await invoices.subscribeSettled(0n, (e) => self.settleListeners.forEach((f) => f(e)));
+    return self;
+  }
+
+  get nodeId(): string {
+    return this.node.nodeIdHex;
+  }
+
+  /** `nodeId@host:port`. */
+  get uri(): string {
+    return `${this.node.nodeIdHex}@${this.node.listenAddress ?? ''}`;
+  }
+
+  async connect(uri: string): Promise<void> {
+    const [id, addr] = uri.split('@') as [string, string];
+    const { host, port } = parseHostPort(addr);
+    await this.node.connect(id, host, port);
+  }
+
+  openChannel(peer: string, fundingSat: bigint, opts: OpenChannelOptions = {}): Promise<ChannelInfo> {
+    return this.manager.openChannel(peer, fundingSat, opts);
+  }
+
+  channels(): ChannelInfo[] {
+    return this.manager.listChannels();
+  }
+
+  /** The channels payments can use, with what each can send now and the peer's policy. */
+  routingChannels(): RoutingChannel[] {
+    return this.manager.routingChannels();
+  }
+
+  /** A new invoice and its BOLT 11 payment request (route hints over our channels whose peers sent their policy). */
+  async addInvoice(req: AddInvoiceRequest = {}): Promise<{ invoice: Invoice; paymentRequest: string }> {
+    const invoice = await this.invoices.addInvoice(req);
+    return { invoice, paymentRequest: paymentRequest(invoice, this.node.identityKey(), 'bcrt', this.manager.routingChannels()) };
+  }
+
+  payInvoice(payReq: string, opts: PayInvoiceOptions = {}): Promise<PaymentRecord> {
+    return this.payments.payInvoice(payReq, opts);
+  }
+
+  sendSpontaneous(o: SendSpontaneousOptions): Promise<PaymentRecord> {
+    return this.payments.sendSpontaneous(o);
+  }
+
+  lookupSet(setId: Uint8Array): Promise<AmpSet | undefined> {
+    return this.invoices.lookupSet(setId);
+  }
+
+  lookupInvoice(paymentAddr: Uint8Array): Promise<(Invoice & { sets?: AmpSet[] }) | undefined> {
+    return this.invoices.lookupByAddr(paymentAddr, { withSets: true });
+  }
+
+  /** Every settled payment to us: one event per settled invoice and per settled AMP set. */
+  onPaymentReceived(f: (e: SettleEvent) => void): void {
+    this.settleListeners.push(f);
+  }
+
+  /** Every payment of ours that ended (succeeded or failed). */
+  onPaymentEnded(f: (e: PaymentEvent) => void): void {
+    this.paymentListeners.push(f);
+  }
+
+  /** Stops the peer node, the payments, the channels, the registry and the wallet, then closes the store. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.node.stop();
+    this.payments.stop();
+    await this.manager.stop();
+    this.invoices.stop();
+    await this.wallet.close();
+    await this.store.close();
+  }
+}
+
+export function createNode(o: CreateNodeOptions): Promise<AmpNode> {
+  return AmpNode.create(o);
+}

@@ -1,0 +1,154 @@
+/**
+ * The AMP demo (`npm start`), written against the embedding API alone (node/builder.ts): four nodes A, B, C, D on
+ * one embedded regtest chain, in fresh data directories removed at the end.
+ *
+ *   coins to A, B and C → channels A–B, A–C, B–D, C–D (each funded by its first node) → D issues one reusable AMP
+ *   invoice and A pays it three times, each payment split into shards over both paths → D issues an account
+ *   (zero-amount) AMP invoice and A makes two deposits → B pays D spontaneously with AMP → the balances.
+ *
+ * Each payment's line: its set_id, shards, the paths they took, the amount and the time; every number is checked
+ * against what D recorded. Exits 0 when everything checked out, 1 with the reason otherwise; nothing left running.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createNode, type AmpNode } from '../../node/builder.js';
+import { createChainBackend, type BcoinChainBackend } from '../../node/chain/index.js';
+import { createLogger, isLogLevel, type Logger } from '../../node/log.js';
+import type { PaymentRecord } from '../../htlc/router/payments.js';
+import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
+
+const NAMES = ['A', 'B', 'C', 'D'] as const;
+type Name = (typeof NAMES)[number];
+const CHANNEL_SAT = 1_000_000n;
+const SEGWIT_HEIGHT = 432;
+const COINBASE_MATURITY = 100;
+const MINIMUM_DEPTH = 3;
+/** Blocks mined to nobody of ours. */
+const ELSEWHERE = 'bcrt1q0xcqpzrky6eff2g52qdye53xkk9jxkvrl4xfg5';
+const WAIT_MS = 60_000;
+const SAT = 1000n;
+
+export interface AmpDemoReport {
+  payments: { label: string; setId: string; shards: number; paths: string[]; amountSat: bigint; ms: number }[];
+  balances: Record<Name, bigint>;
+}
+
+async function until(pred: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + WAIT_MS;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function check(ok: boolean, what: string): void {
+  if (!ok) throw new Error(`check failed: ${what}`);
+}
+
+export async function runAmpDemo(logger: Logger, out: (line: string) => void): Promise<AmpDemoReport> {
+  const started = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), 'ampnode-amp-demo-'));
+  let chain: BcoinChainBackend | undefined;
+  const nodes: Partial<Record<Name, AmpNode>> = {};
+  const report: AmpDemoReport = { payments: [], balances: { A: 0n, B: 0n, C: 0n, D: 0n } };
+  try {
+    chain = await createChainBackend({ onError: (e) => logger.warn({ err: e }, 'chain backend error') });
+    const mine = async (n: number, address = ELSEWHERE): Promise<void> => {
+      await chain!.generateToAddress(n, address);
+      await chain!.synced();
+    };
+    for (const name of NAMES) {
+      nodes[name] = await createNode({
+        datadir: join(dir, name),
+        chain,
+        logger: logger.child({ node: name }),
+        policy: { minimumDepth: MINIMUM_DEPTH, timeoutMs: WAIT_MS },
+        ...(name === 'D' ? { invoices: { acceptAmp: true } } : {}),
+      });
+    }
+    const [a, b, c, d] = NAMES.map((n) => nodes[n]!) as [AmpNode, AmpNode, AmpNode, AmpNode];
+    const nameOf = new Map(NAMES.map((n) => [nodes[n]!.nodeId, n]));
+    out(`four nodes on one embedded regtest chain: ${NAMES.map((n) => `${n} ${nodes[n]!.nodeId.slice(0, 12)}…`).join(', ')}`);
+
+    for (const n of [a, b, c]) await mine(2, (await n.wallet.newAddress()).address);
+    await mine(Math.max(SEGWIT_HEIGHT - chain.tip().height, COINBASE_MATURITY));
+    out(`mined to height ${chain.tip().height}: coinbases to A, B and C, mature`);
+
+    await a.connect(b.uri);
+    await a.connect(c.uri);
+    await b.connect(d.uri);
+    await c.connect(d.uri);
+    const opened = [await a.openChannel(b.nodeId, CHANNEL_SAT), await a.openChannel(c.nodeId, CHANNEL_SAT), await b.openChannel(d.nodeId, CHANNEL_SAT), await c.openChannel(d.nodeId, CHANNEL_SAT)];
+    await mine(MINIMUM_DEPTH);
+    const ends: [AmpNode, string][] = [
+      [a, opened[0]!.channelId],
+      [a, opened[1]!.channelId],
+      [b, opened[2]!.channelId],
+      [c, opened[3]!.channelId],
+    ];
+    await until(() => ends.every(([n, id]) => n.channels().find((x) => x.channelId === id)?.active === true), 'the four channels active');
+    await until(() => d.routingChannels().filter((x) => x.peerPolicy !== undefined).length === 2, "B's and C's channel_update at D");
+    out(`channels A–B, A–C, B–D, C–D open (${CHANNEL_SAT} sat each, ${MINIMUM_DEPTH} confirmations)`);
+
+    const received: string[] = [];
+    d.onPaymentReceived((e) => received.push(e.setId !== undefined ? bytesToHex(e.setId) : bytesToHex(e.paymentHash)));
+    const record = async (label: string, pay: () => Promise<PaymentRecord>): Promise<void> => {
+      const t0 = Date.now();
+      const p = await pay();
+      check(p.status === 'succeeded', `${label}: ${p.failureReason ?? ''} ${p.failureDetail ?? ''}`);
+      const shards = p.attempts.filter((x) => x.status === 'settled');
+      const setId = bytesToHex(p.setId!);
+      const set = await d.lookupSet(p.setId!);
+      check(set !== undefined && set.amountPaidMsat === p.amountMsat && set.htlcs.length === shards.length, `${label}: D holds the set with every shard`);
+      await until(() => received.includes(setId), `${label}: D's settle event`);
+      const paths = [...new Set(shards.map((x) => x.route.hops.map((h) => nameOf.get(bytesToHex(h.pubkey)) ?? '?').join('→')))].sort();
+      const line = { label, setId, shards: shards.length, paths, amountSat: p.amountMsat / SAT, ms: Date.now() - t0 };
+      report.payments.push(line);
+      out(`${label}: ${line.amountSat} sat in ${line.shards} shards over ${paths.join(' and ')}, set_id ${setId}, ${line.ms} ms`);
+    };
+
+    const reusable = await d.addInvoice({ amp: true, memo: 'ampnode demo: reusable AMP invoice' });
+    out(`D's reusable AMP invoice: ${reusable.paymentRequest.slice(0, 40)}…`);
+    for (const [i, amountSat] of [150_000n, 220_000n, 180_000n].entries()) {
+      await record(`A pays it (${i + 1})`, () => a.payInvoice(reusable.paymentRequest, { amountMsat: amountSat * SAT, maxShardMsat: 50_000n * SAT }));
+    }
+    const inv = await d.lookupInvoice(reusable.invoice.paymentAddr);
+    check(inv?.sets?.length === 3 && new Set(inv.sets.map((s) => bytesToHex(s.setId))).size === 3, 'three distinct sets on the reusable invoice');
+
+    const account = await d.addInvoice({ amp: true, memo: 'ampnode demo: account' });
+    for (const [i, amountSat] of [40_000n, 65_000n].entries()) {
+      await record(`A deposits to D's account invoice (${i + 1})`, () => a.payInvoice(account.paymentRequest, { amountMsat: amountSat * SAT }));
+    }
+    check((await d.lookupInvoice(account.invoice.paymentAddr))?.amountPaidMsat === 105_000n * SAT, "the account invoice holds both deposits");
+
+    await record('B pays D spontaneously (AMP)', () => b.sendSpontaneous({ dest: hexToBytes(d.nodeId), amountMsat: 70_000n * SAT, kind: 'amp', maxShardMsat: 30_000n * SAT }));
+
+    const balance = (n: AmpNode): bigint => n.channels().reduce((s, x) => s + x.localBalanceMsat, 0n) / SAT;
+    // the last commitments may still be in flight: D's channels show the 725 000 sat once they are signed
+    await until(() => balance(d) === 725_000n, 'D holding 725 000 sat in its channels');
+    for (const name of NAMES) report.balances[name] = balance(nodes[name]!);
+    out(`channel balances (sat): ${NAMES.map((n) => `${n} ${report.balances[n]}`).join(', ')}`);
+    out(`done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${report.payments.length} AMP payments, ${report.payments.reduce((s, p) => s + p.shards, 0)} shards, every set_id settled once`);
+    return report;
+  } finally {
+    for (const name of NAMES) await nodes[name]?.stop().catch(() => undefined);
+    await chain?.close().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `npm start`: prints the demo's lines; exit 0 when every check held. */
+async function main(): Promise<void> {
+  const level = process.env['AMPNODE_LOG_LEVEL'] ?? 'warn';
+  const logger = createLogger({ level: isLogLevel(level) ? level : 'warn' });
+  try {
+    await runAmpDemo(logger, (l) => process.stdout.write(`${l}\n`));
+    process.exit(0);
+  } catch (e) {
+    process.stderr.write(`ampnode demo failed: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) void main();
