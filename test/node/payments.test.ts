@@ -100,6 +100,29 @@ describe('payments on four nodes', () => {
     await assert.rejects(g.a.payments!.payInvoice(payReq), (e) => e instanceof PaymentError && e.code === 'ERR_ALREADY_PAID');
   });
 
+  it('too little liquidity at both intermediate hops for the whole amount: A learns from the failures and splits; the payment succeeds', async () => {
+    // B and C each keep 200 000 sat towards D: 300 000 sat fit through neither alone, through both together
+    for (const [hop, ch] of [
+      [g.b, g.bd],
+      [g.c, g.cd],
+    ] as const) {
+      const spendable = hop.manager.routingChannels().find((c) => c.channelId === ch.channelId)!.localBalanceMsat;
+      const drain = spendable - 200_000n * SAT;
+      const r = await hop.payments!.sendSpontaneous({ dest: hexToBytes(g.d.id), amountMsat: drain, kind: 'keysend' });
+      assert.equal(r.status, 'succeeded', r.failureDetail);
+    }
+    const inv = await g.d.registry!.addInvoice({ amountMsat: 300_000n * SAT });
+    const rec = await g.a.payments!.payInvoice(g.d.payReq(inv));
+    assert.equal(rec.status, 'succeeded', `${rec.failureDetail} ${JSON.stringify(rec.attempts.map((x) => [x.status, String(x.amountMsat), x.failure?.code]))}`);
+    const failed = rec.attempts.filter((x) => x.status === 'failed');
+    assert.ok(failed.length >= 1, 'a first attempt for the whole amount failed at an intermediate hop');
+    assert.ok(failed.every((x) => x.failure?.code === 'temporary_channel_failure' && x.failure.sourceIndex === 1), JSON.stringify(failed.map((x) => x.failure)));
+    const settledParts = rec.attempts.filter((x) => x.status === 'settled');
+    assert.ok(settledParts.length >= 2 && settledParts.every((x) => x.amountMsat < 300_000n * SAT), 'the amount went in smaller parts');
+    assert.deepEqual(new Set(routeOf(rec)), new Set([g.b.id, g.c.id]));
+    assert.equal((await g.d.registry!.lookupByHash(inv.paymentHash))?.state, 'settled');
+  });
+
   it('an expired invoice is refused before anything is sent; with no liquidity anywhere the payment fails with its reason', async () => {
     const short = await g.d.registry!.addInvoice({ amountMsat: 1_000n * SAT, expirySeconds: 1 });
     await new Promise((r) => setTimeout(r, 2_100));
