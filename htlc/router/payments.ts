@@ -170,6 +170,8 @@ const KEYSEND_FINAL_CLTV_DELTA = 40;
 /** Blocks added to the final expiry (lnd's BlockPadding): a block found while the HTLC travels must not make it too soon. */
 export const BLOCK_PADDING = 3;
 const DEFAULT_FINAL_CLTV_DELTA = 18;
+/** How often a payment with shards in flight looks again for a route for the rest when there was none. */
+const NO_ROUTE_RETRY_MS = 1000;
 
 /** One payment while it runs. */
 interface Live {
@@ -363,6 +365,7 @@ export class Payments {
     const cap = splittable ? rec.request.maxShardMsat : undefined;
     let shardMsat = cap !== undefined && cap < rec.amountMsat ? cap : rec.amountMsat;
     let timer: unknown;
+    let noRouteWhileWaiting = false;
     const timedOut = new Promise<'timeout'>((r) => (timer = this.o.timers.setTimeout(() => r('timeout'), Math.max(0, deadline - this.now()))));
     try {
       for (;;) {
@@ -384,12 +387,23 @@ export class Payments {
               continue;
             }
             if (l.waits.size === 0) l.finalFailure = { reason: route.kind, detail: route.reason };
+            else noRouteWhileWaiting = true;
             break;
           }
+          noRouteWhileWaiting = false;
           await this.launch(l, amount, route, remaining === amount);
         }
         if (l.waits.size === 0) break;
-        const next = await Promise.race([...l.waits.values(), timedOut]);
+        // with shards in flight and nothing found for the rest, look again now and then: channels come back (after a
+        // restart, a reconnection) while the shards already sent wait at the payee
+        let retry: unknown;
+        const later = noRouteWhileWaiting ? new Promise<'retry'>((r) => (retry = this.o.timers.setTimeout(() => r('retry'), NO_ROUTE_RETRY_MS))) : undefined;
+        const next = await Promise.race([...l.waits.values(), timedOut, ...(later !== undefined ? [later] : [])]);
+        if (retry !== undefined) this.o.timers.clearTimeout(retry);
+        if (next === 'retry') {
+          shardMsat = rec.request.maxShardMsat !== undefined && rec.request.maxShardMsat < rec.amountMsat ? rec.request.maxShardMsat : rec.amountMsat;
+          continue;
+        }
         if (next === 'timeout') {
           // no new shards; wait for the ones in flight
           const rest = await Promise.all(l.waits.values());
