@@ -25,7 +25,14 @@
  *   own, so no register of the measuring frame keeps them; garbage collected
  *   before and after); bound 1024 bytes (ratio ≤ 1 meets it).
  *
- * AMP_BENCH_SETS overrides the 1 000 000 (for a quick run).
+ * pay_e2e: A → D AMP payments of 8 shards (20 000 sat each) to one reusable invoice of D, over the two paths of the
+ *   four-node diamond (A–B–D, A–C–D; real links, channels and switch, all four nodes in this one process), four
+ *   payments at a time through the payment service (pathfinding, the payment lifecycle, D's registry): payments/s
+ *   and shards/s, p50/p99 payment latency. Bound: the crypto each shard costs the whole process (test/bench/
+ *   htlc-bound.ts: A's two-hop onion, B's or C's peel, D's peel, and one sign + one verify per commitment_signed and
+ *   per HTLC signature the run's commitments carried, counted on the four channels), measured in the same run.
+ *
+ * AMP_BENCH_SETS overrides the 1 000 000 (for a quick run); AMP_BENCH_PAYMENTS the 20 payments of pay_e2e.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,6 +48,9 @@ import { AmpShards, randomChildIndex, type AmpChild } from '../../onion/index.js
 import { bytesToHex } from '../../wire/bytes.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
 import { emit, opsPerSecond, opsPerSecondAsync } from './harness.js';
+import { perHtlcPrimitiveSeconds, quantile } from './htlc-bound.js';
+import { buildDiamond } from '../node/switch-fixture.js';
+import { teardown, until } from '../node/channels-fixture.js';
 
 const SUITE = 'amp';
 const SHARDS_PER_SET = 8;
@@ -243,8 +253,64 @@ async function heapPerPendingShard(): Promise<void> {
   emit(SUITE, 'heap_per_pending_shard', 'bytes', (after - before) / pending, 1024);
 }
 
+const PAY_SHARDS = 8;
+const PAY_SHARD_SAT = 20_000n;
+const PAYMENTS = Number(process.env['AMP_BENCH_PAYMENTS'] ?? 20);
+/** Payments in flight at once (each its own AMP set on the one invoice). */
+const PAY_CONCURRENCY = 4;
+
+async function payE2e(): Promise<void> {
+  const g = await buildDiamond({ spec: { payments: {} }, registry: { d: {} } });
+  try {
+    await until(() => g.d.manager.routingChannels().filter((c) => c.peerPolicy !== undefined).length === 2, "D holds B's and C's policies");
+    const invoice = await g.d.registry!.addInvoice({ amp: true });
+    const payReq = g.d.payReq(invoice);
+    const ends = [
+      [g.a, g.ab],
+      [g.b, g.ab],
+      [g.a, g.ac],
+      [g.c, g.ac],
+      [g.b, g.bd],
+      [g.d, g.bd],
+      [g.c, g.cd],
+      [g.d, g.cd],
+    ] as const;
+    const sigs = (): number => ends.reduce((n, [x, ch]) => n + x.manager.commitSigsSent(ch.channelId) + x.manager.htlcSigsSent(ch.channelId), 0);
+    const pay = async (): Promise<number> => {
+      const t0 = performance.now();
+      const r = await g.a.payments!.payInvoice(payReq, { amountMsat: BigInt(PAY_SHARDS) * PAY_SHARD_SAT * 1000n, maxShardMsat: PAY_SHARD_SAT * 1000n });
+      if (r.status !== 'succeeded' || r.attempts.filter((x) => x.status === 'settled').length !== PAY_SHARDS) throw new Error(`bench: a payment did not settle in ${PAY_SHARDS} shards: ${r.failureDetail ?? ''}`);
+      return performance.now() - t0;
+    };
+    for (let i = 0; i < 2; i++) await pay(); // warm-up
+    const sigs0 = sigs();
+    const latencies: number[] = [];
+    const t0 = performance.now();
+    let started = 0;
+    const worker = async (): Promise<void> => {
+      while (started < PAYMENTS) {
+        started++;
+        latencies.push(await pay());
+      }
+    };
+    await Promise.all(Array.from({ length: PAY_CONCURRENCY }, worker));
+    const seconds = (performance.now() - t0) / 1000;
+    const shards = PAYMENTS * PAY_SHARDS;
+    const p = perHtlcPrimitiveSeconds();
+    const perShard = p.htlc + ((sigs() - sigs0) / shards) * (p.sign + p.verify);
+    latencies.sort((x, y) => x - y);
+    emit(SUITE, 'pay_e2e_payments', 'payments/s', PAYMENTS / seconds, 1 / (perShard * PAY_SHARDS));
+    emit(SUITE, 'pay_e2e_shards', 'shards/s', shards / seconds, 1 / perShard);
+    emit(SUITE, 'pay_e2e_latency_p50', 'ms', quantile(latencies, 0.5), perShard * PAY_SHARDS * 1000);
+    emit(SUITE, 'pay_e2e_latency_p99', 'ms', quantile(latencies, 0.99), perShard * PAY_SHARDS * 1000);
+  } finally {
+    await teardown(g.chain, [g.a, g.b, g.c, g.d]);
+  }
+}
+
 export async function run(): Promise<void> {
   await intake();
   await heapPerPendingShard();
   await lookups();
+  await payE2e();
 }

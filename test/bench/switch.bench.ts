@@ -13,46 +13,15 @@
  * Hashes, AEAD (Noise), the HTLCs' removal and the store's writes are not in the bound: they are what the ratio
  * leaves room for. Also printed: p50/p99 latency (add at A to preimage at A) and commitment_signed per HTLC.
  */
-import { randomBytes } from 'node:crypto';
-import { buildOnion, encodeHopPayload, peelOnion } from '../../onion/index.js';
-import { publicKeyFromPrivate, randomPrivateKey, secp, sha256 } from '../../wire/crypto.js';
 import { buildDiamond, routeVia, settledEverywhere } from '../node/switch-fixture.js';
 import { teardown } from '../node/channels-fixture.js';
-import { emit, opsPerSecond } from './harness.js';
+import { emit } from './harness.js';
+import { perHtlcPrimitiveSeconds, quantile } from './htlc-bound.js';
 
 const SUITE = 'switch';
 const TOTAL = Number(process.env['SWITCH_BENCH_HTLCS'] ?? 600);
 const INFLIGHT = Number(process.env['SWITCH_BENCH_INFLIGHT'] ?? 100);
 
-/** Seconds of this thread per HTLC for the primitives listed above, commitment signatures excluded. */
-function perHtlcPrimitiveSeconds(): { htlc: number; sign: number; verify: number } {
-  const privB = randomPrivateKey();
-  const privD = randomPrivateKey();
-  const hops = [
-    { pubkey: publicKeyFromPrivate(privB), payload: encodeHopPayload({ amountToForwardMsat: 1_000_000n, outgoingCltvValue: 500, shortChannelId: 1n }) },
-    { pubkey: publicKeyFromPrivate(privD), payload: encodeHopPayload({ amountToForwardMsat: 1_000_000n, outgoingCltvValue: 500 }) },
-  ];
-  const ad = sha256(randomBytes(32));
-  const sessionKey = randomPrivateKey();
-  const built = buildOnion(hops, sessionKey, ad);
-  const peeledB = peelOnion(built.packet, privB, ad);
-  if (peeledB.kind !== 'forward') throw new Error('bench: B should forward');
-  const nextPacket = peeledB.nextPacket;
-  const build = 1 / opsPerSecond(() => buildOnion(hops, sessionKey, ad), 400);
-  const peelB = 1 / opsPerSecond(() => peelOnion(built.packet, privB, ad), 400);
-  const peelD = 1 / opsPerSecond(() => peelOnion(nextPacket, privD, ad), 400);
-  const digest = sha256(randomBytes(32));
-  const priv = randomPrivateKey();
-  const pub = publicKeyFromPrivate(priv);
-  const sig = secp.sign(digest, priv);
-  const sign = 1 / opsPerSecond(() => secp.sign(digest, priv), 400);
-  const verify = 1 / opsPerSecond(() => secp.verify(sig, digest, pub), 400);
-  return { htlc: build + peelB + peelD, sign, verify };
-}
-
-function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
 
 export async function run(): Promise<void> {
   const g = await buildDiamond();
