@@ -49,8 +49,8 @@ import { bytesToHex } from '../../wire/bytes.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
 import { emit, opsPerSecond, opsPerSecondAsync } from './harness.js';
 import { perHtlcPrimitiveSeconds, quantile } from './htlc-bound.js';
-import { buildDiamond } from '../node/switch-fixture.js';
-import { teardown, until } from '../node/channels-fixture.js';
+import { buildDiamond, channelEnds, hintsReady } from '../node/switch-fixture.js';
+import { teardown } from '../node/channels-fixture.js';
 
 const SUITE = 'amp';
 const SHARDS_PER_SET = 8;
@@ -262,19 +262,10 @@ const PAY_CONCURRENCY = 4;
 async function payE2e(): Promise<void> {
   const g = await buildDiamond({ spec: { payments: {} }, registry: { d: {} } });
   try {
-    await until(() => g.d.manager.routingChannels().filter((c) => c.peerPolicy !== undefined).length === 2, "D holds B's and C's policies");
+    await hintsReady(g);
     const invoice = await g.d.registry!.addInvoice({ amp: true });
     const payReq = g.d.payReq(invoice);
-    const ends = [
-      [g.a, g.ab],
-      [g.b, g.ab],
-      [g.a, g.ac],
-      [g.c, g.ac],
-      [g.b, g.bd],
-      [g.d, g.bd],
-      [g.c, g.cd],
-      [g.d, g.cd],
-    ] as const;
+    const ends = channelEnds(g);
     const sigs = (): number => ends.reduce((n, [x, ch]) => n + x.manager.commitSigsSent(ch.channelId) + x.manager.htlcSigsSent(ch.channelId), 0);
     const pay = async (): Promise<number> => {
       const t0 = performance.now();

@@ -11,7 +11,7 @@ import { randomBytes, sha256 } from '../../wire/crypto.js';
 import { reconstructRoot } from '../../onion/amp.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import { teardown, until } from './channels-fixture.js';
-import { buildDiamond, reconnectAll, type Diamond } from './switch-fixture.js';
+import { buildDiamond, hintsReady, reconnectAll, type Diamond } from './switch-fixture.js';
 
 const SAT = 1000n;
 const T = { timeout: 240_000 };
@@ -22,7 +22,7 @@ describe('payments across a restart of the payer', () => {
 
   it('four shards in flight when A is killed: after the restart the payment succeeds once, with the preimage', T, async () => {
     g = await buildDiamond({ disk: ['a'], spec: { payments: {} }, registry: { d: {} } });
-    await until(() => g!.d.manager.routingChannels().filter((c) => c.peerPolicy !== undefined).length === 2, "D holds B's and C's policies");
+    await hintsReady(g);
     const preimage = randomBytes(32);
     const held = await g.d.registry!.addInvoice({ paymentHash: sha256(preimage), amountMsat: 200_000n * SAT });
     const payReq = g.d.payReq(held);
@@ -50,7 +50,7 @@ describe('payments across a restart of the payer', () => {
     await teardown(g?.chain, [g?.a, g?.b, g?.c, g?.d]);
     // two shards in flight at most: D holds them (the set is short) and A can send no more before the kill
     g = await buildDiamond({ disk: ['a'], spec: { payments: { maxShards: 2 } }, registry: { d: {} } });
-    await until(() => g!.d.manager.routingChannels().filter((c) => c.peerPolicy !== undefined).length === 2, "D holds B's and C's policies");
+    await hintsReady(g);
     const inv = await g.d.registry!.addInvoice({ amp: true });
     const started = await g.a.payments!.startInvoice(g.d.payReq(inv), { amountMsat: 200_000n * SAT, maxShardMsat: 50_000n * SAT });
     await until(() => g!.d.registry!.pendingCount() === 2, 'D holds two shards of the set');

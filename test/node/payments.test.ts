@@ -12,7 +12,7 @@ import { PaymentError } from '../../htlc/router/payments.js';
 import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
 import { decodeInvoice, isAmpInvoice } from '../../wire/bolt11.js';
 import { teardown, until } from './channels-fixture.js';
-import { buildDiamond, type Diamond } from './switch-fixture.js';
+import { buildDiamond, hintsReady, type Diamond } from './switch-fixture.js';
 
 const SAT = 1000n;
 
@@ -23,7 +23,7 @@ describe('payments on four nodes', () => {
     g = await buildDiamond({ spec: { payments: {} }, registry: { d: { acceptAmp: true, acceptKeysend: true } } });
     await g.d.registry!.subscribeSettled(0n, (e) => settled.push(e));
     // D's route hints need B's and C's channel_updates for their channels to D
-    await until(() => g.d.manager.routingChannels().filter((c) => c.peerPolicy !== undefined).length === 2, "D holds B's and C's policies");
+    await hintsReady(g);
   });
   after(() => teardown(g?.chain, [g?.a, g?.b, g?.c, g?.d]));
 

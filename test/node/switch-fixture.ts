@@ -141,9 +141,9 @@ export function localMsat(n: TestNode, channelId: string): bigint {
   return n.manager.channel(channelId)!.localBalanceMsat;
 }
 
-/** Waits until no channel of these nodes has an HTLC left on either commitment and their switches are idle. */
-export async function settledEverywhere(g: Diamond, ms = 30_000): Promise<void> {
-  const chans: [TestNode, ChannelInfo][] = [
+/** Both ends of the four channels, as [node, channel]. */
+export function channelEnds(g: Diamond): [TestNode, ChannelInfo][] {
+  return [
     [g.a, g.ab],
     [g.b, g.ab],
     [g.a, g.ac],
@@ -153,6 +153,16 @@ export async function settledEverywhere(g: Diamond, ms = 30_000): Promise<void> 
     [g.c, g.cd],
     [g.d, g.cd],
   ];
+}
+
+/** Waits until D holds B's and C's channel_update for their channels to it (what its invoices' route hints need). */
+export async function hintsReady(g: Diamond): Promise<void> {
+  await until(() => g.d.manager.routingChannels().filter((c) => c.peerPolicy !== undefined).length === 2, "D holds B's and C's policies");
+}
+
+/** Waits until no channel of these nodes has an HTLC left on either commitment and their switches are idle. */
+export async function settledEverywhere(g: Diamond, ms = 30_000): Promise<void> {
+  const chans = channelEnds(g);
   await until(
     () =>
       chans.every(([n, ch]) => {
