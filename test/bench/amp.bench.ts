@@ -32,7 +32,14 @@
  *   htlc-bound.ts: A's two-hop onion, B's or C's peel, D's peel, and one sign + one verify per commitment_signed and
  *   per HTLC signature the run's commitments carried, counted on the four channels), measured in the same run.
  *
- * AMP_BENCH_SETS overrides the 1 000 000 (for a quick run); AMP_BENCH_PAYMENTS the 20 payments of pay_e2e.
+ * receive_e2e: AMP sets of 8 shards (20 000 sat each) received by D from A over real channels in one process, the
+ *   shards sent with the switch's sendToRoute alternately over A–B–D and A–C–D, 4 sets at a time, each shard built
+ *   with onion/amp.ts: shards/s, p50/p99 set latency (first shard sent to the last settled at A). Bound: per shard one
+ *   final-hop onion peel, plus one sign + one verify per commitment_signed and per HTLC signature on D's two channels
+ *   (both ends, counted in the run) per shard.
+ *
+ * AMP_BENCH_SETS overrides the 1 000 000 (for a quick run); AMP_BENCH_PAYMENTS the 20 payments of pay_e2e and the 20
+ * sets of receive_e2e.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,7 +56,7 @@ import { bytesToHex } from '../../wire/bytes.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
 import { emit, opsPerSecond, opsPerSecondAsync } from './harness.js';
 import { perHtlcPrimitiveSeconds, quantile } from './htlc-bound.js';
-import { buildDiamond, channelEnds, hintsReady } from '../node/switch-fixture.js';
+import { buildDiamond, channelEnds, hintsReady, routeVia } from '../node/switch-fixture.js';
 import { teardown } from '../node/channels-fixture.js';
 
 const SUITE = 'amp';
@@ -299,9 +306,58 @@ async function payE2e(): Promise<void> {
   }
 }
 
+async function receiveE2e(): Promise<void> {
+  const g = await buildDiamond({ registry: { d: {} } });
+  try {
+    const invoice = await g.d.registry!.addInvoice({ amp: true });
+    const dEnds = channelEnds(g).filter(([, ch]) => ch === g.bd || ch === g.cd);
+    const sigs = (): number => dEnds.reduce((n, [x, ch]) => n + x.manager.commitSigsSent(ch.channelId) + x.manager.htlcSigsSent(ch.channelId), 0);
+    const shardMsat = PAY_SHARD_SAT * 1000n;
+    const totalMsat = BigInt(PAY_SHARDS) * shardMsat;
+    const receiveSet = async (): Promise<number> => {
+      const t0 = performance.now();
+      const set = AmpShards.random();
+      const results = await Promise.all(
+        Array.from({ length: PAY_SHARDS }, (_, i) => {
+          const child = set.next(randomChildIndex(), { last: i === PAY_SHARDS - 1 });
+          return g.a.manager.sendToRoute(routeVia(g, i % 2 === 0 ? 'b' : 'c', shardMsat), child.hash, {
+            mpp: { paymentAddr: invoice.paymentAddr, totalMsat },
+            amp: { share: child.share, setId: set.setId, childIndex: child.childIndex },
+          });
+        }),
+      );
+      if (results.some((r) => r.status !== 'settled')) throw new Error('bench: a shard of a set did not settle');
+      return performance.now() - t0;
+    };
+    for (let i = 0; i < 2; i++) await receiveSet(); // warm-up
+    const sigs0 = sigs();
+    const latencies: number[] = [];
+    let started = 0;
+    const worker = async (): Promise<void> => {
+      while (started < PAYMENTS) {
+        started++;
+        latencies.push(await receiveSet());
+      }
+    };
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: PAY_CONCURRENCY }, worker));
+    const seconds = (performance.now() - t0) / 1000;
+    const shards = PAYMENTS * PAY_SHARDS;
+    const p = perHtlcPrimitiveSeconds();
+    const perShard = p.finalPeel + ((sigs() - sigs0) / shards) * (p.sign + p.verify);
+    latencies.sort((x, y) => x - y);
+    emit(SUITE, 'receive_e2e', 'shards/s', shards / seconds, 1 / perShard);
+    emit(SUITE, 'receive_e2e_set_latency_p50', 'ms', quantile(latencies, 0.5), perShard * PAY_SHARDS * 1000);
+    emit(SUITE, 'receive_e2e_set_latency_p99', 'ms', quantile(latencies, 0.99), perShard * PAY_SHARDS * 1000);
+  } finally {
+    await teardown(g.chain, [g.a, g.b, g.c, g.d]);
+  }
+}
+
 export async function run(): Promise<void> {
   await intake();
   await heapPerPendingShard();
   await lookups();
+  await receiveE2e();
   await payE2e();
 }
