@@ -24,6 +24,7 @@
  * (`dist/node/cli.js`, the package's bin).
  */
 import { realpathSync } from 'node:fs';
+import { runCli } from './cli-client.js';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AmpnodeError } from '../wire/errors.js';
@@ -193,6 +194,7 @@ export function buildProgram(): Command {
     .option('--accept-keysend', 'pay keysend HTLCs (spontaneous payments carrying their preimage), as lnd\'s accept-keysend', false)
     .option('--accept-amp', 'pay AMP HTLCs that match no invoice (spontaneous AMP), as lnd\'s accept-amp', false)
     .action(async (opts: StartOptions) => startDaemon(opts));
+  program.command('cli').description("lncli's daily verbs against a running daemon: `ampnode cli --datadir DIR --help`");
   program
     .command('demo')
     .description('two nodes on one embedded regtest chain: connect, ping, open a channel, HTLCs both ways, reconnect, cooperative close; print a summary')
@@ -205,6 +207,11 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv[2] === 'cli') {
+    // the client verbs have their own parser (node/cli-client.ts)
+    process.exitCode = await runCli(argv.slice(3), { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) });
+    return;
+  }
   await buildProgram().parseAsync(argv);
 }
 
