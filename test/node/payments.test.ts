@@ -30,18 +30,19 @@ describe('payments on four nodes', () => {
   const routeOf = (rec: { attempts: { status: string; route: { hops: { pubkey: Uint8Array }[] } }[] }) =>
     rec.attempts.filter((x) => x.status === 'settled').map((x) => bytesToHex(x.route.hops[0]!.pubkey));
 
-  it("A pays D's reusable AMP invoice three times, in four shards or more each: three set_ids settled", async () => {
+  it("A pays D's reusable AMP invoice three times, each in four shards or more over both paths: three set_ids settled", async () => {
     const inv = await g.d.registry!.addInvoice({ amp: true, memo: 'reusable' });
     const payReq = g.d.payReq(inv);
     assert.ok(isAmpInvoice(decodeInvoice(payReq)), 'the invoice says AMP');
     assert.equal(decodeInvoice(payReq).routeHints.length, 2);
     const setIds = new Set<string>();
-    for (const amountSat of [120_000n, 200_000n, 160_000n]) {
+    for (const amountSat of [160_000n, 200_000n, 240_000n]) {
       const rec = await g.a.payments!.payInvoice(payReq, { amountMsat: amountSat * SAT, maxShardMsat: 40_000n * SAT });
       assert.equal(rec.status, 'succeeded', `${rec.failureDetail}: ${JSON.stringify(rec.attempts.map((x) => [x.status, String(x.amountMsat), x.failure, x.route.totalTimeLock, x.route.hops.map((h) => h.outgoingCltvValue)]))}`);
       assert.equal(rec.kind, 'amp', 'AMP chosen from the invoice features alone');
       const shards = rec.attempts.filter((x) => x.status === 'settled');
-      assert.ok(shards.length >= 3, `${shards.length} shards`);
+      assert.ok(shards.length >= 4, `${shards.length} shards`);
+      assert.deepEqual(new Set(routeOf(rec)), new Set([g.b.id, g.c.id]), 'split across both paths');
       assert.equal(shards.reduce((s, x) => s + x.amountMsat, 0n), amountSat * SAT);
       setIds.add(bytesToHex(rec.setId!));
       const set = await g.d.registry!.lookupSet(rec.setId!);
@@ -51,7 +52,7 @@ describe('payments on four nodes', () => {
     assert.equal(setIds.size, 3);
     const withSets = await g.d.registry!.lookupByAddr(inv.paymentAddr, { withSets: true });
     assert.equal(withSets?.sets?.length, 3);
-    assert.equal(withSets?.amountPaidMsat, 480_000n * SAT);
+    assert.equal(withSets?.amountPaidMsat, 600_000n * SAT);
     const events = g.a.paymentEvents.filter((e) => e.type === 'payment_succeeded' && e.payment.kind === 'amp');
     assert.equal(events.length, 3, 'one payment_succeeded event per AMP payment');
   });
