@@ -12,7 +12,7 @@ describe('the AMP demo (npm start)', () => {
     assert.equal(new Set(report.payments.map((p) => p.setId)).size, 6, 'six distinct set_ids');
     for (const p of report.payments.slice(0, 3)) {
       assert.ok(p.shards >= 3, `${p.label}: ${p.shards} shards`);
-      assert.deepEqual(p.paths, ['B→D', 'C→D'], `${p.label} went over both paths`);
+      assert.deepEqual(p.paths, ['A→B→D', 'A→C→D'], `${p.label} went over both paths`);
     }
     assert.equal(report.balances.D, 725_000n);
     for (const p of report.payments) assert.ok(lines.some((l) => l.includes(p.setId)), `the summary names set_id ${p.setId}`);
