@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { openDiskStore, type KvStore } from '../db/store.js';
 import { InvoiceRegistry, type AddInvoiceRequest, type AmpSet, type Invoice, type RegistryConfig, type SettleEvent } from '../htlc/invoices/index.js';
 import type { PaymentConfig, PaymentEvent, PaymentRecord } from '../htlc/router/payments.js';
-import { hmacSha256 } from '../wire/crypto.js';
 import type { BcoinChainBackend } from './chain/index.js';
 import { withChannelFeatures } from './channels/features.js';
 import { ChannelManager, type ChannelInfo, type ChannelPolicyConfig, type OpenChannelOptions, type RoutingChannel } from './channels/manager.js';
@@ -22,10 +21,10 @@ import { checkDatadirPath, prepareDatadir } from './datadir.js';
 import { FEATURE_TABLE } from './features.js';
 import { subsystemLogger, type Logger } from './log.js';
 import { Node } from './node.js';
-import { loadOrCreateSeed } from './wallet/seed.js';
+import { UNREF_TIMERS } from './timers.js';
+import { channelSeedOf, loadOrCreateSeed } from './wallet/seed.js';
 import { Wallet } from './wallet/wallet.js';
 
-const CHANNEL_SEED_LABEL = new TextEncoder().encode('ampnode/channel-seed');
 
 export interface CreateNodeOptions {
   datadir: string;
@@ -40,11 +39,6 @@ export interface CreateNodeOptions {
   payments?: Partial<PaymentConfig>;
 }
 
-/** The timers handed to the registry and the payments: unref'd, so that none keeps the process up. */
-const TIMERS = {
-  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms).unref(),
-  clearTimeout: (h: unknown): void => clearTimeout(h as NodeJS.Timeout),
-};
 
 export class AmpNode {
   private readonly settleListeners: ((e: SettleEvent) => void)[] = [];
@@ -67,14 +61,14 @@ export class AmpNode {
     const node = new Node({ datadir: o.datadir, listen: o.listen ?? '127.0.0.1:0', features: withChannelFeatures(FEATURE_TABLE), logger: o.logger, pingIntervalMs: 0 });
     const wallet = await Wallet.open({ chain: o.chain, store, seed: Buffer.from(seed) });
     const invLog = subsystemLogger(o.logger, 'invoices');
-    const invoices = new InvoiceRegistry({ store: store.sublevel('invoices'), timers: TIMERS, ...(o.invoices !== undefined ? { config: o.invoices } : {}), log: (l, obj, msg) => invLog[l](obj, msg) });
+    const invoices = new InvoiceRegistry({ store: store.sublevel('invoices'), timers: UNREF_TIMERS, ...(o.invoices !== undefined ? { config: o.invoices } : {}), log: (l, obj, msg) => invLog[l](obj, msg) });
     await invoices.start();
     const manager = new ChannelManager({
       node,
       store,
       chain: o.chain,
       wallet,
-      seed: hmacSha256(seed, CHANNEL_SEED_LABEL),
+      seed: channelSeedOf(seed),
       logger: o.logger,
       ...(o.policy !== undefined ? { policy: o.policy } : {}),
       finalHop: invoices,
@@ -84,7 +78,7 @@ export class AmpNode {
       manager,
       store: store.sublevel('payments'),
       network: 'bcrt',
-      timers: TIMERS,
+      timers: UNREF_TIMERS,
       log: subsystemLogger(o.logger, 'payments'),
       ...(o.payments !== undefined ? { config: o.payments } : {}),
       onEvent: (e) => self?.paymentListeners.forEach((f) => f(e)),

@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDiskStore, type KvStore } from '../db/store.js';
 import { bytesToHex } from '../wire/bytes.js';
-import { hmacSha256, randomBytes, sha256 } from '../wire/crypto.js';
+import { randomBytes, sha256 } from '../wire/crypto.js';
 import { bcoin } from './chain/bcoin.js';
 import { createChainBackend, type BcoinChainBackend } from './chain/index.js';
 import { withChannelFeatures } from './channels/features.js';
@@ -34,7 +34,7 @@ import { parseHostPort } from './config.js';
 import { FEATURE_TABLE } from './features.js';
 import type { Logger } from './log.js';
 import { Node } from './node.js';
-import { loadOrCreateSeed } from './wallet/seed.js';
+import { channelSeedOf, loadOrCreateSeed } from './wallet/seed.js';
 import { Wallet } from './wallet/wallet.js';
 
 /** One node of the demo and what runs beside it. */
@@ -92,7 +92,6 @@ export interface DemoStep {
 const ELSEWHERE = 'bcrt1q0xcqpzrky6eff2g52qdye53xkk9jxkvrl4xfg5';
 /** Segwit activates at height 432 on regtest (BIP9, 144-block windows); coinbases mature after 100. */
 const SEGWIT_HEIGHT = 432;
-const CHANNEL_SEED_LABEL = new TextEncoder().encode('ampnode/channel-seed');
 const CAPACITY_SAT = 1_000_000n;
 const MINIMUM_DEPTH = 3;
 const FORCE_CAPACITY_SAT = 120_000n;
@@ -172,7 +171,7 @@ async function startParty(ctx: DemoContext, name: 'alice' | 'bob', chain: BcoinC
     store,
     chain,
     wallet,
-    seed: hmacSha256(seed, CHANNEL_SEED_LABEL),
+    seed: channelSeedOf(seed),
     logger,
     policy: { minimumDepth: MINIMUM_DEPTH, timeoutMs: WAIT_MS },
     // the demo drives HTLCs by hand on one channel (the payment engine has its own tests until the demo pays invoices)

@@ -107,11 +107,25 @@ function withoutOnions(s: ChannelState, log: UpdateLog, side: 'o' | 't', out: Ba
   for (let i = 0; i < log.entries.length; i++) {
     const e = log.entries[i]!;
     if (e.kind !== 'add' || e.onionRoutingPacket.length === 0) continue;
-    if (!onionsWritten.has(e.onionRoutingPacket)) out.push({ type: 'put', key: onionKey(s.channelId, side, e.htlcId), value: e.onionRoutingPacket });
+    if (!onionsWritten.has(e.onionRoutingPacket)) {
+      out.push({ type: 'put', key: onionKey(s.channelId, side, e.htlcId), value: e.onionRoutingPacket });
+    }
     entries ??= log.entries.slice();
-    entries[i] = { ...e, onionRoutingPacket: NO_ONION };
+    entries[i] = leanEntry(e);
   }
   return entries === undefined ? log : { ...log, entries };
+}
+
+/** Each add's copy without its onion, made once (entries are never changed in place; a log keeps them across steps). */
+const leanEntries = new WeakMap<LogEntry, LogEntry>();
+
+function leanEntry(e: LogEntry & { kind: 'add' }): LogEntry {
+  let lean = leanEntries.get(e);
+  if (lean === undefined) {
+    lean = { ...e, onionRoutingPacket: NO_ONION };
+    leanEntries.set(e, lean);
+  }
+  return lean;
 }
 
 const NO_ONION = new Uint8Array(0);

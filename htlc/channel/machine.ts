@@ -176,6 +176,18 @@ function canUpdate(s: ChannelState): boolean {
  * none fits or the channel cannot take an add. What the router treats as this channel's local balance.
  */
 export function maxSendableMsat(s: ChannelState): bigint {
+  // a state is never changed in place, so its answer holds as long as it is the channel's state: the router asks
+  // for every channel on every search
+  const known = sendable.get(s);
+  if (known !== undefined) return known;
+  const v = searchSendable(s);
+  sendable.set(s, v);
+  return v;
+}
+
+const sendable = new WeakMap<ChannelState, bigint>();
+
+function searchSendable(s: ChannelState): bigint {
   if (s.shutdown !== undefined || s.phase !== 'normal' || !s.reestablished) return 0n;
   const fits = (amountMsat: bigint): boolean => {
     const e: AddEntry = { kind: 'add', index: logEnd(s.ourLog), htlcId: s.ourLog.nextHtlcId, amountMsat, paymentHash: ZERO_HASH, cltvExpiry: 0, onionRoutingPacket: ZERO_ONION };

@@ -437,7 +437,7 @@ export class Payments {
   private findRouteExcluding(rec: PaymentRecord, amountMsat: bigint, excludedChannels: ReadonlySet<bigint>): Route | RouteError {
     const graph = this.o.graph();
     const finder = this.o.finder?.(graph) ?? new PathFinder({ graph, probability: (a, b, amt, cap, now) => this.o.mission.probability(a, b, amt, cap, now) });
-    const records = this.recordsFor(rec, amountMsat, undefined);
+    const records = this.recordsFor(rec, undefined);
     return finder.findRoute(
       {
         source: this.o.self(),
@@ -456,7 +456,7 @@ export class Payments {
     );
   }
 
-  private recordsFor(rec: PaymentRecord, amountMsat: bigint, child: AmpChild | undefined): FinalPayloadRecords {
+  private recordsFor(rec: PaymentRecord, child: AmpChild | undefined): FinalPayloadRecords {
     const custom = rec.request.customRecords;
     const base: FinalPayloadRecords = {
       ...(custom !== undefined && custom.length > 0 ? { customRecords: custom } : {}),
@@ -465,7 +465,6 @@ export class Payments {
     if (rec.kind === 'keysend') return { ...base, keysendPreimage: rec.preimage! };
     const mpp = { paymentAddr: rec.paymentAddr!, totalMsat: rec.amountMsat };
     if (rec.kind === 'amp') return { ...base, mpp, amp: { share: child?.share ?? new Uint8Array(32), setId: rec.setId!, childIndex: child?.childIndex ?? 0 } };
-    void amountMsat;
     return { ...base, mpp };
   }
 
@@ -487,7 +486,7 @@ export class Payments {
     rec.attempts.push(a);
     await this.o.store.batch([this.put(rec), this.counters()]);
     try {
-      await this.o.sender.startAttempt(route, paymentHash, this.recordsFor(rec, amountMsat, child), { attemptId });
+      await this.o.sender.startAttempt(route, paymentHash, this.recordsFor(rec, child), { attemptId });
       if (child !== undefined) l.children.set(attemptId, child);
       this.watch(l, attemptId);
     } catch (e) {

@@ -5,7 +5,7 @@
  * from routingChannels()) with the invoice's route hints laid over it; there is no public graph yet (no gossip).
  */
 import type { KvStore } from '../../db/store.js';
-import { ChannelGraph, InMemoryMissionControl, nodeIdHex, type RouteHintHop } from '../../htlc/router/index.js';
+import { ChannelGraph, InMemoryMissionControl, type RouteHintHop } from '../../htlc/router/index.js';
 import { Payments, PaymentError, type PaymentConfig, type PaymentEvent, type PaymentRecord, type SendRequest } from '../../htlc/router/payments.js';
 import type { Timers } from '../../htlc/switch/interfaces.js';
 import { decodeInvoice, isAmpInvoice, isInvoiceExpired, supportsMpp, type Bolt11Network } from '../../wire/bolt11.js';
@@ -164,4 +164,3 @@ export class PaymentService {
   }
 }
 
-export { nodeIdHex };

@@ -2,7 +2,7 @@
  * The BOLT 11 payment request of an invoice of ours, signed with the node key.
  *
  * Features as lnd writes them: a regular invoice var_onion (8, required), payment_secret (14, required) and
- * basic_mpp (17, optional); an AMP invoice 8, 14 and AMP (30, required) and no MPP bit (../shared amp.md §3).
+ * basic_mpp (17, optional); an AMP invoice 8, 14 and AMP (30, required) and no MPP bit, as lnd's AMP invoices have.
  * Route hints: none of our channels is announced, so a payer outside them finds us only through hints: one per
  * usable channel whose peer told us its policy (its channel_update), the peer's fees and delta, most inbound
  * capacity first, at most MAX_ROUTE_HINTS.

@@ -22,18 +22,18 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openDiskStore, type KvStore } from '../../db/store.js';
-import { hmacSha256 } from '../../wire/crypto.js';
 import { InvoiceRegistry, type RegistryConfig } from '../../htlc/invoices/index.js';
 import { createChainBackend, type BcoinChainBackend, type ChainMode } from '../chain/index.js';
 import type { Logger } from '../log.js';
 import { subsystemLogger } from '../log.js';
 import type { Node } from '../node.js';
 import { checkDatadirPath, loadOrCreateApiToken, prepareDatadir } from '../datadir.js';
-import { loadOrCreateSeed } from '../wallet/seed.js';
+import { channelSeedOf, loadOrCreateSeed } from '../wallet/seed.js';
 import { Wallet } from '../wallet/wallet.js';
 import { ControlApi } from './api.js';
 import { ChannelManager, type ChannelPolicyConfig } from './manager.js';
 import { PaymentService } from './payments.js';
+import { UNREF_TIMERS } from '../timers.js';
 
 export interface ChannelServicesOptions {
   node: Node;
@@ -51,13 +51,7 @@ export interface ChannelServicesOptions {
   log: Logger;
 }
 
-/** The registry's and the payments' timers: unref'd, so that a pending timer never keeps the process up. */
-const REGISTRY_TIMERS = {
-  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms).unref(),
-  clearTimeout: (h: unknown): void => clearTimeout(h as NodeJS.Timeout),
-};
 
-const CHANNEL_SEED_LABEL = new TextEncoder().encode('ampnode/channel-seed');
 
 export class ChannelServices {
   api: ControlApi | undefined;
@@ -96,7 +90,7 @@ export class ChannelServices {
       const invoiceLog = subsystemLogger(o.log, 'invoices');
       invoices = new InvoiceRegistry({
         store: store.sublevel('invoices'),
-        timers: REGISTRY_TIMERS,
+        timers: UNREF_TIMERS,
         ...(o.invoices !== undefined ? { config: o.invoices } : {}),
         log: (level, obj, msg) => invoiceLog[level](obj, msg),
       });
@@ -106,13 +100,13 @@ export class ChannelServices {
         store,
         chain,
         wallet,
-        seed: hmacSha256(seed, CHANNEL_SEED_LABEL),
+        seed: channelSeedOf(seed),
         logger: o.log,
         ...(o.policy !== undefined ? { policy: o.policy } : {}),
         finalHop: invoices,
       });
       await manager.start();
-      const payments = new PaymentService({ manager, store: store.sublevel('payments'), network: 'bcrt', timers: REGISTRY_TIMERS, log: subsystemLogger(o.log, 'payments') });
+      const payments = new PaymentService({ manager, store: store.sublevel('payments'), network: 'bcrt', timers: UNREF_TIMERS, log: subsystemLogger(o.log, 'payments') });
       await payments.start();
       const s = new ChannelServices(o.node, store, chain, wallet, invoices, manager, payments, log);
       if (o.api !== undefined) {

@@ -6,9 +6,17 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { hmacSha256 } from '../../wire/crypto.js';
 import { WalletError } from './errors.js';
 
 export const SEED_LENGTH = 32;
+
+const CHANNEL_SEED_LABEL = new TextEncoder().encode('ampnode/channel-seed');
+
+/** The seed of every channel key, derived from the wallet seed (so one file backs every key the node holds besides its identity). */
+export function channelSeedOf(walletSeed: Uint8Array): Uint8Array {
+  return hmacSha256(walletSeed, CHANNEL_SEED_LABEL);
+}
 
 /** Read the seed at `path`, or create one there if the file does not exist. */
 export async function loadOrCreateSeed(path: string): Promise<{ seed: Uint8Array; created: boolean }> {

@@ -5,6 +5,7 @@
  * stopped and started again from its data directory.
  */
 import { PaymentService } from '../../node/channels/payments.js';
+import { UNREF_TIMERS } from '../../node/timers.js';
 import { paymentRequest } from '../../node/channels/payreq.js';
 import type { PaymentConfig, PaymentEvent } from '../../htlc/router/payments.js';
 import type { Invoice } from '../../htlc/invoices/index.js';
@@ -87,7 +88,7 @@ export class TestNode {
     if (this.spec.registry !== undefined) {
       this.registry = new InvoiceRegistry({
         store: this.store.sublevel('invoices'),
-        timers: { setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) },
+        timers: UNREF_TIMERS,
         config: this.spec.registry,
       });
       await this.registry.start();
@@ -111,7 +112,7 @@ export class TestNode {
         manager: this.manager,
         store: this.store.sublevel('payments'),
         network: 'bcrt',
-        timers: { setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) },
+        timers: UNREF_TIMERS,
         log: logger,
         config: this.spec.payments,
         onEvent: (e) => this.paymentEvents.push(e),
