@@ -9,11 +9,24 @@
  */
 import { join } from 'node:path';
 import { openDiskStore, type KvStore } from '../db/store.js';
-import { InvoiceRegistry, type AddInvoiceRequest, type AmpSet, type Invoice, type RegistryConfig, type SettleEvent } from '../htlc/invoices/index.js';
+import {
+  InvoiceRegistry,
+  type AddInvoiceRequest,
+  type AmpSet,
+  type Invoice,
+  type RegistryConfig,
+  type SettleEvent,
+} from '../htlc/invoices/index.js';
 import type { PaymentConfig, PaymentEvent, PaymentRecord } from '../htlc/router/payments.js';
 import type { BcoinChainBackend } from './chain/index.js';
 import { withChannelFeatures } from './channels/features.js';
-import { ChannelManager, type ChannelInfo, type ChannelPolicyConfig, type OpenChannelOptions, type RoutingChannel } from './channels/manager.js';
+import {
+  ChannelManager,
+  type ChannelInfo,
+  type ChannelPolicyConfig,
+  type OpenChannelOptions,
+  type RoutingChannel,
+} from './channels/manager.js';
 import { PaymentService, type PayInvoiceOptions, type SendSpontaneousOptions } from './channels/payments.js';
 import { paymentRequest } from './channels/payreq.js';
 import { parseHostPort } from './config.js';
@@ -24,7 +37,6 @@ import { Node } from './node.js';
 import { UNREF_TIMERS } from './timers.js';
 import { channelSeedOf, loadOrCreateSeed } from './wallet/seed.js';
 import { Wallet } from './wallet/wallet.js';
-
 
 export interface CreateNodeOptions {
   datadir: string;
@@ -38,7 +50,6 @@ export interface CreateNodeOptions {
   invoices?: Partial<RegistryConfig>;
   payments?: Partial<PaymentConfig>;
 }
-
 
 export class AmpNode {
   private readonly settleListeners: ((e: SettleEvent) => void)[] = [];
@@ -58,10 +69,21 @@ export class AmpNode {
     prepareDatadir(checkDatadirPath(o.datadir), subsystemLogger(o.logger, 'datadir'));
     const { seed } = await loadOrCreateSeed(join(o.datadir, 'wallet_seed'));
     const store = await openDiskStore(join(o.datadir, 'db'));
-    const node = new Node({ datadir: o.datadir, listen: o.listen ?? '127.0.0.1:0', features: withChannelFeatures(FEATURE_TABLE), logger: o.logger, pingIntervalMs: 0 });
+    const node = new Node({
+      datadir: o.datadir,
+      listen: o.listen ?? '127.0.0.1:0',
+      features: withChannelFeatures(FEATURE_TABLE),
+      logger: o.logger,
+      pingIntervalMs: 0,
+    });
     const wallet = await Wallet.open({ chain: o.chain, store, seed: Buffer.from(seed) });
     const invLog = subsystemLogger(o.logger, 'invoices');
-    const invoices = new InvoiceRegistry({ store: store.sublevel('invoices'), timers: UNREF_TIMERS, ...(o.invoices !== undefined ? { config: o.invoices } : {}), log: (l, obj, msg) => invLog[l](obj, msg) });
+    const invoices = new InvoiceRegistry({
+      store: store.sublevel('invoices'),
+      timers: UNREF_TIMERS,
+      ...(o.invoices !== undefined ? { config: o.invoices } : {}),
+      log: (l, obj, msg) => invLog[l](obj, msg),
+    });
     await invoices.start();
     const manager = new ChannelManager({
       node,
@@ -73,7 +95,7 @@ export class AmpNode {
       ...(o.policy !== undefined ? { policy: o.policy } : {}),
       finalHop: invoices,
     });
-    let self: AmpNode | undefined;
+    const holder: { node?: AmpNode } = {};
     const payments = new PaymentService({
       manager,
       store: store.sublevel('payments'),
@@ -81,9 +103,10 @@ export class AmpNode {
       timers: UNREF_TIMERS,
       log: subsystemLogger(o.logger, 'payments'),
       ...(o.payments !== undefined ? { config: o.payments } : {}),
-      onEvent: (e) => self?.paymentListeners.forEach((f) => f(e)),
+      onEvent: (e) => holder.node?.paymentListeners.forEach((f) => f(e)),
     });
-    self = new AmpNode(node, store, wallet, invoices, manager, payments);
+    const self = new AmpNode(node, store, wallet, invoices, manager, payments);
+    holder.node = self;
     await manager.start(); // its message handlers before the first peer
     await payments.start();
     await node.start();

@@ -24,7 +24,7 @@ interface Global {
 }
 
 async function call(g: Global, method: 'GET' | 'POST', path: string, body?: Record<string, unknown>): Promise<unknown> {
-  if (g.datadir === undefined) throw new CliError('--datadir is required (the daemon\'s data directory, for its api_token)');
+  if (g.datadir === undefined) throw new CliError("--datadir is required (the daemon's data directory, for its api_token)");
   let token: string;
   try {
     token = readFileSync(join(g.datadir, 'api_token'), 'utf8').trim();
@@ -40,7 +40,9 @@ async function call(g: Global, method: 'GET' | 'POST', path: string, body?: Reco
       signal: AbortSignal.timeout(10 * 60_000),
     });
   } catch (e) {
-    throw new CliError(`cannot reach the daemon at ${g.api} (${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}): is it running with --api ${g.api}?`);
+    throw new CliError(
+      `cannot reach the daemon at ${g.api} (${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}): is it running with --api ${g.api}?`,
+    );
   }
   const text = await res.text();
   let json: unknown;
@@ -76,31 +78,43 @@ export function buildCli(io: Io): Command {
   const verb = (name: string, description: string): Command => p.command(name).description(description).exitOverride();
 
   verb('getinfo', 'node id, address, chain and heights').action(async () => print(await call(g(), 'GET', '/v1/info')));
-  verb('connect', 'connect to a peer').argument('<pubkey@host:port>').action(async (uri: string) => print(await call(g(), 'POST', '/v1/peers/connect', { uri, persistent: true })));
-  verb('disconnect', 'disconnect a peer').argument('<pubkey>').action(async (nodeId: string) => print(await call(g(), 'POST', '/v1/peers/disconnect', { nodeId })));
+  verb('connect', 'connect to a peer')
+    .argument('<pubkey@host:port>')
+    .action(async (uri: string) => print(await call(g(), 'POST', '/v1/peers/connect', { uri, persistent: true })));
+  verb('disconnect', 'disconnect a peer')
+    .argument('<pubkey>')
+    .action(async (nodeId: string) => print(await call(g(), 'POST', '/v1/peers/disconnect', { nodeId })));
   verb('listpeers', 'connected peers').action(async () => print(await call(g(), 'GET', '/v1/peers')));
   verb('newaddress', 'a new wallet address').action(async () => print(await call(g(), 'POST', '/v1/wallet/newaddress')));
   verb('walletbalance', 'on-chain balance').action(async () => print(await call(g(), 'GET', '/v1/wallet/balance')));
-  verb('channelbalance', 'what our channels hold')
-    .action(async () => {
-      const chans = (await call(g(), 'GET', '/v1/channels')) as { localBalanceMsat: string; remoteBalanceMsat: string; active: boolean }[];
-      const sum = (f: (c: (typeof chans)[number]) => string): string => String(chans.reduce((s, c) => s + BigInt(f(c)), 0n));
-      print({ localBalanceMsat: sum((c) => c.localBalanceMsat), remoteBalanceMsat: sum((c) => c.remoteBalanceMsat), channels: chans.length });
-    });
+  verb('channelbalance', 'what our channels hold').action(async () => {
+    const chans = (await call(g(), 'GET', '/v1/channels')) as { localBalanceMsat: string; remoteBalanceMsat: string; active: boolean }[];
+    const sum = (f: (c: (typeof chans)[number]) => string): string => String(chans.reduce((s, c) => s + BigInt(f(c)), 0n));
+    print({ localBalanceMsat: sum((c) => c.localBalanceMsat), remoteBalanceMsat: sum((c) => c.remoteBalanceMsat), channels: chans.length });
+  });
   verb('openchannel', 'open a channel to a connected peer')
     .argument('<pubkey>')
     .argument('<amount_sat>')
     .option('--push_amt <sat>', 'sat given to the peer')
     .action(async (nodeId: string, amount: string, o: { push_amt?: string }) =>
-      print(await call(g(), 'POST', '/v1/channels/open', { nodeId, fundingSat: sat(amount), ...(o.push_amt !== undefined ? { pushMsat: msatOf(o.push_amt) } : {}) })),
+      print(
+        await call(g(), 'POST', '/v1/channels/open', {
+          nodeId,
+          fundingSat: sat(amount),
+          ...(o.push_amt !== undefined ? { pushMsat: msatOf(o.push_amt) } : {}),
+        }),
+      ),
     );
   verb('listchannels', 'our channels').action(async () => print(await call(g(), 'GET', '/v1/channels')));
-  verb('pendingchannels', 'channels not yet open or being closed')
-    .action(async () => print(((await call(g(), 'GET', '/v1/channels')) as { state: string }[]).filter((c) => c.state !== 'normal')));
+  verb('pendingchannels', 'channels not yet open or being closed').action(async () =>
+    print(((await call(g(), 'GET', '/v1/channels')) as { state: string }[]).filter((c) => c.state !== 'normal')),
+  );
   verb('closechannel', 'close a channel cooperatively (--force: broadcast our commitment)')
     .argument('<channel_id>')
     .option('--force')
-    .action(async (channelId: string, o: { force?: boolean }) => print(await call(g(), 'POST', o.force === true ? '/v1/channels/forceclose' : '/v1/channels/close', { channelId })));
+    .action(async (channelId: string, o: { force?: boolean }) =>
+      print(await call(g(), 'POST', o.force === true ? '/v1/channels/forceclose' : '/v1/channels/close', { channelId })),
+    );
   verb('addinvoice', 'a new invoice (--amp: reusable AMP)')
     .option('--amt <sat>', 'amount (none: any)')
     .option('--amp', 'a reusable AMP invoice')
@@ -121,10 +135,19 @@ export function buildCli(io: Io): Command {
     .option('--payment_addr <hex>')
     .option('--set_id <hex>')
     .action(async (hash: string | undefined, o: { payment_addr?: string; set_id?: string }) =>
-      print(await call(g(), 'POST', '/v1/invoices/lookup', hash !== undefined ? { paymentHash: hash } : o.payment_addr !== undefined ? { paymentAddr: o.payment_addr } : { setId: o.set_id })),
+      print(
+        await call(
+          g(),
+          'POST',
+          '/v1/invoices/lookup',
+          hash !== undefined ? { paymentHash: hash } : o.payment_addr !== undefined ? { paymentAddr: o.payment_addr } : { setId: o.set_id },
+        ),
+      ),
     );
   verb('listinvoices', 'invoices in the order they were added').action(async () => print(await call(g(), 'POST', '/v1/invoices/list', {})));
-  verb('decodepayreq', 'decode a BOLT 11 payment request').argument('<pay_req>').action(async (r: string) => print(await call(g(), 'POST', '/v1/invoices/decode', { paymentRequest: r })));
+  verb('decodepayreq', 'decode a BOLT 11 payment request')
+    .argument('<pay_req>')
+    .action(async (r: string) => print(await call(g(), 'POST', '/v1/invoices/decode', { paymentRequest: r })));
   verb('payinvoice', 'pay a BOLT 11 invoice (AMP when the invoice says so)')
     .argument('<pay_req>')
     .option('--amt <sat>', 'for an invoice without an amount')
@@ -155,8 +178,12 @@ export function buildCli(io: Io): Command {
         }),
       );
     });
-  verb('listpayments', 'our payments in the order they were made').action(async () => print(await call(g(), 'POST', '/v1/payments/list', {})));
-  verb('generate', 'mine blocks (embedded chain only)').argument('<blocks>').action(async (n: string) => print(await call(g(), 'POST', '/v1/chain/generate', { blocks: Number(sat(n)) })));
+  verb('listpayments', 'our payments in the order they were made').action(async () =>
+    print(await call(g(), 'POST', '/v1/payments/list', {})),
+  );
+  verb('generate', 'mine blocks (embedded chain only)')
+    .argument('<blocks>')
+    .action(async (n: string) => print(await call(g(), 'POST', '/v1/chain/generate', { blocks: Number(sat(n)) })));
   return p;
 }
 

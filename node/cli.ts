@@ -105,7 +105,13 @@ async function startDaemon(opts: StartOptions): Promise<void> {
   // Channel services (store, chain, wallet, channel manager, local API; node/channels/services.ts) start
   // before the node listens, so channel handlers are in place for the first peer; `--chain none` runs without them.
   const channels = opts.chain !== 'none';
-  const node = new Node({ datadir: opts.datadir, listen: opts.listen, network: opts.network, logger: log, ...(channels ? { features: withChannelFeatures(FEATURE_TABLE) } : {}) });
+  const node = new Node({
+    datadir: opts.datadir,
+    listen: opts.listen,
+    network: opts.network,
+    logger: log,
+    ...(channels ? { features: withChannelFeatures(FEATURE_TABLE) } : {}),
+  });
   let services: ChannelServices | undefined;
 
   // Signal handlers go in before anything starts: a SIGTERM that arrives right after the "listening"
@@ -161,7 +167,10 @@ async function startDaemon(opts: StartOptions): Promise<void> {
     const { nodeId, host, port } = parseNodeAddress(target);
     node.connect(nodeId, host, port, { persistent: true }).catch((e: unknown) => {
       // retried with backoff by the node; the first failure is only reported
-      log.warn({ peer: target, code: e instanceof AmpnodeError ? e.code : undefined, reason: (e as Error).message }, 'could not connect yet; will retry');
+      log.warn(
+        { peer: target, code: e instanceof AmpnodeError ? e.code : undefined, reason: (e as Error).message },
+        'could not connect yet; will retry',
+      );
     });
   }
 }
@@ -188,16 +197,22 @@ export function buildProgram(): Command {
     .addOption(new Option('--network <network>', 'chain').choices(['regtest']).default('regtest'))
     .option('--connect <pubkey@host:port>', 'peer to connect to and keep connected (repeatable)', collect, [] as string[])
     .addOption(logLevelOption('info'))
-    .addOption(new Option('--chain <mode>', 'chain backend: embedded regtest chain, p2p (follow --chain-peer), none (no channels)').choices(['embedded', 'p2p', 'none']).default('embedded'))
+    .addOption(
+      new Option('--chain <mode>', 'chain backend: embedded regtest chain, p2p (follow --chain-peer), none (no channels)')
+        .choices(['embedded', 'p2p', 'none'])
+        .default('embedded'),
+    )
     .option('--chain-peer <host:port>', 'regtest node to follow with --chain p2p (btcd/bitcoind P2P port)', hostPortArg)
     .option('--api <host:port>', 'serve the local JSON control API on this loopback address (node/channels/api.ts)', hostPortArg)
-    .option('--accept-keysend', 'pay keysend HTLCs (spontaneous payments carrying their preimage), as lnd\'s accept-keysend', false)
-    .option('--accept-amp', 'pay AMP HTLCs that match no invoice (spontaneous AMP), as lnd\'s accept-amp', false)
+    .option('--accept-keysend', "pay keysend HTLCs (spontaneous payments carrying their preimage), as lnd's accept-keysend", false)
+    .option('--accept-amp', "pay AMP HTLCs that match no invoice (spontaneous AMP), as lnd's accept-amp", false)
     .action(async (opts: StartOptions) => startDaemon(opts));
   program.command('cli').description("lncli's daily verbs against a running daemon: `ampnode cli --datadir DIR --help`");
   program
     .command('demo')
-    .description('two nodes on one embedded regtest chain: connect, ping, open a channel, HTLCs both ways, reconnect, cooperative close; print a summary')
+    .description(
+      'two nodes on one embedded regtest chain: connect, ping, open a channel, HTLCs both ways, reconnect, cooperative close; print a summary',
+    )
     .addOption(logLevelOption('warn'))
     .action(async (opts: { logLevel: string }) => {
       const log = createLogger({ level: isLogLevel(opts.logLevel) ? opts.logLevel : 'warn' });
@@ -209,7 +224,10 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<void> {
   if (argv[2] === 'cli') {
     // the client verbs have their own parser (node/cli-client.ts)
-    process.exitCode = await runCli(argv.slice(3), { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) });
+    process.exitCode = await runCli(argv.slice(3), {
+      out: (l) => process.stdout.write(`${l}\n`),
+      err: (l) => process.stderr.write(`${l}\n`),
+    });
     return;
   }
   await buildProgram().parseAsync(argv);

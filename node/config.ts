@@ -109,7 +109,8 @@ export type ResolvedConfig = Required<Omit<NodeConfig, 'datadir' | 'nodeKey' | '
 };
 
 function nonNegative(name: string, v: number): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new NodeError('ERR_NODE_CONFIG', `${name} must be a non-negative number, got ${v}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+    throw new NodeError('ERR_NODE_CONFIG', `${name} must be a non-negative number, got ${v}`);
   return v;
 }
 
@@ -139,7 +140,8 @@ export function defaultMaxConnections(reservedFileDescriptors: number, limit: nu
 }
 
 function positiveInt(name: string, v: number, allowZero = false): number {
-  if (!Number.isInteger(v) || v < 0 || (!allowZero && v === 0)) throw new NodeError('ERR_NODE_CONFIG', `${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${v}`);
+  if (!Number.isInteger(v) || v < 0 || (!allowZero && v === 0))
+    throw new NodeError('ERR_NODE_CONFIG', `${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${v}`);
   return v;
 }
 
@@ -158,13 +160,23 @@ export function resolveConfig(c: NodeConfig): ResolvedConfig {
     reconnectMaxDelayMs: positiveInt('reconnectMaxDelayMs', c.reconnectMaxDelayMs ?? DEFAULTS.reconnectMaxDelayMs),
     maxSendBufferBytes: positiveInt('maxSendBufferBytes', c.maxSendBufferBytes ?? DEFAULTS.maxSendBufferBytes),
     maxPendingInbound: positiveInt('maxPendingInbound', c.maxPendingInbound ?? DEFAULTS.maxPendingInbound),
-    maxPendingInboundPerAddress: positiveInt('maxPendingInboundPerAddress', c.maxPendingInboundPerAddress ?? DEFAULTS.maxPendingInboundPerAddress),
-    pendingReserveForChannelPeers: positiveInt('pendingReserveForChannelPeers', c.pendingReserveForChannelPeers ?? DEFAULTS.pendingReserveForChannelPeers, true),
+    maxPendingInboundPerAddress: positiveInt(
+      'maxPendingInboundPerAddress',
+      c.maxPendingInboundPerAddress ?? DEFAULTS.maxPendingInboundPerAddress,
+    ),
+    pendingReserveForChannelPeers: positiveInt(
+      'pendingReserveForChannelPeers',
+      c.pendingReserveForChannelPeers ?? DEFAULTS.pendingReserveForChannelPeers,
+      true,
+    ),
     actOneTimeoutMs: positiveInt('actOneTimeoutMs', c.actOneTimeoutMs ?? DEFAULTS.actOneTimeoutMs),
     maxPeersWithoutChannels: positiveInt('maxPeersWithoutChannels', c.maxPeersWithoutChannels ?? DEFAULTS.maxPeersWithoutChannels, true),
     maxPeersPerAddress: positiveInt('maxPeersPerAddress', c.maxPeersPerAddress ?? DEFAULTS.maxPeersPerAddress, true),
     reservedFileDescriptors: positiveInt('reservedFileDescriptors', c.reservedFileDescriptors ?? DEFAULTS.reservedFileDescriptors, true),
-    maxConnections: positiveInt('maxConnections', c.maxConnections ?? defaultMaxConnections(c.reservedFileDescriptors ?? DEFAULTS.reservedFileDescriptors, openFileLimit())),
+    maxConnections: positiveInt(
+      'maxConnections',
+      c.maxConnections ?? defaultMaxConnections(c.reservedFileDescriptors ?? DEFAULTS.reservedFileDescriptors, openFileLimit()),
+    ),
     pingsPerSecond: nonNegative('pingsPerSecond', c.pingsPerSecond ?? DEFAULTS.pingsPerSecond),
     pingBurst: positiveInt('pingBurst', c.pingBurst ?? DEFAULTS.pingBurst),
     pongBytesPerSecond: nonNegative('pongBytesPerSecond', c.pongBytesPerSecond ?? DEFAULTS.pongBytesPerSecond),
@@ -174,11 +186,13 @@ export function resolveConfig(c: NodeConfig): ResolvedConfig {
   };
   if (!isNetwork(r.network)) throw new NodeError('ERR_NODE_CONFIG', `unsupported network "${String(r.network)}" (only regtest)`);
   if (r.maxPingPongBytes >= 65532) throw new NodeError('ERR_NODE_CONFIG', 'maxPingPongBytes must be below 65532');
-  if (r.reconnectMaxDelayMs < r.reconnectInitialDelayMs) throw new NodeError('ERR_NODE_CONFIG', 'reconnectMaxDelayMs is below reconnectInitialDelayMs');
+  if (r.reconnectMaxDelayMs < r.reconnectInitialDelayMs)
+    throw new NodeError('ERR_NODE_CONFIG', 'reconnectMaxDelayMs is below reconnectInitialDelayMs');
   if (r.listen !== null) parseHostPort(r.listen);
   if (c.datadir === undefined && c.nodeKey === undefined) throw new NodeError('ERR_NODE_CONFIG', 'give a datadir (or a nodeKey)');
   // an empty datadir would be the working directory
-  if (c.datadir !== undefined && (typeof c.datadir !== 'string' || c.datadir.trim() === '')) throw new NodeError('ERR_NODE_CONFIG', 'the datadir must be a non-empty path');
+  if (c.datadir !== undefined && (typeof c.datadir !== 'string' || c.datadir.trim() === ''))
+    throw new NodeError('ERR_NODE_CONFIG', 'the datadir must be a non-empty path');
   return r;
 }
 
@@ -219,7 +233,8 @@ export function parseNodeAddress(s: string): HostPort & { nodeId: Uint8Array } {
 
 /** A 33-byte compressed public key in hex. */
 export function parseNodeId(hex: string): Uint8Array {
-  if (!/^(02|03)[0-9a-fA-F]{64}$/.test(hex)) throw new NodeError('ERR_NODE_CONFIG', `not a node id (33-byte compressed key in hex): "${clip(hex)}"`);
+  if (!/^(02|03)[0-9a-fA-F]{64}$/.test(hex))
+    throw new NodeError('ERR_NODE_CONFIG', `not a node id (33-byte compressed key in hex): "${clip(hex)}"`);
   const b = hexToBytes(hex.toLowerCase());
   if (!secp.isPublicKey(b)) throw new NodeError('ERR_NODE_CONFIG', `not a point on secp256k1: "${hex}"`);
   return b;
@@ -241,7 +256,8 @@ export function loadOrCreateNodeKey(datadir: string, log?: Logger): { key: Uint8
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new NodeError('ERR_NODE_KEY_INVALID', `cannot read ${NODE_KEY_FILE}: ${(e as Error).message}`, { cause: e });
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new NodeError('ERR_NODE_KEY_INVALID', `cannot read ${NODE_KEY_FILE}: ${(e as Error).message}`, { cause: e });
     const key = randomPrivateKey();
     try {
       writeFileSync(path, `${bytesToHex(key)}\n`, { mode: 0o600, flag: 'wx' });

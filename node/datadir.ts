@@ -21,7 +21,19 @@
  * a per-process setting and left to the embedding program.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { AmpnodeError } from '../wire/errors.js';
 import type { Logger } from './log.js';
@@ -40,7 +52,11 @@ const TOKEN_BYTES = 32;
 
 /** Refuses an empty or whitespace-only datadir (it would mean the working directory); touches nothing. */
 export function checkDatadirPath(dir: unknown): string {
-  if (typeof dir !== 'string' || dir.trim() === '') throw new DatadirError('ERR_DATADIR_INVALID', 'the datadir must be a non-empty path (an empty one would put the node in the working directory)');
+  if (typeof dir !== 'string' || dir.trim() === '')
+    throw new DatadirError(
+      'ERR_DATADIR_INVALID',
+      'the datadir must be a non-empty path (an empty one would put the node in the working directory)',
+    );
   if (dir.includes('\0')) throw new DatadirError('ERR_DATADIR_INVALID', 'the datadir path contains a NUL byte');
   return dir;
 }
@@ -52,12 +68,16 @@ export function checkDatadirPath(dir: unknown): string {
  */
 export function prepareDatadir(dir: string, log?: Logger): { created: boolean; narrowedFrom?: number } {
   checkDatadirPath(dir);
-  let created = false;
+  let created: boolean;
   try {
     created = mkdirSync(dir, { recursive: true, mode: 0o700 }) !== undefined;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new DatadirError(code === 'EEXIST' || code === 'ENOTDIR' ? 'ERR_DATADIR_INVALID' : 'ERR_DATADIR_PERMISSIONS', `cannot create the datadir: ${(e as Error).message}`, { cause: e });
+    throw new DatadirError(
+      code === 'EEXIST' || code === 'ENOTDIR' ? 'ERR_DATADIR_INVALID' : 'ERR_DATADIR_PERMISSIONS',
+      `cannot create the datadir: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
   const st = statSync(dir);
   if (!st.isDirectory()) throw new DatadirError('ERR_DATADIR_INVALID', 'the datadir is not a directory');
@@ -66,9 +86,14 @@ export function prepareDatadir(dir: string, log?: Logger): { created: boolean; n
   try {
     chmodSync(dir, 0o700);
   } catch (e) {
-    throw new DatadirError('ERR_DATADIR_PERMISSIONS', `cannot set the datadir's mode to 700 (it is ${mode.toString(8)}): ${(e as Error).message}`, { cause: e });
+    throw new DatadirError(
+      'ERR_DATADIR_PERMISSIONS',
+      `cannot set the datadir's mode to 700 (it is ${mode.toString(8)}): ${(e as Error).message}`,
+      { cause: e },
+    );
   }
-  if ((mode & 0o077) !== 0) log?.warn({ sub: 'datadir', mode: mode.toString(8) }, 'the datadir was accessible by other users; mode set to 700');
+  if ((mode & 0o077) !== 0)
+    log?.warn({ sub: 'datadir', mode: mode.toString(8) }, 'the datadir was accessible by other users; mode set to 700');
   return { created, narrowedFrom: mode };
 }
 
@@ -97,7 +122,8 @@ export function narrowDatadirTree(dir: string, log?: Logger): number {
     }
   };
   walk(dir);
-  if (narrowed > 0) log?.warn({ sub: 'datadir', narrowed }, 'files in the datadir were accessible by other users; group and other permissions removed');
+  if (narrowed > 0)
+    log?.warn({ sub: 'datadir', narrowed }, 'files in the datadir were accessible by other users; group and other permissions removed');
   return narrowed;
 }
 
@@ -156,7 +182,8 @@ export function lockDatadir(dir: string): DatadirLock {
     try {
       fd = openSync(path, 'wx', 0o600);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new DatadirError('ERR_DATADIR_PERMISSIONS', `cannot create ${LOCK_FILE}: ${(e as Error).message}`, { cause: e });
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new DatadirError('ERR_DATADIR_PERMISSIONS', `cannot create ${LOCK_FILE}: ${(e as Error).message}`, { cause: e });
       let pid: number | undefined;
       try {
         pid = readPid(path);
@@ -171,7 +198,8 @@ export function lockDatadir(dir: string): DatadirLock {
       if (held.has(path)) throw new DatadirError('ERR_DATADIR_IN_USE', `datadir in use by pid ${process.pid} (this process) (${path})`);
       // our own pid in a lock this process does not hold: left by an earlier process that had our pid
       // (pids are reused, and a container's daemon gets the same low pid every time): stale
-      if (pid !== undefined && pid !== process.pid && alive(pid)) throw new DatadirError('ERR_DATADIR_IN_USE', `datadir in use by pid ${pid} (${path})`);
+      if (pid !== undefined && pid !== process.pid && alive(pid))
+        throw new DatadirError('ERR_DATADIR_IN_USE', `datadir in use by pid ${pid} (${path})`);
       try {
         unlinkSync(path); // stale
       } catch {
@@ -206,7 +234,8 @@ function sleepSync(ms: number): void {
 
 function parseToken(text: string): string {
   const t = text.trim();
-  if (!/^[0-9a-f]{64}$/.test(t)) throw new DatadirError('ERR_API_TOKEN', `${API_TOKEN_FILE} must hold ${TOKEN_BYTES} bytes as lowercase hex`);
+  if (!/^[0-9a-f]{64}$/.test(t))
+    throw new DatadirError('ERR_API_TOKEN', `${API_TOKEN_FILE} must hold ${TOKEN_BYTES} bytes as lowercase hex`);
   return t;
 }
 

@@ -137,7 +137,10 @@ function nextEvent<A extends unknown[]>(
   what: string,
   ms = WAIT_MS,
 ): Promise<A> {
-  const emitter = target as unknown as { on(name: string, f: (...a: A) => void): unknown; off(name: string, f: (...a: A) => void): unknown };
+  const emitter = target as unknown as {
+    on(name: string, f: (...a: A) => void): unknown;
+    off(name: string, f: (...a: A) => void): unknown;
+  };
   return new Promise<A>((resolve, reject) => {
     const on = (...a: A): void => {
       if (!match(...a)) return;
@@ -212,8 +215,14 @@ function settled(parties: DemoParty[], channelId: string): boolean {
 function checkMirrored(a: DemoParty, b: DemoParty, channelId: string): void {
   const x = a.manager.channelState(channelId);
   const y = b.manager.channelState(channelId);
-  check(x.localCommit.ourBalanceMsat === y.localCommit.theirBalanceMsat && x.localCommit.theirBalanceMsat === y.localCommit.ourBalanceMsat, 'both sides hold the same balances');
-  check(x.localCommit.height === y.remoteCommit.height && y.localCommit.height === x.remoteCommit.height, 'both sides hold the same commitment heights');
+  check(
+    x.localCommit.ourBalanceMsat === y.localCommit.theirBalanceMsat && x.localCommit.theirBalanceMsat === y.localCommit.ourBalanceMsat,
+    'both sides hold the same balances',
+  );
+  check(
+    x.localCommit.height === y.remoteCommit.height && y.localCommit.height === x.remoteCommit.height,
+    'both sides hold the same commitment heights',
+  );
 }
 
 /**
@@ -222,7 +231,14 @@ function checkMirrored(a: DemoParty, b: DemoParty, channelId: string): void {
  * the rest, all at once; resolves when the sender saw every resolution and
  * the commitment dance is over.
  */
-async function htlcBatch(chain: BcoinChainBackend, from: DemoParty, to: DemoParty, channelId: string, amountsMsat: bigint[], fulfill: number) {
+async function htlcBatch(
+  chain: BcoinChainBackend,
+  from: DemoParty,
+  to: DemoParty,
+  channelId: string,
+  amountsMsat: bigint[],
+  fulfill: number,
+) {
   const heightBefore = from.manager.channelState(channelId).localCommit.height;
   const items = amountsMsat.map((amountMsat) => {
     const preimage = randomBytes(32);
@@ -243,7 +259,9 @@ async function htlcBatch(chain: BcoinChainBackend, from: DemoParty, to: DemoPart
   let ids: bigint[];
   try {
     const cltvExpiry = chain.tip().height + 100;
-    ids = await Promise.all(items.map((it) => from.manager.addHtlc(channelId, { amountMsat: it.amountMsat, paymentHash: it.paymentHash, cltvExpiry })));
+    ids = await Promise.all(
+      items.map((it) => from.manager.addHtlc(channelId, { amountMsat: it.amountMsat, paymentHash: it.paymentHash, cltvExpiry })),
+    );
     await until(() => incomingIds.size === items.length, `${items.length} HTLCs irrevocably committed at ${to.name}`);
   } finally {
     to.manager.off('htlc_incoming', onIncoming);
@@ -277,7 +295,9 @@ async function htlcBatch(chain: BcoinChainBackend, from: DemoParty, to: DemoPart
     from.manager.off('htlc_fulfilled', onFulfilled);
     from.manager.off('htlc_failed', onFailed);
   }
-  ids.forEach((id, i) => check(outcomes.get(id) === (i < fulfill ? 'fulfilled' : 'failed'), `HTLC ${i} ${i < fulfill ? 'fulfilled' : 'failed'}`));
+  ids.forEach((id, i) =>
+    check(outcomes.get(id) === (i < fulfill ? 'fulfilled' : 'failed'), `HTLC ${i} ${i < fulfill ? 'fulfilled' : 'failed'}`),
+  );
   checkMirrored(from, to, channelId);
   const movedMsat = items.slice(0, fulfill).reduce((a, it) => a + it.amountMsat, 0n);
   const commitments = from.manager.channelState(channelId).localCommit.height - heightBefore;
@@ -297,7 +317,9 @@ export const DEMO_STEPS: DemoStep[] = [
     async run(ctx) {
       ctx.chain = await createChainBackend({ onError: (e) => ctx.logger.warn({ err: e }, 'chain backend error') });
       const tip = ctx.chain.tip();
-      return [`height ${tip.height}, genesis ${short(Buffer.from(tip.hash).reverse().toString('hex'))}; fallback feerate ${await ctx.chain.estimateFeeratePerKw(6)} sat/kw`];
+      return [
+        `height ${tip.height}, genesis ${short(Buffer.from(tip.hash).reverse().toString('hex'))}; fallback feerate ${await ctx.chain.estimateFeeratePerKw(6)} sat/kw`,
+      ];
     },
   },
   {
@@ -307,7 +329,10 @@ export const DEMO_STEPS: DemoStep[] = [
       ctx.alice = await startParty(ctx, 'alice', chain);
       ctx.bob = await startParty(ctx, 'bob', chain);
       const { alice, bob } = ctx;
-      return [`alice ${short(alice.node.nodeIdHex)} on ${alice.node.listenAddress}`, `bob   ${short(bob.node.nodeIdHex)} on ${bob.node.listenAddress}`];
+      return [
+        `alice ${short(alice.node.nodeIdHex)} on ${alice.node.listenAddress}`,
+        `bob   ${short(bob.node.nodeIdHex)} on ${bob.node.listenAddress}`,
+      ];
     },
   },
   {
@@ -324,7 +349,10 @@ export const DEMO_STEPS: DemoStep[] = [
       check(walletTotal(bob) === 0n, 'bob starts with an empty wallet');
       ctx.report.chainHeight = chain.tip().height;
       ctx.report.walletStartSat = { alice: walletTotal(alice), bob: walletTotal(bob) };
-      return [`height ${chain.tip().height}; alice's wallet (BIP84) ${sat(b.confirmedSat)} spendable at ${address}`, `bob's wallet ${sat(walletTotal(bob))}`];
+      return [
+        `height ${chain.tip().height}; alice's wallet (BIP84) ${sat(b.confirmedSat)} spendable at ${address}`,
+        `bob's wallet ${sat(walletTotal(bob))}`,
+      ];
     },
   },
   {
@@ -356,7 +384,9 @@ export const DEMO_STEPS: DemoStep[] = [
       await Promise.all(pings);
       const p = need(alice.node.listPeers()[0], "alice's peer");
       ctx.report.pings = p.pongsReceived;
-      return [`${count} pongs, ${(bytes / 1024).toFixed(0)} KiB in all, every size checked; alice's counters: ${p.pingsSent} sent, ${p.pongsReceived} received`];
+      return [
+        `${count} pongs, ${(bytes / 1024).toFixed(0)} KiB in all, every size checked; alice's counters: ${p.pingsSent} sent, ${p.pongsReceived} received`,
+      ];
     },
   },
   {
@@ -418,7 +448,10 @@ export const DEMO_STEPS: DemoStep[] = [
       const before = alice.manager.channel(channelId)!.localBalanceMsat;
       const amounts = Array.from({ length: 20 }, (_, i) => BigInt(5_000 + 1_000 * i) * 1000n); // 5 000 .. 24 000 sat
       const r = await htlcBatch(chain, alice, bob, channelId, amounts, 16);
-      check(alice.manager.channel(channelId)!.localBalanceMsat === before - r.movedMsat, "alice's balance fell by exactly the fulfilled amounts");
+      check(
+        alice.manager.channel(channelId)!.localBalanceMsat === before - r.movedMsat,
+        "alice's balance fell by exactly the fulfilled amounts",
+      );
       (ctx.report.htlcs ??= []).push({ direction: 'alice→bob', fulfilled: r.fulfilled, failed: r.failed, movedMsat: r.movedMsat });
       return [
         'no invoice/payment layer yet: the demo holds the preimages and drives the channel managers directly (no onion, no switch)',
@@ -437,9 +470,15 @@ export const DEMO_STEPS: DemoStep[] = [
       const before = bob.manager.channel(channelId)!.localBalanceMsat;
       const amounts = Array.from({ length: 8 }, (_, i) => BigInt(3_000 + 500 * i) * 1000n); // 3 000 .. 6 500 sat
       const r = await htlcBatch(chain, bob, alice, channelId, amounts, 6);
-      check(bob.manager.channel(channelId)!.localBalanceMsat === before - r.movedMsat, "bob's balance fell by exactly the fulfilled amounts");
+      check(
+        bob.manager.channel(channelId)!.localBalanceMsat === before - r.movedMsat,
+        "bob's balance fell by exactly the fulfilled amounts",
+      );
       (ctx.report.htlcs ??= []).push({ direction: 'bob→alice', fulfilled: r.fulfilled, failed: r.failed, movedMsat: r.movedMsat });
-      return [`${r.fulfilled} fulfilled (${msatAsSat(r.movedMsat)} to alice), ${r.failed} failed back, in ${r.commitments} commitment updates`, balancesLine(alice, bob, channelId)];
+      return [
+        `${r.fulfilled} fulfilled (${msatAsSat(r.movedMsat)} to alice), ${r.failed} failed back, in ${r.commitments} commitment updates`,
+        balancesLine(alice, bob, channelId),
+      ];
     },
   },
   {
@@ -474,7 +513,10 @@ export const DEMO_STEPS: DemoStep[] = [
       const gone = nextEvent(bob.node, 'peer_disconnected', () => true, 'bob to see the disconnect');
       check(alice.node.disconnect(bob.node.nodeIdHex), 'alice had bob as a peer');
       await gone;
-      await until(() => !alice.manager.channel(channelId)!.active && !bob.manager.channel(channelId)!.active, 'the channel inactive on both sides');
+      await until(
+        () => !alice.manager.channel(channelId)!.active && !bob.manager.channel(channelId)!.active,
+        'the channel inactive on both sides',
+      );
 
       const counts = { alice: 0, bob: 0 };
       const counters = [alice, bob].map((p) => {
@@ -495,7 +537,12 @@ export const DEMO_STEPS: DemoStep[] = [
       check(alice.manager.channel(channelId)!.active && bob.manager.channel(channelId)!.active, 'the channel active again');
       ctx.report.reestablished = { ...counts, heightsKept };
 
-      const paid = nextEvent<[string, bigint, Uint8Array]>(alice.manager, 'htlc_fulfilled', (cid, hid) => cid === channelId && hid === id, 'the fulfill at alice');
+      const paid = nextEvent<[string, bigint, Uint8Array]>(
+        alice.manager,
+        'htlc_fulfilled',
+        (cid, hid) => cid === channelId && hid === id,
+        'the fulfill at alice',
+      );
       await bob.manager.fulfillHtlc(channelId, id, preimage);
       await paid;
       await until(() => settled([alice, bob], channelId), 'the commitment dance to settle');
@@ -537,7 +584,10 @@ export const DEMO_STEPS: DemoStep[] = [
       ctx.report.walletBeforeCloseSat = { alice: walletTotal(alice), bob: walletTotal(bob) };
       const info = await alice.manager.closeChannel(channelId);
       await until(() => bob.manager.channel(channelId)?.state === 'closed', 'bob to agree on the close');
-      check(info.closingTxid !== undefined && bob.manager.channel(channelId)!.closingTxid === info.closingTxid, 'both sides signed the same closing tx');
+      check(
+        info.closingTxid !== undefined && bob.manager.channel(channelId)!.closingTxid === info.closingTxid,
+        'both sides signed the same closing tx',
+      );
       const tx = bcoin.TX.fromRaw(Buffer.from(need(alice.manager.channelState(channelId).shutdown?.closingTx, 'the closing tx')));
       const outSat = tx.outputs.reduce((a, o) => a + BigInt(o.value), 0n);
       const feeSat = info.capacitySat - outSat;
@@ -567,13 +617,22 @@ export const DEMO_STEPS: DemoStep[] = [
       const closingFee = need(r.closingFeeSat, 'the closing fee');
       const fundingFee = need(r.fundingFeeSat, 'the funding fee');
       const spent = [alice, bob].map((p) =>
-        nextEvent<[ChannelInfo, string, boolean]>(p.manager, 'funding_spent', (i, txid, coop) => i.channelId === channelId && coop && txid === r.closingTxid, `${p.name} to see the close confirmed`),
+        nextEvent<[ChannelInfo, string, boolean]>(
+          p.manager,
+          'funding_spent',
+          (i, txid, coop) => i.channelId === channelId && coop && txid === r.closingTxid,
+          `${p.name} to see the close confirmed`,
+        ),
       );
       await mine(chain, 1);
       await Promise.all(spent);
       const expected = { alice: beforeClose.alice + off.alice / 1000n - closingFee, bob: beforeClose.bob + off.bob / 1000n };
       await until(
-        () => alice.wallet.balance().unconfirmedSat === 0n && bob.wallet.balance().unconfirmedSat === 0n && walletTotal(alice) === expected.alice && walletTotal(bob) === expected.bob,
+        () =>
+          alice.wallet.balance().unconfirmedSat === 0n &&
+          bob.wallet.balance().unconfirmedSat === 0n &&
+          walletTotal(alice) === expected.alice &&
+          walletTotal(bob) === expected.bob,
         `wallets to hold alice ${expected.alice} sat, bob ${expected.bob} sat (they hold ${walletTotal(alice)} and ${walletTotal(bob)})`,
       );
       const final = { alice: walletTotal(alice), bob: walletTotal(bob) };
@@ -600,30 +659,71 @@ export const DEMO_STEPS: DemoStep[] = [
       const chain = need(ctx.chain, 'the chain');
       const alice = need(ctx.alice, 'alice');
       const bob = need(ctx.bob, 'bob');
-      const info = await bob.manager.openChannel(alice.node.nodeIdHex, FORCE_CAPACITY_SAT, { channelType: 'static_remotekey', pushMsat: FORCE_PUSH_SAT * 1000n });
+      const info = await bob.manager.openChannel(alice.node.nodeIdHex, FORCE_CAPACITY_SAT, {
+        channelType: 'static_remotekey',
+        pushMsat: FORCE_PUSH_SAT * 1000n,
+      });
       await mine(chain, MINIMUM_DEPTH);
-      await until(() => alice.manager.channel(info.channelId)?.state === 'normal' && bob.manager.channel(info.channelId)?.state === 'normal', 'the second channel ready');
+      await until(
+        () => alice.manager.channel(info.channelId)?.state === 'normal' && bob.manager.channel(info.channelId)?.state === 'normal',
+        'the second channel ready',
+      );
       // a payment in flight: bob offers alice an HTLC; the preimage stays with the demo until after the close
       const preimage = randomBytes(32);
-      const incoming = nextEvent<[string, { id: bigint }]>(alice.manager, 'htlc_incoming', (cid) => cid === info.channelId, 'the HTLC at alice');
-      const htlcId = await bob.manager.addHtlc(info.channelId, { amountMsat: FORCE_HTLC_SAT * 1000n, paymentHash: sha256(preimage), cltvExpiry: chain.tip().height + 500 });
+      const incoming = nextEvent<[string, { id: bigint }]>(
+        alice.manager,
+        'htlc_incoming',
+        (cid) => cid === info.channelId,
+        'the HTLC at alice',
+      );
+      const htlcId = await bob.manager.addHtlc(info.channelId, {
+        amountMsat: FORCE_HTLC_SAT * 1000n,
+        paymentHash: sha256(preimage),
+        cltvExpiry: chain.tip().height + 500,
+      });
       await incoming;
-      await until(() => [alice, bob].every((p) => p.manager.channel(info.channelId)!.pendingHtlcs === 1 && p.manager.channelState(info.channelId).remoteNextCommit === undefined), 'the HTLC on both commitments');
+      await until(
+        () =>
+          [alice, bob].every(
+            (p) =>
+              p.manager.channel(info.channelId)!.pendingHtlcs === 1 &&
+              p.manager.channelState(info.channelId).remoteNextCommit === undefined,
+          ),
+        'the HTLC on both commitments',
+      );
       const before = { alice: walletTotal(alice), bob: walletTotal(bob) };
       const bobBalanceSat = bob.manager.channel(info.channelId)!.localBalanceMsat / 1000n;
-      const swept = nextEvent<[ChannelInfo, string, string, bigint]>(alice.manager, 'sweep_broadcast', (i, _t, output) => i.channelId === info.channelId && output === 'to_remote', 'alice to sweep her to_remote');
+      const swept = nextEvent<[ChannelInfo, string, string, bigint]>(
+        alice.manager,
+        'sweep_broadcast',
+        (i, _t, output) => i.channelId === info.channelId && output === 'to_remote',
+        'alice to sweep her to_remote',
+      );
       const txid = await bob.manager.forceCloseChannel(info.channelId);
       await mine(chain, 1);
       const [, sweepTxid, , valueSat] = await swept;
       // the preimage reaches alice now: the channel is closed on chain, so she claims the HTLC output with it
-      const claimed = nextEvent<[ChannelInfo, string, string, bigint]>(alice.manager, 'sweep_broadcast', (i, _t, output) => i.channelId === info.channelId && output === 'htlc_success', 'alice to claim the HTLC');
-      const learnt = nextEvent<[string, bigint, Uint8Array]>(bob.manager, 'htlc_fulfilled', (cid, id) => cid === info.channelId && id === htlcId, 'bob to learn the preimage on chain');
+      const claimed = nextEvent<[ChannelInfo, string, string, bigint]>(
+        alice.manager,
+        'sweep_broadcast',
+        (i, _t, output) => i.channelId === info.channelId && output === 'htlc_success',
+        'alice to claim the HTLC',
+      );
+      const learnt = nextEvent<[string, bigint, Uint8Array]>(
+        bob.manager,
+        'htlc_fulfilled',
+        (cid, id) => cid === info.channelId && id === htlcId,
+        'bob to learn the preimage on chain',
+      );
       await alice.manager.fulfillHtlc(info.channelId, htlcId, preimage);
       const [, claimTxid, , claimSat] = await claimed;
       await mine(chain, 1);
       const [, , seen] = await learnt;
       check(bytesToHex(seen) === bytesToHex(preimage), 'bob read the right preimage from alice’s claim');
-      await until(() => walletTotal(alice) === before.alice + valueSat + claimSat && alice.wallet.balance().unconfirmedSat === 0n, "alice's sweeps confirmed in her wallet");
+      await until(
+        () => walletTotal(alice) === before.alice + valueSat + claimSat && alice.wallet.balance().unconfirmedSat === 0n,
+        "alice's sweeps confirmed in her wallet",
+      );
       check(valueSat > FORCE_PUSH_SAT - 2_000n && valueSat < FORCE_PUSH_SAT, `alice swept ${valueSat} sat of ${FORCE_PUSH_SAT}`);
       check(claimSat > FORCE_HTLC_SAT - 2_000n && claimSat < FORCE_HTLC_SAT, `alice claimed ${claimSat} sat of ${FORCE_HTLC_SAT}`);
       ctx['force'] = { channelId: info.channelId, txid, confirmedAt: chain.tip().height - 1, bobBefore: before.bob, bobBalanceSat };
@@ -639,7 +739,10 @@ export const DEMO_STEPS: DemoStep[] = [
     async run(ctx) {
       const chain = need(ctx.chain, 'the chain');
       const bob = need(ctx.bob, 'bob');
-      const f = need(ctx['force'] as { channelId: string; txid: string; confirmedAt: number; bobBefore: bigint; bobBalanceSat: bigint } | undefined, 'the force close');
+      const f = need(
+        ctx['force'] as { channelId: string; txid: string; confirmedAt: number; bobBefore: bigint; bobBalanceSat: bigint } | undefined,
+        'the force close',
+      );
       const delay = bob.manager.channel(f.channelId)!.toSelfDelay;
       let sweptAt: number | undefined;
       let swept: { txid: string; valueSat: bigint } | undefined;
@@ -662,7 +765,10 @@ export const DEMO_STEPS: DemoStep[] = [
       }
       const s = need(swept, 'the sweep');
       await mine(chain, 1);
-      await until(() => walletTotal(bob) === f.bobBefore + s.valueSat && bob.wallet.balance().unconfirmedSat === 0n, "bob's sweep confirmed in his wallet");
+      await until(
+        () => walletTotal(bob) === f.bobBefore + s.valueSat && bob.wallet.balance().unconfirmedSat === 0n,
+        "bob's sweep confirmed in his wallet",
+      );
       const commitFee = f.bobBalanceSat - s.valueSat; // commitment fee (bob opened) + sweep fee
       check(commitFee > 0n && commitFee < 10_000n, `fees ${commitFee} sat`);
       return [
@@ -693,7 +799,9 @@ export async function runDemoSteps(logger: Logger, out: (line: string) => void, 
       try {
         lines = await step.run(ctx);
       } catch (e) {
-        out(`${i + 1}. ${step.title}: FAILED after ${(performance.now() - t0).toFixed(0)} ms: ${e instanceof Error ? e.message : String(e)}`);
+        out(
+          `${i + 1}. ${step.title}: FAILED after ${(performance.now() - t0).toFixed(0)} ms: ${e instanceof Error ? e.message : String(e)}`,
+        );
         return { exitCode: 1, completed, report: ctx.report };
       }
       out(`${i + 1}. ${step.title} (${(performance.now() - t0).toFixed(0)} ms)`);

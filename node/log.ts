@@ -129,7 +129,8 @@ export class LogRateLimiter {
   private closed = false;
 
   constructor(opts: LogRateLimiterOptions) {
-    if (!(opts.intervalMs > 0) || !Number.isInteger(opts.burst) || opts.burst < 0) throw new ArgumentError('intervalMs must be positive and burst a non-negative integer');
+    if (!(opts.intervalMs > 0) || !Number.isInteger(opts.burst) || opts.burst < 0)
+      throw new ArgumentError('intervalMs must be positive and burst a non-negative integer');
     this.opts = opts;
   }
 
@@ -143,7 +144,14 @@ export class LogRateLimiter {
    * Notes one event of `kind`: written as `msg` with `fields` on `log` at `level` while the window's
    * burst lasts, counted either way. `address` and `code` feed the summary.
    */
-  note(kind: string, log: Logger, level: LineLevel, fields: Record<string, unknown>, msg: string, meta: { address?: string | undefined; code?: string | undefined } = {}): void {
+  note(
+    kind: string,
+    log: Logger,
+    level: LineLevel,
+    fields: Record<string, unknown>,
+    msg: string,
+    meta: { address?: string | undefined; code?: string | undefined } = {},
+  ): void {
     const now = performance.now();
     let w = this.windows.get(kind);
     if (w !== undefined && now - w.start >= this.opts.intervalMs) {
@@ -218,7 +226,8 @@ export class LogRateLimiter {
         .slice(0, 3)
         .map(([address, count]) => ({ address, count })),
     };
-    const msg = k.message?.(stats) ?? `${kind}: ${stats.count} in the last ${stats.seconds} s, ${stats.suppressed} of them not logged one by one`;
+    const msg =
+      k.message?.(stats) ?? `${kind}: ${stats.count} in the last ${stats.seconds} s, ${stats.suppressed} of them not logged one by one`;
     this.opts.log[k.level ?? 'info']({ summary: stats }, msg);
   }
 }

@@ -45,7 +45,15 @@ import { MessageType } from '../wire/messages.js';
 import { ACT_ONE_SIZE, NoiseError } from '../wire/noise.js';
 import { noiseAccept, noiseConnect, type NoiseConnection } from '../wire/noise-stream.js';
 import { ipAddressDescriptor } from '../wire/setup-messages.js';
-import { formatHostPort, loadOrCreateNodeKey, parseHostPort, parseNodeId, resolveConfig, type NodeConfig, type ResolvedConfig } from './config.js';
+import {
+  formatHostPort,
+  loadOrCreateNodeKey,
+  parseHostPort,
+  parseNodeId,
+  resolveConfig,
+  type NodeConfig,
+  type ResolvedConfig,
+} from './config.js';
 import { NodeError, PeerError } from './errors.js';
 import { describeFeatures, FEATURE_TABLE, knownFeatureBits, localFeatures } from './features.js';
 import { createLogger, LogRateLimiter, peerLogger, subsystemLogger, type Logger } from './log.js';
@@ -166,7 +174,8 @@ export class Node extends EventEmitter<NodeEvents> {
   constructor(config: NodeConfig) {
     super();
     this.config = resolveConfig(config);
-    if (config.nodeKey !== undefined && !secp.isPrivateKey(config.nodeKey)) throw new NodeError('ERR_NODE_KEY_INVALID', 'nodeKey is not a valid secp256k1 private key');
+    if (config.nodeKey !== undefined && !secp.isPrivateKey(config.nodeKey))
+      throw new NodeError('ERR_NODE_KEY_INVALID', 'nodeKey is not a valid secp256k1 private key');
     this.explicitKey = config.nodeKey;
     this.featureTable = config.features ?? FEATURE_TABLE;
     localFeatures(this.featureTable); // validates the table now rather than on the first connection
@@ -174,10 +183,25 @@ export class Node extends EventEmitter<NodeEvents> {
     const server = subsystemLogger(this.log, 'server');
     const perSeconds = (n: number, what: string, s: { addresses: number; addressesTruncated: boolean; seconds: number }): string =>
       `${what} ${n} incoming connection${n === 1 ? '' : 's'} from ${s.addresses}${s.addressesTruncated ? '+' : ''} address${s.addresses === 1 ? '' : 'es'} in the last ${s.seconds} s`;
-    this.netLog = new LogRateLimiter({ log: server, intervalMs: this.config.logSummaryIntervalMs, burst: NET_LINES_PER_PERIOD, timer: true })
+    this.netLog = new LogRateLimiter({
+      log: server,
+      intervalMs: this.config.logSummaryIntervalMs,
+      burst: NET_LINES_PER_PERIOD,
+      timer: true,
+    })
       .kind('refused', { level: 'warn', always: true, message: (st) => perSeconds(st.count, 'refused', st) })
-      .kind('handshake_failed', { level: 'info', always: true, message: (st) => `${st.count} incoming handshake${st.count === 1 ? '' : 's'} failed, from ${st.addresses} address${st.addresses === 1 ? '' : 'es'}, in the last ${st.seconds} s` })
-      .kind('init_failed', { level: 'info', always: true, message: (st) => `${st.count} incoming connection${st.count === 1 ? '' : 's'} closed before init, from ${st.addresses} address${st.addresses === 1 ? '' : 'es'}, in the last ${st.seconds} s` })
+      .kind('handshake_failed', {
+        level: 'info',
+        always: true,
+        message: (st) =>
+          `${st.count} incoming handshake${st.count === 1 ? '' : 's'} failed, from ${st.addresses} address${st.addresses === 1 ? '' : 'es'}, in the last ${st.seconds} s`,
+      })
+      .kind('init_failed', {
+        level: 'info',
+        always: true,
+        message: (st) =>
+          `${st.count} incoming connection${st.count === 1 ? '' : 's'} closed before init, from ${st.addresses} address${st.addresses === 1 ? '' : 'es'}, in the last ${st.seconds} s`,
+      })
       .kind('handshake_complete', { level: 'debug' })
       .kind('protected_hook_failed', { level: 'error' })
       .kind('listener_error', { level: 'error' });
@@ -205,7 +229,13 @@ export class Node extends EventEmitter<NodeEvents> {
     try {
       return fn(id) === true;
     } catch (e) {
-      this.netLog.note('protected_hook_failed', subsystemLogger(this.log, 'node'), 'error', { err: e }, 'setPeerProtected hook threw; the peer counts as without channels');
+      this.netLog.note(
+        'protected_hook_failed',
+        subsystemLogger(this.log, 'node'),
+        'error',
+        { err: e },
+        'setPeerProtected hook threw; the peer counts as without channels',
+      );
       return false;
     }
   }
@@ -272,7 +302,9 @@ export class Node extends EventEmitter<NodeEvents> {
       server.listen(port, host, () => {
         server.off('error', reject);
         // accept() failing (EMFILE, say) is reported here once per connection attempt: rate-limited
-        server.on('error', (e) => this.netLog.note('listener_error', log, 'error', { err: e }, 'listener error', { code: (e as NodeJS.ErrnoException).code }));
+        server.on('error', (e) =>
+          this.netLog.note('listener_error', log, 'error', { err: e }, 'listener error', { code: (e as NodeJS.ErrnoException).code }),
+        );
         const a = server.address() as AddressInfo;
         this.boundAddress = formatHostPort(a.address, a.port);
         log.info({ address: this.boundAddress }, 'listening');
@@ -305,7 +337,9 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     // connections still in TCP connect or in the handshake have nothing to flush
     for (const s of this.sockets) if (!withPeer.has(s)) s.destroy();
-    const socketsClosed = Promise.all([...this.sockets].map((s) => new Promise<void>((r) => (s.closed ? r() : s.once('close', () => r())))));
+    const socketsClosed = Promise.all(
+      [...this.sockets].map((s) => new Promise<void>((r) => (s.closed ? r() : s.once('close', () => r())))),
+    );
     const bound = new Promise<void>((r) => setTimeout(r, 3_000).unref());
     await Promise.race([Promise.all([serverClosed, socketsClosed]), bound]);
     for (const s of this.sockets) s.destroy();
@@ -416,7 +450,12 @@ export class Node extends EventEmitter<NodeEvents> {
       throw reason;
     };
     if (this.sockets.size >= this.config.maxConnections)
-      return fail(new NodeError('ERR_TOO_MANY_CONNECTIONS', `${this.sockets.size} peer sockets are open (maxConnections ${this.config.maxConnections})`));
+      return fail(
+        new NodeError(
+          'ERR_TOO_MANY_CONNECTIONS',
+          `${this.sockets.size} peer sockets are open (maxConnections ${this.config.maxConnections})`,
+        ),
+      );
     let socket: Socket;
     try {
       socket = await this.tcpConnect(host, port);
@@ -429,7 +468,11 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     let conn: NoiseConnection;
     try {
-      conn = await noiseConnect(socket, { localStaticPriv: this.key!, remoteStaticPub: id, handshakeTimeoutMs: this.config.handshakeTimeoutMs });
+      conn = await noiseConnect(socket, {
+        localStaticPriv: this.key!,
+        remoteStaticPub: id,
+        handshakeTimeoutMs: this.config.handshakeTimeoutMs,
+      });
     } catch (e) {
       socket.destroy();
       return fail(e instanceof AmpnodeError ? e : new NodeError('ERR_CONNECT_FAILED', String(e)));
@@ -471,7 +514,12 @@ export class Node extends EventEmitter<NodeEvents> {
       this.track(socket);
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new NodeError('ERR_CONNECT_FAILED', `TCP connect to ${formatHostPort(host, port)} timed out after ${this.config.connectTimeoutMs} ms`));
+        reject(
+          new NodeError(
+            'ERR_CONNECT_FAILED',
+            `TCP connect to ${formatHostPort(host, port)} timed out after ${this.config.connectTimeoutMs} ms`,
+          ),
+        );
       }, this.config.connectTimeoutMs);
       socket.once('connect', () => {
         clearTimeout(timer);
@@ -563,10 +611,17 @@ export class Node extends EventEmitter<NodeEvents> {
           : e instanceof AmpnodeError
             ? e
             : new NodeError('ERR_CONNECT_FAILED', String(e));
-        this.netLog.note('handshake_failed', subsystemLogger(this.log, 'server'), 'debug', { address, code: reason.code, reason: reason.message }, 'incoming handshake failed', {
-          address: key,
-          code: reason.code,
-        });
+        this.netLog.note(
+          'handshake_failed',
+          subsystemLogger(this.log, 'server'),
+          'debug',
+          { address, code: reason.code, reason: reason.message },
+          'incoming handshake failed',
+          {
+            address: key,
+            code: reason.code,
+          },
+        );
         this.emit('connection_failed', { direction: 'inbound', address, nodeId: undefined, reason });
       },
     );
@@ -576,18 +631,29 @@ export class Node extends EventEmitter<NodeEvents> {
   private refuseConnection(key: string): NodeError | undefined {
     const c = this.config;
     // this socket is already tracked
-    if (this.sockets.size > c.maxConnections) return new NodeError('ERR_TOO_MANY_CONNECTIONS', `${this.sockets.size - 1} peer sockets are open (maxConnections ${c.maxConnections})`);
+    if (this.sockets.size > c.maxConnections)
+      return new NodeError(
+        'ERR_TOO_MANY_CONNECTIONS',
+        `${this.sockets.size - 1} peer sockets are open (maxConnections ${c.maxConnections})`,
+      );
     const here = this.pendingByAddress.get(key) ?? 0;
     if (here >= c.maxPendingInboundPerAddress)
-      return new NodeError('ERR_TOO_MANY_PENDING_FROM_ADDRESS', `${here} incoming connections from ${key} are still in handshake or init (maxPendingInboundPerAddress ${c.maxPendingInboundPerAddress})`);
+      return new NodeError(
+        'ERR_TOO_MANY_PENDING_FROM_ADDRESS',
+        `${here} incoming connections from ${key} are still in handshake or init (maxPendingInboundPerAddress ${c.maxPendingInboundPerAddress})`,
+      );
     const channelPeer = this.channelPeerAddresses.has(key);
     const cap = c.maxPendingInbound + (channelPeer ? c.pendingReserveForChannelPeers : 0);
-    if (this.pendingInbound >= cap) return new NodeError('ERR_TOO_MANY_PENDING', `${this.pendingInbound} incoming connections are still in handshake or init`);
+    if (this.pendingInbound >= cap)
+      return new NodeError('ERR_TOO_MANY_PENDING', `${this.pendingInbound} incoming connections are still in handshake or init`);
     // an address no peer with channels came from, already at its cap of peers: no need to do the handshake to refuse it
     if (!channelPeer) {
       const n = this.unprotectedCount(this.admittedByAddress.get(key), c.maxPeersPerAddress);
       if (n >= c.maxPeersPerAddress)
-        return new NodeError('ERR_TOO_MANY_PEERS_FROM_ADDRESS', `${n} peers without channels are connected from ${key} (maxPeersPerAddress ${c.maxPeersPerAddress})`);
+        return new NodeError(
+          'ERR_TOO_MANY_PEERS_FROM_ADDRESS',
+          `${n} peers without channels are connected from ${key} (maxPeersPerAddress ${c.maxPeersPerAddress})`,
+        );
     }
     return undefined;
   }
@@ -598,10 +664,16 @@ export class Node extends EventEmitter<NodeEvents> {
     if (this.isPeerProtected(id) || this.peers.has(id)) return undefined; // a reconnection replaces its connection: no new slot
     const all = this.unprotectedCount(this.admitted, c.maxPeersWithoutChannels);
     if (all >= c.maxPeersWithoutChannels)
-      return new NodeError('ERR_TOO_MANY_PEERS', `${all} incoming peers without channels are connected (maxPeersWithoutChannels ${c.maxPeersWithoutChannels})`);
+      return new NodeError(
+        'ERR_TOO_MANY_PEERS',
+        `${all} incoming peers without channels are connected (maxPeersWithoutChannels ${c.maxPeersWithoutChannels})`,
+      );
     const here = this.unprotectedCount(this.admittedByAddress.get(key), c.maxPeersPerAddress);
     if (here >= c.maxPeersPerAddress)
-      return new NodeError('ERR_TOO_MANY_PEERS_FROM_ADDRESS', `${here} peers without channels are connected from ${key} (maxPeersPerAddress ${c.maxPeersPerAddress})`);
+      return new NodeError(
+        'ERR_TOO_MANY_PEERS_FROM_ADDRESS',
+        `${here} peers without channels are connected from ${key} (maxPeersPerAddress ${c.maxPeersPerAddress})`,
+      );
     return undefined;
   }
 
@@ -626,10 +698,17 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   private refused(address: string, key: string, nodeId: string | undefined, reason: NodeError): void {
-    this.netLog.note('refused', subsystemLogger(this.log, 'server'), 'debug', { address, peer: nodeId, code: reason.code, reason: reason.message }, 'incoming connection refused', {
-      address: key,
-      code: reason.code,
-    });
+    this.netLog.note(
+      'refused',
+      subsystemLogger(this.log, 'server'),
+      'debug',
+      { address, peer: nodeId, code: reason.code, reason: reason.message },
+      'incoming connection refused',
+      {
+        address: key,
+        code: reason.code,
+      },
+    );
     this.emit('connection_failed', { direction: 'inbound', address, nodeId, reason });
   }
 
@@ -637,7 +716,8 @@ export class Node extends EventEmitter<NodeEvents> {
     const idHex = bytesToHex(conn.remoteStaticPub);
     let remoteAddr: Uint8Array | undefined;
     try {
-      if (socket.remoteAddress !== undefined && socket.remotePort !== undefined) remoteAddr = ipAddressDescriptor(socket.remoteAddress, socket.remotePort);
+      if (socket.remoteAddress !== undefined && socket.remotePort !== undefined)
+        remoteAddr = ipAddressDescriptor(socket.remoteAddress, socket.remotePort);
     } catch {
       remoteAddr = undefined;
     }
@@ -699,7 +779,8 @@ export class Node extends EventEmitter<NodeEvents> {
       const key = addressKey(peer.socket.remoteAddress);
       this.channelPeerAddresses.delete(key);
       this.channelPeerAddresses.set(key, true);
-      if (this.channelPeerAddresses.size > MAX_CHANNEL_PEER_ADDRESSES) this.channelPeerAddresses.delete(this.channelPeerAddresses.keys().next().value!);
+      if (this.channelPeerAddresses.size > MAX_CHANNEL_PEER_ADDRESSES)
+        this.channelPeerAddresses.delete(this.channelPeerAddresses.keys().next().value!);
     }
     const pp = this.persistent.get(id);
     if (pp !== undefined) {
@@ -708,7 +789,10 @@ export class Node extends EventEmitter<NodeEvents> {
       pp.timer = undefined;
     }
     const info = peerInfo(peer);
-    subsystemLogger(this.log, 'node').info({ peer: id, address: info.address, inbound: info.inbound, features: info.features }, 'peer connected');
+    subsystemLogger(this.log, 'node').info(
+      { peer: id, address: info.address, inbound: info.inbound, features: info.features },
+      'peer connected',
+    );
     this.emit('peer_connected', info);
   }
 
@@ -721,13 +805,17 @@ export class Node extends EventEmitter<NodeEvents> {
     const wasPending = this.pendingPeers.delete(peer);
     if (this.peers.get(id) === peer) {
       this.peers.delete(id);
-      subsystemLogger(this.log, 'node').info({ peer: id, address: peer.address, code: reason?.code, reason: reason?.message }, 'peer disconnected');
+      subsystemLogger(this.log, 'node').info(
+        { peer: id, address: peer.address, code: reason?.code, reason: reason?.message },
+        'peer disconnected',
+      );
       this.emit('peer_disconnected', { nodeId: id, address: peer.address, inbound: peer.inbound, reason });
     } else if (wasPending && reason !== undefined) {
       this.emit('connection_failed', { direction: peer.inbound ? 'inbound' : 'outbound', address: peer.address, nodeId: id, reason });
     }
     const pp = this.persistent.get(id);
-    if (pp !== undefined && this.state === 'running' && !this.peers.has(id) && !pp.dialing && pp.timer === undefined) this.scheduleReconnect(id, pp);
+    if (pp !== undefined && this.state === 'running' && !this.peers.has(id) && !pp.dialing && pp.timer === undefined)
+      this.scheduleReconnect(id, pp);
   }
 
   /** Next attempt after min(initial · 2^attempt, max) ms, less up to 20% jitter. */

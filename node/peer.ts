@@ -43,7 +43,13 @@ import { FeatureVector, featureName, unknownRequiredBits, validateFeatureDepende
 import { decodeMessage, encodeMessage, messageName, MessageType, type Message } from '../wire/messages.js';
 import { MAX_MESSAGE_SIZE } from '../wire/noise.js';
 import type { NoiseConnection } from '../wire/noise-stream.js';
-import { PING_NO_REPLY_THRESHOLD, type ErrorMessage, type InitMessage, type PingMessage, type WarningMessage } from '../wire/setup-messages.js';
+import {
+  PING_NO_REPLY_THRESHOLD,
+  type ErrorMessage,
+  type InitMessage,
+  type PingMessage,
+  type WarningMessage,
+} from '../wire/setup-messages.js';
 import { PeerError } from './errors.js';
 import { LogRateLimiter, type LineLevel, type Logger } from './log.js';
 
@@ -143,7 +149,12 @@ interface PendingPing {
 
 const ZERO_CHANNEL_ID = new Uint8Array(32);
 /** Close reasons that are part of normal life, logged at info rather than warn. */
-const ORDINARY_CLOSE_CODES: ReadonlySet<string> = new Set(['ERR_PEER_DISCONNECT_REQUESTED', 'ERR_PEER_NODE_STOPPING', 'ERR_PEER_REPLACED', 'ERR_NOISE_CLOSED']);
+const ORDINARY_CLOSE_CODES: ReadonlySet<string> = new Set([
+  'ERR_PEER_DISCONNECT_REQUESTED',
+  'ERR_PEER_NODE_STOPPING',
+  'ERR_PEER_REPLACED',
+  'ERR_NOISE_CLOSED',
+]);
 /** How long a graceful close may take to flush before the socket is destroyed. */
 const CLOSE_FLUSH_MS = 2_000;
 /** A peer with this many times maxSendBufferBytes queued (it does not read) is dropped. */
@@ -191,7 +202,15 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
   readonly inbound: boolean;
   readonly address: string;
   readonly log: Logger;
-  readonly stats: PeerStats = { pingsSent: 0, pongsReceived: 0, pingsReceived: 0, pongsSent: 0, pingsUnanswered: 0, messagesReceived: 0, messagesSent: 0 };
+  readonly stats: PeerStats = {
+    pingsSent: 0,
+    pongsReceived: 0,
+    pingsReceived: 0,
+    pongsSent: 0,
+    pingsUnanswered: 0,
+    messagesReceived: 0,
+    messagesSent: 0,
+  };
   state: PeerState = 'awaiting_init';
   /** The peer's features (legacy global features merged in); empty until init. */
   remoteFeatures: FeatureVector = FeatureVector.empty;
@@ -279,7 +298,8 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
    * 65535 bytes, which BOLT 8 cannot carry.
    */
   sendRaw(bytes: Uint8Array): boolean {
-    if (bytes.length > MAX_MESSAGE_SIZE) throw new ArgumentError(`message of ${bytes.length} bytes exceeds the BOLT 8 limit of ${MAX_MESSAGE_SIZE}`);
+    if (bytes.length > MAX_MESSAGE_SIZE)
+      throw new ArgumentError(`message of ${bytes.length} bytes exceeds the BOLT 8 limit of ${MAX_MESSAGE_SIZE}`);
     if (this.state === 'closed' || this.conn.closed) return false;
     let ok: boolean;
     try {
@@ -308,7 +328,12 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     if (s === undefined) return;
     const limit = this.opts.maxSendBufferBytes;
     if (s.writableLength > SEND_BUFFER_HARD_FACTOR * limit) {
-      this.disconnect(new PeerError('ERR_PEER_SEND_BUFFER_FULL', `${s.writableLength} bytes queued for a peer that does not read them (limit ${SEND_BUFFER_HARD_FACTOR * limit})`));
+      this.disconnect(
+        new PeerError(
+          'ERR_PEER_SEND_BUFFER_FULL',
+          `${s.writableLength} bytes queued for a peer that does not read them (limit ${SEND_BUFFER_HARD_FACTOR * limit})`,
+        ),
+      );
       return;
     }
     if (s.writableLength > limit) this.pauseUntilDrained('send buffer full');
@@ -319,7 +344,13 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     if (this.readPaused || this.closed) return;
     this.readPaused = true;
     this.conn.pause();
-    this.lines.note('read_paused', this.log, 'debug', { buffered: this.opts.socket?.writableLength, why }, 'reading paused until our send buffer drains');
+    this.lines.note(
+      'read_paused',
+      this.log,
+      'debug',
+      { buffered: this.opts.socket?.writableLength, why },
+      'reading paused until our send buffer drains',
+    );
     this.conn.drained().then(
       () => {
         this.readPaused = false;
@@ -341,7 +372,8 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
   ping(numPongBytes: number, ignoredLength = 0): Promise<void> {
     if (!Number.isInteger(numPongBytes) || numPongBytes < 0 || numPongBytes > 0xffff)
       return Promise.reject(new ArgumentError(`num_pong_bytes must be an integer in 0..65535, got ${numPongBytes}`));
-    if (this.state !== 'active') return Promise.reject(this.closeReason ?? new PeerError('ERR_PEER_DISCONNECT_REQUESTED', 'peer is not active'));
+    if (this.state !== 'active')
+      return Promise.reject(this.closeReason ?? new PeerError('ERR_PEER_DISCONNECT_REQUESTED', 'peer is not active'));
     return new Promise<void>((resolve, reject) => {
       const expectsPong = numPongBytes < PING_NO_REPLY_THRESHOLD;
       if (expectsPong) {
@@ -368,15 +400,18 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     if (this.pongTimer !== undefined || this.closed) return;
     const head = this.pending[0];
     if (head === undefined) return;
-    this.pongTimer = setTimeout(() => {
-      this.pongTimer = undefined;
-      const due = this.pending[0];
-      if (due !== undefined && performance.now() >= due.deadline) {
-        this.disconnect(new PeerError('ERR_PEER_PONG_TIMEOUT', `no pong within ${this.opts.pongTimeoutMs} ms`));
-        return;
-      }
-      this.armPongTimer();
-    }, Math.max(0, Math.ceil(head.deadline - performance.now())));
+    this.pongTimer = setTimeout(
+      () => {
+        this.pongTimer = undefined;
+        const due = this.pending[0];
+        if (due !== undefined && performance.now() >= due.deadline) {
+          this.disconnect(new PeerError('ERR_PEER_PONG_TIMEOUT', `no pong within ${this.opts.pongTimeoutMs} ms`));
+          return;
+        }
+        this.armPongTimer();
+      },
+      Math.max(0, Math.ceil(head.deadline - performance.now())),
+    );
   }
 
   private schedulePing(): void {
@@ -417,7 +452,9 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     } catch (e) {
       // A bug in our own handling must cost only this peer.
       this.log.error({ err: e }, 'unexpected failure handling a message');
-      this.disconnect(e instanceof AmpnodeError ? e : new PeerError('ERR_PEER_HANDLER_FAILED', `unexpected failure: ${String(e)}`, { cause: e }));
+      this.disconnect(
+        e instanceof AmpnodeError ? e : new PeerError('ERR_PEER_HANDLER_FAILED', `unexpected failure: ${String(e)}`, { cause: e }),
+      );
     }
   }
 
@@ -442,7 +479,9 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
 
     if (this.state === 'awaiting_init') {
       if (message?.type !== MessageType.Init) {
-        this.disconnect(new PeerError('ERR_PEER_FIRST_NOT_INIT', `first message is ${messageName(type)} (${type}), not init`), { warn: true });
+        this.disconnect(new PeerError('ERR_PEER_FIRST_NOT_INIT', `first message is ${messageName(type)} (${type}), not init`), {
+          warn: true,
+        });
         return;
       }
       this.onInit(message);
@@ -528,7 +567,9 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     const unknown = unknownRequiredBits(features, this.opts.knownFeatures);
     if (unknown.length > 0) {
       const list = unknown.map((b) => `${b} (${featureName(b)})`).join(', ');
-      this.disconnect(new PeerError('ERR_PEER_UNKNOWN_REQUIRED_FEATURE', `peer requires feature bits we do not know: ${list}`), { warn: true });
+      this.disconnect(new PeerError('ERR_PEER_UNKNOWN_REQUIRED_FEATURE', `peer requires feature bits we do not know: ${list}`), {
+        warn: true,
+      });
       return;
     }
     const broken = validateFeatureDependencies(features);
@@ -539,7 +580,10 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     if (msg.networks !== undefined && !msg.networks.some((c) => equalBytes(c, this.opts.chainHash))) {
       const theirs = msg.networks.map((c) => bytesToHex(c)).join(',') || 'none';
       this.disconnect(
-        new PeerError('ERR_PEER_NETWORK_MISMATCH', `peer's networks [${theirs}] do not include our chain ${bytesToHex(this.opts.chainHash)}`),
+        new PeerError(
+          'ERR_PEER_NETWORK_MISMATCH',
+          `peer's networks [${theirs}] do not include our chain ${bytesToHex(this.opts.chainHash)}`,
+        ),
         { warn: true },
       );
       return;
@@ -585,7 +629,13 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
       return;
     }
     // BOLT 1: an error naming no channel we have is ignored.
-    this.lines.note('error_ignored', this.log, 'warn', { channelId: bytesToHex(msg.channelId), text }, 'peer sent an error for an unknown channel; ignored');
+    this.lines.note(
+      'error_ignored',
+      this.log,
+      'warn',
+      { channelId: bytesToHex(msg.channelId), text },
+      'peer sent an error for an unknown channel; ignored',
+    );
   }
 
   private onWarning(msg: WarningMessage): void {
@@ -593,14 +643,17 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     const zero = equalBytes(msg.channelId, ZERO_CHANNEL_ID);
     this.lines.note('warning', this.log, 'warn', { channelId: zero ? undefined : bytesToHex(msg.channelId), text }, 'peer sent a warning');
     const handler = this.opts.handlers.get(MessageType.Warning);
-    if (!zero && handler !== undefined) this.dispatch(handler, { type: MessageType.Warning, name: 'warning', bytes: encodeMessage(msg), message: msg });
+    if (!zero && handler !== undefined)
+      this.dispatch(handler, { type: MessageType.Warning, name: 'warning', bytes: encodeMessage(msg), message: msg });
   }
 
   private dispatch(handler: MessageHandler, msg: IncomingMessage): void {
     const fail = (e: unknown): void => {
       if (this.closed) return;
       this.log.error({ err: e, type: msg.type, name: msg.name }, 'message handler failed');
-      this.disconnect(new PeerError('ERR_PEER_HANDLER_FAILED', `${msg.name} handler failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+      this.disconnect(
+        new PeerError('ERR_PEER_HANDLER_FAILED', `${msg.name} handler failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }),
+      );
     };
     try {
       const r = handler(this, msg);
@@ -662,7 +715,10 @@ export class Peer extends EventEmitter<PeerEvents> implements PeerHandle {
     const fields = { reason: reason?.message, code: reason?.code };
     if (!wasActive && this.inbound && this.opts.netLog !== undefined) {
       // a stranger that never got through init: one of possibly many, counted rather than each logged
-      this.opts.netLog.note('init_failed', this.log, level, fields, 'disconnected before init', { address: this.opts.netLogAddress, code: reason?.code });
+      this.opts.netLog.note('init_failed', this.log, level, fields, 'disconnected before init', {
+        address: this.opts.netLogAddress,
+        code: reason?.code,
+      });
     } else {
       this.log[level](fields, 'disconnected');
     }

@@ -63,9 +63,7 @@ export const FailureCode = {
 
 export type FailureName = keyof typeof FailureCode;
 
-const NAME_BY_CODE = new Map<number, FailureName>(
-  (Object.entries(FailureCode) as [FailureName, number][]).map(([n, c]) => [c, n]),
-);
+const NAME_BY_CODE = new Map<number, FailureName>((Object.entries(FailureCode) as [FailureName, number][]).map(([n, c]) => [c, n]));
 
 /** Failures whose only data is `sha256_of_onion`; sent in update_fail_malformed_htlc. */
 export type BadOnionName = 'invalid_onion_version' | 'invalid_onion_hmac' | 'invalid_onion_key' | 'invalid_onion_blinding';
@@ -125,8 +123,7 @@ export const CHANNEL_UPDATE_TYPE = 258;
 
 /** A channel_update from a failure without lnd's optional 2-byte type prefix. */
 export function channelUpdateBody(channelUpdate: Uint8Array): Uint8Array {
-  if (channelUpdate.length >= 2 && ((channelUpdate[0]! << 8) | channelUpdate[1]!) === CHANNEL_UPDATE_TYPE)
-    return channelUpdate.subarray(2);
+  if (channelUpdate.length >= 2 && ((channelUpdate[0]! << 8) | channelUpdate[1]!) === CHANNEL_UPDATE_TYPE) return channelUpdate.subarray(2);
   return channelUpdate;
 }
 
@@ -271,4 +268,3 @@ export function decodeFailureMessage(bytes: Uint8Array): FailureMessage {
 export function badOnionFailure(name: BadOnionName, sha256OfOnion: Uint8Array): FailureMessage {
   return { name, sha256OfOnion };
 }
-

@@ -55,11 +55,7 @@ export function encodeFailurePayload(failure: FailureMessage, paddedLength = FAI
  * At the erring node: the obfuscated failure packet for the previous hop
  * (update_fail_htlc's reason).
  */
-export function createFailurePacket(
-  sharedSecret: Uint8Array,
-  failure: FailureMessage,
-  opts: { paddedLength?: number } = {},
-): Uint8Array {
+export function createFailurePacket(sharedSecret: Uint8Array, failure: FailureMessage, opts: { paddedLength?: number } = {}): Uint8Array {
   const payload = encodeFailurePayload(failure, opts.paddedLength);
   const packet = new Uint8Array(32 + payload.length);
   packet.set(nodeCrypto.createHmac('sha256', generateKey('um', sharedSecret)).update(payload).digest(), 0);

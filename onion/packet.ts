@@ -232,8 +232,7 @@ export function peelOnion(packet: Uint8Array, nodePriv: Uint8Array, associatedDa
   const cipher = streamCipher(generateKey('rho', ss));
   const plainBuf = cipher.update(hopPayloads);
   const plain = asU8(plainBuf);
-  const bad = (why: string) =>
-    new OnionError('ERR_ONION_PAYLOAD', why, { name: 'invalid_onion_payload', tlvType: 0n, offset: 0 }, ss);
+  const bad = (why: string) => new OnionError('ERR_ONION_PAYLOAD', why, { name: 'invalid_onion_payload', tlvType: 0n, offset: 0 }, ss);
   // BigSize length of the payload, read by hand: it must be minimal.
   const first = plain[0]!;
   let hdr: number;

@@ -115,7 +115,7 @@ export function decodeHopPayload(bytes: Uint8Array, opts: { isFinal: boolean }):
   let minUnknownEven: bigint | null = null;
   while (r.remaining > 0) {
     const start = r.pos;
-    let type = 0n;
+    let type: bigint;
     try {
       type = r.bigSize('tlv type');
     } catch (e) {
@@ -139,7 +139,8 @@ export function decodeHopPayload(bytes: Uint8Array, opts: { isFinal: boolean }):
           out.shortChannelId = new Reader(value).u64();
           break;
         case TLV_PAYMENT_DATA:
-          if (value.length < 32 || value.length > 40) throw new DecodeError('ERR_TLV_LENGTH', `payment_data length ${value.length} not in 32..40`);
+          if (value.length < 32 || value.length > 40)
+            throw new DecodeError('ERR_TLV_LENGTH', `payment_data length ${value.length} not in 32..40`);
           out.mpp = { paymentAddr: value.slice(0, 32), totalMsat: decodeTruncated(value.subarray(32), 8) };
           break;
         case TLV_AMP:
@@ -172,7 +173,8 @@ export function decodeHopPayload(bytes: Uint8Array, opts: { isFinal: boolean }):
   if (out.outgoingCltvValue === undefined) throw invalid(TLV_OUTGOING_CLTV_VALUE, 0, 'outgoing_cltv_value missing');
   if (opts.isFinal && out.shortChannelId !== undefined)
     throw invalid(TLV_SHORT_CHANNEL_ID, at(TLV_SHORT_CHANNEL_ID), 'short_channel_id at the final hop');
-  if (!opts.isFinal && out.shortChannelId === undefined) throw invalid(TLV_SHORT_CHANNEL_ID, 0, 'short_channel_id missing at an intermediate hop');
+  if (!opts.isFinal && out.shortChannelId === undefined)
+    throw invalid(TLV_SHORT_CHANNEL_ID, 0, 'short_channel_id missing at an intermediate hop');
   if (!opts.isFinal && out.mpp !== undefined) throw invalid(TLV_PAYMENT_DATA, at(TLV_PAYMENT_DATA), 'payment_data at an intermediate hop');
   if (!opts.isFinal && out.amp !== undefined) throw invalid(TLV_AMP, at(TLV_AMP), 'amp at an intermediate hop');
   return out as HopPayload;
@@ -226,7 +228,8 @@ export function encodeHopPayload(p: HopPayloadInput): Uint8Array {
     recs.push(c);
   }
   for (const u of p.unknownRecords ?? []) {
-    if (u.type >= CUSTOM_RECORD_MIN || u.type % 2n === 0n) throw new ArgumentError(`unknown record type ${u.type} must be odd and below 65536`);
+    if (u.type >= CUSTOM_RECORD_MIN || u.type % 2n === 0n)
+      throw new ArgumentError(`unknown record type ${u.type} must be odd and below 65536`);
     recs.push(u);
   }
   recs.sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));

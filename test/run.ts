@@ -40,8 +40,20 @@ if (files.length === 0) {
 // reported all of its tests, which then went uncounted.)
 const timeoutMs = which === 'interop' ? 30 * 60_000 : 180_000;
 const runLimitMs = which === 'interop' ? 75 * 60_000 : 20 * 60_000;
-const args = ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${which === 'interop' ? 1 : 2}`, `--test-timeout=${timeoutMs}`];
-const r = spawnSync(process.execPath, [...args, ...files.map((f) => relative(root, f))], { cwd: root, stdio: 'inherit', timeout: runLimitMs, killSignal: 'SIGKILL' });
+const args = [
+  '--import',
+  'tsx',
+  '--test',
+  '--test-reporter=spec',
+  `--test-concurrency=${which === 'interop' ? 1 : 2}`,
+  `--test-timeout=${timeoutMs}`,
+];
+const r = spawnSync(process.execPath, [...args, ...files.map((f) => relative(root, f))], {
+  cwd: root,
+  stdio: 'inherit',
+  timeout: runLimitMs,
+  killSignal: 'SIGKILL',
+});
 if (r.signal !== null) {
   console.error(`test run ended by ${r.signal} after ${runLimitMs / 60_000} minutes: something kept a test process alive`);
   process.exit(1);

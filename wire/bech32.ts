@@ -150,7 +150,7 @@ export function bytesToWords(bytes: Uint8Array): Uint8Array {
       out[j++] = (acc >>> bits) & WORD_MASK;
     }
   }
-  if (bits > 0) out[j++] = (acc << (5 - bits)) & WORD_MASK;
+  if (bits > 0) out[j] = (acc << (5 - bits)) & WORD_MASK;
   return out;
 }
 

@@ -349,7 +349,7 @@ function featuresToWords(bytes: Uint8Array): Uint8Array {
   if (bits.length === 0) return new Uint8Array(0);
   const n = Math.floor(bits[bits.length - 1]! / WORD_BITS) + 1;
   const out = new Uint8Array(n);
-  for (const b of bits) out[n - 1 - Math.floor(b / WORD_BITS)]! |= 1 << b % WORD_BITS;
+  for (const b of bits) out[n - 1 - Math.floor(b / WORD_BITS)]! |= 1 << (b % WORD_BITS);
   return out;
 }
 
@@ -630,7 +630,7 @@ export function decodeInvoice(invoice: string, opts: DecodeInvoiceOptions = {}):
 
   const end = words.length - SIGNATURE_WORDS;
   const fields: Bolt11TaggedField[] = [];
-  for (let pos = TIMESTAMP_WORDS; pos < end; ) {
+  for (let pos = TIMESTAMP_WORDS; pos < end;) {
     if (end - pos < TAG_HEADER_WORDS) fail('ERR_BOLT11_FIELD', `truncated tagged field header at word ${pos}`);
     const tag = words[pos]!;
     const len = words[pos + 1]! * 32 + words[pos + 2]!;

@@ -233,7 +233,14 @@ function u64Bytes(n: bigint): Uint8Array {
 
 // ---------------------------------------------------------------- open / accept
 
-const KEY_FIELDS = ['fundingPubkey', 'revocationBasepoint', 'paymentBasepoint', 'delayedPaymentBasepoint', 'htlcBasepoint', 'firstPerCommitmentPoint'] as const;
+const KEY_FIELDS = [
+  'fundingPubkey',
+  'revocationBasepoint',
+  'paymentBasepoint',
+  'delayedPaymentBasepoint',
+  'htlcBasepoint',
+  'firstPerCommitmentPoint',
+] as const;
 
 function openAcceptTlvs(m: { upfrontShutdownScript?: Uint8Array; channelType?: Uint8Array }): TlvRecord[] {
   const out: TlvRecord[] = [];
@@ -402,7 +409,9 @@ export const shutdownCodec: MessageCodec<Shutdown> = {
   },
   encode(m) {
     const w = new Writer(80);
-    w.bytes(checkLen(m.channelId, 32, 'channel_id')).u16(m.scriptpubkey.length).bytes(m.scriptpubkey);
+    w.bytes(checkLen(m.channelId, 32, 'channel_id'))
+      .u16(m.scriptpubkey.length)
+      .bytes(m.scriptpubkey);
     return writeExtension(w, [], m.extensionUnknown);
   },
 };
@@ -422,15 +431,21 @@ export const closingSignedCodec: MessageCodec<ClosingSigned> = {
     const fr = ext.known.get(1n);
     if (fr !== undefined) {
       checkLen(fr, 16, 'fee_range');
-      m.feeRange = { minFeeSatoshis: u64Value(fr.subarray(0, 8), 'min_fee_satoshis'), maxFeeSatoshis: u64Value(fr.subarray(8), 'max_fee_satoshis') };
+      m.feeRange = {
+        minFeeSatoshis: u64Value(fr.subarray(0, 8), 'min_fee_satoshis'),
+        maxFeeSatoshis: u64Value(fr.subarray(8), 'max_fee_satoshis'),
+      };
     }
     return withUnknown(m, ext.unknown);
   },
   encode(m) {
     const w = new Writer(112);
-    w.bytes(checkLen(m.channelId, 32, 'channel_id')).u64(m.feeSatoshis).bytes(checkLen(m.signature, 64, 'signature'));
+    w.bytes(checkLen(m.channelId, 32, 'channel_id'))
+      .u64(m.feeSatoshis)
+      .bytes(checkLen(m.signature, 64, 'signature'));
     const recs: TlvRecord[] = [];
-    if (m.feeRange !== undefined) recs.push({ type: 1n, value: new Writer(16).u64(m.feeRange.minFeeSatoshis).u64(m.feeRange.maxFeeSatoshis).finish() });
+    if (m.feeRange !== undefined)
+      recs.push({ type: 1n, value: new Writer(16).u64(m.feeRange.minFeeSatoshis).u64(m.feeRange.maxFeeSatoshis).finish() });
     return writeExtension(w, recs, m.extensionUnknown);
   },
 };
@@ -458,7 +473,10 @@ export const updateAddHtlcCodec: MessageCodec<UpdateAddHtlc> = {
   },
   encode(m) {
     const w = new Writer(1460);
-    w.bytes(checkLen(m.channelId, 32, 'channel_id')).u64(m.id).u64(m.amountMsat).bytes(checkLen(m.paymentHash, 32, 'payment_hash'));
+    w.bytes(checkLen(m.channelId, 32, 'channel_id'))
+      .u64(m.id)
+      .u64(m.amountMsat)
+      .bytes(checkLen(m.paymentHash, 32, 'payment_hash'));
     w.u32(m.cltvExpiry).bytes(checkLen(m.onionRoutingPacket, ONION_PACKET_LENGTH, 'onion_routing_packet'));
     const recs: TlvRecord[] = m.blindingPoint === undefined ? [] : [{ type: 0n, value: checkLen(m.blindingPoint, 33, 'blinding_point') }];
     return writeExtension(w, recs, m.extensionUnknown);
@@ -470,12 +488,19 @@ export const updateFulfillHtlcCodec: MessageCodec<UpdateFulfillHtlc> = {
   name: 'update_fulfill_htlc',
   decode(payload) {
     const r = new Reader(payload);
-    const m: UpdateFulfillHtlc = { type: 130, channelId: fixed(r, 32, 'channel_id'), id: r.u64('id'), paymentPreimage: fixed(r, 32, 'payment_preimage') };
+    const m: UpdateFulfillHtlc = {
+      type: 130,
+      channelId: fixed(r, 32, 'channel_id'),
+      id: r.u64('id'),
+      paymentPreimage: fixed(r, 32, 'payment_preimage'),
+    };
     return withUnknown(m, readExtension(r, []).unknown);
   },
   encode(m) {
     const w = new Writer(72);
-    w.bytes(checkLen(m.channelId, 32, 'channel_id')).u64(m.id).bytes(checkLen(m.paymentPreimage, 32, 'payment_preimage'));
+    w.bytes(checkLen(m.channelId, 32, 'channel_id'))
+      .u64(m.id)
+      .bytes(checkLen(m.paymentPreimage, 32, 'payment_preimage'));
     return writeExtension(w, [], m.extensionUnknown);
   },
 };
@@ -493,7 +518,10 @@ export const updateFailHtlcCodec: MessageCodec<UpdateFailHtlc> = {
   },
   encode(m) {
     const w = new Writer(50 + m.reason.length);
-    w.bytes(checkLen(m.channelId, 32, 'channel_id')).u64(m.id).u16(m.reason.length).bytes(m.reason);
+    w.bytes(checkLen(m.channelId, 32, 'channel_id'))
+      .u64(m.id)
+      .u16(m.reason.length)
+      .bytes(m.reason);
     return writeExtension(w, [], m.extensionUnknown);
   },
 };
@@ -514,7 +542,10 @@ export const updateFailMalformedHtlcCodec: MessageCodec<UpdateFailMalformedHtlc>
   },
   encode(m) {
     const w = new Writer(74);
-    w.bytes(checkLen(m.channelId, 32, 'channel_id')).u64(m.id).bytes(checkLen(m.sha256OfOnion, 32, 'sha256_of_onion')).u16(m.failureCode);
+    w.bytes(checkLen(m.channelId, 32, 'channel_id'))
+      .u64(m.id)
+      .bytes(checkLen(m.sha256OfOnion, 32, 'sha256_of_onion'))
+      .u16(m.failureCode);
     return writeExtension(w, [], m.extensionUnknown);
   },
 };
@@ -535,7 +566,9 @@ export const commitmentSignedCodec: MessageCodec<CommitmentSigned> = {
   encode(m) {
     if (m.htlcSignatures.length > 0xffff) throw new DecodeError('ERR_INVALID_VALUE', 'too many htlc_signatures');
     const w = new Writer(98 + 64 * m.htlcSignatures.length);
-    w.bytes(checkLen(m.channelId, 32, 'channel_id')).bytes(checkLen(m.signature, 64, 'signature')).u16(m.htlcSignatures.length);
+    w.bytes(checkLen(m.channelId, 32, 'channel_id'))
+      .bytes(checkLen(m.signature, 64, 'signature'))
+      .u16(m.htlcSignatures.length);
     for (const s of m.htlcSignatures) w.bytes(checkLen(s, 64, 'htlc_signature'));
     return writeExtension(w, [], m.extensionUnknown);
   },
@@ -597,10 +630,13 @@ export const channelReestablishCodec: MessageCodec<ChannelReestablish> = {
   },
   encode(m) {
     const w = new Writer(150);
-    w.bytes(checkLen(m.channelId, 32, 'channel_id')).u64(m.nextCommitmentNumber).u64(m.nextRevocationNumber);
+    w.bytes(checkLen(m.channelId, 32, 'channel_id'))
+      .u64(m.nextCommitmentNumber)
+      .u64(m.nextRevocationNumber);
     w.bytes(checkLen(m.yourLastPerCommitmentSecret, 32, 'your_last_per_commitment_secret'));
     w.bytes(checkLen(m.myCurrentPerCommitmentPoint, 33, 'my_current_per_commitment_point'));
-    const recs: TlvRecord[] = m.nextFundingTxid === undefined ? [] : [{ type: 0n, value: checkLen(m.nextFundingTxid, 32, 'next_funding_txid') }];
+    const recs: TlvRecord[] =
+      m.nextFundingTxid === undefined ? [] : [{ type: 0n, value: checkLen(m.nextFundingTxid, 32, 'next_funding_txid') }];
     return writeExtension(w, recs, m.extensionUnknown);
   },
 };
@@ -624,7 +660,9 @@ export const channelMessageCodecs = [
   channelReestablishCodec,
 ] as const;
 
-const byType = new Map<number, MessageCodec<ChannelMessage>>(channelMessageCodecs.map((c) => [c.type, c as unknown as MessageCodec<ChannelMessage>]));
+const byType = new Map<number, MessageCodec<ChannelMessage>>(
+  channelMessageCodecs.map((c) => [c.type, c as unknown as MessageCodec<ChannelMessage>]),
+);
 
 /** Encodes a channel message's payload (after the 2-byte type). */
 export function encodeChannelMessage(m: ChannelMessage): Uint8Array {

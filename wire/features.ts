@@ -251,8 +251,7 @@ export function validateFeatureDependencies(fv: FeatureVector): string | null {
     if (!fv.supports(base)) continue;
     const setBit = fv.has(base) ? base : base + 1;
     for (const dep of deps) {
-      if (!fv.supports(dep))
-        missing.push(`${featureName(base)} (bit ${setBit}) needs ${featureName(dep)} (bit ${dep} or ${dep + 1})`);
+      if (!fv.supports(dep)) missing.push(`${featureName(base)} (bit ${setBit}) needs ${featureName(dep)} (bit ${dep} or ${dep + 1})`);
     }
   }
   return missing.length === 0 ? null : `missing feature dependency: ${missing.join('; ')}`;
@@ -264,7 +263,6 @@ export function validateFeatureDependencies(fv: FeatureVector): string | null {
  * own features (where we usually set only the odd bit).
  */
 export function unknownRequiredBits(fv: FeatureVector, known: ReadonlySet<number> | FeatureVector): number[] {
-  const isKnown =
-    known instanceof FeatureVector ? (b: number) => known.supports(b) : (b: number) => known.has(b) || known.has(b + 1);
+  const isKnown = known instanceof FeatureVector ? (b: number) => known.supports(b) : (b: number) => known.has(b) || known.has(b + 1);
   return fv.bits().filter((b) => b % 2 === 0 && !isKnown(b));
 }

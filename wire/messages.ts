@@ -25,9 +25,7 @@ import { channelMessageCodecs, type ChannelMessage } from './channel-messages.js
 
 export type Message = InitMessage | ErrorMessage | WarningMessage | PingMessage | PongMessage | ChannelMessage;
 
-export type DecodedMessage =
-  | { kind: 'message'; message: Message }
-  | { kind: 'unknown_odd'; type: number; payload: Uint8Array };
+export type DecodedMessage = { kind: 'message'; message: Message } | { kind: 'unknown_odd'; type: number; payload: Uint8Array };
 
 /** Type numbers of the messages in the table. */
 export const MessageType = {
@@ -38,16 +36,16 @@ export const MessageType = {
   Pong: 19,
 } as const;
 
-const codecs: readonly MessageCodec<any>[] = [...setupMessageCodecs, ...channelMessageCodecs];
+const codecs: readonly MessageCodec<Message>[] = [...setupMessageCodecs, ...channelMessageCodecs];
 
-const byType = new Map<number, MessageCodec<any>>();
+const byType = new Map<number, MessageCodec<Message>>();
 for (const c of codecs) {
   if (byType.has(c.type)) throw new Error(`two codecs for message type ${c.type}`);
   byType.set(c.type, c);
 }
 
 /** The codec for a type, if we know it. */
-export function messageCodec(type: number): MessageCodec<any> | undefined {
+export function messageCodec(type: number): MessageCodec<Message> | undefined {
   return byType.get(type);
 }
 

@@ -330,7 +330,9 @@ export class NoiseConnection extends EventEmitter<NoiseConnectionEvents> {
         try {
           msg = this.step(bytes);
         } catch (e) {
-          this.fail(e instanceof NoiseError ? e : new NoiseError('ERR_NOISE_CLOSED', `unexpected failure: ${(e as Error).message}`, { cause: e }));
+          this.fail(
+            e instanceof NoiseError ? e : new NoiseError('ERR_NOISE_CLOSED', `unexpected failure: ${(e as Error).message}`, { cause: e }),
+          );
           return;
         }
         if (msg !== undefined) this.emit('message', msg);
@@ -347,7 +349,9 @@ export class NoiseConnection extends EventEmitter<NoiseConnectionEvents> {
         if (this.transport === undefined) {
           this.fail(
             this.queue.length > 0
-              ? new NoiseError('ERR_NOISE_BAD_LENGTH', `peer closed after ${this.queue.length} of ${this.need} act bytes`, { act: this.actNumber() })
+              ? new NoiseError('ERR_NOISE_BAD_LENGTH', `peer closed after ${this.queue.length} of ${this.need} act bytes`, {
+                  act: this.actNumber(),
+                })
               : new NoiseError('ERR_NOISE_CLOSED', 'peer closed during the handshake', { act: this.actNumber() }),
           );
         } else {

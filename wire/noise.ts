@@ -356,7 +356,14 @@ export class NoiseTransport {
   keyState(): { sk: Uint8Array; rk: Uint8Array; sck: Uint8Array; rck: Uint8Array; sn: number; rn: number } {
     const s = this.send;
     const r = this.recv;
-    return { sk: Uint8Array.from(s.key), rk: Uint8Array.from(r.key), sck: Uint8Array.from(s.ck), rck: Uint8Array.from(r.ck), sn: s.n, rn: r.n };
+    return {
+      sk: Uint8Array.from(s.key),
+      rk: Uint8Array.from(r.key),
+      sck: Uint8Array.from(s.ck),
+      rck: Uint8Array.from(r.ck),
+      sn: s.n,
+      rn: r.n,
+    };
   }
 
   /** Bytes on the wire for a message of `length` bytes. */
@@ -413,7 +420,8 @@ export class NoiseTransport {
   /** Decrypts an 18-byte frame header; returns the body's plaintext length. */
   decryptLength(header: Uint8Array): number {
     if (this.expectBody) throw new NoiseError('ERR_NOISE_BAD_STATE', 'a message body is due, not a header');
-    if (header.length !== HEADER_SIZE) throw new NoiseError('ERR_NOISE_BAD_LENGTH', `frame header must be ${HEADER_SIZE} bytes, got ${header.length}`);
+    if (header.length !== HEADER_SIZE)
+      throw new NoiseError('ERR_NOISE_BAD_LENGTH', `frame header must be ${HEADER_SIZE} bytes, got ${header.length}`);
     const r = this.recv;
     const d = createDecipheriv(AEAD, r.key, r.nonce, AEAD_OPTS);
     d.setAuthTag(header.subarray(2, HEADER_SIZE));
@@ -431,7 +439,8 @@ export class NoiseTransport {
   /** Decrypts a message body with its tag (the length `decryptLength` gave, plus 16). */
   decryptBody(body: Uint8Array): Uint8Array {
     if (!this.expectBody) throw new NoiseError('ERR_NOISE_BAD_STATE', 'a frame header is due, not a body');
-    if (body.length < TAG_SIZE) throw new NoiseError('ERR_NOISE_BAD_LENGTH', `message body of ${body.length} bytes is shorter than its tag`);
+    if (body.length < TAG_SIZE)
+      throw new NoiseError('ERR_NOISE_BAD_LENGTH', `message body of ${body.length} bytes is shorter than its tag`);
     const r = this.recv;
     const n = body.length - TAG_SIZE;
     const d = createDecipheriv(AEAD, r.key, r.nonce, AEAD_OPTS);
@@ -449,7 +458,8 @@ export class NoiseTransport {
 
   /** Decrypts one whole frame (as `encrypt` made it); for tests and callers that already hold a full frame. */
   decrypt(frame: Uint8Array): Uint8Array {
-    if (frame.length < HEADER_SIZE) throw new NoiseError('ERR_NOISE_BAD_LENGTH', `frame of ${frame.length} bytes is shorter than its header`);
+    if (frame.length < HEADER_SIZE)
+      throw new NoiseError('ERR_NOISE_BAD_LENGTH', `frame of ${frame.length} bytes is shorter than its header`);
     const n = this.decryptLength(frame.subarray(0, HEADER_SIZE));
     if (frame.length !== HEADER_SIZE + n + TAG_SIZE) {
       throw new NoiseError('ERR_NOISE_BAD_LENGTH', `frame of ${frame.length} bytes does not match its header length ${n}`);

@@ -214,8 +214,7 @@ export function parseAddressDescriptor(bytes: Uint8Array): NetAddress {
     case 5: {
       const name = r.view(r.u8('hostname length'), 'hostname');
       if (name.length === 0) throw new DecodeError('ERR_INVALID_VALUE', 'DNS hostname is empty');
-      for (const c of name)
-        if (c < 0x21 || c > 0x7e) throw new DecodeError('ERR_INVALID_VALUE', 'DNS hostname must be printable ASCII');
+      for (const c of name) if (c < 0x21 || c > 0x7e) throw new DecodeError('ERR_INVALID_VALUE', 'DNS hostname must be printable ASCII');
       out = { kind: 'dns', hostname: Buffer.from(name).toString('latin1'), port: r.u16('port') };
       break;
     }
@@ -230,7 +229,7 @@ function compressIpv6(groups: string[]): string {
   // RFC 5952: longest run (length >= 2) of zero groups becomes "::".
   let best = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== '0') {
       i++;
       continue;

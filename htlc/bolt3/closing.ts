@@ -21,7 +21,8 @@ export function buildClosingTx(p: ClosingParams): ClosingTx {
 
   const drafts: Omit<ClosingOutput, 'index'>[] = [];
   if (localSat >= p.dustLimitSat && localSat > 0n) drafts.push({ party: 'local', valueSat: localSat, scriptPubKey: p.localScriptPubKey });
-  if (remoteSat >= p.dustLimitSat && remoteSat > 0n) drafts.push({ party: 'remote', valueSat: remoteSat, scriptPubKey: p.remoteScriptPubKey });
+  if (remoteSat >= p.dustLimitSat && remoteSat > 0n)
+    drafts.push({ party: 'remote', valueSat: remoteSat, scriptPubKey: p.remoteScriptPubKey });
   drafts.sort((a, b) => (a.valueSat !== b.valueSat ? (a.valueSat < b.valueSat ? -1 : 1) : compareBytes(a.scriptPubKey, b.scriptPubKey)));
 
   const mtx = new MTX();

@@ -14,14 +14,7 @@ import { bytesToHex, compareBytes, hexToBytes } from '../../wire/bytes.js';
 import { MTX, Outpoint, Script, TX, buf, type Tx } from './btc.js';
 import { commitmentHash, commitmentLocktime, hash256, rememberCommitmentTx, serializeOneInputTx, serializeOutputs } from './sighash.js';
 import { Bolt3Error } from './errors.js';
-import {
-  ANCHOR_OUTPUT_SAT,
-  commitmentFeeSat,
-  htlcSuccessFeeSat,
-  htlcTimeoutFeeSat,
-  isHtlcTrimmed,
-  obscuringFactor,
-} from './fees.js';
+import { ANCHOR_OUTPUT_SAT, commitmentFeeSat, htlcSuccessFeeSat, htlcTimeoutFeeSat, isHtlcTrimmed, obscuringFactor } from './fees.js';
 import {
   anchorWitnessScript,
   fundingWitnessScript,
@@ -157,7 +150,15 @@ export function buildCommitment(params: CommitmentParams): Commitment {
   let outSum = 0n;
   for (const d of drafts) outSum += d.valueSat;
   const outputBytes = serializeOutputs(drafts);
-  const raw = serializeOneInputTx(2, params.fundingOutpoint.txid, params.fundingOutpoint.outputIndex, sequence, drafts.length, outputBytes, locktime);
+  const raw = serializeOneInputTx(
+    2,
+    params.fundingOutpoint.txid,
+    params.fundingOutpoint.outputIndex,
+    sequence,
+    drafts.length,
+    outputBytes,
+    locktime,
+  );
   const hash = hash256(raw);
   const outputs: CommitmentOutput[] = drafts.map((d, index) => ({ index, ...d }));
   let tx: Tx | undefined;
@@ -191,7 +192,13 @@ export function buildHtlcTx(c: Commitment, output: CommitmentOutput): HtlcTx {
   return htlcTxWith(c, output, outWs, Script.fromRaw(buf(p2wsh(outWs))), bytesToHex(commitmentHash(c)));
 }
 
-function htlcTxWith(c: Commitment, output: CommitmentOutput, outWs: Uint8Array, outSpk: ReturnType<typeof Script.fromRaw>, commitmentHash: string): HtlcTx {
+function htlcTxWith(
+  c: Commitment,
+  output: CommitmentOutput,
+  outWs: Uint8Array,
+  outSpk: ReturnType<typeof Script.fromRaw>,
+  commitmentHash: string,
+): HtlcTx {
   const htlc = output.htlc;
   if (htlc === null || output.witnessScript === null || c.outputs[output.index] !== output)
     throw new Bolt3Error('ERR_BAD_PARAMS', 'not an HTLC output of this commitment');

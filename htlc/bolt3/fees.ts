@@ -72,7 +72,12 @@ export function htlcSuccessFeeSat(channelType: ChannelType, feeratePerKw: number
  * whose holder has `dustLimitSat`: offered HTLCs are spent by HTLC-timeout,
  * received ones by HTLC-success.
  */
-export function htlcTrimThresholdSat(channelType: ChannelType, direction: HtlcDirection, feeratePerKw: number, dustLimitSat: bigint): bigint {
+export function htlcTrimThresholdSat(
+  channelType: ChannelType,
+  direction: HtlcDirection,
+  feeratePerKw: number,
+  dustLimitSat: bigint,
+): bigint {
   const fee = direction === 'offered' ? htlcTimeoutFeeSat(channelType, feeratePerKw) : htlcSuccessFeeSat(channelType, feeratePerKw);
   return dustLimitSat + fee;
 }

@@ -136,7 +136,17 @@ export {
 export { buildCommitment, buildHtlcTxs, buildHtlcTx, txidFromHex, txidToHex } from './commitment.js';
 export { commitmentSighash, htlcSighashes, commitmentHash, hash256 } from './sighash.js';
 export { buildClosingTx, closingTxWeight } from './closing.js';
-export { sweepToLocal, sweepToRemote, sweepRevokedToLocal, sweepRevokedHtlc, sweepHtlcWithPreimage, sweepHtlcTimeout, SWEEP_DUST_SAT, type SweepInput, type SweepTx } from './sweep.js';
+export {
+  sweepToLocal,
+  sweepToRemote,
+  sweepRevokedToLocal,
+  sweepRevokedHtlc,
+  sweepHtlcWithPreimage,
+  sweepHtlcTimeout,
+  SWEEP_DUST_SAT,
+  type SweepInput,
+  type SweepTx,
+} from './sweep.js';
 export {
   signCommitment,
   verifyCommitmentSig,

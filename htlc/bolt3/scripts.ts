@@ -135,18 +135,7 @@ export function toLocalWitnessScript(revocationPubkey: Uint8Array, toSelfDelay: 
     throw new Bolt3Error('ERR_BAD_PARAMS', `to_self_delay ${toSelfDelay} is not a 16-bit value`);
   const rev = pub33(revocationPubkey, 'revocation pubkey');
   const delayed = pub33(localDelayedPubkey, 'delayed pubkey');
-  return build((s) =>
-    s
-      .op(OP.IF)
-      .data(rev)
-      .op(OP.ELSE)
-      .int(toSelfDelay)
-      .op(OP.CSV)
-      .op(OP.DROP)
-      .data(delayed)
-      .op(OP.ENDIF)
-      .op(OP.CHECKSIG),
-  );
+  return build((s) => s.op(OP.IF).data(rev).op(OP.ELSE).int(toSelfDelay).op(OP.CSV).op(OP.DROP).data(delayed).op(OP.ENDIF).op(OP.CHECKSIG));
 }
 
 /**
@@ -166,9 +155,7 @@ export function toRemoteOutput(
 /** Anchor: `<funding_pubkey> OP_CHECKSIG OP_IFDUP OP_NOTIF OP_16 OP_CHECKSEQUENCEVERIFY OP_ENDIF` */
 export function anchorWitnessScript(fundingPubkey: Uint8Array): Uint8Array {
   const key = pub33(fundingPubkey, 'funding pubkey');
-  return build((s) =>
-    s.data(key).op(OP.CHECKSIG).op(OP.IFDUP).op(OP.NOTIF).op(OP.OP_16).op(OP.CSV).op(OP.ENDIF),
-  );
+  return build((s) => s.data(key).op(OP.CHECKSIG).op(OP.IFDUP).op(OP.NOTIF).op(OP.OP_16).op(OP.CSV).op(OP.ENDIF));
 }
 
 /** HASH160 of the revocation pubkey, kept for the last key asked (all HTLC scripts of a commitment share it). */

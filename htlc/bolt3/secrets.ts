@@ -13,8 +13,7 @@ import { Bolt3Error } from './errors.js';
 export const MAX_COMMITMENT_INDEX = (1n << 48n) - 1n;
 
 function checkIndex(index: bigint): void {
-  if (index < 0n || index > MAX_COMMITMENT_INDEX)
-    throw new Bolt3Error('ERR_COMMITMENT_INDEX', `index ${index} is outside 0 … 2^48-1`);
+  if (index < 0n || index > MAX_COMMITMENT_INDEX) throw new Bolt3Error('ERR_COMMITMENT_INDEX', `index ${index} is outside 0 … 2^48-1`);
 }
 
 function check32(b: Uint8Array, what: string): void {
@@ -190,4 +189,3 @@ export class RevocationStore {
     return store;
   }
 }
-

@@ -87,7 +87,15 @@ export function serializeOutputs(outputs: readonly TxOutputData[]): Uint8Array {
  * Legacy (no witness) serialization of a one-input transaction with an empty
  * scriptSig: what its txid hashes. `prevTxid` is in internal byte order.
  */
-export function serializeOneInputTx(version: number, prevTxid: Uint8Array, prevIndex: number, sequence: number, outputCount: number, outputs: Uint8Array, locktime: number): Uint8Array {
+export function serializeOneInputTx(
+  version: number,
+  prevTxid: Uint8Array,
+  prevIndex: number,
+  sequence: number,
+  outputCount: number,
+  outputs: Uint8Array,
+  locktime: number,
+): Uint8Array {
   const w = new LeWriter(4 + 1 + 36 + 1 + 4 + varIntSize(outputCount) + outputs.length + 4);
   w.u32(version);
   w.varInt(1);
@@ -184,7 +192,19 @@ export function commitmentSighash(c: Commitment): Uint8Array {
   const { locktime, sequence } = commitmentLocktime(c.obscuredCommitmentNumber);
   const hashPrevouts = outpointHash(fo.txid, fo.outputIndex);
   const hashOutputs = hash256(commitmentTxData(c).outputs);
-  return bip143(2, hashPrevouts, u32Hash(sequence), fo.txid, fo.outputIndex, c.fundingWitnessScript, fundingSat, sequence, hashOutputs, locktime, hashType.ALL);
+  return bip143(
+    2,
+    hashPrevouts,
+    u32Hash(sequence),
+    fo.txid,
+    fo.outputIndex,
+    c.fundingWitnessScript,
+    fundingSat,
+    sequence,
+    hashOutputs,
+    locktime,
+    hashType.ALL,
+  );
 }
 
 /**
@@ -215,6 +235,18 @@ export function htlcSighashes(c: Commitment, signer: HtlcSigner): Uint8Array[] {
     const timeout = htlc.direction === 'offered';
     outView.setBigUint64(0, o.valueSat - (timeout ? timeoutFee : successFee), true);
     const hashPrevouts = anyoneCanPay ? ZERO32 : outpointHash(txid, o.index);
-    return bip143(2, hashPrevouts, hashSequence, txid, o.index, o.witnessScript!, o.valueSat, sequence, hash256(out.buf), timeout ? htlc.cltvExpiry : 0, type);
+    return bip143(
+      2,
+      hashPrevouts,
+      hashSequence,
+      txid,
+      o.index,
+      o.witnessScript!,
+      o.valueSat,
+      sequence,
+      hash256(out.buf),
+      timeout ? htlc.cltvExpiry : 0,
+      type,
+    );
   });
 }

@@ -124,13 +124,21 @@ export function finalizeClosingTx(
 export function finalizeFundedHtlcTx(h: HtlcTx, funded: Tx, remoteSig64: Uint8Array, htlcPriv: Uint8Array, preimage?: Uint8Array): Tx {
   const in0 = funded.inputs[0];
   const own = h.tx.inputs[0]!;
-  if (in0 === undefined || in0.prevout.hash !== own.prevout.hash || in0.prevout.index !== own.prevout.index || in0.sequence !== own.sequence)
+  if (
+    in0 === undefined ||
+    in0.prevout.hash !== own.prevout.hash ||
+    in0.prevout.index !== own.prevout.index ||
+    in0.sequence !== own.sequence
+  )
     throw new Bolt3Error('ERR_BAD_PARAMS', "input 0 is not the HTLC transaction's input");
   const out0 = funded.outputs[0];
   if (out0 === undefined || out0.value !== h.tx.outputs[0]!.value || !out0.script.toRaw().equals(h.tx.outputs[0]!.script.toRaw()))
     throw new Bolt3Error('ERR_BAD_PARAMS', "output 0 is not the HTLC transaction's output");
   if (funded.locktime !== h.tx.locktime) throw new Bolt3Error('ERR_BAD_PARAMS', 'locktime changed');
-  const localSig64 = secp.sign(sighash(funded, 0, h.inputWitnessScript, h.inputValueSat, htlcSighashType(h.channelType, 'holder')), htlcPriv);
+  const localSig64 = secp.sign(
+    sighash(funded, 0, h.inputWitnessScript, h.inputValueSat, htlcSighashType(h.channelType, 'holder')),
+    htlcPriv,
+  );
   return finalizeHtlcTx({ ...h, tx: funded }, remoteSig64, localSig64, preimage);
 }
 

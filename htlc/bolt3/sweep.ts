@@ -72,7 +72,8 @@ function sweep(
   probe.inputs[0]!.witness = Witness.fromItems(witness(new Uint8Array(73)).map(buf));
   const feeSat = (BigInt(probe.getWeight()) * BigInt(feeratePerKw) + 999n) / 1000n;
   const valueSat = input.valueSat - feeSat;
-  if (valueSat < SWEEP_DUST_SAT) throw new Bolt3Error('ERR_DUST', `sweeping ${input.valueSat} sat at ${feeratePerKw} sat/kw leaves ${valueSat} sat`);
+  if (valueSat < SWEEP_DUST_SAT)
+    throw new Bolt3Error('ERR_DUST', `sweeping ${input.valueSat} sat at ${feeratePerKw} sat/kw leaves ${valueSat} sat`);
   const tx = build(valueSat);
   const digest = u8(tx.signatureHash(0, Script.fromRaw(buf(scriptCode)), Number(input.valueSat), hashType.ALL, SIGHASH_SEGWIT_V0));
   const sig = Uint8Array.of(...signatureToDER(secp.sign(digest, priv)), hashType.ALL);
@@ -95,7 +96,8 @@ export function sweepToLocal(
   destScript: Uint8Array,
   feeratePerKw: number,
 ): SweepTx {
-  if (!Number.isInteger(toSelfDelay) || toSelfDelay < 0 || toSelfDelay > 0xffff) throw new Bolt3Error('ERR_BAD_PARAMS', `bad to_self_delay ${toSelfDelay}`);
+  if (!Number.isInteger(toSelfDelay) || toSelfDelay < 0 || toSelfDelay > 0xffff)
+    throw new Bolt3Error('ERR_BAD_PARAMS', `bad to_self_delay ${toSelfDelay}`);
   return sweep(input, toSelfDelay, destScript, feeratePerKw, witnessScript, delayedPriv, (sig) => [sig, new Uint8Array(0), witnessScript]);
 }
 
@@ -104,7 +106,13 @@ export function sweepToLocal(
  * revocation branch (witness `<sig> 1 <to_local script>`, no delay), with the
  * revocation private key their revealed per-commitment secret gives us.
  */
-export function sweepRevokedToLocal(input: SweepInput, witnessScript: Uint8Array, revocationPriv: Uint8Array, destScript: Uint8Array, feeratePerKw: number): SweepTx {
+export function sweepRevokedToLocal(
+  input: SweepInput,
+  witnessScript: Uint8Array,
+  revocationPriv: Uint8Array,
+  destScript: Uint8Array,
+  feeratePerKw: number,
+): SweepTx {
   return sweep(input, 0xffffffff, destScript, feeratePerKw, witnessScript, revocationPriv, (sig) => [sig, Uint8Array.of(1), witnessScript]);
 }
 
@@ -113,9 +121,16 @@ export function sweepRevokedToLocal(input: SweepInput, witnessScript: Uint8Array
  * basepoint secret: P2WPKH for static_remotekey, the 1-block-CSV P2WSH with
  * anchors (`witnessScript` given).
  */
-export function sweepToRemote(input: SweepInput, witnessScript: Uint8Array | null, paymentPriv: Uint8Array, destScript: Uint8Array, feeratePerKw: number): SweepTx {
+export function sweepToRemote(
+  input: SweepInput,
+  witnessScript: Uint8Array | null,
+  paymentPriv: Uint8Array,
+  destScript: Uint8Array,
+  feeratePerKw: number,
+): SweepTx {
   const pubkey = secp.publicKeyCreate(paymentPriv);
-  if (witnessScript === null) return sweep(input, 0xffffffff, destScript, feeratePerKw, p2pkhScriptCode(pubkey), paymentPriv, (sig) => [sig, pubkey]);
+  if (witnessScript === null)
+    return sweep(input, 0xffffffff, destScript, feeratePerKw, p2pkhScriptCode(pubkey), paymentPriv, (sig) => [sig, pubkey]);
   return sweep(input, 1, destScript, feeratePerKw, witnessScript, paymentPriv, (sig) => [sig, witnessScript]);
 }
 
@@ -135,7 +150,11 @@ export function sweepHtlcWithPreimage(
   feeratePerKw: number,
 ): SweepTx {
   if (paymentPreimage.length !== 32) throw new Bolt3Error('ERR_BAD_PARAMS', 'payment preimage must be 32 bytes');
-  return sweep(input, anchors ? 1 : 0xffffffff, destScript, feeratePerKw, witnessScript, htlcPriv, (sig) => [sig, paymentPreimage, witnessScript]);
+  return sweep(input, anchors ? 1 : 0xffffffff, destScript, feeratePerKw, witnessScript, htlcPriv, (sig) => [
+    sig,
+    paymentPreimage,
+    witnessScript,
+  ]);
 }
 
 /**
@@ -152,9 +171,19 @@ export function sweepHtlcTimeout(
   destScript: Uint8Array,
   feeratePerKw: number,
 ): SweepTx {
-  if (!Number.isInteger(cltvExpiry) || cltvExpiry < 0 || cltvExpiry >= 500_000_000) throw new Bolt3Error('ERR_BAD_PARAMS', `cltv_expiry ${cltvExpiry} is not a block height`);
+  if (!Number.isInteger(cltvExpiry) || cltvExpiry < 0 || cltvExpiry >= 500_000_000)
+    throw new Bolt3Error('ERR_BAD_PARAMS', `cltv_expiry ${cltvExpiry} is not a block height`);
   // a sequence below 0xffffffff keeps the locktime in force
-  return sweep(input, anchors ? 1 : 0xfffffffe, destScript, feeratePerKw, witnessScript, htlcPriv, (sig) => [sig, new Uint8Array(0), witnessScript], cltvExpiry);
+  return sweep(
+    input,
+    anchors ? 1 : 0xfffffffe,
+    destScript,
+    feeratePerKw,
+    witnessScript,
+    htlcPriv,
+    (sig) => [sig, new Uint8Array(0), witnessScript],
+    cltvExpiry,
+  );
 }
 
 /**
@@ -162,7 +191,13 @@ export function sweepHtlcTimeout(
  * through the revocation branch: witness `<sig> <revocationpubkey> <script>`,
  * at once (the branch has no delay, with anchors too).
  */
-export function sweepRevokedHtlc(input: SweepInput, witnessScript: Uint8Array, revocationPriv: Uint8Array, destScript: Uint8Array, feeratePerKw: number): SweepTx {
+export function sweepRevokedHtlc(
+  input: SweepInput,
+  witnessScript: Uint8Array,
+  revocationPriv: Uint8Array,
+  destScript: Uint8Array,
+  feeratePerKw: number,
+): SweepTx {
   const revocationPubkey = secp.publicKeyCreate(revocationPriv);
   return sweep(input, 0xffffffff, destScript, feeratePerKw, witnessScript, revocationPriv, (sig) => [sig, revocationPubkey, witnessScript]);
 }

@@ -15,7 +15,15 @@
  */
 import { equalBytes } from '../../wire/bytes.js';
 import type { ClosingSigned, Shutdown } from '../../wire/channel-messages.js';
-import { buildClosingTx, closingTxWeight, finalizeClosingTx, fundingWitnessScript, signCommitment, verifyCommitmentSig, type ClosingTx } from '../bolt3/index.js';
+import {
+  buildClosingTx,
+  closingTxWeight,
+  finalizeClosingTx,
+  fundingWitnessScript,
+  signCommitment,
+  verifyCommitmentSig,
+  type ClosingTx,
+} from '../bolt3/index.js';
 import { logEnd } from './commitments.js';
 import { failWith, ok } from './result.js';
 import type { ChannelState, ShutdownState, StepContext, StepResult } from './types.js';
@@ -65,7 +73,12 @@ function fws(s: ChannelState): Uint8Array {
 
 function offer(ctx: StepContext, s: ChannelState, feeSat: bigint): ClosingSigned {
   const c = closingTx(s, feeSat);
-  return { type: 39, channelId: s.channelId, feeSatoshis: feeSat, signature: signCommitment(c.tx, ctx.secrets.fundingPriv, fws(s), s.fundingSat) };
+  return {
+    type: 39,
+    channelId: s.channelId,
+    feeSatoshis: feeSat,
+    signature: signCommitment(c.tx, ctx.secrets.fundingPriv, fws(s), s.fundingSat),
+  };
 }
 
 /** After any step in the shutdown phase: once no HTLC or update is left, start fee negotiation (the opener offers). */
@@ -84,12 +97,16 @@ export function afterUpdate(ctx: StepContext, r: StepResult): StepResult {
 }
 
 export function startShutdown(ctx: StepContext, s: ChannelState, script: Uint8Array | undefined, feeratePerKw: number): StepResult {
-  if (s.phase !== 'normal' && !(s.phase === 'shutdown' && s.shutdown?.sentShutdown !== true)) return failWith(s, 'local', 'ERR_SHUTDOWN', `cannot shut down in phase ${s.phase}`);
+  if (s.phase !== 'normal' && !(s.phase === 'shutdown' && s.shutdown?.sentShutdown !== true))
+    return failWith(s, 'local', 'ERR_SHUTDOWN', `cannot shut down in phase ${s.phase}`);
   const upfront = s.local.upfrontShutdownScript;
   const localScript = script ?? (upfront.length > 0 ? upfront : ctx.shutdownScript);
-  if (localScript === undefined || !isValidShutdownScript(localScript)) return failWith(s, 'local', 'ERR_SHUTDOWN', 'no valid P2WPKH/P2WSH/P2TR delivery script');
-  if (upfront.length > 0 && !equalBytes(upfront, localScript)) return failWith(s, 'local', 'ERR_SHUTDOWN', 'delivery script differs from our upfront_shutdown_script');
-  if (logEnd(s.ourLog) !== (s.remoteNextCommit ?? s.remoteCommit).ourLogIndex) return failWith(s, 'local', 'ERR_SHUTDOWN', 'sign our pending updates before shutdown');
+  if (localScript === undefined || !isValidShutdownScript(localScript))
+    return failWith(s, 'local', 'ERR_SHUTDOWN', 'no valid P2WPKH/P2WSH/P2TR delivery script');
+  if (upfront.length > 0 && !equalBytes(upfront, localScript))
+    return failWith(s, 'local', 'ERR_SHUTDOWN', 'delivery script differs from our upfront_shutdown_script');
+  if (logEnd(s.ourLog) !== (s.remoteNextCommit ?? s.remoteCommit).ourLogIndex)
+    return failWith(s, 'local', 'ERR_SHUTDOWN', 'sign our pending updates before shutdown');
   const sh: ShutdownState = { ...(s.shutdown ?? { receivedShutdown: false }), localScript, sentShutdown: true, feeratePerKw };
   const next: ChannelState = { ...s, phase: 'shutdown', shutdown: sh };
   const msg: Shutdown = { type: 38, channelId: s.channelId, scriptpubkey: localScript };
@@ -98,7 +115,12 @@ export function startShutdown(ctx: StepContext, s: ChannelState, script: Uint8Ar
 
 export function receiveShutdown(ctx: StepContext, s: ChannelState, m: Shutdown): StepResult {
   if (s.phase !== 'normal' && s.phase !== 'shutdown') {
-    if (s.shutdown?.receivedShutdown === true && s.shutdown.remoteScript !== undefined && equalBytes(s.shutdown.remoteScript, m.scriptpubkey)) return ok(s); // retransmission
+    if (
+      s.shutdown?.receivedShutdown === true &&
+      s.shutdown.remoteScript !== undefined &&
+      equalBytes(s.shutdown.remoteScript, m.scriptpubkey)
+    )
+      return ok(s); // retransmission
     return failWith(s, 'warning', 'ERR_UNEXPECTED_MESSAGE', `shutdown in phase ${s.phase}`);
   }
   if (s.shutdown?.receivedShutdown === true) {
@@ -107,16 +129,22 @@ export function receiveShutdown(ctx: StepContext, s: ChannelState, m: Shutdown):
   }
   if (!isValidShutdownScript(m.scriptpubkey)) return failWith(s, 'warning', 'ERR_SHUTDOWN', 'delivery script is not P2WPKH, P2WSH or P2TR');
   const upfront = s.remote.upfrontShutdownScript;
-  if (upfront.length > 0 && !equalBytes(upfront, m.scriptpubkey)) return failWith(s, 'error', 'ERR_SHUTDOWN', 'delivery script differs from the upfront_shutdown_script');
+  if (upfront.length > 0 && !equalBytes(upfront, m.scriptpubkey))
+    return failWith(s, 'error', 'ERR_SHUTDOWN', 'delivery script differs from the upfront_shutdown_script');
   // their unsigned updates are still allowed to be signed; the BOLT forbids shutdown with updates pending on our commitment
-  let next: ChannelState = { ...s, phase: 'shutdown', shutdown: { ...(s.shutdown ?? { sentShutdown: false }), remoteScript: m.scriptpubkey, receivedShutdown: true } };
+  let next: ChannelState = {
+    ...s,
+    phase: 'shutdown',
+    shutdown: { ...(s.shutdown ?? { sentShutdown: false }), remoteScript: m.scriptpubkey, receivedShutdown: true },
+  };
   const send: Shutdown[] = [];
   // BOLT 2: our own shutdown waits until every update we sent is in a commitment_signed (see `shutdownAfterSign`)
   const unsigned = logEnd(s.ourLog) !== (s.remoteNextCommit ?? s.remoteCommit).ourLogIndex;
   if (next.shutdown!.sentShutdown !== true && !unsigned) {
     const upfrontLocal = s.local.upfrontShutdownScript;
     const localScript = upfrontLocal.length > 0 ? upfrontLocal : ctx.shutdownScript;
-    if (localScript === undefined || !isValidShutdownScript(localScript)) return failWith(s, 'local', 'ERR_SHUTDOWN', 'no delivery script configured to answer shutdown');
+    if (localScript === undefined || !isValidShutdownScript(localScript))
+      return failWith(s, 'local', 'ERR_SHUTDOWN', 'no delivery script configured to answer shutdown');
     next = { ...next, shutdown: { ...next.shutdown!, localScript, sentShutdown: true } };
     send.push({ type: 38, channelId: s.channelId, scriptpubkey: localScript });
   }
@@ -124,7 +152,8 @@ export function receiveShutdown(ctx: StepContext, s: ChannelState, m: Shutdown):
 }
 
 export function receiveClosingSigned(ctx: StepContext, s: ChannelState, m: ClosingSigned): StepResult {
-  if (s.phase !== 'negotiating' || s.shutdown === undefined) return failWith(s, 'warning', 'ERR_UNEXPECTED_MESSAGE', `closing_signed in phase ${s.phase}`);
+  if (s.phase !== 'negotiating' || s.shutdown === undefined)
+    return failWith(s, 'warning', 'ERR_UNEXPECTED_MESSAGE', `closing_signed in phase ${s.phase}`);
   const sh = s.shutdown;
   let c: ClosingTx;
   try {
@@ -132,14 +161,20 @@ export function receiveClosingSigned(ctx: StepContext, s: ChannelState, m: Closi
   } catch (e) {
     return failWith(s, 'error', 'ERR_CLOSING', `fee ${m.feeSatoshis} sat impossible: ${(e as Error).message}`);
   }
-  if (!verifyCommitmentSig(c.tx, m.signature, s.remote.pubkeys.fundingPubkey, fws(s), s.fundingSat)) return failWith(s, 'error', 'ERR_BAD_SIGNATURE', 'bad closing_signed signature');
+  if (!verifyCommitmentSig(c.tx, m.signature, s.remote.pubkeys.fundingPubkey, fws(s), s.fundingSat))
+    return failWith(s, 'error', 'ERR_BAD_SIGNATURE', 'bad closing_signed signature');
   const finish = (feeSat: bigint, ourSig: Uint8Array, send: ClosingSigned[]): StepResult => {
     const tx = finalizeClosingTx(c, fws(s), s.local.pubkeys.fundingPubkey, ourSig, s.remote.pubkeys.fundingPubkey, m.signature).toRaw();
     const raw = new Uint8Array(tx.buffer, tx.byteOffset, tx.byteLength).slice();
-    const next: ChannelState = { ...s, phase: 'closed', shutdown: { ...sh, lastReceivedFeeSat: m.feeSatoshis, closingTx: raw, ...(send.length > 0 ? { lastSentFeeSat: feeSat } : {}) } };
+    const next: ChannelState = {
+      ...s,
+      phase: 'closed',
+      shutdown: { ...sh, lastReceivedFeeSat: m.feeSatoshis, closingTx: raw, ...(send.length > 0 ? { lastSentFeeSat: feeSat } : {}) },
+    };
     return ok(next, send, true, [{ type: 'closing_tx', tx: raw, feeSat }, { type: 'channel_closed' }]);
   };
-  if (sh.lastSentFeeSat === m.feeSatoshis) return finish(m.feeSatoshis, signCommitment(c.tx, ctx.secrets.fundingPriv, fws(s), s.fundingSat), []);
+  if (sh.lastSentFeeSat === m.feeSatoshis)
+    return finish(m.feeSatoshis, signCommitment(c.tx, ctx.secrets.fundingPriv, fws(s), s.fundingSat), []);
   const ideal = idealFeeSat(sh, sh.feeratePerKw ?? s.localCommit.feeratePerKw);
   const base = sh.lastSentFeeSat ?? ideal;
   const acceptable = m.feeSatoshis * 10n >= ideal * 7n && m.feeSatoshis * 10n <= ideal * 13n;
@@ -179,5 +214,8 @@ export function shutdownAfterSign(ctx: StepContext, s: ChannelState): { state: C
   const upfront = s.local.upfrontShutdownScript;
   const localScript = upfront.length > 0 ? upfront : ctx.shutdownScript;
   if (localScript === undefined || !isValidShutdownScript(localScript)) return { state: s };
-  return { state: { ...s, shutdown: { ...sh, localScript, sentShutdown: true } }, msg: { type: 38, channelId: s.channelId, scriptpubkey: localScript } };
+  return {
+    state: { ...s, shutdown: { ...sh, localScript, sentShutdown: true } },
+    msg: { type: 38, channelId: s.channelId, scriptpubkey: localScript },
+  };
 }

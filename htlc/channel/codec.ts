@@ -79,7 +79,6 @@ export function stateWrite(s: ChannelState): BatchOp {
   return { type: 'put', key: channelKey(s.channelId), value: encodeState(s) };
 }
 
-
 /**
  * Onions that a state write of this process has put on disk (by identity: a log entry keeps its array). Marked by
  * `writesLanded` once the batch that carried them is stored, so that a batch that failed is written whole again.

@@ -48,7 +48,14 @@ export function logEnd(log: UpdateLog): number {
  * The commitment after `prev` that includes our log up to `ourTo` and theirs
  * up to `theirTo` (exclusive absolute indices), at `height`.
  */
-export function nextView(prev: CommitmentState, ourLog: UpdateLog, theirLog: UpdateLog, ourTo: number, theirTo: number, height: bigint): CommitmentState {
+export function nextView(
+  prev: CommitmentState,
+  ourLog: UpdateLog,
+  theirLog: UpdateLog,
+  ourTo: number,
+  theirTo: number,
+  height: bigint,
+): CommitmentState {
   const ours = logSlice(ourLog, prev.ourLogIndex, ourTo);
   const theirs = logSlice(theirLog, prev.theirLogIndex, theirTo);
   let ourBal = prev.ourBalanceMsat;
@@ -81,7 +88,15 @@ export function nextView(prev: CommitmentState, ourLog: UpdateLog, theirLog: Upd
     if (e.kind === 'fulfill') theirBal += remove(true, e.htlcId).amountMsat;
     else if (e.kind === 'fail' || e.kind === 'fail_malformed') ourBal += remove(true, e.htlcId).amountMsat;
   }
-  return { height, ourLogIndex: Math.max(ourTo, prev.ourLogIndex), theirLogIndex: Math.max(theirTo, prev.theirLogIndex), ourBalanceMsat: ourBal, theirBalanceMsat: theirBal, feeratePerKw: fee, htlcs };
+  return {
+    height,
+    ourLogIndex: Math.max(ourTo, prev.ourLogIndex),
+    theirLogIndex: Math.max(theirTo, prev.theirLogIndex),
+    ourBalanceMsat: ourBal,
+    theirBalanceMsat: theirBal,
+    feeratePerKw: fee,
+    htlcs,
+  };
 }
 
 /** The remote's next commitment: all our updates, theirs that we acked (those in our current commitment). */
@@ -106,7 +121,8 @@ function bolt3Htlcs(v: CommitmentState, holderIsUs: boolean): CommitmentHtlc[] {
 }
 
 function fundingOutpoint(s: ChannelState): { txid: Uint8Array; outputIndex: number } {
-  if (s.fundingTxid === undefined || s.fundingOutputIndex === undefined) throw new ChannelError('ERR_NOT_READY', 'funding outpoint not known yet');
+  if (s.fundingTxid === undefined || s.fundingOutputIndex === undefined)
+    throw new ChannelError('ERR_NOT_READY', 'funding outpoint not known yet');
   return { txid: s.fundingTxid, outputIndex: s.fundingOutputIndex };
 }
 
@@ -114,7 +130,9 @@ function fundingOutpoint(s: ChannelState): { txid: Uint8Array; outputIndex: numb
 export function paymentBasepoints(s: ChannelState): { openerPaymentBasepoint: Uint8Array; acceptorPaymentBasepoint: Uint8Array } {
   const l = s.local.pubkeys.paymentBasepoint;
   const r = s.remote.pubkeys.paymentBasepoint;
-  return s.opener === 'local' ? { openerPaymentBasepoint: l, acceptorPaymentBasepoint: r } : { openerPaymentBasepoint: r, acceptorPaymentBasepoint: l };
+  return s.opener === 'local'
+    ? { openerPaymentBasepoint: l, acceptorPaymentBasepoint: r }
+    : { openerPaymentBasepoint: r, acceptorPaymentBasepoint: l };
 }
 
 /** Our commitment transaction for view `v`, with its keys (`localKeys`). */
@@ -182,7 +200,12 @@ export function buildLocal(s: ChannelState, secrets: ChannelSecrets, v: Commitme
 }
 
 /** Checks the peer's signatures on our commitment `v`; returns the failing part or null. */
-export function verifyLocal(s: ChannelState, secrets: ChannelSecrets, v: CommitmentState, sigs: Signatures): 'commitment' | 'htlc_count' | 'htlc' | null {
+export function verifyLocal(
+  s: ChannelState,
+  secrets: ChannelSecrets,
+  v: CommitmentState,
+  sigs: Signatures,
+): 'commitment' | 'htlc_count' | 'htlc' | null {
   const c = buildLocal(s, secrets, v);
   if (!secp.verify(sigs.signature, commitmentSighash(c), s.remote.pubkeys.fundingPubkey)) return 'commitment';
   if (sigs.htlcSignatures.length !== c.htlcOutputs.length) return 'htlc_count';
@@ -203,7 +226,8 @@ export function untrimmedCount(s: ChannelState, v: CommitmentState, holderIsUs: 
 export function dustExposureMsat(s: ChannelState, v: CommitmentState, holderIsUs: boolean): bigint {
   const dust = holderIsUs ? s.local.config.dustLimitSat : s.remote.config.dustLimitSat;
   let sum = 0n;
-  for (const h of bolt3Htlcs(v, holderIsUs)) if (isHtlcTrimmed(s.channelType, h.direction, h.amountMsat, v.feeratePerKw, dust)) sum += h.amountMsat;
+  for (const h of bolt3Htlcs(v, holderIsUs))
+    if (isHtlcTrimmed(s.channelType, h.direction, h.amountMsat, v.feeratePerKw, dust)) sum += h.amountMsat;
   return sum;
 }
 
@@ -237,10 +261,15 @@ export interface SignedHtlcTx {
  * with the peer's stored HTLC signatures and ours. `preimages` (payment hash
  * hex → preimage) completes the HTLC-success ones we can claim.
  */
-export function signedHtlcTxs(s: ChannelState, secrets: ChannelSecrets, preimages: ReadonlyMap<string, Uint8Array> = new Map()): SignedHtlcTx[] {
+export function signedHtlcTxs(
+  s: ChannelState,
+  secrets: ChannelSecrets,
+  preimages: ReadonlyMap<string, Uint8Array> = new Map(),
+): SignedHtlcTx[] {
   const c = buildLocal(s, secrets, s.localCommit);
   const txs = buildHtlcTxs(c);
-  if (txs.length !== s.localCommit.remoteHtlcSigs.length) throw new ChannelError('ERR_BAD_HTLC_SIGNATURES', 'stored HTLC signatures do not match the commitment');
+  if (txs.length !== s.localCommit.remoteHtlcSigs.length)
+    throw new ChannelError('ERR_BAD_HTLC_SIGNATURES', 'stored HTLC signatures do not match the commitment');
   const ourHtlcPriv = commitmentPrivkey(secrets.htlcBaseSecret, s.local.pubkeys.htlcBasepoint, ourPoint(secrets, s.localCommit.height));
   return txs.map((h, i) => {
     const base = { kind: h.kind, htlc: h.htlc, commitmentOutputIndex: h.commitmentOutputIndex };

@@ -56,7 +56,11 @@ export class ChannelDriver {
     public state: ChannelState,
     private readonly a: ChannelAdapters,
   ) {
-    this.ctx = { secrets: a.secrets, policy: a.policy ?? DEFAULT_POLICY, ...(a.shutdownScript === undefined ? {} : { shutdownScript: a.shutdownScript }) };
+    this.ctx = {
+      secrets: a.secrets,
+      policy: a.policy ?? DEFAULT_POLICY,
+      ...(a.shutdownScript === undefined ? {} : { shutdownScript: a.shutdownScript }),
+    };
   }
 
   /** Opens a channel as the opener: sends open_channel. */

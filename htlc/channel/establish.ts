@@ -25,7 +25,16 @@ import { channelPubkeys, ourPoint } from './keys.js';
 import { failWith, ok } from './result.js';
 import { parseTx } from './tx.js';
 import { isValidShutdownScript } from './close.js';
-import type { ChannelConfig, ChannelFailure, ChannelPubkeys, ChannelState, ChannelType, CommitmentState, StepContext, StepResult } from './types.js';
+import type {
+  ChannelConfig,
+  ChannelFailure,
+  ChannelPubkeys,
+  ChannelState,
+  ChannelType,
+  CommitmentState,
+  StepContext,
+  StepResult,
+} from './types.js';
 
 /** lnd's bounds (v0.19): see the interop notes. */
 export const LIMITS = {
@@ -49,7 +58,7 @@ export function channelTypeBytes(t: ChannelType): Uint8Array {
   const bits = TYPE_BITS[t];
   const len = Math.floor(Math.max(...bits) / 8) + 1;
   const out = new Uint8Array(len);
-  for (const b of bits) out[len - 1 - Math.floor(b / 8)]! |= 1 << b % 8;
+  for (const b of bits) out[len - 1 - Math.floor(b / 8)]! |= 1 << (b % 8);
   return out;
 }
 
@@ -83,15 +92,25 @@ function configOf(m: OpenChannel | AcceptChannel): ChannelConfig {
 
 /** Checks of the peer's parameters shared by both roles; returns a reason or null. */
 function checkPeerParams(m: OpenChannel | AcceptChannel, ours: ChannelConfig, fundingSat: bigint): string | null {
-  for (const k of ['fundingPubkey', 'revocationBasepoint', 'paymentBasepoint', 'delayedPaymentBasepoint', 'htlcBasepoint', 'firstPerCommitmentPoint'] as const) {
+  for (const k of [
+    'fundingPubkey',
+    'revocationBasepoint',
+    'paymentBasepoint',
+    'delayedPaymentBasepoint',
+    'htlcBasepoint',
+    'firstPerCommitmentPoint',
+  ] as const) {
     if (!secp.isPublicKey(m[k]) || m[k].length !== 33) return `${k} is not a valid point`;
   }
   if (m.dustLimitSatoshis < LIMITS.minDustLimitSat || m.dustLimitSatoshis > LIMITS.maxDustLimitSat)
     return `dust_limit_satoshis ${m.dustLimitSatoshis} outside ${LIMITS.minDustLimitSat}..${LIMITS.maxDustLimitSat}`;
-  if (m.channelReserveSatoshis > fundingSat / LIMITS.maxReserveFraction) return `channel_reserve_satoshis ${m.channelReserveSatoshis} over 20% of the funding`;
-  if (m.channelReserveSatoshis < m.dustLimitSatoshis || m.channelReserveSatoshis < ours.dustLimitSat) return 'channel_reserve_satoshis below a dust limit';
+  if (m.channelReserveSatoshis > fundingSat / LIMITS.maxReserveFraction)
+    return `channel_reserve_satoshis ${m.channelReserveSatoshis} over 20% of the funding`;
+  if (m.channelReserveSatoshis < m.dustLimitSatoshis || m.channelReserveSatoshis < ours.dustLimitSat)
+    return 'channel_reserve_satoshis below a dust limit';
   if (ours.channelReserveSat < m.dustLimitSatoshis) return 'our channel reserve would be below their dust limit';
-  if (m.maxAcceptedHtlcs < LIMITS.minMaxAcceptedHtlcs || m.maxAcceptedHtlcs > LIMITS.maxMaxAcceptedHtlcs) return `max_accepted_htlcs ${m.maxAcceptedHtlcs} outside 5..483`;
+  if (m.maxAcceptedHtlcs < LIMITS.minMaxAcceptedHtlcs || m.maxAcceptedHtlcs > LIMITS.maxMaxAcceptedHtlcs)
+    return `max_accepted_htlcs ${m.maxAcceptedHtlcs} outside 5..483`;
   if (m.toSelfDelay > LIMITS.maxToSelfDelay) return `to_self_delay ${m.toSelfDelay} over ${LIMITS.maxToSelfDelay}`;
   if (m.htlcMinimumMsat >= fundingSat * 1000n) return 'htlc_minimum_msat not below the channel capacity';
   if (m.maxHtlcValueInFlightMsat === 0n) return 'max_htlc_value_in_flight_msat is zero';
@@ -132,7 +151,14 @@ export interface OpenParams {
   upfrontShutdownScript?: Uint8Array;
 }
 
-const PLACEHOLDER_CONFIG: ChannelConfig = { dustLimitSat: 0n, maxHtlcValueInFlightMsat: 0n, channelReserveSat: 0n, htlcMinimumMsat: 0n, toSelfDelay: 0, maxAcceptedHtlcs: 0 };
+const PLACEHOLDER_CONFIG: ChannelConfig = {
+  dustLimitSat: 0n,
+  maxHtlcValueInFlightMsat: 0n,
+  channelReserveSat: 0n,
+  htlcMinimumMsat: 0n,
+  toSelfDelay: 0,
+  maxAcceptedHtlcs: 0,
+};
 
 /** The parts of a new channel's state that both roles start alike: empty logs, commitment 0 on both sides, no flags set. */
 function freshChannel(c0: ReturnType<typeof initialCommit>) {
@@ -155,10 +181,12 @@ export function openChannel(ctx: StepContext, p: OpenParams): StepResult {
   if (p.fundingSat < LIMITS.minFundingSat || p.fundingSat > LIMITS.maxFundingSat)
     throw new ArgumentError(`fundingSat must be within ${LIMITS.minFundingSat}..${LIMITS.maxFundingSat}`);
   if (p.pushMsat < 0n || p.pushMsat > p.fundingSat * 1000n) throw new ArgumentError('pushMsat must be within 0..fundingSat·1000');
-  if (p.config.dustLimitSat < LIMITS.minDustLimitSat || p.config.dustLimitSat > LIMITS.maxDustLimitSat) throw new ArgumentError('dustLimitSat must be within 354..1062');
+  if (p.config.dustLimitSat < LIMITS.minDustLimitSat || p.config.dustLimitSat > LIMITS.maxDustLimitSat)
+    throw new ArgumentError('dustLimitSat must be within 354..1062');
   if (p.config.channelReserveSat < p.config.dustLimitSat || p.config.channelReserveSat > p.fundingSat / LIMITS.maxReserveFraction)
     throw new ArgumentError('channelReserveSat must be at least the dust limit and at most 20 % of the funding');
-  if (p.config.maxAcceptedHtlcs < LIMITS.minMaxAcceptedHtlcs || p.config.maxAcceptedHtlcs > LIMITS.maxMaxAcceptedHtlcs) throw new ArgumentError('maxAcceptedHtlcs must be within 5..483');
+  if (p.config.maxAcceptedHtlcs < LIMITS.minMaxAcceptedHtlcs || p.config.maxAcceptedHtlcs > LIMITS.maxMaxAcceptedHtlcs)
+    throw new ArgumentError('maxAcceptedHtlcs must be within 5..483');
   if (p.feeratePerKw < LIMITS.minFeeratePerKw) throw new ArgumentError('feeratePerKw must be at least 253');
   const pub = channelPubkeys(ctx.secrets);
   const upfront = p.upfrontShutdownScript ?? new Uint8Array(0);
@@ -210,7 +238,8 @@ export function receiveAccept(ctx: StepContext, s: ChannelState, m: AcceptChanne
     return failWith(s, 'error', 'ERR_CHANNEL_TYPE', 'accept_channel must echo our channel_type');
   const bad = checkPeerParams(m, s.local.config, s.fundingSat);
   if (bad !== null) return failWith(s, 'error', 'ERR_BAD_PARAMETERS', bad);
-  if (m.minimumDepth > LIMITS.maxMinimumDepth) return failWith(s, 'error', 'ERR_BAD_PARAMETERS', `minimum_depth ${m.minimumDepth} too large`);
+  if (m.minimumDepth > LIMITS.maxMinimumDepth)
+    return failWith(s, 'error', 'ERR_BAD_PARAMETERS', `minimum_depth ${m.minimumDepth} too large`);
   const next: ChannelState = {
     ...s,
     phase: 'awaiting_funding_tx',
@@ -219,7 +248,9 @@ export function receiveAccept(ctx: StepContext, s: ChannelState, m: AcceptChanne
     remoteCurrentPoint: m.firstPerCommitmentPoint,
   };
   void ctx;
-  return ok(next, [], false, [{ type: 'funding_needed', scriptPubKey: fundingScriptPubKey(next), amountSat: s.fundingSat, feeratePerKw: s.localCommit.feeratePerKw }]);
+  return ok(next, [], false, [
+    { type: 'funding_needed', scriptPubKey: fundingScriptPubKey(next), amountSat: s.fundingSat, feeratePerKw: s.localCommit.feeratePerKw },
+  ]);
 }
 
 export function fundingTx(ctx: StepContext, s: ChannelState, tx: Uint8Array, outputIndex: number): StepResult {
@@ -227,10 +258,21 @@ export function fundingTx(ctx: StepContext, s: ChannelState, tx: Uint8Array, out
   const parsed = parseTx(tx);
   const out = parsed.outputs[outputIndex];
   if (out === undefined || out.valueSat !== s.fundingSat || !equalBytes(out.scriptPubKey, fundingScriptPubKey(s)))
-    return failWith(s, 'local', 'ERR_BAD_PARAMETERS', `funding tx output ${outputIndex} does not pay ${s.fundingSat} sat to the funding script`);
+    return failWith(
+      s,
+      'local',
+      'ERR_BAD_PARAMETERS',
+      `funding tx output ${outputIndex} does not pay ${s.fundingSat} sat to the funding script`,
+    );
   const funded: ChannelState = { ...s, fundingTxid: parsed.txid, fundingOutputIndex: outputIndex, fundingTx: tx };
   const sigs = signRemote(funded, ctx.secrets, funded.remoteCommit, s.remoteCurrentPoint);
-  const msg: FundingCreated = { type: 34, temporaryChannelId: s.temporaryChannelId, fundingTxid: parsed.txid, fundingOutputIndex: outputIndex, signature: sigs.signature };
+  const msg: FundingCreated = {
+    type: 34,
+    temporaryChannelId: s.temporaryChannelId,
+    fundingTxid: parsed.txid,
+    fundingOutputIndex: outputIndex,
+    signature: sigs.signature,
+  };
   const next: ChannelState = { ...funded, phase: 'awaiting_funding_signed', channelId: channelIdFrom(parsed.txid, outputIndex) };
   return ok(next, [msg]);
 }
@@ -261,7 +303,9 @@ export type AcceptResult = StepResult | { failure: ChannelFailure; state?: undef
 
 /** Answers an open_channel: a new channel state and accept_channel, or a failure to report on the temporary id. */
 export function acceptChannel(ctx: StepContext, m: OpenChannel, p: AcceptParams): AcceptResult {
-  const refuse = (code: ChannelFailure['code'], message: string): AcceptResult => ({ failure: { level: 'error', code, message, channelId: m.temporaryChannelId } });
+  const refuse = (code: ChannelFailure['code'], message: string): AcceptResult => ({
+    failure: { level: 'error', code, message, channelId: m.temporaryChannelId },
+  });
   if (!equalBytes(m.chainHash, p.chainHash)) return refuse('ERR_BAD_PARAMETERS', `unknown chain ${bytesToHex(m.chainHash)}`);
   if (m.channelType === undefined) return refuse('ERR_CHANNEL_TYPE', 'open_channel without channel_type');
   const channelType = parseChannelType(m.channelType);
@@ -269,13 +313,18 @@ export function acceptChannel(ctx: StepContext, m: OpenChannel, p: AcceptParams)
   if (m.fundingSatoshis < LIMITS.minFundingSat || m.fundingSatoshis > LIMITS.maxFundingSat)
     return refuse('ERR_BAD_PARAMETERS', `funding_satoshis ${m.fundingSatoshis} outside ${LIMITS.minFundingSat}..${LIMITS.maxFundingSat}`);
   if (m.pushMsat > m.fundingSatoshis * 1000n) return refuse('ERR_BAD_PARAMETERS', 'push_msat exceeds the funding');
-  if (m.feeratePerKw < LIMITS.minFeeratePerKw) return refuse('ERR_BAD_PARAMETERS', `feerate_per_kw ${m.feeratePerKw} below ${LIMITS.minFeeratePerKw}`);
+  if (m.feeratePerKw < LIMITS.minFeeratePerKw)
+    return refuse('ERR_BAD_PARAMETERS', `feerate_per_kw ${m.feeratePerKw} below ${LIMITS.minFeeratePerKw}`);
   // the reserve we ask for must not be below their dust limit (BOLT 2); raise it rather than refuse
-  const config: ChannelConfig = { ...p.config, channelReserveSat: p.config.channelReserveSat < m.dustLimitSatoshis ? m.dustLimitSatoshis : p.config.channelReserveSat };
+  const config: ChannelConfig = {
+    ...p.config,
+    channelReserveSat: p.config.channelReserveSat < m.dustLimitSatoshis ? m.dustLimitSatoshis : p.config.channelReserveSat,
+  };
   const bad = checkPeerParams(m, config, m.fundingSatoshis);
   if (bad !== null) return refuse('ERR_BAD_PARAMETERS', bad);
   const openerMsat = m.fundingSatoshis * 1000n - m.pushMsat;
-  if (openerMsat < openerCommitmentCostSat(channelType, m.feeratePerKw, 0) * 1000n) return refuse('ERR_BAD_PARAMETERS', 'the opener cannot pay the first commitment fee');
+  if (openerMsat < openerCommitmentCostSat(channelType, m.feeratePerKw, 0) * 1000n)
+    return refuse('ERR_BAD_PARAMETERS', 'the opener cannot pay the first commitment fee');
   const pub = channelPubkeys(ctx.secrets);
   const upfront = p.upfrontShutdownScript ?? new Uint8Array(0);
   const c0 = initialCommit(m.pushMsat, openerMsat, m.feeratePerKw);
@@ -316,27 +365,41 @@ export function acceptChannel(ctx: StepContext, m: OpenChannel, p: AcceptParams)
 }
 
 export function receiveFundingCreated(ctx: StepContext, s: ChannelState, m: FundingCreated): StepResult {
-  if (s.phase !== 'awaiting_funding_created') return failWith(s, 'warning', 'ERR_UNEXPECTED_MESSAGE', `funding_created in phase ${s.phase}`);
-  const funded: ChannelState = { ...s, fundingTxid: m.fundingTxid, fundingOutputIndex: m.fundingOutputIndex, channelId: channelIdFrom(m.fundingTxid, m.fundingOutputIndex) };
+  if (s.phase !== 'awaiting_funding_created')
+    return failWith(s, 'warning', 'ERR_UNEXPECTED_MESSAGE', `funding_created in phase ${s.phase}`);
+  const funded: ChannelState = {
+    ...s,
+    fundingTxid: m.fundingTxid,
+    fundingOutputIndex: m.fundingOutputIndex,
+    channelId: channelIdFrom(m.fundingTxid, m.fundingOutputIndex),
+  };
   const bad = verifyLocal(funded, ctx.secrets, funded.localCommit, { signature: m.signature, htlcSignatures: [] });
   if (bad !== null) return failWith(s, 'error', 'ERR_BAD_SIGNATURE', 'bad funding_created signature');
   const sigs = signRemote(funded, ctx.secrets, funded.remoteCommit, s.remoteCurrentPoint);
   const next: ChannelState = { ...funded, phase: 'awaiting_ready', localCommit: { ...funded.localCommit, remoteSig: m.signature } };
   const msg: FundingSigned = { type: 35, channelId: next.channelId, signature: sigs.signature };
-  return ok(next, [msg], true, [{ type: 'watch_funding', txid: m.fundingTxid, outputIndex: m.fundingOutputIndex, minimumDepth: s.minimumDepth }]);
+  return ok(next, [msg], true, [
+    { type: 'watch_funding', txid: m.fundingTxid, outputIndex: m.fundingOutputIndex, minimumDepth: s.minimumDepth },
+  ]);
 }
 
 // ---------------------------------------------------------------- channel_ready
 
 function maybeNormal(s: ChannelState): { state: ChannelState; ready: boolean } {
-  if (s.phase === 'awaiting_ready' && s.sentChannelReady && s.receivedChannelReady) return { state: { ...s, phase: 'normal' }, ready: true };
+  if (s.phase === 'awaiting_ready' && s.sentChannelReady && s.receivedChannelReady)
+    return { state: { ...s, phase: 'normal' }, ready: true };
   return { state: s, ready: false };
 }
 
 export function fundingDepth(ctx: StepContext, s: ChannelState, depth: number, shortChannelId?: bigint): StepResult {
   if (s.phase !== 'awaiting_ready' || s.sentChannelReady || depth < Math.max(s.minimumDepth, 1)) return ok(s);
   const readyMsg: ChannelReady = { type: 36, channelId: s.channelId, secondPerCommitmentPoint: ourPoint(ctx.secrets, 1n) };
-  const r = maybeNormal({ ...s, fundingDepthReached: true, sentChannelReady: true, ...(shortChannelId === undefined ? {} : { shortChannelId }) });
+  const r = maybeNormal({
+    ...s,
+    fundingDepthReached: true,
+    sentChannelReady: true,
+    ...(shortChannelId === undefined ? {} : { shortChannelId }),
+  });
   const { fundingTx: _broadcast, ...rest } = r.state;
   return ok(rest, s.reestablished ? [readyMsg] : [], true, r.ready ? [{ type: 'channel_ready' }] : []);
 }
@@ -346,7 +409,8 @@ export function receiveChannelReady(ctx: StepContext, s: ChannelState, m: Channe
   // a retransmission after a reconnection (or an alias update): nothing to do
   if (s.receivedChannelReady) return ok(s);
   if (s.phase !== 'awaiting_ready') return failWith(s, 'warning', 'ERR_UNEXPECTED_MESSAGE', `channel_ready in phase ${s.phase}`);
-  if (!secp.isPublicKey(m.secondPerCommitmentPoint)) return failWith(s, 'error', 'ERR_BAD_PARAMETERS', 'second_per_commitment_point is not a point');
+  if (!secp.isPublicKey(m.secondPerCommitmentPoint))
+    return failWith(s, 'error', 'ERR_BAD_PARAMETERS', 'second_per_commitment_point is not a point');
   const r = maybeNormal({ ...s, receivedChannelReady: true, remoteNextPoint: m.secondPerCommitmentPoint });
   return ok(r.state, [], true, r.ready ? [{ type: 'channel_ready' }] : []);
 }

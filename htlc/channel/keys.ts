@@ -94,7 +94,6 @@ export function commitmentPrivkey(baseSecret: Uint8Array, basepoint: Uint8Array,
   return secp.privateKeyTweakAdd(baseSecret, tweak(point, basepoint));
 }
 
-
 /**
  * m·X + k·G, for a revocation pubkey (m·X is the variable-base part, k·G the
  * part whose discrete log we hold). Done as one double-base multiplication by
@@ -125,7 +124,13 @@ function mulAddG(x: Uint8Array, m: Uint8Array, k: Uint8Array): Uint8Array {
  * The two HTLC keys are computed when first read: a commitment without HTLC
  * outputs never needs them.
  */
-export function localCommitmentKeys(s: ChannelSecrets, ours: ChannelPubkeys, theirs: ChannelPubkeys, secret: Uint8Array, point: Uint8Array): CommitmentKeys {
+export function localCommitmentKeys(
+  s: ChannelSecrets,
+  ours: ChannelPubkeys,
+  theirs: ChannelPubkeys,
+  secret: Uint8Array,
+  point: Uint8Array,
+): CommitmentKeys {
   const rb = theirs.revocationBasepoint;
   // revocation = rb·SHA256(rb ‖ point) + (secret·SHA256(point ‖ rb))·G
   const revocationPubkey = mulAddG(rb, sha256Parts(rb, point), secp.privateKeyTweakMul(secret, sha256Parts(point, rb)));

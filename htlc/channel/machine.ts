@@ -127,14 +127,22 @@ function findHtlc(v: CommitmentState, offered: boolean, id: bigint) {
  * BOLT 2 limits on the HTLCs `sender` offers in view `v`: count, value in
  * flight, the sender's reserve and (for the opener) the commitment fee.
  */
-function checkSenderLimits(s: ChannelState, v: CommitmentState, senderIsUs: boolean, strict: boolean): { code: ChannelErrorCode; message: string } | null {
+function checkSenderLimits(
+  s: ChannelState,
+  v: CommitmentState,
+  senderIsUs: boolean,
+  strict: boolean,
+): { code: ChannelErrorCode; message: string } | null {
   const limits = senderIsUs ? s.remote.config : s.local.config;
   const offered = v.htlcs.filter((h) => h.offered === senderIsUs);
   if (offered.length > limits.maxAcceptedHtlcs)
     return { code: 'ERR_HTLC_LIMIT', message: `${offered.length} HTLCs offered, max_accepted_htlcs is ${limits.maxAcceptedHtlcs}` };
   const inFlight = offered.reduce((a, h) => a + h.amountMsat, 0n);
   if (inFlight > limits.maxHtlcValueInFlightMsat)
-    return { code: 'ERR_HTLC_LIMIT', message: `${inFlight} msat in flight, max_htlc_value_in_flight_msat is ${limits.maxHtlcValueInFlightMsat}` };
+    return {
+      code: 'ERR_HTLC_LIMIT',
+      message: `${inFlight} msat in flight, max_htlc_value_in_flight_msat is ${limits.maxHtlcValueInFlightMsat}`,
+    };
   const senderBal = senderIsUs ? v.ourBalanceMsat : v.theirBalanceMsat;
   const otherBal = senderIsUs ? v.theirBalanceMsat : v.ourBalanceMsat;
   const senderIsOpener = (s.opener === 'local') === senderIsUs;
@@ -143,9 +151,14 @@ function checkSenderLimits(s: ChannelState, v: CommitmentState, senderIsUs: bool
   const cost = strict ? openerCostAllHtlcs(s, v) : openerCostMsat(s, v, true);
   const reserveMsat = limits.channelReserveSat * 1000n;
   if (senderIsOpener) {
-    if (senderBal < cost + reserveMsat) return { code: 'ERR_CANNOT_AFFORD', message: `opener balance ${senderBal} msat cannot pay fee ${cost} msat and reserve ${reserveMsat} msat` };
+    if (senderBal < cost + reserveMsat)
+      return {
+        code: 'ERR_CANNOT_AFFORD',
+        message: `opener balance ${senderBal} msat cannot pay fee ${cost} msat and reserve ${reserveMsat} msat`,
+      };
   } else {
-    if (senderBal < reserveMsat) return { code: 'ERR_CANNOT_AFFORD', message: `balance ${senderBal} msat below the reserve ${reserveMsat} msat` };
+    if (senderBal < reserveMsat)
+      return { code: 'ERR_CANNOT_AFFORD', message: `balance ${senderBal} msat below the reserve ${reserveMsat} msat` };
     // lnd fails the channel when an HTLC makes the opener's fee push it below its reserve: never offer one that would
     const openerReserveMsat = (senderIsUs ? s.local.config.channelReserveSat : s.remote.config.channelReserveSat) * 1000n;
     if (strict && otherBal < cost + openerReserveMsat)
@@ -190,7 +203,15 @@ const sendable = new WeakMap<ChannelState, bigint>();
 function searchSendable(s: ChannelState): bigint {
   if (s.shutdown !== undefined || s.phase !== 'normal' || !s.reestablished) return 0n;
   const fits = (amountMsat: bigint): boolean => {
-    const e: AddEntry = { kind: 'add', index: logEnd(s.ourLog), htlcId: s.ourLog.nextHtlcId, amountMsat, paymentHash: ZERO_HASH, cltvExpiry: 0, onionRoutingPacket: ZERO_ONION };
+    const e: AddEntry = {
+      kind: 'add',
+      index: logEnd(s.ourLog),
+      htlcId: s.ourLog.nextHtlcId,
+      amountMsat,
+      paymentHash: ZERO_HASH,
+      cltvExpiry: 0,
+      onionRoutingPacket: ZERO_ONION,
+    };
     const ourLog = append(s.ourLog, e);
     const v = nextView(s.localCommit, ourLog, s.theirLog, logEnd(ourLog), s.localCommit.theirLogIndex, s.localCommit.height + 1n);
     return checkSenderLimits(s, v, true, true) === null;
@@ -211,11 +232,14 @@ const ZERO_ONION = new Uint8Array(0);
 
 function localAdd(ctx: StepContext, s: ChannelState, i: ChannelInput & { type: 'add_htlc' }): StepResult {
   if (s.shutdown !== undefined) return localReject(s, 'ERR_SHUTDOWN', 'channel is shutting down');
-  if (s.phase !== 'normal' || !s.reestablished) return localReject(s, 'ERR_NOT_READY', `cannot add an HTLC in phase ${s.phase}${s.reestablished ? '' : ' (not reestablished)'}`);
+  if (s.phase !== 'normal' || !s.reestablished)
+    return localReject(s, 'ERR_NOT_READY', `cannot add an HTLC in phase ${s.phase}${s.reestablished ? '' : ' (not reestablished)'}`);
   if (i.amountMsat <= 0n) return localReject(s, 'ERR_HTLC_AMOUNT', 'amount must be positive');
-  if (i.amountMsat < s.remote.config.htlcMinimumMsat) return localReject(s, 'ERR_HTLC_AMOUNT', `amount below the peer's htlc_minimum_msat ${s.remote.config.htlcMinimumMsat}`);
+  if (i.amountMsat < s.remote.config.htlcMinimumMsat)
+    return localReject(s, 'ERR_HTLC_AMOUNT', `amount below the peer's htlc_minimum_msat ${s.remote.config.htlcMinimumMsat}`);
   if (i.cltvExpiry >= MAX_CLTV_EXPIRY) return localReject(s, 'ERR_HTLC_AMOUNT', 'cltv_expiry must be a block height');
-  if (i.paymentHash.length !== 32 || i.onionRoutingPacket.length !== 1366) return localReject(s, 'ERR_HTLC_AMOUNT', 'bad payment hash or onion length');
+  if (i.paymentHash.length !== 32 || i.onionRoutingPacket.length !== 1366)
+    return localReject(s, 'ERR_HTLC_AMOUNT', 'bad payment hash or onion length');
   const e: AddEntry = {
     kind: 'add',
     index: logEnd(s.ourLog),
@@ -232,9 +256,13 @@ function localAdd(ctx: StepContext, s: ChannelState, i: ChannelInput & { type: '
   if (bad !== null) return localReject(s, bad.code, bad.message);
   // dust exposure on both commitments (the remote's next commitment includes everything we sent)
   const rv = nextView(s.remoteNextCommit ?? s.remoteCommit, ourLog, s.theirLog, logEnd(ourLog), logEnd(s.theirLog), 0n);
-  for (const [view, holderIsUs] of [[v, true], [rv, false]] as const) {
+  for (const [view, holderIsUs] of [
+    [v, true],
+    [rv, false],
+  ] as const) {
     const dust = dustExposureMsat(s, view, holderIsUs);
-    if (dust > ctx.policy.maxDustExposureMsat) return localReject(s, 'ERR_DUST_EXPOSURE', `dust exposure ${dust} msat over ${ctx.policy.maxDustExposureMsat} msat`);
+    if (dust > ctx.policy.maxDustExposureMsat)
+      return localReject(s, 'ERR_DUST_EXPOSURE', `dust exposure ${dust} msat over ${ctx.policy.maxDustExposureMsat} msat`);
   }
   const msg: UpdateAddHtlc = {
     type: 128,
@@ -254,7 +282,8 @@ function localAdd(ctx: StepContext, s: ChannelState, i: ChannelInput & { type: '
 function settleable(s: ChannelState, id: bigint): { amountMsat: bigint; paymentHash: Uint8Array } | string {
   const h = findHtlc(s.localCommit, false, id);
   if (h === undefined || findHtlc(s.remoteCommit, false, id) === undefined) return `no irrevocably committed incoming HTLC ${id}`;
-  if (removalPending(s.ourLog, id) || (s.pendingResolutions ?? []).some((e) => e.htlcId === id)) return `HTLC ${id} is already being removed`;
+  if (removalPending(s.ourLog, id) || (s.pendingResolutions ?? []).some((e) => e.htlcId === id))
+    return `HTLC ${id} is already being removed`;
   return h;
 }
 
@@ -271,7 +300,8 @@ function localRemove(s: ChannelState, i: ChannelInput & { type: 'fulfill_htlc' |
   const index = logEnd(s.ourLog);
   let e: ResolutionEntry;
   if (i.type === 'fulfill_htlc') {
-    if (i.paymentPreimage.length !== 32 || !equalBytes(sha256(i.paymentPreimage), h.paymentHash)) return localReject(s, 'ERR_UNKNOWN_HTLC', 'preimage does not match the payment hash');
+    if (i.paymentPreimage.length !== 32 || !equalBytes(sha256(i.paymentPreimage), h.paymentHash))
+      return localReject(s, 'ERR_UNKNOWN_HTLC', 'preimage does not match the payment hash');
     e = { kind: 'fulfill', index, htlcId: i.id, paymentPreimage: i.paymentPreimage.slice() };
   } else if (i.type === 'fail_htlc') {
     e = { kind: 'fail', index, htlcId: i.id, reason: i.reason.slice() };
@@ -315,7 +345,8 @@ function localFee(s: ChannelState, feeratePerKw: number): StepResult {
   // then fail the channel); lnd does not change the fee of a closing channel either
   if (s.shutdown !== undefined) return localReject(s, 'ERR_SHUTDOWN', 'no update_fee once shutdown has been sent or received');
   if (s.opener !== 'local') return localReject(s, 'ERR_FEE', 'only the opener sends update_fee');
-  if (!Number.isInteger(feeratePerKw) || feeratePerKw < MIN_FEERATE_PER_KW || feeratePerKw > 0xffffffff) return localReject(s, 'ERR_FEE', `feerate ${feeratePerKw} out of range`);
+  if (!Number.isInteger(feeratePerKw) || feeratePerKw < MIN_FEERATE_PER_KW || feeratePerKw > 0xffffffff)
+    return localReject(s, 'ERR_FEE', `feerate ${feeratePerKw} out of range`);
   const ourLog = append(s.ourLog, { kind: 'fee', index: logEnd(s.ourLog), feeratePerKw });
   const v = nextView(s.localCommit, ourLog, s.theirLog, logEnd(ourLog), s.localCommit.theirLogIndex, 0n);
   const bad = checkSenderLimits(s, v, true, true);
@@ -328,7 +359,8 @@ function localFee(s: ChannelState, feeratePerKw: number): StepResult {
 function remoteAdd(s: ChannelState, m: UpdateAddHtlc): StepResult {
   if (s.shutdown?.receivedShutdown === true) return peerError(s, 'ERR_SHUTDOWN', 'update_add_htlc after shutdown');
   if (s.phase !== 'normal' && s.phase !== 'shutdown') return peerError(s, 'ERR_UNEXPECTED_MESSAGE', `update_add_htlc in phase ${s.phase}`);
-  if (m.id !== s.theirLog.nextHtlcId) return peerError(s, 'ERR_UNEXPECTED_MESSAGE', `update_add_htlc id ${m.id}, expected ${s.theirLog.nextHtlcId}`);
+  if (m.id !== s.theirLog.nextHtlcId)
+    return peerError(s, 'ERR_UNEXPECTED_MESSAGE', `update_add_htlc id ${m.id}, expected ${s.theirLog.nextHtlcId}`);
   if (m.amountMsat === 0n || m.amountMsat < s.local.config.htlcMinimumMsat)
     return peerError(s, 'ERR_HTLC_AMOUNT', `amount_msat ${m.amountMsat} below htlc_minimum_msat ${s.local.config.htlcMinimumMsat}`);
   if (m.cltvExpiry >= MAX_CLTV_EXPIRY) return peerError(s, 'ERR_HTLC_AMOUNT', 'cltv_expiry is not a block height');
@@ -352,7 +384,8 @@ function remoteAdd(s: ChannelState, m: UpdateAddHtlc): StepResult {
 function remoteRemove(s: ChannelState, m: UpdateFulfillHtlc | UpdateFailHtlc | UpdateFailMalformedHtlc): StepResult {
   if (s.phase !== 'normal' && s.phase !== 'shutdown') return peerError(s, 'ERR_UNEXPECTED_MESSAGE', `HTLC removal in phase ${s.phase}`);
   const h = findHtlc(s.localCommit, true, m.id);
-  if (h === undefined || findHtlc(s.remoteCommit, true, m.id) === undefined) return peerError(s, 'ERR_UNKNOWN_HTLC', `no committed HTLC ${m.id} offered by us`);
+  if (h === undefined || findHtlc(s.remoteCommit, true, m.id) === undefined)
+    return peerError(s, 'ERR_UNKNOWN_HTLC', `no committed HTLC ${m.id} offered by us`);
   if (removalPending(s.theirLog, m.id)) return peerError(s, 'ERR_UNKNOWN_HTLC', `HTLC ${m.id} removed twice`);
   const index = logEnd(s.theirLog);
   let e: LogEntry;
@@ -365,7 +398,12 @@ function remoteRemove(s: ChannelState, m: UpdateFulfillHtlc | UpdateFailHtlc | U
     if ((m.failureCode & 0x8000) === 0) return peerError(s, 'ERR_UNKNOWN_HTLC', 'update_fail_malformed_htlc without the BADONION bit');
     e = { kind: 'fail_malformed', index, htlcId: m.id, sha256OfOnion: m.sha256OfOnion, failureCode: m.failureCode };
   }
-  return ok({ ...s, theirLog: append(s.theirLog, e) }, [], false, e.kind === 'fulfill' ? [{ type: 'preimage_received', id: e.htlcId, paymentPreimage: e.paymentPreimage }] : []);
+  return ok(
+    { ...s, theirLog: append(s.theirLog, e) },
+    [],
+    false,
+    e.kind === 'fulfill' ? [{ type: 'preimage_received', id: e.htlcId, paymentPreimage: e.paymentPreimage }] : [],
+  );
 }
 
 function remoteFee(s: ChannelState, m: UpdateFee): StepResult {
@@ -386,7 +424,8 @@ function signNext(ctx: StepContext, s: ChannelState): StepResult {
   if (s.remoteNextCommit !== undefined) return localReject(s, 'ERR_AWAITING_REVOCATION', 'waiting for revoke_and_ack before signing again');
   if (s.remoteNextPoint === undefined) return localReject(s, 'ERR_NOT_READY', "no per-commitment point for the remote's next commitment");
   const v = nextRemoteView(s);
-  if (v.ourLogIndex === s.remoteCommit.ourLogIndex && v.theirLogIndex === s.remoteCommit.theirLogIndex) return localReject(s, 'ERR_NOTHING_TO_SIGN', 'no updates to sign');
+  if (v.ourLogIndex === s.remoteCommit.ourLogIndex && v.theirLogIndex === s.remoteCommit.theirLogIndex)
+    return localReject(s, 'ERR_NOTHING_TO_SIGN', 'no updates to sign');
   const sigs = signRemote(s, ctx.secrets, v, s.remoteNextPoint);
   const msg: CommitmentSigned = { type: 132, channelId: s.channelId, signature: sigs.signature, htlcSignatures: sigs.htlcSignatures };
   const signed: ChannelState = { ...s, remoteNextCommit: v, sentCommitSig: msg, lastSentWasRevoke: false };
@@ -395,14 +434,20 @@ function signNext(ctx: StepContext, s: ChannelState): StepResult {
 }
 
 function receiveCommit(ctx: StepContext, s: ChannelState, m: CommitmentSigned): StepResult {
-  if (s.phase !== 'normal' && s.phase !== 'shutdown') return peerError(s, 'ERR_UNEXPECTED_MESSAGE', `commitment_signed in phase ${s.phase}`);
+  if (s.phase !== 'normal' && s.phase !== 'shutdown')
+    return peerError(s, 'ERR_UNEXPECTED_MESSAGE', `commitment_signed in phase ${s.phase}`);
   const v = nextLocalView(s);
   const bad = verifyLocal(s, ctx.secrets, v, m);
   if (bad === 'commitment') return peerError(s, 'ERR_BAD_SIGNATURE', `bad signature for commitment ${v.height}`);
   if (bad === 'htlc_count') return peerError(s, 'ERR_BAD_HTLC_SIGNATURES', `wrong number of htlc_signatures (${m.htlcSignatures.length})`);
   if (bad === 'htlc') return peerError(s, 'ERR_BAD_HTLC_SIGNATURES', `bad HTLC signature for commitment ${v.height}`);
   const old = s.localCommit.height;
-  const raa: RevokeAndAck = { type: 133, channelId: s.channelId, perCommitmentSecret: ourSecret(ctx.secrets, old), nextPerCommitmentPoint: ourPoint(ctx.secrets, old + 2n) };
+  const raa: RevokeAndAck = {
+    type: 133,
+    channelId: s.channelId,
+    perCommitmentSecret: ourSecret(ctx.secrets, old),
+    nextPerCommitmentPoint: ourPoint(ctx.secrets, old + 2n),
+  };
   const next = compact({ ...s, localCommit: { ...v, remoteSig: m.signature, remoteHtlcSigs: m.htlcSignatures }, lastSentWasRevoke: true });
   const r = ok(next, [raa], true);
   return close.afterUpdate(ctx, r);
@@ -411,10 +456,12 @@ function receiveCommit(ctx: StepContext, s: ChannelState, m: CommitmentSigned): 
 function receiveRevoke(ctx: StepContext, s: ChannelState, m: RevokeAndAck): StepResult {
   if (s.phase !== 'normal' && s.phase !== 'shutdown') return peerError(s, 'ERR_UNEXPECTED_MESSAGE', `revoke_and_ack in phase ${s.phase}`);
   const pending = s.remoteNextCommit;
-  if (pending === undefined || s.remoteNextPoint === undefined) return peerError(s, 'ERR_UNEXPECTED_MESSAGE', 'revoke_and_ack without a commitment to revoke');
+  if (pending === undefined || s.remoteNextPoint === undefined)
+    return peerError(s, 'ERR_UNEXPECTED_MESSAGE', 'revoke_and_ack without a commitment to revoke');
   if (!equalBytes(perCommitmentPoint(m.perCommitmentSecret), s.remoteCurrentPoint))
     return peerError(s, 'ERR_BAD_REVOCATION', `per_commitment_secret does not match commitment ${s.remoteCommit.height}`);
-  if (!secp.isPublicKey(m.nextPerCommitmentPoint) || m.nextPerCommitmentPoint.length !== 33) return peerError(s, 'ERR_BAD_REVOCATION', 'next_per_commitment_point is not a point');
+  if (!secp.isPublicKey(m.nextPerCommitmentPoint) || m.nextPerCommitmentPoint.length !== 33)
+    return peerError(s, 'ERR_BAD_REVOCATION', 'next_per_commitment_point is not a point');
   const store = RevocationStore.decode(s.revocationStore);
   try {
     store.insert(secretIndexForCommitment(s.remoteCommit.height), m.perCommitmentSecret);
@@ -427,7 +474,8 @@ function receiveRevoke(ctx: StepContext, s: ChannelState, m: RevokeAndAck): Step
     if (e.kind === 'add') events.push({ type: 'htlc_incoming', htlc: e });
     else if (e.kind === 'fulfill') events.push({ type: 'htlc_fulfilled', id: e.htlcId, paymentPreimage: e.paymentPreimage });
     else if (e.kind === 'fail') events.push({ type: 'htlc_failed', id: e.htlcId, reason: e.reason });
-    else if (e.kind === 'fail_malformed') events.push({ type: 'htlc_failed', id: e.htlcId, sha256OfOnion: e.sha256OfOnion, failureCode: e.failureCode });
+    else if (e.kind === 'fail_malformed')
+      events.push({ type: 'htlc_failed', id: e.htlcId, sha256OfOnion: e.sha256OfOnion, failureCode: e.failureCode });
   }
   const { remoteNextCommit: _done, sentCommitSig: _sent, ...rest } = s;
   const ours = dropOnions(s.ourLog, s.remoteCommit.ourLogIndex, pending.ourLogIndex);
@@ -446,16 +494,29 @@ function receiveRevoke(ctx: StepContext, s: ChannelState, m: RevokeAndAck): Step
   });
   const r0 = close.afterUpdate(ctx, ok(next, [], true, events));
   // the onions stored apart for those adds go in the same batch
-  const r = ours.dropped.length + theirs.dropped.length === 0 ? r0 : { ...r0, writes: [...r0.writes, ...onionDeletes(s.channelId, 'o', ours.dropped), ...onionDeletes(s.channelId, 't', theirs.dropped)] };
+  const r =
+    ours.dropped.length + theirs.dropped.length === 0
+      ? r0
+      : {
+          ...r0,
+          writes: [...r0.writes, ...onionDeletes(s.channelId, 'o', ours.dropped), ...onionDeletes(s.channelId, 't', theirs.dropped)],
+        };
   // the commitment just revoked: its HTLCs go to the revocation log, in the same batch
-  return s.remoteCommit.htlcs.length === 0 ? r : { ...r, writes: [...r.writes, revokedHtlcsWrite(s.channelId, s.remoteCommit.height, s.remoteCommit.htlcs)] };
+  return s.remoteCommit.htlcs.length === 0
+    ? r
+    : { ...r, writes: [...r.writes, revokedHtlcsWrite(s.channelId, s.remoteCommit.height, s.remoteCommit.htlcs)] };
 }
 
 // ---------------------------------------------------------------- reconnection
 
 /** Forgets updates no commitment_signed covers (BOLT 2: reversed on reconnection). */
 export function disconnect(s: ChannelState): StepResult {
-  if (s.phase === 'awaiting_accept' || s.phase === 'awaiting_funding_tx' || s.phase === 'awaiting_funding_signed' || s.phase === 'awaiting_funding_created') {
+  if (
+    s.phase === 'awaiting_accept' ||
+    s.phase === 'awaiting_funding_tx' ||
+    s.phase === 'awaiting_funding_signed' ||
+    s.phase === 'awaiting_funding_created'
+  ) {
     const release: ChannelEvent[] = s.fundingTx !== undefined ? [{ type: 'release_funding', tx: s.fundingTx }] : [];
     return ok({ ...s, phase: 'closed', reestablished: false, sentReestablish: false }, [], false, [...release, { type: 'channel_closed' }]);
   }
@@ -469,11 +530,22 @@ export function disconnect(s: ChannelState): StepResult {
   };
   const ours = truncate(s.ourLog, ourKeep);
   const theirs = truncate(s.theirLog, theirKeep);
-  const events: ChannelEvent[] = ours.dropped.filter((e): e is AddEntry => e.kind === 'add').map((htlc) => ({ type: 'htlc_unsent', htlc }) as const);
+  const events: ChannelEvent[] = ours.dropped
+    .filter((e): e is AddEntry => e.kind === 'add')
+    .map((htlc) => ({ type: 'htlc_unsent', htlc }) as const);
   // our reversed fulfills and fails go out again after the next channel_reestablish
-  const reversed = ours.dropped.filter((e): e is ResolutionEntry => e.kind === 'fulfill' || e.kind === 'fail' || e.kind === 'fail_malformed');
+  const reversed = ours.dropped.filter(
+    (e): e is ResolutionEntry => e.kind === 'fulfill' || e.kind === 'fail' || e.kind === 'fail_malformed',
+  );
   const queued = [...(s.pendingResolutions ?? []), ...reversed];
-  const next: ChannelState = { ...s, ourLog: ours.log, theirLog: theirs.log, reestablished: false, sentReestablish: false, ...(queued.length > 0 ? { pendingResolutions: queued } : {}) };
+  const next: ChannelState = {
+    ...s,
+    ourLog: ours.log,
+    theirLog: theirs.log,
+    reestablished: false,
+    sentReestablish: false,
+    ...(queued.length > 0 ? { pendingResolutions: queued } : {}),
+  };
   return ok(next, [], false, events);
 }
 
@@ -504,7 +576,13 @@ function updateMessage(s: ChannelState, e: LogEntry): ChannelMessage {
   switch (e.kind) {
     case 'add':
       return {
-        type: 128, channelId, id: e.htlcId, amountMsat: e.amountMsat, paymentHash: e.paymentHash, cltvExpiry: e.cltvExpiry, onionRoutingPacket: e.onionRoutingPacket,
+        type: 128,
+        channelId,
+        id: e.htlcId,
+        amountMsat: e.amountMsat,
+        paymentHash: e.paymentHash,
+        cltvExpiry: e.cltvExpiry,
+        onionRoutingPacket: e.onionRoutingPacket,
         ...(e.blindingPoint === undefined ? {} : { blindingPoint: e.blindingPoint }),
       };
     case 'fulfill':
@@ -531,7 +609,10 @@ function receiveReestablish(ctx: StepContext, s0: ChannelState, m: ChannelReesta
   // their proof that we revoked commitment R-1 (or zeros before any revocation)
   if (R > L) {
     if (R > 0n && equalBytes(m.yourLastPerCommitmentSecret, ourSecret(ctx.secrets, R - 1n))) {
-      return { ...failWith(s0, 'error', 'ERR_DATA_LOSS', `peer expects revocation ${R}, we are at ${L}: we lost state`), events: [{ type: 'data_loss', theirCurrentPoint: m.myCurrentPerCommitmentPoint }] };
+      return {
+        ...failWith(s0, 'error', 'ERR_DATA_LOSS', `peer expects revocation ${R}, we are at ${L}: we lost state`),
+        events: [{ type: 'data_loss', theirCurrentPoint: m.myCurrentPerCommitmentPoint }],
+      };
     }
     return peerError(s0, 'ERR_SYNC', `next_revocation_number ${R} ahead of our commitment ${L} without proof`);
   }
@@ -552,8 +633,14 @@ function receiveReestablish(ctx: StepContext, s0: ChannelState, m: ChannelReesta
     return peerError(s0, 'ERR_SYNC', `next_commitment_number ${N}, our last signed is ${s.remoteCommit.height}`);
   }
 
-  if (N === 1n && L === 0n && s.sentChannelReady) send.push({ type: 36, channelId: s.channelId, secondPerCommitmentPoint: ourPoint(ctx.secrets, 1n) });
-  const revoke = (): RevokeAndAck => ({ type: 133, channelId: s.channelId, perCommitmentSecret: ourSecret(ctx.secrets, L - 1n), nextPerCommitmentPoint: ourPoint(ctx.secrets, L + 1n) });
+  if (N === 1n && L === 0n && s.sentChannelReady)
+    send.push({ type: 36, channelId: s.channelId, secondPerCommitmentPoint: ourPoint(ctx.secrets, 1n) });
+  const revoke = (): RevokeAndAck => ({
+    type: 133,
+    channelId: s.channelId,
+    perCommitmentSecret: ourSecret(ctx.secrets, L - 1n),
+    nextPerCommitmentPoint: ourPoint(ctx.secrets, L + 1n),
+  });
   const commit = (): ChannelMessage[] => {
     if (tip === undefined || s.sentCommitSig === undefined) throw new ChannelError('ERR_SYNC', 'no commitment_signed to retransmit');
     return [...logSlice(s.ourLog, s.remoteCommit.ourLogIndex, tip.ourLogIndex).map((e) => updateMessage(s, e)), s.sentCommitSig];
@@ -563,7 +650,8 @@ function receiveReestablish(ctx: StepContext, s0: ChannelState, m: ChannelReesta
     else send.push(revoke(), ...commit());
   } else if (resendRevoke) send.push(revoke());
   else if (resendCommit) send.push(...commit());
-  if (s.shutdown?.sentShutdown === true && s.shutdown.localScript !== undefined) send.push({ type: 38, channelId: s.channelId, scriptpubkey: s.shutdown.localScript });
+  if (s.shutdown?.sentShutdown === true && s.shutdown.localScript !== undefined)
+    send.push({ type: 38, channelId: s.channelId, scriptpubkey: s.shutdown.localScript });
   const offer = close.resumeOffer(ctx, s);
   if (offer !== undefined) send.push(offer);
   const resumed = sendPendingResolutions({ ...s, reestablished: true });
@@ -623,11 +711,20 @@ function dispatch(ctx: StepContext, s: ChannelState, input: ChannelInput): StepR
 
 function receive(ctx: StepContext, s: ChannelState, m: ChannelMessage): StepResult {
   const id = channelIdOf(m);
-  if (!equalBytes(id, s.channelId) && !(m.type === 33 && equalBytes(id, s.temporaryChannelId)) && !(m.type === 34 && equalBytes(id, s.temporaryChannelId)))
+  if (
+    !equalBytes(id, s.channelId) &&
+    !(m.type === 33 && equalBytes(id, s.temporaryChannelId)) &&
+    !(m.type === 34 && equalBytes(id, s.temporaryChannelId))
+  )
     return peerError(s, 'ERR_UNKNOWN_CHANNEL', 'message for another channel');
   if (s.phase === 'closed') return failWith(s, 'warning', 'ERR_UNEXPECTED_MESSAGE', 'channel is closed');
   if (m.type === 136) return receiveReestablish(ctx, s, m);
-  const established = !(s.phase === 'awaiting_accept' || s.phase === 'awaiting_funding_tx' || s.phase === 'awaiting_funding_signed' || s.phase === 'awaiting_funding_created');
+  const established = !(
+    s.phase === 'awaiting_accept' ||
+    s.phase === 'awaiting_funding_tx' ||
+    s.phase === 'awaiting_funding_signed' ||
+    s.phase === 'awaiting_funding_created'
+  );
   if (established && !s.reestablished) return failWith(s, 'warning', 'ERR_SYNC', `${m.type} before channel_reestablish`);
   switch (m.type) {
     case 33:

@@ -44,7 +44,10 @@ export class ChannelRegistry {
     const id = channelIdOf(msg);
     const d = this.byId.get(bytesToHex(id));
     if (d === undefined) {
-      return { kind: 'unknown_channel', failure: { level: 'error', code: 'ERR_UNKNOWN_CHANNEL', message: `unknown channel ${bytesToHex(id)}`, channelId: id } };
+      return {
+        kind: 'unknown_channel',
+        failure: { level: 'error', code: 'ERR_UNKNOWN_CHANNEL', message: `unknown channel ${bytesToHex(id)}`, channelId: id },
+      };
     }
     const result = await d.apply({ type: 'message', msg });
     this.index(d); // the channel id changes at funding_created / funding_signed

@@ -12,4 +12,3 @@ export function ok(state: ChannelState, send: ChannelMessage[] = [], persist = f
 export function failWith(s: ChannelState, level: 'error' | 'warning' | 'local', code: ChannelErrorCode, message: string): StepResult {
   return { state: s, send: [], writes: [], events: [], failure: { level, code, message, channelId: s.channelId } };
 }
-

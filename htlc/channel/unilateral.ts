@@ -72,7 +72,14 @@ export function toLocalSweep(s: ChannelState, secrets: ChannelSecrets, destScrip
   const point = ourPoint(secrets, s.localCommit.height);
   const delayedPriv = commitmentPrivkey(secrets.delayedPaymentBaseSecret, s.local.pubkeys.delayedPaymentBasepoint, point);
   const txid = commitmentHash(c);
-  const sweep = sweepToLocal({ txid, outputIndex: out.index, valueSat: out.valueSat }, out.witnessScript, c.params.toSelfDelay, delayedPriv, destScript, feeratePerKw);
+  const sweep = sweepToLocal(
+    { txid, outputIndex: out.index, valueSat: out.valueSat },
+    out.witnessScript,
+    c.params.toSelfDelay,
+    delayedPriv,
+    destScript,
+    feeratePerKw,
+  );
   return { sweep, toSelfDelay: c.params.toSelfDelay, commitmentTxid: txid };
 }
 
@@ -80,13 +87,25 @@ export function toLocalSweep(s: ChannelState, secrets: ChannelSecrets, destScrip
  * The sweep of our to_remote output in `tx` (a commitment of theirs spending
  * the funding output), or null when `tx` pays nothing to our to_remote script.
  */
-export function toRemoteSweep(s: ChannelState, secrets: ChannelSecrets, tx: Uint8Array, destScript: Uint8Array, feeratePerKw: number): SweepTx | null {
+export function toRemoteSweep(
+  s: ChannelState,
+  secrets: ChannelSecrets,
+  tx: Uint8Array,
+  destScript: Uint8Array,
+  feeratePerKw: number,
+): SweepTx | null {
   const ours = toRemoteOutput(s.channelType, s.local.pubkeys.paymentBasepoint);
   const t = TX.fromRaw(buf(tx));
   const index = t.outputs.findIndex((o) => equalBytes(new Uint8Array(o.script.toRaw()), ours.scriptPubKey));
   if (index < 0) return null;
   const txid = new Uint8Array(t.hash());
-  return sweepToRemote({ txid, outputIndex: index, valueSat: BigInt(t.outputs[index]!.value) }, ours.witnessScript, secrets.paymentBaseSecret, destScript, feeratePerKw);
+  return sweepToRemote(
+    { txid, outputIndex: index, valueSat: BigInt(t.outputs[index]!.value) },
+    ours.witnessScript,
+    secrets.paymentBaseSecret,
+    destScript,
+    feeratePerKw,
+  );
 }
 
 /**
@@ -115,7 +134,13 @@ export interface JusticeSweep {
  * per-commitment secret): the breach, with the sweep of its to_local output
  * through the revocation branch when it has one. Null when it is not revoked.
  */
-export function justiceSweep(s: ChannelState, secrets: ChannelSecrets, tx: Uint8Array, destScript: Uint8Array, feeratePerKw: number): JusticeSweep | null {
+export function justiceSweep(
+  s: ChannelState,
+  secrets: ChannelSecrets,
+  tx: Uint8Array,
+  destScript: Uint8Array,
+  feeratePerKw: number,
+): JusticeSweep | null {
   const n = commitmentNumberOf(s, tx);
   if (n === null || n >= s.remoteCommit.height) return null;
   const secret = RevocationStore.decode(s.revocationStore).get(secretIndexForCommitment(n));
@@ -129,7 +154,13 @@ export function justiceSweep(s: ChannelState, secrets: ChannelSecrets, tx: Uint8
   const index = t.outputs.findIndex((o) => equalBytes(new Uint8Array(o.script.toRaw()), spk));
   if (index < 0) return { sweep: null, commitmentNumber: n };
   const revocationPriv = deriveRevocationPrivkey(secrets.revocationBaseSecret, secret);
-  const sweep = sweepRevokedToLocal({ txid: new Uint8Array(t.hash()), outputIndex: index, valueSat: BigInt(t.outputs[index]!.value) }, script, revocationPriv, destScript, feeratePerKw);
+  const sweep = sweepRevokedToLocal(
+    { txid: new Uint8Array(t.hash()), outputIndex: index, valueSat: BigInt(t.outputs[index]!.value) },
+    script,
+    revocationPriv,
+    destScript,
+    feeratePerKw,
+  );
   return { sweep, commitmentNumber: n };
 }
 
@@ -137,7 +168,10 @@ export function justiceSweep(s: ChannelState, secrets: ChannelSecrets, tx: Uint8
 export function knownPreimages(s: ChannelState): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
   const hashOf = (id: bigint): string | undefined => {
-    const h = s.localCommit.htlcs.find((x) => !x.offered && x.id === id) ?? s.remoteCommit.htlcs.find((x) => !x.offered && x.id === id) ?? s.remoteNextCommit?.htlcs.find((x) => !x.offered && x.id === id);
+    const h =
+      s.localCommit.htlcs.find((x) => !x.offered && x.id === id) ??
+      s.remoteCommit.htlcs.find((x) => !x.offered && x.id === id) ??
+      s.remoteNextCommit?.htlcs.find((x) => !x.offered && x.id === id);
     return h === undefined ? undefined : bytesToHex(h.paymentHash);
   };
   for (const e of [...s.ourLog.entries, ...(s.pendingResolutions ?? [])]) {
@@ -164,7 +198,8 @@ function theirCommitment(s: ChannelState, tx: Uint8Array): { v: CommitmentState;
   const n = commitmentNumberOf(s, tx);
   if (n === null) return null;
   if (n === s.remoteCommit.height) return { v: s.remoteCommit, point: s.remoteCurrentPoint };
-  if (s.remoteNextCommit !== undefined && n === s.remoteNextCommit.height && s.remoteNextPoint !== undefined) return { v: s.remoteNextCommit, point: s.remoteNextPoint };
+  if (s.remoteNextCommit !== undefined && n === s.remoteNextCommit.height && s.remoteNextPoint !== undefined)
+    return { v: s.remoteNextCommit, point: s.remoteNextPoint };
   return null;
 }
 
@@ -233,7 +268,13 @@ export interface SecondStage {
    * anchors: the transaction pays no fee of its own. A wallet adds inputs and change to `template` for its
    * whole weight (`weight` is the template's own, witness included), then `complete` signs input 0 of that copy.
    */
-  feeless?: { template: Uint8Array; weight: number; inputValueSat: bigint; inputScriptPubKey: Uint8Array; complete(funded: Uint8Array): Uint8Array };
+  feeless?: {
+    template: Uint8Array;
+    weight: number;
+    inputValueSat: bigint;
+    inputScriptPubKey: Uint8Array;
+    complete(funded: Uint8Array): Uint8Array;
+  };
   /** Output 0 (revocable, delayed): ours after `toSelfDelay` confirmations of the transaction. */
   outputValueSat: bigint;
   outputScriptPubKey: Uint8Array;
@@ -247,10 +288,15 @@ export interface SecondStage {
  * preimage we know, with the sweep of their delayed outputs. With anchors
  * they come without a fee (see `feeless`).
  */
-export function localSecondStage(s: ChannelState, secrets: ChannelSecrets, preimages: ReadonlyMap<string, Uint8Array>): { stages: SecondStage[]; unclaimed: { htlcId: bigint; reason: string }[] } {
+export function localSecondStage(
+  s: ChannelState,
+  secrets: ChannelSecrets,
+  preimages: ReadonlyMap<string, Uint8Array>,
+): { stages: SecondStage[]; unclaimed: { htlcId: bigint; reason: string }[] } {
   const c = buildLocal(s, secrets, s.localCommit);
   const unsigned = buildHtlcTxs(c);
-  if (unsigned.length !== s.localCommit.remoteHtlcSigs.length) throw new Bolt3Error('ERR_BAD_PARAMS', 'stored HTLC signatures do not match the commitment');
+  if (unsigned.length !== s.localCommit.remoteHtlcSigs.length)
+    throw new Bolt3Error('ERR_BAD_PARAMS', 'stored HTLC signatures do not match the commitment');
   const anchors = s.channelType === 'anchors_zero_fee_htlc';
   const signed = anchors ? [] : signedHtlcTxs(s, secrets, preimages);
   const point = ourPoint(secrets, s.localCommit.height);
@@ -276,7 +322,15 @@ export function localSecondStage(s: ChannelState, secrets: ChannelSecrets, preim
       toSelfDelay: c.params.toSelfDelay,
       outputValueSat,
       outputScriptPubKey: new Uint8Array(out.script.toRaw()),
-      sweepOutput: (txid, destScript, feeratePerKw) => sweepToLocal({ txid, outputIndex: 0, valueSat: outputValueSat }, h.outputWitnessScript, c.params.toSelfDelay, delayedPriv, destScript, feeratePerKw),
+      sweepOutput: (txid, destScript, feeratePerKw) =>
+        sweepToLocal(
+          { txid, outputIndex: 0, valueSat: outputValueSat },
+          h.outputWitnessScript,
+          c.params.toSelfDelay,
+          delayedPriv,
+          destScript,
+          feeratePerKw,
+        ),
     };
     if (anchors) {
       stage.feeless = {
@@ -300,12 +354,18 @@ export function localSecondStage(s: ChannelState, secrets: ChannelSecrets, preim
  * peer with the preimage, or we after its cltv_expiry. Empty when `tx` is
  * none of those commitments.
  */
-export function offeredHtlcOutputs(s: ChannelState, secrets: ChannelSecrets, tx: Uint8Array): { htlcId: bigint; paymentHash: Uint8Array; outputIndex: number }[] {
+export function offeredHtlcOutputs(
+  s: ChannelState,
+  secrets: ChannelSecrets,
+  tx: Uint8Array,
+): { htlcId: bigint; paymentHash: Uint8Array; outputIndex: number }[] {
   const t = TX.fromRaw(buf(tx));
   const txid = new Uint8Array(t.hash());
   const local = buildLocal(s, secrets, s.localCommit);
   if (equalBytes(commitmentHash(local), txid)) {
-    return local.htlcOutputs.filter((o) => o.htlc!.direction === 'offered').map((o) => ({ htlcId: o.htlc!.id, paymentHash: o.htlc!.paymentHash, outputIndex: o.index }));
+    return local.htlcOutputs
+      .filter((o) => o.htlc!.direction === 'offered')
+      .map((o) => ({ htlcId: o.htlc!.id, paymentHash: o.htlc!.paymentHash, outputIndex: o.index }));
   }
   const which = theirCommitment(s, tx);
   if (which === null) return [];
@@ -313,7 +373,9 @@ export function offeredHtlcOutputs(s: ChannelState, secrets: ChannelSecrets, tx:
   const c = buildCommitment(remoteCommitmentParams(s, which.v, k.keys));
   if (!equalBytes(commitmentHash(c), txid)) return [];
   // on their commitment the HTLCs we offered are the ones they receive
-  return c.htlcOutputs.filter((o) => o.htlc!.direction === 'received').map((o) => ({ htlcId: o.htlc!.id, paymentHash: o.htlc!.paymentHash, outputIndex: o.index }));
+  return c.htlcOutputs
+    .filter((o) => o.htlc!.direction === 'received')
+    .map((o) => ({ htlcId: o.htlc!.id, paymentHash: o.htlc!.paymentHash, outputIndex: o.index }));
 }
 
 /** The preimage of `paymentHash` if input `inputIndex` of `spendingTx` reveals it in its witness (the peer's claim), else null. */
@@ -361,14 +423,27 @@ export function revokedHtlcSweeps(
   for (const h of htlcs) {
     // on their commitment the holder is them: what we offered they receive
     const script = h.offered
-      ? receivedHtlcWitnessScript(s.channelType, keys.revocationPubkey, keys.localHtlcPubkey, keys.remoteHtlcPubkey, h.paymentHash, h.cltvExpiry)
+      ? receivedHtlcWitnessScript(
+          s.channelType,
+          keys.revocationPubkey,
+          keys.localHtlcPubkey,
+          keys.remoteHtlcPubkey,
+          h.paymentHash,
+          h.cltvExpiry,
+        )
       : offeredHtlcWitnessScript(s.channelType, keys.revocationPubkey, keys.localHtlcPubkey, keys.remoteHtlcPubkey, h.paymentHash);
     const spk = p2wsh(script);
     const index = t.outputs.findIndex((o, i) => !used.has(i) && equalBytes(new Uint8Array(o.script.toRaw()), spk));
     if (index < 0) continue; // trimmed on that commitment
     used.add(index);
     try {
-      const sweep = sweepRevokedHtlc({ txid, outputIndex: index, valueSat: BigInt(t.outputs[index]!.value) }, script, revocationPriv, destScript, feeratePerKw);
+      const sweep = sweepRevokedHtlc(
+        { txid, outputIndex: index, valueSat: BigInt(t.outputs[index]!.value) },
+        script,
+        revocationPriv,
+        destScript,
+        feeratePerKw,
+      );
       sweeps.push({ htlcId: h.id, outputIndex: index, sweep });
     } catch (e) {
       if (!(e instanceof Bolt3Error && e.code === 'ERR_DUST')) throw e;
@@ -383,9 +458,22 @@ export function revokedHtlcSweeps(
  * revocation key. With anchors the peer may have moved its HTLC input (and so its output: SIGHASH_SINGLE pairs them)
  * away from index 0 and added fee inputs and change.
  */
-export function sweepRevokedSecondLevel(tx: Uint8Array, outputIndex: number, witnessScript: Uint8Array, revocationPriv: Uint8Array, destScript: Uint8Array, feeratePerKw: number): SweepTx {
+export function sweepRevokedSecondLevel(
+  tx: Uint8Array,
+  outputIndex: number,
+  witnessScript: Uint8Array,
+  revocationPriv: Uint8Array,
+  destScript: Uint8Array,
+  feeratePerKw: number,
+): SweepTx {
   const t = TX.fromRaw(buf(tx));
   const out = t.outputs[outputIndex];
   if (out === undefined) throw new Bolt3Error('ERR_BAD_PARAMS', `no output ${outputIndex}`);
-  return sweepRevokedToLocal({ txid: new Uint8Array(t.hash()), outputIndex, valueSat: BigInt(out.value) }, witnessScript, revocationPriv, destScript, feeratePerKw);
+  return sweepRevokedToLocal(
+    { txid: new Uint8Array(t.hash()), outputIndex, valueSat: BigInt(out.value) },
+    witnessScript,
+    revocationPriv,
+    destScript,
+    feeratePerKw,
+  );
 }

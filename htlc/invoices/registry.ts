@@ -59,7 +59,16 @@ import {
   type Counters,
   type SettleRef,
 } from './store.js';
-import { DEFAULT_REGISTRY_CONFIG, InvoiceError, type AmpSet, type Invoice, type InvoiceKind, type RegistryConfig, type SettledHtlc, type SettleEvent } from './types.js';
+import {
+  DEFAULT_REGISTRY_CONFIG,
+  InvoiceError,
+  type AmpSet,
+  type Invoice,
+  type InvoiceKind,
+  type RegistryConfig,
+  type SettledHtlc,
+  type SettleEvent,
+} from './types.js';
 
 type Answer = Exclude<FinalResolution, { action: 'hold' }>;
 type Resolve = (a: Answer) => void;
@@ -238,7 +247,11 @@ export interface AddInvoiceRequest {
 }
 
 const ZERO32 = new Uint8Array(HASH_LENGTH);
-const unknownDetails = (h: FinalHtlc): FailureMessage => ({ name: 'incorrect_or_unknown_payment_details', htlcMsat: h.amountMsat, height: h.currentHeight });
+const unknownDetails = (h: FinalHtlc): FailureMessage => ({
+  name: 'incorrect_or_unknown_payment_details',
+  htlcMsat: h.amountMsat,
+  height: h.currentHeight,
+});
 const failWith = (failure: FailureMessage): FinalResolution => ({ action: 'fail', failure });
 const failUnknown = (h: FinalHtlc): FinalResolution => failWith(unknownDetails(h));
 
@@ -379,8 +392,13 @@ export class InvoiceRegistry implements FinalHopHandler {
     if (amountMsat < 0n) throw new InvoiceError('ERR_INVOICE_ARGUMENT', 'amount must not be negative');
     if (req.amp === true && (req.preimage !== undefined || req.paymentHash !== undefined))
       throw new InvoiceError('ERR_INVOICE_ARGUMENT', 'an AMP invoice has no preimage of its own: each shard derives its own');
-    if (req.preimage !== undefined && req.paymentHash !== undefined) throw new InvoiceError('ERR_INVOICE_ARGUMENT', 'give a preimage or a payment hash, not both');
-    for (const [b, what] of [[req.preimage, 'preimage'], [req.paymentHash, 'payment hash'], [req.paymentAddr, 'payment_addr']] as const)
+    if (req.preimage !== undefined && req.paymentHash !== undefined)
+      throw new InvoiceError('ERR_INVOICE_ARGUMENT', 'give a preimage or a payment hash, not both');
+    for (const [b, what] of [
+      [req.preimage, 'preimage'],
+      [req.paymentHash, 'payment hash'],
+      [req.paymentAddr, 'payment_addr'],
+    ] as const)
       if (b !== undefined && b.length !== HASH_LENGTH) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `${what} must be 32 bytes`);
     const kind: InvoiceKind = req.amp === true ? 'amp' : req.paymentHash !== undefined ? 'hold' : 'regular';
     const preimage = kind === 'regular' ? (req.preimage ?? randomBytes(HASH_LENGTH)) : undefined;
@@ -509,10 +527,15 @@ export class InvoiceRegistry implements FinalHopHandler {
   async settleHold(preimage: Uint8Array): Promise<void> {
     const hash = sha256(preimage);
     const o = this.byHash.get(keyOf(hash));
-    if (o === undefined || o.inv.kind !== 'hold') throw new InvoiceError('ERR_INVOICE_NOT_FOUND', `no open hold invoice for ${bytesToHex(hash)}`);
+    if (o === undefined || o.inv.kind !== 'hold')
+      throw new InvoiceError('ERR_INVOICE_NOT_FOUND', `no open hold invoice for ${bytesToHex(hash)}`);
     const set = o.sets.get('');
-    if (set === undefined || !set.complete || o.inv.state !== 'accepted') throw new InvoiceError('ERR_INVOICE_STATE', 'the hold invoice is not accepted (not paid in full yet)');
-    await this.settleSet(set, set.amounts.map(() => preimage));
+    if (set === undefined || !set.complete || o.inv.state !== 'accepted')
+      throw new InvoiceError('ERR_INVOICE_STATE', 'the hold invoice is not accepted (not paid in full yet)');
+    await this.settleSet(
+      set,
+      set.amounts.map(() => preimage),
+    );
   }
 
   /** Cancels an open or accepted invoice (not an AMP one with settled sets: those are final): its held HTLCs fail. */
@@ -523,7 +546,14 @@ export class InvoiceRegistry implements FinalHopHandler {
       const inv: Invoice = { ...o.inv, state: 'canceled' };
       const ops: BatchOp[] = [putInvoice(inv)];
       // its AMP sets settled since the last checkpoint go into its list now: it leaves memory
-      if (o.unlisted.length > 0) ops.push(putSetChunk(inv.paymentAddr, o.unlisted[0]!.settleIndex, o.unlisted.map((x) => x.setId)));
+      if (o.unlisted.length > 0)
+        ops.push(
+          putSetChunk(
+            inv.paymentAddr,
+            o.unlisted[0]!.settleIndex,
+            o.unlisted.map((x) => x.setId),
+          ),
+        );
       await this.o.store.batch(ops);
       this.untrack(o.inv);
       o.inv = inv;
@@ -672,7 +702,13 @@ export class InvoiceRegistry implements FinalHopHandler {
     return (inv !== undefined ? this.answeredBefore(h, inv.htlcs) : null) ?? failUnknown(h);
   }
 
-  private addToSet(set: PendingSet, h: FinalHtlc, resolve: Resolve, share: Uint8Array | undefined, childIndex: number): FinalResolution | Promise<FinalResolution> {
+  private addToSet(
+    set: PendingSet,
+    h: FinalHtlc,
+    resolve: Resolve,
+    share: Uint8Array | undefined,
+    childIndex: number,
+  ): FinalResolution | Promise<FinalResolution> {
     if (set.find(h.key) >= 0) return HOLD; // asked again: still waiting
     if (this.pendingHtlcs >= this.config.maxPendingHtlcs) return failWith({ name: 'temporary_node_failure' });
     const deadline = h.arrivedAt + this.config.mppTimeoutMs;
@@ -696,7 +732,11 @@ export class InvoiceRegistry implements FinalHopHandler {
     const inv = set.open.inv;
     if (inv.kind !== 'amp') {
       const pre = inv.preimage!;
-      return this.settleSet(set, set.amounts.map(() => pre), self);
+      return this.settleSet(
+        set,
+        set.amounts.map(() => pre),
+        self,
+      );
     }
     // root = XOR of the shares; child_preimage = SHA256(root ‖ share ‖ BE32(index)); child_hash = SHA256(child_preimage)
     const block = this.childBlock;
@@ -740,7 +780,13 @@ export class InvoiceRegistry implements FinalHopHandler {
       if (set.setId !== undefined) {
         // the invoice stays open: one record per set and its settlement reference; the header and the invoice's
         // list of sets are written every CHECKPOINT_SETS sets
-        inv = { ...o.inv, amountPaidMsat: o.inv.amountPaidMsat + amount, settleIndex, settledAt: at, settledSets: (o.inv.settledSets ?? 0) + 1 };
+        inv = {
+          ...o.inv,
+          amountPaidMsat: o.inv.amountPaidMsat + amount,
+          settleIndex,
+          settledAt: at,
+          settledSets: (o.inv.settledSets ?? 0) + 1,
+        };
         ops = [
           putSetRecord({
             setId: set.setId,
@@ -759,7 +805,11 @@ export class InvoiceRegistry implements FinalHopHandler {
           putSettle(settleIndex, inv.paymentAddr, set.setId),
         ];
         checkpoint = this.setsSinceCheckpoint + 1 >= CHECKPOINT_SETS;
-        if (checkpoint) ops.push(putCounters({ ...this.counters, settleIndex }), ...this.checkpointOps({ o, inv, set: { settleIndex, setId: set.setId } }));
+        if (checkpoint)
+          ops.push(
+            putCounters({ ...this.counters, settleIndex }),
+            ...this.checkpointOps({ o, inv, set: { settleIndex, setId: set.setId } }),
+          );
       } else {
         const settled: SettledHtlc[] = circuits.map((circuit, i) => {
           const x: SettledHtlc = { circuit, amountMsat: set.amounts[i]!, paymentHash: o.inv.paymentHash, preimage: preimages[i]! };
@@ -767,8 +817,21 @@ export class InvoiceRegistry implements FinalHopHandler {
           if (custom !== undefined) x.customRecords = custom;
           return x;
         });
-        inv = { ...o.inv, state: 'settled', amountPaidMsat: amount, settleIndex, settledAt: at, htlcs: settled, preimage: settled[0]?.preimage ?? o.inv.preimage! };
-        ops = [putSettle(settleIndex, inv.paymentAddr), putInvoice(inv), putCounters({ ...this.counters, settleIndex }), ...this.checkpointOps()];
+        inv = {
+          ...o.inv,
+          state: 'settled',
+          amountPaidMsat: amount,
+          settleIndex,
+          settledAt: at,
+          htlcs: settled,
+          preimage: settled[0]?.preimage ?? o.inv.preimage!,
+        };
+        ops = [
+          putSettle(settleIndex, inv.paymentAddr),
+          putInvoice(inv),
+          putCounters({ ...this.counters, settleIndex }),
+          ...this.checkpointOps(),
+        ];
         checkpoint = true;
       }
       // durable before any HTLC of it is settled
@@ -783,7 +846,8 @@ export class InvoiceRegistry implements FinalHopHandler {
       }
       return settleIndex;
     });
-    if (settleIndex === undefined) return failWith({ name: 'incorrect_or_unknown_payment_details', htlcMsat: set.amounts[self] ?? 0n, height: 0 });
+    if (settleIndex === undefined)
+      return failWith({ name: 'incorrect_or_unknown_payment_details', htlcMsat: set.amounts[self] ?? 0n, height: 0 });
     const resolves = set.resolves;
     const customRecords = set.customRecords;
     this.dropSet(set);
@@ -806,7 +870,16 @@ export class InvoiceRegistry implements FinalHopHandler {
       };
       for (const s of this.subscribers) s(event);
     }
-    this.o.log?.('info', { setId: set.setId !== undefined ? bytesToHex(set.setId) : undefined, amountMsat: String(amount), htlcs: n, settleIndex: String(settleIndex) }, 'payment settled');
+    this.o.log?.(
+      'info',
+      {
+        setId: set.setId !== undefined ? bytesToHex(set.setId) : undefined,
+        amountMsat: String(amount),
+        htlcs: n,
+        settleIndex: String(settleIndex),
+      },
+      'payment settled',
+    );
     return own;
   }
 
@@ -850,9 +923,16 @@ export class InvoiceRegistry implements FinalHopHandler {
       return (inv !== undefined ? this.answeredBefore(h, inv.htlcs) : null) ?? fail;
     }
     if (h.cltvExpiry < h.currentHeight + this.config.finalCltvRejectDelta) return fail;
-    if (h.amountMsat < p.amountToForwardMsat) return { action: 'fail', failure: { name: 'final_incorrect_htlc_amount', incomingHtlcAmtMsat: h.amountMsat } };
+    if (h.amountMsat < p.amountToForwardMsat)
+      return { action: 'fail', failure: { name: 'final_incorrect_htlc_amount', incomingHtlcAmtMsat: h.amountMsat } };
     // made settled at once: one write, then the preimage goes back
-    const htlc: SettledHtlc = { circuit: keyString(h.key), amountMsat: h.amountMsat, paymentHash: h.paymentHash, preimage, ...(p.customRecords.length > 0 ? { customRecords: p.customRecords } : {}) };
+    const htlc: SettledHtlc = {
+      circuit: keyString(h.key),
+      amountMsat: h.amountMsat,
+      paymentHash: h.paymentHash,
+      preimage,
+      ...(p.customRecords.length > 0 ? { customRecords: p.customRecords } : {}),
+    };
     const inv = await this.locked(async () => {
       const counters = { addIndex: this.counters.addIndex + 1n, settleIndex: this.counters.settleIndex + 1n };
       const at = Math.floor(this.now() / MS_PER_SECOND);
@@ -873,7 +953,13 @@ export class InvoiceRegistry implements FinalHopHandler {
         settledAt: at,
         htlcs: [htlc],
       };
-      await this.o.store.batch([putInvoice(inv), ...putInvoiceIndexes(inv), putSettle(counters.settleIndex, inv.paymentAddr), putCounters(counters), ...this.checkpointOps()]);
+      await this.o.store.batch([
+        putInvoice(inv),
+        ...putInvoiceIndexes(inv),
+        putSettle(counters.settleIndex, inv.paymentAddr),
+        putCounters(counters),
+        ...this.checkpointOps(),
+      ]);
       this.counters = counters;
       this.checkpointed();
       return inv;
@@ -906,10 +992,13 @@ export class InvoiceRegistry implements FinalHopHandler {
     if (this.timer !== undefined && this.timerAt <= next) return;
     if (this.timer !== undefined) this.o.timers.clearTimeout(this.timer);
     this.timerAt = next;
-    this.timer = this.o.timers.setTimeout(() => {
-      this.timer = undefined;
-      this.expire();
-    }, Math.max(0, next - this.now()));
+    this.timer = this.o.timers.setTimeout(
+      () => {
+        this.timer = undefined;
+        this.expire();
+      },
+      Math.max(0, next - this.now()),
+    );
   }
 
   private expire(): void {

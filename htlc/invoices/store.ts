@@ -66,7 +66,8 @@ export const invoiceKey = (addr: Uint8Array): Uint8Array => hexKey('i/', addr);
 export const hashKey = (hash: Uint8Array): Uint8Array => hexKey('h/', hash);
 export const addKey = (n: bigint): Uint8Array => enc.encode(`a/${idx(n)}`);
 export const setKey = (setId: Uint8Array): Uint8Array => hexKey('s/', setId);
-export const invoiceSetKey = (addr: Uint8Array, settleIndex: bigint): Uint8Array => enc.encode(`is/${bytesToHex(addr)}/${idx(settleIndex)}`);
+export const invoiceSetKey = (addr: Uint8Array, settleIndex: bigint): Uint8Array =>
+  enc.encode(`is/${bytesToHex(addr)}/${idx(settleIndex)}`);
 export const settleKey = (n: bigint): Uint8Array => enc.encode(`si/${idx(n)}`);
 const COUNTERS = enc.encode('counters');
 
@@ -163,14 +164,18 @@ function putCircuit(c: string): void {
 }
 
 /** Starts a set record: version, set_id, payment_addr, settle index, settle time, amount paid, HTLC count. */
-function putSetHeader(h: { setId: Uint8Array; paymentAddr: Uint8Array; settleIndex: bigint; settledAt: number; amountPaidMsat: bigint }, n: number): void {
+function putSetHeader(
+  h: { setId: Uint8Array; paymentAddr: Uint8Array; settleIndex: bigint; settledAt: number; amountPaidMsat: bigint },
+  n: number,
+): void {
   wpos = 0;
   ensure(1 + 2 * HASH_LENGTH + 3 * 8 + 4);
   wbuf[wpos++] = SET_RECORD_V1;
   putBytes(h.setId, HASH_LENGTH, 'set_id');
   putBytes(h.paymentAddr, HASH_LENGTH, 'payment_addr');
   putU64(h.settleIndex, 'settle index');
-  if (!Number.isSafeInteger(h.settledAt) || h.settledAt < 0) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `settle time out of range: ${h.settledAt}`);
+  if (!Number.isSafeInteger(h.settledAt) || h.settledAt < 0)
+    throw new InvoiceError('ERR_INVOICE_ARGUMENT', `settle time out of range: ${h.settledAt}`);
   wview.setUint32(wpos, Math.floor(h.settledAt / TWO_POW_32));
   wview.setUint32(wpos + 4, h.settledAt % TWO_POW_32);
   wpos += 8;
@@ -234,7 +239,8 @@ export function encodeSet(set: AmpSet): Uint8Array {
     if (h.share !== undefined) {
       putBytes(h.share, HASH_LENGTH, 'share');
       const ci = h.childIndex ?? 0;
-      if (!Number.isInteger(ci) || ci < 0 || ci > U32_MAX) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `child index out of range: ${ci}`);
+      if (!Number.isInteger(ci) || ci < 0 || ci > U32_MAX)
+        throw new InvoiceError('ERR_INVOICE_ARGUMENT', `child index out of range: ${ci}`);
       wview.setUint32(wpos, ci);
       wpos += 4;
     }
@@ -250,7 +256,8 @@ class SetReader {
     this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   }
   private need(n: number): void {
-    if (this.pos + n > this.data.length) throw new DecodeError('ERR_TRUNCATED', `set record: need ${n} bytes at ${this.pos}, have ${this.data.length - this.pos}`);
+    if (this.pos + n > this.data.length)
+      throw new DecodeError('ERR_TRUNCATED', `set record: need ${n} bytes at ${this.pos}, have ${this.data.length - this.pos}`);
   }
   u8(): number {
     this.need(1);
@@ -286,7 +293,8 @@ class SetReader {
     return v;
   }
   end(): void {
-    if (this.pos !== this.data.length) throw new DecodeError('ERR_TRAILING_BYTES', `set record: ${this.data.length - this.pos} trailing bytes`);
+    if (this.pos !== this.data.length)
+      throw new DecodeError('ERR_TRAILING_BYTES', `set record: ${this.data.length - this.pos} trailing bytes`);
   }
 }
 

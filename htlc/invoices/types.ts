@@ -115,10 +115,6 @@ export const DEFAULT_REGISTRY_CONFIG: RegistryConfig = {
   defaultMinFinalCltvExpiryDelta: 18,
 };
 
-export type InvoiceErrorCode =
-  | 'ERR_INVOICE_EXISTS'
-  | 'ERR_INVOICE_NOT_FOUND'
-  | 'ERR_INVOICE_STATE'
-  | 'ERR_INVOICE_ARGUMENT';
+export type InvoiceErrorCode = 'ERR_INVOICE_EXISTS' | 'ERR_INVOICE_NOT_FOUND' | 'ERR_INVOICE_STATE' | 'ERR_INVOICE_ARGUMENT';
 
 export class InvoiceError extends AmpnodeError<InvoiceErrorCode> {}

@@ -24,7 +24,8 @@ const COMPRESSED_PUBKEY_LENGTH = 33;
 
 /** A 33-byte node id as the graph's key (lowercase hex). */
 export function nodeIdHex(nodeId: Uint8Array): NodeIdHex {
-  if (nodeId.length !== COMPRESSED_PUBKEY_LENGTH) throw new ArgumentError(`a node id is ${COMPRESSED_PUBKEY_LENGTH} bytes, not ${nodeId.length}`);
+  if (nodeId.length !== COMPRESSED_PUBKEY_LENGTH)
+    throw new ArgumentError(`a node id is ${COMPRESSED_PUBKEY_LENGTH} bytes, not ${nodeId.length}`);
   const hex = bytesToHex(nodeId);
   if (!NODE_ID_HEX.test(hex)) throw new ArgumentError(`not a compressed public key: ${hex}`);
   return hex;
@@ -68,8 +69,7 @@ function copyEdge(e: DirectedEdge): DirectedEdge {
 
 /** What `applyChannelUpdate` did. */
 export type ChannelUpdateOutcome =
-  | { applied: true; edge: DirectedEdge }
-  | { applied: false; reason: 'unknown_channel' | 'stale' | 'bad_signature' | 'not_origin' };
+  { applied: true; edge: DirectedEdge } | { applied: false; reason: 'unknown_channel' | 'stale' | 'bad_signature' | 'not_origin' };
 
 /**
  * Directed edges keyed by (short_channel_id, origin). The edges it hands out are its own: read them, do not change
@@ -194,7 +194,7 @@ export class ChannelGraph implements RoutingGraph {
     if (last !== undefined && update.timestamp <= last) return { applied: false, reason: 'stale' };
     if (opts.verify !== false) {
       const pub = hexToBytes(from);
-      let ok = false;
+      let ok: boolean;
       try {
         ok = secp.verify(update.signature, channelUpdateDigest(update), pub);
       } catch {
@@ -276,7 +276,12 @@ export function routeHintEdges(hints: readonly (readonly RouteHintHop[])[], targ
  * `graph` with route hints laid over it for one search. A hint edge whose channel and origin the graph already has is
  * dropped (the graph's copy is the one kept up to date); the same hint edge given twice counts once.
  */
-export function withRouteHints(graph: RoutingGraph, hints: readonly (readonly RouteHintHop[])[], target: NodeIdHex, self?: NodeIdHex): RoutingGraph {
+export function withRouteHints(
+  graph: RoutingGraph,
+  hints: readonly (readonly RouteHintHop[])[],
+  target: NodeIdHex,
+  self?: NodeIdHex,
+): RoutingGraph {
   const edges = routeHintEdges(hints, target, self);
   if (edges.length === 0) return graph;
   const hasInGraph = (e: DirectedEdge): boolean => {

@@ -90,9 +90,7 @@ export interface RouteRequest {
 
 /** No route, with the reason the lifecycle reports (lnd's FailureReasonNoRoute and its kin). */
 export type RouteError =
-  | { kind: 'no_route'; reason: string }
-  | { kind: 'insufficient_balance'; reason: string }
-  | { kind: 'fee_limit'; reason: string };
+  { kind: 'no_route'; reason: string } | { kind: 'insufficient_balance'; reason: string } | { kind: 'fee_limit'; reason: string };
 
 export interface RouteFinder {
   /** A route carrying `req.amountMsat` to `req.target`, or why there is none. */

@@ -135,8 +135,10 @@ export class InMemoryMissionControl implements MissionControl {
     this.config = { ...DEFAULT_MISSION_CONTROL_CONFIG, ...config };
     const c = this.config;
     if (!(c.penaltyHalfLifeMs > 0)) throw new ArgumentError(`the penalty half-life must be positive, got ${c.penaltyHalfLifeMs}`);
-    if (!(c.aprioriHopProbability >= 0 && c.aprioriHopProbability <= 1)) throw new ArgumentError(`the a-priori hop probability must be in [0, 1], got ${c.aprioriHopProbability}`);
-    if (!(c.aprioriWeight >= 0 && c.aprioriWeight <= 1)) throw new ArgumentError(`the a-priori weight must be in [0, 1], got ${c.aprioriWeight}`);
+    if (!(c.aprioriHopProbability >= 0 && c.aprioriHopProbability <= 1))
+      throw new ArgumentError(`the a-priori hop probability must be in [0, 1], got ${c.aprioriHopProbability}`);
+    if (!(c.aprioriWeight >= 0 && c.aprioriWeight <= 1))
+      throw new ArgumentError(`the a-priori weight must be in [0, 1], got ${c.aprioriWeight}`);
     if (!(c.capacityFraction >= MIN_CAPACITY_FRACTION && c.capacityFraction <= 1))
       throw new ArgumentError(`the capacity fraction must be in [${MIN_CAPACITY_FRACTION}, 1], got ${c.capacityFraction}`);
     if (!(c.minFailureRelaxIntervalMs >= 0) || !(c.secondChanceIntervalMs >= 0)) throw new ArgumentError('intervals must not be negative');
@@ -275,7 +277,12 @@ export class InMemoryMissionControl implements MissionControl {
   }
 
   /** lnd's getNodeProbability: the a-priori probability mixed with the node's relevant results. */
-  private nodeProbability(nowMs: number, results: Map<NodeIdHex, PairHistory> | undefined, amountMsat: bigint, capacityMsat: bigint): number {
+  private nodeProbability(
+    nowMs: number,
+    results: Map<NodeIdHex, PairHistory> | undefined,
+    amountMsat: bigint,
+    capacityMsat: bigint,
+  ): number {
     const c = this.config;
     const apriori = c.aprioriHopProbability * capacityFactor(amountMsat, capacityMsat, c.capacityFraction);
     if (c.aprioriWeight === 1 || results === undefined || results.size === 0) return apriori;
@@ -294,7 +301,13 @@ export class InMemoryMissionControl implements MissionControl {
   }
 
   /** lnd's calculateProbability: the pair's own result on top of the node's probability. */
-  private pairProbability(nowMs: number, results: Map<NodeIdHex, PairHistory> | undefined, nodeProbability: number, to: NodeIdHex, amountMsat: bigint): number {
+  private pairProbability(
+    nowMs: number,
+    results: Map<NodeIdHex, PairHistory> | undefined,
+    nodeProbability: number,
+    to: NodeIdHex,
+    amountMsat: bigint,
+  ): number {
     const last = results?.get(to);
     if (last === undefined) return nodeProbability;
     if (amountMsat <= last.successAmountMsat) return PREVIOUS_SUCCESS_PROBABILITY;
@@ -410,7 +423,13 @@ function interpretFinal(i: Interpretation, route: Route, nodes: NodeIdHex[], fai
   }
 }
 
-function interpretIntermediate(i: Interpretation, route: Route, nodes: NodeIdHex[], idx: number, failure: FailureMessage | undefined): void {
+function interpretIntermediate(
+  i: Interpretation,
+  route: Route,
+  nodes: NodeIdHex[],
+  idx: number,
+  failure: FailureMessage | undefined,
+): void {
   const outgoing = (): void => failPair(i, route, nodes, idx);
   const incoming = (): void => {
     // from the first hop the node itself is to blame: we trust our own channel

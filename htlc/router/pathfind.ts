@@ -20,7 +20,16 @@ import { encodeHopPayload, HMAC_LENGTH, HOP_PAYLOADS_LENGTH } from '../../onion/
 import type { FinalPayloadRecords, Route, RouteHop } from '../switch/interfaces.js';
 import { withRouteHints } from './graph.js';
 import { DEFAULT_APRIORI_HOP_PROBABILITY } from './mission-control.js';
-import type { DirectedEdge, EdgePolicy, NodeIdHex, ProbabilitySource, RouteError, RouteFinder, RouteRequest, RoutingGraph } from './interfaces.js';
+import type {
+  DirectedEdge,
+  EdgePolicy,
+  NodeIdHex,
+  ProbabilitySource,
+  RouteError,
+  RouteFinder,
+  RouteRequest,
+  RoutingGraph,
+} from './interfaces.js';
 
 /** lnd's RiskFactorBillionths: msat of weight per msat locked per block of CLTV delta, in billionths. */
 export const RISK_FACTOR_BILLIONTHS = 15n;
@@ -100,9 +109,12 @@ export function framedPayloadSize(payloadLength: number): number {
 /** Bytes of hop_payloads an intermediate hop takes: records 2 (amount), 4 (expiry), 6 (channel), framed. */
 export function intermediateHopSize(amountToForwardMsat: bigint, outgoingCltvValue: number): number {
   const payload =
-    TLV_RECORD_HEADER_BYTES + truncatedLength(amountToForwardMsat) +
-    TLV_RECORD_HEADER_BYTES + truncatedLength(BigInt(outgoingCltvValue)) +
-    TLV_RECORD_HEADER_BYTES + SHORT_CHANNEL_ID_BYTES;
+    TLV_RECORD_HEADER_BYTES +
+    truncatedLength(amountToForwardMsat) +
+    TLV_RECORD_HEADER_BYTES +
+    truncatedLength(BigInt(outgoingCltvValue)) +
+    TLV_RECORD_HEADER_BYTES +
+    SHORT_CHANNEL_ID_BYTES;
   return framedPayloadSize(payload);
 }
 
@@ -221,8 +233,10 @@ export class PathFinder implements RouteFinder {
     this.probability = opts.probability ?? (() => DEFAULT_APRIORI_HOP_PROBABILITY);
     this.config = { ...DEFAULT_PATH_FINDING_CONFIG, ...opts.config };
     const c = this.config;
-    if (c.attemptCostMsat < 0n || c.attemptCostPpm < 0n || c.riskFactorBillionths < 0n) throw new ArgumentError('attempt costs and the risk factor must not be negative');
-    if (!(c.minProbability >= 0 && c.minProbability <= 1)) throw new ArgumentError(`minimum probability must be in [0, 1], got ${c.minProbability}`);
+    if (c.attemptCostMsat < 0n || c.attemptCostPpm < 0n || c.riskFactorBillionths < 0n)
+      throw new ArgumentError('attempt costs and the risk factor must not be negative');
+    if (!(c.minProbability >= 0 && c.minProbability <= 1))
+      throw new ArgumentError(`minimum probability must be in [0, 1], got ${c.minProbability}`);
   }
 
   findRoute(req: RouteRequest, nowMs: number): Route | RouteError {
@@ -239,7 +253,10 @@ export class PathFinder implements RouteFinder {
     if (total < req.amountMsat)
       return { kind: 'insufficient_balance', reason: `our channels can send ${total} msat in all, ${req.amountMsat} msat needed` };
     if (max < req.amountMsat)
-      return { kind: 'no_route', reason: `no single channel of ours can send ${req.amountMsat} msat (the most is ${max} msat): split the amount` };
+      return {
+        kind: 'no_route',
+        reason: `no single channel of ours can send ${req.amountMsat} msat (the most is ${max} msat): split the amount`,
+      };
 
     const finalCltv = req.currentHeight + req.finalCltvDelta;
     const s: Search = {
@@ -251,7 +268,11 @@ export class PathFinder implements RouteFinder {
       attemptCost: Number(this.config.attemptCostMsat + (req.amountMsat * this.config.attemptCostPpm) / MILLIONTHS),
       finalBytes: finalHopSize(req.amountMsat, finalCltv, req.finalPayloadRecords),
     };
-    if (s.finalBytes > HOP_PAYLOADS_LENGTH) return { kind: 'no_route', reason: `the final hop's payload alone takes ${s.finalBytes} of the onion's ${HOP_PAYLOADS_LENGTH} bytes` };
+    if (s.finalBytes > HOP_PAYLOADS_LENGTH)
+      return {
+        kind: 'no_route',
+        reason: `the final hop's payload alone takes ${s.finalBytes} of the onion's ${HOP_PAYLOADS_LENGTH} bytes`,
+      };
 
     const pruned: Pruned = { fee: false, cltv: false, hops: false };
     const found = this.search(s, {}, pruned);
@@ -261,12 +282,18 @@ export class PathFinder implements RouteFinder {
     if (pruned.fee) {
       const r = this.search(s, { fee: true }, { fee: false, cltv: false, hops: false });
       if (r !== undefined)
-        return { kind: 'fee_limit', reason: `a route exists, but it costs ${r.amountMsat - req.amountMsat} msat in fees, over the limit of ${req.feeLimitMsat} msat` };
+        return {
+          kind: 'fee_limit',
+          reason: `a route exists, but it costs ${r.amountMsat - req.amountMsat} msat in fees, over the limit of ${req.feeLimitMsat} msat`,
+        };
     }
     if (pruned.cltv) {
       const r = this.search(s, { cltv: true }, { fee: false, cltv: false, hops: false });
       if (r !== undefined)
-        return { kind: 'no_route', reason: `a route exists, but its time lock of ${r.cltv - req.currentHeight} blocks is over the limit of ${req.cltvLimit}` };
+        return {
+          kind: 'no_route',
+          reason: `a route exists, but its time lock of ${r.cltv - req.currentHeight} blocks is over the limit of ${req.cltvLimit}`,
+        };
     }
     if (pruned.hops) {
       const r = this.search(s, { hops: true }, { fee: false, cltv: false, hops: false });
@@ -401,7 +428,18 @@ export class PathFinder implements RouteFinder {
         const known = best.get(from);
         if (known !== undefined && (dist > known.dist || (dist === known.dist && probability <= known.probability))) continue;
 
-        const label: Label = { node: from, amountMsat: amountIn, cltv: cltvIn, weight, probability, dist, hops, payloadBytes, edge, next: cur };
+        const label: Label = {
+          node: from,
+          amountMsat: amountIn,
+          cltv: cltvIn,
+          weight,
+          probability,
+          dist,
+          hops,
+          payloadBytes,
+          edge,
+          next: cur,
+        };
         best.set(from, label);
         heap.push(label);
       }
@@ -446,7 +484,8 @@ function toRoute(source: Label): Route {
 }
 
 function checkRequest(req: RouteRequest): void {
-  if (req.amountMsat <= 0n || req.amountMsat >= U64_LIMIT) throw new ArgumentError(`the amount must be a positive u64, got ${req.amountMsat}`);
+  if (req.amountMsat <= 0n || req.amountMsat >= U64_LIMIT)
+    throw new ArgumentError(`the amount must be a positive u64, got ${req.amountMsat}`);
   if (req.feeLimitMsat < 0n) throw new ArgumentError(`the fee limit must not be negative, got ${req.feeLimitMsat}`);
   for (const [v, what] of [
     [req.finalCltvDelta, 'final CLTV delta'],

@@ -29,7 +29,13 @@ export type PaymentStatus = 'in_flight' | 'succeeded' | 'failed';
 /** lnd's FailureReason names. */
 export type PaymentFailureReason = 'no_route' | 'insufficient_balance' | 'fee_limit' | 'timeout' | 'incorrect_payment_details' | 'error';
 
-export type PaymentErrorCode = 'ERR_PAYMENT_IN_FLIGHT' | 'ERR_ALREADY_PAID' | 'ERR_PAYMENT_ARGUMENT' | 'ERR_PAYMENTS_STOPPED' | 'ERR_UNKNOWN_PAYMENT' | 'ERR_INVOICE_EXPIRED';
+export type PaymentErrorCode =
+  | 'ERR_PAYMENT_IN_FLIGHT'
+  | 'ERR_ALREADY_PAID'
+  | 'ERR_PAYMENT_ARGUMENT'
+  | 'ERR_PAYMENTS_STOPPED'
+  | 'ERR_UNKNOWN_PAYMENT'
+  | 'ERR_INVOICE_EXPIRED';
 export class PaymentError extends AmpnodeError<PaymentErrorCode> {}
 
 /** Defaults as lnd's router (routerrpc) and lncli use them. */
@@ -133,7 +139,12 @@ export interface PaymentEvent {
 
 /** What the payment lifecycle asks of the switch. */
 export interface PaymentSender {
-  startAttempt(route: Route, paymentHash: Uint8Array, records: FinalPayloadRecords, opts: { attemptId: bigint }): Promise<{ attemptId: bigint }>;
+  startAttempt(
+    route: Route,
+    paymentHash: Uint8Array,
+    records: FinalPayloadRecords,
+    opts: { attemptId: bigint },
+  ): Promise<{ attemptId: bigint }>;
   /** Rejects with a typed error when the attempt is unknown (never recorded). */
   waitForAttempt(attemptId: bigint): Promise<AttemptResult>;
 }
@@ -237,8 +248,10 @@ export class Payments {
       const prior = await this.o.store.get(hashKey(paymentHash));
       if (prior !== undefined) {
         const old = await this.lookup(hexToBytes(dec.decode(prior)));
-        if (old?.status === 'in_flight') throw new PaymentError('ERR_PAYMENT_IN_FLIGHT', `a payment of hash ${bytesToHex(paymentHash)} is in flight`);
-        if (old?.status === 'succeeded') throw new PaymentError('ERR_ALREADY_PAID', `the invoice of hash ${bytesToHex(paymentHash)} is paid already`);
+        if (old?.status === 'in_flight')
+          throw new PaymentError('ERR_PAYMENT_IN_FLIGHT', `a payment of hash ${bytesToHex(paymentHash)} is in flight`);
+        if (old?.status === 'succeeded')
+          throw new PaymentError('ERR_ALREADY_PAID', `the invoice of hash ${bytesToHex(paymentHash)} is paid already`);
         // a failed payment may be tried again: the new one takes its place
         if (old !== undefined) drop.push({ type: 'del', key: creationKey(old.creationIndex) });
       }
@@ -264,7 +277,13 @@ export class Payments {
       status: 'in_flight',
       attempts: [],
     };
-    await this.o.store.batch([...drop, this.put(rec), ...(paymentHash !== undefined ? [{ type: 'put' as const, key: hashKey(paymentHash), value: enc.encode(bytesToHex(id)) }] : []), { type: 'put', key: creationKey(rec.creationIndex), value: enc.encode(bytesToHex(id)) }, this.counters()]);
+    await this.o.store.batch([
+      ...drop,
+      this.put(rec),
+      ...(paymentHash !== undefined ? [{ type: 'put' as const, key: hashKey(paymentHash), value: enc.encode(bytesToHex(id)) }] : []),
+      { type: 'put', key: creationKey(rec.creationIndex), value: enc.encode(bytesToHex(id)) },
+      this.counters(),
+    ]);
     this.resume(rec, amp);
     return rec;
   }
@@ -306,11 +325,13 @@ export class Payments {
     if (req.target.length !== 33) bad('the payee must be a 33-byte public key');
     if (bytesToHex(req.target) === this.o.self()) bad('payments to ourselves are not supported');
     if (req.amountMsat <= 0n) bad('the amount must be positive');
-    if (req.kind === 'bolt11' && (req.paymentHash?.length !== 32 || req.paymentAddr?.length !== 32)) bad('a BOLT 11 payment needs the payment hash and payment_secret');
+    if (req.kind === 'bolt11' && (req.paymentHash?.length !== 32 || req.paymentAddr?.length !== 32))
+      bad('a BOLT 11 payment needs the payment hash and payment_secret');
     if (req.kind !== 'bolt11' && req.paymentHash !== undefined) bad('only BOLT 11 payments take a payment hash');
     if (req.kind === 'keysend' && req.paymentAddr !== undefined) bad('keysend carries no payment_secret');
     if (req.maxShardMsat !== undefined && req.maxShardMsat <= 0n) bad('the shard size limit must be positive');
-    if (req.paymentAddr !== undefined && (req.paymentAddr.length !== 32 || req.paymentAddr.every((b) => b === 0))) bad('payment_addr must be 32 bytes, not all zero');
+    if (req.paymentAddr !== undefined && (req.paymentAddr.length !== 32 || req.paymentAddr.every((b) => b === 0)))
+      bad('payment_addr must be 32 bytes, not all zero');
     for (const r of req.customRecords ?? []) if (r.type < 65536n) bad(`custom record type ${r.type} is below 65536`);
   }
 
@@ -366,11 +387,19 @@ export class Payments {
     let shardMsat = cap !== undefined && cap < rec.amountMsat ? cap : rec.amountMsat;
     let timer: unknown;
     let noRouteWhileWaiting = false;
-    const timedOut = new Promise<'timeout'>((r) => (timer = this.o.timers.setTimeout(() => r('timeout'), Math.max(0, deadline - this.now()))));
+    const timedOut = new Promise<'timeout'>(
+      (r) => (timer = this.o.timers.setTimeout(() => r('timeout'), Math.max(0, deadline - this.now()))),
+    );
     try {
       for (;;) {
         // send shards while there is something to send and room to send it
-        while (!this.stopped && l.finalFailure === undefined && this.now() < deadline && l.waits.size < this.config.maxShards && rec.attempts.length < this.config.maxAttempts) {
+        while (
+          !this.stopped &&
+          l.finalFailure === undefined &&
+          this.now() < deadline &&
+          l.waits.size < this.config.maxShards &&
+          rec.attempts.length < this.config.maxAttempts
+        ) {
           const remaining = rec.amountMsat - this.inFlightMsat(rec);
           if (remaining <= 0n) break;
           // a shard leaves no less than the minimum behind (halving an odd amount would leave 1 msat), unless the
@@ -382,7 +411,11 @@ export class Payments {
           if ('kind' in route) {
             l.lastRouteError = route;
             const half = amount / 2n;
-            if (splittable && route.kind !== 'insufficient_balance' && half >= (cap !== undefined && cap < this.config.minShardMsat ? cap : this.config.minShardMsat)) {
+            if (
+              splittable &&
+              route.kind !== 'insufficient_balance' &&
+              half >= (cap !== undefined && cap < this.config.minShardMsat ? cap : this.config.minShardMsat)
+            ) {
               shardMsat = half;
               continue;
             }
@@ -397,11 +430,14 @@ export class Payments {
         // with shards in flight and nothing found for the rest, look again now and then: channels come back (after a
         // restart, a reconnection) while the shards already sent wait at the payee
         let retry: unknown;
-        const later = noRouteWhileWaiting ? new Promise<'retry'>((r) => (retry = this.o.timers.setTimeout(() => r('retry'), NO_ROUTE_RETRY_MS))) : undefined;
+        const later = noRouteWhileWaiting
+          ? new Promise<'retry'>((r) => (retry = this.o.timers.setTimeout(() => r('retry'), NO_ROUTE_RETRY_MS)))
+          : undefined;
         const next = await Promise.race([...l.waits.values(), timedOut, ...(later !== undefined ? [later] : [])]);
         if (retry !== undefined) this.o.timers.clearTimeout(retry);
         if (next === 'retry') {
-          shardMsat = rec.request.maxShardMsat !== undefined && rec.request.maxShardMsat < rec.amountMsat ? rec.request.maxShardMsat : rec.amountMsat;
+          shardMsat =
+            rec.request.maxShardMsat !== undefined && rec.request.maxShardMsat < rec.amountMsat ? rec.request.maxShardMsat : rec.amountMsat;
           continue;
         }
         if (next === 'timeout') {
@@ -436,14 +472,17 @@ export class Payments {
 
   private findRouteExcluding(rec: PaymentRecord, amountMsat: bigint, excludedChannels: ReadonlySet<bigint>): Route | RouteError {
     const graph = this.o.graph();
-    const finder = this.o.finder?.(graph) ?? new PathFinder({ graph, probability: (a, b, amt, cap, now) => this.o.mission.probability(a, b, amt, cap, now) });
+    const finder =
+      this.o.finder?.(graph) ??
+      new PathFinder({ graph, probability: (a, b, amt, cap, now) => this.o.mission.probability(a, b, amt, cap, now) });
     const records = this.recordsFor(rec, undefined);
     return finder.findRoute(
       {
         source: this.o.self(),
         target: bytesToHex(rec.target),
         amountMsat,
-        finalCltvDelta: (rec.request.finalCltvDelta ?? (rec.kind === 'bolt11' ? DEFAULT_FINAL_CLTV_DELTA : KEYSEND_FINAL_CLTV_DELTA)) + BLOCK_PADDING,
+        finalCltvDelta:
+          (rec.request.finalCltvDelta ?? (rec.kind === 'bolt11' ? DEFAULT_FINAL_CLTV_DELTA : KEYSEND_FINAL_CLTV_DELTA)) + BLOCK_PADDING,
         currentHeight: this.o.height(),
         feeLimitMsat: rec.feeLimitMsat - this.feesMsat(rec),
         cltvLimit: this.config.cltvLimit,
@@ -464,7 +503,8 @@ export class Payments {
     };
     if (rec.kind === 'keysend') return { ...base, keysendPreimage: rec.preimage! };
     const mpp = { paymentAddr: rec.paymentAddr!, totalMsat: rec.amountMsat };
-    if (rec.kind === 'amp') return { ...base, mpp, amp: { share: child?.share ?? new Uint8Array(32), setId: rec.setId!, childIndex: child?.childIndex ?? 0 } };
+    if (rec.kind === 'amp')
+      return { ...base, mpp, amp: { share: child?.share ?? new Uint8Array(32), setId: rec.setId!, childIndex: child?.childIndex ?? 0 } };
     return { ...base, mpp };
   }
 
@@ -519,11 +559,20 @@ export class Payments {
         reason: result.reason,
       };
       const seen = this.o.mission.reportFailure(
-        { route: a.route, failureSourceIndex: result.failureSourceIndex, ...(result.failure !== undefined ? { failure: result.failure } : {}), ...(result.unreadable === true ? { unreadable: true } : {}) },
+        {
+          route: a.route,
+          failureSourceIndex: result.failureSourceIndex,
+          ...(result.failure !== undefined ? { failure: result.failure } : {}),
+          ...(result.unreadable === true ? { unreadable: true } : {}),
+        },
         this.o.self(),
         now,
       );
-      if (seen.final && l.finalFailure === undefined) l.finalFailure = { reason: seen.reason === 'incorrect_payment_details' ? 'incorrect_payment_details' : 'error', detail: result.reason };
+      if (seen.final && l.finalFailure === undefined)
+        l.finalFailure = {
+          reason: seen.reason === 'incorrect_payment_details' ? 'incorrect_payment_details' : 'error',
+          detail: result.reason,
+        };
     }
     if (a.status === 'failed' && a.share !== undefined) l.shards?.fail(a.share);
     l.children.delete(attemptId);
@@ -540,9 +589,13 @@ export class Payments {
       rec.status = 'succeeded';
     } else {
       rec.status = 'failed';
-      const f = l.finalFailure ?? (this.now() >= deadline ? { reason: 'timeout' as const, detail: `no success within ${rec.request.timeoutMs ?? this.config.timeoutMs} ms` } : undefined);
+      const f =
+        l.finalFailure ??
+        (this.now() >= deadline
+          ? { reason: 'timeout' as const, detail: `no success within ${rec.request.timeoutMs ?? this.config.timeoutMs} ms` }
+          : undefined);
       const e = l.lastRouteError;
-      rec.failureReason = f?.reason ?? (e?.kind ?? 'error');
+      rec.failureReason = f?.reason ?? e?.kind ?? 'error';
       rec.failureDetail = f?.detail ?? e?.reason ?? `gave up after ${rec.attempts.length} attempts`;
     }
     rec.resolvedAt = this.now();

@@ -118,7 +118,9 @@ export function putResult(r: AttemptResult): BatchOp {
 }
 
 /** Everything the switch keeps, read once at start. */
-export async function loadCircuits(store: KvStore): Promise<{ records: HtlcRecord[]; keystones: [CircuitKey, CircuitKey][]; nextAttempt: bigint }> {
+export async function loadCircuits(
+  store: KvStore,
+): Promise<{ records: HtlcRecord[]; keystones: [CircuitKey, CircuitKey][]; nextAttempt: bigint }> {
   const records: HtlcRecord[] = [];
   for await (const [, v] of store.entries(enc.encode('h/'))) records.push(decodeJson<HtlcRecord>(v));
   const keystones: [CircuitKey, CircuitKey][] = [];

@@ -127,10 +127,7 @@ export interface FinalHtlc {
 }
 
 /** A protocol outcome, as values: settle with the preimage, fail with a BOLT 4 failure, or hold (answer later). */
-export type FinalResolution =
-  | { action: 'settle'; preimage: Uint8Array }
-  | { action: 'fail'; failure: FailureMessage }
-  | { action: 'hold' };
+export type FinalResolution = { action: 'settle'; preimage: Uint8Array } | { action: 'fail'; failure: FailureMessage } | { action: 'hold' };
 
 /**
  * The final hop (lnd: the invoice registry). `handle` may answer at once, or

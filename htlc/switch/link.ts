@@ -20,7 +20,14 @@
 import type { ChannelEvent, ChannelInput } from '../channel/types.js';
 import { compareBytes, Writer } from '../../wire/bytes.js';
 import { commitmentSignedCodec } from '../../wire/channel-messages.js';
-import { CHANNEL_FLAG_DIRECTION, CHANNEL_UPDATE_MESSAGE_TYPE, channelUpdateDigest, encodeChannelUpdate, MESSAGE_FLAG_MUST_BE_ONE, type ChannelUpdate } from '../../wire/gossip.js';
+import {
+  CHANNEL_FLAG_DIRECTION,
+  CHANNEL_UPDATE_MESSAGE_TYPE,
+  channelUpdateDigest,
+  encodeChannelUpdate,
+  MESSAGE_FLAG_MUST_BE_ONE,
+  type ChannelUpdate,
+} from '../../wire/gossip.js';
 import { OnionError, failureCode, peelOnion, sha256OfOnion, type FailureMessage, type HopPayload } from '../../onion/index.js';
 import type { Resolution } from './circuit-map.js';
 import type { BatchConfig, ForwardingPolicy, LinkChannel, NodeSigner, Timers } from './interfaces.js';
@@ -46,7 +53,11 @@ export interface IncomingAdd {
 export interface LinkSwitch {
   onIncoming(link: ChannelLink, add: IncomingAdd, peel: PeelOutcome): Promise<void>;
   onOutgoingSettle(channelId: string, htlcId: bigint, preimage: Uint8Array, how: 'early' | 'irrevocable' | 'chain'): Promise<void>;
-  onOutgoingFail(channelId: string, htlcId: bigint, f: { reason?: Uint8Array; failureCode?: number; sha256OfOnion?: Uint8Array; onChain?: boolean }): Promise<void>;
+  onOutgoingFail(
+    channelId: string,
+    htlcId: bigint,
+    f: { reason?: Uint8Array; failureCode?: number; sha256OfOnion?: Uint8Array; onChain?: boolean },
+  ): Promise<void>;
   onOutgoingUnsent(channelId: string, htlcId: bigint): Promise<void>;
 }
 
@@ -100,7 +111,11 @@ export class ChannelLink {
       case 'htlc_incoming': {
         const h = e.htlc;
         const peel = this.peel(h.onionRoutingPacket, h.paymentHash, h.blindingPoint);
-        await sw.onIncoming(this, { htlcId: h.htlcId, amountMsat: h.amountMsat, paymentHash: h.paymentHash, cltvExpiry: h.cltvExpiry }, peel);
+        await sw.onIncoming(
+          this,
+          { htlcId: h.htlcId, amountMsat: h.amountMsat, paymentHash: h.paymentHash, cltvExpiry: h.cltvExpiry },
+          peel,
+        );
         return;
       }
       case 'preimage_received':
@@ -135,9 +150,14 @@ export class ChannelLink {
       return { kind: 'final', payload: p.payload, payloadBytes: p.payloadBytes, sharedSecret: p.sharedSecret };
     } catch (e) {
       if (e instanceof OnionError) {
-        if (e.code === 'ERR_ONION_PAYLOAD' && e.sharedSecret !== null) return { kind: 'fail', failure: e.failure, sharedSecret: e.sharedSecret };
+        if (e.code === 'ERR_ONION_PAYLOAD' && e.sharedSecret !== null)
+          return { kind: 'fail', failure: e.failure, sharedSecret: e.sharedSecret };
         const f = e.failure;
-        return { kind: 'malformed', failureCode: failureCode(f), sha256OfOnion: 'sha256OfOnion' in f ? f.sha256OfOnion : sha256OfOnion(packet) };
+        return {
+          kind: 'malformed',
+          failureCode: failureCode(f),
+          sha256OfOnion: 'sha256OfOnion' in f ? f.sha256OfOnion : sha256OfOnion(packet),
+        };
       }
       // a packet of the wrong length cannot come from the channel (the codec fixes it); treat it as unreadable
       return { kind: 'malformed', failureCode: 0x8000 | 0x4000 | 5, sha256OfOnion: sha256OfOnion(packet) };
@@ -191,7 +211,11 @@ export class ChannelLink {
     const r = await ch.apply(input);
     if (r.failure !== undefined) {
       if (!ch.incomingOpen(htlcId)) return 'done';
-      this.o.log?.('warn', { channelId: this.channelId, htlcId: String(htlcId), code: r.failure.code, reason: r.failure.message }, 'resolution refused; kept');
+      this.o.log?.(
+        'warn',
+        { channelId: this.channelId, htlcId: String(htlcId), code: r.failure.code, reason: r.failure.message },
+        'resolution refused; kept',
+      );
       return 'retry';
     }
     if (ch.failed()) {
@@ -244,7 +268,8 @@ export class ChannelLink {
       }
       const c = r.failure.code;
       if (c === 'ERR_NOTHING_TO_SIGN') this.pendingUpdates = 0;
-      else if (c !== 'ERR_AWAITING_REVOCATION' && c !== 'ERR_NOT_READY') this.o.log?.('warn', { channelId: this.channelId, code: c, reason: r.failure.message }, 'sign refused');
+      else if (c !== 'ERR_AWAITING_REVOCATION' && c !== 'ERR_NOT_READY')
+        this.o.log?.('warn', { channelId: this.channelId, code: c, reason: r.failure.message }, 'sign refused');
     });
     this.signing = run.catch(() => undefined);
     return run;

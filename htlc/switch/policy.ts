@@ -36,8 +36,10 @@ export function checkForward(c: ForwardCheck): FailureMessage | null {
   if (c.incomingAmountMsat < c.outgoingAmountMsat || c.incomingAmountMsat - c.outgoingAmountMsat < fee)
     return { name: 'fee_insufficient', htlcMsat: c.incomingAmountMsat, channelUpdate: c.channelUpdate() };
   // the incoming HTLC must leave us time to go to chain for it, the outgoing one time to come back
-  if (c.incomingCltvExpiry <= c.height + config.incomingBroadcastDelta) return { name: 'expiry_too_soon', channelUpdate: c.channelUpdate() };
-  if (c.outgoingCltvExpiry <= c.height + config.outgoingCltvRejectDelta) return { name: 'expiry_too_soon', channelUpdate: c.channelUpdate() };
+  if (c.incomingCltvExpiry <= c.height + config.incomingBroadcastDelta)
+    return { name: 'expiry_too_soon', channelUpdate: c.channelUpdate() };
+  if (c.outgoingCltvExpiry <= c.height + config.outgoingCltvRejectDelta)
+    return { name: 'expiry_too_soon', channelUpdate: c.channelUpdate() };
   if (c.outgoingCltvExpiry > c.height + config.maxCltvExpiryDelta) return { name: 'expiry_too_far' };
   if (c.incomingCltvExpiry < c.outgoingCltvExpiry + policy.cltvExpiryDelta)
     return { name: 'incorrect_cltv_expiry', cltvExpiry: c.incomingCltvExpiry, channelUpdate: c.channelUpdate() };

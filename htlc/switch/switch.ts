@@ -224,8 +224,14 @@ export class HtlcSwitch implements LinkSwitch {
       if (l === undefined || l.channel.failed()) continue;
       this.goingToChain.add(out.channelId);
       const reason = `outgoing HTLC ${out.htlcId} expires at ${out.cltvExpiry}, height ${height}: going to chain`;
-      this.o.log?.('warn', { channelId: out.channelId, htlcId: String(out.htlcId), cltvExpiry: out.cltvExpiry, height }, 'outgoing HTLC near expiry; force-closing its channel');
-      void l.channel.forceClose(reason).catch((err: unknown) => this.o.log?.('error', { err, channelId: out.channelId }, 'force close for an expiring HTLC failed'));
+      this.o.log?.(
+        'warn',
+        { channelId: out.channelId, htlcId: String(out.htlcId), cltvExpiry: out.cltvExpiry, height },
+        'outgoing HTLC near expiry; force-closing its channel',
+      );
+      void l.channel
+        .forceClose(reason)
+        .catch((err: unknown) => this.o.log?.('error', { err, channelId: out.channelId }, 'force close for an expiring HTLC failed'));
     }
   }
 
@@ -236,21 +242,49 @@ export class HtlcSwitch implements LinkSwitch {
     const k = keyString(key);
     if (this.records.has(k)) return; // a replay of an HTLC we recorded already
     if (!link.channel.incomingOpen(add.htlcId)) return; // answered already (the replayed event outlived our record)
-    const base = { key, amountMsat: add.amountMsat, cltvExpiry: add.cltvExpiry, paymentHash: add.paymentHash, arrivedAt: this.o.now?.() ?? Date.now() };
+    const base = {
+      key,
+      amountMsat: add.amountMsat,
+      cltvExpiry: add.cltvExpiry,
+      paymentHash: add.paymentHash,
+      arrivedAt: this.o.now?.() ?? Date.now(),
+    };
     let r: HtlcRecord;
     if (this.records.size >= this.config.maxPendingHtlcs) {
-      r = { ...base, state: 'resolving', hop: { kind: 'reject' }, resolution: this.encryptFailure(peel, { name: 'temporary_node_failure' }) };
+      r = {
+        ...base,
+        state: 'resolving',
+        hop: { kind: 'reject' },
+        resolution: this.encryptFailure(peel, { name: 'temporary_node_failure' }),
+      };
     } else if (peel.kind === 'malformed') {
-      r = { ...base, state: 'resolving', hop: { kind: 'reject' }, resolution: { kind: 'malformed', failureCode: peel.failureCode, sha256OfOnion: peel.sha256OfOnion } };
+      r = {
+        ...base,
+        state: 'resolving',
+        hop: { kind: 'reject' },
+        resolution: { kind: 'malformed', failureCode: peel.failureCode, sha256OfOnion: peel.sha256OfOnion },
+      };
     } else if (peel.kind === 'fail') {
-      r = { ...base, state: 'resolving', hop: { kind: 'reject' }, sharedSecret: peel.sharedSecret, resolution: { kind: 'fail', reason: createFailurePacket(peel.sharedSecret, peel.failure) } };
+      r = {
+        ...base,
+        state: 'resolving',
+        hop: { kind: 'reject' },
+        sharedSecret: peel.sharedSecret,
+        resolution: { kind: 'fail', reason: createFailurePacket(peel.sharedSecret, peel.failure) },
+      };
     } else if (peel.kind === 'forward') {
       const p = peel.payload;
       r = {
         ...base,
         state: 'received',
         sharedSecret: peel.sharedSecret,
-        hop: { kind: 'forward', outgoingScid: p.shortChannelId!, amountMsat: p.amountToForwardMsat, cltvExpiry: p.outgoingCltvValue, nextOnion: peel.nextPacket },
+        hop: {
+          kind: 'forward',
+          outgoingScid: p.shortChannelId!,
+          amountMsat: p.amountToForwardMsat,
+          cltvExpiry: p.outgoingCltvValue,
+          nextOnion: peel.nextPacket,
+        },
       };
     } else {
       r = { ...base, state: 'received', sharedSecret: peel.sharedSecret, hop: { kind: 'final', payloadBytes: peel.payloadBytes } };
@@ -272,7 +306,11 @@ export class HtlcSwitch implements LinkSwitch {
     this.lane(k, () => this.applyResolution(k));
   }
 
-  async onOutgoingFail(channelId: string, htlcId: bigint, f: { reason?: Uint8Array; failureCode?: number; sha256OfOnion?: Uint8Array; onChain?: boolean }): Promise<void> {
+  async onOutgoingFail(
+    channelId: string,
+    htlcId: bigint,
+    f: { reason?: Uint8Array; failureCode?: number; sha256OfOnion?: Uint8Array; onChain?: boolean },
+  ): Promise<void> {
     const inKey = this.keystones.get(keyString({ channelId, htlcId }));
     if (inKey === undefined) return;
     const k = keyString(inKey);
@@ -282,8 +320,15 @@ export class HtlcSwitch implements LinkSwitch {
     if (r.attempt !== undefined) {
       // our own payment: keep what came back raw; the result reads it
       if (f.reason !== undefined) res = { kind: 'fail', reason: f.reason };
-      else if (f.failureCode !== undefined && f.sha256OfOnion !== undefined) res = { kind: 'malformed', failureCode: f.failureCode, sha256OfOnion: f.sha256OfOnion };
-      else res = { kind: 'local', sourceIndex: 1, failure: { name: 'permanent_channel_failure' }, reason: 'the first hop did not settle; the HTLC was taken back on chain' };
+      else if (f.failureCode !== undefined && f.sha256OfOnion !== undefined)
+        res = { kind: 'malformed', failureCode: f.failureCode, sha256OfOnion: f.sha256OfOnion };
+      else
+        res = {
+          kind: 'local',
+          sourceIndex: 1,
+          failure: { name: 'permanent_channel_failure' },
+          reason: 'the first hop did not settle; the HTLC was taken back on chain',
+        };
     } else if (f.reason !== undefined) {
       res = { kind: 'fail', reason: wrapFailurePacket(r.sharedSecret!, f.reason) };
     } else if (f.failureCode !== undefined && f.sha256OfOnion !== undefined) {
@@ -309,7 +354,10 @@ export class HtlcSwitch implements LinkSwitch {
       await this.o.store.batch([delKeystone(out)]);
       return;
     }
-    const res = r.attempt !== undefined ? this.localFailure(r, 'temporary_channel_failure', channelId) : this.encryptWith(r, { name: 'temporary_channel_failure', channelUpdate: this.updateFor(channelId) });
+    const res =
+      r.attempt !== undefined
+        ? this.localFailure(r, 'temporary_channel_failure', channelId)
+        : this.encryptWith(r, { name: 'temporary_channel_failure', channelUpdate: this.updateFor(channelId) });
     const next: HtlcRecord = { ...r, state: 'resolving', resolution: res };
     const { out: _o, ...withoutOut } = next;
     await this.o.store.batch([delKeystone(out), putRecord(withoutOut)]);
@@ -334,13 +382,23 @@ export class HtlcSwitch implements LinkSwitch {
    * with the attempt's result: settled with the preimage, or failed with the decrypted failure and the index of the hop
    * that sent it (0: we could not send it). The result stays readable by its id (`attemptResult`), also after a restart.
    */
-  async sendToRoute(route: Route, paymentHash: Uint8Array, records: FinalPayloadRecords = {}, opts: { attemptId?: bigint; sessionKey?: Uint8Array } = {}): Promise<AttemptResult> {
+  async sendToRoute(
+    route: Route,
+    paymentHash: Uint8Array,
+    records: FinalPayloadRecords = {},
+    opts: { attemptId?: bigint; sessionKey?: Uint8Array } = {},
+  ): Promise<AttemptResult> {
     const { attemptId } = await this.startAttempt(route, paymentHash, records, opts);
     return this.waitForAttempt(attemptId);
   }
 
   /** Like sendToRoute, but resolves as soon as the attempt is recorded, with its id (wait with waitForAttempt). */
-  async startAttempt(route: Route, paymentHash: Uint8Array, records: FinalPayloadRecords = {}, opts: { attemptId?: bigint; sessionKey?: Uint8Array } = {}): Promise<{ attemptId: bigint }> {
+  async startAttempt(
+    route: Route,
+    paymentHash: Uint8Array,
+    records: FinalPayloadRecords = {},
+    opts: { attemptId?: bigint; sessionKey?: Uint8Array } = {},
+  ): Promise<{ attemptId: bigint }> {
     if (!this.started || this.stopped) throw new SwitchError('ERR_SWITCH_STOPPED', 'the switch is not running');
     const hops = route.hops;
     if (hops.length === 0 || hops.length > 27) throw new SwitchError('ERR_BAD_ROUTE', `a route has 1 to 27 hops, not ${hops.length}`);
@@ -364,12 +422,23 @@ export class HtlcSwitch implements LinkSwitch {
     const sessionKey = opts.sessionKey ?? randomBytes(32);
     let onion;
     try {
-      onion = buildOnion(hops.map((h, i) => ({ pubkey: h.pubkey, payload: payloads[i]! })), sessionKey, paymentHash);
+      onion = buildOnion(
+        hops.map((h, i) => ({ pubkey: h.pubkey, payload: payloads[i]! })),
+        sessionKey,
+        paymentHash,
+      );
     } catch (e) {
       throw new SwitchError('ERR_BAD_ROUTE', `cannot build the onion: ${(e as Error).message}`, { cause: e });
     }
     return this.sendOnion(
-      { firstHopScid: hops[0]!.shortChannelId, amountMsat: route.totalAmountMsat, cltvExpiry: route.totalTimeLock, paymentHash, onion: onion.packet, sharedSecrets: onion.sharedSecrets },
+      {
+        firstHopScid: hops[0]!.shortChannelId,
+        amountMsat: route.totalAmountMsat,
+        cltvExpiry: route.totalTimeLock,
+        paymentHash,
+        onion: onion.packet,
+        sharedSecrets: onion.sharedSecrets,
+      },
       opts,
     );
   }
@@ -379,11 +448,19 @@ export class HtlcSwitch implements LinkSwitch {
    * route's, in order) read the failure that comes back. Resolves once the attempt is recorded.
    */
   async sendOnion(
-    o: { firstHopScid: bigint; amountMsat: bigint; cltvExpiry: number; paymentHash: Uint8Array; onion: Uint8Array; sharedSecrets: Uint8Array[] },
+    o: {
+      firstHopScid: bigint;
+      amountMsat: bigint;
+      cltvExpiry: number;
+      paymentHash: Uint8Array;
+      onion: Uint8Array;
+      sharedSecrets: Uint8Array[];
+    },
     opts: { attemptId?: bigint } = {},
   ): Promise<{ attemptId: bigint }> {
     if (!this.started || this.stopped) throw new SwitchError('ERR_SWITCH_STOPPED', 'the switch is not running');
-    if (o.paymentHash.length !== 32 || o.onion.length !== 1366) throw new SwitchError('ERR_BAD_ROUTE', 'payment hash must be 32 bytes and the onion 1366');
+    if (o.paymentHash.length !== 32 || o.onion.length !== 1366)
+      throw new SwitchError('ERR_BAD_ROUTE', 'payment hash must be 32 bytes and the onion 1366');
     const paymentHash = o.paymentHash;
     const route = { totalAmountMsat: o.amountMsat, totalTimeLock: o.cltvExpiry };
     const hops = [{ shortChannelId: o.firstHopScid }];
@@ -392,7 +469,8 @@ export class HtlcSwitch implements LinkSwitch {
     if (attemptId >= this.nextAttempt) this.nextAttempt = attemptId + 1n;
     const key: CircuitKey = { channelId: LOCAL_CHANNEL, htlcId: attemptId };
     const k = keyString(key);
-    if (this.records.has(k) || (await readResult(this.o.store, attemptId)) !== undefined) throw new SwitchError('ERR_BAD_ROUTE', `attempt ${attemptId} exists already`);
+    if (this.records.has(k) || (await readResult(this.o.store, attemptId)) !== undefined)
+      throw new SwitchError('ERR_BAD_ROUTE', `attempt ${attemptId} exists already`);
     const first = this.linkByScid(hops[0]!.shortChannelId);
     const r: HtlcRecord = {
       key,
@@ -400,7 +478,13 @@ export class HtlcSwitch implements LinkSwitch {
       amountMsat: route.totalAmountMsat,
       cltvExpiry: route.totalTimeLock,
       paymentHash,
-      hop: { kind: 'forward', outgoingScid: hops[0]!.shortChannelId, amountMsat: route.totalAmountMsat, cltvExpiry: route.totalTimeLock, nextOnion: onion.packet },
+      hop: {
+        kind: 'forward',
+        outgoingScid: hops[0]!.shortChannelId,
+        amountMsat: route.totalAmountMsat,
+        cltvExpiry: route.totalTimeLock,
+        nextOnion: onion.packet,
+      },
       attempt: { sharedSecrets: onion.sharedSecrets, createdAt: this.o.now?.() ?? Date.now() },
       ...(first !== undefined ? { out: { channelId: first.channelId, cltvExpiry: route.totalTimeLock } } : {}),
     };
@@ -484,13 +568,16 @@ export class HtlcSwitch implements LinkSwitch {
       if (r.attempt !== undefined) return this.setAndApply(k, this.localFailure(r, 'unknown_next_peer', undefined));
       return this.failBack(k, { name: 'unknown_next_peer' });
     }
-    const res = await out.addHtlc({ amountMsat: hop.amountMsat, paymentHash: r.paymentHash, cltvExpiry: hop.cltvExpiry, onionRoutingPacket: hop.nextOnion }, async (htlcId) => {
-      const outKey = { channelId: out.channelId, htlcId };
-      const forwarded: HtlcRecord = { ...r, state: 'forwarded', out: { channelId: out.channelId, htlcId, cltvExpiry: hop.cltvExpiry } };
-      await this.o.store.batch([putRecord(forwarded), putKeystone(outKey, r.key)]);
-      this.records.set(k, forwarded);
-      this.keystones.set(keyString(outKey), r.key);
-    });
+    const res = await out.addHtlc(
+      { amountMsat: hop.amountMsat, paymentHash: r.paymentHash, cltvExpiry: hop.cltvExpiry, onionRoutingPacket: hop.nextOnion },
+      async (htlcId) => {
+        const outKey = { channelId: out.channelId, htlcId };
+        const forwarded: HtlcRecord = { ...r, state: 'forwarded', out: { channelId: out.channelId, htlcId, cltvExpiry: hop.cltvExpiry } };
+        await this.o.store.batch([putRecord(forwarded), putKeystone(outKey, r.key)]);
+        this.records.set(k, forwarded);
+        this.keystones.set(keyString(outKey), r.key);
+      },
+    );
     if ('refused' in res) {
       this.o.log?.('debug', { htlc: k, channelId: out.channelId, reason: res.refused }, 'outgoing add refused');
       if (r.attempt !== undefined) return this.setAndApply(k, this.localFailure(r, 'temporary_channel_failure', out.channelId));
@@ -504,16 +591,27 @@ export class HtlcSwitch implements LinkSwitch {
     if (r === undefined || (r.state !== 'received' && r.state !== 'held') || r.hop.kind !== 'final') return;
     const payload = decodeHopPayload(r.hop.payloadBytes, { isFinal: true });
     // BOLT 4 at the final node: the onion must not promise more than the HTLC carries
-    if (r.amountMsat < payload.amountToForwardMsat) return this.failBack(k, { name: 'final_incorrect_htlc_amount', incomingHtlcAmtMsat: r.amountMsat });
-    if (r.cltvExpiry < payload.outgoingCltvValue) return this.failBack(k, { name: 'final_incorrect_cltv_expiry', cltvExpiry: r.cltvExpiry });
+    if (r.amountMsat < payload.amountToForwardMsat)
+      return this.failBack(k, { name: 'final_incorrect_htlc_amount', incomingHtlcAmtMsat: r.amountMsat });
+    if (r.cltvExpiry < payload.outgoingCltvValue)
+      return this.failBack(k, { name: 'final_incorrect_cltv_expiry', cltvExpiry: r.cltvExpiry });
     const handler = this.finalHop;
-    if (handler === undefined) return this.failBack(k, { name: 'incorrect_or_unknown_payment_details', htlcMsat: r.amountMsat, height: this.height });
+    if (handler === undefined)
+      return this.failBack(k, { name: 'incorrect_or_unknown_payment_details', htlcMsat: r.amountMsat, height: this.height });
     this.stats.final++;
     const later = (res: Exclude<FinalResolution, { action: 'hold' }>): void => this.lane(k, () => this.finishFinal(k, res));
     let answer: FinalResolution;
     try {
       answer = await handler.handle(
-        { key: r.key, amountMsat: r.amountMsat, cltvExpiry: r.cltvExpiry, paymentHash: r.paymentHash, payload, currentHeight: this.height, arrivedAt: r.arrivedAt ?? (this.o.now?.() ?? Date.now()) },
+        {
+          key: r.key,
+          amountMsat: r.amountMsat,
+          cltvExpiry: r.cltvExpiry,
+          paymentHash: r.paymentHash,
+          payload,
+          currentHeight: this.height,
+          arrivedAt: r.arrivedAt ?? this.o.now?.() ?? Date.now(),
+        },
         later,
       );
     } catch (err) {
@@ -628,7 +726,8 @@ export class HtlcSwitch implements LinkSwitch {
   // ---------------------------------------------------------------- failures
 
   private encryptWith(r: HtlcRecord, failure: FailureMessage): Resolution {
-    if (r.sharedSecret === undefined) return { kind: 'malformed', failureCode: FailureCode.invalid_onion_hmac, sha256OfOnion: new Uint8Array(32) };
+    if (r.sharedSecret === undefined)
+      return { kind: 'malformed', failureCode: FailureCode.invalid_onion_hmac, sha256OfOnion: new Uint8Array(32) };
     return { kind: 'fail', reason: createFailurePacket(r.sharedSecret, failure) };
   }
 
@@ -639,7 +738,13 @@ export class HtlcSwitch implements LinkSwitch {
 
   private badOnionFailure(code: number, sha256OfOnion: Uint8Array): FailureMessage {
     const name = (Object.keys(FailureCode) as FailureName[]).find((n) => FailureCode[n] === code);
-    if (name === 'invalid_onion_version' || name === 'invalid_onion_hmac' || name === 'invalid_onion_key' || name === 'invalid_onion_blinding') return { name, sha256OfOnion };
+    if (
+      name === 'invalid_onion_version' ||
+      name === 'invalid_onion_hmac' ||
+      name === 'invalid_onion_key' ||
+      name === 'invalid_onion_blinding'
+    )
+      return { name, sha256OfOnion };
     return { name: 'invalid_onion_hmac', sha256OfOnion };
   }
 
@@ -661,15 +766,35 @@ export class HtlcSwitch implements LinkSwitch {
   private attemptOutcome(r: HtlcRecord, res: Resolution): AttemptResult {
     const attemptId = r.key.htlcId;
     if (res.kind === 'settle') return { attemptId, status: 'settled', preimage: res.preimage };
-    if (res.kind === 'local') return { attemptId, status: 'failed', failureSourceIndex: res.sourceIndex, failure: res.failure, reason: res.reason };
+    if (res.kind === 'local')
+      return { attemptId, status: 'failed', failureSourceIndex: res.sourceIndex, failure: res.failure, reason: res.reason };
     if (res.kind === 'malformed') {
       // the first hop could not read our onion: it says so itself
-      return { attemptId, status: 'failed', failureSourceIndex: 1, reason: `first hop answered update_fail_malformed_htlc 0x${res.failureCode.toString(16)}`, failure: this.badOnionFailure(res.failureCode, res.sha256OfOnion) };
+      return {
+        attemptId,
+        status: 'failed',
+        failureSourceIndex: 1,
+        reason: `first hop answered update_fail_malformed_htlc 0x${res.failureCode.toString(16)}`,
+        failure: this.badOnionFailure(res.failureCode, res.sha256OfOnion),
+      };
     }
     const u = unwrapFailure(res.reason, r.attempt!.sharedSecrets);
-    if (u.kind === 'failure') return { attemptId, status: 'failed', failureSourceIndex: u.hopIndex + 1, failure: u.failure, reason: u.failure.name };
-    if (u.kind === 'malformed') return { attemptId, status: 'failed', failureSourceIndex: u.hopIndex + 1, reason: `unreadable failure from hop ${u.hopIndex + 1}: ${u.reason}` };
-    return { attemptId, status: 'failed', failureSourceIndex: -1, unreadable: true, reason: 'no hop could be named: the failure packet is corrupted' };
+    if (u.kind === 'failure')
+      return { attemptId, status: 'failed', failureSourceIndex: u.hopIndex + 1, failure: u.failure, reason: u.failure.name };
+    if (u.kind === 'malformed')
+      return {
+        attemptId,
+        status: 'failed',
+        failureSourceIndex: u.hopIndex + 1,
+        reason: `unreadable failure from hop ${u.hopIndex + 1}: ${u.reason}`,
+      };
+    return {
+      attemptId,
+      status: 'failed',
+      failureSourceIndex: -1,
+      unreadable: true,
+      reason: 'no hop could be named: the failure packet is corrupted',
+    };
   }
 
   /** For diagnostics: the records in flight. */
@@ -682,4 +807,3 @@ export class HtlcSwitch implements LinkSwitch {
     return bytesToHex(channelId);
   }
 }
-

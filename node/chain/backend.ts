@@ -27,17 +27,7 @@ import {
   type SpendRequest,
   type WatchHandle,
 } from '../../htlc/chain.js';
-import {
-  NETWORK,
-  bcoin,
-  buf,
-  bytesToHash,
-  hashToBytes,
-  toBytes,
-  type BBlock,
-  type BFullNode,
-  type BTX,
-} from './bcoin.js';
+import { NETWORK, bcoin, buf, bytesToHash, hashToBytes, toBytes, type BBlock, type BFullNode, type BTX } from './bcoin.js';
 
 /** How the backend gets its chain. */
 export type ChainMode = 'embedded' | 'p2p';
@@ -108,7 +98,7 @@ function outpointKey(hash: string, index: number): string {
 }
 
 function parsePeer(peer: string): string {
-  const m = /^([A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(peer);
+  const m = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(peer);
   if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
     throw new ChainError('ERR_CHAIN_CONFIG', `chainPeer must be HOST:PORT, got ${JSON.stringify(peer)}`);
   }
@@ -414,7 +404,11 @@ export class BcoinChainBackend implements ChainSource {
     try {
       await this.node.chain.add(block);
     } catch (e) {
-      throw new ChainError('ERR_BROADCAST_REJECTED', `block ${block.hash('hex')}: ${(e as { reason?: string }).reason ?? (e as Error).message}`, { cause: e });
+      throw new ChainError(
+        'ERR_BROADCAST_REJECTED',
+        `block ${block.hash('hex')}: ${(e as { reason?: string }).reason ?? (e as Error).message}`,
+        { cause: e },
+      );
     }
     await this.synced();
   }

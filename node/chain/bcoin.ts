@@ -284,7 +284,8 @@ for (const net of [bcoin.networks.regtest, bcoin.Network.get('regtest')]) {
 }
 
 // bcoin 1.0.2's readers accept only Node Buffers; the facade above promises Uint8Array input.
-const asBuffer = (d: unknown): unknown => (d instanceof Uint8Array && !Buffer.isBuffer(d) ? Buffer.from(d.buffer, d.byteOffset, d.byteLength) : d);
+const asBuffer = (d: unknown): unknown =>
+  d instanceof Uint8Array && !Buffer.isBuffer(d) ? Buffer.from(d.buffer, d.byteOffset, d.byteLength) : d;
 for (const cls of [bcoin.TX, bcoin.Block, bcoin.Script] as unknown as { fromRaw(d: unknown, enc?: unknown): unknown }[]) {
   const fromRaw = cls.fromRaw.bind(cls);
   cls.fromRaw = (d: unknown, enc?: unknown) => fromRaw(asBuffer(d), enc);

@@ -231,7 +231,8 @@ function bool(body: Json, key: string): boolean | undefined {
 function hexBytes(body: Json, key: string, length: number, optional = false): Uint8Array | undefined {
   const v = body[key];
   if (v === undefined && optional) return undefined;
-  if (typeof v !== 'string' || v.length !== length * 2 || !/^[0-9a-fA-F]*$/.test(v)) throw new ApiError('ERR_API_BAD_REQUEST', `"${key}" must be ${length} bytes in hex`);
+  if (typeof v !== 'string' || v.length !== length * 2 || !/^[0-9a-fA-F]*$/.test(v))
+    throw new ApiError('ERR_API_BAD_REQUEST', `"${key}" must be ${length} bytes in hex`);
   return hexToBytes(v.toLowerCase());
 }
 
@@ -312,7 +313,12 @@ export class ControlApi {
       // a client waiting for `100 Continue` that did not get it may or may not send its body: do not read it as the next request
       if (expectsContinue && !continued) closeAfter = true;
       const text = jsonText(v);
-      res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...(closeAfter ? { connection: 'close' } : {}) });
+      res.writeHead(status, {
+        ...headers,
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(text),
+        ...(closeAfter ? { connection: 'close' } : {}),
+      });
       res.end(text);
     };
     try {
@@ -320,7 +326,10 @@ export class ControlApi {
       const path = (req.url ?? '/').split('?')[0]!;
       const route = this.routes.get(path);
       if (route === undefined) throw new ApiError('ERR_API_NOT_FOUND', `no route ${clip(path)}`);
-      if (req.method !== route.method) throw new ApiError('ERR_API_METHOD_NOT_ALLOWED', `${clip(req.method ?? '')} ${clip(path)}: use ${route.method}`, { allow: route.method });
+      if (req.method !== route.method)
+        throw new ApiError('ERR_API_METHOD_NOT_ALLOWED', `${clip(req.method ?? '')} ${clip(path)}: use ${route.method}`, {
+          allow: route.method,
+        });
       let body: Json = {};
       if (route.method === 'POST') {
         checkContentType(req);
@@ -341,19 +350,29 @@ export class ControlApi {
       const status = errorStatus(e);
       const code = e instanceof AmpnodeError ? e.code : 'ERR_INTERNAL';
       if (status === 413) closeAfter = true;
-      reply(status, { error: { code, message: clip((e as Error).message ?? String(e), MAX_MESSAGE) } }, e instanceof ApiError ? e.headers : {});
+      reply(
+        status,
+        { error: { code, message: clip((e as Error).message ?? String(e), MAX_MESSAGE) } },
+        e instanceof ApiError ? e.headers : {},
+      );
     }
   }
 
   /** Host, Origin and the bearer token (see the top of this file). */
   private checkCaller(req: IncomingMessage): void {
     const host = req.headers.host;
-    if (host === undefined || !this.hosts.has(host.toLowerCase())) throw new ApiError('ERR_API_FORBIDDEN', `Host "${clip(host ?? '')}" is not this API's address`);
-    if (req.headers.origin !== undefined) throw new ApiError('ERR_API_FORBIDDEN', 'requests with an Origin header (from a browser page) are refused');
+    if (host === undefined || !this.hosts.has(host.toLowerCase()))
+      throw new ApiError('ERR_API_FORBIDDEN', `Host "${clip(host ?? '')}" is not this API's address`);
+    if (req.headers.origin !== undefined)
+      throw new ApiError('ERR_API_FORBIDDEN', 'requests with an Origin header (from a browser page) are refused');
     const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
     // both sides hashed: the comparison takes the same time whatever the length or content of the guess
     if (m === null || !timingSafeEqual(sha256(m[1]!), this.tokenHash))
-      throw new ApiError('ERR_API_UNAUTHORIZED', 'a valid "Authorization: Bearer <token>" header is required (the token is in DATADIR/api_token)', { 'www-authenticate': 'Bearer realm="ampnode"' });
+      throw new ApiError(
+        'ERR_API_UNAUTHORIZED',
+        'a valid "Authorization: Bearer <token>" header is required (the token is in DATADIR/api_token)',
+        { 'www-authenticate': 'Bearer realm="ampnode"' },
+      );
   }
 
   private table(): ReadonlyMap<string, Route> {
@@ -427,7 +446,8 @@ export class ControlApi {
         '/v1/invoices',
         post(async (b) => {
           const memo = b['memo'];
-          if (memo !== undefined && (typeof memo !== 'string' || Buffer.byteLength(memo) > MAX_MEMO)) throw new ApiError('ERR_API_BAD_REQUEST', `"memo" must be a string of at most ${MAX_MEMO} bytes`);
+          if (memo !== undefined && (typeof memo !== 'string' || Buffer.byteLength(memo) > MAX_MEMO))
+            throw new ApiError('ERR_API_BAD_REQUEST', `"memo" must be a string of at most ${MAX_MEMO} bytes`);
           const amountMsat = amount(b, 'amountMsat', true);
           const expirySeconds = int(b, 'expirySeconds', true, MAX_EXPIRY_SECONDS);
           const amp = bool(b, 'amp');
@@ -445,7 +465,12 @@ export class ControlApi {
         post(async (b) => {
           const after = amount(b, 'afterAddIndex', true);
           const limit = int(b, 'limit', true, MAX_LIST);
-          return { invoices: await invoices.listInvoices({ ...(after !== undefined ? { afterAddIndex: after } : {}), ...(limit !== undefined ? { limit } : {}) }) };
+          return {
+            invoices: await invoices.listInvoices({
+              ...(after !== undefined ? { afterAddIndex: after } : {}),
+              ...(limit !== undefined ? { limit } : {}),
+            }),
+          };
         }),
       ],
       [
@@ -454,16 +479,19 @@ export class ControlApi {
           const hash = hexBytes(b, 'paymentHash', 32, true);
           const addr = hexBytes(b, 'paymentAddr', 32, true);
           const setId = hexBytes(b, 'setId', 32, true);
-          if ([hash, addr, setId].filter((x) => x !== undefined).length !== 1) throw new ApiError('ERR_API_BAD_REQUEST', 'give exactly one of "paymentHash", "paymentAddr", "setId"');
-          const found = hash !== undefined ? await invoices.lookupByHash(hash) : addr !== undefined ? await invoices.lookupByAddr(addr, { withSets: true }) : await invoices.lookupSet(setId!);
+          if ([hash, addr, setId].filter((x) => x !== undefined).length !== 1)
+            throw new ApiError('ERR_API_BAD_REQUEST', 'give exactly one of "paymentHash", "paymentAddr", "setId"');
+          const found =
+            hash !== undefined
+              ? await invoices.lookupByHash(hash)
+              : addr !== undefined
+                ? await invoices.lookupByAddr(addr, { withSets: true })
+                : await invoices.lookupSet(setId!);
           if (found === undefined) throw new ApiError('ERR_API_NOT_FOUND', 'no such invoice or set');
           return found;
         }),
       ],
-      [
-        '/v1/invoices/decode',
-        post((b) => decodeInvoice(str(b, 'paymentRequest'), { network: 'bcrt' })),
-      ],
+      ['/v1/invoices/decode', post((b) => decodeInvoice(str(b, 'paymentRequest'), { network: 'bcrt' }))],
       [
         '/v1/payments/pay',
         post((b) => {
@@ -502,7 +530,12 @@ export class ControlApi {
         post(async (b) => {
           const after = amount(b, 'afterCreationIndex', true);
           const limit = int(b, 'limit', true, MAX_LIST);
-          return { payments: await payments.list({ ...(after !== undefined ? { afterCreationIndex: after } : {}), ...(limit !== undefined ? { limit } : {}) }) };
+          return {
+            payments: await payments.list({
+              ...(after !== undefined ? { afterCreationIndex: after } : {}),
+              ...(limit !== undefined ? { limit } : {}),
+            }),
+          };
         }),
       ],
       [
@@ -538,7 +571,10 @@ function tooLarge(): ApiError {
 
 function checkContentType(req: IncomingMessage): void {
   const [type, ...params] = (req.headers['content-type'] ?? '').split(';').map((p) => p.trim().toLowerCase());
-  const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+  const charset = params
+    .find((p) => p.startsWith('charset='))
+    ?.slice('charset='.length)
+    .replace(/"/g, '');
   if (type !== 'application/json' || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8'))
     throw new ApiError('ERR_API_UNSUPPORTED_MEDIA_TYPE', 'POST bodies must be sent as "Content-Type: application/json"');
 }
@@ -577,7 +613,8 @@ function readBody(req: IncomingMessage, giveUp: () => void): Promise<Json> {
       } catch {
         return reject(new ApiError('ERR_API_BAD_REQUEST', 'the body is not valid JSON'));
       }
-      if (v === null || typeof v !== 'object' || Array.isArray(v)) return reject(new ApiError('ERR_API_BAD_REQUEST', 'the body must be a JSON object'));
+      if (v === null || typeof v !== 'object' || Array.isArray(v))
+        return reject(new ApiError('ERR_API_BAD_REQUEST', 'the body must be a JSON object'));
       resolve(v as Json);
     });
     req.on('error', reject);

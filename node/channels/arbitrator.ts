@@ -115,10 +115,13 @@ export class ChainArbitrator<C extends ArbitratedChannel> {
     const dest = (await this.wallet.newAddress()).script;
     const htlcs = remoteHtlcClaims(s, secrets, tx, knownPreimages(s), dest, feeratePerKw);
     if (htlcs === null) {
-      if (s.remoteCommit.htlcs.length > 0 || (s.remoteNextCommit?.htlcs.length ?? 0) > 0) this.log.warn({ channelId }, 'their commitment on chain is not one we know: its HTLC outputs are not claimed');
+      if (s.remoteCommit.htlcs.length > 0 || (s.remoteNextCommit?.htlcs.length ?? 0) > 0)
+        this.log.warn({ channelId }, 'their commitment on chain is not one we know: its HTLC outputs are not claimed');
       return;
     }
-    if (!successOnly) for (const u of htlcs.unclaimed) this.log.info({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on their commitment left unclaimed for now');
+    if (!successOnly)
+      for (const u of htlcs.unclaimed)
+        this.log.info({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on their commitment left unclaimed for now');
     for (const c of htlcs.claims) {
       if (successOnly && c.kind !== 'htlc_success') continue;
       this.atHeight(chan, c.validFromHeight, () => this.publishSweep(chan, c.sweep.tx, c.sweep.txid, c.kind, c.sweep.valueSat));
@@ -149,7 +152,10 @@ export class ChainArbitrator<C extends ArbitratedChannel> {
       return;
     }
     const id = displayHex(sweepTxid);
-    this.log.info({ channelId: bytesToHex(chan.driver.state.channelId), sweepTxid: id, output, valueSat: String(valueSat) }, 'sweep broadcast');
+    this.log.info(
+      { channelId: bytesToHex(chan.driver.state.channelId), sweepTxid: id, output, valueSat: String(valueSat) },
+      'sweep broadcast',
+    );
     this.hooks.swept(chan, id, output, valueSat);
   }
 
@@ -164,7 +170,9 @@ export class ChainArbitrator<C extends ArbitratedChannel> {
 
   private secondStageFor(chan: C, commitmentTxid: Uint8Array, htlcId: bigint): void {
     const s = chan.driver.state;
-    const st = localSecondStage(s, deriveChannelSecrets(this.seed, chan.keyIndex), knownPreimages(s)).stages.find((x) => x.kind === 'htlc_success' && x.htlcId === htlcId);
+    const st = localSecondStage(s, deriveChannelSecrets(this.seed, chan.keyIndex), knownPreimages(s)).stages.find(
+      (x) => x.kind === 'htlc_success' && x.htlcId === htlcId,
+    );
     if (st === undefined) return; // trimmed, or not on our commitment
     this.watchSecondStage(chan, commitmentTxid, st);
     void this.publishSecondStage(chan, st, 0);
@@ -191,14 +199,20 @@ export class ChainArbitrator<C extends ArbitratedChannel> {
         complete: f.complete,
       });
       const id = displayHex(sent.txid);
-      this.log.info({ channelId, txid: id, output: st.kind, feeSat: String(sent.feeSat) }, 'second-stage HTLC transaction broadcast with a wallet fee input');
+      this.log.info(
+        { channelId, txid: id, output: st.kind, feeSat: String(sent.feeSat) },
+        'second-stage HTLC transaction broadcast with a wallet fee input',
+      );
       this.hooks.swept(chan, id, st.kind, st.outputValueSat);
     } catch (err) {
       if (attempt >= SECOND_STAGE_ATTEMPTS) {
         this.log.error({ err, channelId, htlcId: String(st.htlcId) }, 'second-stage HTLC transaction not published; giving up');
         return;
       }
-      this.log.warn({ err, channelId, htlcId: String(st.htlcId), attempt }, 'second-stage HTLC transaction not published; trying again next block');
+      this.log.warn(
+        { err, channelId, htlcId: String(st.htlcId), attempt },
+        'second-stage HTLC transaction not published; trying again next block',
+      );
       this.atHeight(chan, this.chain.tip().height + 1, () => this.publishSecondStage(chan, st, attempt + 1));
     }
   }
@@ -225,7 +239,11 @@ export class ChainArbitrator<C extends ArbitratedChannel> {
         conf.cancel();
         chan.htlcWatches = (chan.htlcWatches ?? []).filter((x) => x !== conf);
         void (async () => {
-          const out = st.sweepOutput(spendingTxid, (await this.wallet.newAddress()).script, await this.chain.estimateFeeratePerKw(this.feeConfTarget));
+          const out = st.sweepOutput(
+            spendingTxid,
+            (await this.wallet.newAddress()).script,
+            await this.chain.estimateFeeratePerKw(this.feeConfTarget),
+          );
           await this.publishSweep(chan, out.tx, out.txid, 'htlc_delayed', out.valueSat);
         })().catch((err: unknown) => this.log.warn({ err, channelId }, 'sweeping a second-stage output failed'));
       });
@@ -275,7 +293,14 @@ export class ChainArbitrator<C extends ArbitratedChannel> {
    * ours with the revocation key; one they manage to spend first with a second-stage transaction leaves its output
    * to the same key.
    */
-  private async justiceOnHtlcs(chan: C, tx: Uint8Array, txid: Uint8Array, commitmentNumber: bigint, dest: Uint8Array, feeratePerKw: number): Promise<void> {
+  private async justiceOnHtlcs(
+    chan: C,
+    tx: Uint8Array,
+    txid: Uint8Array,
+    commitmentNumber: bigint,
+    dest: Uint8Array,
+    feeratePerKw: number,
+  ): Promise<void> {
     const s = chan.driver.state;
     const channelId = bytesToHex(s.channelId);
     const htlcs = await loadRevokedHtlcs(chan.store, s.channelId, commitmentNumber);
@@ -290,9 +315,19 @@ export class ChainArbitrator<C extends ArbitratedChannel> {
         const i = ev.detail.inputIndex;
         const out = bcoin.TX.fromRaw(buf(ev.detail.spendingTx)).outputs[i];
         if (out === undefined || !equalBytes(new Uint8Array(out.script.toRaw()), rev.secondLevel.scriptPubKey)) return; // our own justice, most likely
-        this.log.warn({ channelId, htlcId: String(r.htlcId) }, 'the peer spent a revoked HTLC output with a second-stage transaction: taking its output');
+        this.log.warn(
+          { channelId, htlcId: String(r.htlcId) },
+          'the peer spent a revoked HTLC output with a second-stage transaction: taking its output',
+        );
         void (async () => {
-          const sw = sweepRevokedSecondLevel(ev.detail.spendingTx, i, rev.secondLevel.witnessScript, rev.secondLevel.revocationPriv, dest, await this.chain.estimateFeeratePerKw(this.feeConfTarget));
+          const sw = sweepRevokedSecondLevel(
+            ev.detail.spendingTx,
+            i,
+            rev.secondLevel.witnessScript,
+            rev.secondLevel.revocationPriv,
+            dest,
+            await this.chain.estimateFeeratePerKw(this.feeConfTarget),
+          );
           await this.publishSweep(chan, sw.tx, sw.txid, 'justice', sw.valueSat);
         })().catch((err: unknown) => this.log.error({ err, channelId }, 'justice on a second-stage output failed'));
       });
@@ -320,7 +355,8 @@ export class ChainArbitrator<C extends ArbitratedChannel> {
       this.hooks.failed(chan, ours ? 'force closed by us' : 'closed on chain by the peer', 'info');
       void this.pruneRevocationLog(chan);
     }
-    const publish = (raw: Uint8Array, sweepTxid: Uint8Array, output: SweptOutput, valueSat: bigint): Promise<void> => this.publishSweep(chan, raw, sweepTxid, output, valueSat);
+    const publish = (raw: Uint8Array, sweepTxid: Uint8Array, output: SweptOutput, valueSat: bigint): Promise<void> =>
+      this.publishSweep(chan, raw, sweepTxid, output, valueSat);
     const channelId = bytesToHex(s.channelId);
     const atHeight = (height: number, go: () => Promise<void>): void => this.atHeight(chan, height, go);
     const preimages = knownPreimages(s);
@@ -342,7 +378,8 @@ export class ChainArbitrator<C extends ArbitratedChannel> {
     chan.ourCommitmentTxid = txid;
     if (s.localCommit.htlcs.length > 0) {
       const second = localSecondStage(s, secrets, preimages);
-      for (const u of second.unclaimed) this.log.info({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on our commitment left unclaimed for now');
+      for (const u of second.unclaimed)
+        this.log.info({ channelId, htlcId: String(u.htlcId), reason: u.reason }, 'HTLC output on our commitment left unclaimed for now');
       for (const st of second.stages) {
         this.watchSecondStage(chan, txid, st);
         atHeight(st.validFromHeight, () => this.publishSecondStage(chan, st, 0));

@@ -38,7 +38,7 @@ export const CHANNEL_FEATURE_ROWS: readonly FeatureRow[] = [
     pair: Feature.VarOnionOptin,
     advertise: 'optional',
     assumed: true,
-    backedBy: 'htlc/switch: the link peels every committed HTLC\'s TLV onion and forwards or hands it to the final hop',
+    backedBy: "htlc/switch: the link peels every committed HTLC's TLV onion and forwards or hands it to the final hop",
   },
   {
     pair: Feature.PaymentSecret,

@@ -55,14 +55,35 @@ import {
   type SwitchConfig,
   type Timers,
 } from '../../htlc/switch/index.js';
-import type { ChannelConfig, ChannelEvent, ChannelFailure, ChannelInput, ChannelState, ChannelType, StepResult } from '../../htlc/channel/types.js';
+import type {
+  ChannelConfig,
+  ChannelEvent,
+  ChannelFailure,
+  ChannelInput,
+  ChannelState,
+  ChannelType,
+  StepResult,
+} from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
 import { bytesToHex, compareBytes, concatBytes, equalBytes, hexToBytes, u16be } from '../../wire/bytes.js';
-import { decodeChannelMessage, encodeChannelMessage, channelIdOf, type ChannelMessage, type OpenChannel } from '../../wire/channel-messages.js';
+import {
+  decodeChannelMessage,
+  encodeChannelMessage,
+  channelIdOf,
+  type ChannelMessage,
+  type OpenChannel,
+} from '../../wire/channel-messages.js';
 import { publicKeyFromPrivate, randomBytes, secp, sha256 } from '../../wire/crypto.js';
 import { AmpnodeError, ArgumentError } from '../../wire/errors.js';
 import { Feature } from '../../wire/features.js';
-import { CHANNEL_FLAG_DIRECTION, CHANNEL_FLAG_DISABLED, CHANNEL_UPDATE_MESSAGE_TYPE, channelUpdateDigest, decodeChannelUpdate, type ChannelUpdate } from '../../wire/gossip.js';
+import {
+  CHANNEL_FLAG_DIRECTION,
+  CHANNEL_FLAG_DISABLED,
+  CHANNEL_UPDATE_MESSAGE_TYPE,
+  channelUpdateDigest,
+  decodeChannelUpdate,
+  type ChannelUpdate,
+} from '../../wire/gossip.js';
 import { MessageType } from '../../wire/messages.js';
 import type { Logger } from '../log.js';
 import { silentLogger, subsystemLogger } from '../log.js';
@@ -170,7 +191,14 @@ export interface RoutingChannel {
   localBalanceMsat: bigint;
   ourPolicy: ForwardingPolicy;
   /** The peer's fees and delta for HTLCs it forwards to us over this channel, from its channel_update. */
-  peerPolicy?: { feeBaseMsat: bigint; feeProportionalMillionths: bigint; cltvExpiryDelta: number; htlcMinimumMsat: bigint; htlcMaximumMsat: bigint; disabled: boolean };
+  peerPolicy?: {
+    feeBaseMsat: bigint;
+    feeProportionalMillionths: bigint;
+    cltvExpiryDelta: number;
+    htlcMinimumMsat: bigint;
+    htlcMaximumMsat: bigint;
+    disabled: boolean;
+  };
 }
 
 export interface ChannelInfo {
@@ -204,7 +232,6 @@ export interface ChannelInfo {
   forceCloseTxid?: string;
 }
 
-
 export interface ChannelEvents {
   /** Funding signed by both sides (and broadcast by the opener); waiting for minimum_depth. */
   channel_pending: [info: ChannelInfo];
@@ -223,7 +250,10 @@ export interface ChannelEvents {
    * the commitment they broadcast was one they had revoked.
    */
   sweep_broadcast: [info: ChannelInfo, sweepTxid: string, output: SweptOutput, valueSat: bigint];
-  htlc_incoming: [channelId: string, htlc: { id: bigint; amountMsat: bigint; paymentHash: Uint8Array; cltvExpiry: number; onionRoutingPacket: Uint8Array }];
+  htlc_incoming: [
+    channelId: string,
+    htlc: { id: bigint; amountMsat: bigint; paymentHash: Uint8Array; cltvExpiry: number; onionRoutingPacket: Uint8Array },
+  ];
   /** The peer revealed the preimage of an HTLC we offered (update_fulfill_htlc received, not yet irrevocable). */
   preimage_received: [channelId: string, id: bigint, paymentPreimage: Uint8Array];
   /**
@@ -233,7 +263,12 @@ export interface ChannelEvents {
    */
   htlc_fulfilled: [channelId: string, id: bigint, paymentPreimage: Uint8Array];
   /** An HTLC we offered was failed: by the peer, or on chain (we took it back after its expiry; `reason` undefined). */
-  htlc_failed: [channelId: string, id: bigint, reason: Uint8Array | undefined, malformed?: { failureCode: number; sha256OfOnion: Uint8Array }];
+  htlc_failed: [
+    channelId: string,
+    id: bigint,
+    reason: Uint8Array | undefined,
+    malformed?: { failureCode: number; sha256OfOnion: Uint8Array },
+  ];
   /**
    * An HTLC we offered (addHtlc returned its id) that no commitment_signed of
    * ours covered when the connection dropped or the node restarted: the peer
@@ -266,7 +301,12 @@ export interface AddHtlcRequest {
 
 /** Channel message types routed to channels. */
 const CHANNEL_TYPES = [32, 33, 34, 35, 36, 38, 39, 128, 130, 131, 132, 133, 134, 135, 136] as const;
-const PRE_FUNDING: ReadonlySet<ChannelState['phase']> = new Set(['awaiting_accept', 'awaiting_funding_tx', 'awaiting_funding_signed', 'awaiting_funding_created']);
+const PRE_FUNDING: ReadonlySet<ChannelState['phase']> = new Set([
+  'awaiting_accept',
+  'awaiting_funding_tx',
+  'awaiting_funding_signed',
+  'awaiting_funding_created',
+]);
 
 interface ChannelMeta {
   peer: string;
@@ -418,8 +458,13 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
           else this.emit('htlc_failed', channelId, htlcId, undefined);
           const sw = this.htlcSwitch;
           if (sw === undefined) return;
-          const done = preimage !== null ? sw.onOutgoingSettle(channelId, htlcId, preimage, 'chain') : sw.onOutgoingFail(channelId, htlcId, { onChain: true });
-          void done.catch((err: unknown) => this.log.error({ err, channelId, htlcId: String(htlcId) }, 'switch could not take an on-chain resolution'));
+          const done =
+            preimage !== null
+              ? sw.onOutgoingSettle(channelId, htlcId, preimage, 'chain')
+              : sw.onOutgoingFail(channelId, htlcId, { onChain: true });
+          void done.catch((err: unknown) =>
+            this.log.error({ err, channelId, htlcId: String(htlcId) }, 'switch could not take an on-chain resolution'),
+          );
         },
         failed: (chan, reason, level) => void this.fail(chan, reason, level),
       },
@@ -443,7 +488,9 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     // handled or the connection fails), kept as the policy of its direction for the router and route hints; and
     // announcement_signatures (259) for public channels, only logged (announcing channels is not implemented).
     this.node.registerHandler(CHANNEL_UPDATE_MESSAGE_TYPE, (peer, msg) => this.onChannelUpdate(peer, msg));
-    this.node.registerHandler(259, (peer, msg) => this.log.debug({ peer: peer.nodeIdHex, type: msg.type, name: msg.name }, 'gossip message about a channel ignored'));
+    this.node.registerHandler(259, (peer, msg) =>
+      this.log.debug({ peer: peer.nodeIdHex, type: msg.type, name: msg.name }, 'gossip message about a channel ignored'),
+    );
     // the switch's records first: the channels' replayed events below are checked against them
     await this.htlcSwitch?.start(this.chain.tip().height);
     for await (const [k, v] of this.root.entries(enc.encode(P_META))) {
@@ -526,7 +573,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     const peer = peerId.toLowerCase();
     const handle = this.node.peer(peer);
     if (handle === undefined) throw new ChannelManagerError('ERR_NOT_CONNECTED', `not connected to ${peer}`);
-    const channelType = opts.channelType ?? (handle.remoteFeatures.supports(Feature.AnchorsZeroFeeHtlcTx) ? 'anchors_zero_fee_htlc' : 'static_remotekey');
+    const channelType =
+      opts.channelType ?? (handle.remoteFeatures.supports(Feature.AnchorsZeroFeeHtlcTx) ? 'anchors_zero_fee_htlc' : 'static_remotekey');
     const feeratePerKw = opts.feeratePerKw ?? (await this.chain.estimateFeeratePerKw(this.policy.feeConfTarget));
     const { keyIndex, meta, store } = await this.newChannelRecord(peer);
     return new Promise<ChannelInfo>((resolve, reject) => {
@@ -536,17 +584,20 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         const waiter = this.waiter(chan, 'opening', resolve, reject, 'channel opening');
         chan.opening = waiter;
         try {
-          chan.driver = await ChannelDriver.open(this.adapters(chan, () => this.chans.set(keyIndex, chan)), {
-            temporaryChannelId: randomBytes(32),
-            chainHash: this.chainHash,
-            keyIndex,
-            fundingSat,
-            pushMsat: opts.pushMsat ?? 0n,
-            feeratePerKw,
-            channelType,
-            config: this.ourConfig(fundingSat),
-            channelFlags: 0,
-          });
+          chan.driver = await ChannelDriver.open(
+            this.adapters(chan, () => this.chans.set(keyIndex, chan)),
+            {
+              temporaryChannelId: randomBytes(32),
+              chainHash: this.chainHash,
+              keyIndex,
+              fundingSat,
+              pushMsat: opts.pushMsat ?? 0n,
+              feeratePerKw,
+              channelType,
+              config: this.ourConfig(fundingSat),
+              channelFlags: 0,
+            },
+          );
           this.chans.set(keyIndex, chan);
           this.log.info({ peer, keyIndex, fundingSat: String(fundingSat), channelType, feeratePerKw }, 'open_channel sent');
         } catch (e) {
@@ -563,7 +614,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   async closeChannel(channelId: string, opts: CloseChannelOptions = {}): Promise<ChannelInfo> {
     this.checkRunning();
     const c = this.requireUsable(channelId);
-    if (c.closing !== undefined) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `a cooperative close of ${channelId} is already in progress`);
+    if (c.closing !== undefined)
+      throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `a cooperative close of ${channelId} is already in progress`);
     const scriptPubKey = opts.scriptPubKey ?? hexToBytes(c.meta.shutdownScript);
     return new Promise<ChannelInfo>((resolve, reject) => {
       // the waiter takes the slot at once, so a second call is refused even while this one awaits the fee estimate
@@ -624,12 +676,18 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
 
   private async forceCloseNow(c: Chan): Promise<string> {
     const s = c.driver.state;
-    if (s.phase === 'closed' || PRE_FUNDING.has(s.phase)) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `cannot force close a channel in phase ${s.phase}`);
+    if (s.phase === 'closed' || PRE_FUNDING.has(s.phase))
+      throw new ChannelManagerError('ERR_CHANNEL_REFUSED', `cannot force close a channel in phase ${s.phase}`);
     if (c.meta.dataLoss === true)
-      throw new ChannelManagerError('ERR_CHANNEL_REFUSED', 'the peer proved our channel state is old: our commitment is revoked, only the peer can close');
+      throw new ChannelManagerError(
+        'ERR_CHANNEL_REFUSED',
+        'the peer proved our channel state is old: our commitment is revoked, only the peer can close',
+      );
     if (c.meta.forceCloseTx !== undefined && c.meta.forceCloseTxid !== undefined) {
       // closed already: the same commitment again
-      await this.chain.broadcast(buf(hexToBytes(c.meta.forceCloseTx))).catch((err: unknown) => this.log.debug({ err }, 'commitment re-broadcast refused'));
+      await this.chain
+        .broadcast(buf(hexToBytes(c.meta.forceCloseTx)))
+        .catch((err: unknown) => this.log.debug({ err }, 'commitment re-broadcast refused'));
       return c.meta.forceCloseTxid;
     }
     if (c.theirCommitmentTx !== undefined || c.ourCommitmentTxid !== undefined)
@@ -693,7 +751,11 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     }
     // taken and persisted: a signing failure now (the store gone) must not look like a refusal to the caller;
     // the next reestablish or revoke_and_ack signs it
-    await c.link.signNow().catch((err: unknown) => this.log.warn({ err, id: String(input.id) }, 'signing after a resolution failed; the channel keeps the resolution'));
+    await c.link
+      .signNow()
+      .catch((err: unknown) =>
+        this.log.warn({ err, id: String(input.id) }, 'signing after a resolution failed; the channel keeps the resolution'),
+      );
   }
 
   /**
@@ -727,7 +789,14 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   /** Resolves with the channel once `pred` holds for it (checked on every channel event), or rejects after `timeoutMs`. */
   waitForChannel(channelId: string, pred: (i: ChannelInfo) => boolean, timeoutMs = this.policy.timeoutMs): Promise<ChannelInfo> {
     return new Promise<ChannelInfo>((resolve, reject) => {
-      const names = ['channel_pending', 'channel_ready', 'channel_reestablished', 'channel_closed', 'funding_spent', 'channel_failed'] as const;
+      const names = [
+        'channel_pending',
+        'channel_ready',
+        'channel_reestablished',
+        'channel_closed',
+        'funding_spent',
+        'channel_failed',
+      ] as const;
       const check = (): boolean => {
         const i = this.channel(channelId);
         if (i !== undefined && pred(i)) {
@@ -740,7 +809,12 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       const listener = (): void => void check();
       const timer = setTimeout(() => {
         done();
-        reject(new ChannelManagerError('ERR_TIMEOUT', `channel ${channelId}: condition not met within ${timeoutMs} ms (state ${this.channel(channelId)?.state ?? 'unknown'})`));
+        reject(
+          new ChannelManagerError(
+            'ERR_TIMEOUT',
+            `channel ${channelId}: condition not met within ${timeoutMs} ms (state ${this.channel(channelId)?.state ?? 'unknown'})`,
+          ),
+        );
       }, timeoutMs);
       const done = (): void => {
         clearTimeout(timer);
@@ -861,7 +935,10 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     const held = this.peerUpdates.get(u.shortChannelId);
     if (held !== undefined && held.timestamp >= u.timestamp) return;
     this.peerUpdates.set(u.shortChannelId, u);
-    log.debug({ shortChannelId: scidText, feeBaseMsat: u.feeBaseMsat, feePpm: u.feeProportionalMillionths, cltvExpiryDelta: u.cltvExpiryDelta }, 'peer channel_update kept');
+    log.debug(
+      { shortChannelId: scidText, feeBaseMsat: u.feeBaseMsat, feePpm: u.feeProportionalMillionths, cltvExpiryDelta: u.cltvExpiryDelta },
+      'peer channel_update kept',
+    );
   }
 
   /** Our node id (hex). */
@@ -1017,7 +1094,11 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     } catch (e) {
       const reason = e instanceof AmpnodeError ? e : new ChannelManagerError('ERR_CHANNEL_REFUSED', String(e));
       this.log.warn({ peer: peerId, type: msg.type, reason: reason.message }, 'malformed channel message; disconnecting');
-      peer.send({ type: MessageType.Warning, channelId: new Uint8Array(32), data: enc.encode(`malformed ${msg.name}: ${reason.message}`.slice(0, 500)) });
+      peer.send({
+        type: MessageType.Warning,
+        channelId: new Uint8Array(32),
+        data: enc.encode(`malformed ${msg.name}: ${reason.message}`.slice(0, 500)),
+      });
       peer.disconnect(reason);
       return;
     }
@@ -1031,11 +1112,16 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       return;
     }
     const chan = this.peerChans(peer).find(
-      (c) => equalBytes(c.driver.state.channelId, id) || ((m.type === 33 || m.type === 34) && equalBytes(c.driver.state.temporaryChannelId, id)),
+      (c) =>
+        equalBytes(c.driver.state.channelId, id) || ((m.type === 33 || m.type === 34) && equalBytes(c.driver.state.temporaryChannelId, id)),
     );
     if (chan === undefined) {
       this.log.warn({ peer, type: m.type, channelId: bytesToHex(id) }, 'message for an unknown channel');
-      this.sendFailure(undefined, { level: 'error', code: 'ERR_UNKNOWN_CHANNEL', message: `unknown channel ${bytesToHex(id)}`, channelId: id }, peer);
+      this.sendFailure(
+        undefined,
+        { level: 'error', code: 'ERR_UNKNOWN_CHANNEL', message: `unknown channel ${bytesToHex(id)}`, channelId: id },
+        peer,
+      );
       return;
     }
     if (chan.failure !== undefined) {
@@ -1043,8 +1129,13 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       // (BOLT 2: a channel in an error state retransmits the error and ignores the rest). Our own channel_reestablish
       // still goes out on connect, so a peer that lost its state learns our current point.
       if (m.type === 136) {
-        this.log.info({ peer, channelId: bytesToHex(id), reason: chan.failure }, 'channel_reestablish for a failed channel: error retransmitted');
-        this.node.peer(peer)?.send({ type: MessageType.Error, channelId: id, data: enc.encode(`channel failed: ${chan.failure}`.slice(0, 500)) });
+        this.log.info(
+          { peer, channelId: bytesToHex(id), reason: chan.failure },
+          'channel_reestablish for a failed channel: error retransmitted',
+        );
+        this.node
+          .peer(peer)
+          ?.send({ type: MessageType.Error, channelId: id, data: enc.encode(`channel failed: ${chan.failure}`.slice(0, 500)) });
       }
       return;
     }
@@ -1060,7 +1151,11 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       this.log.error({ peer, type: m.type, err: e }, 'channel step failed');
       if (PRE_FUNDING.has(chan.driver.state.phase)) {
         const reason = `opening failed: ${(e as Error).message}`;
-        this.sendFailure(undefined, { level: 'error', code: 'ERR_BAD_PARAMETERS', message: 'internal error; channel opening abandoned', channelId: id }, peer);
+        this.sendFailure(
+          undefined,
+          { level: 'error', code: 'ERR_BAD_PARAMETERS', message: 'internal error; channel opening abandoned', channelId: id },
+          peer,
+        );
         this.abandonOpening(chan, chan.driver.state, reason);
       }
       return;
@@ -1071,23 +1166,37 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   private async acceptOpen(peer: string, m: OpenChannel): Promise<void> {
     const mine = this.peerChans(peer);
     if (mine.some((c) => equalBytes(c.driver.state.temporaryChannelId, m.temporaryChannelId))) {
-      this.sendFailure(undefined, { level: 'error', code: 'ERR_BAD_PARAMETERS', message: 'temporary_channel_id already in use', channelId: m.temporaryChannelId }, peer);
+      this.sendFailure(
+        undefined,
+        { level: 'error', code: 'ERR_BAD_PARAMETERS', message: 'temporary_channel_id already in use', channelId: m.temporaryChannelId },
+        peer,
+      );
       return;
     }
-    const pending = mine.filter((c) => c.driver.state.opener === 'remote' && (PRE_FUNDING.has(c.driver.state.phase) || c.driver.state.phase === 'awaiting_ready')).length;
+    const pending = mine.filter(
+      (c) => c.driver.state.opener === 'remote' && (PRE_FUNDING.has(c.driver.state.phase) || c.driver.state.phase === 'awaiting_ready'),
+    ).length;
     if (pending >= this.policy.maxPendingChannels) {
-      this.sendFailure(undefined, { level: 'error', code: 'ERR_BAD_PARAMETERS', message: `too many pending channels (${pending})`, channelId: m.temporaryChannelId }, peer);
+      this.sendFailure(
+        undefined,
+        { level: 'error', code: 'ERR_BAD_PARAMETERS', message: `too many pending channels (${pending})`, channelId: m.temporaryChannelId },
+        peer,
+      );
       return;
     }
     const { keyIndex, meta, store } = await this.newChannelRecord(peer);
     const chan = { keyIndex, peer, meta, store } as Chan;
     this.makeLink(chan);
-    const d = await ChannelDriver.accept(this.adapters(chan, () => this.chans.set(keyIndex, chan)), m, {
-      chainHash: this.chainHash,
-      keyIndex,
-      config: this.ourConfig(m.fundingSatoshis),
-      minimumDepth: this.policy.minimumDepth,
-    });
+    const d = await ChannelDriver.accept(
+      this.adapters(chan, () => this.chans.set(keyIndex, chan)),
+      m,
+      {
+        chainHash: this.chainHash,
+        keyIndex,
+        config: this.ourConfig(m.fundingSatoshis),
+        minimumDepth: this.policy.minimumDepth,
+      },
+    );
     if (d === null) {
       this.chans.delete(keyIndex);
       await this.root.del(enc.encode(`${P_META}${keyIndex}`));
@@ -1101,9 +1210,17 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   private onPeerError(peer: PeerHandle, msg: IncomingMessage, level: 'error' | 'warning'): void {
     const m = msg.message;
     if (m === undefined || (m.type !== MessageType.Error && m.type !== MessageType.Warning)) return;
-    const text = dec.decode(m.data).replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
-    const chan = this.peerChans(peer.nodeIdHex).find((c) => equalBytes(c.driver.state.channelId, m.channelId) || equalBytes(c.driver.state.temporaryChannelId, m.channelId));
-    this.log.warn({ peer: peer.nodeIdHex, channelId: bytesToHex(m.channelId), level, text, known: chan !== undefined }, `peer sent ${level}`);
+    const text = dec
+      .decode(m.data)
+      .replace(/[^\x20-\x7e]/g, '?')
+      .slice(0, 300);
+    const chan = this.peerChans(peer.nodeIdHex).find(
+      (c) => equalBytes(c.driver.state.channelId, m.channelId) || equalBytes(c.driver.state.temporaryChannelId, m.channelId),
+    );
+    this.log.warn(
+      { peer: peer.nodeIdHex, channelId: bytesToHex(m.channelId), level, text, known: chan !== undefined },
+      `peer sent ${level}`,
+    );
     this.emit('peer_error', peer.nodeIdHex, bytesToHex(m.channelId), level, text);
     if (chan === undefined || level === 'warning' || chan.driver.state.phase === 'closed') return;
     this.onPeerQueue(peer.nodeIdHex, async () => this.fail(chan, `peer sent error: ${text}`));
@@ -1125,7 +1242,9 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       if (this.stopped) return;
       const s = c.driver.state;
       if (s.opener !== 'local' || s.phase !== 'normal' || !this.info(c).active) continue;
-      await this.updateChannelFee(bytesToHex(s.channelId)).catch((err: unknown) => this.log.warn({ err, channelId: bytesToHex(s.channelId) }, 'commitment fee update failed'));
+      await this.updateChannelFee(bytesToHex(s.channelId)).catch((err: unknown) =>
+        this.log.warn({ err, channelId: bytesToHex(s.channelId) }, 'commitment fee update failed'),
+      );
     }
   }
 
@@ -1160,7 +1279,13 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       case 'htlc_incoming': {
         const h = e.htlc;
         queueMicrotask(() =>
-          this.emit('htlc_incoming', cid(), { id: h.htlcId, amountMsat: h.amountMsat, paymentHash: h.paymentHash, cltvExpiry: h.cltvExpiry, onionRoutingPacket: h.onionRoutingPacket }),
+          this.emit('htlc_incoming', cid(), {
+            id: h.htlcId,
+            amountMsat: h.amountMsat,
+            paymentHash: h.paymentHash,
+            cltvExpiry: h.cltvExpiry,
+            onionRoutingPacket: h.onionRoutingPacket,
+          }),
         );
         // the switch records it before this returns: only then does the channel drop it from its outbox
         await chan.link.onChannelEvent(e);
@@ -1175,24 +1300,32 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         await chan.link.onChannelEvent(e);
         return;
       case 'htlc_failed': {
-        const malformed = e.failureCode !== undefined && e.sha256OfOnion !== undefined ? { failureCode: e.failureCode, sha256OfOnion: e.sha256OfOnion } : undefined;
+        const malformed =
+          e.failureCode !== undefined && e.sha256OfOnion !== undefined
+            ? { failureCode: e.failureCode, sha256OfOnion: e.sha256OfOnion }
+            : undefined;
         queueMicrotask(() => this.emit('htlc_failed', cid(), e.id, e.reason, malformed));
         await chan.link.onChannelEvent(e);
         return;
       }
       case 'htlc_unsent':
         this.log.info({ channelId: cid(), id: String(e.htlc.htlcId) }, 'HTLC dropped unsigned at disconnect');
-        queueMicrotask(() => this.emit('htlc_unsent', cid(), { id: e.htlc.htlcId, amountMsat: e.htlc.amountMsat, paymentHash: e.htlc.paymentHash }));
+        queueMicrotask(() =>
+          this.emit('htlc_unsent', cid(), { id: e.htlc.htlcId, amountMsat: e.htlc.amountMsat, paymentHash: e.htlc.paymentHash }),
+        );
         await chan.link.onChannelEvent(e);
         return;
       case 'closing_tx':
-        await this.chain.broadcast(buf(e.tx)).catch((err: unknown) => this.log.warn({ err }, 'closing tx broadcast failed (the peer may have broadcast it first)'));
+        await this.chain
+          .broadcast(buf(e.tx))
+          .catch((err: unknown) => this.log.warn({ err }, 'closing tx broadcast failed (the peer may have broadcast it first)'));
         this.log.info({ channelId: cid(), txid: displayHex(txidOf(e.tx)), feeSat: String(e.feeSat) }, 'closing tx broadcast');
         return;
       case 'channel_closed':
         queueMicrotask(() => {
           const info = this.info(chan);
-          if (chan.driver !== undefined && chan.driver.state.shutdown?.closingTx !== undefined) this.settle(chan, 'closing', undefined, info);
+          if (chan.driver !== undefined && chan.driver.state.shutdown?.closingTx !== undefined)
+            this.settle(chan, 'closing', undefined, info);
           this.emit('channel_closed', info);
         });
         return;
@@ -1200,7 +1333,10 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         // recorded before anything else: forceCloseChannel refuses from now on (our commitment is revoked)
         chan.meta = { ...chan.meta, dataLoss: true };
         await this.root.put(enc.encode(`${P_META}${chan.keyIndex}`), enc.encode(JSON.stringify(chan.meta)));
-        this.log.error({ channelId: cid() }, 'peer proved we lost channel state; our commitment must not be broadcast, the peer has to close');
+        this.log.error(
+          { channelId: cid() },
+          'peer proved we lost channel state; our commitment must not be broadcast, the peer has to close',
+        );
         return;
       case 'funding_needed':
       case 'broadcast_funding':
@@ -1231,7 +1367,10 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       const cooperative = closing !== undefined && equalBytes(txidOf(closing), ev.detail.spendingTxid);
       this.log.info({ channelId: bytesToHex(chan.driver.state.channelId), spendingTxid: spending, cooperative }, 'funding output spent');
       this.emit('funding_spent', this.info(chan), spending, cooperative);
-      if (!cooperative) void this.arbitrator.onUnilateralClose(chan, ev.detail.spendingTx, ev.detail.spendingTxid).catch((err: unknown) => this.log.error({ err }, 'sweeping a unilateral close failed'));
+      if (!cooperative)
+        void this.arbitrator
+          .onUnilateralClose(chan, ev.detail.spendingTx, ev.detail.spendingTxid)
+          .catch((err: unknown) => this.log.error({ err }, 'sweeping a unilateral close failed'));
       else void this.arbitrator.pruneRevocationLog(chan);
     });
   }
@@ -1244,7 +1383,9 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       else this.watchFundingSpend(chan, s.fundingTxid, s.fundingOutputIndex); // only the spend matters now
     }
     if (s.opener === 'local' && s.fundingTx !== undefined && s.phase === 'awaiting_ready') {
-      await this.publishFunding(s.fundingTx).catch((err: unknown) => this.log.debug({ err }, 'funding tx re-broadcast refused (likely confirmed already)'));
+      await this.publishFunding(s.fundingTx).catch((err: unknown) =>
+        this.log.debug({ err }, 'funding tx re-broadcast refused (likely confirmed already)'),
+      );
     }
     if (s.phase === 'closed' && s.shutdown?.closingTx !== undefined) {
       await this.chain.broadcast(buf(s.shutdown.closingTx)).catch(() => undefined);
@@ -1253,7 +1394,9 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       // the mempool may not have kept it: again now, and on each block until the funding output is spent
       const raw = hexToBytes(chan.meta.forceCloseTx);
       this.rebroadcastUntilSpent(chan, raw);
-      await this.chain.broadcast(buf(raw)).catch((err: unknown) => this.log.debug({ err }, 'commitment re-broadcast refused (likely confirmed or spent already)'));
+      await this.chain
+        .broadcast(buf(raw))
+        .catch((err: unknown) => this.log.debug({ err }, 'commitment re-broadcast refused (likely confirmed or spent already)'));
     }
   }
 
@@ -1275,7 +1418,11 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       toSelfDelay: s.remote.config.toSelfDelay,
       feeratePerKw: s.localCommit.feeratePerKw,
       state: c.failure !== undefined ? 'failed' : s.phase,
-      active: c.failure === undefined && s.reestablished && this.node.peer(c.peer) !== undefined && (s.phase === 'normal' || s.phase === 'shutdown' || s.phase === 'negotiating'),
+      active:
+        c.failure === undefined &&
+        s.reestablished &&
+        this.node.peer(c.peer) !== undefined &&
+        (s.phase === 'normal' || s.phase === 'shutdown' || s.phase === 'negotiating'),
       ...(s.fundingTxid !== undefined ? { fundingOutpoint: `${displayHex(s.fundingTxid)}:${s.fundingOutputIndex}` } : {}),
       ...(s.shortChannelId !== undefined ? { shortChannelId: formatScid(s.shortChannelId) } : {}),
       ...(s.shutdown?.closingTx !== undefined ? { closingTxid: displayHex(txidOf(s.shutdown.closingTx)) } : {}),
@@ -1307,12 +1454,15 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   }
 
   private requireManual(): void {
-    if (this.htlcSwitch !== undefined) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', 'HTLCs are handled by the switch in this mode (htlcMode: switch); use sendToRoute');
+    if (this.htlcSwitch !== undefined)
+      throw new ChannelManagerError(
+        'ERR_CHANNEL_REFUSED',
+        'HTLCs are handled by the switch in this mode (htlcMode: switch); use sendToRoute',
+      );
   }
 
   /** The link of a channel: between its driver and the switch. */
   private makeLink(chan: Chan): void {
-    const mgr = this;
     const channel: LinkChannel = {
       get channelId() {
         return bytesToHex(chan.driver?.state.channelId ?? new Uint8Array(32));
@@ -1322,19 +1472,31 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       capacityMsat: () => (chan.driver?.state.fundingSat ?? 0n) * 1000n,
       canAdd: () => {
         const s = chan.driver?.state;
-        return s !== undefined && chan.failure === undefined && s.phase === 'normal' && s.shutdown === undefined && s.reestablished && mgr.node.peer(chan.peer) !== undefined;
+        return (
+          s !== undefined &&
+          chan.failure === undefined &&
+          s.phase === 'normal' &&
+          s.shutdown === undefined &&
+          s.reestablished &&
+          this.node.peer(chan.peer) !== undefined
+        );
       },
       failed: () => chan.failure !== undefined,
       apply: (input) => chan.driver.apply(input),
       incomingOpen: (id) => chan.driver !== undefined && incomingOpen(chan.driver.state, id),
-      preimageLearnt: (id) => mgr.arbitrator.preimageLearnt(chan, id),
+      preimageLearnt: (id) => this.arbitrator.preimageLearnt(chan, id),
       forceClose: async (_reason) => {
-        await mgr.forceCloseChannel(bytesToHex(chan.driver.state.channelId));
+        await this.forceCloseChannel(bytesToHex(chan.driver.state.channelId));
       },
     };
     chan.link = new ChannelLink({
       channel,
-      signer: this.signer ?? { nodeId: new Uint8Array(33), privateKey: new Uint8Array(32), ecdh: () => new Uint8Array(32), signDigest: () => new Uint8Array(64) },
+      signer: this.signer ?? {
+        nodeId: new Uint8Array(33),
+        privateKey: new Uint8Array(32),
+        ecdh: () => new Uint8Array(32),
+        signDigest: () => new Uint8Array(64),
+      },
       chainHash: this.chainHash,
       policy: { ...this.forwardingPolicy },
       batch: this.htlcSwitch !== undefined ? this.batch : { delayMs: 0, maxPending: 1 },
@@ -1349,7 +1511,12 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
    * Sends an HTLC along `route` (lnd's SendToRouteV2) and resolves with the attempt's result: the preimage, or the
    * decrypted failure with the index of the hop that sent it. See HtlcSwitch.sendToRoute.
    */
-  sendToRoute(route: Route, paymentHash: Uint8Array, records: FinalPayloadRecords = {}, opts: { attemptId?: bigint } = {}): Promise<AttemptResult> {
+  sendToRoute(
+    route: Route,
+    paymentHash: Uint8Array,
+    records: FinalPayloadRecords = {},
+    opts: { attemptId?: bigint } = {},
+  ): Promise<AttemptResult> {
     this.checkRunning();
     const sw = this.htlcSwitch;
     if (sw === undefined) throw new ChannelManagerError('ERR_CHANNEL_REFUSED', 'no HTLC switch in manual mode');
@@ -1381,11 +1548,18 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     if (!this.started || this.stopped) throw new ChannelManagerError('ERR_MANAGER_STOPPED', 'the channel manager is not running');
   }
 
-  private waiter(c: Chan, slot: 'opening' | 'closing', resolve: (i: ChannelInfo) => void, reject: (e: Error) => void, what: string): Waiter {
+  private waiter(
+    c: Chan,
+    slot: 'opening' | 'closing',
+    resolve: (i: ChannelInfo) => void,
+    reject: (e: Error) => void,
+    what: string,
+  ): Waiter {
     const w: Waiter = { resolve, reject, timer: undefined as unknown as NodeJS.Timeout };
     w.timer = setTimeout(() => {
       // only this waiter: the slot may hold a later one by now
-      if (c[slot] === w) this.settle(c, slot, new ChannelManagerError('ERR_TIMEOUT', `${what} did not complete within ${this.policy.timeoutMs} ms`));
+      if (c[slot] === w)
+        this.settle(c, slot, new ChannelManagerError('ERR_TIMEOUT', `${what} did not complete within ${this.policy.timeoutMs} ms`));
     }, this.policy.timeoutMs);
     w.timer.unref();
     return w;

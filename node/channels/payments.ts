@@ -6,7 +6,14 @@
  */
 import type { KvStore } from '../../db/store.js';
 import { ChannelGraph, InMemoryMissionControl, type RouteHintHop } from '../../htlc/router/index.js';
-import { Payments, PaymentError, type PaymentConfig, type PaymentEvent, type PaymentRecord, type SendRequest } from '../../htlc/router/payments.js';
+import {
+  Payments,
+  PaymentError,
+  type PaymentConfig,
+  type PaymentEvent,
+  type PaymentRecord,
+  type SendRequest,
+} from '../../htlc/router/payments.js';
 import type { Timers } from '../../htlc/switch/interfaces.js';
 import { decodeInvoice, isAmpInvoice, isInvoiceExpired, supportsMpp, type Bolt11Network } from '../../wire/bolt11.js';
 import { bytesToHex } from '../../wire/bytes.js';
@@ -107,14 +114,24 @@ export class PaymentService {
   /** As payInvoice, but resolves once the payment is recorded. */
   async startInvoice(payReq: string, opts: PayInvoiceOptions = {}): Promise<PaymentRecord> {
     const inv = decodeInvoice(payReq, { network: this.o.network });
-    if (isInvoiceExpired(inv, Math.floor(Date.now() / 1000))) throw new PaymentError('ERR_INVOICE_EXPIRED', `the invoice expired at ${new Date((inv.timestamp + inv.expirySeconds) * 1000).toISOString()}`);
+    if (isInvoiceExpired(inv, Math.floor(Date.now() / 1000)))
+      throw new PaymentError(
+        'ERR_INVOICE_EXPIRED',
+        `the invoice expired at ${new Date((inv.timestamp + inv.expirySeconds) * 1000).toISOString()}`,
+      );
     if (inv.amountMsat !== undefined && opts.amountMsat !== undefined && opts.amountMsat !== inv.amountMsat)
       throw new PaymentError('ERR_PAYMENT_ARGUMENT', `the invoice asks for ${inv.amountMsat} msat, not ${opts.amountMsat}`);
     const amountMsat = inv.amountMsat ?? opts.amountMsat;
     if (amountMsat === undefined) throw new PaymentError('ERR_PAYMENT_ARGUMENT', 'the invoice has no amount: give one');
     const amp = isAmpInvoice(inv);
     const routeHints: RouteHintHop[][] = inv.routeHints.map((r) =>
-      r.map((h) => ({ nodeId: h.nodeId, shortChannelId: h.shortChannelId, feeBaseMsat: BigInt(h.feeBaseMsat), feeProportionalMillionths: BigInt(h.feeProportionalMillionths), cltvExpiryDelta: h.cltvExpiryDelta })),
+      r.map((h) => ({
+        nodeId: h.nodeId,
+        shortChannelId: h.shortChannelId,
+        feeBaseMsat: BigInt(h.feeBaseMsat),
+        feeProportionalMillionths: BigInt(h.feeProportionalMillionths),
+        cltvExpiryDelta: h.cltvExpiryDelta,
+      })),
     );
     const req: SendRequest = {
       kind: amp ? 'amp' : 'bolt11',
@@ -163,4 +180,3 @@ export class PaymentService {
     return this.payments.lookup(id);
   }
 }
-

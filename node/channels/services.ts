@@ -51,8 +51,6 @@ export interface ChannelServicesOptions {
   log: Logger;
 }
 
-
-
 export class ChannelServices {
   api: ControlApi | undefined;
 
@@ -106,7 +104,13 @@ export class ChannelServices {
         finalHop: invoices,
       });
       await manager.start();
-      const payments = new PaymentService({ manager, store: store.sublevel('payments'), network: 'bcrt', timers: UNREF_TIMERS, log: subsystemLogger(o.log, 'payments') });
+      const payments = new PaymentService({
+        manager,
+        store: store.sublevel('payments'),
+        network: 'bcrt',
+        timers: UNREF_TIMERS,
+        log: subsystemLogger(o.log, 'payments'),
+      });
       await payments.start();
       const s = new ChannelServices(o.node, store, chain, wallet, invoices, manager, payments, log);
       if (o.api !== undefined) {

@@ -232,7 +232,8 @@ export class Wallet implements ChainFollower {
       ({ seed, created } = await loadOrCreateSeed(options.seedPath!));
     }
     const lookahead = options.lookahead ?? 20;
-    if (!Number.isSafeInteger(lookahead) || lookahead < 1 || lookahead > 1000) throw new WalletError('ERR_SEED', 'lookahead must be 1…1000');
+    if (!Number.isSafeInteger(lookahead) || lookahead < 1 || lookahead > 1000)
+      throw new WalletError('ERR_SEED', 'lookahead must be 1…1000');
     const db = options.store.sublevel('wallet');
     const fingerprint = hex(bcoin.HDPrivateKey.fromSeed(buf(seed)).publicKey).slice(0, 16);
     const saved = await db.get(K_META);
@@ -407,7 +408,8 @@ export class Wallet implements ChainFollower {
     return this.locked(async () => {
       if (this.closed) throw new WalletError('ERR_WALLET_CLOSED', 'wallet is closed');
       const template = bcoin.TX.fromRaw(buf(req.tx));
-      if (template.inputs.length !== req.foreignCoins.length) throw new WalletError('ERR_INVALID_SCRIPT', 'one coin per input of the transaction is needed');
+      if (template.inputs.length !== req.foreignCoins.length)
+        throw new WalletError('ERR_INVALID_SCRIPT', 'one coin per input of the transaction is needed');
       const foreignIn = req.foreignCoins.reduce((a, c) => a + c.valueSat, 0n);
       const outs = template.outputs.reduce((a: bigint, o: { value: number }) => a + BigInt(o.value), 0n);
       const coins = this.utxos()
@@ -428,16 +430,37 @@ export class Wallet implements ChainFollower {
         if (foreignIn + ours - outs - feeSat >= 546n) break;
       }
       const changeSat = foreignIn + ours - outs - feeSat;
-      if (picked === 0 || changeSat < 546n) throw new WalletError('ERR_INSUFFICIENT_FUNDS', `cannot pay a fee of ${feeSat} sat from ${this.spendableSat([])} + ${ours} sat`);
+      if (picked === 0 || changeSat < 546n)
+        throw new WalletError('ERR_INSUFFICIENT_FUNDS', `cannot pay a fee of ${feeSat} sat from ${this.spendableSat([])} + ${ours} sat`);
       const mtx = bcoin.MTX.fromTX(template);
       template.inputs.forEach((input, i) => {
         const fc = req.foreignCoins[i]!;
-        mtx.view.addCoin(bcoin.Coin.fromOptions({ version: 2, height: -1, value: Number(fc.valueSat), script: bcoin.Script.fromRaw(buf(fc.scriptPubKey)), coinbase: false, hash: input.prevout.hash, index: input.prevout.index }));
+        mtx.view.addCoin(
+          bcoin.Coin.fromOptions({
+            version: 2,
+            height: -1,
+            value: Number(fc.valueSat),
+            script: bcoin.Script.fromRaw(buf(fc.scriptPubKey)),
+            coinbase: false,
+            hash: input.prevout.hash,
+            index: input.prevout.index,
+          }),
+        );
       });
       const { credits } = this.derive();
       const rings: BKeyRing[] = [];
       for (const c of coins.slice(0, picked)) {
-        mtx.addCoin(bcoin.Coin.fromOptions({ version: 1, height: c.height, value: c.value, script: c.script, coinbase: c.coinbase, hash: c.hash, index: c.index }));
+        mtx.addCoin(
+          bcoin.Coin.fromOptions({
+            version: 1,
+            height: c.height,
+            value: c.value,
+            script: c.script,
+            coinbase: c.coinbase,
+            hash: c.hash,
+            index: c.index,
+          }),
+        );
         const k = this.keys.get(credits.get(opKey(c.hash, c.index))!.scriptHex);
         if (!k) throw new WalletError('ERR_INSUFFICIENT_FUNDS', 'selected a coin without its key');
         rings.push(k.ring);
@@ -446,7 +469,8 @@ export class Wallet implements ChainFollower {
       mtx.sign(rings);
       const done = bcoin.TX.fromRaw(buf(req.complete(toBytes(mtx.toTX().toRaw()))));
       // what came back is ours as we built it, with its other inputs signed
-      if (done.hash('hex') !== mtx.toTX().hash('hex')) throw new WalletError('ERR_BROADCAST', 'the completed transaction is not the one funded');
+      if (done.hash('hex') !== mtx.toTX().hash('hex'))
+        throw new WalletError('ERR_BROADCAST', 'the completed transaction is not the one funded');
       if (!done.verify(mtx.view)) throw new WalletError('ERR_BROADCAST', 'the completed transaction does not verify');
       try {
         await this.chain.broadcast(toBytes(done.toRaw()));
@@ -730,14 +754,27 @@ export class Wallet implements ChainFollower {
       const confs = c.height < 0 ? 0 : tip - c.height + 1;
       if (confs < minConfs) continue;
       if (c.height < 0 && !this.ownUnconfirmed(c)) continue;
-      coins.push(bcoin.Coin.fromOptions({ version: 1, height: c.height, value: c.value, script: c.script, coinbase: c.coinbase, hash: c.hash, index: c.index }));
+      coins.push(
+        bcoin.Coin.fromOptions({
+          version: 1,
+          height: c.height,
+          value: c.value,
+          script: c.script,
+          coinbase: c.coinbase,
+          hash: c.hash,
+          index: c.index,
+        }),
+      );
     }
     const change = this.keyAt(1, this.meta.next[1]);
     try {
       await mtx.fund(coins, { rate: ratePerKvB, changeAddress: change.ring.getAddress(undefined, NETWORK), height: tip + 1, depth: -1 });
     } catch (e) {
       if ((e as { type?: string }).type === 'FundingError') {
-        throw new WalletError('ERR_INSUFFICIENT_FUNDS', `cannot pay ${amountSat} sat plus fee from ${this.spendableSat(coins)} sat spendable`);
+        throw new WalletError(
+          'ERR_INSUFFICIENT_FUNDS',
+          `cannot pay ${amountSat} sat plus fee from ${this.spendableSat(coins)} sat spendable`,
+        );
       }
       throw e;
     }

@@ -249,7 +249,11 @@ async function feedPending(reg: InvoiceRegistry, addr: Uint8Array, pending: numb
 
 async function heapPerPendingShard(): Promise<void> {
   const pending = 10_000;
-  const reg = new InvoiceRegistry({ store: await openMemoryStore(), timers: NEVER, config: { maxPendingHtlcs: pending, maxPendingSetsPerInvoice: pending } });
+  const reg = new InvoiceRegistry({
+    store: await openMemoryStore(),
+    timers: NEVER,
+    config: { maxPendingHtlcs: pending, maxPendingSetsPerInvoice: pending },
+  });
   await reg.start();
   const inv = await reg.addInvoice({ amp: true });
   // the baseline before the inputs exist: whatever of them the registry keeps counts
@@ -273,11 +277,16 @@ async function payE2e(): Promise<void> {
     const invoice = await g.d.registry!.addInvoice({ amp: true });
     const payReq = g.d.payReq(invoice);
     const ends = channelEnds(g);
-    const sigs = (): number => ends.reduce((n, [x, ch]) => n + x.manager.commitSigsSent(ch.channelId) + x.manager.htlcSigsSent(ch.channelId), 0);
+    const sigs = (): number =>
+      ends.reduce((n, [x, ch]) => n + x.manager.commitSigsSent(ch.channelId) + x.manager.htlcSigsSent(ch.channelId), 0);
     const pay = async (): Promise<number> => {
       const t0 = performance.now();
-      const r = await g.a.payments!.payInvoice(payReq, { amountMsat: BigInt(PAY_SHARDS) * PAY_SHARD_SAT * 1000n, maxShardMsat: PAY_SHARD_SAT * 1000n });
-      if (r.status !== 'succeeded' || r.attempts.filter((x) => x.status === 'settled').length !== PAY_SHARDS) throw new Error(`bench: a payment did not settle in ${PAY_SHARDS} shards: ${r.failureDetail ?? ''}`);
+      const r = await g.a.payments!.payInvoice(payReq, {
+        amountMsat: BigInt(PAY_SHARDS) * PAY_SHARD_SAT * 1000n,
+        maxShardMsat: PAY_SHARD_SAT * 1000n,
+      });
+      if (r.status !== 'succeeded' || r.attempts.filter((x) => x.status === 'settled').length !== PAY_SHARDS)
+        throw new Error(`bench: a payment did not settle in ${PAY_SHARDS} shards: ${r.failureDetail ?? ''}`);
       return performance.now() - t0;
     };
     for (let i = 0; i < 2; i++) await pay(); // warm-up
@@ -311,7 +320,8 @@ async function receiveE2e(): Promise<void> {
   try {
     const invoice = await g.d.registry!.addInvoice({ amp: true });
     const dEnds = channelEnds(g).filter(([, ch]) => ch === g.bd || ch === g.cd);
-    const sigs = (): number => dEnds.reduce((n, [x, ch]) => n + x.manager.commitSigsSent(ch.channelId) + x.manager.htlcSigsSent(ch.channelId), 0);
+    const sigs = (): number =>
+      dEnds.reduce((n, [x, ch]) => n + x.manager.commitSigsSent(ch.channelId) + x.manager.htlcSigsSent(ch.channelId), 0);
     const shardMsat = PAY_SHARD_SAT * 1000n;
     const totalMsat = BigInt(PAY_SHARDS) * shardMsat;
     const receiveSet = async (): Promise<number> => {

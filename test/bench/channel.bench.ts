@@ -25,10 +25,24 @@ import type { ChannelMessage } from '../../wire/channel-messages.js';
 import { MTX, Outpoint, Script, buf } from '../../htlc/bolt3/btc.js';
 import { p2wpkh } from '../../htlc/bolt3/index.js';
 import { acceptChannel, openChannel } from '../../htlc/channel/establish.js';
-import { channelPubkeys, deriveChannelSecrets, localCommitmentKeys, ourPoint, ourSecret, remoteCommitmentKeys } from '../../htlc/channel/keys.js';
+import {
+  channelPubkeys,
+  deriveChannelSecrets,
+  localCommitmentKeys,
+  ourPoint,
+  ourSecret,
+  remoteCommitmentKeys,
+} from '../../htlc/channel/keys.js';
 import { perCommitmentPoint, perCommitmentSecretFromSeed } from '../../htlc/bolt3/index.js';
 import { step } from '../../htlc/channel/machine.js';
-import { DEFAULT_POLICY, type ChannelConfig, type ChannelInput, type ChannelState, type StepContext, type StepResult } from '../../htlc/channel/types.js';
+import {
+  DEFAULT_POLICY,
+  type ChannelConfig,
+  type ChannelInput,
+  type ChannelState,
+  type StepContext,
+  type StepResult,
+} from '../../htlc/channel/types.js';
 import { compare, emit } from './harness.js';
 
 const SUITE = 'channel';
@@ -68,13 +82,27 @@ function fundingTx(scriptPubKey: Uint8Array, amountSat: bigint): Uint8Array {
 }
 
 function openPair(): { a: Side; b: Side } {
-  const config: ChannelConfig = { dustLimitSat: 354n, maxHtlcValueInFlightMsat: FUNDING_SAT * 1000n, channelReserveSat: FUNDING_SAT / 100n, htlcMinimumMsat: 1n, toSelfDelay: 144, maxAcceptedHtlcs: 483 };
+  const config: ChannelConfig = {
+    dustLimitSat: 354n,
+    maxHtlcValueInFlightMsat: FUNDING_SAT * 1000n,
+    channelReserveSat: FUNDING_SAT / 100n,
+    htlcMinimumMsat: 1n,
+    toSelfDelay: 144,
+    maxAcceptedHtlcs: 483,
+  };
   const chainHash = new Uint8Array(32);
   const a: Side = { ctx: { secrets: deriveChannelSecrets(randomBytes(32), 0), policy: DEFAULT_POLICY }, state: undefined as never };
   const bctx: StepContext = { secrets: deriveChannelSecrets(randomBytes(32), 0), policy: DEFAULT_POLICY };
   const o = openChannel(a.ctx, {
-    temporaryChannelId: randomBytes(32), chainHash, keyIndex: 0, fundingSat: FUNDING_SAT, pushMsat: FUNDING_SAT * 500n,
-    feeratePerKw: 1000, channelType: 'anchors_zero_fee_htlc', config, channelFlags: 0,
+    temporaryChannelId: randomBytes(32),
+    chainHash,
+    keyIndex: 0,
+    fundingSat: FUNDING_SAT,
+    pushMsat: FUNDING_SAT * 500n,
+    feeratePerKw: 1000,
+    channelType: 'anchors_zero_fee_htlc',
+    config,
+    channelFlags: 0,
   });
   a.state = o.state;
   const acc = acceptChannel(bctx, o.send[0] as never, { chainHash, keyIndex: 0, config, minimumDepth: 1 });
@@ -98,7 +126,10 @@ function openPair(): { a: Side; b: Side } {
 function settle(a: Side, b: Side): void {
   for (let i = 0; i < 10; i++) {
     let moved = false;
-    for (const [x, y] of [[a, b], [b, a]] as const) {
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
       const r = step(x.ctx, x.state, { type: 'sign' });
       if (r.failure !== undefined) continue;
       x.state = r.state;
@@ -122,10 +153,20 @@ export function roundTripSetup(inFlight: number): { a: Side; b: Side; roundTrip:
   for (let i = 0; i < inFlight; i++) {
     const from = i % 2 === 0 ? a : b;
     const to = from === a ? b : a;
-    deliver(to, apply(from, { type: 'add_htlc', amountMsat: 2_000_000n + BigInt(i), paymentHash: sha256(randomBytes(32)), cltvExpiry: 800_000, onionRoutingPacket: onion() }));
+    deliver(
+      to,
+      apply(from, {
+        type: 'add_htlc',
+        amountMsat: 2_000_000n + BigInt(i),
+        paymentHash: sha256(randomBytes(32)),
+        cltvExpiry: 800_000,
+        onionRoutingPacket: onion(),
+      }),
+    );
   }
   settle(a, b);
-  if (a.state.localCommit.htlcs.length !== inFlight || b.state.remoteCommit.htlcs.length !== inFlight) throw new Error('in-flight HTLCs not committed');
+  if (a.state.localCommit.htlcs.length !== inFlight || b.state.remoteCommit.htlcs.length !== inFlight)
+    throw new Error('in-flight HTLCs not committed');
   const preimage = randomBytes(32);
   const paymentHash = sha256(preimage);
   // the payer alternates, so any number of rounds leaves both balances where they started
@@ -211,6 +252,6 @@ function roundTripCase(inFlight: number): void {
 }
 
 export async function run(): Promise<void> {
-  const only = process.env["CHANNEL_BENCH_ONLY"];
+  const only = process.env['CHANNEL_BENCH_ONLY'];
   for (const n of [0, 1, 10, 100]) if (only === undefined || Number(only) === n) roundTripCase(n);
 }

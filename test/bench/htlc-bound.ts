@@ -14,7 +14,10 @@ export function perHtlcPrimitiveSeconds(): { htlc: number; finalPeel: number; si
   const privB = randomPrivateKey();
   const privD = randomPrivateKey();
   const hops = [
-    { pubkey: publicKeyFromPrivate(privB), payload: encodeHopPayload({ amountToForwardMsat: 1_000_000n, outgoingCltvValue: 500, shortChannelId: 1n }) },
+    {
+      pubkey: publicKeyFromPrivate(privB),
+      payload: encodeHopPayload({ amountToForwardMsat: 1_000_000n, outgoingCltvValue: 500, shortChannelId: 1n }),
+    },
     { pubkey: publicKeyFromPrivate(privD), payload: encodeHopPayload({ amountToForwardMsat: 1_000_000n, outgoingCltvValue: 500 }) },
   ];
   const ad = sha256(randomBytes(32));
@@ -34,7 +37,6 @@ export function perHtlcPrimitiveSeconds(): { htlc: number; finalPeel: number; si
   const verify = 1 / opsPerSecond(() => secp.verify(sig, digest, pub), 400);
   return { htlc: build + peelB + peelD, finalPeel: peelD, sign, verify };
 }
-
 
 export function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;

@@ -22,7 +22,6 @@ const SUITE = 'switch';
 const TOTAL = Number(process.env['SWITCH_BENCH_HTLCS'] ?? 600);
 const INFLIGHT = Number(process.env['SWITCH_BENCH_INFLIGHT'] ?? 100);
 
-
 export async function run(): Promise<void> {
   const g = await buildDiamond();
   try {

@@ -18,7 +18,16 @@ const value = fc.letrec((tie) => ({
     fc.bigInt({ min: -(1n << 200n), max: 1n << 200n }),
     fc.uint8Array({ maxLength: 200 }),
   ),
-  node: fc.oneof({ depthSize: 'small' }, tie('leaf'), fc.array(tie('node'), { maxLength: 6 }), fc.dictionary(fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'), tie('node'), { maxKeys: 6, noNullPrototype: true })),
+  node: fc.oneof(
+    { depthSize: 'small' },
+    tie('leaf'),
+    fc.array(tie('node'), { maxLength: 6 }),
+    fc.dictionary(
+      fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'),
+      tie('node'),
+      { maxKeys: 6, noNullPrototype: true },
+    ),
+  ),
 })).node;
 
 describe('db/record: binary records', () => {

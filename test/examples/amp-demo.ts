@@ -79,7 +79,12 @@ export async function runAmpDemo(logger: Logger, out: (line: string) => void): P
     await a.connect(c.uri);
     await b.connect(d.uri);
     await c.connect(d.uri);
-    const opened = [await a.openChannel(b.nodeId, CHANNEL_SAT), await a.openChannel(c.nodeId, CHANNEL_SAT), await b.openChannel(d.nodeId, CHANNEL_SAT), await c.openChannel(d.nodeId, CHANNEL_SAT)];
+    const opened = [
+      await a.openChannel(b.nodeId, CHANNEL_SAT),
+      await a.openChannel(c.nodeId, CHANNEL_SAT),
+      await b.openChannel(d.nodeId, CHANNEL_SAT),
+      await c.openChannel(d.nodeId, CHANNEL_SAT),
+    ];
     await mine(MINIMUM_DEPTH);
     const ends: [AmpNode, string][] = [
       [a, opened[0]!.channelId],
@@ -100,36 +105,57 @@ export async function runAmpDemo(logger: Logger, out: (line: string) => void): P
       const shards = p.attempts.filter((x) => x.status === 'settled');
       const setId = bytesToHex(p.setId!);
       const set = await d.lookupSet(p.setId!);
-      check(set !== undefined && set.amountPaidMsat === p.amountMsat && set.htlcs.length === shards.length, `${label}: D holds the set with every shard`);
+      check(
+        set !== undefined && set.amountPaidMsat === p.amountMsat && set.htlcs.length === shards.length,
+        `${label}: D holds the set with every shard`,
+      );
       await until(() => received.includes(setId), `${label}: D's settle event`);
-      const paths = [...new Set(shards.map((x) => [payer, ...x.route.hops.map((h) => nameOf.get(bytesToHex(h.pubkey)) ?? '?')].join('→')))].sort();
+      const paths = [
+        ...new Set(shards.map((x) => [payer, ...x.route.hops.map((h) => nameOf.get(bytesToHex(h.pubkey)) ?? '?')].join('→'))),
+      ].sort();
       const line = { label, setId, shards: shards.length, paths, amountSat: p.amountMsat / SAT, ms: Date.now() - t0 };
       report.payments.push(line);
-      out(`${label}: ${line.amountSat} sat in ${line.shards} shard${line.shards === 1 ? '' : 's'} over ${paths.join(' and ')}, set_id ${setId}, ${line.ms} ms`);
+      out(
+        `${label}: ${line.amountSat} sat in ${line.shards} shard${line.shards === 1 ? '' : 's'} over ${paths.join(' and ')}, set_id ${setId}, ${line.ms} ms`,
+      );
     };
 
     const reusable = await d.addInvoice({ amp: true, memo: 'ampnode demo: reusable AMP invoice' });
     out(`D's reusable AMP invoice: ${reusable.paymentRequest.slice(0, 40)}…`);
     for (const [i, amountSat] of [150_000n, 220_000n, 180_000n].entries()) {
-      await record(`A pays it (${i + 1})`, 'A', () => a.payInvoice(reusable.paymentRequest, { amountMsat: amountSat * SAT, maxShardMsat: 50_000n * SAT }));
+      await record(`A pays it (${i + 1})`, 'A', () =>
+        a.payInvoice(reusable.paymentRequest, { amountMsat: amountSat * SAT, maxShardMsat: 50_000n * SAT }),
+      );
     }
     const inv = await d.lookupInvoice(reusable.invoice.paymentAddr);
-    check(inv?.sets?.length === 3 && new Set(inv.sets.map((s) => bytesToHex(s.setId))).size === 3, 'three distinct sets on the reusable invoice');
+    check(
+      inv?.sets?.length === 3 && new Set(inv.sets.map((s) => bytesToHex(s.setId))).size === 3,
+      'three distinct sets on the reusable invoice',
+    );
 
     const account = await d.addInvoice({ amp: true, memo: 'ampnode demo: account' });
     for (const [i, amountSat] of [40_000n, 65_000n].entries()) {
-      await record(`A deposits to D's account invoice (${i + 1})`, 'A', () => a.payInvoice(account.paymentRequest, { amountMsat: amountSat * SAT }));
+      await record(`A deposits to D's account invoice (${i + 1})`, 'A', () =>
+        a.payInvoice(account.paymentRequest, { amountMsat: amountSat * SAT }),
+      );
     }
-    check((await d.lookupInvoice(account.invoice.paymentAddr))?.amountPaidMsat === 105_000n * SAT, "the account invoice holds both deposits");
+    check(
+      (await d.lookupInvoice(account.invoice.paymentAddr))?.amountPaidMsat === 105_000n * SAT,
+      'the account invoice holds both deposits',
+    );
 
-    await record('B pays D spontaneously (AMP)', 'B', () => b.sendSpontaneous({ dest: hexToBytes(d.nodeId), amountMsat: 70_000n * SAT, kind: 'amp', maxShardMsat: 30_000n * SAT }));
+    await record('B pays D spontaneously (AMP)', 'B', () =>
+      b.sendSpontaneous({ dest: hexToBytes(d.nodeId), amountMsat: 70_000n * SAT, kind: 'amp', maxShardMsat: 30_000n * SAT }),
+    );
 
     const balance = (n: AmpNode): bigint => n.channels().reduce((s, x) => s + x.localBalanceMsat, 0n) / SAT;
     // the last commitments may still be in flight: D's channels show the 725 000 sat once they are signed
     await until(() => balance(d) === 725_000n, 'D holding 725 000 sat in its channels');
     for (const name of NAMES) report.balances[name] = balance(nodes[name]!);
     out(`channel balances (sat): ${NAMES.map((n) => `${n} ${report.balances[n]}`).join(', ')}`);
-    out(`done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${report.payments.length} AMP payments, ${report.payments.reduce((s, p) => s + p.shards, 0)} shards, every set_id settled once`);
+    out(
+      `done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${report.payments.length} AMP payments, ${report.payments.reduce((s, p) => s + p.shards, 0)} shards, every set_id settled once`,
+    );
     return report;
   } finally {
     for (const name of NAMES) await nodes[name]?.stop().catch(() => undefined);

@@ -40,7 +40,7 @@ function mutate(input: Uint8Array, other: Uint8Array, next: () => number): Uint8
     case 0: // random bytes
       return randomBytes(next() % 512);
     case 1: // bit flips
-      for (let i = 1 + (next() % 4); i > 0 && b.length > 0; i--) b[next() % b.length]! ^= 1 << next() % 8;
+      for (let i = 1 + (next() % 4); i > 0 && b.length > 0; i--) b[next() % b.length]! ^= 1 << (next() % 8);
       return b;
     case 2: // bytes overwritten with edge values
       for (let i = 1 + (next() % 4); i > 0 && b.length > 0; i--) b[next() % b.length] = [0, 0xff, 0xfd, 0xfe, 0x7f, 0x80][next() % 6]!;
@@ -67,7 +67,10 @@ function mutate(input: Uint8Array, other: Uint8Array, next: () => number): Uint8
   }
 }
 
-export function campaign(target: FuzzTarget, opts: { seconds?: number; inputs?: number; seed?: number; maxFindings?: number }): CampaignResult {
+export function campaign(
+  target: FuzzTarget,
+  opts: { seconds?: number; inputs?: number; seed?: number; maxFindings?: number },
+): CampaignResult {
   const next = rng(opts.seed ?? Date.now());
   const corpus: Uint8Array[] = target.seeds.length > 0 ? [...target.seeds] : [new Uint8Array(0)];
   const findings: Finding[] = [];
@@ -82,7 +85,8 @@ export function campaign(target: FuzzTarget, opts: { seconds?: number; inputs?: 
       target.run(input);
       if (corpus.length < MAX_CORPUS && next() % 16 === 0) corpus.push(input);
     } catch (e) {
-      if (findings.length < maxFindings) findings.push({ inputHex: Buffer.from(input).toString('hex'), error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
+      if (findings.length < maxFindings)
+        findings.push({ inputHex: Buffer.from(input).toString('hex'), error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
     }
   };
   for (const s of corpus.slice()) tryOne(s);

@@ -17,7 +17,14 @@ describe('fuzz campaign', () => {
   }
 
   it('an untyped throw is a finding, with its input', () => {
-    const broken = { name: 'broken', seeds: [Uint8Array.of(1, 2, 3)], run: (b: Uint8Array) => typedOnly(() => { if (b.length > 2 && b[0] === 1) throw new TypeError('boom'); }) };
+    const broken = {
+      name: 'broken',
+      seeds: [Uint8Array.of(1, 2, 3)],
+      run: (b: Uint8Array) =>
+        typedOnly(() => {
+          if (b.length > 2 && b[0] === 1) throw new TypeError('boom');
+        }),
+    };
     const r = campaign(broken, { inputs: 500, seed: 7 });
     assert.ok(r.findings.length > 0);
     assert.equal(r.findings[0]!.inputHex.slice(0, 2), '01');

@@ -31,7 +31,9 @@ let found = 0;
 for (const t of TARGETS.filter((t) => names.length === 0 || names.includes(t.name))) {
   const r = campaign(t, { seconds, seed });
   found += r.findings.length;
-  console.log(JSON.stringify({ target: r.target, inputs: r.inputs, seconds: Math.round(r.seconds * 10) / 10, seed, findings: r.findings.length }));
+  console.log(
+    JSON.stringify({ target: r.target, inputs: r.inputs, seconds: Math.round(r.seconds * 10) / 10, seed, findings: r.findings.length }),
+  );
   for (const f of r.findings) console.log(JSON.stringify({ target: r.target, ...f }));
 }
 process.exit(found > 0 ? 1 : 0);

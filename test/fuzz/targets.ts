@@ -12,7 +12,14 @@ import { readTlvRecords } from '../../wire/tlv.js';
 import { hexToBytes } from '../../wire/bytes.js';
 import { AmpnodeError } from '../../wire/errors.js';
 import { decodeInvoice } from '../../wire/bolt11.js';
-import { decodeFailureMessage, decodeHopPayload, encodeFailureMessage, encodeHopPayload, peelOnion, unwrapFailure } from '../../onion/index.js';
+import {
+  decodeFailureMessage,
+  decodeHopPayload,
+  encodeFailureMessage,
+  encodeHopPayload,
+  peelOnion,
+  unwrapFailure,
+} from '../../onion/index.js';
 
 export interface FuzzTarget {
   name: string;
@@ -39,7 +46,9 @@ const onionVector = JSON.parse(readFileSync(new URL('../fixtures/bolt04-onion.js
 
 const secrets = [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)];
 
-const bolt11Vectors = JSON.parse(readFileSync(new URL('../fixtures/bolt11-invoices.json', import.meta.url), 'utf8')) as { valid: { invoice: string }[] };
+const bolt11Vectors = JSON.parse(readFileSync(new URL('../fixtures/bolt11-invoices.json', import.meta.url), 'utf8')) as {
+  valid: { invoice: string }[];
+};
 const latin1 = new TextDecoder('latin1');
 
 export const TARGETS: FuzzTarget[] = [
@@ -72,7 +81,11 @@ export const TARGETS: FuzzTarget[] = [
     name: 'hop-payload',
     seeds: [
       encodeHopPayload({ amountToForwardMsat: 1000n, outgoingCltvValue: 500, shortChannelId: 42n }),
-      encodeHopPayload({ amountToForwardMsat: 1000n, outgoingCltvValue: 500, amp: { share: new Uint8Array(32), setId: new Uint8Array(32).fill(7), childIndex: 3 } }),
+      encodeHopPayload({
+        amountToForwardMsat: 1000n,
+        outgoingCltvValue: 500,
+        amp: { share: new Uint8Array(32), setId: new Uint8Array(32).fill(7), childIndex: 3 },
+      }),
     ],
     run: (b) => {
       typedOnly(() => decodeHopPayload(b, { isFinal: true }));

@@ -128,7 +128,11 @@ function signBoth(c: Commitment, expectRemoteDer: string, expectLocalDer?: strin
   assert.equal(der(remoteSig), expectRemoteDer, 'remote commitment signature');
   if (expectLocalDer !== undefined) assert.equal(der(localSig), expectLocalDer, 'local commitment signature');
   // the digest computed from the Commitment alone signs to the same signatures
-  assert.equal(der(secp.sign(commitmentSighash(c), remoteFundingPriv)), expectRemoteDer, 'remote commitment signature from commitmentSighash');
+  assert.equal(
+    der(secp.sign(commitmentSighash(c), remoteFundingPriv)),
+    expectRemoteDer,
+    'remote commitment signature from commitmentSighash',
+  );
   assert.deepEqual(secp.sign(commitmentSighash(c), localFundingPriv), localSig);
   const remoteFromSpec = signatureFromDER(hexToBytes(expectRemoteDer));
   assert.ok(verifyCommitmentSig(c.tx, remoteFromSpec, c.params.remoteFundingPubkey, c.fundingWitnessScript, fundingSat));
@@ -166,7 +170,11 @@ function checkHtlcSighashes(c: Commitment, htlcTxs: HtlcTx[], vectors: readonly 
   assert.equal(holder.length, vectors.length);
   vectors.forEach((v, i) => {
     assert.equal(der(secp.sign(remote[i]!, remoteHtlcPriv)), v.remote_htlc_signature, `remote HTLC signature ${i} from htlcSighashes`);
-    assert.deepEqual(secp.sign(holder[i]!, localHtlcPriv), signHtlcTx(htlcTxs[i]!, localHtlcPriv, 'holder'), `local HTLC signature ${i} from htlcSighashes`);
+    assert.deepEqual(
+      secp.sign(holder[i]!, localHtlcPriv),
+      signHtlcTx(htlcTxs[i]!, localHtlcPriv, 'holder'),
+      `local HTLC signature ${i} from htlcSighashes`,
+    );
   });
 }
 
@@ -187,7 +195,10 @@ describe('BOLT 3 Appendix C inputs', () => {
     assert.equal(bytesToHex(secp.publicKeyCreate(h(X['remote_payment_basepoint_secret']))), K['remote_payment_basepoint']);
     assert.equal(bytesToHex(secp.publicKeyCreate(localFundingPriv)), K['local_funding_pubkey']);
     assert.equal(bytesToHex(secp.publicKeyCreate(remoteFundingPriv)), K['remote_funding_pubkey']);
-    assert.equal(bytesToHex(fundingWitnessScript(h(K['remote_funding_pubkey']), h(K['local_funding_pubkey']))), K['funding_witness_script']);
+    assert.equal(
+      bytesToHex(fundingWitnessScript(h(K['remote_funding_pubkey']), h(K['local_funding_pubkey']))),
+      K['funding_witness_script'],
+    );
     const factor = obscuringFactor(h(K['local_payment_basepoint']), h(K['remote_payment_basepoint']));
     assert.equal(factor, BigInt('0x' + K['obscuring_factor']));
   });
@@ -196,7 +207,15 @@ describe('BOLT 3 Appendix C inputs', () => {
 describe('BOLT 3 Appendix C: static_remotekey commitment and HTLC transactions', () => {
   for (const t of C.tests) {
     it(t.name, () => {
-      const params = paramsFor('static_remotekey', t.name, !t.name.startsWith('simple commitment tx with no HTLCs'), t.to_local_msat, t.to_remote_msat, t.local_feerate_per_kw, C.params.local_dust_limit_satoshi);
+      const params = paramsFor(
+        'static_remotekey',
+        t.name,
+        !t.name.startsWith('simple commitment tx with no HTLCs'),
+        t.to_local_msat,
+        t.to_remote_msat,
+        t.local_feerate_per_kw,
+        C.params.local_dust_limit_satoshi,
+      );
       const c = buildCommitment(params);
       if (t.base_fee_satoshi !== undefined) assert.equal(c.baseFeeSat, BigInt(t.base_fee_satoshi), 'base fee');
       if (t.actual_fee_satoshi !== undefined) assert.equal(c.feeSat, BigInt(t.actual_fee_satoshi), 'actual fee');
@@ -238,7 +257,7 @@ describe('BOLT 3 Appendix C: static_remotekey commitment and HTLC transactions',
 
 describe('BOLT 3 Appendix F: anchors (zero-fee HTLC) commitment and HTLC transactions', () => {
   const F = fixture.commitment_anchors;
-  it('the JSON test list matches the spec\'s verbatim array', () => {
+  it("the JSON test list matches the spec's verbatim array", () => {
     assert.equal(F.tests.length, F.appendix_f_verbatim.length);
     assert.ok(F.intro_text.includes('to_local_msat'));
     F.tests.forEach((t, i) => {
@@ -260,7 +279,15 @@ describe('BOLT 3 Appendix F: anchors (zero-fee HTLC) commitment and HTLC transac
 
   for (const t of F.tests) {
     it(t.name, () => {
-      const params = paramsFor('anchors_zero_fee_htlc', t.name, t.use_test_htlcs, t.to_local_msat, t.to_remote_msat, t.local_feerate_per_kw, t.local_dust_limit_satoshi);
+      const params = paramsFor(
+        'anchors_zero_fee_htlc',
+        t.name,
+        t.use_test_htlcs,
+        t.to_local_msat,
+        t.to_remote_msat,
+        t.local_feerate_per_kw,
+        t.local_dust_limit_satoshi,
+      );
       const c = buildCommitment(params);
       const anchors = c.outputs.filter((o) => o.kind === 'local_anchor' || o.kind === 'remote_anchor');
       for (const a of anchors) assert.equal(a.valueSat, 330n);

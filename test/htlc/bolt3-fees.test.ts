@@ -139,7 +139,10 @@ describe('BOLT 3 trimming thresholds at the edges', () => {
 
       const trimmed = buildCommitment(withHtlcs(params({ channelType: type }), [htlc(1, dir, atMsat - 1n)]));
       assert.equal(trimmed.htlcOutputs.length, 0);
-      assert.deepEqual(trimmed.trimmedHtlcs.map((h) => h.id), [1n]);
+      assert.deepEqual(
+        trimmed.trimmedHtlcs.map((h) => h.id),
+        [1n],
+      );
       // the trimmed HTLC's value goes to fees, and the fee counts no HTLC output
       assert.equal(trimmed.baseFeeSat, commitmentFeeSat(type, 1000, 0));
       const outSum = trimmed.outputs.reduce((s, o) => s + o.valueSat, 0n);
@@ -150,8 +153,14 @@ describe('BOLT 3 trimming thresholds at the edges', () => {
 
   it('untrimmedHtlcs filters per direction', () => {
     const hs = [htlc(1, 'offered', 1_209_000n), htlc(2, 'received', 1_209_000n), htlc(3, 'received', 1_249_000n)];
-    assert.deepEqual(untrimmedHtlcs('static_remotekey', hs, 1000, 546n).map((h) => h.id), [1n, 3n]);
-    assert.deepEqual(untrimmedHtlcs('anchors_zero_fee_htlc', hs, 1000, 546n).map((h) => h.id), [1n, 2n, 3n]);
+    assert.deepEqual(
+      untrimmedHtlcs('static_remotekey', hs, 1000, 546n).map((h) => h.id),
+      [1n, 3n],
+    );
+    assert.deepEqual(
+      untrimmedHtlcs('anchors_zero_fee_htlc', hs, 1000, 546n).map((h) => h.id),
+      [1n, 2n, 3n],
+    );
   });
 
   it('balances below the dust limit are trimmed after the fee', () => {
@@ -160,10 +169,16 @@ describe('BOLT 3 trimming thresholds at the edges', () => {
     let c = buildCommitment(params({ toLocalMsat: (546n + fee) * 1000n, toRemoteMsat: 1_000_000_000n - (546n + fee) * 1000n }));
     assert.equal(c.outputs.find((o) => o.kind === 'to_local')?.valueSat, 546n);
     c = buildCommitment(params({ toLocalMsat: (546n + fee) * 1000n - 1n, toRemoteMsat: 1_000_000_000n - (546n + fee) * 1000n + 1n }));
-    assert.equal(c.outputs.find((o) => o.kind === 'to_local'), undefined);
+    assert.equal(
+      c.outputs.find((o) => o.kind === 'to_local'),
+      undefined,
+    );
     // the non-opener's balance is compared without any fee
     c = buildCommitment(params({ toLocalMsat: 1_000_000_000n - 545_999n, toRemoteMsat: 545_999n }));
-    assert.equal(c.outputs.find((o) => o.kind === 'to_remote'), undefined);
+    assert.equal(
+      c.outputs.find((o) => o.kind === 'to_remote'),
+      undefined,
+    );
   });
 });
 
@@ -197,9 +212,15 @@ describe('BOLT 3 commitment construction details', () => {
     const b = htlc(2, 'offered', 5_000_400n, 600, 9); // same satoshis, same hash: identical offered scripts
     const c = buildCommitment(withHtlcs(params(), [a, b]));
     const d = buildCommitment(withHtlcs(params(), [b, a]));
-    assert.deepEqual(c.htlcOutputs.map((o) => o.htlc!.cltvExpiry), [600, 700]);
+    assert.deepEqual(
+      c.htlcOutputs.map((o) => o.htlc!.cltvExpiry),
+      [600, 700],
+    );
     assert.equal(c.tx.toRaw().toString('hex'), d.tx.toRaw().toString('hex'));
-    assert.deepEqual(buildHtlcTxs(c).map((t) => t.tx.locktime), [600, 700]);
+    assert.deepEqual(
+      buildHtlcTxs(c).map((t) => t.tx.locktime),
+      [600, 700],
+    );
     for (let i = 1; i < c.outputs.length; i++) {
       const p = c.outputs[i - 1]!;
       const q = c.outputs[i]!;
@@ -221,10 +242,20 @@ describe('BOLT 3 commitment construction details', () => {
   it('rejects balances beyond the funding amount and malformed inputs', () => {
     assert.throws(() => buildCommitment(params({ toLocalMsat: 600_000_001n })), { code: 'ERR_BAD_PARAMS' });
     assert.throws(() => buildCommitment(params({ toLocalMsat: -1n })), { code: 'ERR_BAD_PARAMS' });
-    assert.throws(() => buildCommitment(params({ fundingOutpoint: { txid: new Uint8Array(31), outputIndex: 0 } })), { code: 'ERR_BAD_PARAMS' });
-    assert.throws(() => buildCommitment({ ...params(), htlcs: [{ ...htlc(1, 'offered', 1_000_000n), paymentHash: new Uint8Array(31) }], toLocalMsat: 599_000_000n }), {
+    assert.throws(() => buildCommitment(params({ fundingOutpoint: { txid: new Uint8Array(31), outputIndex: 0 } })), {
       code: 'ERR_BAD_PARAMS',
     });
+    assert.throws(
+      () =>
+        buildCommitment({
+          ...params(),
+          htlcs: [{ ...htlc(1, 'offered', 1_000_000n), paymentHash: new Uint8Array(31) }],
+          toLocalMsat: 599_000_000n,
+        }),
+      {
+        code: 'ERR_BAD_PARAMS',
+      },
+    );
   });
 
   it('random HTLC sets: amounts add up, signatures verify, weight stays within the formula', () => {
@@ -298,9 +329,15 @@ describe('BOLT 3 closing transaction', () => {
 
   it('orders equal amounts by script and drops dust', () => {
     const eq = buildClosingTx({ ...base, localMsat: 500_000_000n, remoteMsat: 499_999_000n, feeSat: 1n });
-    assert.deepEqual(eq.outputs.map((o) => o.party), ['local', 'remote']); // 0014… sorts before 0020…
+    assert.deepEqual(
+      eq.outputs.map((o) => o.party),
+      ['local', 'remote'],
+    ); // 0014… sorts before 0020…
     const dust = buildClosingTx({ ...base, localMsat: 999_500_000n, remoteMsat: 500_000n, opener: 'remote', feeSat: 0n });
-    assert.deepEqual(dust.outputs.map((o) => o.party), ['local']);
+    assert.deepEqual(
+      dust.outputs.map((o) => o.party),
+      ['local'],
+    );
     assert.equal(dust.feeSat, 500n);
     assert.equal(closingTxWeight(base.localScriptPubKey, null) < closingTxWeight(base.localScriptPubKey, base.remoteScriptPubKey), true);
   });

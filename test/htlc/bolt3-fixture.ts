@@ -93,6 +93,4 @@ export interface Bolt3Fixture {
   };
 }
 
-export const fixture = JSON.parse(
-  readFileSync(new URL('../fixtures/bolt03-commitment.json', import.meta.url), 'utf8'),
-) as Bolt3Fixture;
+export const fixture = JSON.parse(readFileSync(new URL('../fixtures/bolt03-commitment.json', import.meta.url), 'utf8')) as Bolt3Fixture;

@@ -12,7 +12,7 @@ import { fundingWitnessScript, p2wpkh, p2wsh, txidFromHex } from '../../htlc/bol
 import { fixture } from './bolt3-fixture.js';
 
 const require = createRequire(import.meta.url);
-/* eslint-disable @typescript-eslint/no-explicit-any */
+
 const bcoin = {
   Block: require('bcoin/lib/primitives/block') as any,
   TX: require('bcoin/lib/primitives/tx') as any,

@@ -43,14 +43,28 @@ function bcoin(f: (s: BScript) => void): string {
 }
 
 const key = (): Uint8Array => secp.publicKeyCreate(randomBytes(32));
-const numbers = [0, 1, 15, 16, 17, 127, 128, 255, 256, 32767, 32768, 65535, 65536, 8388607, 8388608, 499_999_999, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
+const numbers = [
+  0, 1, 15, 16, 17, 127, 128, 255, 256, 32767, 32768, 65535, 65536, 8388607, 8388608, 499_999_999, 0x7fffffff, 0x80000000, 0xfffffffe,
+  0xffffffff,
+];
 
 describe('BOLT 3 scripts match bcoin-compiled scripts', () => {
   it('to_local for every to_self_delay length boundary', () => {
     const rev = key();
     const delayed = key();
     for (const d of numbers.filter((n) => n <= 0xffff)) {
-      const want = bcoin((s) => s.pushOp(O('OP_IF')).pushData(B(rev)).pushOp(O('OP_ELSE')).pushInt(d).pushOp(O('OP_CHECKSEQUENCEVERIFY')).pushOp(O('OP_DROP')).pushData(B(delayed)).pushOp(O('OP_ENDIF')).pushOp(O('OP_CHECKSIG')));
+      const want = bcoin((s) =>
+        s
+          .pushOp(O('OP_IF'))
+          .pushData(B(rev))
+          .pushOp(O('OP_ELSE'))
+          .pushInt(d)
+          .pushOp(O('OP_CHECKSEQUENCEVERIFY'))
+          .pushOp(O('OP_DROP'))
+          .pushData(B(delayed))
+          .pushOp(O('OP_ENDIF'))
+          .pushOp(O('OP_CHECKSIG')),
+      );
       assert.equal(bytesToHex(toLocalWitnessScript(rev, d, delayed)), want, `to_self_delay ${d}`);
     }
     assert.throws(() => toLocalWitnessScript(rev, 0x10000, delayed));
@@ -66,10 +80,19 @@ describe('BOLT 3 scripts match bcoin-compiled scripts', () => {
         if (type === 'anchors_zero_fee_htlc') s.pushOp(O('OP_1')).pushOp(O('OP_CHECKSEQUENCEVERIFY')).pushOp(O('OP_DROP'));
       };
       const offered = bcoin((s) => {
-        s.pushOp(O('OP_DUP')).pushOp(O('OP_HASH160')).pushData(B(hash160(rev))).pushOp(O('OP_EQUAL'));
+        s.pushOp(O('OP_DUP'))
+          .pushOp(O('OP_HASH160'))
+          .pushData(B(hash160(rev)))
+          .pushOp(O('OP_EQUAL'));
         s.pushOp(O('OP_IF')).pushOp(O('OP_CHECKSIG'));
         s.pushOp(O('OP_ELSE')).pushData(B(remote)).pushOp(O('OP_SWAP')).pushOp(O('OP_SIZE')).pushInt(32).pushOp(O('OP_EQUAL'));
-        s.pushOp(O('OP_NOTIF')).pushOp(O('OP_DROP')).pushOp(O('OP_2')).pushOp(O('OP_SWAP')).pushData(B(local)).pushOp(O('OP_2')).pushOp(O('OP_CHECKMULTISIG'));
+        s.pushOp(O('OP_NOTIF'))
+          .pushOp(O('OP_DROP'))
+          .pushOp(O('OP_2'))
+          .pushOp(O('OP_SWAP'))
+          .pushData(B(local))
+          .pushOp(O('OP_2'))
+          .pushOp(O('OP_CHECKMULTISIG'));
         s.pushOp(O('OP_ELSE')).pushOp(O('OP_HASH160')).pushData(ripemd(hash)).pushOp(O('OP_EQUALVERIFY')).pushOp(O('OP_CHECKSIG'));
         s.pushOp(O('OP_ENDIF'));
         csv(s);
@@ -78,12 +101,20 @@ describe('BOLT 3 scripts match bcoin-compiled scripts', () => {
       assert.equal(bytesToHex(offeredHtlcWitnessScript(type, rev, local, remote, hash)), offered);
       for (const cltv of numbers) {
         const received = bcoin((s) => {
-          s.pushOp(O('OP_DUP')).pushOp(O('OP_HASH160')).pushData(B(hash160(rev))).pushOp(O('OP_EQUAL'));
+          s.pushOp(O('OP_DUP'))
+            .pushOp(O('OP_HASH160'))
+            .pushData(B(hash160(rev)))
+            .pushOp(O('OP_EQUAL'));
           s.pushOp(O('OP_IF')).pushOp(O('OP_CHECKSIG'));
           s.pushOp(O('OP_ELSE')).pushData(B(remote)).pushOp(O('OP_SWAP')).pushOp(O('OP_SIZE')).pushInt(32).pushOp(O('OP_EQUAL'));
           s.pushOp(O('OP_IF')).pushOp(O('OP_HASH160')).pushData(ripemd(hash)).pushOp(O('OP_EQUALVERIFY'));
           s.pushOp(O('OP_2')).pushOp(O('OP_SWAP')).pushData(B(local)).pushOp(O('OP_2')).pushOp(O('OP_CHECKMULTISIG'));
-          s.pushOp(O('OP_ELSE')).pushOp(O('OP_DROP')).pushInt(cltv).pushOp(O('OP_CHECKLOCKTIMEVERIFY')).pushOp(O('OP_DROP')).pushOp(O('OP_CHECKSIG'));
+          s.pushOp(O('OP_ELSE'))
+            .pushOp(O('OP_DROP'))
+            .pushInt(cltv)
+            .pushOp(O('OP_CHECKLOCKTIMEVERIFY'))
+            .pushOp(O('OP_DROP'))
+            .pushOp(O('OP_CHECKSIG'));
           s.pushOp(O('OP_ENDIF'));
           csv(s);
           s.pushOp(O('OP_ENDIF'));
@@ -97,17 +128,38 @@ describe('BOLT 3 scripts match bcoin-compiled scripts', () => {
     const a = key();
     const b = key();
     const [x, y] = Buffer.compare(B(a), B(b)) <= 0 ? [a, b] : [b, a];
-    assert.equal(bytesToHex(fundingWitnessScript(a, b)), bcoin((s) => s.pushOp(O('OP_2')).pushData(B(x)).pushData(B(y)).pushOp(O('OP_2')).pushOp(O('OP_CHECKMULTISIG'))));
+    assert.equal(
+      bytesToHex(fundingWitnessScript(a, b)),
+      bcoin((s) => s.pushOp(O('OP_2')).pushData(B(x)).pushData(B(y)).pushOp(O('OP_2')).pushOp(O('OP_CHECKMULTISIG'))),
+    );
     assert.equal(bytesToHex(fundingWitnessScript(b, a)), bytesToHex(fundingWitnessScript(a, b)));
     assert.equal(
       bytesToHex(anchorWitnessScript(a)),
-      bcoin((s) => s.pushData(B(a)).pushOp(O('OP_CHECKSIG')).pushOp(O('OP_IFDUP')).pushOp(O('OP_NOTIF')).pushOp(O('OP_16')).pushOp(O('OP_CHECKSEQUENCEVERIFY')).pushOp(O('OP_ENDIF'))),
+      bcoin((s) =>
+        s
+          .pushData(B(a))
+          .pushOp(O('OP_CHECKSIG'))
+          .pushOp(O('OP_IFDUP'))
+          .pushOp(O('OP_NOTIF'))
+          .pushOp(O('OP_16'))
+          .pushOp(O('OP_CHECKSEQUENCEVERIFY'))
+          .pushOp(O('OP_ENDIF')),
+      ),
     );
     const ws = anchorWitnessScript(a);
-    assert.equal(bytesToHex(p2wsh(ws)), bcoin((s) => s.pushOp(O('OP_0')).pushData(B(sha256(ws)))));
-    assert.equal(bytesToHex(p2wpkh(a)), bcoin((s) => s.pushOp(O('OP_0')).pushData(B(hash160(a)))));
+    assert.equal(
+      bytesToHex(p2wsh(ws)),
+      bcoin((s) => s.pushOp(O('OP_0')).pushData(B(sha256(ws)))),
+    );
+    assert.equal(
+      bytesToHex(p2wpkh(a)),
+      bcoin((s) => s.pushOp(O('OP_0')).pushData(B(hash160(a)))),
+    );
     const anchored = toRemoteOutput('anchors_zero_fee_htlc', a);
-    assert.equal(bytesToHex(anchored.witnessScript!), bcoin((s) => s.pushData(B(a)).pushOp(O('OP_CHECKSIGVERIFY')).pushOp(O('OP_1')).pushOp(O('OP_CHECKSEQUENCEVERIFY'))));
+    assert.equal(
+      bytesToHex(anchored.witnessScript!),
+      bcoin((s) => s.pushData(B(a)).pushOp(O('OP_CHECKSIGVERIFY')).pushOp(O('OP_1')).pushOp(O('OP_CHECKSEQUENCEVERIFY'))),
+    );
     assert.equal(bytesToHex(anchored.scriptPubKey), bytesToHex(p2wsh(anchored.witnessScript!)));
     assert.deepEqual(toRemoteOutput('static_remotekey', a), { scriptPubKey: p2wpkh(a), witnessScript: null });
   });

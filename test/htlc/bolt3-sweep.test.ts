@@ -32,7 +32,9 @@ import {
 const bScript = createRequire(import.meta.url)('bcoin/lib/script/script') as { fromRaw(b: Buffer): unknown };
 
 function verifies(sweep: SweepTx, prevScriptPubKey: Uint8Array, prevValueSat: bigint): boolean {
-  const t = TX.fromRaw(buf(sweep.tx)) as ReturnType<typeof TX.fromRaw> & { verifyInput(i: number, coin: { value: number; script: unknown }): boolean };
+  const t = TX.fromRaw(buf(sweep.tx)) as ReturnType<typeof TX.fromRaw> & {
+    verifyInput(i: number, coin: { value: number; script: unknown }): boolean;
+  };
   return t.verifyInput(0, { value: Number(prevValueSat), script: bScript.fromRaw(Buffer.from(prevScriptPubKey)) });
 }
 
@@ -59,7 +61,10 @@ describe('bolt3 sweeps', () => {
       assert.equal(sw.valueSat + sw.feeSat, 500_000n);
       // the fee was computed with a 73-byte signature; the real one is at most that
       const weight = BigInt(t.getWeight());
-      assert.ok(sw.feeSat >= (weight * 2500n) / 1000n && sw.feeSat <= ((weight + 8n) * 2500n) / 1000n + 1n, `fee ${sw.feeSat} for weight ${weight}`);
+      assert.ok(
+        sw.feeSat >= (weight * 2500n) / 1000n && sw.feeSat <= ((weight + 8n) * 2500n) / 1000n + 1n,
+        `fee ${sw.feeSat} for weight ${weight}`,
+      );
       assert.ok(verifies(sw, p2wsh(ws), 500_000n), `delay ${delay}`);
       // the revocation key cannot take this path, and a wrong delayed key makes an invalid spend
       const wrong = sweepToLocal(input(500_000n), ws, delay, key().priv, dest, 2500);
@@ -115,8 +120,20 @@ describe('bolt3 sweeps', () => {
       assert.equal(ct.locktime, 0);
       assert.equal(claim.valueSat + claim.feeSat, 70_000n);
       assert.ok(verifies(claim, p2wsh(offered), 70_000n), `${type}: claim with the preimage`);
-      assert.equal(verifies(sweepHtlcWithPreimage(input(70_000n), offered, anchors, ourHtlc.priv, randomBytes(32), dest, 2500), p2wsh(offered), 70_000n), false, 'a wrong preimage');
-      assert.equal(verifies(sweepHtlcWithPreimage(input(70_000n), offered, anchors, theirHtlc.priv, preimage, dest, 2500), p2wsh(offered), 70_000n), false, 'their key');
+      assert.equal(
+        verifies(
+          sweepHtlcWithPreimage(input(70_000n), offered, anchors, ourHtlc.priv, randomBytes(32), dest, 2500),
+          p2wsh(offered),
+          70_000n,
+        ),
+        false,
+        'a wrong preimage',
+      );
+      assert.equal(
+        verifies(sweepHtlcWithPreimage(input(70_000n), offered, anchors, theirHtlc.priv, preimage, dest, 2500), p2wsh(offered), 70_000n),
+        false,
+        'their key',
+      );
       // we offered it: on their commitment it is a received HTLC, ours again once cltv_expiry passed
       const cltv = 800_123;
       const received = receivedHtlcWitnessScript(type, revocation.pub, theirHtlc.pub, ourHtlc.pub, hash, cltv);
@@ -126,11 +143,25 @@ describe('bolt3 sweeps', () => {
       assert.equal(bt.inputs[0]!.sequence, anchors ? 1 : 0xfffffffe);
       assert.ok(verifies(back, p2wsh(received), 90_000n), `${type}: timeout after cltv_expiry`);
       // a locktime below the expiry fails the script's CHECKLOCKTIMEVERIFY
-      assert.equal(verifies(sweepHtlcTimeout(input(90_000n), received, anchors, ourHtlc.priv, cltv - 1, dest, 2500), p2wsh(received), 90_000n), false, 'before the expiry');
-      assert.equal(verifies(sweepHtlcTimeout(input(90_000n), received, anchors, theirHtlc.priv, cltv, dest, 2500), p2wsh(received), 90_000n), false, 'their key');
+      assert.equal(
+        verifies(sweepHtlcTimeout(input(90_000n), received, anchors, ourHtlc.priv, cltv - 1, dest, 2500), p2wsh(received), 90_000n),
+        false,
+        'before the expiry',
+      );
+      assert.equal(
+        verifies(sweepHtlcTimeout(input(90_000n), received, anchors, theirHtlc.priv, cltv, dest, 2500), p2wsh(received), 90_000n),
+        false,
+        'their key',
+      );
     }
-    assert.throws(() => sweepHtlcTimeout(input(90_000n), new Uint8Array(10), false, key().priv, 600_000_000, dest, 2500), (e) => e instanceof Bolt3Error && e.code === 'ERR_BAD_PARAMS');
-    assert.throws(() => sweepHtlcWithPreimage(input(90_000n), new Uint8Array(10), false, key().priv, new Uint8Array(31), dest, 2500), (e) => e instanceof Bolt3Error && e.code === 'ERR_BAD_PARAMS');
+    assert.throws(
+      () => sweepHtlcTimeout(input(90_000n), new Uint8Array(10), false, key().priv, 600_000_000, dest, 2500),
+      (e) => e instanceof Bolt3Error && e.code === 'ERR_BAD_PARAMS',
+    );
+    assert.throws(
+      () => sweepHtlcWithPreimage(input(90_000n), new Uint8Array(10), false, key().priv, new Uint8Array(31), dest, 2500),
+      (e) => e instanceof Bolt3Error && e.code === 'ERR_BAD_PARAMS',
+    );
   });
 
   it('justice on HTLC outputs: both scripts taken at once through the revocation branch, both channel types', () => {
@@ -140,23 +171,42 @@ describe('bolt3 sweeps', () => {
       const revocationPub = deriveRevocationPubkey(revocationBase.pub, perCommitmentPoint(secret));
       const priv = deriveRevocationPrivkey(revocationBase.priv, secret);
       const hash = sha256(randomBytes(32));
-      for (const ws of [offeredHtlcWitnessScript(type, revocationPub, key().pub, key().pub, hash), receivedHtlcWitnessScript(type, revocationPub, key().pub, key().pub, hash, 800_500)]) {
+      for (const ws of [
+        offeredHtlcWitnessScript(type, revocationPub, key().pub, key().pub, hash),
+        receivedHtlcWitnessScript(type, revocationPub, key().pub, key().pub, hash, 800_500),
+      ]) {
         const sw = sweepRevokedHtlc(input(50_000n), ws, priv, dest, 2500);
         const t = TX.fromRaw(buf(sw.tx));
         assert.equal(t.inputs[0]!.sequence, 0xffffffff, 'no delay on the revocation branch');
         assert.equal(t.locktime, 0);
         assert.ok(verifies(sw, p2wsh(ws), 50_000n), type);
-        assert.equal(verifies(sweepRevokedHtlc(input(50_000n), ws, revocationBase.priv, dest, 2500), p2wsh(ws), 50_000n), false, 'without the secret');
+        assert.equal(
+          verifies(sweepRevokedHtlc(input(50_000n), ws, revocationBase.priv, dest, 2500), p2wsh(ws), 50_000n),
+          false,
+          'without the secret',
+        );
       }
     }
   });
 
   it('refuses an output not worth sweeping, and bad parameters, with typed errors', () => {
     const payment = key();
-    assert.throws(() => sweepToRemote(input(800n), null, payment.priv, dest, 2500), (e) => e instanceof Bolt3Error && e.code === 'ERR_DUST');
-    assert.throws(() => sweepToRemote(input(100_000n), null, payment.priv, dest, 0), (e) => e instanceof Bolt3Error && e.code === 'ERR_BAD_PARAMS');
-    assert.throws(() => sweepToRemote({ txid: new Uint8Array(31), outputIndex: 0, valueSat: 100_000n }, null, payment.priv, dest, 253), (e) => e instanceof Bolt3Error && e.code === 'ERR_BAD_PARAMS');
+    assert.throws(
+      () => sweepToRemote(input(800n), null, payment.priv, dest, 2500),
+      (e) => e instanceof Bolt3Error && e.code === 'ERR_DUST',
+    );
+    assert.throws(
+      () => sweepToRemote(input(100_000n), null, payment.priv, dest, 0),
+      (e) => e instanceof Bolt3Error && e.code === 'ERR_BAD_PARAMS',
+    );
+    assert.throws(
+      () => sweepToRemote({ txid: new Uint8Array(31), outputIndex: 0, valueSat: 100_000n }, null, payment.priv, dest, 253),
+      (e) => e instanceof Bolt3Error && e.code === 'ERR_BAD_PARAMS',
+    );
     const d = key();
-    assert.throws(() => sweepToLocal(input(100_000n), toLocalWitnessScript(key().pub, 144, d.pub), 70_000, d.priv, dest, 253), (e) => e instanceof Bolt3Error && e.code === 'ERR_BAD_PARAMS');
+    assert.throws(
+      () => sweepToLocal(input(100_000n), toLocalWitnessScript(key().pub, 144, d.pub), 70_000, d.priv, dest, 253),
+      (e) => e instanceof Bolt3Error && e.code === 'ERR_BAD_PARAMS',
+    );
   });
 });

@@ -92,9 +92,15 @@ describe('channel funding through the chain interface', () => {
     await p.reload('b');
     assert.equal(chain.watching(), 2);
     await chain.confirm(s.fundingTxid!, 3, 800_001, 7, tx);
-    assert.deepEqual(p.queue.a.map((m) => m.type), [36]);
+    assert.deepEqual(
+      p.queue.a.map((m) => m.type),
+      [36],
+    );
     // b restarted, so the connection is gone: its channel_ready waits for the reestablish
-    assert.deepEqual(p.queue.b.map((m) => m.type), []);
+    assert.deepEqual(
+      p.queue.b.map((m) => m.type),
+      [],
+    );
     await p.cut();
     await p.reconnect();
     assert.ok(p.trace.filter((t) => t.type === 36).length >= 2);

@@ -34,7 +34,11 @@ for (const initiator of ['a', 'b'] as const) {
 
         const scripts = { a: SCRIPT_A, b: SCRIPT_B };
         // the opener wants a high fee, the other side a low one: they must converge
-        const r = await p.apply(initiator, { type: 'shutdown', scriptPubKey: scripts[initiator], feeratePerKw: initiator === 'a' ? 5000 : 1000 });
+        const r = await p.apply(initiator, {
+          type: 'shutdown',
+          scriptPubKey: scripts[initiator],
+          feeratePerKw: initiator === 'a' ? 5000 : 1000,
+        });
         assert.equal(r.failure, undefined);
         await p.deliverAll();
         assert.equal(p.state('a').phase, 'shutdown');
@@ -111,8 +115,13 @@ describe('cooperative close rules', () => {
     await p.deliver('b'); // a gets b's shutdown
     const before = p.state('a');
     const add: UpdateAddHtlc = {
-      type: 128, channelId: before.channelId, id: before.theirLog.nextHtlcId, amountMsat: 1_000_000n,
-      paymentHash: new Uint8Array(32), cltvExpiry: 700_000, onionRoutingPacket: new Uint8Array(1366),
+      type: 128,
+      channelId: before.channelId,
+      id: before.theirLog.nextHtlcId,
+      amountMsat: 1_000_000n,
+      paymentHash: new Uint8Array(32),
+      cltvExpiry: 700_000,
+      onionRoutingPacket: new Uint8Array(1366),
     };
     const r = await p.apply('a', { type: 'message', msg: add });
     assert.equal(r.failure?.code, 'ERR_SHUTDOWN');
@@ -130,7 +139,10 @@ describe('shutdown while our updates are unsigned', () => {
     await p.deliver('a'); // b receives a's shutdown while its add is unsigned
     assert.equal(p.queue.b.length, 0, 'b answered shutdown with updates pending');
     await p.apply('b', { type: 'sign' });
-    assert.deepEqual(p.queue.b.map((m) => m.type), [132, 38]);
+    assert.deepEqual(
+      p.queue.b.map((m) => m.type),
+      [132, 38],
+    );
     await p.settle();
     for (const h of p.settleable('a')) await p.fulfill('a', h.id);
     await p.settle();

@@ -68,7 +68,12 @@ describe('channel: bad input from the peer', () => {
     await p.apply('b', { type: 'sign' });
     await p.deliverAll(); // a revokes; its revoke_and_ack is delivered, so b expects nothing now
     assert.equal(p.state('b').remoteNextCommit, undefined);
-    const fake: RevokeAndAck = { type: 133, channelId: p.state('b').channelId, perCommitmentSecret: randomBytes(32), nextPerCommitmentPoint: p.state('b').remoteCurrentPoint };
+    const fake: RevokeAndAck = {
+      type: 133,
+      channelId: p.state('b').channelId,
+      perCommitmentSecret: randomBytes(32),
+      nextPerCommitmentPoint: p.state('b').remoteCurrentPoint,
+    };
     await refused(p, fake, 'ERR_UNEXPECTED_MESSAGE');
     await p.add('b', 1_000_000n);
     await p.apply('b', { type: 'sign' });
@@ -110,7 +115,12 @@ describe('channel: bad input from the peer', () => {
 
   it('does not offer an HTLC whose added fee would push the opener below its reserve', async () => {
     // b opens and keeps its reserve (10 000 sat) + the fee without HTLCs (1 810 sat at 2 500 sat/kw) + 200 sat
-    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'b', feeratePerKw: 2500, pushMsat: (1_000_000n - 12_010n) * 1000n });
+    const p = await Pair.opened({
+      channelType: 'static_remotekey',
+      opener: 'b',
+      feeratePerKw: 2500,
+      pushMsat: (1_000_000n - 12_010n) * 1000n,
+    });
     const r = await p.add('a', 50_000_000n); // one more output: +430 sat of fee for b
     assert.equal(r.failure?.code, 'ERR_CANNOT_AFFORD');
     assert.equal(r.failure?.level, 'local');
@@ -127,7 +137,13 @@ describe('channel: bad input from the peer', () => {
     await p.settle();
     const ctx = { secrets: p.ep.a.secrets, policy: DEFAULT_POLICY };
     const offers = (amountMsat: bigint) =>
-      step(ctx, p.state('a'), { type: 'add_htlc', amountMsat, paymentHash: sha256(randomBytes(32)), cltvExpiry: 700_000, onionRoutingPacket: new Uint8Array(1366) }).failure === undefined;
+      step(ctx, p.state('a'), {
+        type: 'add_htlc',
+        amountMsat,
+        paymentHash: sha256(randomBytes(32)),
+        cltvExpiry: 700_000,
+        onionRoutingPacket: new Uint8Array(1366),
+      }).failure === undefined;
     let lo = 1_000_000n;
     let hi = 600_000_000n;
     while (hi - lo > 1000n) {
@@ -190,7 +206,13 @@ describe('dust exposure', () => {
   it('refuses our own add once trimmed HTLCs would exceed the cap', async () => {
     const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 200_000_000n });
     const ctx = { secrets: p.ep.a.secrets, policy: { maxDustExposureMsat: 1_500_000n } };
-    const add = (amountMsat: bigint) => ({ type: 'add_htlc' as const, amountMsat, paymentHash: sha256(randomBytes(32)), cltvExpiry: 700_000, onionRoutingPacket: new Uint8Array(1366) });
+    const add = (amountMsat: bigint) => ({
+      type: 'add_htlc' as const,
+      amountMsat,
+      paymentHash: sha256(randomBytes(32)),
+      cltvExpiry: 700_000,
+      onionRoutingPacket: new Uint8Array(1366),
+    });
     const first = step(ctx, p.state('a'), add(900_000n));
     assert.equal(first.failure, undefined);
     const second = step(ctx, first.state, add(900_000n));
@@ -223,9 +245,22 @@ describe('channel registry', () => {
     const fee = await reg.receive({ type: 134, channelId: before.channelId, feeratePerKw: 3000 });
     assert.equal(fee.kind === 'handled' && fee.result.failure, undefined);
     assert.equal(p.state('b').theirLog.entries.length, 1);
-    const open = await reg.receive({ ...(openChannel({ secrets: deriveChannelSecrets(randomBytes(32), 0), policy: DEFAULT_POLICY }, {
-      temporaryChannelId: randomBytes(32), chainHash: CHAIN_HASH, keyIndex: 0, fundingSat: 100_000n, pushMsat: 0n, feeratePerKw: 253,
-      channelType: 'static_remotekey', config: defaultConfig(100_000n), channelFlags: 0 }).send[0] as OpenChannel) });
+    const open = await reg.receive({
+      ...(openChannel(
+        { secrets: deriveChannelSecrets(randomBytes(32), 0), policy: DEFAULT_POLICY },
+        {
+          temporaryChannelId: randomBytes(32),
+          chainHash: CHAIN_HASH,
+          keyIndex: 0,
+          fundingSat: 100_000n,
+          pushMsat: 0n,
+          feeratePerKw: 253,
+          channelType: 'static_remotekey',
+          config: defaultConfig(100_000n),
+          channelFlags: 0,
+        },
+      ).send[0] as OpenChannel),
+    });
     assert.equal(open.kind, 'open_channel');
   });
 });
@@ -235,12 +270,20 @@ describe('channel establishment checks', () => {
   const ctxB = { secrets: deriveChannelSecrets(new Uint8Array(32).fill(2), 0), policy: DEFAULT_POLICY };
   const open = (over: Partial<OpenChannel> = {}): OpenChannel => {
     const r = openChannel(ctxA, {
-      temporaryChannelId: new Uint8Array(32).fill(9), chainHash: CHAIN_HASH, keyIndex: 0, fundingSat: 1_000_000n, pushMsat: 0n,
-      feeratePerKw: 2500, channelType: 'anchors_zero_fee_htlc', config: defaultConfig(1_000_000n), channelFlags: 0,
+      temporaryChannelId: new Uint8Array(32).fill(9),
+      chainHash: CHAIN_HASH,
+      keyIndex: 0,
+      fundingSat: 1_000_000n,
+      pushMsat: 0n,
+      feeratePerKw: 2500,
+      channelType: 'anchors_zero_fee_htlc',
+      config: defaultConfig(1_000_000n),
+      channelFlags: 0,
     });
     return { ...(r.send[0] as OpenChannel), ...over };
   };
-  const accept = (m: OpenChannel) => acceptChannel(ctxB, m, { chainHash: CHAIN_HASH, keyIndex: 0, config: defaultConfig(1_000_000n), minimumDepth: 3 });
+  const accept = (m: OpenChannel) =>
+    acceptChannel(ctxB, m, { chainHash: CHAIN_HASH, keyIndex: 0, config: defaultConfig(1_000_000n), minimumDepth: 3 });
 
   it('accepts a good open_channel and echoes its channel_type', () => {
     const r = accept(open());
@@ -267,7 +310,11 @@ describe('channel establishment checks', () => {
     ['another chain', { chainHash: new Uint8Array(32) }, 'ERR_BAD_PARAMETERS'],
     ['a bad funding key', { fundingPubkey: new Uint8Array(33).fill(5) }, 'ERR_BAD_PARAMETERS'],
     ['feerate below 253', { feeratePerKw: 252 }, 'ERR_BAD_PARAMETERS'],
-    ['a P2PKH upfront_shutdown_script', { upfrontShutdownScript: new Uint8Array([0x76, 0xa9, 0x14, ...new Uint8Array(20), 0x88, 0xac]) }, 'ERR_BAD_PARAMETERS'],
+    [
+      'a P2PKH upfront_shutdown_script',
+      { upfrontShutdownScript: new Uint8Array([0x76, 0xa9, 0x14, ...new Uint8Array(20), 0x88, 0xac]) },
+      'ERR_BAD_PARAMETERS',
+    ],
   ];
   for (const [name, over, code] of cases) {
     it(`refuses open_channel with ${name}`, () => {
@@ -280,8 +327,15 @@ describe('channel establishment checks', () => {
 
   it('the opener refuses an accept_channel that does not echo channel_type', () => {
     const o = openChannel(ctxA, {
-      temporaryChannelId: new Uint8Array(32).fill(9), chainHash: CHAIN_HASH, keyIndex: 0, fundingSat: 1_000_000n, pushMsat: 0n,
-      feeratePerKw: 2500, channelType: 'anchors_zero_fee_htlc', config: defaultConfig(1_000_000n), channelFlags: 0,
+      temporaryChannelId: new Uint8Array(32).fill(9),
+      chainHash: CHAIN_HASH,
+      keyIndex: 0,
+      fundingSat: 1_000_000n,
+      pushMsat: 0n,
+      feeratePerKw: 2500,
+      channelType: 'anchors_zero_fee_htlc',
+      config: defaultConfig(1_000_000n),
+      channelFlags: 0,
     });
     const r = accept(o.send[0] as OpenChannel);
     assert.ok(r.state !== undefined);
@@ -303,11 +357,23 @@ describe('channel establishment checks', () => {
     // drive the open by hand to tamper with funding_created
     const { ChannelDriver } = await import('../../htlc/channel/driver.js');
     p.ep.a.driver = await ChannelDriver.open(p.adapters('a'), {
-      temporaryChannelId: randomBytes(32), chainHash: CHAIN_HASH, keyIndex: 0, fundingSat: 500_000n, pushMsat: 0n,
-      feeratePerKw: 2500, channelType: 'static_remotekey', config: defaultConfig(500_000n), channelFlags: 0,
+      temporaryChannelId: randomBytes(32),
+      chainHash: CHAIN_HASH,
+      keyIndex: 0,
+      fundingSat: 500_000n,
+      pushMsat: 0n,
+      feeratePerKw: 2500,
+      channelType: 'static_remotekey',
+      config: defaultConfig(500_000n),
+      channelFlags: 0,
     });
     const o = p.queue.a.shift() as OpenChannel;
-    p.ep.b.driver = (await ChannelDriver.accept(p.adapters('b'), o, { chainHash: CHAIN_HASH, keyIndex: 0, config: defaultConfig(500_000n), minimumDepth: 1 }))!;
+    p.ep.b.driver = (await ChannelDriver.accept(p.adapters('b'), o, {
+      chainHash: CHAIN_HASH,
+      keyIndex: 0,
+      config: defaultConfig(500_000n),
+      minimumDepth: 1,
+    }))!;
     await p.deliver('b');
     const fc = p.queue.a.shift()!;
     assert.equal(fc.type, 34);
@@ -331,11 +397,23 @@ describe('channel establishment checks', () => {
     const p = await Pair.create();
     const { ChannelDriver } = await import('../../htlc/channel/driver.js');
     p.ep.a.driver = await ChannelDriver.open(p.adapters('a'), {
-      temporaryChannelId: randomBytes(32), chainHash: CHAIN_HASH, keyIndex: 0, fundingSat: 500_000n, pushMsat: 0n,
-      feeratePerKw: 2500, channelType: 'static_remotekey', config: defaultConfig(500_000n), channelFlags: 0,
+      temporaryChannelId: randomBytes(32),
+      chainHash: CHAIN_HASH,
+      keyIndex: 0,
+      fundingSat: 500_000n,
+      pushMsat: 0n,
+      feeratePerKw: 2500,
+      channelType: 'static_remotekey',
+      config: defaultConfig(500_000n),
+      channelFlags: 0,
     });
     const o = p.queue.a.shift() as OpenChannel;
-    p.ep.b.driver = (await ChannelDriver.accept(p.adapters('b'), o, { chainHash: CHAIN_HASH, keyIndex: 0, config: defaultConfig(500_000n), minimumDepth: 1 }))!;
+    p.ep.b.driver = (await ChannelDriver.accept(p.adapters('b'), o, {
+      chainHash: CHAIN_HASH,
+      keyIndex: 0,
+      config: defaultConfig(500_000n),
+      minimumDepth: 1,
+    }))!;
     await p.deliver('b'); // accept_channel → funding_created queued
     await p.cut();
     assert.equal(p.state('a').phase, 'closed');

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { commitmentFeeSat, commitmentWeight } from '../../htlc/bolt3/fees.js';
-import { commitFeeUpdate, maxCommitFeeratePerKw, MIN_FEERATE_PER_KW, proposedFeeratePerKw, shouldAdjustCommitFee } from '../../htlc/channel/fee.js';
+import {
+  commitFeeUpdate,
+  maxCommitFeeratePerKw,
+  MIN_FEERATE_PER_KW,
+  proposedFeeratePerKw,
+  shouldAdjustCommitFee,
+} from '../../htlc/channel/fee.js';
 import { Pair } from './channel-harness.js';
 
 describe('opener commitment fee policy (update_fee)', () => {

@@ -14,7 +14,16 @@ import { MTX, Outpoint, Script, buf } from '../../htlc/bolt3/btc.js';
 import { p2wpkh } from '../../htlc/bolt3/index.js';
 import { ChannelDriver } from '../../htlc/channel/driver.js';
 import { channelPubkeys, deriveChannelSecrets } from '../../htlc/channel/keys.js';
-import type { ChannelHtlc, ChannelConfig, ChannelEvent, ChannelFailure, ChannelSecrets, ChannelType, StepResult, ChannelInput } from '../../htlc/channel/types.js';
+import type {
+  ChannelHtlc,
+  ChannelConfig,
+  ChannelEvent,
+  ChannelFailure,
+  ChannelSecrets,
+  ChannelType,
+  StepResult,
+  ChannelInput,
+} from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
 import type { BlockEpoch, ConfirmationEvent, ConfirmationRequest, Listener, WatchHandle } from '../../htlc/chain.js';
 
@@ -25,7 +34,14 @@ export const CHAIN_HASH = new Uint8Array(32).fill(0x06);
 
 export function defaultConfig(fundingSat: bigint): ChannelConfig {
   const reserve = fundingSat / 100n < 354n ? 354n : fundingSat / 100n;
-  return { dustLimitSat: 354n, maxHtlcValueInFlightMsat: fundingSat * 1000n, channelReserveSat: reserve, htlcMinimumMsat: 1n, toSelfDelay: 144, maxAcceptedHtlcs: 483 };
+  return {
+    dustLimitSat: 354n,
+    maxHtlcValueInFlightMsat: fundingSat * 1000n,
+    channelReserveSat: reserve,
+    htlcMinimumMsat: 1n,
+    toSelfDelay: 144,
+    maxAcceptedHtlcs: 483,
+  };
 }
 
 export class FakeWallet implements FundingWallet {
@@ -75,7 +91,9 @@ export class FakeChain {
     for (const w of this.watches) {
       if (w.cancelled || w.txid !== bytesToHex(txid)) continue;
       const confirmation = { blockHeight, blockHash: new Uint8Array(32), txIndex, tx };
-      await w.listener(confirmations >= w.numConfs ? { type: 'confirmed', confirmations, confirmation } : { type: 'update', confirmations, confirmation });
+      await w.listener(
+        confirmations >= w.numConfs ? { type: 'confirmed', confirmations, confirmation } : { type: 'update', confirmations, confirmation },
+      );
     }
   }
   watching(): number {
@@ -258,7 +276,13 @@ export class Pair {
     const preimage = randomBytes(32);
     const paymentHash = sha256(preimage);
     this.preimages.set(bytesToHex(paymentHash), preimage);
-    return this.apply(side, { type: 'add_htlc', amountMsat, paymentHash, cltvExpiry, onionRoutingPacket: new Uint8Array(1366).fill(side === 'a' ? 1 : 2) });
+    return this.apply(side, {
+      type: 'add_htlc',
+      amountMsat,
+      paymentHash,
+      cltvExpiry,
+      onionRoutingPacket: new Uint8Array(1366).fill(side === 'a' ? 1 : 2),
+    });
   }
 
   /** Incoming HTLCs `side` may settle now: irrevocably committed and not already being removed. */
@@ -290,7 +314,8 @@ export class Pair {
       const rb = await this.apply('b', { type: 'sign' });
       if (this.queue.a.length === 0 && this.queue.b.length === 0) {
         const idle = (side: Side, r: StepResult) =>
-          r.failure?.code === 'ERR_NOTHING_TO_SIGN' || (r.failure?.code === 'ERR_NOT_READY' && (this.state(side).phase === 'negotiating' || this.state(side).phase === 'closed'));
+          r.failure?.code === 'ERR_NOTHING_TO_SIGN' ||
+          (r.failure?.code === 'ERR_NOT_READY' && (this.state(side).phase === 'negotiating' || this.state(side).phase === 'closed'));
         assert.ok(idle('a', ra) && idle('b', rb), `settle: stuck (${ra.failure?.code}, ${rb.failure?.code})`);
         return;
       }
@@ -326,7 +351,11 @@ export class Pair {
       const s = this.state(side);
       for (const c of [s.localCommit, s.remoteCommit, ...(s.remoteNextCommit === undefined ? [] : [s.remoteNextCommit])]) {
         const inHtlcs = c.htlcs.reduce((x, h) => x + h.amountMsat, 0n);
-        assert.equal(c.ourBalanceMsat + c.theirBalanceMsat + inHtlcs, s.fundingSat * 1000n, `${side}: funds not conserved at height ${c.height}`);
+        assert.equal(
+          c.ourBalanceMsat + c.theirBalanceMsat + inHtlcs,
+          s.fundingSat * 1000n,
+          `${side}: funds not conserved at height ${c.height}`,
+        );
       }
     }
   }

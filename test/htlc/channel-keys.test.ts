@@ -8,7 +8,14 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, secp } from '../../wire/crypto.js';
 import { deriveCommitmentKeys, derivePrivkey, perCommitmentPoint } from '../../htlc/bolt3/index.js';
-import { channelPubkeys, deriveChannelSecrets, localCommitmentKeys, ourPoint, ourSecret, remoteCommitmentKeys } from '../../htlc/channel/keys.js';
+import {
+  channelPubkeys,
+  deriveChannelSecrets,
+  localCommitmentKeys,
+  ourPoint,
+  ourSecret,
+  remoteCommitmentKeys,
+} from '../../htlc/channel/keys.js';
 
 describe('channel keys', () => {
   it('agree with bolt3.deriveCommitmentKeys on both commitments', () => {

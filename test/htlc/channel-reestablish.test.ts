@@ -81,7 +81,10 @@ async function complete(p: Pair, htlcs: number): Promise<void> {
   p.checkConsistent();
 }
 
-for (const [name, script, htlcs] of [['add/fulfill dance', DANCE, 1], ['crossing commitment_signed', CROSSING, 2]] as const) {
+for (const [name, script, htlcs] of [
+  ['add/fulfill dance', DANCE, 1],
+  ['crossing commitment_signed', CROSSING, 2],
+] as const) {
   describe(`reestablish: cut at every step of the ${name}`, () => {
     for (let n = 0; n <= script.length; n++) {
       it(`cut after step ${n}, then reestablish`, async () => {
@@ -110,12 +113,18 @@ describe('reestablish: retransmission', () => {
   it('re-sends lost updates then commitment_signed, and a lost revoke_and_ack, in the order first sent', async () => {
     const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 100_000_000n });
     await runTo(p, CROSSING, 9); // a has queued: update_add_htlc #1, commitment_signed, then revoke_and_ack
-    assert.deepEqual(p.queue.a.map((m) => m.type), [128, 132, 133]);
+    assert.deepEqual(
+      p.queue.a.map((m) => m.type),
+      [128, 132, 133],
+    );
     await p.cut();
     await p.apply('a', { type: 'connected' });
     await p.apply('b', { type: 'connected' });
     await p.deliver('b'); // b's channel_reestablish reaches a
-    assert.deepEqual(p.queue.a.map((m) => m.type), [136, 128, 132, 133]);
+    assert.deepEqual(
+      p.queue.a.map((m) => m.type),
+      [136, 128, 132, 133],
+    );
     const add = p.queue.a[1]!;
     assert.equal(add.type === 128 && add.id, 1n);
     await p.deliverAll();
@@ -127,12 +136,18 @@ describe('reestablish: retransmission', () => {
     await runTo(p, DANCE, 7); // a revoked (raa queued); now a adds and signs
     await p.add('a', AMOUNT);
     await p.apply('a', { type: 'sign' });
-    assert.deepEqual(p.queue.a.map((m) => m.type), [133, 128, 132]);
+    assert.deepEqual(
+      p.queue.a.map((m) => m.type),
+      [133, 128, 132],
+    );
     await p.cut();
     await p.apply('a', { type: 'connected' });
     await p.apply('b', { type: 'connected' });
     await p.deliver('b');
-    assert.deepEqual(p.queue.a.map((m) => m.type), [136, 133, 128, 132]);
+    assert.deepEqual(
+      p.queue.a.map((m) => m.type),
+      [136, 133, 128, 132],
+    );
     await p.deliverAll();
     await p.settle();
     for (const h of p.settleable('b')) await p.fulfill('b', h.id);
@@ -170,7 +185,11 @@ describe('events survive a crash', () => {
     await p.add('a', AMOUNT); // a second add, never signed
     await p.deliver('b'); // a takes b's revoke_and_ack and persists (the unsigned add is in the record)
     const st = p.state('a');
-    assert.equal(st.ourLog.base + st.ourLog.entries.length - (st.remoteNextCommit ?? st.remoteCommit).ourLogIndex, 1, 'one unsigned update');
+    assert.equal(
+      st.ourLog.base + st.ourLog.entries.length - (st.remoteNextCommit ?? st.remoteCommit).ourLogIndex,
+      1,
+      'one unsigned update',
+    );
     await p.cut();
     p.ep.a.events = []; // the process dies here: what the old instance reported is gone
     await p.reload('a');

@@ -138,8 +138,15 @@ describe('our resolutions survive disconnects and restarts', () => {
       assert.equal(p.state('b').pendingResolutions, undefined, 'our signature covers it: kept in the log for retransmission');
       const from = p.trace.length;
       await p.reconnect();
-      const again = p.trace.slice(from).filter((t) => t.from === 'b').map((t) => t.type);
-      assert.deepEqual(again.filter((t) => t === 130 || t === 132), [130, 132], 'the fulfill once, then the same commitment_signed');
+      const again = p.trace
+        .slice(from)
+        .filter((t) => t.from === 'b')
+        .map((t) => t.type);
+      assert.deepEqual(
+        again.filter((t) => t === 130 || t === 132),
+        [130, 132],
+        'the fulfill once, then the same commitment_signed',
+      );
       await p.settle();
       checkResolved(p, 'fulfill', before);
     });
@@ -193,20 +200,35 @@ describe('our resolutions survive disconnects and restarts', () => {
     await p.fail('b', h1.id);
     await p.fulfill('b', h0.id);
     await p.cut();
-    assert.deepEqual(p.state('b').pendingResolutions?.map((e) => [e.kind, e.htlcId]), [['fail', h1.id], ['fulfill', h0.id]]);
+    assert.deepEqual(
+      p.state('b').pendingResolutions?.map((e) => [e.kind, e.htlcId]),
+      [
+        ['fail', h1.id],
+        ['fulfill', h0.id],
+      ],
+    );
     const from = p.trace.length;
     await p.reconnect();
     const resent = p.trace.slice(from).filter((t) => t.from === 'b' && (t.type === 130 || t.type === 131));
-    assert.deepEqual(resent.map((t) => t.type), [131, 130]);
+    assert.deepEqual(
+      resent.map((t) => t.type),
+      [131, 130],
+    );
     // the re-applied updates were persisted before they left: in the log, no longer queued
     const onDisk = (await loadChannels(p.ep.b.store))[0]!;
     assert.equal(onDisk.pendingResolutions, undefined);
-    assert.deepEqual(onDisk.ourLog.entries.slice(-2).map((e) => e.kind), ['fail', 'fulfill']);
+    assert.deepEqual(
+      onDisk.ourLog.entries.slice(-2).map((e) => e.kind),
+      ['fail', 'fulfill'],
+    );
     // lost on the wire once more and b restarts: the store alone brings them back, in order
     p.queue.b = [];
     await p.apply('a', { type: 'disconnected' });
     await p.reload('b');
-    assert.deepEqual(p.state('b').pendingResolutions?.map((e) => e.kind), ['fail', 'fulfill']);
+    assert.deepEqual(
+      p.state('b').pendingResolutions?.map((e) => e.kind),
+      ['fail', 'fulfill'],
+    );
     await p.reconnect();
     await p.settle();
     for (const side of ['a', 'b'] as const) assert.equal(p.state(side).localCommit.htlcs.length, 0);
@@ -221,7 +243,14 @@ describe('our resolutions survive disconnects and restarts', () => {
     await p.apply('b', { type: 'connected' });
     p.queue.b = [];
     // a channel_reestablish that does not match (a claims a commitment b never signed)
-    const bad = { type: 136 as const, channelId: p.state('b').channelId, nextCommitmentNumber: 99n, nextRevocationNumber: 0n, yourLastPerCommitmentSecret: new Uint8Array(32), myCurrentPerCommitmentPoint: p.state('a').remoteCurrentPoint };
+    const bad = {
+      type: 136 as const,
+      channelId: p.state('b').channelId,
+      nextCommitmentNumber: 99n,
+      nextRevocationNumber: 0n,
+      yourLastPerCommitmentSecret: new Uint8Array(32),
+      myCurrentPerCommitmentPoint: p.state('a').remoteCurrentPoint,
+    };
     const r = await p.apply('b', { type: 'message', msg: bad });
     assert.equal(r.failure?.code, 'ERR_SYNC');
     assert.ok(!r.send.some((m) => m.type === 130), 'no update_fulfill_htlc before a good reestablish');
@@ -252,7 +281,10 @@ describe('our resolutions during a cooperative close', () => {
       assert.equal(p.state('b').pendingResolutions?.length, 1);
       const from = p.trace.length;
       await p.reconnect();
-      const after = p.trace.slice(from).filter((t) => t.from === 'b').map((t) => t.type);
+      const after = p.trace
+        .slice(from)
+        .filter((t) => t.from === 'b')
+        .map((t) => t.type);
       assert.ok(after.includes(38) && after.includes(130), `b re-sends its shutdown and the fulfill (${after.join(',')})`);
       assert.ok(after.indexOf(38) < after.indexOf(130), 'shutdown first, then the re-applied update');
       await p.settle();
@@ -289,8 +321,14 @@ describe('our resolutions during a cooperative close', () => {
       assert.equal(p.state('b').shutdown?.sentShutdown, false, 'the re-sent fulfill is unsigned: the shutdown still waits');
       await p.settle();
       await p.deliverAll();
-      const fromB = p.trace.slice(from).filter((t) => t.from === 'b').map((t) => t.type);
-      assert.ok(fromB.indexOf(130) < fromB.indexOf(132) && fromB.indexOf(132) < fromB.indexOf(38), `fulfill, its signature, then shutdown (${fromB.join(',')})`);
+      const fromB = p.trace
+        .slice(from)
+        .filter((t) => t.from === 'b')
+        .map((t) => t.type);
+      assert.ok(
+        fromB.indexOf(130) < fromB.indexOf(132) && fromB.indexOf(132) < fromB.indexOf(38),
+        `fulfill, its signature, then shutdown (${fromB.join(',')})`,
+      );
       assert.equal(p.state('a').phase, 'closed');
       assert.equal(p.state('b').phase, 'closed');
       assert.equal(p.balances('b').ours, before.b + AMOUNT);
@@ -316,7 +354,10 @@ describe('our resolutions during a cooperative close', () => {
       const from = p.trace.length;
       await p.reconnect();
       // nothing of a's is left to sign, so no signature would ever release the shutdown: the reestablish sends it
-      assert.ok(p.trace.slice(from).some((t) => t.from === 'a' && t.type === 38), 'a sent its shutdown after the reestablish');
+      assert.ok(
+        p.trace.slice(from).some((t) => t.from === 'a' && t.type === 38),
+        'a sent its shutdown after the reestablish',
+      );
       const onDisk = (await loadChannels(p.ep.a.store))[0]!;
       assert.equal(onDisk.shutdown?.sentShutdown, true, 'persisted with it');
       await p.settle();

@@ -15,7 +15,9 @@ import { signedHtlcTxs, signedLocalCommitment } from '../../htlc/channel/commitm
 import { p2wpkh } from '../../htlc/bolt3/index.js';
 
 const require = createRequire(import.meta.url);
-const TX = require('bcoin/lib/primitives/tx') as { fromRaw(b: Buffer): { verifyInput(i: number, coin: unknown): boolean; inputs: unknown[] } };
+const TX = require('bcoin/lib/primitives/tx') as {
+  fromRaw(b: Buffer): { verifyInput(i: number, coin: unknown): boolean; inputs: unknown[] };
+};
 const Output = require('bcoin/lib/primitives/output') as { fromScript(script: unknown, value: number): unknown };
 const Script = require('bcoin/lib/script/script') as { fromRaw(b: Buffer): unknown };
 
@@ -44,7 +46,9 @@ for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const
       }
       // the second-stage HTLC transactions of each side spend its commitment's HTLC outputs validly
       for (const side of ['a', 'b'] as const) {
-        const commitment = TX.fromRaw(Buffer.from(signedLocalCommitment(p.state(side), p.ep[side].secrets))) as unknown as { outputs: unknown[] };
+        const commitment = TX.fromRaw(Buffer.from(signedLocalCommitment(p.state(side), p.ep[side].secrets))) as unknown as {
+          outputs: unknown[];
+        };
         const htlcTxs = signedHtlcTxs(p.state(side), p.ep[side].secrets, new Map([...p.preimages].map(([k, v]) => [k, v])));
         assert.equal(htlcTxs.length, 2); // the 200 000 msat HTLC is trimmed
         for (const h of htlcTxs) {

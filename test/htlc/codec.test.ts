@@ -1,6 +1,17 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { channelKey, decodeState, encodeState, loadChannels, loadRevokedHtlcs, pruneRevokedHtlcs, revokedHeights, stateWrite, stateWrites, writesLanded } from '../../htlc/channel/codec.js';
+import {
+  channelKey,
+  decodeState,
+  encodeState,
+  loadChannels,
+  loadRevokedHtlcs,
+  pruneRevokedHtlcs,
+  revokedHeights,
+  stateWrite,
+  stateWrites,
+  writesLanded,
+} from '../../htlc/channel/codec.js';
 import { isRecord } from '../../db/record.js';
 import { ChannelError, type ChannelState } from '../../htlc/channel/types.js';
 import { Pair } from './channel-harness.js';
@@ -55,7 +66,10 @@ describe('channel records', () => {
   });
 
   it('that are neither form are refused with a typed error', () => {
-    assert.throws(() => decodeState(new Uint8Array([1, 2, 3])), (e) => e instanceof ChannelError && e.code === 'ERR_BAD_PARAMETERS');
+    assert.throws(
+      () => decodeState(new Uint8Array([1, 2, 3])),
+      (e) => e instanceof ChannelError && e.code === 'ERR_BAD_PARAMETERS',
+    );
   });
 
   it('revocation log: each commitment the peer revokes with HTLCs in it is kept with its HTLCs, in the same batch as the state', async () => {
@@ -103,7 +117,10 @@ describe('onions stored apart from the channel record', () => {
     const record = decodeState((await p.ep.a.store.get(channelKey(p.state('a').channelId)))!);
     const adds = record.ourLog.entries.filter((e) => e.kind === 'add');
     assert.equal(adds.length, 2);
-    assert.ok(adds.every((e) => e.kind === 'add' && e.onionRoutingPacket.length === 0), 'the record holds no onion');
+    assert.ok(
+      adds.every((e) => e.kind === 'add' && e.onionRoutingPacket.length === 0),
+      'the record holds no onion',
+    );
     const [loaded] = await loadChannels(p.ep.a.store);
     assert.deepStrictEqual(loaded, p.state('a'), 'loading puts the onions back');
     await p.settle();
@@ -119,8 +136,17 @@ describe('onions stored apart from the channel record', () => {
     const { ourLog } = s;
     const add = ourLog.entries.find((e) => e.kind === 'add')!;
     // the same add with an onion of its own, as if the step that brought it had failed to write
-    const copy = { ...s, ourLog: { ...ourLog, entries: ourLog.entries.map((e) => (e === add && e.kind === 'add' ? { ...e, onionRoutingPacket: e.onionRoutingPacket.slice() } : e)) } };
-    const onions = (w: ReturnType<typeof stateWrites>): number => w.filter((op) => new TextDecoder().decode(op.key).startsWith('onion/')).length;
+    const copy = {
+      ...s,
+      ourLog: {
+        ...ourLog,
+        entries: ourLog.entries.map((e) =>
+          e === add && e.kind === 'add' ? { ...e, onionRoutingPacket: e.onionRoutingPacket.slice() } : e,
+        ),
+      },
+    };
+    const onions = (w: ReturnType<typeof stateWrites>): number =>
+      w.filter((op) => new TextDecoder().decode(op.key).startsWith('onion/')).length;
     assert.equal(onions(stateWrites(s)), 0, 'landed through the driver');
     const first = stateWrites(copy);
     assert.equal(onions(first), 1);
@@ -147,7 +173,10 @@ describe('onions stored apart from the channel record', () => {
     const incoming = p.ep.b.events.filter((e) => e.type === 'htlc_incoming');
     assert.equal(incoming.length, 1);
     assert.deepEqual(incoming[0]!.type === 'htlc_incoming' && incoming[0]!.htlc.onionRoutingPacket, onion);
-    assert.ok(onion.some((x) => x !== 0), 'the onion is not all zeros');
+    assert.ok(
+      onion.some((x) => x !== 0),
+      'the onion is not all zeros',
+    );
     p.checkConsistent();
   });
 });

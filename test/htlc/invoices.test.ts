@@ -8,7 +8,17 @@ import assert from 'node:assert/strict';
 import { openMemoryStore, type BatchOp, type KvStore } from '../../db/store.js';
 import { AmpShards, deriveChild, randomChildIndex, type AmpChild } from '../../onion/index.js';
 import { InvoiceRegistry, type AmpSet, type Invoice, type RegistryConfig, type SettleEvent } from '../../htlc/invoices/index.js';
-import { decodeSet, encodeSet, encodeSetColumns, hashKey, invoiceKey, invoiceSetKey, setKey, settleKey, SET_RECORD_V1 } from '../../htlc/invoices/store.js';
+import {
+  decodeSet,
+  encodeSet,
+  encodeSetColumns,
+  hashKey,
+  invoiceKey,
+  invoiceSetKey,
+  setKey,
+  settleKey,
+  SET_RECORD_V1,
+} from '../../htlc/invoices/store.js';
 import { encodeJson } from '../../htlc/switch/circuit-map.js';
 import type { FinalHtlc, FinalResolution } from '../../htlc/switch/index.js';
 import { bytesToHex, equalBytes } from '../../wire/bytes.js';
@@ -49,7 +59,9 @@ function counting(s: KvStore): { store: KvStore; writes: BatchOp[][] } {
   return { store: wrap(s), writes };
 }
 
-async function setup(config: Partial<RegistryConfig> = {}): Promise<{ reg: InvoiceRegistry; clock: Clock; writes: BatchOp[][]; store: KvStore }> {
+async function setup(
+  config: Partial<RegistryConfig> = {},
+): Promise<{ reg: InvoiceRegistry; clock: Clock; writes: BatchOp[][]; store: KvStore }> {
   const clock = new Clock();
   const { store, writes } = counting(await openMemoryStore());
   const reg = new InvoiceRegistry({ store, timers: clock, config, now: () => clock.now });
@@ -58,7 +70,14 @@ async function setup(config: Partial<RegistryConfig> = {}): Promise<{ reg: Invoi
 }
 
 let nextId = 0n;
-function shardHtlc(o: { addr: Uint8Array; setId: Uint8Array; child: AmpChild; amountMsat: bigint; totalMsat: bigint; arrivedAt: number }): FinalHtlc {
+function shardHtlc(o: {
+  addr: Uint8Array;
+  setId: Uint8Array;
+  child: AmpChild;
+  amountMsat: bigint;
+  totalMsat: bigint;
+  arrivedAt: number;
+}): FinalHtlc {
   return {
     key: { channelId: 'c0', htlcId: nextId++ },
     amountMsat: o.amountMsat,
@@ -92,11 +111,21 @@ describe('invoice registry (unit)', () => {
     const before = writes.length;
     const results: FinalResolution[] = [];
     for (let i = 0; i < 8; i++) {
-      const h = shardHtlc({ addr: inv.paymentAddr, setId: shards.setId, child: children[i]!, amountMsat: 1000n, totalMsat: 8000n, arrivedAt: clock.now });
+      const h = shardHtlc({
+        addr: inv.paymentAddr,
+        setId: shards.setId,
+        child: children[i]!,
+        amountMsat: 1000n,
+        totalMsat: 8000n,
+        arrivedAt: clock.now,
+      });
       results.push(await reg.handle(h, (r) => answers.set(i, r)));
       if (i < 7) assert.equal(writes.length, before, `no write for shard ${i}`);
     }
-    assert.deepEqual(results.slice(0, 7).map((r) => r.action), Array(7).fill('hold'));
+    assert.deepEqual(
+      results.slice(0, 7).map((r) => r.action),
+      Array(7).fill('hold'),
+    );
     assert.equal(results[7]!.action, 'settle');
     assert.equal(writes.length, before + 1, 'one write for the whole set');
     for (let i = 0; i < 7; i++) {
@@ -127,9 +156,16 @@ describe('invoice registry (unit)', () => {
     const { shards, children } = shardsOf(3);
     const answers: FinalResolution[] = [];
     // none awaited before the next: the reads of the first shards are still pending when the others arrive
-    const pending = children.map((child) => reg.handle(shardHtlc({ addr, setId: shards.setId, child, amountMsat: 1000n, totalMsat: 3000n, arrivedAt: clock.now }), (r) => answers.push(r)));
+    const pending = children.map((child) =>
+      reg.handle(shardHtlc({ addr, setId: shards.setId, child, amountMsat: 1000n, totalMsat: 3000n, arrivedAt: clock.now }), (r) =>
+        answers.push(r),
+      ),
+    );
     const results = await Promise.all(pending);
-    assert.ok(results.every((r) => r.action === 'hold' || r.action === 'settle'), `no shard refused: ${JSON.stringify(results.map((r) => r.action))}`);
+    assert.ok(
+      results.every((r) => r.action === 'hold' || r.action === 'settle'),
+      `no shard refused: ${JSON.stringify(results.map((r) => r.action))}`,
+    );
     assert.equal(results.filter((r) => r.action === 'settle').length, 1, 'the last to join completes the set');
     assert.equal(answers.length, 2, 'the two held shards are answered');
     assert.ok(answers.every((r) => r.action === 'settle'));
@@ -145,14 +181,34 @@ describe('invoice registry (unit)', () => {
     const { shards, children } = shardsOf(3);
     const got: FinalResolution[] = [];
     for (let i = 0; i < 2; i++) {
-      const r = await reg.handle(shardHtlc({ addr: inv.paymentAddr, setId: shards.setId, child: children[i]!, amountMsat: 1000n, totalMsat: 3000n, arrivedAt: clock.now }), (x) => got.push(x));
+      const r = await reg.handle(
+        shardHtlc({
+          addr: inv.paymentAddr,
+          setId: shards.setId,
+          child: children[i]!,
+          amountMsat: 1000n,
+          totalMsat: 3000n,
+          arrivedAt: clock.now,
+        }),
+        (x) => got.push(x),
+      );
       assert.equal(r.action, 'hold');
       clock.advance(300);
     }
     clock.advance(500); // the first shard's 1000 ms are up
     assert.equal(got.length, 2);
     for (const r of got) assert.ok(r.action === 'fail' && r.failure.name === 'mpp_timeout');
-    const late = await reg.handle(shardHtlc({ addr: inv.paymentAddr, setId: shards.setId, child: children[2]!, amountMsat: 1000n, totalMsat: 3000n, arrivedAt: clock.now }), () => undefined);
+    const late = await reg.handle(
+      shardHtlc({
+        addr: inv.paymentAddr,
+        setId: shards.setId,
+        child: children[2]!,
+        amountMsat: 1000n,
+        totalMsat: 3000n,
+        arrivedAt: clock.now,
+      }),
+      () => undefined,
+    );
     assert.ok(late.action === 'fail' && late.failure.name === 'incorrect_or_unknown_payment_details', 'a failed set takes no more HTLCs');
     assert.equal(reg.pendingCount(), 0);
   });
@@ -161,7 +217,17 @@ describe('invoice registry (unit)', () => {
     const { reg, clock } = await setup({ mppTimeoutMs: 1000 });
     const inv = await reg.addInvoice({ amp: true });
     const { shards, children } = shardsOf(2);
-    const r = await reg.handle(shardHtlc({ addr: inv.paymentAddr, setId: shards.setId, child: children[0]!, amountMsat: 1000n, totalMsat: 2000n, arrivedAt: clock.now - 1500 }), () => undefined);
+    const r = await reg.handle(
+      shardHtlc({
+        addr: inv.paymentAddr,
+        setId: shards.setId,
+        child: children[0]!,
+        amountMsat: 1000n,
+        totalMsat: 2000n,
+        arrivedAt: clock.now - 1500,
+      }),
+      () => undefined,
+    );
     assert.ok(r.action === 'fail' && r.failure.name === 'mpp_timeout');
   });
 
@@ -169,7 +235,10 @@ describe('invoice registry (unit)', () => {
     const { reg, clock } = await setup({ maxPendingHtlcs: 3, maxPendingSetsPerInvoice: 2 });
     const inv = await reg.addInvoice({ amp: true });
     const hold = async (setId: Uint8Array, child: AmpChild): Promise<FinalResolution> =>
-      reg.handle(shardHtlc({ addr: inv.paymentAddr, setId, child, amountMsat: 1000n, totalMsat: 10_000n, arrivedAt: clock.now }), () => undefined);
+      reg.handle(
+        shardHtlc({ addr: inv.paymentAddr, setId, child, amountMsat: 1000n, totalMsat: 10_000n, arrivedAt: clock.now }),
+        () => undefined,
+      );
     const s1 = shardsOf(4);
     const s2 = shardsOf(4);
     const s3 = shardsOf(4);
@@ -189,14 +258,18 @@ describe('invoice registry (unit)', () => {
     const ids: Uint8Array[] = [];
     for (let k = 0; k < 5; k++) {
       const { shards, children } = shardsOf(2);
-      for (const c of children) await reg.handle(shardHtlc({ addr: inv.paymentAddr, setId: shards.setId, child: c, amountMsat: 500n, totalMsat: 1000n, arrivedAt: clock.now }), () => undefined);
+      for (const c of children)
+        await reg.handle(
+          shardHtlc({ addr: inv.paymentAddr, setId: shards.setId, child: c, amountMsat: 500n, totalMsat: 1000n, arrivedAt: clock.now }),
+          () => undefined,
+        );
       ids.push(shards.setId);
     }
     const again = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
     await again.start();
     assert.equal((await again.lookupByAddr(inv.paymentAddr))!.settledSets, 5);
     for (const id of ids) assert.equal((await again.lookupSet(id))!.htlcs.length, 2);
-    assert.equal((await again.lookupSet(randomBytes(32))), undefined);
+    assert.equal(await again.lookupSet(randomBytes(32)), undefined);
     const listed = await again.listInvoices({ limit: 10 });
     assert.equal(listed.length, 1);
   });
@@ -217,7 +290,17 @@ describe('invoice registry (unit)', () => {
       const { shards, children } = shardsOf(shardsPerSet);
       let last: FinalResolution | undefined;
       for (const c of children)
-        last = await reg.handle(shardHtlc({ addr, setId: shards.setId, child: c, amountMsat: 500n, totalMsat: 500n * BigInt(shardsPerSet), arrivedAt: clock.now }), () => undefined);
+        last = await reg.handle(
+          shardHtlc({
+            addr,
+            setId: shards.setId,
+            child: c,
+            amountMsat: 500n,
+            totalMsat: 500n * BigInt(shardsPerSet),
+            arrivedAt: clock.now,
+          }),
+          () => undefined,
+        );
       assert.equal(last!.action, 'settle');
       ids.push(shards.setId);
     }
@@ -239,11 +322,20 @@ describe('invoice registry (unit)', () => {
       assert.equal(got.settledSets, count);
       assert.equal(got.amountPaidMsat, 1000n * BigInt(count));
       assert.equal(got.settleIndex, BigInt(count));
-      assert.deepEqual(got.sets!.map((x) => bytesToHex(x.setId)), ids.map(bytesToHex));
-      assert.deepEqual(got.sets!.map((x) => x.settleIndex), ids.map((_, i) => BigInt(i + 1)));
+      assert.deepEqual(
+        got.sets!.map((x) => bytesToHex(x.setId)),
+        ids.map(bytesToHex),
+      );
+      assert.deepEqual(
+        got.sets!.map((x) => x.settleIndex),
+        ids.map((_, i) => BigInt(i + 1)),
+      );
       const events: SettleEvent[] = [];
       await again.subscribeSettled(0n, (e) => events.push(e));
-      assert.deepEqual(events.map((e) => bytesToHex(e.setId!)), ids.map(bytesToHex));
+      assert.deepEqual(
+        events.map((e) => bytesToHex(e.setId!)),
+        ids.map(bytesToHex),
+      );
       // the counters go on from there: the next set is settle index count + 1, the next invoice add index 2
       const next = await paySets(again, clock, inv.paymentAddr, 1);
       assert.equal((await again.lookupSet(next[0]!))!.settleIndex, BigInt(count + 1));
@@ -262,9 +354,18 @@ describe('invoice registry (unit)', () => {
     const { reg, clock, store } = await setup();
     const inv = await reg.addInvoice({ amp: true });
     const { shards, children } = shardsOf(2);
-    const hs = children.map((c) => shardHtlc({ addr: inv.paymentAddr, setId: shards.setId, child: c, amountMsat: 500n, totalMsat: 1000n, arrivedAt: clock.now }));
+    const hs = children.map((c) =>
+      shardHtlc({ addr: inv.paymentAddr, setId: shards.setId, child: c, amountMsat: 500n, totalMsat: 1000n, arrivedAt: clock.now }),
+    );
     for (const h of hs) await reg.handle(h, () => undefined);
-    for (const r of [reg, await (async () => { const x = new InvoiceRegistry({ store, timers: clock, now: () => clock.now }); await x.start(); return x; })()]) {
+    for (const r of [
+      reg,
+      await (async () => {
+        const x = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
+        await x.start();
+        return x;
+      })(),
+    ]) {
       const same = await r.handle(hs[0]!, () => undefined);
       assert.ok(same.action === 'settle' && equalBytes(same.preimage, children[0]!.preimage));
       const fresh = await r.handle({ ...hs[1]!, key: { channelId: 'c0', htlcId: nextId++ } }, () => undefined);
@@ -276,7 +377,9 @@ describe('invoice registry (unit)', () => {
     const { reg, clock } = await setup();
     const inv = await reg.addInvoice({ amp: true });
     const { shards, children } = shardsOf(40);
-    const hs = children.map((c) => shardHtlc({ addr: inv.paymentAddr, setId: shards.setId, child: c, amountMsat: 100n, totalMsat: 4000n, arrivedAt: clock.now }));
+    const hs = children.map((c) =>
+      shardHtlc({ addr: inv.paymentAddr, setId: shards.setId, child: c, amountMsat: 100n, totalMsat: 4000n, arrivedAt: clock.now }),
+    );
     const settled = new Map<number, Uint8Array>();
     for (let i = 0; i < 39; i++) {
       assert.equal((await reg.handle(hs[i]!, (a) => a.action === 'settle' && settled.set(i, a.preimage))).action, 'hold');
@@ -286,7 +389,8 @@ describe('invoice registry (unit)', () => {
     const last = await reg.handle(hs[39]!, () => undefined);
     assert.ok(last.action === 'settle' && equalBytes(last.preimage, children[39]!.preimage));
     assert.equal(settled.size, 39);
-    for (const [i, pre] of settled) assert.ok(equalBytes(pre, deriveChild(shards.root, children[i]!.share, children[i]!.childIndex).preimage));
+    for (const [i, pre] of settled)
+      assert.ok(equalBytes(pre, deriveChild(shards.root, children[i]!.share, children[i]!.childIndex).preimage));
     assert.equal((await reg.lookupSet(shards.setId))!.amountPaidMsat, 4000n);
   });
 
@@ -300,7 +404,10 @@ describe('invoice registry (unit)', () => {
     const got = (await again.lookupByAddr(inv.paymentAddr, { withSets: true }))!;
     assert.equal(got.state, 'canceled');
     assert.equal(got.settledSets, 3);
-    assert.deepEqual(got.sets!.map((x) => bytesToHex(x.setId)), ids.map(bytesToHex));
+    assert.deepEqual(
+      got.sets!.map((x) => bytesToHex(x.setId)),
+      ids.map(bytesToHex),
+    );
   });
 
   it('a regular invoice settled between AMP sets: after a restart both are counted and the indexes agree', async () => {
@@ -314,7 +421,13 @@ describe('invoice registry (unit)', () => {
       amountMsat: 1000n,
       cltvExpiry: 1000,
       paymentHash: regular.paymentHash,
-      payload: { amountToForwardMsat: 1000n, outgoingCltvValue: 1000, mpp: { paymentAddr: regular.paymentAddr, totalMsat: 1000n }, customRecords: [], unknownRecords: [] },
+      payload: {
+        amountToForwardMsat: 1000n,
+        outgoingCltvValue: 1000,
+        mpp: { paymentAddr: regular.paymentAddr, totalMsat: 1000n },
+        customRecords: [],
+        unknownRecords: [],
+      },
       currentHeight: 900,
       arrivedAt: clock.now,
     };
@@ -324,12 +437,21 @@ describe('invoice registry (unit)', () => {
     await again.start();
     const a = (await again.lookupByAddr(amp.paymentAddr, { withSets: true }))!;
     assert.equal(a.settledSets, 5);
-    assert.deepEqual(a.sets!.map((x) => x.settleIndex), [1n, 2n, 3n, 4n, 6n]);
+    assert.deepEqual(
+      a.sets!.map((x) => x.settleIndex),
+      [1n, 2n, 3n, 4n, 6n],
+    );
     assert.equal((await again.lookupByHash(regular.paymentHash))!.settleIndex, 5n);
     const events: SettleEvent[] = [];
     await again.subscribeSettled(0n, (e) => events.push(e));
-    assert.deepEqual(events.map((e) => e.settleIndex), [1n, 2n, 3n, 4n, 5n, 6n]);
-    assert.deepEqual(events.map((e) => e.kind), ['amp', 'amp', 'amp', 'amp', 'regular', 'amp']);
+    assert.deepEqual(
+      events.map((e) => e.settleIndex),
+      [1n, 2n, 3n, 4n, 5n, 6n],
+    );
+    assert.deepEqual(
+      events.map((e) => e.kind),
+      ['amp', 'amp', 'amp', 'amp', 'regular', 'amp'],
+    );
   });
 
   it('records in the earlier format (JSON) are read: invoice, sets, lists, settlements, counters; new sets go on from them', async () => {
@@ -344,7 +466,15 @@ describe('invoice registry (unit)', () => {
       settleIndex: 1n,
       settledAt: 1_700_000_000,
       amountPaidMsat: 2000n,
-      htlcs: children.map((c, i) => ({ circuit: `old/${i.toString(16).padStart(16, '0')}`, amountMsat: 1000n, paymentHash: c.hash, preimage: c.preimage, share: c.share, childIndex: c.childIndex, ...(i === 0 ? { customRecords: [{ type: 65537n, value: new Uint8Array([1, 2]) }] } : {}) })),
+      htlcs: children.map((c, i) => ({
+        circuit: `old/${i.toString(16).padStart(16, '0')}`,
+        amountMsat: 1000n,
+        paymentHash: c.hash,
+        preimage: c.preimage,
+        share: c.share,
+        childIndex: c.childIndex,
+        ...(i === 0 ? { customRecords: [{ type: 65537n, value: new Uint8Array([1, 2]) }] } : {}),
+      })),
     };
     const inv: Invoice = {
       addIndex: 1n,
@@ -370,7 +500,10 @@ describe('invoice registry (unit)', () => {
       list: key(`is/${bytesToHex(addr)}/${'1'.padStart(16, '0')}`),
       settle: key(`si/${'1'.padStart(16, '0')}`),
     };
-    assert.deepEqual([invoiceKey(addr), hashKey(inv.paymentHash), setKey(old.setId), invoiceSetKey(addr, 1n), settleKey(1n)], Object.values(keys));
+    assert.deepEqual(
+      [invoiceKey(addr), hashKey(inv.paymentHash), setKey(old.setId), invoiceSetKey(addr, 1n), settleKey(1n)],
+      Object.values(keys),
+    );
     await store.batch([
       { type: 'put', key: keys.invoice, value: encodeJson(inv) },
       { type: 'put', key: keys.hash, value: enc.encode(bytesToHex(addr)) },
@@ -388,7 +521,10 @@ describe('invoice registry (unit)', () => {
     assert.ok(equalBytes(set.htlcs[1]!.preimage, children[1]!.preimage));
     assert.deepEqual(set.htlcs[0]!.customRecords, [{ type: 65537n, value: new Uint8Array([1, 2]) }]);
     // the old set's HTLC asked again gets its preimage; a new one with that set_id fails
-    const oldShard = (htlcId: bigint): FinalHtlc => ({ ...shardHtlc({ addr, setId: old.setId, child: children[1]!, amountMsat: 1000n, totalMsat: 2000n, arrivedAt: clock.now }), key: { channelId: 'old', htlcId } });
+    const oldShard = (htlcId: bigint): FinalHtlc => ({
+      ...shardHtlc({ addr, setId: old.setId, child: children[1]!, amountMsat: 1000n, totalMsat: 2000n, arrivedAt: clock.now }),
+      key: { channelId: 'old', htlcId },
+    });
     const replay = await reg.handle(oldShard(1n), () => undefined);
     assert.ok(replay.action === 'settle' && equalBytes(replay.preimage, children[1]!.preimage));
     const fresh = await reg.handle(oldShard(7n), () => undefined);
@@ -401,7 +537,10 @@ describe('invoice registry (unit)', () => {
     const ids = await paySets(reg, clock, addr, 1);
     const got = (await reg.lookupByAddr(addr, { withSets: true }))!;
     assert.equal(got.settledSets, 2);
-    assert.deepEqual(got.sets!.map((x) => bytesToHex(x.setId)), [bytesToHex(old.setId), bytesToHex(ids[0]!)]);
+    assert.deepEqual(
+      got.sets!.map((x) => bytesToHex(x.setId)),
+      [bytesToHex(old.setId), bytesToHex(ids[0]!)],
+    );
     assert.equal(got.sets![1]!.settleIndex, 2n);
     const again = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
     await again.start();
@@ -425,7 +564,14 @@ describe('invoice registry (unit)', () => {
         preimage: c.preimage,
         share: c.share,
         childIndex: i === 2 ? 0xffffffff : c.childIndex,
-        ...(i === 1 ? { customRecords: [{ type: 65536n, value: new Uint8Array(0) }, { type: 2n ** 63n, value: randomBytes(300) }] } : {}),
+        ...(i === 1
+          ? {
+              customRecords: [
+                { type: 65536n, value: new Uint8Array(0) },
+                { type: 2n ** 63n, value: randomBytes(300) },
+              ],
+            }
+          : {}),
       })),
     };
     const bytes = encodeSet(set);
@@ -446,7 +592,10 @@ describe('invoice registry (unit)', () => {
       customRecords: set.htlcs.map((h) => h.customRecords),
     });
     assert.deepEqual(columns, bytes);
-    const plain: AmpSet = { ...set, htlcs: [{ circuit: 'ü/1', amountMsat: 1n, paymentHash: sha256(new Uint8Array(32)), preimage: new Uint8Array(32) }] };
+    const plain: AmpSet = {
+      ...set,
+      htlcs: [{ circuit: 'ü/1', amountMsat: 1n, paymentHash: sha256(new Uint8Array(32)), preimage: new Uint8Array(32) }],
+    };
     assert.deepEqual(decodeSet(encodeSet(plain)), plain);
     assert.throws(() => decodeSet(bytes.subarray(0, bytes.length - 1)), /ERR_TRUNCATED/);
     assert.throws(() => decodeSet(Uint8Array.from([...bytes, 0])), /ERR_TRAILING_BYTES/);

@@ -153,13 +153,23 @@ describe('mission control: reading failures', () => {
   it('from the payee: incorrect_or_unknown_payment_details ends the payment and every pair forwarded it', () => {
     const mc = new InMemoryMissionControl();
     const r = mkRoute([A, B, D]);
-    const out = mc.reportFailure(fail(r, 3, { name: 'incorrect_or_unknown_payment_details', htlcMsat: 1_000_000n, height: 800_000 }), S, T0);
+    const out = mc.reportFailure(
+      fail(r, 3, { name: 'incorrect_or_unknown_payment_details', htlcMsat: 1_000_000n, height: 800_000 }),
+      S,
+      T0,
+    );
     assert.deepEqual(out, { final: true, reason: 'incorrect_payment_details' });
     assert.equal(mc.pair(S, A)?.successAmountMsat, 1_002_000n);
     assert.equal(mc.pair(A, B)?.successAmountMsat, 1_001_000n);
     assert.equal(mc.pair(B, D)?.successAmountMsat, 1_000_000n);
-    assert.deepEqual(mc.reportFailure(fail(r, 3, { name: 'final_expiry_too_soon' }), S, T0), { final: true, reason: 'incorrect_payment_details' });
-    assert.deepEqual(mc.reportFailure(fail(r, 3, { name: 'incorrect_payment_amount' }), S, T0), { final: true, reason: 'incorrect_payment_details' });
+    assert.deepEqual(mc.reportFailure(fail(r, 3, { name: 'final_expiry_too_soon' }), S, T0), {
+      final: true,
+      reason: 'incorrect_payment_details',
+    });
+    assert.deepEqual(mc.reportFailure(fail(r, 3, { name: 'incorrect_payment_amount' }), S, T0), {
+      final: true,
+      reason: 'incorrect_payment_details',
+    });
   });
 
   it('from the payee: mpp_timeout lets the payment go on (lnd); a wrong HTLC amount or expiry blames the last channel', () => {
@@ -173,7 +183,10 @@ describe('mission control: reading failures', () => {
     deadForAll(mc, D, B, T0 + 1);
     // a direct payment: nobody else to blame
     const direct = mkRoute([D]);
-    assert.deepEqual(mc.reportFailure(fail(direct, 1, { name: 'final_incorrect_cltv_expiry', cltvExpiry: 1 }), S, T0), { final: true, reason: 'error' });
+    assert.deepEqual(mc.reportFailure(fail(direct, 1, { name: 'final_incorrect_cltv_expiry', cltvExpiry: 1 }), S, T0), {
+      final: true,
+      reason: 'error',
+    });
   });
 
   it('from the payee, anything else (a node failure, an odd code) ends the payment and blames the payee', () => {
@@ -209,7 +222,12 @@ describe('mission control: reading failures', () => {
     const mc = new InMemoryMissionControl();
     const r = mkRoute([A, B, D]);
     const disabled: FailureMessage = { name: 'channel_disabled', disabledFlags: 0, channelUpdate: UPDATE };
-    assert.deepEqual(mc.reportFailure(fail(r, 2, disabled), S, T0), { final: false, channelUpdate: UPDATE, erringNode: B, secondChance: true });
+    assert.deepEqual(mc.reportFailure(fail(r, 2, disabled), S, T0), {
+      final: false,
+      channelUpdate: UPDATE,
+      erringNode: B,
+      secondChance: true,
+    });
     assert.equal(mc.pairCount, 0);
     assert.deepEqual(mc.reportFailure(fail(r, 2, disabled), S, T0 + 30_000), { final: false, channelUpdate: UPDATE, erringNode: B });
     deadForAll(mc, B, D, T0 + 30_000);

@@ -69,7 +69,13 @@ function channel(
   scid: bigint,
   a: NodeIdHex,
   b: NodeIdHex,
-  opts: { aPolicy?: Partial<EdgePolicy>; bPolicy?: Partial<EdgePolicy>; capacitySat?: bigint; localBalanceMsat?: bigint; freeHtlcSlots?: number } = {},
+  opts: {
+    aPolicy?: Partial<EdgePolicy>;
+    bPolicy?: Partial<EdgePolicy>;
+    capacitySat?: bigint;
+    localBalanceMsat?: bigint;
+    freeHtlcSlots?: number;
+  } = {},
 ): void {
   const capacitySat = opts.capacitySat ?? 10_000_000n;
   const ab: DirectedEdge = { shortChannelId: scid, from: a, to: b, capacitySat, policy: policy(opts.aPolicy) };
@@ -187,7 +193,7 @@ describe('router pathfinding: amounts and expiries', () => {
     switchAccepts(g, r, S);
   });
 
-  it('the fee formula is the switch\'s (floor of base + amount · ppm / 10^6) and lnd\'s weight adds the time-lock risk', () => {
+  it("the fee formula is the switch's (floor of base + amount · ppm / 10^6) and lnd's weight adds the time-lock risk", () => {
     for (const [amt, base, ppm] of [
       [1n, 0n, 1n],
       [999_999n, 1000n, 1n],
@@ -195,7 +201,10 @@ describe('router pathfinding: amounts and expiries', () => {
       [123_456_789n, 21n, 4999n],
     ] as const) {
       const p = policy({ feeBaseMsat: base, feeProportionalMillionths: ppm });
-      assert.equal(forwardingFee(p, amt), forwardingFeeMsat({ baseFeeMsat: base, feeRatePpm: ppm, cltvExpiryDelta: 40, htlcMinimumMsat: 0n }, amt));
+      assert.equal(
+        forwardingFee(p, amt),
+        forwardingFeeMsat({ baseFeeMsat: base, feeRatePpm: ppm, cltvExpiryDelta: 40, htlcMinimumMsat: 0n }, amt),
+      );
     }
     assert.equal(forwardingFee(policy(), 999_999n), 1000n);
     assert.equal(forwardingFee(policy(), 1_000_000n), 1001n);
@@ -204,7 +213,7 @@ describe('router pathfinding: amounts and expiries', () => {
     assert.equal(edgeWeight(100_000_000n, 1100n, 0), 1100n);
   });
 
-  it('the route shape is the one the switch builds by hand (A → B → D): payee amount at both hops, total with B\'s fee', () => {
+  it("the route shape is the one the switch builds by hand (A → B → D): payee amount at both hops, total with B's fee", () => {
     const g = diamond();
     const r = route(new PathFinder({ graph: g }).findRoute(request(), NOW));
     const fee = forwardingFee(policy(), 1_000_000n);
@@ -259,7 +268,11 @@ describe('router pathfinding: choosing between paths', () => {
     const viaA = route(new PathFinder({ graph: diamond({ cFee: 150_000n }), probability: prob }).findRoute(request(), NOW));
     assert.deepEqual(path(viaA), [A, D]);
     // with no attempt cost, only fees count
-    const feesOnly = new PathFinder({ graph: diamond({ cFee: 50_000n }), probability: prob, config: { attemptCostMsat: 0n, attemptCostPpm: 0n } });
+    const feesOnly = new PathFinder({
+      graph: diamond({ cFee: 50_000n }),
+      probability: prob,
+      config: { attemptCostMsat: 0n, attemptCostPpm: 0n },
+    });
     assert.deepEqual(path(route(feesOnly.findRoute(request(), NOW))), [A, D]);
   });
 
@@ -274,7 +287,7 @@ describe('router pathfinding: choosing between paths', () => {
 });
 
 describe('router pathfinding: limits', () => {
-  it('fee limit: exactly the route\'s fee passes, one msat less is fee_limit', () => {
+  it("fee limit: exactly the route's fee passes, one msat less is fee_limit", () => {
     const g = new ChannelGraph();
     channel(g, 1n, S, A);
     channel(g, 3n, A, D);
@@ -320,7 +333,8 @@ describe('router pathfinding: limits', () => {
     const g = new ChannelGraph();
     // a line S → N1 → … → N5 → T of six channels at no fee
     const line = [S, ...Array.from({ length: 5 }, (_, i) => key(100 + i).id), T];
-    for (let i = 0; i + 1 < line.length; i++) channel(g, BigInt(0x100 + i), line[i]!, line[i + 1]!, { aPolicy: { feeBaseMsat: 0n, feeProportionalMillionths: 0n } });
+    for (let i = 0; i + 1 < line.length; i++)
+      channel(g, BigInt(0x100 + i), line[i]!, line[i + 1]!, { aPolicy: { feeBaseMsat: 0n, feeProportionalMillionths: 0n } });
     const pf = new PathFinder({ graph: g, probability: () => 1 });
     assert.equal(route(pf.findRoute(request({ target: T, maxHops: 6 }), NOW)).hops.length, 6);
     const e = error(pf.findRoute(request({ target: T, maxHops: 5 }), NOW));
@@ -335,7 +349,7 @@ describe('router pathfinding: limits', () => {
     assert.throws(() => pf.findRoute(request({ target: T, maxHops: 28 }), NOW), /max hops must be 1 to 27/);
   });
 
-  it('the onion\'s 1300 bytes: the payload sizes are the encoder\'s, and the longest route found still builds as an onion', () => {
+  it("the onion's 1300 bytes: the payload sizes are the encoder's, and the longest route found still builds as an onion", () => {
     for (const [amt, cltv] of [
       [0n, 0],
       [1n, 1],
@@ -352,12 +366,17 @@ describe('router pathfinding: limits', () => {
     const keys = Array.from({ length: 27 }, (_, i) => key(200 + i));
     const g = new ChannelGraph();
     const nodes = [S, ...keys.map((k) => k.id)];
-    for (let i = 0; i + 1 < nodes.length; i++) channel(g, BigInt(0x300 + i), nodes[i]!, nodes[i + 1]!, { aPolicy: { feeBaseMsat: 0n, feeProportionalMillionths: 0n } });
+    for (let i = 0; i + 1 < nodes.length; i++)
+      channel(g, BigInt(0x300 + i), nodes[i]!, nodes[i + 1]!, { aPolicy: { feeBaseMsat: 0n, feeProportionalMillionths: 0n } });
     const pf = new PathFinder({ graph: g, probability: () => 1 });
     const reach = (n: number) => pf.findRoute(request({ target: nodes[n]!, cltvLimit: 5000 }), NOW);
     const sizeOf = (r: Route) =>
       r.hops.reduce(
-        (sum, h, i) => sum + (i + 1 < r.hops.length ? intermediateHopSize(h.amountToForwardMsat, h.outgoingCltvValue) : finalHopSize(h.amountToForwardMsat, h.outgoingCltvValue)),
+        (sum, h, i) =>
+          sum +
+          (i + 1 < r.hops.length
+            ? intermediateHopSize(h.amountToForwardMsat, h.outgoingCltvValue)
+            : finalHopSize(h.amountToForwardMsat, h.outgoingCltvValue)),
         0,
       );
     let longest = 0;
@@ -384,7 +403,11 @@ describe('router pathfinding: limits', () => {
     assert.equal(over.kind, 'no_route');
     // the final hop's records count too: 60 bytes of custom records push the 24-hop route out
     const withRecords = pf.findRoute(
-      request({ target: nodes[longest]!, cltvLimit: 5000, finalPayloadRecords: { customRecords: [{ type: 65537n, value: new Uint8Array(60) }] } }),
+      request({
+        target: nodes[longest]!,
+        cltvLimit: 5000,
+        finalPayloadRecords: { customRecords: [{ type: 65537n, value: new Uint8Array(60) }] },
+      }),
       NOW,
     );
     assert.ok(isRouteError(withRecords));
@@ -445,7 +468,7 @@ describe('router pathfinding: restrictions', () => {
     assert.deepEqual(path(route(dpf.findRoute(request({ amountMsat: 3_000_000n }), NOW))), [A, D]);
   });
 
-  it('capacity: an amount above an edge\'s capacity cannot use it', () => {
+  it("capacity: an amount above an edge's capacity cannot use it", () => {
     const g = diamond();
     g.addEdge({ shortChannelId: 3n, from: A, to: D, capacitySat: 1000n, policy: policy() });
     const pf = new PathFinder({ graph: g });
@@ -496,16 +519,21 @@ describe('router pathfinding: restrictions', () => {
     const withSecret = FeatureVector.fromBits([Feature.VarOnionOptin + 1, Feature.PaymentSecret + 1, Feature.BasicMpp + 1]).encode();
     route(lax.findRoute(request({ finalPayloadRecords: mpp, destFeatures: withSecret }), NOW));
     // a broken dependency (basic_mpp without payment_secret) in the payee's own features
-    assert.match(error(lax.findRoute(request({ destFeatures: FeatureVector.fromBits([Feature.BasicMpp + 1]).encode() }), NOW)).reason, /dependency/);
+    assert.match(
+      error(lax.findRoute(request({ destFeatures: FeatureVector.fromBits([Feature.BasicMpp + 1]).encode() }), NOW)).reason,
+      /dependency/,
+    );
   });
 });
 
 describe('router pathfinding: route hints', () => {
-  it('a one-hop hint reaches a payee the graph does not know, with the hint\'s fee and delta', () => {
+  it("a one-hop hint reaches a payee the graph does not know, with the hint's fee and delta", () => {
     const g = new ChannelGraph();
     channel(g, 1n, S, A);
     channel(g, 5n, A, B);
-    const hint = [{ nodeId: hexToBytes(B), shortChannelId: 0x77n, feeBaseMsat: 2000n, feeProportionalMillionths: 100n, cltvExpiryDelta: 30 }];
+    const hint = [
+      { nodeId: hexToBytes(B), shortChannelId: 0x77n, feeBaseMsat: 2000n, feeProportionalMillionths: 100n, cltvExpiryDelta: 30 },
+    ];
     const pf = new PathFinder({ graph: g });
     assert.equal(error(pf.findRoute(request({ target: T }), NOW)).kind, 'no_route');
     const r = route(pf.findRoute(request({ target: T, amountMsat: 2_000_000n, routeHints: [hint] }), NOW));
@@ -547,7 +575,9 @@ describe('router pathfinding: route hints', () => {
       ],
     );
     // a hint from ourselves is dropped: our channels are in the graph with their balance
-    const selfHint = [{ nodeId: hexToBytes(S), shortChannelId: 0x90n, feeBaseMsat: 0n, feeProportionalMillionths: 0n, cltvExpiryDelta: 10 }];
+    const selfHint = [
+      { nodeId: hexToBytes(S), shortChannelId: 0x90n, feeBaseMsat: 0n, feeProportionalMillionths: 0n, cltvExpiryDelta: 10 },
+    ];
     assert.equal(routeHintEdges([selfHint], T, S).length, 0);
     assert.equal(error(new PathFinder({ graph: g }).findRoute(request({ target: T, routeHints: [selfHint] }), NOW)).kind, 'no_route');
   });
@@ -559,7 +589,10 @@ describe('router graph', () => {
     channel(g, 1n, S, A);
     channel(g, 3n, A, D);
     assert.equal(g.edgeCount, 4);
-    assert.deepEqual([...g.edgesTo(D)].map((e) => e.from), [A]);
+    assert.deepEqual(
+      [...g.edgesTo(D)].map((e) => e.from),
+      [A],
+    );
     assert.deepEqual(
       [...g.edgesFrom(A)].map((e) => e.to),
       [S, D],

@@ -31,16 +31,17 @@ let lnd: Lnd;
 let amp: Ampnode;
 
 let p: LndPair;
-const api = <T = any>(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 90_000): Promise<T> => p.api<T>(method, path, body, timeoutMs);
+const api = <T = any>(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 90_000): Promise<T> =>
+  p.api<T>(method, path, body, timeoutMs);
 const ampSynced = (): Promise<void> => p.ampSynced();
 const mine = (n: number): Promise<void> => p.mine(n);
 const inMempool = (txid: string): Promise<void> => p.inMempool(txid);
 const ampChannels = (): Promise<AmpChannel[]> => p.ampChannels();
-const lndChannels = (): Promise<LndChannel[]> => p.lndChannels();
 const ampChannel = (point: string): Promise<AmpChannel | undefined> => p.ampChannel(point);
 const lndChannel = (point: string): Promise<LndChannel | undefined> => p.lndChannel(point);
 const allActive = (points: string[], what: string): Promise<void> => p.allActive(points, what);
-const lndOpens = (channelType: 'tweakless' | 'anchors', amountSat: number, extra: string[] = []): Promise<string> => p.lndOpens(channelType, amountSat, extra);
+const lndOpens = (channelType: 'tweakless' | 'anchors', amountSat: number, extra: string[] = []): Promise<string> =>
+  p.lndOpens(channelType, amountSat, extra);
 
 /** lnd has nothing waiting to close or force-closing (the sign of a failed reestablish). */
 async function noCloses(): Promise<void> {
@@ -121,18 +122,31 @@ h.test(
     const before = (await ampChannel(ours))!;
     assert.equal(Number((await lndChannel(ours))!.fee_per_kw), before.feeratePerKw);
     const target = before.feeratePerKw + Math.floor(before.feeratePerKw / 2);
-    const r = await api<{ feeratePerKw: number | null }>('POST', '/v1/channels/updatefee', { channelId: before.channelId, feeratePerKw: target });
-    assert.equal(r.feeratePerKw, target);
-    await waitFor(async () => Number((await lndChannel(ours))?.fee_per_kw) === target && (await ampChannel(ours))?.feeratePerKw === target, {
-      timeoutMs: 30_000,
-      what: `lnd and ampnode at ${target} sat/kw`,
+    const r = await api<{ feeratePerKw: number | null }>('POST', '/v1/channels/updatefee', {
+      channelId: before.channelId,
+      feeratePerKw: target,
     });
+    assert.equal(r.feeratePerKw, target);
+    await waitFor(
+      async () => Number((await lndChannel(ours))?.fee_per_kw) === target && (await ampChannel(ours))?.feeratePerKw === target,
+      {
+        timeoutMs: 30_000,
+        what: `lnd and ampnode at ${target} sat/kw`,
+      },
+    );
     // the acceptor side may not: lnd opened `tweakless`
     const theirs = (await ampChannel(tweakless))!;
-    await assert.rejects(api('POST', '/v1/channels/updatefee', { channelId: theirs.channelId, feeratePerKw: target }), /ERR_CHANNEL_REFUSED|opener/);
+    await assert.rejects(
+      api('POST', '/v1/channels/updatefee', { channelId: theirs.channelId, feeratePerKw: target }),
+      /ERR_CHANNEL_REFUSED|opener/,
+    );
     await allActive([tweakless, anchors, ours], 'every channel still active');
     await noCloses();
-    assert.equal(amp.logs().filter((l) => l.msg === 'channel failure' || l.msg === 'channel failed').length, 0, 'no channel failures at ampnode');
+    assert.equal(
+      amp.logs().filter((l) => l.msg === 'channel failure' || l.msg === 'channel failed').length,
+      0,
+      'no channel failures at ampnode',
+    );
   },
   { timeoutMs: 90_000 },
 );
@@ -143,12 +157,19 @@ h.test(
     const before = amp.logs().filter((l) => l.msg === 'disconnected').length;
     await lnd.cli(['disconnect', amp.nodeId]);
     await waitFor(async () => (await lnd.peer(amp.nodeId)) === undefined, { timeoutMs: 20_000, what: 'lnd dropping ampnode' });
-    await waitFor(() => amp.logs().filter((l) => l.msg === 'disconnected').length > before, { timeoutMs: 20_000, what: 'ampnode seeing the disconnect' });
+    await waitFor(() => amp.logs().filter((l) => l.msg === 'disconnected').length > before, {
+      timeoutMs: 20_000,
+      what: 'ampnode seeing the disconnect',
+    });
     await waitFor(async () => (await ampChannels()).every((c) => !c.active), { timeoutMs: 20_000, what: 'channels inactive at ampnode' });
     await lnd.cli(['connect', amp.uri], 30_000);
     await allActive([tweakless, anchors, ours], 'all channels active again');
     await noCloses();
-    assert.equal(amp.logs().filter((l) => l.msg === 'channel failure' || l.msg === 'channel failed').length, 0, 'no channel failures at ampnode');
+    assert.equal(
+      amp.logs().filter((l) => l.msg === 'channel failure' || l.msg === 'channel failed').length,
+      0,
+      'no channel failures at ampnode',
+    );
   },
   { timeoutMs: 120_000 },
 );
@@ -168,7 +189,11 @@ h.test(
       'channels reloaded with the same balances',
     );
     await noCloses();
-    assert.equal(amp.logs().filter((l) => l.msg === 'channel failure' || l.msg === 'channel failed').length, 0, 'no channel failures at ampnode');
+    assert.equal(
+      amp.logs().filter((l) => l.msg === 'channel failure' || l.msg === 'channel failed').length,
+      0,
+      'no channel failures at ampnode',
+    );
   },
   { timeoutMs: 180_000 },
 );
@@ -192,7 +217,12 @@ h.test(
     const expectations: { point: string; ampSat: bigint; lndSatPreFee: bigint; ampOpener: boolean }[] = [];
     for (const point of [tweakless, anchors, ours]) {
       const c = (await ampChannel(point))!;
-      expectations.push({ point, ampSat: BigInt(c.localBalanceMsat) / 1000n, lndSatPreFee: BigInt(c.remoteBalanceMsat) / 1000n, ampOpener: c.opener === 'local' });
+      expectations.push({
+        point,
+        ampSat: BigInt(c.localBalanceMsat) / 1000n,
+        lndSatPreFee: BigInt(c.remoteBalanceMsat) / 1000n,
+        ampOpener: c.opener === 'local',
+      });
     }
 
     // lnd closes a channel it opened; ampnode closes the other lnd-opened one and its own
@@ -203,16 +233,27 @@ h.test(
       assert.equal(closed.state, 'closed');
       assert.ok(closed.closingTxid);
     }
-    await waitFor(async () => (await ampChannels()).every((c) => c.state === 'closed' && c.closingTxid !== undefined), { timeoutMs: 60_000, what: 'all closes agreed at ampnode' });
-    await waitFor(async () => ((await lnd.cli<{ waiting_close_channels?: unknown[] }>(['pendingchannels'])).waiting_close_channels ?? []).length === 3, {
-      timeoutMs: 30_000,
-      what: 'lnd waiting for the three closing txs',
+    await waitFor(async () => (await ampChannels()).every((c) => c.state === 'closed' && c.closingTxid !== undefined), {
+      timeoutMs: 60_000,
+      what: 'all closes agreed at ampnode',
     });
+    await waitFor(
+      async () => ((await lnd.cli<{ waiting_close_channels?: unknown[] }>(['pendingchannels'])).waiting_close_channels ?? []).length === 3,
+      {
+        timeoutMs: 30_000,
+        what: 'lnd waiting for the three closing txs',
+      },
+    );
     for (const c of await ampChannels()) await inMempool(c.closingTxid!);
     await mine(1);
     const closed = await waitFor(
       async () => {
-        const r = (await lnd.cli<{ channels?: { channel_point: string; closing_tx_hash: string; settled_balance: string; close_type: string }[] }>(['closedchannels'])).channels ?? [];
+        const r =
+          (
+            await lnd.cli<{ channels?: { channel_point: string; closing_tx_hash: string; settled_balance: string; close_type: string }[] }>(
+              ['closedchannels'],
+            )
+          ).channels ?? [];
         return r.length === 3 ? r : undefined;
       },
       { timeoutMs: 60_000, what: 'lnd listing three closed channels' },
@@ -245,11 +286,17 @@ h.test(
       }
     }
     assert.ok(ampGot > 0n);
-    await waitFor(async () => BigInt((await api<{ confirmedSat: string }>('GET', '/v1/wallet/balance')).confirmedSat) === ampBefore + ampGot, {
+    await waitFor(
+      async () => BigInt((await api<{ confirmedSat: string }>('GET', '/v1/wallet/balance')).confirmedSat) === ampBefore + ampGot,
+      {
+        timeoutMs: 30_000,
+        what: `ampnode wallet up by ${ampGot} sat`,
+      },
+    );
+    await waitFor(async () => (await lndWallet()).confirmed === lndBefore.confirmed + lndGot, {
       timeoutMs: 30_000,
-      what: `ampnode wallet up by ${ampGot} sat`,
+      what: `lnd wallet up by ${lndGot} sat`,
     });
-    await waitFor(async () => (await lndWallet()).confirmed === lndBefore.confirmed + lndGot, { timeoutMs: 30_000, what: `lnd wallet up by ${lndGot} sat` });
   },
   { timeoutMs: 240_000 },
 );
@@ -266,14 +313,20 @@ h.test(
     const ourShareSat = BigInt((await ampChannel(theirs))!.localBalanceMsat) / 1000n;
     assert.equal(ourShareSat, 120_000n);
     const before1 = await ampBalance();
-    const fc = await lnd.cli<{ closing_txid: string }>(['closechannel', '--force', '--funding_txid', theirs.split(':')[0]!, '--output_index', theirs.split(':')[1]!], 60_000);
+    const fc = await lnd.cli<{ closing_txid: string }>(
+      ['closechannel', '--force', '--funding_txid', theirs.split(':')[0]!, '--output_index', theirs.split(':')[1]!],
+      60_000,
+    );
     await inMempool(fc.closing_txid);
     await mine(1);
     // our to_remote (1-block CSV with anchors) is swept at once into a wallet address
     await waitFor(async () => (await ampBalance()).unconfirmed > 0n, { timeoutMs: 30_000, what: 'ampnode sweeping its to_remote' });
     const c1 = (await ampChannel(theirs))!;
     assert.equal(c1.active, false);
-    await waitFor(async () => (await btcd.rpc<string[]>('getrawmempool')).length > 0, { timeoutMs: 30_000, what: 'the sweep relayed to btcd' });
+    await waitFor(async () => (await btcd.rpc<string[]>('getrawmempool')).length > 0, {
+      timeoutMs: 30_000,
+      what: 'the sweep relayed to btcd',
+    });
     await mine(1);
     await waitFor(async () => (await ampBalance()).unconfirmed === 0n, { timeoutMs: 30_000, what: 'the sweep confirmed' });
     const got1 = (await ampBalance()).confirmed - before1.confirmed;
@@ -281,7 +334,12 @@ h.test(
     assert.equal((await ampBalance()).unconfirmed, 0n);
 
     // 2. we open a static_remotekey channel to lnd with a push, and force-close it
-    const opened = await api<AmpChannel>('POST', '/v1/channels/open', { nodeId: lnd.nodeId, fundingSat: '250000', pushMsat: '40000000', channelType: 'static_remotekey' });
+    const opened = await api<AmpChannel>('POST', '/v1/channels/open', {
+      nodeId: lnd.nodeId,
+      fundingSat: '250000',
+      pushMsat: '40000000',
+      channelType: 'static_remotekey',
+    });
     const mine2 = opened.fundingOutpoint!;
     await inMempool(mine2.split(':')[0]!);
     await mine(1);
@@ -293,7 +351,10 @@ h.test(
     await mine(1);
     const mined1 = await btcd.rpc<RawTx>('getrawtransaction', [txid, 1]);
     assert.ok((mined1.confirmations ?? 0) >= 1, 'our commitment confirmed on btcd');
-    await waitFor(async () => (await lndChannel(mine2)) === undefined, { timeoutMs: 60_000, what: 'lnd dropping the channel from its open channels' });
+    await waitFor(async () => (await lndChannel(mine2)) === undefined, {
+      timeoutMs: 60_000,
+      what: 'lnd dropping the channel from its open channels',
+    });
     // the amounts: our to_local is our balance less the commitment fee (we opened; no anchors with static_remotekey)
     const commit = mined1;
     const outs = commit.vout.map((o) => BigInt(Math.round(o.value * 1e8)));
@@ -312,8 +373,14 @@ h.test(
     await new Promise((r) => setTimeout(r, 1_000));
     assert.equal(await total(), before2.confirmed + before2.unconfirmed, 'no sweep before the delay');
     await mine(1);
-    await waitFor(async () => (await total()) > before2.confirmed + before2.unconfirmed, { timeoutMs: 30_000, what: 'the to_local sweep after the delay' });
-    await waitFor(async () => (await btcd.rpc<string[]>('getrawmempool')).length > 0, { timeoutMs: 30_000, what: 'the sweep relayed to btcd' });
+    await waitFor(async () => (await total()) > before2.confirmed + before2.unconfirmed, {
+      timeoutMs: 30_000,
+      what: 'the to_local sweep after the delay',
+    });
+    await waitFor(async () => (await btcd.rpc<string[]>('getrawmempool')).length > 0, {
+      timeoutMs: 30_000,
+      what: 'the sweep relayed to btcd',
+    });
     await mine(1);
     await waitFor(async () => (await ampBalance()).unconfirmed === 0n, { timeoutMs: 30_000, what: 'the sweep confirmed' });
     const got2 = (await ampBalance()).confirmed - before2.confirmed;
@@ -321,7 +388,9 @@ h.test(
     // by now lnd has resolved its side too and files the channel as closed by us
     const closed = await waitFor(
       async () => {
-        const r = (await lnd.cli<{ channels?: { channel_point: string; close_type: string; closing_tx_hash: string }[] }>(['closedchannels'])).channels ?? [];
+        const r =
+          (await lnd.cli<{ channels?: { channel_point: string; close_type: string; closing_tx_hash: string }[] }>(['closedchannels']))
+            .channels ?? [];
         return r.find((x) => x.channel_point === mine2);
       },
       { timeoutMs: 60_000, what: 'lnd listing our force close among its closed channels' },

@@ -61,26 +61,36 @@ h.test('the miner pays an lnd address; lnd sees the confirmed output', async () 
   assert.equal(bal.confirmed_balance, '5000000');
 });
 
-h.test('generate(n, addr) mines blocks paying a given address, with mempool transactions', async () => {
-  const { address } = await bob.cli<{ address: string }>(['newaddress', 'p2wkh']);
-  const toAlice = await alice.cli<{ address: string }>(['newaddress', 'p2tr']);
-  const txid = await btcd.sendToAddress(toAlice.address, 1_000_000);
-  const before = await btcd.height();
-  const hashes = await btcd.generate(2, address);
-  assert.equal(await btcd.height(), before + 2);
-  const first = await btcd.rpc<{ tx: string[] }>('getblock', [hashes[0], 1]);
-  assert.ok(first.tx.includes(txid), 'the mempool transaction (witness data) went into the first block');
-  for (const hash of hashes) {
-    const blk = await btcd.rpc<{ tx: string[] }>('getblock', [hash, 1]);
-    const cb = await btcd.rpc<{ vout: Array<{ scriptPubKey: { addresses?: string[]; address?: string } }> }>('getrawtransaction', [blk.tx[0], 1]);
-    const paid = cb.vout.flatMap((o) => o.scriptPubKey.addresses ?? (o.scriptPubKey.address ? [o.scriptPubKey.address] : []));
-    assert.ok(paid.includes(address), `coinbase pays ${JSON.stringify(paid)}`);
-  }
-  await bob.waitSynced();
-  await alice.waitSynced();
-  const utxos = await alice.cli<{ utxos: Array<{ amount_sat: string | number; address: string }> }>(['listunspent']);
-  assert.ok(utxos.utxos.some((u) => u.address === toAlice.address && String(u.amount_sat) === '1000000'), JSON.stringify(utxos));
-}, { timeoutMs: 300_000 });
+h.test(
+  'generate(n, addr) mines blocks paying a given address, with mempool transactions',
+  async () => {
+    const { address } = await bob.cli<{ address: string }>(['newaddress', 'p2wkh']);
+    const toAlice = await alice.cli<{ address: string }>(['newaddress', 'p2tr']);
+    const txid = await btcd.sendToAddress(toAlice.address, 1_000_000);
+    const before = await btcd.height();
+    const hashes = await btcd.generate(2, address);
+    assert.equal(await btcd.height(), before + 2);
+    const first = await btcd.rpc<{ tx: string[] }>('getblock', [hashes[0], 1]);
+    assert.ok(first.tx.includes(txid), 'the mempool transaction (witness data) went into the first block');
+    for (const hash of hashes) {
+      const blk = await btcd.rpc<{ tx: string[] }>('getblock', [hash, 1]);
+      const cb = await btcd.rpc<{ vout: Array<{ scriptPubKey: { addresses?: string[]; address?: string } }> }>('getrawtransaction', [
+        blk.tx[0],
+        1,
+      ]);
+      const paid = cb.vout.flatMap((o) => o.scriptPubKey.addresses ?? (o.scriptPubKey.address ? [o.scriptPubKey.address] : []));
+      assert.ok(paid.includes(address), `coinbase pays ${JSON.stringify(paid)}`);
+    }
+    await bob.waitSynced();
+    await alice.waitSynced();
+    const utxos = await alice.cli<{ utxos: Array<{ amount_sat: string | number; address: string }> }>(['listunspent']);
+    assert.ok(
+      utxos.utxos.some((u) => u.address === toAlice.address && String(u.amount_sat) === '1000000'),
+      JSON.stringify(utxos),
+    );
+  },
+  { timeoutMs: 300_000 },
+);
 
 h.test('disconnect and reconnect between two lnds', async () => {
   await alice.cli(['disconnect', bob.nodeId]);

@@ -96,10 +96,7 @@ const watched = new Set<Proc>();
 function deadProcessError(): InteropError | undefined {
   for (const p of watched) {
     if (p.exitInfo !== undefined && !p.stopping) {
-      return new InteropError(
-        'ERR_PROCESS_DIED',
-        `${p.name} exited unexpectedly (${p.exitInfo}); log ${p.logPath}:\n${p.tail(30)}`,
-      );
+      return new InteropError('ERR_PROCESS_DIED', `${p.name} exited unexpectedly (${p.exitInfo}); log ${p.logPath}:\n${p.tail(30)}`);
     }
   }
   return undefined;
@@ -302,7 +299,10 @@ export class Interop {
 
   /** Prints every process's log path and tail (used when a test fails). */
   report(reason?: unknown): string {
-    const parts = [`interop scope "${this.name}" failed${reason instanceof Error ? `: ${reason.message}` : ''}`, `logs kept in ${this.dir}`];
+    const parts = [
+      `interop scope "${this.name}" failed${reason instanceof Error ? `: ${reason.message}` : ''}`,
+      `logs kept in ${this.dir}`,
+    ];
     const seen = new Set<string>();
     for (const p of this.procs) {
       if (seen.has(p.logPath)) continue;
@@ -382,7 +382,7 @@ export const startAmpnode = (opts?: AmpnodeOptions): Promise<Ampnode> => default
 const requireCjs = createRequire(import.meta.url);
 // bcoin (a dependency) signs the miner's spends; it predates the 'bcrt' regtest prefix, so addresses
 // are encoded here (BIP173 bech32 / BIP350 bech32m).
-/* eslint-disable @typescript-eslint/no-explicit-any */
+
 const bcoin: any = requireCjs('bcoin');
 
 const BECH32_CHARSET = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
@@ -606,7 +606,7 @@ export class Btcd {
       for (let i = 0; i < n; i++) hashes.push(await this.mineTemplateBlock(script));
       return hashes;
     }
-    for (let left = n; left > 0; ) {
+    for (let left = n; left > 0;) {
       const k = Math.min(left, 100);
       hashes.push(...(await this.rpc<string[]>('generate', [k], 120_000)));
       left -= k;
@@ -623,7 +623,12 @@ export class Btcd {
     const commitment = hasWitness
       ? Buffer.concat([
           Buffer.from('6a24aa21a9ed', 'hex'),
-          sha256d(Buffer.concat([merkleRoot([Buffer.alloc(32), ...tpl.transactions.map((t) => Buffer.from(t.hash, 'hex').reverse())]), Buffer.alloc(32)])),
+          sha256d(
+            Buffer.concat([
+              merkleRoot([Buffer.alloc(32), ...tpl.transactions.map((t) => Buffer.from(t.hash, 'hex').reverse())]),
+              Buffer.alloc(32),
+            ]),
+          ),
         ])
       : undefined;
     // Coinbase: BIP34 height push plus 8 random bytes (unique txids), one output to payTo, btcd's commitment.
@@ -679,11 +684,21 @@ export class Btcd {
       const blk = await this.rpc<{ height: number; tx: string[] }>('getblock', [h, 1]);
       const txid = blk.tx[0];
       if (!txid) continue;
-      const tx = await this.rpc<{ vout: Array<{ value: number; n: number; scriptPubKey: { hex: string } }> }>('getrawtransaction', [txid, 1]);
+      const tx = await this.rpc<{ vout: Array<{ value: number; n: number; scriptPubKey: { hex: string } }> }>('getrawtransaction', [
+        txid,
+        1,
+      ]);
       const ours = bcoin.Script.fromProgram(0, this.ring.getKeyHash()).toRaw().toString('hex') as string;
       for (const o of tx.vout) {
         if (o.scriptPubKey.hex === ours) {
-          this.coinbases.push({ txid, vout: o.n, value: Math.round(o.value * 1e8), script: o.scriptPubKey.hex, height: blk.height, spent: false });
+          this.coinbases.push({
+            txid,
+            vout: o.n,
+            value: Math.round(o.value * 1e8),
+            script: o.scriptPubKey.hex,
+            height: blk.height,
+            spent: false,
+          });
         }
       }
     }
@@ -732,7 +747,6 @@ export class Btcd {
     await this.proc?.stop();
     this.agent?.destroy();
   }
-
 }
 
 interface BlockTemplate {
@@ -1016,7 +1030,7 @@ export class Lnd {
    */
   pingLog(pubkey: string): { pingsSent: number; pongsReceived: number[]; pingsReceived: number; pongsSent: number[] } {
     const r = { pingsSent: 0, pongsReceived: [] as number[], pingsReceived: 0, pongsSent: [] as number[] };
-    let text = '';
+    let text: string;
     try {
       text = readFileSync(this.logPath, 'utf8');
     } catch {
@@ -1202,7 +1216,10 @@ export class Ampnode {
         throw new InteropError('ERR_PROCESS_DIED', `${this.name} exited before listening (${this.proc.exitInfo}):\n${this.proc.tail(30)}`);
       }),
       sleep(timeoutMs).then(() => {
-        throw new InteropError('ERR_WAIT_TIMEOUT', `${this.name} printed no "listening" line within ${timeoutMs} ms:\n${this.proc.tail(30)}`);
+        throw new InteropError(
+          'ERR_WAIT_TIMEOUT',
+          `${this.name} printed no "listening" line within ${timeoutMs} ms:\n${this.proc.tail(30)}`,
+        );
       }),
     ]);
     if (!/^(02|03)[0-9a-f]{64}$/.test(r.nodeId)) throw new InteropError('ERR_AMPNODE', `${this.name}: bad nodeId ${r.nodeId}`);

@@ -66,7 +66,10 @@ export class LndPair {
 
   /** Mining before a transaction reached btcd would leave it out of the block. */
   async inMempool(txid: string): Promise<void> {
-    await waitFor(async () => (await this.btcd.rpc<string[]>('getrawmempool')).includes(txid), { timeoutMs: 30_000, what: `${txid} in btcd's mempool` });
+    await waitFor(async () => (await this.btcd.rpc<string[]>('getrawmempool')).includes(txid), {
+      timeoutMs: 30_000,
+      what: `${txid} in btcd's mempool`,
+    });
   }
 
   ampChannels(): Promise<AmpChannel[]> {
@@ -88,7 +91,10 @@ export class LndPair {
       async () => {
         const l = await this.lndChannels();
         const a = await this.ampChannels();
-        return points.every((p) => l.some((c) => c.channel_point === p && c.active) && a.some((c) => c.fundingOutpoint === p && c.active && c.state === 'normal'));
+        return points.every(
+          (p) =>
+            l.some((c) => c.channel_point === p && c.active) && a.some((c) => c.fundingOutpoint === p && c.active && c.state === 'normal'),
+        );
       },
       { timeoutMs: 60_000, what },
     );
@@ -101,24 +107,45 @@ export class LndPair {
     const ampAddr = (await this.api<{ address: string }>('POST', '/v1/wallet/newaddress')).address;
     await this.btcd.sendToAddress(ampAddr, 100_000_000);
     await this.mine(1);
-    await waitFor(async () => BigInt((await this.api<{ confirmedSat: string }>('GET', '/v1/wallet/balance')).confirmedSat) === 100_000_000n, {
-      timeoutMs: 30_000,
-      what: 'ampnode wallet funded',
-    });
-    await waitFor(async () => Number((await this.lnd.cli<{ confirmed_balance: string }>(['walletbalance'])).confirmed_balance) >= lndCoins * 200_000_000, {
-      timeoutMs: 30_000,
-      what: 'lnd wallet funded',
-    });
+    await waitFor(
+      async () => BigInt((await this.api<{ confirmedSat: string }>('GET', '/v1/wallet/balance')).confirmedSat) === 100_000_000n,
+      {
+        timeoutMs: 30_000,
+        what: 'ampnode wallet funded',
+      },
+    );
+    await waitFor(
+      async () =>
+        Number((await this.lnd.cli<{ confirmed_balance: string }>(['walletbalance'])).confirmed_balance) >= lndCoins * 200_000_000,
+      {
+        timeoutMs: 30_000,
+        what: 'lnd wallet funded',
+      },
+    );
   }
 
   /** lnd opens a channel to ampnode; returns its channel point once active on both sides. */
   async lndOpens(channelType: 'tweakless' | 'anchors', amountSat: number, extra: string[] = []): Promise<string> {
-    const r = await this.lnd.cli<{ funding_txid: string }>(['openchannel', '--node_key', this.amp.nodeId, '--local_amt', String(amountSat), '--channel_type', channelType, ...extra]);
-    const pending = (await this.lnd.cli<{ pending_open_channels?: { channel: { channel_point: string } }[] }>(['pendingchannels'])).pending_open_channels ?? [];
+    const r = await this.lnd.cli<{ funding_txid: string }>([
+      'openchannel',
+      '--node_key',
+      this.amp.nodeId,
+      '--local_amt',
+      String(amountSat),
+      '--channel_type',
+      channelType,
+      ...extra,
+    ]);
+    const pending =
+      (await this.lnd.cli<{ pending_open_channels?: { channel: { channel_point: string } }[] }>(['pendingchannels']))
+        .pending_open_channels ?? [];
     const point = pending.map((p) => p.channel.channel_point).find((p) => p.startsWith(`${r.funding_txid}:`));
     assert.ok(point !== undefined, `lnd lists ${r.funding_txid} as pending`);
     await this.inMempool(r.funding_txid);
-    await waitFor(async () => (await this.ampChannel(point))?.state === 'awaiting_ready', { timeoutMs: 30_000, what: `ampnode holding ${point} pending` });
+    await waitFor(async () => (await this.ampChannel(point))?.state === 'awaiting_ready', {
+      timeoutMs: 30_000,
+      what: `ampnode holding ${point} pending`,
+    });
     await this.mine(3); // ampnode, the acceptor, asks for 3 confirmations
     await this.allActive([point], `${channelType} channel ${point} active on both sides`);
     return point;

@@ -55,11 +55,17 @@ async function sendToAmp(amountSat: number, extra: string[]): Promise<LndPayment
   const r = await waitFor(
     async () => {
       try {
-        return { paid: await lnd.cli<LndPayment>(['sendpayment', '--json', '--dest', amp.nodeId, '--amt', String(amountSat), '--timeout', '60s', ...extra], 120_000) };
+        return {
+          paid: await lnd.cli<LndPayment>(
+            ['sendpayment', '--json', '--dest', amp.nodeId, '--amt', String(amountSat), '--timeout', '60s', ...extra],
+            120_000,
+          ),
+        };
       } catch (e) {
         const payments = (await lnd.cli<{ payments?: LndPayment[] }>(['listpayments', '--include_incomplete'])).payments ?? [];
         const last = payments.at(-1);
-        if (last !== undefined && last.failure_reason === 'FAILURE_REASON_INSUFFICIENT_BALANCE' && (last.htlcs ?? []).length === 0) return undefined;
+        if (last !== undefined && last.failure_reason === 'FAILURE_REASON_INSUFFICIENT_BALANCE' && (last.htlcs ?? []).length === 0)
+          return undefined;
         return { error: new Error(`${(e as Error).message}; lnd's payment: ${JSON.stringify(last)}`) };
       }
     },
@@ -74,17 +80,28 @@ before(
     await ensureBinaries({ timeoutMs: BUILD_TIMEOUT_MS });
     btcd = await h.startBtcd();
     lnd = await h.startLnd(btcd, { name: 'lnd' });
-    amp = await h.startAmpnode({ name: 'amp', chain: { p2p: btcd }, api: true, extraArgs: ['--log-level', 'debug', '--accept-keysend', '--accept-amp'] });
+    amp = await h.startAmpnode({
+      name: 'amp',
+      chain: { p2p: btcd },
+      api: true,
+      extraArgs: ['--log-level', 'debug', '--accept-keysend', '--accept-amp'],
+    });
     p = new LndPair(btcd, lnd, amp);
     await p.ampSynced();
     await p.fund(1);
     await lnd.cli(['connect', amp.uri], 30_000);
     const point = await p.lndOpens('anchors', 1_000_000);
     // lnd routes over its own channels through its graph: wait until the new one is in it
-    await waitFor(async () => ((await lnd.cli<{ edges?: { chan_point: string }[] }>(['describegraph', '--include_unannounced'])).edges ?? []).some((e) => e.chan_point === point), {
-      timeoutMs: 30_000,
-      what: `channel ${point} in lnd's graph`,
-    });
+    await waitFor(
+      async () =>
+        ((await lnd.cli<{ edges?: { chan_point: string }[] }>(['describegraph', '--include_unannounced'])).edges ?? []).some(
+          (e) => e.chan_point === point,
+        ),
+      {
+        timeoutMs: 30_000,
+        what: `channel ${point} in lnd's graph`,
+      },
+    );
   },
   { timeout: BUILD_TIMEOUT_MS + 300_000 },
 );
@@ -140,7 +157,7 @@ async function payInvoice(payReq: string, extra: string[]): Promise<LndPayment> 
     return await lnd.cli<LndPayment>(['payinvoice', '--json', '--force', '--pay_req', payReq, '--timeout', '60s', ...extra], 120_000);
   } catch (e) {
     const last = ((await lnd.cli<{ payments?: LndPayment[] }>(['listpayments', '--include_incomplete'])).payments ?? []).at(-1);
-    throw new Error(`${(e as Error).message}; lnd's payment: ${JSON.stringify(last)}`);
+    throw new Error(`${(e as Error).message}; lnd's payment: ${JSON.stringify(last)}`, { cause: e });
   }
 }
 
@@ -158,8 +175,16 @@ h.test(
       [21_000, []],
       [36_000, ['--max_shard_size_sat', '10000']],
     ] as const) {
-      const inv = await p.api<AmpInvoiceView>('POST', '/v1/invoices', { amountMsat: String(amountSat * 1000), memo: `interop ${amountSat}` });
-      const decoded = await lnd.cli<{ destination: string; num_satoshis: string; payment_hash: string; features: Record<string, { name: string }> }>(['decodepayreq', inv.paymentRequest]);
+      const inv = await p.api<AmpInvoiceView>('POST', '/v1/invoices', {
+        amountMsat: String(amountSat * 1000),
+        memo: `interop ${amountSat}`,
+      });
+      const decoded = await lnd.cli<{
+        destination: string;
+        num_satoshis: string;
+        payment_hash: string;
+        features: Record<string, { name: string }>;
+      }>(['decodepayreq', inv.paymentRequest]);
       assert.equal(decoded.destination, amp.nodeId);
       assert.equal(decoded.num_satoshis, String(amountSat));
       assert.equal(decoded.payment_hash, inv.paymentHash);
@@ -182,7 +207,10 @@ h.test(
     const inv = await p.api<AmpInvoiceView>('POST', '/v1/invoices', { amp: true, memo: 'tips' });
     assert.equal(inv.kind, 'amp');
     const decoded = await lnd.cli<{ features: Record<string, { name: string }> }>(['decodepayreq', inv.paymentRequest]);
-    assert.ok(Object.values(decoded.features).some((f) => f.name === 'amp'), `lnd sees AMP: ${JSON.stringify(decoded.features)}`);
+    assert.ok(
+      Object.values(decoded.features).some((f) => f.name === 'amp'),
+      `lnd sees AMP: ${JSON.stringify(decoded.features)}`,
+    );
     const amounts = [20_000, 27_000];
     for (const amountSat of amounts) {
       const paid = await payInvoice(inv.paymentRequest, ['--amp', '--amt', String(amountSat), '--max_shard_size_sat', '8000']);
@@ -225,16 +253,33 @@ h.test(
       [15_000, undefined],
       [30_000, 10_000],
     ] as const) {
-      const inv = await lnd.cli<{ r_hash: string; payment_request: string }>(['addinvoice', '--amt', String(amountSat), '--memo', `from ampnode ${amountSat}`]);
-      const paid = await p.api<AmpPaymentView>('POST', '/v1/payments/pay', { paymentRequest: inv.payment_request, ...(maxShardSat !== undefined ? { maxShardMsat: String(maxShardSat * 1000) } : {}) });
-      assert.equal(paid.status, 'succeeded', `${paid.failureReason}: ${paid.failureDetail} ${JSON.stringify(paid.attempts.map((a) => a.failure))}`);
+      const inv = await lnd.cli<{ r_hash: string; payment_request: string }>([
+        'addinvoice',
+        '--amt',
+        String(amountSat),
+        '--memo',
+        `from ampnode ${amountSat}`,
+      ]);
+      const paid = await p.api<AmpPaymentView>('POST', '/v1/payments/pay', {
+        paymentRequest: inv.payment_request,
+        ...(maxShardSat !== undefined ? { maxShardMsat: String(maxShardSat * 1000) } : {}),
+      });
+      assert.equal(
+        paid.status,
+        'succeeded',
+        `${paid.failureReason}: ${paid.failureDetail} ${JSON.stringify(paid.attempts.map((a) => a.failure))}`,
+      );
       assert.equal(paid.kind, 'bolt11');
       if (maxShardSat !== undefined) assert.ok(settledParts(paid) >= 3, `${settledParts(paid)} parts`);
       else assert.equal(settledParts(paid), 1);
       const looked = await lnd.cli<{ state: string; amt_paid_sat: string; r_preimage: string }>(['lookupinvoice', inv.r_hash]);
       assert.equal(looked.state, 'SETTLED');
       assert.equal(looked.amt_paid_sat, String(amountSat));
-      assert.equal(Buffer.from(looked.r_preimage, 'base64').toString('hex') === paid.preimage || looked.r_preimage === paid.preimage, true, 'the preimage ampnode learnt is the invoice\'s');
+      assert.equal(
+        Buffer.from(looked.r_preimage, 'base64').toString('hex') === paid.preimage || looked.r_preimage === paid.preimage,
+        true,
+        "the preimage ampnode learnt is the invoice's",
+      );
     }
   },
   { timeoutMs: 240_000 },
@@ -243,23 +288,41 @@ h.test(
 h.test(
   "ampnode pays lnd's AMP invoice twice in several shards, detected from the invoice alone; lnd shows two settled sets",
   async () => {
-    const inv = await lnd.cli<{ r_hash: string; payment_request: string; payment_addr: string }>(['addinvoice', '--amp', '--memo', 'amp from ampnode']);
+    const inv = await lnd.cli<{ r_hash: string; payment_request: string; payment_addr: string }>([
+      'addinvoice',
+      '--amp',
+      '--memo',
+      'amp from ampnode',
+    ]);
     const amounts = [12_000, 18_000];
     const setIds: string[] = [];
     for (const amountSat of amounts) {
-      const paid = await p.api<AmpPaymentView>('POST', '/v1/payments/pay', { paymentRequest: inv.payment_request, amountMsat: String(amountSat * 1000), maxShardMsat: '5000000' });
-      assert.equal(paid.status, 'succeeded', `${paid.failureReason}: ${paid.failureDetail} ${JSON.stringify(paid.attempts.map((a) => a.failure))}`);
+      const paid = await p.api<AmpPaymentView>('POST', '/v1/payments/pay', {
+        paymentRequest: inv.payment_request,
+        amountMsat: String(amountSat * 1000),
+        maxShardMsat: '5000000',
+      });
+      assert.equal(
+        paid.status,
+        'succeeded',
+        `${paid.failureReason}: ${paid.failureDetail} ${JSON.stringify(paid.attempts.map((a) => a.failure))}`,
+      );
       assert.equal(paid.kind, 'amp');
       assert.ok(settledParts(paid) >= 2, `${settledParts(paid)} shards`);
       setIds.push(paid.setId!);
     }
     const addr = /^[0-9a-f]{64}$/.test(inv.payment_addr) ? Buffer.from(inv.payment_addr, 'hex') : Buffer.from(inv.payment_addr, 'base64');
-    const looked = await lnd.rest<{ amp_invoice_state?: Record<string, { state: string; amt_paid_msat: string }> }>('GET', `/v2/invoices/lookup?payment_addr=${encodeURIComponent(addr.toString('base64'))}`);
+    const looked = await lnd.rest<{ amp_invoice_state?: Record<string, { state: string; amt_paid_msat: string }> }>(
+      'GET',
+      `/v2/invoices/lookup?payment_addr=${encodeURIComponent(addr.toString('base64'))}`,
+    );
     const sets = looked.amp_invoice_state ?? {};
     assert.equal(Object.keys(sets).length, 2, JSON.stringify(looked));
     assert.deepEqual(Object.keys(sets).sort(), [...setIds].sort());
     assert.deepEqual(
-      Object.values(sets).map((s) => [s.state, s.amt_paid_msat]).sort(),
+      Object.values(sets)
+        .map((s) => [s.state, s.amt_paid_msat])
+        .sort(),
       amounts.map((a) => ['SETTLED', String(a * 1000)]).sort(),
     );
   },
@@ -270,15 +333,37 @@ h.test(
   'ampnode sends lnd spontaneous AMP in several shards, and keysend; lnd settles both',
   async () => {
     const before = ((await lnd.cli<{ invoices?: unknown[] }>(['listinvoices', '--max_invoices', '1000'])).invoices ?? []).length;
-    const amp = await p.api<AmpPaymentView>('POST', '/v1/payments/send', { dest: lnd.nodeId, amountMsat: '14000000', kind: 'amp', maxShardMsat: '5000000' });
-    assert.equal(amp.status, 'succeeded', `${amp.failureReason}: ${amp.failureDetail} ${JSON.stringify(amp.attempts.map((a) => a.failure))}`);
+    const amp = await p.api<AmpPaymentView>('POST', '/v1/payments/send', {
+      dest: lnd.nodeId,
+      amountMsat: '14000000',
+      kind: 'amp',
+      maxShardMsat: '5000000',
+    });
+    assert.equal(
+      amp.status,
+      'succeeded',
+      `${amp.failureReason}: ${amp.failureDetail} ${JSON.stringify(amp.attempts.map((a) => a.failure))}`,
+    );
     assert.ok(settledParts(amp) >= 2);
     const ks = await p.api<AmpPaymentView>('POST', '/v1/payments/send', { dest: lnd.nodeId, amountMsat: '3000000', kind: 'keysend' });
     assert.equal(ks.status, 'succeeded', `${ks.failureReason}: ${ks.failureDetail} ${JSON.stringify(ks.attempts.map((a) => a.failure))}`);
-    const invoices = (await lnd.cli<{ invoices?: { state: string; amt_paid_msat: string; is_keysend: boolean; is_amp: boolean }[] }>(['listinvoices', '--max_invoices', '1000'])).invoices ?? [];
+    const invoices =
+      (
+        await lnd.cli<{ invoices?: { state: string; amt_paid_msat: string; is_keysend: boolean; is_amp: boolean }[] }>([
+          'listinvoices',
+          '--max_invoices',
+          '1000',
+        ])
+      ).invoices ?? [];
     const fresh = invoices.slice(before);
-    assert.ok(fresh.some((i) => i.is_amp && i.amt_paid_msat === '14000000'), JSON.stringify(fresh));
-    assert.ok(fresh.some((i) => i.is_keysend && i.state === 'SETTLED' && i.amt_paid_msat === '3000000'), JSON.stringify(fresh));
+    assert.ok(
+      fresh.some((i) => i.is_amp && i.amt_paid_msat === '14000000'),
+      JSON.stringify(fresh),
+    );
+    assert.ok(
+      fresh.some((i) => i.is_keysend && i.state === 'SETTLED' && i.amt_paid_msat === '3000000'),
+      JSON.stringify(fresh),
+    );
   },
   { timeoutMs: 240_000 },
 );

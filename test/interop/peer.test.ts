@@ -123,7 +123,10 @@ h.test(
     await a.waitForLog(disconnectedFrom(lnd.nodeId), { timeoutMs: 20_000 });
     await lnd.cli(['connect', a.uri], 30_000);
     await waitFor(lndPeer(a.nodeId), { timeoutMs: 20_000, what: 'second connection' });
-    await waitFor(() => a.logs().filter(connectedTo(lnd.nodeId)).length === 2, { timeoutMs: 10_000, what: 'ampnode seeing the second connection' });
+    await waitFor(() => a.logs().filter(connectedTo(lnd.nodeId)).length === 2, {
+      timeoutMs: 10_000,
+      what: 'ampnode seeing the second connection',
+    });
     assert.ok(a.alive);
   },
   { timeoutMs: 120_000 },
@@ -164,8 +167,14 @@ h.test(
     // many bytes (lnd fails the connection on a wrong length) and lnd measured the round trip.
     const wire = lnd.pingLog(steady.nodeId);
     assert.ok(wire.pingsSent >= 2, `lnd sent ${wire.pingsSent} pings`);
-    assert.ok(wire.pongsReceived.length >= 2 && wire.pongsReceived.length >= wire.pingsSent - 1, `lnd got ${wire.pongsReceived.length} pongs for ${wire.pingsSent} pings`);
-    assert.ok(wire.pongsReceived.every((n) => n >= 1 && n <= 4096), `pong sizes ${wire.pongsReceived.join(',')}`);
+    assert.ok(
+      wire.pongsReceived.length >= 2 && wire.pongsReceived.length >= wire.pingsSent - 1,
+      `lnd got ${wire.pongsReceived.length} pongs for ${wire.pingsSent} pings`,
+    );
+    assert.ok(
+      wire.pongsReceived.every((n) => n >= 1 && n <= 4096),
+      `pong sizes ${wire.pongsReceived.join(',')}`,
+    );
     assert.ok(BigInt(p.ping_time) > 0n, `lnd ping_time ${p.ping_time}`);
     // ampnode's own pings (every 60 s, random num_pong_bytes up to 4096; it drops a peer whose pong is late
     // or of the wrong length) were answered by lnd, as both sides record.
@@ -173,9 +182,18 @@ h.test(
     const mine = peers.find((x) => x.nodeId === lnd.nodeId);
     assert.ok(mine, `ampnode lists lnd: ${JSON.stringify(peers)}`);
     assert.ok(mine.pingsSent >= 2, `ampnode sent ${mine.pingsSent} pings`);
-    assert.ok(mine.pongsReceived >= 2 && mine.pongsReceived >= mine.pingsSent - 1, `lnd answered ${mine.pongsReceived} of ${mine.pingsSent} pings`);
-    assert.ok(wire.pingsReceived >= 2 && wire.pongsSent.length >= 2, `lnd saw ${wire.pingsReceived} pings, sent ${wire.pongsSent.length} pongs`);
-    assert.ok(mine.pingsReceived >= wire.pingsSent - 1 && mine.pongsSent === mine.pingsReceived, `ampnode answered ${mine.pongsSent}/${mine.pingsReceived} lnd pings`);
+    assert.ok(
+      mine.pongsReceived >= 2 && mine.pongsReceived >= mine.pingsSent - 1,
+      `lnd answered ${mine.pongsReceived} of ${mine.pingsSent} pings`,
+    );
+    assert.ok(
+      wire.pingsReceived >= 2 && wire.pongsSent.length >= 2,
+      `lnd saw ${wire.pingsReceived} pings, sent ${wire.pongsSent.length} pongs`,
+    );
+    assert.ok(
+      mine.pingsReceived >= wire.pingsSent - 1 && mine.pongsSent === mine.pingsReceived,
+      `ampnode answered ${mine.pongsSent}/${mine.pingsReceived} lnd pings`,
+    );
     process.stderr.write(
       `ping cycles over ${Math.round((Date.now() - steadySince) / 1000)} s: lnd→ampnode pings ${wire.pingsSent} (pongs ${wire.pongsReceived.length}), ` +
         `ampnode→lnd pings ${mine.pingsSent} (pongs ${mine.pongsReceived})\n`,

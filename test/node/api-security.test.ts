@@ -64,21 +64,24 @@ describe('local API: authentication, request checks, error statuses', () => {
       else headers[k.toLowerCase()] = v;
     }
     return new Promise((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port, method: r.method ?? 'GET', path: r.path, headers, setHost: false, timeout: 20_000 }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = text === '' ? undefined : JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-        res.on('error', reject);
-      });
+      const req = httpRequest(
+        { host: '127.0.0.1', port, method: r.method ?? 'GET', path: r.path, headers, setHost: false, timeout: 20_000 },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let json: unknown;
+            try {
+              json = text === '' ? undefined : JSON.parse(text);
+            } catch {
+              json = undefined;
+            }
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+          });
+          res.on('error', reject);
+        },
+      );
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.on('error', reject);
       if (r.expectContinue) {
@@ -96,7 +99,8 @@ describe('local API: authentication, request checks, error statuses', () => {
     });
   }
 
-  const post = (path: string, body: unknown, headers: Record<string, string | null> = {}): Promise<Reply> => call({ method: 'POST', path, body: JSON.stringify(body), headers });
+  const post = (path: string, body: unknown, headers: Record<string, string | null> = {}): Promise<Reply> =>
+    call({ method: 'POST', path, body: JSON.stringify(body), headers });
   const balance = async (): Promise<unknown> => {
     const r = await call({ path: '/v1/wallet/balance' });
     assert.equal(r.status, 200, r.text);
@@ -125,11 +129,14 @@ describe('local API: authentication, request checks, error statuses', () => {
     assert.match(token, /^[0-9a-f]{64}$/);
     assert.equal(statSync(join(dir, 'api_token')).mode & 0o777, 0o600);
     assert.equal(readFileSync(join(dir, 'api_token'), 'utf8').trim(), token);
-    assert.throws(() => readApiToken(otherDir), (e: AmpnodeError) => e.code === 'ERR_API_TOKEN');
+    assert.throws(
+      () => readApiToken(otherDir),
+      (e: AmpnodeError) => e.code === 'ERR_API_TOKEN',
+    );
     assert.throws(() => new ControlApi(services, { token: 'short' }), ArgumentError);
   });
 
-  it('without the token, with a wrong one or with another node\'s: 401, and nothing is sent', T, async () => {
+  it("without the token, with a wrong one or with another node's: 401, and nothing is sent", T, async () => {
     await post('/v1/chain/generate', { blocks: 440 }); // segwit active (432) and coins mature, so that a send could succeed
     const before = await balance();
     const otherToken = loadOrCreateApiToken(otherDir).token;
@@ -164,7 +171,14 @@ describe('local API: authentication, request checks, error statuses', () => {
 
   it('a Host that is not the bound address: 403; localhost:PORT is accepted', T, async () => {
     const before = await balance();
-    for (const host of ['evil.example', `evil.example:${port}`, `127.0.0.1:${port + 1}`, `127.0.0.2:${port}`, `localhost.evil.example:${port}`, '127.0.0.1']) {
+    for (const host of [
+      'evil.example',
+      `evil.example:${port}`,
+      `127.0.0.1:${port + 1}`,
+      `127.0.0.2:${port}`,
+      `localhost.evil.example:${port}`,
+      '127.0.0.1',
+    ]) {
       const r = await post('/v1/wallet/send', { address: ownAddress, amountSat: '1000000' }, { host });
       assert.equal(r.status, 403, `${host}: ${r.text}`);
       assert.equal(r.json.error.code, 'ERR_API_FORBIDDEN');
@@ -188,7 +202,14 @@ describe('local API: authentication, request checks, error statuses', () => {
   it('POST without Content-Type: application/json: 415, and nothing is sent', T, async () => {
     const before = await balance();
     const body = JSON.stringify({ address: ownAddress, amountSat: '1000000' });
-    for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=latin1', null]) {
+    for (const type of [
+      'text/plain',
+      'text/plain;charset=UTF-8',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/json; charset=latin1',
+      null,
+    ]) {
       const r = await call({ method: 'POST', path: '/v1/wallet/send', body, headers: { 'content-type': type } });
       assert.equal(r.status, 415, `${type}: ${r.text}`);
       assert.equal(r.json.error.code, 'ERR_API_UNSUPPORTED_MEDIA_TYPE');
@@ -196,35 +217,44 @@ describe('local API: authentication, request checks, error statuses', () => {
     // also with no body at all
     assert.equal((await call({ method: 'POST', path: '/v1/wallet/newaddress', headers: { 'content-type': null } })).status, 415);
     assert.deepEqual(await balance(), before);
-    const ok = await call({ method: 'POST', path: '/v1/wallet/newaddress', body: '', headers: { 'content-type': 'Application/JSON; charset=utf-8' } });
+    const ok = await call({
+      method: 'POST',
+      path: '/v1/wallet/newaddress',
+      body: '',
+      headers: { 'content-type': 'Application/JSON; charset=utf-8' },
+    });
     assert.equal(ok.status, 200, ok.text);
   });
 
-  it('a body over 64 KiB: 413 that the client reads (Content-Length, chunked, Expect: 100-continue); the API keeps serving', T, async () => {
-    const big = JSON.stringify({ address: ownAddress, amountSat: '1000', pad: 'x'.repeat(100 * 1024) });
-    const sized = await call({ method: 'POST', path: '/v1/wallet/send', body: big });
-    assert.equal(sized.status, 413, sized.text);
-    assert.equal(sized.json.error.code, 'ERR_API_TOO_LARGE');
-    const chunked = await call({ method: 'POST', path: '/v1/wallet/send', body: 'x'.repeat(300 * 1024), chunked: true });
-    assert.equal(chunked.status, 413, chunked.text);
-    const cont = await call({ method: 'POST', path: '/v1/wallet/send', body: big, expectContinue: true });
-    assert.equal(cont.status, 413, cont.text);
-    // fetch sees it too
-    const res = await fetch(`http://127.0.0.1:${port}/v1/wallet/send`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: big,
-      signal: AbortSignal.timeout(20_000),
-    });
-    assert.equal(res.status, 413);
-    assert.equal(((await res.json()) as any).error.code, 'ERR_API_TOO_LARGE');
-    // exactly 64 KiB is fine (and then a 400 for what it holds, not a 413)
-    const edge = JSON.stringify({ pad: 'y'.repeat(64 * 1024 - 10) });
-    assert.equal(Buffer.byteLength(edge), 64 * 1024);
-    const atLimit = await call({ method: 'POST', path: '/v1/wallet/send', body: edge });
-    assert.equal(atLimit.status, 400, atLimit.text);
-    assert.equal((await call({ path: '/v1/info' })).status, 200);
-  });
+  it(
+    'a body over 64 KiB: 413 that the client reads (Content-Length, chunked, Expect: 100-continue); the API keeps serving',
+    T,
+    async () => {
+      const big = JSON.stringify({ address: ownAddress, amountSat: '1000', pad: 'x'.repeat(100 * 1024) });
+      const sized = await call({ method: 'POST', path: '/v1/wallet/send', body: big });
+      assert.equal(sized.status, 413, sized.text);
+      assert.equal(sized.json.error.code, 'ERR_API_TOO_LARGE');
+      const chunked = await call({ method: 'POST', path: '/v1/wallet/send', body: 'x'.repeat(300 * 1024), chunked: true });
+      assert.equal(chunked.status, 413, chunked.text);
+      const cont = await call({ method: 'POST', path: '/v1/wallet/send', body: big, expectContinue: true });
+      assert.equal(cont.status, 413, cont.text);
+      // fetch sees it too
+      const res = await fetch(`http://127.0.0.1:${port}/v1/wallet/send`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: big,
+        signal: AbortSignal.timeout(20_000),
+      });
+      assert.equal(res.status, 413);
+      assert.equal(((await res.json()) as any).error.code, 'ERR_API_TOO_LARGE');
+      // exactly 64 KiB is fine (and then a 400 for what it holds, not a 413)
+      const edge = JSON.stringify({ pad: 'y'.repeat(64 * 1024 - 10) });
+      assert.equal(Buffer.byteLength(edge), 64 * 1024);
+      const atLimit = await call({ method: 'POST', path: '/v1/wallet/send', body: edge });
+      assert.equal(atLimit.status, 400, atLimit.text);
+      assert.equal((await call({ path: '/v1/info' })).status, 200);
+    },
+  );
 
   it('HEAD, OPTIONS and a wrong method on a known path: 405 with Allow; an unknown path: 404', T, async () => {
     const head = await call({ method: 'HEAD', path: '/v1/info' });
@@ -262,7 +292,12 @@ describe('local API: authentication, request checks, error statuses', () => {
       ['/v1/wallet/send', { address: ownAddress, amountSat: '-1' }, 400, 'ERR_API_BAD_REQUEST'],
       ['/v1/wallet/send', { address: ownAddress, amountSat: '2000000000000000' }, 409, 'ERR_INSUFFICIENT_FUNDS'],
       ['/v1/wallet/send', { address: 5, amountSat: '1000' }, 400, 'ERR_API_BAD_REQUEST'],
-      ['/v1/peers/connect', { uri: `${node.nodeIdHex.replace(/^0[23]/, (p) => (p === '02' ? '03' : '02'))}@127.0.0.1:${free}` }, 422, 'ERR_CONNECT_FAILED'],
+      [
+        '/v1/peers/connect',
+        { uri: `${node.nodeIdHex.replace(/^0[23]/, (p) => (p === '02' ? '03' : '02'))}@127.0.0.1:${free}` },
+        422,
+        'ERR_CONNECT_FAILED',
+      ],
       ['/v1/peers/connect', { uri: 'nonsense' }, 400, 'ERR_NODE_CONFIG'],
       ['/v1/peers/connect', { uri: `${node.nodeIdHex}@127.0.0.1:${free}`, persistent: 'yes' }, 400, 'ERR_API_BAD_REQUEST'],
       ['/v1/chain/generate', { blocks: 1, address: 'not-an-address' }, 400, 'ERR_INVALID_ADDRESS'],
@@ -271,7 +306,12 @@ describe('local API: authentication, request checks, error statuses', () => {
       ['/v1/chain/generate', { blocks: 1, address: null }, 400, 'ERR_API_BAD_REQUEST'],
       ['/v1/chain/generate', { blocks: 1, address: ['x'] }, 400, 'ERR_API_BAD_REQUEST'],
       ['/v1/chain/generate', { blocks: 1_000_000 }, 400, 'ERR_API_BAD_REQUEST'],
-      ['/v1/channels/open', { nodeId: node.nodeIdHex.replace(/^0[23]/, (p) => (p === '02' ? '03' : '02')), fundingSat: '100000' }, 409, 'ERR_NOT_CONNECTED'],
+      [
+        '/v1/channels/open',
+        { nodeId: node.nodeIdHex.replace(/^0[23]/, (p) => (p === '02' ? '03' : '02')), fundingSat: '100000' },
+        409,
+        'ERR_NOT_CONNECTED',
+      ],
     ];
     const height = (await call({ path: '/v1/info' })).json.blockHeight;
     for (const [path, body, status, code] of cases) {

@@ -37,4 +37,3 @@ export async function fundWallet(chain: BcoinChainBackend, wallet: Wallet, coinb
 export function hex(b: Uint8Array): string {
   return Buffer.from(b).toString('hex');
 }
-

@@ -191,14 +191,20 @@ describe('chain backend (embedded regtest)', () => {
   });
 
   it('refuses bad transactions with typed errors', async () => {
-    await assert.rejects(chain.broadcast(new Uint8Array([1, 2, 3])), (e: unknown) => e instanceof ChainError && e.code === 'ERR_INVALID_TX');
+    await assert.rejects(
+      chain.broadcast(new Uint8Array([1, 2, 3])),
+      (e: unknown) => e instanceof ChainError && e.code === 'ERR_INVALID_TX',
+    );
     // A transaction whose signatures no longer match.
     const { address } = await bob.newAddress();
     const sent = await alice.sendToAddress(address, 500_000n);
     await chain.generateToAddress(1, ELSEWHERE);
     const tx = bcoin.TX.fromRaw(Buffer.from(sent.tx));
     tx.outputs[0]!.value -= 1000;
-    await assert.rejects(chain.broadcast(new Uint8Array(tx.toRaw())), (e: unknown) => e instanceof ChainError && e.code === 'ERR_BROADCAST_REJECTED');
+    await assert.rejects(
+      chain.broadcast(new Uint8Array(tx.toRaw())),
+      (e: unknown) => e instanceof ChainError && e.code === 'ERR_BROADCAST_REJECTED',
+    );
     // Re-broadcasting a mempool transaction is not an error.
     const again = await alice.sendToAddress(address, 600_000n);
     await chain.broadcast(again.tx);
@@ -216,8 +222,7 @@ describe('chain backend (embedded regtest)', () => {
   });
 
   it('validates options', () => {
-    const bad = (f: () => unknown, code: string): void =>
-      assert.throws(f, (e: unknown) => e instanceof ChainError && e.code === code);
+    const bad = (f: () => unknown, code: string): void => assert.throws(f, (e: unknown) => e instanceof ChainError && e.code === code);
     bad(() => new BcoinChainBackend({ chain: 'p2p' }), 'ERR_CHAIN_CONFIG');
     bad(() => new BcoinChainBackend({ chain: 'p2p', chainPeer: 'localhost' }), 'ERR_CHAIN_CONFIG');
     bad(() => new BcoinChainBackend({ chain: 'embedded', chainPeer: '127.0.0.1:18444' }), 'ERR_CHAIN_CONFIG');

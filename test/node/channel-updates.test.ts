@@ -6,7 +6,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { CHANNEL_FLAG_DIRECTION, CHANNEL_UPDATE_MESSAGE_TYPE, channelUpdateDigest, encodeChannelUpdate, MESSAGE_FLAG_MUST_BE_ONE, type ChannelUpdate } from '../../wire/gossip.js';
+import {
+  CHANNEL_FLAG_DIRECTION,
+  CHANNEL_UPDATE_MESSAGE_TYPE,
+  channelUpdateDigest,
+  encodeChannelUpdate,
+  MESSAGE_FLAG_MUST_BE_ONE,
+  type ChannelUpdate,
+} from '../../wire/gossip.js';
 import { compareBytes, concatBytes, hexToBytes, u16be } from '../../wire/bytes.js';
 import { secp } from '../../wire/crypto.js';
 import { maxSendableMsat } from '../../htlc/channel/machine.js';

@@ -43,7 +43,12 @@ async function stop(r: Running): Promise<void> {
 async function call(r: Running, method: string, path: string, body?: string): Promise<{ status: number; json: any }> {
   const headers: Record<string, string> = { authorization: `Bearer ${r.token}` };
   if (method === 'POST') headers['content-type'] = 'application/json';
-  const res = await fetch(`http://127.0.0.1:${r.apiPort}${path}`, { method, headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(20_000) });
+  const res = await fetch(`http://127.0.0.1:${r.apiPort}${path}`, {
+    method,
+    headers,
+    ...(body !== undefined ? { body } : {}),
+    signal: AbortSignal.timeout(20_000),
+  });
   return { status: res.status, json: await res.json() };
 }
 
@@ -91,9 +96,19 @@ describe('channel services and the local API', () => {
     assert.equal(badId.status, 400);
     const badAmount = await call(r, 'POST', '/v1/channels/open', JSON.stringify({ nodeId: `02${'11'.repeat(32)}`, fundingSat: '-5' }));
     assert.equal(badAmount.status, 400);
-    const badType = await call(r, 'POST', '/v1/channels/open', JSON.stringify({ nodeId: `02${'11'.repeat(32)}`, fundingSat: '100000', channelType: 'legacy' }));
+    const badType = await call(
+      r,
+      'POST',
+      '/v1/channels/open',
+      JSON.stringify({ nodeId: `02${'11'.repeat(32)}`, fundingSat: '100000', channelType: 'legacy' }),
+    );
     assert.equal(badType.status, 400);
-    const notConnected = await call(r, 'POST', '/v1/channels/open', JSON.stringify({ nodeId: r.node.nodeIdHex.replace(/^0[23]/, (p) => (p === '02' ? '03' : '02')), fundingSat: '100000' }));
+    const notConnected = await call(
+      r,
+      'POST',
+      '/v1/channels/open',
+      JSON.stringify({ nodeId: r.node.nodeIdHex.replace(/^0[23]/, (p) => (p === '02' ? '03' : '02')), fundingSat: '100000' }),
+    );
     assert.equal(notConnected.status, 409);
     assert.equal(notConnected.json.error.code, 'ERR_NOT_CONNECTED');
     const unknown = await call(r, 'POST', '/v1/channels/close', JSON.stringify({ channelId: '00'.repeat(32) }));

@@ -73,7 +73,13 @@ describe('channel manager: bad input from a peer over TCP', () => {
 
   const snapshot = (n: TestNode, id: string) => {
     const s = n.manager.channelState(id);
-    return { height: s.localCommit.height, ours: s.localCommit.ourBalanceMsat, theirs: s.localCommit.theirBalanceMsat, sig: bytesToHex(s.localCommit.remoteSig), remoteHeight: s.remoteCommit.height };
+    return {
+      height: s.localCommit.height,
+      ours: s.localCommit.ourBalanceMsat,
+      theirs: s.localCommit.theirBalanceMsat,
+      sig: bytesToHex(s.localCommit.remoteSig),
+      remoteHeight: s.remoteCommit.height,
+    };
   };
 
   before(async () => {
@@ -82,7 +88,11 @@ describe('channel manager: bad input from a peer over TCP', () => {
     bob = new TestNode({ name: 'bob', policy: { minimumDepth: 1 } }, chain);
     carol = new TestNode({ name: 'carol', policy: { minimumDepth: 1 } }, chain);
     for (const n of [alice, bob, carol]) await n.start();
-    for (const [who, n] of [['alice', alice], ['bob', bob], ['carol', carol]] as const)
+    for (const [who, n] of [
+      ['alice', alice],
+      ['bob', bob],
+      ['carol', carol],
+    ] as const)
       n.manager.on('peer_error', (_peer, cid, level, text) => {
         if (level === 'error') errors[who].set(cid, [...(errors[who].get(cid) ?? []), text]);
       });
@@ -116,7 +126,12 @@ describe('channel manager: bad input from a peer over TCP', () => {
     await mine(1);
     const all = [overLimit, badSig, healthy, carols].map((c) => c.channelId);
     await until(() => all.every((id) => alice.manager.channel(id)?.active === true), 'all four channels active at alice');
-    await until(() => [overLimit, badSig, healthy].every((c) => bob.manager.channel(c.channelId)?.active === true) && carol.manager.channel(carols.channelId)?.active === true, 'and at bob and carol');
+    await until(
+      () =>
+        [overLimit, badSig, healthy].every((c) => bob.manager.channel(c.channelId)?.active === true) &&
+        carol.manager.channel(carols.channelId)?.active === true,
+      'and at bob and carol',
+    );
     await payment(bob, alice, badSig.channelId, 20_000_000n); // something of Alice's on the channel that will fail
   });
 
@@ -147,7 +162,10 @@ describe('channel manager: bad input from a peer over TCP', () => {
     });
     await until(() => errors.bob.has(overLimit.channelId), 'bob receives the error');
     assert.match(errors.bob.get(overLimit.channelId)![0]!, /ERR_CANNOT_AFFORD|ERR_HTLC_LIMIT/);
-    await until(() => alice.manager.channel(overLimit.channelId)!.state === 'failed' && bob.manager.channel(overLimit.channelId)!.state === 'failed', 'the channel failed at both');
+    await until(
+      () => alice.manager.channel(overLimit.channelId)!.state === 'failed' && bob.manager.channel(overLimit.channelId)!.state === 'failed',
+      'the channel failed at both',
+    );
     assert.deepEqual(snapshot(alice, overLimit.channelId), before);
     assert.equal(alice.manager.channelState(overLimit.channelId).theirLog.entries.length, 0, 'the refused add is not in the log');
     assert.ok(alice.node.peer(bob.id) !== undefined, 'the connection stays up');
@@ -156,11 +174,18 @@ describe('channel manager: bad input from a peer over TCP', () => {
   it('a commitment_signed with a corrupted signature: error for that channel, its signed state untouched', T, async () => {
     const before = snapshot(alice, badSig.channelId);
     corruptNextCommitFor = badSig.channelId;
-    await bob.manager.addHtlc(badSig.channelId, { amountMsat: 5_000_000n, paymentHash: sha256(randomBytes(32)), cltvExpiry: chain.tip().height + 100 });
+    await bob.manager.addHtlc(badSig.channelId, {
+      amountMsat: 5_000_000n,
+      paymentHash: sha256(randomBytes(32)),
+      cltvExpiry: chain.tip().height + 100,
+    });
     await until(() => errors.bob.has(badSig.channelId), 'bob receives the error');
     assert.equal(corruptNextCommitFor, undefined, 'the corrupted commitment_signed went out');
     assert.match(errors.bob.get(badSig.channelId)![0]!, /ERR_BAD_SIGNATURE/);
-    await until(() => alice.manager.channel(badSig.channelId)!.state === 'failed' && bob.manager.channel(badSig.channelId)!.state === 'failed', 'the channel failed at both');
+    await until(
+      () => alice.manager.channel(badSig.channelId)!.state === 'failed' && bob.manager.channel(badSig.channelId)!.state === 'failed',
+      'the channel failed at both',
+    );
     assert.deepEqual(snapshot(alice, badSig.channelId), before);
     assert.ok(alice.node.peer(bob.id) !== undefined, 'the connection stays up');
   });
@@ -186,7 +211,11 @@ describe('channel manager: bad input from a peer over TCP', () => {
     for (const c of [overLimit, badSig]) {
       const info = alice.manager.channel(c.channelId)!;
       assert.equal(info.pendingHtlcs, 0);
-      const openerCost = info.opener === 'remote' ? commitmentFeeSat(info.channelType, info.feeratePerKw, 0) + (info.channelType === 'anchors_zero_fee_htlc' ? 2n * ANCHOR_OUTPUT_SAT : 0n) : 0n;
+      const openerCost =
+        info.opener === 'remote'
+          ? commitmentFeeSat(info.channelType, info.feeratePerKw, 0) +
+            (info.channelType === 'anchors_zero_fee_htlc' ? 2n * ANCHOR_OUTPUT_SAT : 0n)
+          : 0n;
       expected.set(c.channelId, info.remoteBalanceMsat / 1000n - openerCost);
       const txid = await alice.manager.forceCloseChannel(c.channelId);
       assert.ok(inMempool(txid), `alice's commitment ${txid} accepted into the mempool`);

@@ -84,7 +84,13 @@ export class TestNode {
         ? createLogger({ level: 'debug', destination: this.spec.logDestination })
         : createLogger({ level: (process.env['AMPNODE_TEST_LOG'] as 'debug' | undefined) ?? 'silent' })
     ).child({ node: this.spec.name });
-    this.node = new Node({ nodeKey: this.nodeKey, listen: '127.0.0.1:0', features: withChannelFeatures(FEATURE_TABLE), logger, pingIntervalMs: 0 });
+    this.node = new Node({
+      nodeKey: this.nodeKey,
+      listen: '127.0.0.1:0',
+      features: withChannelFeatures(FEATURE_TABLE),
+      logger,
+      pingIntervalMs: 0,
+    });
     if (this.spec.registry !== undefined) {
       this.registry = new InvoiceRegistry({
         store: this.store.sublevel('invoices'),

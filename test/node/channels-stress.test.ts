@@ -57,7 +57,10 @@ import { TestNode, newTestChain, until, fundNodes } from './channels-fixture.js'
 
 const TOTAL_HTLCS = 500;
 const PER_ROUND = 20;
-const SEED = process.env['AMPNODE_STRESS_SEED'] !== undefined ? Number(process.env['AMPNODE_STRESS_SEED']) >>> 0 : (Date.now() ^ (process.pid << 8)) >>> 0;
+const SEED =
+  process.env['AMPNODE_STRESS_SEED'] !== undefined
+    ? Number(process.env['AMPNODE_STRESS_SEED']) >>> 0
+    : (Date.now() ^ (process.pid << 8)) >>> 0;
 
 /** mulberry32: small, seedable, good enough to pick interleavings. */
 function prng(seed: number): () => number {
@@ -85,7 +88,9 @@ class StressNode extends TestNode {
   override async start(): Promise<void> {
     this.store = await openDiskStore(join(this.dir!, 'db'));
     this.wallet = await Wallet.open({ chain: this.chain, store: this.store, seed: this.walletSeed });
-    const logger = createLogger({ level: (process.env['AMPNODE_TEST_LOG'] as 'debug' | undefined) ?? 'silent' }).child({ node: this.spec.name });
+    const logger = createLogger({ level: (process.env['AMPNODE_TEST_LOG'] as 'debug' | undefined) ?? 'silent' }).child({
+      node: this.spec.name,
+    });
     this.node = new Node({
       nodeKey: this.nodeKey,
       listen: `127.0.0.1:${this.listenPort}`,
@@ -95,7 +100,16 @@ class StressNode extends TestNode {
       reconnectInitialDelayMs: 20,
       reconnectMaxDelayMs: 200,
     });
-    this.manager = new ChannelManager({ node: this.node, store: this.store, chain: this.chain, wallet: this.wallet, seed: this.channelSeed, logger, policy: { timeoutMs: 30_000, minimumDepth: 1 }, htlcMode: 'manual' });
+    this.manager = new ChannelManager({
+      node: this.node,
+      store: this.store,
+      chain: this.chain,
+      wallet: this.wallet,
+      seed: this.channelSeed,
+      logger,
+      policy: { timeoutMs: 30_000, minimumDepth: 1 },
+      htlcMode: 'manual',
+    });
     this.onStart?.(this);
     this.starting = true;
     await this.manager.start();
@@ -190,7 +204,8 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
   // ---- cut points: every step of the dance, both senders, before and after the message leaves
   const DANCE = [128, 130, 131, 132, 133, 134] as const;
   const cutPoints: { sender: Who; type: number; mode: 'before' | 'after' }[] = [];
-  for (const type of DANCE) for (const sender of ['alice', 'bob'] as const) for (const mode of ['before', 'after'] as const) cutPoints.push({ sender, type, mode });
+  for (const type of DANCE)
+    for (const sender of ['alice', 'bob'] as const) for (const mode of ['before', 'after'] as const) cutPoints.push({ sender, type, mode });
   const cutHit = new Set<number>();
   let trap: { point: number; skip: number; restart: boolean; by: Who } | undefined;
   let cutInfo: { by: Who; restart: boolean } | undefined;
@@ -228,7 +243,9 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
       const h = live(chan, me, id);
       if (h === undefined) {
         // at-least-once delivery: only a restart may report an outcome again, and only the same one
-        const prev = htlcs.find((x) => x.chan === chan && x.from === me && x.id === id && x.outcome !== undefined && x.outcomeGen !== generation);
+        const prev = htlcs.find(
+          (x) => x.chan === chan && x.from === me && x.id === id && x.outcome !== undefined && x.outcomeGen !== generation,
+        );
         if (prev !== undefined && prev.outcome === kind) {
           stats.replayedOutcomes++;
           return;
@@ -238,7 +255,8 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
       if (kind === 'fulfilled' && bytesToHex(sha256(preimage!)) !== h.hash) return fail(`HTLC #${h.n} fulfilled with a wrong preimage`);
       if (!h.incoming) return fail(`HTLC #${h.n} ${kind} before the receiver reported it`);
       if (h.resolving === undefined && h.outcome === undefined) return fail(`HTLC #${h.n} ${kind} though nobody resolved it`);
-      if (h.resolving !== undefined && h.resolving !== (kind === 'fulfilled' ? 'fulfill' : 'fail')) return fail(`HTLC #${h.n} ${kind}, asked to ${h.resolving}`);
+      if (h.resolving !== undefined && h.resolving !== (kind === 'fulfilled' ? 'fulfill' : 'fail'))
+        return fail(`HTLC #${h.n} ${kind}, asked to ${h.resolving}`);
       if (nodes()[me].starting) stats.replayedEvents++;
       h.outcome = kind;
       h.outcomeGen = generation;
@@ -378,19 +396,34 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
       const b = state('bob', chan);
       const capMsat = a.fundingSat * 1000n;
       // funds conserved in every commitment both sides hold: local + remote + in flight = capacity
-      for (const [who, s] of [['alice', a], ['bob', b]] as const)
+      for (const [who, s] of [
+        ['alice', a],
+        ['bob', b],
+      ] as const)
         for (const c of [s.localCommit, s.remoteCommit]) {
           const inFlight = c.htlcs.reduce((x, h) => x + h.amountMsat, 0n);
-          assert.equal(c.ourBalanceMsat + c.theirBalanceMsat + inFlight, capMsat, `${where} ${chan} ${who}: funds not conserved at height ${c.height}`);
+          assert.equal(
+            c.ourBalanceMsat + c.theirBalanceMsat + inFlight,
+            capMsat,
+            `${where} ${chan} ${who}: funds not conserved at height ${c.height}`,
+          );
         }
       // both nodes agree
-      for (const [x, y] of [[a, b], [b, a]] as const) {
+      for (const [x, y] of [
+        [a, b],
+        [b, a],
+      ] as const) {
         assert.equal(x.localCommit.height, y.remoteCommit.height);
         assert.equal(x.localCommit.feeratePerKw, y.remoteCommit.feeratePerKw, `${where} ${chan}: feerates differ between the nodes`);
         assert.equal(x.localCommit.ourBalanceMsat, y.remoteCommit.theirBalanceMsat, `${where} ${chan}: balances differ between the nodes`);
         assert.equal(x.localCommit.theirBalanceMsat, y.remoteCommit.ourBalanceMsat);
-        const key = (h: { offered: boolean; id: bigint; amountMsat: bigint }, flip: boolean): string => `${h.offered !== flip}:${h.id}:${h.amountMsat}`;
-        assert.deepEqual(x.localCommit.htlcs.map((h) => key(h, false)).sort(), y.remoteCommit.htlcs.map((h) => key(h, true)).sort(), `${where} ${chan}: HTLC sets differ`);
+        const key = (h: { offered: boolean; id: bigint; amountMsat: bigint }, flip: boolean): string =>
+          `${h.offered !== flip}:${h.id}:${h.amountMsat}`;
+        assert.deepEqual(
+          x.localCommit.htlcs.map((h) => key(h, false)).sort(),
+          y.remoteCommit.htlcs.map((h) => key(h, true)).sort(),
+          `${where} ${chan}: HTLC sets differ`,
+        );
       }
       assert.equal(a.localCommit.ourBalanceMsat, b.localCommit.theirBalanceMsat);
 
@@ -420,7 +453,10 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
           stats.crashForgotten++;
           continue;
         }
-        assert.ok(inSender && inReceiver, `${where}: HTLC #${h.n} (${chan} ${h.from} id ${h.id}) lost: neither resolved nor committed on both sides (sender ${inSender}, receiver ${inReceiver})`);
+        assert.ok(
+          inSender && inReceiver,
+          `${where}: HTLC #${h.n} (${chan} ${h.from} id ${h.id}) lost: neither resolved nor committed on both sides (sender ${inSender}, receiver ${inReceiver})`,
+        );
         assert.ok(h.incoming, `${where}: HTLC #${h.n} committed at ${h.to} but never reported as incoming`);
         expected[h.from] -= h.amountMsat;
         pendingIds.add(`${h.from}:${h.id}`);
@@ -452,9 +488,12 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
         const got = tx.outputs.map((o) => BigInt(o.value)).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
         const c = s.localCommit;
         const dust = s.local.config.dustLimitSat;
-        const untrimmed = c.htlcs.filter((h) => !isHtlcTrimmed(s.channelType, h.offered ? 'offered' : 'received', h.amountMsat, c.feeratePerKw, dust));
+        const untrimmed = c.htlcs.filter(
+          (h) => !isHtlcTrimmed(s.channelType, h.offered ? 'offered' : 'received', h.amountMsat, c.feeratePerKw, dust),
+        );
         const anchors = s.channelType === 'anchors_zero_fee_htlc';
-        const costMsat = (commitmentFeeSat(s.channelType, c.feeratePerKw, untrimmed.length) + (anchors ? 2n * ANCHOR_OUTPUT_SAT : 0n)) * 1000n;
+        const costMsat =
+          (commitmentFeeSat(s.channelType, c.feeratePerKw, untrimmed.length) + (anchors ? 2n * ANCHOR_OUTPUT_SAT : 0n)) * 1000n;
         const sub = (x: bigint): bigint => (x > costMsat ? x - costMsat : 0n);
         const toLocal = (who === opener ? sub(c.ourBalanceMsat) : c.ourBalanceMsat) / 1000n;
         const toRemote = (who === acceptor && opener !== who ? sub(c.theirBalanceMsat) : c.theirBalanceMsat) / 1000n;
@@ -466,7 +505,10 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
         want.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
         assert.deepEqual(got, want, `${where} ${chan} ${who}: commitment outputs`);
         const feeSat = s.fundingSat - got.reduce((x, y) => x + y, 0n);
-        assert.ok(feeSat >= costMsat / 1000n - (anchors ? 2n * ANCHOR_OUTPUT_SAT : 0n), `${where}: commitment fee ${feeSat} below the BOLT 3 fee`);
+        assert.ok(
+          feeSat >= costMsat / 1000n - (anchors ? 2n * ANCHOR_OUTPUT_SAT : 0n),
+          `${where}: commitment fee ${feeSat} below the BOLT 3 fee`,
+        );
       }
     }
   }
@@ -476,7 +518,19 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
     const preimage = sha256(new TextEncoder().encode(`${SEED}/${n}/${rnd()}`));
     // a third below the dust limits (trimmed), the rest up to 3 000 sat
     const amountMsat = rnd() < 0.3 ? BigInt(1_000 + Math.floor(rnd() * 300_000)) : BigInt(400_000 + Math.floor(rnd() * 2_600_000));
-    const h: Htlc = { n, chan, from, to: from === 'alice' ? 'bob' : 'alice', amountMsat, preimage, hash: bytesToHex(sha256(preimage)), status: 'adding', gen: generation, incoming: false, plan: rnd() < 0.6 ? 'fulfill' : 'fail' };
+    const h: Htlc = {
+      n,
+      chan,
+      from,
+      to: from === 'alice' ? 'bob' : 'alice',
+      amountMsat,
+      preimage,
+      hash: bytesToHex(sha256(preimage)),
+      status: 'adding',
+      gen: generation,
+      incoming: false,
+      plan: rnd() < 0.6 ? 'fulfill' : 'fail',
+    };
     htlcs.push(h);
     byHash.set(h.hash, h);
     return h;
@@ -485,19 +539,25 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
   /** Starts one operation now; the promise settles when the manager call does. */
   function addOp(h: Htlc): Promise<void> {
     const from = nodes()[h.from];
-    return from.manager.addHtlc(ids[h.chan], { amountMsat: h.amountMsat, paymentHash: Buffer.from(h.hash, 'hex'), cltvExpiry: chain.tip().height + 100 + h.n }).then(
-      (id) => {
-        if (h.status === 'unsent') return; // dropped by a cut before this call even returned
-        h.status = 'sent';
-        h.id = id;
-      },
-      () => {
-        if (h.status === 'adding') {
-          h.status = 'refused';
-          stats.refused++;
-        }
-      },
-    );
+    return from.manager
+      .addHtlc(ids[h.chan], {
+        amountMsat: h.amountMsat,
+        paymentHash: Buffer.from(h.hash, 'hex'),
+        cltvExpiry: chain.tip().height + 100 + h.n,
+      })
+      .then(
+        (id) => {
+          if (h.status === 'unsent') return; // dropped by a cut before this call even returned
+          h.status = 'sent';
+          h.id = id;
+        },
+        () => {
+          if (h.status === 'adding') {
+            h.status = 'refused';
+            stats.refused++;
+          }
+        },
+      );
   }
 
   /** The opener proposes a random commitment feerate (update_fee); refused when the channel is not active at that moment. */
@@ -518,7 +578,10 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
     h.resolving = h.plan;
     h.resolution = 'asked';
     h.resolvingLife = life;
-    const p = h.plan === 'fulfill' ? to.manager.fulfillHtlc(ids[h.chan], h.id!, h.preimage) : to.manager.failHtlc(ids[h.chan], h.id!, new TextEncoder().encode(`no #${h.n}`));
+    const p =
+      h.plan === 'fulfill'
+        ? to.manager.fulfillHtlc(ids[h.chan], h.id!, h.preimage)
+        : to.manager.failHtlc(ids[h.chan], h.id!, new TextEncoder().encode(`no #${h.n}`));
     return p.then(
       () => {
         if (died()) return; // returned into a dead process: nobody heard it
@@ -571,7 +634,13 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
     ids.ab = ab.channelId;
     ids.ba = ba.channelId;
     await mine(1);
-    await until(() => [alice, bob].every((n) => n.manager.listChannels().length === 2 && n.manager.listChannels().every((c) => c.state === 'normal' && c.active)), 'both channels ready');
+    await until(
+      () =>
+        [alice, bob].every(
+          (n) => n.manager.listChannels().length === 2 && n.manager.listChannels().every((c) => c.state === 'normal' && c.active),
+        ),
+      'both channels ready',
+    );
     for (const chan of ['ab', 'ba'] as const)
       for (const who of ['alice', 'bob'] as const) initial[chan][who] = nodes()[who].manager.channel(ids[chan])!.localBalanceMsat;
     assert.equal(initial.ab.bob, 300_000_000n);
@@ -580,94 +649,107 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
     checkInvariants('after opening');
   });
 
-  it(`${TOTAL_HTLCS} HTLCs from both sides in random interleavings, cut mid-dance at every step, one restart; checked after every batch`, T, async (t) => {
-    const started = Date.now();
-    const sent = (): number => htlcs.filter((h) => h.status === 'sent').length;
-    let nextCut = 0;
-    let restartDone = false;
-    let restartAt = '';
-    const missing = (): number => cutPoints.length - cutHit.size;
-    for (let round = 0; ; round++) {
-      stats.rounds = round + 1;
-      assert.ok(round < 200, `no convergence after 200 rounds (seed ${SEED})`);
-      const pending = htlcs.filter((h) => h.status === 'sent' && h.outcome === undefined);
-      // at least TOTAL_HTLCS, and more until every step of the dance was cut once
-      const remaining = Math.max(TOTAL_HTLCS - sent(), missing() > 0 ? PER_ROUND : 0);
-      if (remaining <= 0 && pending.length === 0) break;
+  it(
+    `${TOTAL_HTLCS} HTLCs from both sides in random interleavings, cut mid-dance at every step, one restart; checked after every batch`,
+    T,
+    async (t) => {
+      const started = Date.now();
+      const sent = (): number => htlcs.filter((h) => h.status === 'sent').length;
+      let nextCut = 0;
+      let restartDone = false;
+      let restartAt = '';
+      const missing = (): number => cutPoints.length - cutHit.size;
+      for (let round = 0; ; round++) {
+        stats.rounds = round + 1;
+        assert.ok(round < 200, `no convergence after 200 rounds (seed ${SEED})`);
+        const pending = htlcs.filter((h) => h.status === 'sent' && h.outcome === undefined);
+        // at least TOTAL_HTLCS, and more until every step of the dance was cut once
+        const remaining = Math.max(TOTAL_HTLCS - sent(), missing() > 0 ? PER_ROUND : 0);
+        if (remaining <= 0 && pending.length === 0) break;
 
-      // arm a cut every round: the one restart once a third of the HTLCs are through, else the next cut point
-      if (!restartDone && sent() >= TOTAL_HTLCS / 3) {
-        // Alice dies while handling the HTLC events a revoke_and_ack made irrevocable: the events after the first
-        // are never handled by that run, and the restart must hand them out again
-        restartAt = 'alice died handling an HTLC event';
-        crashOnEvent = true;
-        trap = undefined;
-      } else {
-        trap = { point: nextCut % cutPoints.length, skip: Math.floor(rnd() * 2), restart: false, by: rnd() < 0.5 ? 'alice' : 'bob' };
-      }
+        // arm a cut every round: the one restart once a third of the HTLCs are through, else the next cut point
+        if (!restartDone && sent() >= TOTAL_HTLCS / 3) {
+          // Alice dies while handling the HTLC events a revoke_and_ack made irrevocable: the events after the first
+          // are never handled by that run, and the restart must hand them out again
+          restartAt = 'alice died handling an HTLC event';
+          crashOnEvent = true;
+          trap = undefined;
+        } else {
+          trap = { point: nextCut % cutPoints.length, skip: Math.floor(rnd() * 2), restart: false, by: rnd() < 0.5 ? 'alice' : 'bob' };
+        }
 
-      // this round's operations, issued from both nodes in the same tick
-      const ops: (() => Promise<void>)[] = [];
-      const adds = Math.min(remaining, PER_ROUND);
-      for (let i = 0; i < adds; i++) {
-        const h = newHtlc(rnd() < 0.5 ? 'ab' : 'ba', rnd() < 0.5 ? 'alice' : 'bob');
-        ops.push(() => addOp(h));
-      }
-      const ready = pending.filter((h) => h.incoming && h.resolving === undefined);
-      for (const h of ready) if (remaining <= 0 || rnd() < 0.75) ops.push(() => resolveOp(h));
-      for (const chan of ['ab', 'ba'] as const) if (rnd() < 0.35) ops.push(() => feeOp(chan));
-      for (let i = ops.length - 1; i > 0; i--) {
-        const j = Math.floor(rnd() * (i + 1));
-        [ops[i], ops[j]] = [ops[j]!, ops[i]!];
-      }
-      await Promise.all(ops.map((op) => op()));
+        // this round's operations, issued from both nodes in the same tick
+        const ops: (() => Promise<void>)[] = [];
+        const adds = Math.min(remaining, PER_ROUND);
+        for (let i = 0; i < adds; i++) {
+          const h = newHtlc(rnd() < 0.5 ? 'ab' : 'ba', rnd() < 0.5 ? 'alice' : 'bob');
+          ops.push(() => addOp(h));
+        }
+        const ready = pending.filter((h) => h.incoming && h.resolving === undefined);
+        for (const h of ready) if (remaining <= 0 || rnd() < 0.75) ops.push(() => resolveOp(h));
+        for (const chan of ['ab', 'ba'] as const) if (rnd() < 0.35) ops.push(() => feeOp(chan));
+        for (let i = ops.length - 1; i > 0; i--) {
+          const j = Math.floor(rnd() * (i + 1));
+          [ops[i], ops[j]] = [ops[j]!, ops[i]!];
+        }
+        await Promise.all(ops.map((op) => op()));
 
-      // the dance goes on after the calls return: wait until it is over or the trap fired
-      await until(() => cutInfo !== undefined || quiet(), `round ${round}: dance over or cut (seed ${SEED})`);
-      trap = undefined; // not fired: its message did not occur this round, the same point is armed next round
-      crashOnEvent = false;
-      if (cutInfo !== undefined) {
-        if (cutInfo.restart) restartDone = true;
-        else nextCut++;
-        await reconnect();
+        // the dance goes on after the calls return: wait until it is over or the trap fired
+        await until(() => cutInfo !== undefined || quiet(), `round ${round}: dance over or cut (seed ${SEED})`);
+        trap = undefined; // not fired: its message did not occur this round, the same point is armed next round
+        crashOnEvent = false;
+        if (cutInfo !== undefined) {
+          if (cutInfo.restart) restartDone = true;
+          else nextCut++;
+          await reconnect();
+        }
+        await quiesce(`round ${round}`);
+        for (const h of htlcs) assert.notEqual(h.status, 'adding', `HTLC #${h.n}: addHtlc never settled`);
+        checkInvariants(`round ${round}`);
       }
-      await quiesce(`round ${round}`);
-      for (const h of htlcs) assert.notEqual(h.status, 'adding', `HTLC #${h.n}: addHtlc never settled`);
-      checkInvariants(`round ${round}`);
-    }
-    const outcomes = { fulfilled: 0, failed: 0 };
-    for (const h of htlcs) if (h.status === 'sent') outcomes[h.outcome!]++;
-    assert.equal(outcomes.fulfilled + outcomes.failed, sent());
-    assert.ok(sent() >= TOTAL_HTLCS);
-    assert.ok(outcomes.fulfilled > 0 && outcomes.failed > 0);
-    assert.equal(stats.restarts, 1);
-    assert.ok(stats.crossings > 0, 'commitment_signed never crossed');
-    assert.ok(stats.feeUpdates > 0, 'no update_fee went through');
-    const missed = cutPoints.filter((_c, i) => !cutHit.has(i)).map((c) => `${c.sender}:${c.type}:${c.mode}`);
-    assert.deepEqual(missed, [], 'every step of the dance was cut');
-    // every resolution asked for ended as asked, once, with no second call (asked again only after a death, counted above)
-    let cutOffButPersisted = 0;
-    for (const h of htlcs) {
-      if (h.status !== 'sent') continue;
-      assert.equal(h.outcome, h.plan === 'fulfill' ? 'fulfilled' : 'failed', `HTLC #${h.n} ended ${h.outcome}, asked to ${h.plan}`);
-      if (h.resolution === 'taken') continue;
-      // the call died with Alice, yet the channel had persisted it and finished it by itself
-      assert.ok(h.to === 'alice' && h.resolvingLife! < aliceLife, `HTLC #${h.n}: its ${h.plan} call never returned`);
-      cutOffButPersisted++;
-    }
-    assert.equal(stats.resolutionsTaken + cutOffButPersisted, sent(), 'one resolution call taken per HTLC');
-    const resent = [...resolutionSends.values()].filter((n) => n > 1).length;
-    const ms = Date.now() - started;
-    const line = `seed ${SEED}: ${sent()} HTLCs (${outcomes.fulfilled} fulfilled, ${outcomes.failed} failed) in ${stats.rounds} rounds, ${stats.cuts} cuts, ${stats.restarts} restart (${restartAt}), ${stats.crossings} crossed commitment_signed, ${stats.feeUpdates} update_fee (${stats.feeRefused} refused), ${stats.refused} adds refused while disconnected, ${stats.unsent} unsent, ${stats.crashForgotten} forgotten by the crash, ${stats.resolutionsTaken} resolutions taken (${stats.inFlightAtCut} in flight at a cut or the restart, ${resent} sent again by the channel, none asked twice; ${cutOffButPersisted + stats.diedUnpersisted} cut off by the death: ${cutOffButPersisted} persisted and finished by the channel, ${stats.diedUnpersisted} asked again), ${stats.replayedOutcomes} outcomes reported twice, ${stats.replayedEvents} events and ${stats.replayedUnsent} htlc_unsent replayed by the restart, ${ms} ms`;
-    t.diagnostic(line);
-    console.log(line);
-  });
+      const outcomes = { fulfilled: 0, failed: 0 };
+      for (const h of htlcs) if (h.status === 'sent') outcomes[h.outcome!]++;
+      assert.equal(outcomes.fulfilled + outcomes.failed, sent());
+      assert.ok(sent() >= TOTAL_HTLCS);
+      assert.ok(outcomes.fulfilled > 0 && outcomes.failed > 0);
+      assert.equal(stats.restarts, 1);
+      assert.ok(stats.crossings > 0, 'commitment_signed never crossed');
+      assert.ok(stats.feeUpdates > 0, 'no update_fee went through');
+      const missed = cutPoints.filter((_c, i) => !cutHit.has(i)).map((c) => `${c.sender}:${c.type}:${c.mode}`);
+      assert.deepEqual(missed, [], 'every step of the dance was cut');
+      // every resolution asked for ended as asked, once, with no second call (asked again only after a death, counted above)
+      let cutOffButPersisted = 0;
+      for (const h of htlcs) {
+        if (h.status !== 'sent') continue;
+        assert.equal(h.outcome, h.plan === 'fulfill' ? 'fulfilled' : 'failed', `HTLC #${h.n} ended ${h.outcome}, asked to ${h.plan}`);
+        if (h.resolution === 'taken') continue;
+        // the call died with Alice, yet the channel had persisted it and finished it by itself
+        assert.ok(h.to === 'alice' && h.resolvingLife! < aliceLife, `HTLC #${h.n}: its ${h.plan} call never returned`);
+        cutOffButPersisted++;
+      }
+      assert.equal(stats.resolutionsTaken + cutOffButPersisted, sent(), 'one resolution call taken per HTLC');
+      const resent = [...resolutionSends.values()].filter((n) => n > 1).length;
+      const ms = Date.now() - started;
+      const line = `seed ${SEED}: ${sent()} HTLCs (${outcomes.fulfilled} fulfilled, ${outcomes.failed} failed) in ${stats.rounds} rounds, ${stats.cuts} cuts, ${stats.restarts} restart (${restartAt}), ${stats.crossings} crossed commitment_signed, ${stats.feeUpdates} update_fee (${stats.feeRefused} refused), ${stats.refused} adds refused while disconnected, ${stats.unsent} unsent, ${stats.crashForgotten} forgotten by the crash, ${stats.resolutionsTaken} resolutions taken (${stats.inFlightAtCut} in flight at a cut or the restart, ${resent} sent again by the channel, none asked twice; ${cutOffButPersisted + stats.diedUnpersisted} cut off by the death: ${cutOffButPersisted} persisted and finished by the channel, ${stats.diedUnpersisted} asked again), ${stats.replayedOutcomes} outcomes reported twice, ${stats.replayedEvents} events and ${stats.replayedUnsent} htlc_unsent replayed by the restart, ${ms} ms`;
+      t.diagnostic(line);
+      console.log(line);
+    },
+  );
 
   it('cooperative close initiated by each side; each wallet receives its off-chain balance less the fee it paid as opener', T, async () => {
     const before = { alice: alice.walletTotalSat(), bob: bob.walletTotalSat() };
     const expected = { alice: 0n, bob: 0n };
     // the seed picks whether each opener or each acceptor starts the close
-    const closers: [StressNode, Chan][] = SEED % 2 === 0 ? [[alice, 'ab'], [bob, 'ba']] : [[bob, 'ab'], [alice, 'ba']];
+    const closers: [StressNode, Chan][] =
+      SEED % 2 === 0
+        ? [
+            [alice, 'ab'],
+            [bob, 'ba'],
+          ]
+        : [
+            [bob, 'ab'],
+            [alice, 'ba'],
+          ];
     const spent: string[] = [];
     const onSpent = (_i: ChannelInfo, txid: string, coop: boolean): void => void (coop && spent.push(txid));
     alice.manager.on('funding_spent', onSpent);
@@ -684,7 +766,10 @@ describe(`channel manager stress: 500 HTLCs over TCP with cuts and a restart (se
       // sub-satoshi remainders of the two balances (at most 1 sat together) go to the miner as well
       const feeSat = offChain.alice / 1000n + offChain.bob / 1000n - outSat;
       const sh = closer.manager.channelState(id).shutdown!;
-      assert.ok(feeSat > 0n && feeSat < 5_000n && (feeSat === sh.lastSentFeeSat || feeSat === sh.lastReceivedFeeSat), `closing fee ${feeSat} is the negotiated one`);
+      assert.ok(
+        feeSat > 0n && feeSat < 5_000n && (feeSat === sh.lastSentFeeSat || feeSat === sh.lastReceivedFeeSat),
+        `closing fee ${feeSat} is the negotiated one`,
+      );
       assert.ok(info.capacitySat - outSat - feeSat <= 1n);
       const opener: Who = chan === 'ab' ? 'alice' : 'bob';
       for (const who of ['alice', 'bob'] as const) {

@@ -64,7 +64,11 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     assert.equal(ab.opener, 'local');
     assert.equal(ba.channelType, 'anchors_zero_fee_htlc');
     // the acceptor knows the channel under the same final id
-    await until(() => bob.manager.channel(ab.channelId)?.state === 'awaiting_ready' && alice.manager.channel(ba.channelId)?.state === 'awaiting_ready', 'acceptors pending');
+    await until(
+      () =>
+        bob.manager.channel(ab.channelId)?.state === 'awaiting_ready' && alice.manager.channel(ba.channelId)?.state === 'awaiting_ready',
+      'acceptors pending',
+    );
     // funding left the openers' wallets (amount + fee), nothing from the acceptors'
     await chain.synced();
     assert.ok(alice.walletTotalSat() < aliceBefore - 1_000_000n);
@@ -74,10 +78,16 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     await mine(1);
     assert.equal(alice.manager.channel(ab.channelId)!.state, 'awaiting_ready');
     await mine(1);
-    await until(() => alice.manager.channel(ab.channelId)!.state === 'normal' && bob.manager.channel(ab.channelId)!.state === 'normal', 'A→B ready at depth 2');
+    await until(
+      () => alice.manager.channel(ab.channelId)!.state === 'normal' && bob.manager.channel(ab.channelId)!.state === 'normal',
+      'A→B ready at depth 2',
+    );
     assert.equal(alice.manager.channel(ba.channelId)!.state, 'awaiting_ready', 'B→A needs depth 3');
     await mine(1);
-    await until(() => alice.manager.channel(ba.channelId)!.state === 'normal' && bob.manager.channel(ba.channelId)!.state === 'normal', 'B→A ready at depth 3');
+    await until(
+      () => alice.manager.channel(ba.channelId)!.state === 'normal' && bob.manager.channel(ba.channelId)!.state === 'normal',
+      'B→A ready at depth 3',
+    );
 
     for (const n of [alice, bob]) {
       const list = n.manager.listChannels();
@@ -105,7 +115,10 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     await assert.rejects(alice.manager.openChannel(bob.id, 10_000n, { channelType: 'static_remotekey' }), /fundingSat/);
     // refused by Bob: everything pushed, nothing left for Alice to pay the commitment fee. Alice's call fails
     // with Bob's error, and nothing stays locked or listed on either side.
-    await assert.rejects(alice.manager.openChannel(bob.id, 100_000n, { channelType: 'static_remotekey', pushMsat: 100_000_000n }), /ERR_OPEN_FAILED.*commitment fee/);
+    await assert.rejects(
+      alice.manager.openChannel(bob.id, 100_000n, { channelType: 'static_remotekey', pushMsat: 100_000_000n }),
+      /ERR_OPEN_FAILED.*commitment fee/,
+    );
     assert.equal(alice.wallet.balance().lockedSat, 0n);
     assert.equal(alice.manager.listChannels().length, 2);
     assert.equal(bob.manager.listChannels().length, 2);
@@ -134,7 +147,10 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     assert.equal(bob.manager.channel(pending.channelId)?.state, 'awaiting_ready');
     await alice.connect(bob);
     await mine(2);
-    await until(() => alice.manager.channel(pending.channelId)?.state === 'normal' && bob.manager.channel(pending.channelId)?.state === 'normal', 'channel ready after the restart');
+    await until(
+      () => alice.manager.channel(pending.channelId)?.state === 'normal' && bob.manager.channel(pending.channelId)?.state === 'normal',
+      'channel ready after the restart',
+    );
     await until(() => [alice, bob].every((n) => n.manager.listChannels().every((c) => c.active)), 'every channel active');
     extra = pending;
   });
@@ -226,8 +242,14 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     const start = alice.manager.channel(ab.channelId)!.feeratePerKw;
     const target = start * 2;
     assert.equal(await alice.manager.updateChannelFee(ab.channelId, target), target);
-    await until(() => bob.manager.channel(ab.channelId)!.feeratePerKw === target && alice.manager.channel(ab.channelId)!.feeratePerKw === target, 'both commitments at the new feerate');
-    await assert.rejects(bob.manager.updateChannelFee(ab.channelId, target * 2), (e: Error & { code?: string }) => e.code === 'ERR_CHANNEL_REFUSED');
+    await until(
+      () => bob.manager.channel(ab.channelId)!.feeratePerKw === target && alice.manager.channel(ab.channelId)!.feeratePerKw === target,
+      'both commitments at the new feerate',
+    );
+    await assert.rejects(
+      bob.manager.updateChannelFee(ab.channelId, target * 2),
+      (e: Error & { code?: string }) => e.code === 'ERR_CHANNEL_REFUSED',
+    );
     // from the estimate (the chain both nodes share is told what to estimate): under 10 % no change, then a fall is followed
     const estimate = chain.estimateFeeratePerKw.bind(chain);
     try {
@@ -238,7 +260,10 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     } finally {
       chain.estimateFeeratePerKw = estimate;
     }
-    await until(() => bob.manager.channel(ab.channelId)!.feeratePerKw === start && alice.manager.channel(ab.channelId)!.feeratePerKw === start, 'back at the first feerate');
+    await until(
+      () => bob.manager.channel(ab.channelId)!.feeratePerKw === start && alice.manager.channel(ab.channelId)!.feeratePerKw === start,
+      'back at the first feerate',
+    );
     // HTLCs still flow at the changed feerates
     const h = await offer(alice, bob, ab.channelId, 2_000_000n);
     const failed = eventOnce(alice, 'htlc_failed', ab.channelId, h.id);
@@ -253,8 +278,14 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     const heights = [alice, bob].map((n) => n.manager.channelState(ab.channelId).localCommit.height);
     assert.ok(alice.node.disconnect(bob.id));
     await until(() => alice.node.listPeers().length === 0 && bob.node.listPeers().length === 0, 'both sides disconnected');
-    await until(() => alice.manager.listChannels().every((c) => !c.active) && bob.manager.listChannels().every((c) => !c.active), 'channels inactive');
-    await assert.rejects(alice.manager.addHtlc(ab.channelId, { amountMsat: 1000n, paymentHash: randomBytes(32), cltvExpiry: 1000 }), /ERR_NOT_READY/);
+    await until(
+      () => alice.manager.listChannels().every((c) => !c.active) && bob.manager.listChannels().every((c) => !c.active),
+      'channels inactive',
+    );
+    await assert.rejects(
+      alice.manager.addHtlc(ab.channelId, { amountMsat: 1000n, paymentHash: randomBytes(32), cltvExpiry: 1000 }),
+      /ERR_NOT_READY/,
+    );
 
     let reest = 0;
     const count = (): void => void reest++;
@@ -265,7 +296,8 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     await until(() => reest === 2 * n, `${2 * n} channel_reestablished events (${n} channels × 2 sides)`);
     alice.manager.off('channel_reestablished', count);
     bob.manager.off('channel_reestablished', count);
-    for (const n of [alice, bob]) for (const c of n.manager.listChannels()) assert.equal(c.active, true, `${n.spec.name} ${c.channelId} active`);
+    for (const n of [alice, bob])
+      for (const c of n.manager.listChannels()) assert.equal(c.active, true, `${n.spec.name} ${c.channelId} active`);
     assert.deepEqual(
       [alice, bob].map((n) => n.manager.channelState(ab.channelId).localCommit.height),
       heights,
@@ -305,13 +337,19 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
   });
 
   it('a restart of one node from its data directory resumes both channels', T, async () => {
-    const states = bob.manager.listChannels().map((c) => ({ id: c.channelId, local: c.localBalanceMsat, height: bob.manager.channelState(c.channelId).localCommit.height }));
+    const states = bob.manager
+      .listChannels()
+      .map((c) => ({ id: c.channelId, local: c.localBalanceMsat, height: bob.manager.channelState(c.channelId).localCommit.height }));
     await bob.stop();
     await until(() => alice.node.listPeers().length === 0, 'alice sees bob gone');
     await bob.start(); // same data directory, node key and seeds; a new port
     const reloaded = bob.manager.listChannels();
     assert.deepEqual(
-      reloaded.map((c) => ({ id: c.channelId, local: c.localBalanceMsat, height: bob.manager.channelState(c.channelId).localCommit.height })),
+      reloaded.map((c) => ({
+        id: c.channelId,
+        local: c.localBalanceMsat,
+        height: bob.manager.channelState(c.channelId).localCommit.height,
+      })),
       states,
     );
     assert.ok(reloaded.every((c) => c.state === 'normal' && !c.active));
@@ -327,55 +365,67 @@ describe('channel manager: two nodes over TCP on one regtest chain', () => {
     checkMirrored(ba.channelId);
   });
 
-  it('cooperative close initiated by each side (opener and acceptor); wallets receive the off-chain balances minus the closing fee', T, async () => {
-    const before = { alice: alice.walletTotalSat(), bob: bob.walletTotalSat() };
-    const expected = { alice: 0n, bob: 0n };
-    const spent: string[] = [];
-    const onSpent = (_i: ChannelInfo, txid: string, coop: boolean): void => {
-      if (coop) spent.push(txid);
-    };
-    alice.manager.on('funding_spent', onSpent);
+  it(
+    'cooperative close initiated by each side (opener and acceptor); wallets receive the off-chain balances minus the closing fee',
+    T,
+    async () => {
+      const before = { alice: alice.walletTotalSat(), bob: bob.walletTotalSat() };
+      const expected = { alice: 0n, bob: 0n };
+      const spent: string[] = [];
+      const onSpent = (_i: ChannelInfo, txid: string, coop: boolean): void => {
+        if (coop) spent.push(txid);
+      };
+      alice.manager.on('funding_spent', onSpent);
 
-    // Alice closes the channel she opened; Bob closes the one he opened, and one Alice opened.
-    for (const [closer, id] of [
-      [alice, ab.channelId],
-      [bob, ba.channelId],
-      [bob, extra.channelId],
-    ] as const) {
-      const balances = { alice: alice.manager.channel(id)!.localBalanceMsat, bob: bob.manager.channel(id)!.localBalanceMsat };
-      const info = await closer.manager.closeChannel(id);
-      assert.equal(info.state, 'closed');
-      const other = closer === alice ? bob : alice;
-      await until(() => other.manager.channel(id)!.state === 'closed', 'the other side agreed');
-      assert.equal(other.manager.channel(id)!.closingTxid, info.closingTxid);
-      const tx = bcoin.TX.fromRaw(Buffer.from(closer.manager.channelState(id).shutdown!.closingTx!));
-      const outSum = tx.outputs.reduce((a, o) => a + BigInt(o.value), 0n);
-      const feeSat = info.capacitySat - outSum;
-      assert.ok(feeSat > 0n && feeSat < 5_000n, `closing fee ${feeSat}`);
-      const opener = alice.manager.channel(id)!.opener === 'local' ? alice : bob;
-      for (const who of ['alice', 'bob'] as const) {
-        const mine = who === 'alice' ? alice : bob;
-        let sat = balances[who] / 1000n;
-        if (mine === opener) sat -= feeSat;
-        expected[who] += sat;
-        if (sat === 0n) assert.ok(tx.outputs.every((o) => !mine.wallet.isMine(new Uint8Array(o.script.toRaw()))), `${who} has nothing in ${id}: no output`);
-        else assert.ok(tx.outputs.some((o) => BigInt(o.value) === sat && mine.wallet.isMine(new Uint8Array(o.script.toRaw()))), `${who} output of ${sat} sat`);
+      // Alice closes the channel she opened; Bob closes the one he opened, and one Alice opened.
+      for (const [closer, id] of [
+        [alice, ab.channelId],
+        [bob, ba.channelId],
+        [bob, extra.channelId],
+      ] as const) {
+        const balances = { alice: alice.manager.channel(id)!.localBalanceMsat, bob: bob.manager.channel(id)!.localBalanceMsat };
+        const info = await closer.manager.closeChannel(id);
+        assert.equal(info.state, 'closed');
+        const other = closer === alice ? bob : alice;
+        await until(() => other.manager.channel(id)!.state === 'closed', 'the other side agreed');
+        assert.equal(other.manager.channel(id)!.closingTxid, info.closingTxid);
+        const tx = bcoin.TX.fromRaw(Buffer.from(closer.manager.channelState(id).shutdown!.closingTx!));
+        const outSum = tx.outputs.reduce((a, o) => a + BigInt(o.value), 0n);
+        const feeSat = info.capacitySat - outSum;
+        assert.ok(feeSat > 0n && feeSat < 5_000n, `closing fee ${feeSat}`);
+        const opener = alice.manager.channel(id)!.opener === 'local' ? alice : bob;
+        for (const who of ['alice', 'bob'] as const) {
+          const mine = who === 'alice' ? alice : bob;
+          let sat = balances[who] / 1000n;
+          if (mine === opener) sat -= feeSat;
+          expected[who] += sat;
+          if (sat === 0n)
+            assert.ok(
+              tx.outputs.every((o) => !mine.wallet.isMine(new Uint8Array(o.script.toRaw()))),
+              `${who} has nothing in ${id}: no output`,
+            );
+          else
+            assert.ok(
+              tx.outputs.some((o) => BigInt(o.value) === sat && mine.wallet.isMine(new Uint8Array(o.script.toRaw()))),
+              `${who} output of ${sat} sat`,
+            );
+        }
       }
-    }
-    // Bob restarts before the closing txs confirm: he watches the funding outputs again and re-broadcasts
-    await bob.stop();
-    await bob.start();
-    const bobSpent: string[] = [];
-    bob.manager.on('funding_spent', (_i, txid, coop) => {
-      if (coop) bobSpent.push(txid);
-    });
-    await mine(1);
-    await until(() => spent.length === 3 && bobSpent.length === 3, 'the three funding outputs spent cooperatively, seen by both');
-    assert.deepEqual([...bobSpent].sort(), [...spent].sort());
-    alice.manager.off('funding_spent', onSpent);
-    assert.equal(alice.walletTotalSat() - before.alice, expected.alice);
-    assert.equal(bob.walletTotalSat() - before.bob, expected.bob);
-    assert.equal(alice.wallet.balance().unconfirmedSat, 0n);
-    for (const n of [alice, bob]) for (const c of n.manager.listChannels()) assert.equal(c.state, 'closed');
-  });
+      // Bob restarts before the closing txs confirm: he watches the funding outputs again and re-broadcasts
+      await bob.stop();
+      await bob.start();
+      const bobSpent: string[] = [];
+      bob.manager.on('funding_spent', (_i, txid, coop) => {
+        if (coop) bobSpent.push(txid);
+      });
+      await mine(1);
+      await until(() => spent.length === 3 && bobSpent.length === 3, 'the three funding outputs spent cooperatively, seen by both');
+      assert.deepEqual([...bobSpent].sort(), [...spent].sort());
+      alice.manager.off('funding_spent', onSpent);
+      assert.equal(alice.walletTotalSat() - before.alice, expected.alice);
+      assert.equal(bob.walletTotalSat() - before.bob, expected.bob);
+      assert.equal(alice.wallet.balance().unconfirmedSat, 0n);
+      for (const n of [alice, bob]) for (const c of n.manager.listChannels()) assert.equal(c.state, 'closed');
+    },
+  );
 });

@@ -42,28 +42,32 @@ describe('ampnode cli', () => {
 
   const base = (): string[] => ['--datadir', dir, '--api', api];
 
-  it('getinfo, addinvoice --amp, decodepayreq, lookupinvoice --payment_addr, listinvoices: JSON from the daemon', { timeout: 60_000 }, async () => {
-    const info = await cli([...base(), 'getinfo']);
-    assert.equal(info.code, 0, info.err.join('\n'));
-    assert.equal(JSON.parse(info.out).nodeId, node.nodeIdHex);
-    const added = await cli([...base(), 'addinvoice', '--amp', '--memo', 'tips']);
-    assert.equal(added.code, 0, added.err.join('\n'));
-    const inv = JSON.parse(added.out) as { paymentRequest: string; paymentAddr: string; kind: string };
-    assert.equal(inv.kind, 'amp');
-    const decoded = await cli([...base(), 'decodepayreq', inv.paymentRequest]);
-    assert.equal(decoded.code, 0, decoded.err.join('\n'));
-    const d = JSON.parse(decoded.out) as { description: string; payee: string; paymentSecret: string };
-    assert.equal(d.description, 'tips');
-    assert.equal(d.payee, node.nodeIdHex);
-    assert.equal(d.paymentSecret, inv.paymentAddr);
-    const looked = await cli([...base(), 'lookupinvoice', '--payment_addr', inv.paymentAddr]);
-    assert.equal(looked.code, 0, looked.err.join('\n'));
-    assert.equal(JSON.parse(looked.out).state, 'open');
-    const listed = await cli([...base(), 'listinvoices']);
-    assert.equal((JSON.parse(listed.out) as { invoices: unknown[] }).invoices.length, 1);
-    const bal = await cli([...base(), 'channelbalance']);
-    assert.deepEqual(JSON.parse(bal.out), { localBalanceMsat: '0', remoteBalanceMsat: '0', channels: 0 });
-  });
+  it(
+    'getinfo, addinvoice --amp, decodepayreq, lookupinvoice --payment_addr, listinvoices: JSON from the daemon',
+    { timeout: 60_000 },
+    async () => {
+      const info = await cli([...base(), 'getinfo']);
+      assert.equal(info.code, 0, info.err.join('\n'));
+      assert.equal(JSON.parse(info.out).nodeId, node.nodeIdHex);
+      const added = await cli([...base(), 'addinvoice', '--amp', '--memo', 'tips']);
+      assert.equal(added.code, 0, added.err.join('\n'));
+      const inv = JSON.parse(added.out) as { paymentRequest: string; paymentAddr: string; kind: string };
+      assert.equal(inv.kind, 'amp');
+      const decoded = await cli([...base(), 'decodepayreq', inv.paymentRequest]);
+      assert.equal(decoded.code, 0, decoded.err.join('\n'));
+      const d = JSON.parse(decoded.out) as { description: string; payee: string; paymentSecret: string };
+      assert.equal(d.description, 'tips');
+      assert.equal(d.payee, node.nodeIdHex);
+      assert.equal(d.paymentSecret, inv.paymentAddr);
+      const looked = await cli([...base(), 'lookupinvoice', '--payment_addr', inv.paymentAddr]);
+      assert.equal(looked.code, 0, looked.err.join('\n'));
+      assert.equal(JSON.parse(looked.out).state, 'open');
+      const listed = await cli([...base(), 'listinvoices']);
+      assert.equal((JSON.parse(listed.out) as { invoices: unknown[] }).invoices.length, 1);
+      const bal = await cli([...base(), 'channelbalance']);
+      assert.deepEqual(JSON.parse(bal.out), { localBalanceMsat: '0', remoteBalanceMsat: '0', channels: 0 });
+    },
+  );
 
   it('wrong input, an unknown verb, no daemon, no token: one line, exit 1, no stack trace', async () => {
     const bad = await cli([...base(), 'decodepayreq', 'lnbcrt1notaninvoice']);

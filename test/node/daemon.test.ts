@@ -46,7 +46,10 @@ class Daemon {
   }
 
   static spawn(args: string[]): Daemon {
-    const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'node', 'cli.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'node', 'cli.ts'), ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const d = new Daemon(proc);
     running.add(d);
     d.exited.then(() => running.delete(d));
@@ -94,10 +97,7 @@ class Daemon {
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     this.proc.kill(signal);
-    const r = await Promise.race([
-      this.exited,
-      failAfter(WAIT_MS, () => `no exit within ${WAIT_MS} ms after ${signal}\n${this.tail()}`),
-    ]);
+    const r = await Promise.race([this.exited, failAfter(WAIT_MS, () => `no exit within ${WAIT_MS} ms after ${signal}\n${this.tail()}`)]);
     return r.code;
   }
 
@@ -138,7 +138,17 @@ describe('ampnode start (child processes)', () => {
     const key = hexToBytes(readFileSync(keyFile, 'utf8').trim());
     assert.equal(bytesToHex(secp.publicKeyCreate(key)), la.nodeId);
 
-    const b = Daemon.spawn(['start', '--datadir', dirB, '--listen', '127.0.0.1:0', '--connect', `${la.nodeId}@${la.address}`, '--log-level', 'debug']);
+    const b = Daemon.spawn([
+      'start',
+      '--datadir',
+      dirB,
+      '--listen',
+      '127.0.0.1:0',
+      '--connect',
+      `${la.nodeId}@${la.address}`,
+      '--log-level',
+      'debug',
+    ]);
     const lb = await b.listening();
     await a.until(() => (a.connectedCount(lb.nodeId) > 0 ? true : undefined), 'A sees B');
     await b.until(() => (b.connectedCount(la.nodeId) > 0 ? true : undefined), 'B sees A');
@@ -171,7 +181,10 @@ describe('ampnode start (child processes)', () => {
       const d = Daemon.spawn(['start', '--datadir', tempDir(), '--listen', '127.0.0.1:0', '--chain', chain]);
       await d.listening();
       assert.equal(await d.stop('SIGTERM'), 0, d.tail());
-      assert.ok(d.logs.some((l) => l['msg'] === 'stopping'), d.tail());
+      assert.ok(
+        d.logs.some((l) => l['msg'] === 'stopping'),
+        d.tail(),
+      );
     }
   });
 
@@ -179,7 +192,10 @@ describe('ampnode start (child processes)', () => {
     const bad = Daemon.spawn(['start', '--datadir', tempDir(), '--listen', '127.0.0.1:0', '--connect', 'not-a-node']);
     assert.equal((await bad.exited).code, 1);
     assert.deepEqual(bad.stdout, []);
-    assert.ok(bad.logs.some((l) => /PUBKEY@HOST:PORT/.test(String(l['text']))), bad.tail());
+    assert.ok(
+      bad.logs.some((l) => /PUBKEY@HOST:PORT/.test(String(l['text']))),
+      bad.tail(),
+    );
 
     const noDir = Daemon.spawn(['start', '--listen', '127.0.0.1:0']);
     assert.equal((await noDir.exited).code, 1);
@@ -196,7 +212,10 @@ describe('ampnode start (child processes)', () => {
       const busy = Daemon.spawn(['start', '--datadir', tempDir(), '--listen', `127.0.0.1:${port}`, '--chain', 'none']);
       assert.equal((await busy.exited).code, 1);
       assert.deepEqual(busy.stdout, []);
-      assert.ok(busy.logs.some((l) => l['msg'] === 'could not start' && /EADDRINUSE/.test(JSON.stringify(l))), busy.tail());
+      assert.ok(
+        busy.logs.some((l) => l['msg'] === 'could not start' && /EADDRINUSE/.test(JSON.stringify(l))),
+        busy.tail(),
+      );
     } finally {
       server.close();
     }
@@ -205,7 +224,11 @@ describe('ampnode start (child processes)', () => {
   it('the datadir: an empty one touches nothing, a 0755 one ends 0700 with 0600 files, a second daemon on it exits 1 naming the pid of the first', async () => {
     // --datadir '' (run from an empty working directory): refused before anything is written
     const cwd = tempDir();
-    const empty = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'node', 'cli.ts'), 'start', '--datadir', '', '--listen', '127.0.0.1:0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    const empty = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'node', 'cli.ts'), 'start', '--datadir', '', '--listen', '127.0.0.1:0'],
+      { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } },
+    );
     const emptyCode = await new Promise<number | null>((r) => empty.once('exit', (c) => r(c)));
     assert.equal(emptyCode, 1);
     assert.deepEqual(readdirSync(cwd), [], 'nothing created in the working directory');
@@ -216,7 +239,11 @@ describe('ampnode start (child processes)', () => {
     const first = Daemon.spawn(['start', '--datadir', dir, '--listen', '127.0.0.1:0']);
     await first.listening();
     assert.equal(statSync(dir).mode & 0o777, 0o700);
-    const walk = (d: string): string[] => readdirSync(d).flatMap((n) => { const p = join(d, n); return statSync(p).isDirectory() ? [p, ...walk(p)] : [p]; });
+    const walk = (d: string): string[] =>
+      readdirSync(d).flatMap((n) => {
+        const p = join(d, n);
+        return statSync(p).isDirectory() ? [p, ...walk(p)] : [p];
+      });
     const entries = walk(dir);
     assert.ok(entries.some((p) => p.endsWith('wallet_seed')) && entries.some((p) => p.includes(`${sep}db${sep}`)), entries.join(' '));
     for (const p of entries) {
@@ -229,7 +256,10 @@ describe('ampnode start (child processes)', () => {
       const second = Daemon.spawn(['start', '--datadir', dir, '--listen', '127.0.0.1:0', '--chain', chain]);
       assert.equal((await second.exited).code, 1);
       assert.deepEqual(second.stdout, []);
-      assert.ok(second.logs.some((l) => JSON.stringify(l).includes(`datadir in use by pid ${first.proc.pid}`)), second.tail());
+      assert.ok(
+        second.logs.some((l) => JSON.stringify(l).includes(`datadir in use by pid ${first.proc.pid}`)),
+        second.tail(),
+      );
     }
     assert.equal(await first.stop(), 0);
     // the lock went with the first daemon: a new one starts
@@ -240,10 +270,7 @@ describe('ampnode start (child processes)', () => {
 
   it('ampnode demo runs end to end and exits 0', async () => {
     const d = Daemon.spawn(['demo']);
-    const { code } = await Promise.race([
-      d.exited,
-      failAfter(START_MS, () => `demo did not finish\n${d.tail()}`),
-    ]);
+    const { code } = await Promise.race([d.exited, failAfter(START_MS, () => `demo did not finish\n${d.tail()}`)]);
     assert.equal(code, 0, d.tail());
     const done = /done: (\d+) of (\d+) steps ok/.exec(d.stdout.join('\n'));
     assert.ok(done !== null, d.tail());

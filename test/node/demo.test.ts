@@ -24,7 +24,12 @@ describe('ampnode demo', () => {
     assert.equal(r.exitCode, 0, lines.join('\n'));
     assert.equal(r.completed, DEMO_STEPS.length);
     assert.ok(!lines.some((l) => l.includes('FAILED')), lines.join('\n'));
-    DEMO_STEPS.forEach((s, i) => assert.ok(lines.some((l) => l.startsWith(`${i + 1}. ${s.title} (`)), `step ${i + 1} printed with its duration`));
+    DEMO_STEPS.forEach((s, i) =>
+      assert.ok(
+        lines.some((l) => l.startsWith(`${i + 1}. ${s.title} (`)),
+        `step ${i + 1} printed with its duration`,
+      ),
+    );
     assert.match(lines.at(-1)!, new RegExp(`^done: ${DEMO_STEPS.length} of ${DEMO_STEPS.length} steps ok`));
     assert.ok(lines.some((l) => l.includes('no invoice/payment layer yet')));
 
@@ -93,7 +98,10 @@ describe('ampnode demo', () => {
     const r = await runDemoSteps(silent, (l) => lines.push(l), steps);
     assert.equal(r.exitCode, 1);
     assert.equal(r.completed, 1);
-    assert.match(lines.find((l) => l.startsWith('2. '))!, /^2\. a step that breaks: FAILED after \d+ ms: broken on purpose$/);
+    assert.match(
+      lines.find((l) => l.startsWith('2. '))!,
+      /^2\. a step that breaks: FAILED after \d+ ms: broken on purpose$/,
+    );
     assert.ok(!lines.some((l) => l.includes('never reached') || l.startsWith('done:')));
     assert.ok(!existsSync(dir), 'the scratch directory is removed');
   });

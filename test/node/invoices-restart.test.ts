@@ -17,7 +17,16 @@ import { AmpShards } from '../../onion/index.js';
 import type { AttemptResult } from '../../htlc/switch/index.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
 import { teardown, until } from './channels-fixture.js';
-import { balancesAgree, buildDiamond, CrashingStore, reconnectAll, routeVia, sendAmpShard, settledEverywhere, type Diamond } from './switch-fixture.js';
+import {
+  balancesAgree,
+  buildDiamond,
+  CrashingStore,
+  reconnectAll,
+  routeVia,
+  sendAmpShard,
+  settledEverywhere,
+  type Diamond,
+} from './switch-fixture.js';
 
 const T = { timeout: 180_000 };
 
@@ -34,7 +43,8 @@ describe('invoice registry: restarts of D', () => {
     const inv = await g.d.registry!.addInvoice({ amp: true });
     const shards = AmpShards.random();
     const total = 8_000_000n;
-    const send = (path: 'b' | 'c', last: boolean) => sendAmpShard(g!, { paymentAddr: inv.paymentAddr, totalMsat: total, shards, path, amountMsat: 2_000_000n, last });
+    const send = (path: 'b' | 'c', last: boolean) =>
+      sendAmpShard(g!, { paymentAddr: inv.paymentAddr, totalMsat: total, shards, path, amountMsat: 2_000_000n, last });
     const first = [send('b', false), send('c', false)];
     await until(() => g!.d.registry!.pendingCount() === 2, 'two shards held at D');
     await g.d.stop();
@@ -67,7 +77,11 @@ describe('invoice registry: restarts of D', () => {
     await g.d.start();
     await reconnectAll(g);
     const rs = await Promise.all(sent);
-    for (const r of rs) assert.ok(r.status === 'failed' && r.failure?.name === 'mpp_timeout' && r.failureSourceIndex === 2, r.status === 'failed' ? r.reason : 'settled');
+    for (const r of rs)
+      assert.ok(
+        r.status === 'failed' && r.failure?.name === 'mpp_timeout' && r.failureSourceIndex === 2,
+        r.status === 'failed' ? r.reason : 'settled',
+      );
     assert.ok(Date.now() - restarted < holdMs, 'failed at once, not after a new hold time');
     assert.equal(await g.d.registry!.lookupSet(shards.setId), undefined);
     await settledEverywhere(g);
@@ -77,7 +91,8 @@ describe('invoice registry: restarts of D', () => {
   it('D killed between recording a settlement and sending the fulfills: settled after the restart, once', T, async () => {
     let crash: CrashingStore | undefined;
     g = await buildDiamond({ disk: ['d'], registry: { d: {} } });
-    const isSetWrite = (path: string, ops: readonly BatchOp[]): boolean => path === 'invoices/' && ops.some((op) => op.type === 'put' && new TextDecoder().decode(op.key).startsWith('s/'));
+    const isSetWrite = (path: string, ops: readonly BatchOp[]): boolean =>
+      path === 'invoices/' && ops.some((op) => op.type === 'put' && new TextDecoder().decode(op.key).startsWith('s/'));
     (g.d.spec as { wrapStore?: (s: KvStore) => KvStore }).wrapStore = (s) => (crash = CrashingStore.wrap(s, isSetWrite, true));
     await g.d.stop();
     await g.d.start();
@@ -85,7 +100,9 @@ describe('invoice registry: restarts of D', () => {
     const inv = await g.d.registry!.addInvoice({ amp: true });
     const shards = AmpShards.random();
     crash!.arm();
-    const sent = (['b', 'c', 'b', 'c'] as const).map((path, i) => sendAmpShard(g!, { paymentAddr: inv.paymentAddr, totalMsat: 8_000_000n, shards, path, amountMsat: 2_000_000n, last: i === 3 }));
+    const sent = (['b', 'c', 'b', 'c'] as const).map((path, i) =>
+      sendAmpShard(g!, { paymentAddr: inv.paymentAddr, totalMsat: 8_000_000n, shards, path, amountMsat: 2_000_000n, last: i === 3 }),
+    );
     await until(() => crash!.crashed, 'D wrote the settlement');
     await g.d.kill();
     await g.d.start();
@@ -94,7 +111,11 @@ describe('invoice registry: restarts of D', () => {
     settledAll(rs);
     const set = (await g.d.registry!.lookupSet(shards.setId))!;
     assert.equal(set.htlcs.length, 4);
-    for (const r of rs) assert.ok(r.status === 'settled' && set.htlcs.some((h) => Buffer.from(h.preimage).equals(Buffer.from(r.preimage))), 'settled with the recorded preimage');
+    for (const r of rs)
+      assert.ok(
+        r.status === 'settled' && set.htlcs.some((h) => Buffer.from(h.preimage).equals(Buffer.from(r.preimage))),
+        'settled with the recorded preimage',
+      );
     const head = (await g.d.registry!.lookupByAddr(inv.paymentAddr))!;
     assert.equal(head.settledSets, 1, 'settled once');
     assert.equal(head.amountPaidMsat, 8_000_000n);
@@ -106,7 +127,9 @@ describe('invoice registry: restarts of D', () => {
     g = await buildDiamond({ disk: ['d'], registry: { d: {} } });
     const preimage = randomBytes(32);
     const inv = await g.d.registry!.addInvoice({ amountMsat: 5_000_000n, paymentHash: sha256(preimage) });
-    const paying = g.a.manager.sendToRoute(routeVia(g, 'b', 5_000_000n), inv.paymentHash, { mpp: { paymentAddr: inv.paymentAddr, totalMsat: 5_000_000n } });
+    const paying = g.a.manager.sendToRoute(routeVia(g, 'b', 5_000_000n), inv.paymentHash, {
+      mpp: { paymentAddr: inv.paymentAddr, totalMsat: 5_000_000n },
+    });
     await until(async () => (await g!.d.registry!.lookupByHash(inv.paymentHash))?.state === 'accepted', 'accepted');
     await g.d.stop();
     await g.d.start();

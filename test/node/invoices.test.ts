@@ -53,79 +53,133 @@ describe('invoice registry: receiving on four nodes', () => {
     for (let i = 0; i < n; i++) {
       const amountMsat = i === n - 1 ? totalMsat - each * BigInt(n - 1) : each;
       if ((opts.send ?? n) <= i) break; // never sent: the set stays incomplete
-      sends.push(sendAmpShard(g, { paymentAddr: inv.paymentAddr, totalMsat, shards, path: paths[i]!, amountMsat, last: i === n - 1, corrupt: opts.corruptShard === i }));
+      sends.push(
+        sendAmpShard(g, {
+          paymentAddr: inv.paymentAddr,
+          totalMsat,
+          shards,
+          path: paths[i]!,
+          amountMsat,
+          last: i === n - 1,
+          corrupt: opts.corruptShard === i,
+        }),
+      );
     }
     return { setId: shards.setId, results: await Promise.all(sends) };
   }
 
   function allSettled(rs: AttemptResult[]): void {
-    for (const r of rs) assert.equal(r.status, 'settled', JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? String(v) : v)));
+    for (const r of rs)
+      assert.equal(
+        r.status,
+        'settled',
+        JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+      );
   }
 
   function allFailed(rs: AttemptResult[], name: FailureName, source = 2): void {
     for (const r of rs) {
       assert.equal(r.status, 'failed');
-      assert.ok(r.status === 'failed' && r.failureSourceIndex === source && r.failure?.name === name, `${r.status === 'failed' ? r.reason : ''} at ${r.status === 'failed' ? r.failureSourceIndex : ''}`);
+      assert.ok(
+        r.status === 'failed' && r.failureSourceIndex === source && r.failure?.name === name,
+        `${r.status === 'failed' ? r.reason : ''} at ${r.status === 'failed' ? r.failureSourceIndex : ''}`,
+      );
     }
   }
 
-  it('a reusable AMP invoice paid three times, each set over both paths: per-set records, lookups, events; the invoice stays open', T, async () => {
-    const inv = await reg().addInvoice({ amp: true, memo: 'reusable' });
-    const before = events.length;
-    const sets: { setId: Uint8Array; amount: bigint }[] = [];
-    for (const [k, amount] of [[1, 8_000_000n], [2, 12_000_000n], [3, 4_000_000n]] as const) {
-      const { setId, results } = await payAmp(inv, amount, ['b', 'c', 'b', 'c']);
-      allSettled(results);
-      sets.push({ setId, amount });
-      const set = await reg().lookupSet(setId);
-      assert.ok(set !== undefined, `set ${k} recorded`);
-      assert.equal(set.state, 'settled');
-      assert.equal(set.amountPaidMsat, amount);
-      assert.equal(set.htlcs.length, 4);
-      // each HTLC settled with its own child preimage, which the sender got back
-      results.forEach((r) => assert.ok(r.status === 'settled' && set.htlcs.some((h) => equalBytes(h.preimage, r.preimage) && equalBytes(h.paymentHash, sha256(r.preimage)))));
-    }
-    await settledEverywhere(g);
-    const head = (await reg().lookupByAddr(inv.paymentAddr))!;
-    assert.equal(head.state, 'open', 'a reusable AMP invoice stays open');
-    assert.equal(head.settledSets, 3);
-    assert.equal(head.amountPaidMsat, 24_000_000n);
-    assert.equal(head.sets, undefined, 'without its sets');
-    const full = (await reg().lookupByAddr(inv.paymentAddr, { withSets: true }))!;
-    assert.deepEqual(full.sets!.map((s) => bytesToHex(s.setId)), sets.map((s) => bytesToHex(s.setId)), 'sets in settle order');
-    const idx = full.sets!.map((s) => s.settleIndex);
-    assert.ok(idx[0]! < idx[1]! && idx[1]! < idx[2]!, 'settle indexes increase');
-    const mine = events.slice(before);
-    assert.equal(mine.length, 3, 'one event per settled set');
-    assert.deepEqual(mine.map((e) => bytesToHex(e.setId!)), sets.map((s) => bytesToHex(s.setId)));
-    assert.deepEqual(mine.map((e) => e.amountMsat), sets.map((s) => s.amount));
-    assert.equal((await reg().lookupByHash(inv.paymentHash))?.addIndex, inv.addIndex, 'found by its (random) hash too');
-    // a late subscriber replays from a settle index
-    const replay: SettleEvent[] = [];
-    const off = await reg().subscribeSettled(idx[0]!, (e) => replay.push(e));
-    off();
-    assert.ok(replay.some((e) => e.settleIndex === idx[1]) && replay.some((e) => e.settleIndex === idx[2]) && !replay.some((e) => e.settleIndex === idx[0]));
-  });
+  it(
+    'a reusable AMP invoice paid three times, each set over both paths: per-set records, lookups, events; the invoice stays open',
+    T,
+    async () => {
+      const inv = await reg().addInvoice({ amp: true, memo: 'reusable' });
+      const before = events.length;
+      const sets: { setId: Uint8Array; amount: bigint }[] = [];
+      for (const [k, amount] of [
+        [1, 8_000_000n],
+        [2, 12_000_000n],
+        [3, 4_000_000n],
+      ] as const) {
+        const { setId, results } = await payAmp(inv, amount, ['b', 'c', 'b', 'c']);
+        allSettled(results);
+        sets.push({ setId, amount });
+        const set = await reg().lookupSet(setId);
+        assert.ok(set !== undefined, `set ${k} recorded`);
+        assert.equal(set.state, 'settled');
+        assert.equal(set.amountPaidMsat, amount);
+        assert.equal(set.htlcs.length, 4);
+        // each HTLC settled with its own child preimage, which the sender got back
+        results.forEach((r) =>
+          assert.ok(
+            r.status === 'settled' &&
+              set.htlcs.some((h) => equalBytes(h.preimage, r.preimage) && equalBytes(h.paymentHash, sha256(r.preimage))),
+          ),
+        );
+      }
+      await settledEverywhere(g);
+      const head = (await reg().lookupByAddr(inv.paymentAddr))!;
+      assert.equal(head.state, 'open', 'a reusable AMP invoice stays open');
+      assert.equal(head.settledSets, 3);
+      assert.equal(head.amountPaidMsat, 24_000_000n);
+      assert.equal(head.sets, undefined, 'without its sets');
+      const full = (await reg().lookupByAddr(inv.paymentAddr, { withSets: true }))!;
+      assert.deepEqual(
+        full.sets!.map((s) => bytesToHex(s.setId)),
+        sets.map((s) => bytesToHex(s.setId)),
+        'sets in settle order',
+      );
+      const idx = full.sets!.map((s) => s.settleIndex);
+      assert.ok(idx[0]! < idx[1]! && idx[1]! < idx[2]!, 'settle indexes increase');
+      const mine = events.slice(before);
+      assert.equal(mine.length, 3, 'one event per settled set');
+      assert.deepEqual(
+        mine.map((e) => bytesToHex(e.setId!)),
+        sets.map((s) => bytesToHex(s.setId)),
+      );
+      assert.deepEqual(
+        mine.map((e) => e.amountMsat),
+        sets.map((s) => s.amount),
+      );
+      assert.equal((await reg().lookupByHash(inv.paymentHash))?.addIndex, inv.addIndex, 'found by its (random) hash too');
+      // a late subscriber replays from a settle index
+      const replay: SettleEvent[] = [];
+      const off = await reg().subscribeSettled(idx[0]!, (e) => replay.push(e));
+      off();
+      assert.ok(
+        replay.some((e) => e.settleIndex === idx[1]) &&
+          replay.some((e) => e.settleIndex === idx[2]) &&
+          !replay.some((e) => e.settleIndex === idx[0]),
+      );
+    },
+  );
 
-  it('an account invoice takes two deposits of different sizes; a subscription invoice refuses an underpayment, takes the exact amount and more', T, async () => {
-    const account = await reg().addInvoice({ amp: true });
-    allSettled((await payAmp(account, 3_000_000n, ['b', 'c'])).results);
-    allSettled((await payAmp(account, 7_500_000n, ['c', 'b', 'c'])).results);
-    assert.equal((await reg().lookupByAddr(account.paymentAddr))!.amountPaidMsat, 10_500_000n);
-    const sub = await reg().addInvoice({ amp: true, amountMsat: 5_000_000n });
-    allFailed((await payAmp(sub, 4_999_000n, ['b', 'c'])).results, 'incorrect_or_unknown_payment_details');
-    allSettled((await payAmp(sub, 5_000_000n, ['b', 'c'])).results);
-    allSettled((await payAmp(sub, 6_000_000n, ['c', 'b'])).results);
-    const s = (await reg().lookupByAddr(sub.paymentAddr))!;
-    assert.equal(s.settledSets, 2);
-    assert.equal(s.amountPaidMsat, 11_000_000n);
-    await settledEverywhere(g);
-  });
+  it(
+    'an account invoice takes two deposits of different sizes; a subscription invoice refuses an underpayment, takes the exact amount and more',
+    T,
+    async () => {
+      const account = await reg().addInvoice({ amp: true });
+      allSettled((await payAmp(account, 3_000_000n, ['b', 'c'])).results);
+      allSettled((await payAmp(account, 7_500_000n, ['c', 'b', 'c'])).results);
+      assert.equal((await reg().lookupByAddr(account.paymentAddr))!.amountPaidMsat, 10_500_000n);
+      const sub = await reg().addInvoice({ amp: true, amountMsat: 5_000_000n });
+      allFailed((await payAmp(sub, 4_999_000n, ['b', 'c'])).results, 'incorrect_or_unknown_payment_details');
+      allSettled((await payAmp(sub, 5_000_000n, ['b', 'c'])).results);
+      allSettled((await payAmp(sub, 6_000_000n, ['c', 'b'])).results);
+      const s = (await reg().lookupByAddr(sub.paymentAddr))!;
+      assert.equal(s.settledSets, 2);
+      assert.equal(s.amountPaidMsat, 11_000_000n);
+      await settledEverywhere(g);
+    },
+  );
 
   /** B pays D directly (one hop over B–D). */
   async function fromB(amountMsat: bigint, paymentHash: Uint8Array, records: FinalPayloadRecords): Promise<AttemptResult> {
     const cltv = g.chain.tip().height + 40;
-    const hop = { pubkey: g.d.node.nodeId, shortChannelId: scidOf(g.b, g.bd.channelId), amountToForwardMsat: amountMsat, outgoingCltvValue: cltv };
+    const hop = {
+      pubkey: g.d.node.nodeId,
+      shortChannelId: scidOf(g.b, g.bd.channelId),
+      amountToForwardMsat: amountMsat,
+      outgoingCltvValue: cltv,
+    };
     return g.b.manager.sendToRoute({ totalAmountMsat: amountMsat, totalTimeLock: cltv, hops: [hop] }, paymentHash, records);
   }
 
@@ -203,7 +257,12 @@ describe('invoice registry: receiving on four nodes', () => {
   });
 
   /** A regular (or hold) invoice paid with MPP over `paths`. */
-  async function payRegular(inv: Invoice, totalMsat: bigint, paths: Path[], opts: { paymentAddr?: Uint8Array; totalInOnion?: (i: number) => bigint } = {}): Promise<AttemptResult[]> {
+  async function payRegular(
+    inv: Invoice,
+    totalMsat: bigint,
+    paths: Path[],
+    opts: { paymentAddr?: Uint8Array; totalInOnion?: (i: number) => bigint } = {},
+  ): Promise<AttemptResult[]> {
     const n = paths.length;
     const each = totalMsat / BigInt(n);
     return Promise.all(
@@ -249,7 +308,7 @@ describe('invoice registry: receiving on four nodes', () => {
     await settledEverywhere(g);
   });
 
-  describe('bad input: lnd\'s answer, the channels stay up, nothing recorded', () => {
+  describe("bad input: lnd's answer, the channels stay up, nothing recorded", () => {
     it('below the invoice amount; a wrong payment_secret; an unknown payment_addr', T, async () => {
       const inv = await reg().addInvoice({ amountMsat: 5_000_000n });
       allFailed(await payRegular(inv, 4_000_000n, ['b']), 'incorrect_or_unknown_payment_details');
@@ -271,7 +330,9 @@ describe('invoice registry: receiving on four nodes', () => {
     it('a final CLTV too close to the tip', T, async () => {
       const inv = await reg().addInvoice({ amountMsat: 1_000_000n, minFinalCltvExpiryDelta: 30 });
       // 25 blocks of final delta: above 19, below the invoice's 30
-      const r = await g.a.manager.sendToRoute(routeVia(g, 'b', 1_000_000n, 25), inv.paymentHash, { mpp: { paymentAddr: inv.paymentAddr, totalMsat: 1_000_000n } });
+      const r = await g.a.manager.sendToRoute(routeVia(g, 'b', 1_000_000n, 25), inv.paymentHash, {
+        mpp: { paymentAddr: inv.paymentAddr, totalMsat: 1_000_000n },
+      });
       allFailed([r], 'incorrect_or_unknown_payment_details');
       assert.equal((await reg().lookupByHash(inv.paymentHash))!.state, 'open');
     });
@@ -282,7 +343,13 @@ describe('invoice registry: receiving on four nodes', () => {
       allFailed(rs, 'incorrect_or_unknown_payment_details');
       await settledEverywhere(g);
       assert.equal(reg().pendingCount(), 0);
-      for (const [n, ch] of [[g.a, g.ab], [g.a, g.ac], [g.d, g.bd], [g.d, g.cd]] as const) assert.equal(n.manager.channel(ch.channelId)?.active, true);
+      for (const [n, ch] of [
+        [g.a, g.ab],
+        [g.a, g.ac],
+        [g.d, g.bd],
+        [g.d, g.cd],
+      ] as const)
+        assert.equal(n.manager.channel(ch.channelId)?.active, true);
       // and the invoice can still be paid properly
       allSettled(await payRegular(inv, 6_000_000n, ['b', 'c']));
     });

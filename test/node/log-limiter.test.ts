@@ -18,7 +18,8 @@ describe('LogRateLimiter at volume', () => {
     const limiter = new LogRateLimiter({ log, intervalMs: 150, burst, timer: true }).kind('refused', {
       level: 'warn',
       always: true,
-      message: (s) => `refused ${s.count} incoming connections from ${s.addresses}${s.addressesTruncated ? '+' : ''} addresses in the last ${s.seconds} s`,
+      message: (s) =>
+        `refused ${s.count} incoming connections from ${s.addresses}${s.addressesTruncated ? '+' : ''} addresses in the last ${s.seconds} s`,
     });
     const total = 100_000;
     const windows = 4;
@@ -26,7 +27,10 @@ describe('LogRateLimiter at volume', () => {
       for (let i = 0; i < total / windows; i++) {
         const n = w * (total / windows) + i;
         const address = `10.${(n >> 16) & 0xff}.${(n >> 8) & 0xff}.${n & 0xff}:9735`;
-        limiter.note('refused', log, 'debug', { address, code: 'ERR_TOO_MANY_PEERS' }, 'incoming connection refused', { address, code: 'ERR_TOO_MANY_PEERS' });
+        limiter.note('refused', log, 'debug', { address, code: 'ERR_TOO_MANY_PEERS' }, 'incoming connection refused', {
+          address,
+          code: 'ERR_TOO_MANY_PEERS',
+        });
       }
       await sleep(250); // the window ends; its timer writes the summary
     }
@@ -36,8 +40,15 @@ describe('LogRateLimiter at volume', () => {
     const summaries = capture.lines.filter((l) => l.summary !== undefined).map((l) => l.summary as LogWindowStats);
     assert.equal(one.length, windows * burst, 'the first `burst` of each window are written one by one');
     assert.equal(summaries.length, windows, 'one summary per window');
-    assert.equal(summaries.reduce((a, s) => a + s.count, 0), total, 'every refusal is counted');
-    assert.equal(summaries.reduce((a, s) => a + s.suppressed, 0), total - windows * burst);
+    assert.equal(
+      summaries.reduce((a, s) => a + s.count, 0),
+      total,
+      'every refusal is counted',
+    );
+    assert.equal(
+      summaries.reduce((a, s) => a + s.suppressed, 0),
+      total - windows * burst,
+    );
     for (const s of summaries) {
       assert.equal(s.addresses, 10_000, 'distinct addresses are tracked up to 10 000 per window');
       assert.equal(s.addressesTruncated, true);
@@ -45,6 +56,9 @@ describe('LogRateLimiter at volume', () => {
       assert.equal(s.top.length, 3);
     }
     assert.ok(capture.lines.length <= windows * (burst + 1), `${capture.lines.length} lines`);
-    assert.match(String(capture.lines.find((l) => l.summary !== undefined)!.msg), /^refused 25000 incoming connections from 10000\+ addresses in the last \d+ s$/);
+    assert.match(
+      String(capture.lines.find((l) => l.summary !== undefined)!.msg),
+      /^refused 25000 incoming connections from 10000\+ addresses in the last \d+ s$/,
+    );
   });
 });

@@ -13,7 +13,15 @@ import { after, describe, it } from 'node:test';
 import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
 import { randomPrivateKey, secp, sha256 } from '../../wire/crypto.js';
 import { FeatureVector } from '../../wire/features.js';
-import { DEFAULTS, defaultMaxConnections, loadOrCreateNodeKey, openFileLimit, parseHostPort, parseNodeAddress, resolveConfig } from '../../node/config.js';
+import {
+  DEFAULTS,
+  defaultMaxConnections,
+  loadOrCreateNodeKey,
+  openFileLimit,
+  parseHostPort,
+  parseNodeAddress,
+  resolveConfig,
+} from '../../node/config.js';
 import { FEATURE_TABLE, knownFeatureBits, knowsRequiredBit, localFeatures, type FeatureRow } from '../../node/features.js';
 import { silentLogger } from '../../node/log.js';
 import { NETWORKS } from '../../node/network.js';
@@ -71,7 +79,10 @@ describe('node key', () => {
     for (const content of ['nonsense\n', '00'.repeat(32), 'ff'.repeat(32), '']) {
       const dir = tempDir();
       writeFileSync(join(dir, 'node_key'), content, { mode: 0o600 });
-      assert.throws(() => loadOrCreateNodeKey(dir), (e: { code?: string }) => e.code === 'ERR_NODE_KEY_INVALID');
+      assert.throws(
+        () => loadOrCreateNodeKey(dir),
+        (e: { code?: string }) => e.code === 'ERR_NODE_KEY_INVALID',
+      );
       assert.equal(readFileSync(join(dir, 'node_key'), 'utf8'), content);
     }
   });
@@ -155,7 +166,12 @@ describe('config', () => {
       { datadir: 'x', pingBurst: 0 },
       { datadir: 'x', maxPeersPerAddress: 2.5 },
     ];
-    for (const c of bad) assert.throws(() => resolveConfig(c), (e: { code?: string }) => e.code === 'ERR_NODE_CONFIG', JSON.stringify(c));
+    for (const c of bad)
+      assert.throws(
+        () => resolveConfig(c),
+        (e: { code?: string }) => e.code === 'ERR_NODE_CONFIG',
+        JSON.stringify(c),
+      );
   });
 
   it('parses HOST:PORT and PUBKEY@HOST:PORT', () => {
@@ -186,7 +202,9 @@ describe('feature table', () => {
     const broken: FeatureRow[] = FEATURE_TABLE.map((r) => (r.pair === 30 ? { ...r, advertise: 'optional' as const } : r));
     assert.throws(() => localFeatures(broken), /payment_secret/);
     assert.throws(() => new Node({ nodeKey: randomPrivateKey(), listen: null, features: broken, logger: silentLogger() }), /inconsistent/);
-    const flipped: FeatureRow[] = FEATURE_TABLE.map((r) => ([8, 14, 16, 30].includes(r.pair) ? { ...r, advertise: 'optional' as const } : r));
+    const flipped: FeatureRow[] = FEATURE_TABLE.map((r) =>
+      [8, 14, 16, 30].includes(r.pair) ? { ...r, advertise: 'optional' as const } : r,
+    );
     assert.deepEqual(localFeatures(flipped).bits(), [1, 9, 15, 17, 31]);
     assert.ok(knowsRequiredBit(30, flipped));
   });
@@ -228,7 +246,10 @@ describe('connections', () => {
       const idle = new Node({ nodeKey: randomPrivateKey(), listen: null, logger: silentLogger() });
       await assert.rejects(idle.connect(b.nodeIdHex, '127.0.0.1', portOf(b)), (e: { code?: string }) => e.code === 'ERR_NODE_NOT_STARTED');
       assert.throws(() => idle.nodeId, /ERR_NODE_NOT_STARTED/);
-      assert.throws(() => a.ping(stranger, 1), (e: { code?: string }) => e.code === 'ERR_NOT_CONNECTED');
+      assert.throws(
+        () => a.ping(stranger, 1),
+        (e: { code?: string }) => e.code === 'ERR_NOT_CONNECTED',
+      );
     } finally {
       await a.stop();
       await b.stop();
@@ -240,7 +261,10 @@ describe('connections', () => {
       const a = await startNode({ pingIntervalMs: 0 });
       const b = await startNode({ pingIntervalMs: 0 });
       try {
-        const [ia, ib] = await Promise.all([a.connect(b.nodeIdHex, '127.0.0.1', portOf(b)), b.connect(a.nodeIdHex, '127.0.0.1', portOf(a))]);
+        const [ia, ib] = await Promise.all([
+          a.connect(b.nodeIdHex, '127.0.0.1', portOf(b)),
+          b.connect(a.nodeIdHex, '127.0.0.1', portOf(a)),
+        ]);
         assert.equal(ia.nodeId, b.nodeIdHex);
         assert.equal(ib.nodeId, a.nodeIdHex);
         // whichever connection was kept, it works and is the only one on each side
@@ -297,7 +321,10 @@ describe('connections', () => {
     const a = await startNode({ pingIntervalMs: 0, reconnectInitialDelayMs: 20, reconnectMaxDelayMs: 100 });
     let b: Node | undefined;
     try {
-      await assert.rejects(a.connect(idB, '127.0.0.1', port, { persistent: true }), (e: { code?: string }) => e.code === 'ERR_CONNECT_FAILED');
+      await assert.rejects(
+        a.connect(idB, '127.0.0.1', port, { persistent: true }),
+        (e: { code?: string }) => e.code === 'ERR_CONNECT_FAILED',
+      );
       const up = waitEvent(a, 'peer_connected', (i) => i.nodeId === idB);
       b = await startNode({ pingIntervalMs: 0, nodeKey: keyB, listen: `127.0.0.1:${port}` });
       await up;

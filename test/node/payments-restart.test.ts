@@ -38,7 +38,11 @@ describe('payments across a restart of the payer', () => {
     assert.equal(done.status, 'succeeded', done.failureDetail);
     assert.equal(bytesToHex(done.preimage!), bytesToHex(preimage));
     assert.equal(done.attempts.filter((x) => x.status === 'settled').length, 4);
-    assert.equal(g.a.paymentEvents.filter((e) => bytesToHex(e.payment.id) === bytesToHex(started.id)).length, 1, 'one event, from the resumed payment');
+    assert.equal(
+      g.a.paymentEvents.filter((e) => bytesToHex(e.payment.id) === bytesToHex(started.id)).length,
+      1,
+      'one event, from the resumed payment',
+    );
     // a second restart finds it ended and reports nothing again
     await g.a.kill();
     await g.a.start();
@@ -64,7 +68,11 @@ describe('payments across a restart of the payer', () => {
     assert.equal(done.status, 'succeeded', done.failureDetail);
     const shards = done.attempts.filter((x) => x.status === 'settled');
     assert.equal(shards.length, 4);
-    assert.equal(bytesToHex(reconstructRoot(shards.map((x) => x.share!))), bytesToHex(done.ampRoot!), 'the shares XOR to the persisted root');
+    assert.equal(
+      bytesToHex(reconstructRoot(shards.map((x) => x.share!))),
+      bytesToHex(done.ampRoot!),
+      'the shares XOR to the persisted root',
+    );
     assert.equal(bytesToHex(done.ampRoot!), bytesToHex(before!.ampRoot!));
     const set = await g.d.registry!.lookupSet(done.setId!);
     assert.equal(set?.amountPaidMsat, 200_000n * SAT);

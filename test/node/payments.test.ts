@@ -38,12 +38,19 @@ describe('payments on four nodes', () => {
     const setIds = new Set<string>();
     for (const amountSat of [160_000n, 200_000n, 240_000n]) {
       const rec = await g.a.payments!.payInvoice(payReq, { amountMsat: amountSat * SAT, maxShardMsat: 40_000n * SAT });
-      assert.equal(rec.status, 'succeeded', `${rec.failureDetail}: ${JSON.stringify(rec.attempts.map((x) => [x.status, String(x.amountMsat), x.failure, x.route.totalTimeLock, x.route.hops.map((h) => h.outgoingCltvValue)]))}`);
+      assert.equal(
+        rec.status,
+        'succeeded',
+        `${rec.failureDetail}: ${JSON.stringify(rec.attempts.map((x) => [x.status, String(x.amountMsat), x.failure, x.route.totalTimeLock, x.route.hops.map((h) => h.outgoingCltvValue)]))}`,
+      );
       assert.equal(rec.kind, 'amp', 'AMP chosen from the invoice features alone');
       const shards = rec.attempts.filter((x) => x.status === 'settled');
       assert.ok(shards.length >= 4, `${shards.length} shards`);
       assert.deepEqual(new Set(routeOf(rec)), new Set([g.b.id, g.c.id]), 'split across both paths');
-      assert.equal(shards.reduce((s, x) => s + x.amountMsat, 0n), amountSat * SAT);
+      assert.equal(
+        shards.reduce((s, x) => s + x.amountMsat, 0n),
+        amountSat * SAT,
+      );
       setIds.add(bytesToHex(rec.setId!));
       const set = await g.d.registry!.lookupSet(rec.setId!);
       assert.equal(set?.amountPaidMsat, amountSat * SAT);
@@ -62,27 +69,46 @@ describe('payments on four nodes', () => {
     const payReq = g.d.payReq(account);
     for (const amountSat of [30_000n, 75_000n]) {
       const rec = await g.a.payments!.payInvoice(payReq, { amountMsat: amountSat * SAT });
-      assert.equal(rec.status, 'succeeded', `${rec.failureDetail}: ${JSON.stringify(rec.attempts.map((x) => [x.status, String(x.amountMsat), x.failure, x.route.totalTimeLock, x.route.hops.map((h) => h.outgoingCltvValue)]))}`);
+      assert.equal(
+        rec.status,
+        'succeeded',
+        `${rec.failureDetail}: ${JSON.stringify(rec.attempts.map((x) => [x.status, String(x.amountMsat), x.failure, x.route.totalTimeLock, x.route.hops.map((h) => h.outgoingCltvValue)]))}`,
+      );
     }
     assert.equal((await g.d.registry!.lookupByAddr(account.paymentAddr))?.amountPaidMsat, 105_000n * SAT);
     const subscription = await g.d.registry!.addInvoice({ amp: true, amountMsat: 50_000n * SAT });
     const sent = g.a.paymentEvents.length;
-    await assert.rejects(g.a.payments!.payInvoice(g.d.payReq(subscription), { amountMsat: 40_000n * SAT }), (e) => e instanceof PaymentError && e.code === 'ERR_PAYMENT_ARGUMENT');
+    await assert.rejects(
+      g.a.payments!.payInvoice(g.d.payReq(subscription), { amountMsat: 40_000n * SAT }),
+      (e) => e instanceof PaymentError && e.code === 'ERR_PAYMENT_ARGUMENT',
+    );
     assert.equal(g.a.paymentEvents.length, sent, 'nothing was sent');
     const paid = await g.a.payments!.payInvoice(g.d.payReq(subscription));
     assert.equal(paid.status, 'succeeded', paid.failureDetail);
   });
 
-  it('B sends spontaneous AMP and keysend to D, each with a custom record that D\'s settle event carries', async () => {
+  it("B sends spontaneous AMP and keysend to D, each with a custom record that D's settle event carries", async () => {
     for (const kind of ['amp', 'keysend'] as const) {
       const value = new TextEncoder().encode(`hello by ${kind}`);
       const before = settled.length;
-      const rec = await g.b.payments!.sendSpontaneous({ dest: hexToBytes(g.d.id), amountMsat: 25_000n * SAT, kind, customRecords: [{ type: 696969n, value }] });
-      assert.equal(rec.status, 'succeeded', `${rec.failureDetail}: ${JSON.stringify(rec.attempts.map((x) => [x.status, String(x.amountMsat), x.failure, x.route.totalTimeLock, x.route.hops.map((h) => h.outgoingCltvValue)]))}`);
+      const rec = await g.b.payments!.sendSpontaneous({
+        dest: hexToBytes(g.d.id),
+        amountMsat: 25_000n * SAT,
+        kind,
+        customRecords: [{ type: 696969n, value }],
+      });
+      assert.equal(
+        rec.status,
+        'succeeded',
+        `${rec.failureDetail}: ${JSON.stringify(rec.attempts.map((x) => [x.status, String(x.amountMsat), x.failure, x.route.totalTimeLock, x.route.hops.map((h) => h.outgoingCltvValue)]))}`,
+      );
       await until(() => settled.length > before, 'D settled it');
       const e = settled.at(-1)!;
       assert.equal(e.amountMsat, 25_000n * SAT);
-      assert.ok(e.customRecords.some((r) => r.type === 696969n && bytesToHex(r.value) === bytesToHex(value)), `records: ${JSON.stringify(e.customRecords.map((r) => String(r.type)))}`);
+      assert.ok(
+        e.customRecords.some((r) => r.type === 696969n && bytesToHex(r.value) === bytesToHex(value)),
+        `records: ${JSON.stringify(e.customRecords.map((r) => String(r.type)))}`,
+      );
       if (kind === 'keysend') assert.equal(rec.attempts.filter((x) => x.status === 'settled').length, 1, 'keysend is never split');
     }
   });
@@ -93,7 +119,11 @@ describe('payments on four nodes', () => {
     const inv = await g.d.registry!.addInvoice({ amountMsat, memo: 'big' });
     const payReq = g.d.payReq(inv);
     const rec = await g.a.payments!.payInvoice(payReq);
-    assert.equal(rec.status, 'succeeded', `${rec.failureDetail}: ${JSON.stringify(rec.attempts.map((x) => [x.status, String(x.amountMsat), x.failure, x.route.totalTimeLock, x.route.hops.map((h) => h.outgoingCltvValue)]))}`);
+    assert.equal(
+      rec.status,
+      'succeeded',
+      `${rec.failureDetail}: ${JSON.stringify(rec.attempts.map((x) => [x.status, String(x.amountMsat), x.failure, x.route.totalTimeLock, x.route.hops.map((h) => h.outgoingCltvValue)]))}`,
+    );
     assert.equal(rec.kind, 'bolt11');
     assert.equal(bytesToHex(rec.preimage!), bytesToHex(inv.preimage!));
     assert.deepEqual(new Set(routeOf(rec)), new Set([g.b.id, g.c.id]), 'both paths carried shards');
@@ -114,10 +144,17 @@ describe('payments on four nodes', () => {
     }
     const inv = await g.d.registry!.addInvoice({ amountMsat: 300_000n * SAT });
     const rec = await g.a.payments!.payInvoice(g.d.payReq(inv));
-    assert.equal(rec.status, 'succeeded', `${rec.failureDetail} ${JSON.stringify(rec.attempts.map((x) => [x.status, String(x.amountMsat), x.failure?.code]))}`);
+    assert.equal(
+      rec.status,
+      'succeeded',
+      `${rec.failureDetail} ${JSON.stringify(rec.attempts.map((x) => [x.status, String(x.amountMsat), x.failure?.code]))}`,
+    );
     const failed = rec.attempts.filter((x) => x.status === 'failed');
     assert.ok(failed.length >= 1, 'a first attempt for the whole amount failed at an intermediate hop');
-    assert.ok(failed.every((x) => x.failure?.code === 'temporary_channel_failure' && x.failure.sourceIndex === 1), JSON.stringify(failed.map((x) => x.failure)));
+    assert.ok(
+      failed.every((x) => x.failure?.code === 'temporary_channel_failure' && x.failure.sourceIndex === 1),
+      JSON.stringify(failed.map((x) => x.failure)),
+    );
     const settledParts = rec.attempts.filter((x) => x.status === 'settled');
     assert.ok(settledParts.length >= 2 && settledParts.every((x) => x.amountMsat < 300_000n * SAT), 'the amount went in smaller parts');
     assert.deepEqual(new Set(routeOf(rec)), new Set([g.b.id, g.c.id]));

@@ -164,7 +164,11 @@ export class RawPeer {
   }
 
   /** Connects, completes the init exchange (with `init`, a valid one by default) and returns. */
-  static async ready(node: Node, init: InitMessage = initMessage(), opts: { localAddress?: string; key?: Uint8Array } = {}): Promise<RawPeer> {
+  static async ready(
+    node: Node,
+    init: InitMessage = initMessage(),
+    opts: { localAddress?: string; key?: Uint8Array } = {},
+  ): Promise<RawPeer> {
     const p = await RawPeer.connect(node, opts);
     const connected = waitEvent(node, 'peer_connected', (i) => i.nodeId === p.nodeIdHex);
     p.send(init);
@@ -257,4 +261,3 @@ function readExactly(socket: Socket, n: number): Promise<Uint8Array> {
     socket.once('close', onClose);
   });
 }
-

@@ -75,7 +75,13 @@ async function attempt(n: Node, localAddress: string, key?: Uint8Array): Promise
   } catch {
     return undefined;
   }
-  const ok = await Promise.race([p.next(isInit, 'init', 5_000).then(() => true, () => false), p.closed.then(() => false)]);
+  const ok = await Promise.race([
+    p.next(isInit, 'init', 5_000).then(
+      () => true,
+      () => false,
+    ),
+    p.closed.then(() => false),
+  ]);
   if (!ok) {
     p.close();
     return undefined;
@@ -103,7 +109,10 @@ describe('handshake slots', () => {
     for (let i = 0; i < 5; i++) hog.push(...(await Promise.all(Array.from({ length: 100 }, () => halfOpen(port)))));
     // all but the address's share are closed at once
     const share = n.config.maxPendingInboundPerAddress;
-    assert.ok(await until(() => hog.filter((s) => !s.closed).length <= share, 5_000), `${hog.filter((s) => !s.closed).length} hog connections still open`);
+    assert.ok(
+      await until(() => hog.filter((s) => !s.closed).length <= share, 5_000),
+      `${hog.filter((s) => !s.closed).length} hog connections still open`,
+    );
     const ms = await goodPeer(n, '127.0.0.2');
     assert.ok(ms < 2_000, `the good peer took ${ms.toFixed(0)} ms`);
     for (const s of hog) s.destroy();
@@ -134,7 +143,10 @@ describe('handshake slots', () => {
       assert.ok(times.length >= 2);
       assert.ok(Math.max(...times) < 2_000, `good peers took ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
       assert.ok(opened > 70, 'the hog reopened');
-      assert.ok(actOneTimeouts.some((m) => /no act 1 within 500 ms/.test(m)), 'silent connections are cut after actOneTimeoutMs');
+      assert.ok(
+        actOneTimeouts.some((m) => /no act 1 within 500 ms/.test(m)),
+        'silent connections are cut after actOneTimeoutMs',
+      );
     } finally {
       running = false;
       for (const s of sockets) s.destroy();
@@ -197,7 +209,10 @@ describe('connected peers', () => {
     for (let i = 0; i < 8; i++) peers.push(await attempt(n, `127.0.0.${10 + i}`));
     assert.equal(peers.filter((p) => p !== undefined).length, 5);
     assert.ok(await until(() => refusals.length === 3, 2_000));
-    assert.ok(refusals.every((r) => r.code === 'ERR_TOO_MANY_PEERS' && r.nodeId !== undefined), JSON.stringify(refusals));
+    assert.ok(
+      refusals.every((r) => r.code === 'ERR_TOO_MANY_PEERS' && r.nodeId !== undefined),
+      JSON.stringify(refusals),
+    );
     // a refused peer got the handshake and nothing else: no init from us
     const p = await RawPeer.connect(n, { localAddress: '127.0.0.30' });
     p.send(initMessage());
@@ -223,7 +238,10 @@ describe('connected peers', () => {
     assert.equal(held.filter((s) => !s.closed).length, 8);
     assert.equal(failures.filter((c) => c === 'ERR_TOO_MANY_CONNECTIONS').length, 12);
     const other = await node();
-    await assert.rejects(n.connect(other.nodeIdHex, '127.0.0.1', portOf(other)), (e: { code?: string }) => e.code === 'ERR_TOO_MANY_CONNECTIONS');
+    await assert.rejects(
+      n.connect(other.nodeIdHex, '127.0.0.1', portOf(other)),
+      (e: { code?: string }) => e.code === 'ERR_TOO_MANY_CONNECTIONS',
+    );
     for (const s of held) s.destroy();
     await Promise.all(held.map(closed));
     await until(() => failures.length >= 20, 2_000);
@@ -270,15 +288,24 @@ describe('incoming pings', () => {
     try {
       const floodStart = performance.now();
       const during = await rtt(21);
-      const [ev] = await cut.catch(() => assert.fail(`the flood (${sent} pings) was not cut off within 3 s (good peer's round trip ${during.toFixed(2)} ms, ${idle.toFixed(2)} ms idle)`));
+      const [ev] = await cut.catch(() =>
+        assert.fail(
+          `the flood (${sent} pings) was not cut off within 3 s (good peer's round trip ${during.toFixed(2)} ms, ${idle.toFixed(2)} ms idle)`,
+        ),
+      );
       const cutAfter = performance.now() - floodStart;
       assert.equal(ev.reason?.code, 'ERR_PEER_PING_FLOOD');
       // what the flood got back: at most the budget's burst (16 pongs of 64 kB), not gigabytes
       assert.ok(f.socket.bytesRead < 3_000_000, `the flooder received ${f.socket.bytesRead} bytes`);
       // Medians of 21; on a loaded machine a sub-millisecond idle value doubles from scheduling noise alone, so the bound is 2× idle, but at least idle + 3 ms.
       const bound = Math.max(2 * idle, idle + 3);
-      t.diagnostic(`idle ${idle.toFixed(2)} ms, during ${during.toFixed(2)} ms, cut after ${cutAfter.toFixed(0)} ms and ${sent} pings, flooder got ${f.socket.bytesRead} bytes`);
-      assert.ok(during <= bound, `round trip ${during.toFixed(2)} ms during the flood, ${idle.toFixed(2)} ms idle (cut after ${cutAfter.toFixed(0)} ms, ${sent} pings sent)`);
+      t.diagnostic(
+        `idle ${idle.toFixed(2)} ms, during ${during.toFixed(2)} ms, cut after ${cutAfter.toFixed(0)} ms and ${sent} pings, flooder got ${f.socket.bytesRead} bytes`,
+      );
+      assert.ok(
+        during <= bound,
+        `round trip ${during.toFixed(2)} ms during the flood, ${idle.toFixed(2)} ms idle (cut after ${cutAfter.toFixed(0)} ms, ${sent} pings sent)`,
+      );
     } finally {
       flooding = false;
       f.socket.destroy(); // a flood that was not cut off must not go on loading the tests after this one
@@ -344,7 +371,8 @@ describe('what one peer can grow', () => {
     const n = await node({}, capture);
     const p = await RawPeer.ready(n);
     for (let i = 0; i < 2_000; i++) p.sendRaw(Uint8Array.from([0x01, 0x2d, i & 0xff])); // type 301
-    for (let i = 0; i < 500; i++) p.send({ type: MessageType.Warning, channelId: new Uint8Array(32), data: new TextEncoder().encode(`careful ${i}`) });
+    for (let i = 0; i < 500; i++)
+      p.send({ type: MessageType.Warning, channelId: new Uint8Array(32), data: new TextEncoder().encode(`careful ${i}`) });
     p.send({ type: MessageType.Ping, numPongBytes: 1, ignored: new Uint8Array(0) });
     await p.next(isPong, 'pong');
     const gone = waitEvent(n, 'peer_disconnected', (e) => e.nodeId === p.nodeIdHex);
@@ -402,7 +430,8 @@ describe('log lines from the network', () => {
       await Promise.race([closed(s), sleep(1_000)]);
       assert.ok(s.closed, 'a second connection from 127.0.0.5 is refused at once');
     }
-    const summary = (): Record<string, unknown> | undefined => capture.lines.find((l) => l.summary !== undefined && (l.summary as { kind: string }).kind === 'refused');
+    const summary = (): Record<string, unknown> | undefined =>
+      capture.lines.find((l) => l.summary !== undefined && (l.summary as { kind: string }).kind === 'refused');
     assert.ok(await until(() => summary() !== undefined, 2_000), 'no summary line');
     assert.equal((summary()!.summary as { count: number; codes: Record<string, number> }).count, 30);
     assert.deepEqual((summary()!.summary as { codes: Record<string, number> }).codes, { ERR_TOO_MANY_PENDING_FROM_ADDRESS: 30 });

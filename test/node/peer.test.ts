@@ -52,8 +52,14 @@ describe('two nodes over loopback', () => {
     assert.deepEqual(info.features, [1]);
     assert.deepEqual(info.featureNames, ['option_data_loss_protect']);
     assert.ok(info.connectedSince > 0);
-    assert.deepEqual(a.listPeers().map((p) => p.nodeId), [b.nodeIdHex]);
-    assert.deepEqual(b.listPeers().map((p) => p.nodeId), [a.nodeIdHex]);
+    assert.deepEqual(
+      a.listPeers().map((p) => p.nodeId),
+      [b.nodeIdHex],
+    );
+    assert.deepEqual(
+      b.listPeers().map((p) => p.nodeId),
+      [a.nodeIdHex],
+    );
     // connecting again returns the existing peer
     const again = await a.connect(b.nodeIdHex, '127.0.0.1', Number(b.listenAddress!.split(':')[1]));
     assert.equal(again.nodeId, b.nodeIdHex);
@@ -243,7 +249,9 @@ describe('misbehaving peers are dropped; the others are still served', () => {
 
   it('an unknown required bit in the legacy global field counts too', async () => {
     const p = await RawPeer.connect(node);
-    await disconnectedWithFailed(node, p.nodeIdHex, 'ERR_PEER_UNKNOWN_REQUIRED_FEATURE', () => p.send(initMessage({ features: [1], global: [42] })));
+    await disconnectedWithFailed(node, p.nodeIdHex, 'ERR_PEER_UNKNOWN_REQUIRED_FEATURE', () =>
+      p.send(initMessage({ features: [1], global: [42] })),
+    );
   });
 
   it('a broken feature dependency (payment_secret without var_onion): ERR_PEER_FEATURE_DEPENDENCY', async () => {

@@ -21,7 +21,7 @@ describe('switch: going to chain for a forwarded HTLC', () => {
   });
   after(() => teardown(g?.chain, [g?.a, g?.b, g?.c, g?.d]));
 
-  it('B force-closes B–D at its deadline, takes the HTLC back on chain and fails A\'s HTLC back before it expires', T, async () => {
+  it("B force-closes B–D at its deadline, takes the HTLC back on chain and fails A's HTLC back before it expires", T, async () => {
     const amount = 8_000_000n;
     const inv = g.handler.invoice(amount, { hold: true });
     const route = routeVia(g, 'b', amount, 40);
@@ -43,10 +43,18 @@ describe('switch: going to chain for a forwarded HTLC', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     await until(() => result !== undefined, "A's attempt resolved", 10_000);
-    assert.ok(result!.status === 'failed' && result!.failureSourceIndex === 1, JSON.stringify(result, (_k, v) => (typeof v === 'bigint' ? String(v) : v)));
+    assert.ok(
+      result!.status === 'failed' && result!.failureSourceIndex === 1,
+      JSON.stringify(result, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+    );
     assert.ok(g.chain.tip().height < incomingExpiry - 20, `failed back at ${g.chain.tip().height}, A's HTLC expires at ${incomingExpiry}`);
     assert.ok(g.chain.tip().height >= outgoingExpiry, 'the HTLC-timeout is valid only from the outgoing expiry');
-    await until(() => g.a.manager.channelState(g.ab.channelId).localCommit.htlcs.length === 0 && g.b.manager.channelState(g.ab.channelId).remoteCommit.htlcs.length === 0, 'A–B clear');
+    await until(
+      () =>
+        g.a.manager.channelState(g.ab.channelId).localCommit.htlcs.length === 0 &&
+        g.b.manager.channelState(g.ab.channelId).remoteCommit.htlcs.length === 0,
+      'A–B clear',
+    );
     assert.equal(localMsat(g.a, g.ab.channelId), aBefore, 'A has its money back');
     assert.equal(g.a.manager.channel(g.ab.channelId)?.active, true, 'A–B stays open');
   });

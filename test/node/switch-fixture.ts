@@ -8,7 +8,14 @@ import type { BatchOp, KvStore } from '../../db/store.js';
 import type { BcoinChainBackend } from '../../node/chain/index.js';
 import type { ChannelInfo } from '../../node/channels/manager.js';
 import { AmpShards, randomChildIndex } from '../../onion/index.js';
-import { forwardingFeeMsat, type AttemptResult, type FinalHopHandler, type FinalHtlc, type FinalResolution, type Route } from '../../htlc/switch/index.js';
+import {
+  forwardingFeeMsat,
+  type AttemptResult,
+  type FinalHopHandler,
+  type FinalHtlc,
+  type FinalResolution,
+  type Route,
+} from '../../htlc/switch/index.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import type { RegistryConfig } from '../../htlc/invoices/index.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
@@ -39,7 +46,10 @@ export class PreimageHandler implements FinalHopHandler {
     const preimage = this.preimages.get(h);
     const want = this.expected.get(h);
     if (preimage === undefined || want === undefined || htlc.amountMsat < want)
-      return { action: 'fail', failure: { name: 'incorrect_or_unknown_payment_details', htlcMsat: htlc.amountMsat, height: htlc.currentHeight } };
+      return {
+        action: 'fail',
+        failure: { name: 'incorrect_or_unknown_payment_details', htlcMsat: htlc.amountMsat, height: htlc.currentHeight },
+      };
     if (this.hold.has(h)) {
       this.held.set(h, resolve);
       return { action: 'hold' };
@@ -66,11 +76,18 @@ export const CHANNEL_SAT = 2_000_000n;
 /** Mines until every listed channel is active on both ends. */
 async function activate(chain: BcoinChainBackend, pairs: [TestNode, TestNode, ChannelInfo][]): Promise<void> {
   await mineElsewhere(chain, 1);
-  await until(() => pairs.every(([x, y, ch]) => x.manager.channel(ch.channelId)?.active === true && y.manager.channel(ch.channelId)?.active === true), 'channels active');
+  await until(
+    () => pairs.every(([x, y, ch]) => x.manager.channel(ch.channelId)?.active === true && y.manager.channel(ch.channelId)?.active === true),
+    'channels active',
+  );
 }
 
 export async function buildDiamond(
-  opts: { disk?: ('a' | 'b' | 'c' | 'd')[]; spec?: Partial<TestNodeSpec>; registry?: Partial<Record<'a' | 'b' | 'c' | 'd', Partial<RegistryConfig>>> } = {},
+  opts: {
+    disk?: ('a' | 'b' | 'c' | 'd')[];
+    spec?: Partial<TestNodeSpec>;
+    registry?: Partial<Record<'a' | 'b' | 'c' | 'd', Partial<RegistryConfig>>>;
+  } = {},
 ): Promise<Diamond> {
   const chain = await newTestChain();
   const handler = new PreimageHandler();
@@ -126,13 +143,21 @@ export function routeVia(g: Diamond, mid: 'b' | 'c', amountMsat: bigint, finalCl
     totalTimeLock: finalCltv + policy.cltvExpiryDelta,
     hops: [
       { pubkey: m.node.nodeId, shortChannelId: scidOf(g.a, inCh.channelId), amountToForwardMsat: amountMsat, outgoingCltvValue: finalCltv },
-      { pubkey: g.d.node.nodeId, shortChannelId: scidOf(m, outCh.channelId), amountToForwardMsat: amountMsat, outgoingCltvValue: finalCltv },
+      {
+        pubkey: g.d.node.nodeId,
+        shortChannelId: scidOf(m, outCh.channelId),
+        amountToForwardMsat: amountMsat,
+        outgoingCltvValue: finalCltv,
+      },
     ],
   };
 }
 
 /** The forwarding policy a node's link applies on one of its channels. */
-export function linkPolicy(n: TestNode, channelId: string): { baseFeeMsat: bigint; feeRatePpm: bigint; cltvExpiryDelta: number; htlcMinimumMsat: bigint; htlcMaximumMsat?: bigint } {
+export function linkPolicy(
+  n: TestNode,
+  channelId: string,
+): { baseFeeMsat: bigint; feeRatePpm: bigint; cltvExpiryDelta: number; htlcMinimumMsat: bigint; htlcMaximumMsat?: bigint } {
   return n.manager.forwardingPolicyOf(channelId);
 }
 
@@ -182,11 +207,28 @@ export class CrashingStore implements KvStore {
   private constructor(
     private readonly inner: KvStore,
     private readonly path: string,
-    private readonly shared: { armed: boolean; crashed: boolean; trigger: (path: string, ops: readonly BatchOp[]) => boolean; includeTrigger: boolean; onCrash?: () => void },
+    private readonly shared: {
+      armed: boolean;
+      crashed: boolean;
+      trigger: (path: string, ops: readonly BatchOp[]) => boolean;
+      includeTrigger: boolean;
+      onCrash?: () => void;
+    },
   ) {}
 
-  static wrap(inner: KvStore, trigger: (path: string, ops: readonly BatchOp[]) => boolean, includeTrigger: boolean, onCrash?: () => void): CrashingStore {
-    return new CrashingStore(inner, '', { armed: false, crashed: false, trigger, includeTrigger, ...(onCrash !== undefined ? { onCrash } : {}) });
+  static wrap(
+    inner: KvStore,
+    trigger: (path: string, ops: readonly BatchOp[]) => boolean,
+    includeTrigger: boolean,
+    onCrash?: () => void,
+  ): CrashingStore {
+    return new CrashingStore(inner, '', {
+      armed: false,
+      crashed: false,
+      trigger,
+      includeTrigger,
+      ...(onCrash !== undefined ? { onCrash } : {}),
+    });
   }
 
   arm(): void {
@@ -254,7 +296,10 @@ export async function reconnectAll(g: Diamond): Promise<void> {
     [g.b, g.d, g.bd.channelId],
     [g.c, g.d, g.cd.channelId],
   ];
-  await until(() => chans.every(([x, y, id]) => x.manager.channel(id)?.active === true && y.manager.channel(id)?.active === true), 'channels active again');
+  await until(
+    () => chans.every(([x, y, id]) => x.manager.channel(id)?.active === true && y.manager.channel(id)?.active === true),
+    'channels active again',
+  );
 }
 
 /** Both ends of every channel agree on both balances. */
@@ -271,11 +316,18 @@ export function balancesAgree(g: Diamond): void {
   }
 }
 
-
 /** A sends one AMP shard of `shards` (the last one takes the remaining share) for an AMP payment to D. */
 export function sendAmpShard(
   g: Diamond,
-  o: { paymentAddr: Uint8Array; totalMsat: bigint; shards: AmpShards; path: 'b' | 'c'; amountMsat: bigint; last: boolean; corrupt?: boolean },
+  o: {
+    paymentAddr: Uint8Array;
+    totalMsat: bigint;
+    shards: AmpShards;
+    path: 'b' | 'c';
+    amountMsat: bigint;
+    last: boolean;
+    corrupt?: boolean;
+  },
 ): Promise<AttemptResult> {
   const child = o.shards.next(randomChildIndex(), { last: o.last });
   const share = o.corrupt === true ? child.share.map((b, j) => (j === 0 ? b ^ 1 : b)) : child.share;

@@ -19,12 +19,27 @@ import assert from 'node:assert/strict';
 import type { KvStore } from '../../db/store.js';
 import { bytesToHex, equalBytes } from '../../wire/bytes.js';
 import { teardown, until } from './channels-fixture.js';
-import { balancesAgree, buildDiamond, CrashingStore, isSwitchRecordWrite, localMsat, reconnectAll, routeVia, settledEverywhere, type Diamond } from './switch-fixture.js';
+import {
+  balancesAgree,
+  buildDiamond,
+  CrashingStore,
+  isSwitchRecordWrite,
+  localMsat,
+  reconnectAll,
+  routeVia,
+  settledEverywhere,
+  type Diamond,
+} from './switch-fixture.js';
 
 const T = { timeout: 180_000 };
 
 function snapshot(g: Diamond): Record<string, bigint> {
-  return { aAB: localMsat(g.a, g.ab.channelId), bAB: localMsat(g.b, g.ab.channelId), bBD: localMsat(g.b, g.bd.channelId), dBD: localMsat(g.d, g.bd.channelId) };
+  return {
+    aAB: localMsat(g.a, g.ab.channelId),
+    bAB: localMsat(g.b, g.ab.channelId),
+    bBD: localMsat(g.b, g.bd.channelId),
+    dBD: localMsat(g.d, g.bd.channelId),
+  };
 }
 
 describe('switch: restarts at the awkward moments', () => {
@@ -58,61 +73,70 @@ describe('switch: restarts at the awkward moments', () => {
     ['between writing the circuit and offering the add', 'forwarding', true],
     ['after the channel took the add, before the keystone was written', 'forwarded', false],
   ] as const)
-  it(`B killed ${what}: A's HTLC is failed back, D never sees it`, T, async () => {
-    let crash: CrashingStore | undefined;
-    g = await buildDiamond({ disk: ['b'] });
-    // B starts again with its store wrapped
-    const b = g.b;
-    (b.spec as { wrapStore?: (s: KvStore) => KvStore }).wrapStore = (s) => (crash = CrashingStore.wrap(s, (path, ops) => isSwitchRecordWrite(path, ops, state), includeTrigger));
-    await b.stop();
-    await b.start();
-    await reconnectAll(g);
-    const amount = 5_000_000n;
-    const inv = g.handler.invoice(amount);
-    const before = snapshot(g);
-    crash!.arm();
-    const paid = g.a.manager.sendToRoute(routeVia(g, 'b', amount), inv.paymentHash);
-    await until(() => crash!.crashed, 'B wrote its circuit');
-    await b.kill();
-    await b.start(); // a fresh, unarmed wrapper
-    await reconnectAll(g);
-    const r = await paid;
-    assert.equal(r.status, 'failed');
-    assert.ok(r.status === 'failed' && r.failureSourceIndex === 1 && r.failure?.name === 'temporary_channel_failure', JSON.stringify(r.status === 'failed' ? r.reason : r));
-    await settledEverywhere(g);
-    assert.equal(g.handler.seen.filter((h) => equalBytes(h.paymentHash, inv.paymentHash)).length, 0, 'D never saw it');
-    assert.deepEqual(snapshot(g), before, 'nothing moved');
-    balancesAgree(g);
-  });
+    it(`B killed ${what}: A's HTLC is failed back, D never sees it`, T, async () => {
+      let crash: CrashingStore | undefined;
+      g = await buildDiamond({ disk: ['b'] });
+      // B starts again with its store wrapped
+      const b = g.b;
+      (b.spec as { wrapStore?: (s: KvStore) => KvStore }).wrapStore = (s) =>
+        (crash = CrashingStore.wrap(s, (path, ops) => isSwitchRecordWrite(path, ops, state), includeTrigger));
+      await b.stop();
+      await b.start();
+      await reconnectAll(g);
+      const amount = 5_000_000n;
+      const inv = g.handler.invoice(amount);
+      const before = snapshot(g);
+      crash!.arm();
+      const paid = g.a.manager.sendToRoute(routeVia(g, 'b', amount), inv.paymentHash);
+      await until(() => crash!.crashed, 'B wrote its circuit');
+      await b.kill();
+      await b.start(); // a fresh, unarmed wrapper
+      await reconnectAll(g);
+      const r = await paid;
+      assert.equal(r.status, 'failed');
+      assert.ok(
+        r.status === 'failed' && r.failureSourceIndex === 1 && r.failure?.name === 'temporary_channel_failure',
+        JSON.stringify(r.status === 'failed' ? r.reason : r),
+      );
+      await settledEverywhere(g);
+      assert.equal(g.handler.seen.filter((h) => equalBytes(h.paymentHash, inv.paymentHash)).length, 0, 'D never saw it');
+      assert.deepEqual(snapshot(g), before, 'nothing moved');
+      balancesAgree(g);
+    });
 
-  it('D killed after its channel persisted an incoming HTLC, before the switch recorded it: handled after the restart, once', T, async () => {
-    let crash: CrashingStore | undefined;
-    g = await buildDiamond({ disk: ['d'] });
-    const d = g.d;
-    (d.spec as { wrapStore?: (s: KvStore) => KvStore }).wrapStore = (s) => (crash = CrashingStore.wrap(s, (path, ops) => isSwitchRecordWrite(path, ops, 'received'), false));
-    await d.stop();
-    await d.start();
-    await reconnectAll(g);
-    const amount = 6_000_000n;
-    const inv = g.handler.invoice(amount);
-    const route = routeVia(g, 'b', amount);
-    const before = snapshot(g);
-    crash!.arm();
-    const paid = g.a.manager.sendToRoute(route, inv.paymentHash);
-    await until(() => crash!.crashed, 'D about to record the HTLC');
-    assert.equal(g.handler.seen.filter((h) => equalBytes(h.paymentHash, inv.paymentHash)).length, 0);
-    await d.kill();
-    await d.start();
-    await reconnectAll(g);
-    const r = await paid;
-    assert.ok(r.status === 'settled' && equalBytes(r.preimage, inv.preimage));
-    await settledEverywhere(g);
-    assert.equal(g.handler.seen.filter((h) => equalBytes(h.paymentHash, inv.paymentHash)).length, 1, 'settled once');
-    const fee = route.totalAmountMsat - amount;
-    assert.equal(localMsat(g.a, g.ab.channelId), before['aAB']! - amount - fee);
-    assert.equal(localMsat(g.d, g.bd.channelId), before['dBD']! + amount);
-    balancesAgree(g);
-  });
+  it(
+    'D killed after its channel persisted an incoming HTLC, before the switch recorded it: handled after the restart, once',
+    T,
+    async () => {
+      let crash: CrashingStore | undefined;
+      g = await buildDiamond({ disk: ['d'] });
+      const d = g.d;
+      (d.spec as { wrapStore?: (s: KvStore) => KvStore }).wrapStore = (s) =>
+        (crash = CrashingStore.wrap(s, (path, ops) => isSwitchRecordWrite(path, ops, 'received'), false));
+      await d.stop();
+      await d.start();
+      await reconnectAll(g);
+      const amount = 6_000_000n;
+      const inv = g.handler.invoice(amount);
+      const route = routeVia(g, 'b', amount);
+      const before = snapshot(g);
+      crash!.arm();
+      const paid = g.a.manager.sendToRoute(route, inv.paymentHash);
+      await until(() => crash!.crashed, 'D about to record the HTLC');
+      assert.equal(g.handler.seen.filter((h) => equalBytes(h.paymentHash, inv.paymentHash)).length, 0);
+      await d.kill();
+      await d.start();
+      await reconnectAll(g);
+      const r = await paid;
+      assert.ok(r.status === 'settled' && equalBytes(r.preimage, inv.preimage));
+      await settledEverywhere(g);
+      assert.equal(g.handler.seen.filter((h) => equalBytes(h.paymentHash, inv.paymentHash)).length, 1, 'settled once');
+      const fee = route.totalAmountMsat - amount;
+      assert.equal(localMsat(g.a, g.ab.channelId), before['aAB']! - amount - fee);
+      assert.equal(localMsat(g.d, g.bd.channelId), before['dBD']! + amount);
+      balancesAgree(g);
+    },
+  );
 
   it('A restarted with an attempt in flight: its result is still delivered, and readable by id', T, async () => {
     g = await buildDiamond({ disk: ['a'] });

@@ -49,7 +49,12 @@ describe('switch: forwarding across four nodes', () => {
     const route = routeVia(g, 'b', amount);
     const fee = route.totalAmountMsat - amount;
     assert.equal(fee, forwardingFeeMsat(linkPolicy(g.b, g.bd.channelId), amount));
-    const before = { aAB: localMsat(g.a, g.ab.channelId), bAB: localMsat(g.b, g.ab.channelId), bBD: localMsat(g.b, g.bd.channelId), dBD: localMsat(g.d, g.bd.channelId) };
+    const before = {
+      aAB: localMsat(g.a, g.ab.channelId),
+      bAB: localMsat(g.b, g.ab.channelId),
+      bBD: localMsat(g.b, g.bd.channelId),
+      dBD: localMsat(g.d, g.bd.channelId),
+    };
     const r = await g.a.manager.sendToRoute(route, inv.paymentHash);
     assert.equal(r.status, 'settled');
     assert.ok(r.status === 'settled' && equalBytes(r.preimage, inv.preimage));
@@ -70,8 +75,17 @@ describe('switch: forwarding across four nodes', () => {
     const amount = 1_000_000n;
     const invs = Array.from({ length: 50 }, () => g.handler.invoice(amount));
     const fee = forwardingFeeMsat(linkPolicy(g.c, g.cd.channelId), amount);
-    const before = { aAC: localMsat(g.a, g.ac.channelId), cAC: localMsat(g.c, g.ac.channelId), cCD: localMsat(g.c, g.cd.channelId), dCD: localMsat(g.d, g.cd.channelId) };
-    const sigs = { a: g.a.manager.commitSigsSent(g.ac.channelId), c: g.c.manager.commitSigsSent(g.cd.channelId), d: g.d.manager.commitSigsSent(g.cd.channelId) };
+    const before = {
+      aAC: localMsat(g.a, g.ac.channelId),
+      cAC: localMsat(g.c, g.ac.channelId),
+      cCD: localMsat(g.c, g.cd.channelId),
+      dCD: localMsat(g.d, g.cd.channelId),
+    };
+    const sigs = {
+      a: g.a.manager.commitSigsSent(g.ac.channelId),
+      c: g.c.manager.commitSigsSent(g.cd.channelId),
+      d: g.d.manager.commitSigsSent(g.cd.channelId),
+    };
     const results = await Promise.all(invs.map((inv) => g.a.manager.sendToRoute(routeVia(g, 'c', amount), inv.paymentHash)));
     results.forEach((r, i) => assert.ok(r.status === 'settled' && equalBytes(r.preimage, invs[i]!.preimage), `payment ${i} settled`));
     await settledEverywhere(g);
@@ -92,7 +106,10 @@ describe('switch: forwarding across four nodes', () => {
   describe('each failure B can produce reaches A decrypted and naming B', () => {
     const amount = 2_000_000n;
 
-    async function pay(tweak: (r: ReturnType<typeof routeVia>) => void, inv = g.handler.invoice(amount)): Promise<Extract<AttemptResult, { status: 'failed' }>> {
+    async function pay(
+      tweak: (r: ReturnType<typeof routeVia>) => void,
+      inv = g.handler.invoice(amount),
+    ): Promise<Extract<AttemptResult, { status: 'failed' }>> {
       const route = routeVia(g, 'b', amount);
       tweak(route);
       const r = failed(await g.a.manager.sendToRoute(route, inv.paymentHash));
@@ -106,7 +123,7 @@ describe('switch: forwarding across four nodes', () => {
       assert.equal(r.failure?.name, 'unknown_next_peer');
     });
 
-    it('fee_insufficient: one msat short of B\'s fee', T, async () => {
+    it("fee_insufficient: one msat short of B's fee", T, async () => {
       const r = await pay((route) => (route.totalAmountMsat -= 1n));
       assert.equal(r.failureSourceIndex, 1);
       assert.equal(r.failure?.name, 'fee_insufficient');
@@ -114,14 +131,14 @@ describe('switch: forwarding across four nodes', () => {
       assertUpdateFrom(r.failure!, g, g.bd.channelId);
     });
 
-    it('incorrect_cltv_expiry: one block short of B\'s cltv_expiry_delta', T, async () => {
+    it("incorrect_cltv_expiry: one block short of B's cltv_expiry_delta", T, async () => {
       const r = await pay((route) => (route.totalTimeLock -= 1));
       assert.equal(r.failureSourceIndex, 1);
       assert.equal(r.failure?.name, 'incorrect_cltv_expiry');
       assertUpdateFrom(r.failure!, g, g.bd.channelId);
     });
 
-    it('expiry_too_soon: the outgoing expiry within B\'s reject delta of the tip', T, async () => {
+    it("expiry_too_soon: the outgoing expiry within B's reject delta of the tip", T, async () => {
       const r = await pay((route) => {
         const tip = g.chain.tip().height;
         route.hops[0]!.outgoingCltvValue = tip + 5;
@@ -144,7 +161,7 @@ describe('switch: forwarding across four nodes', () => {
       assert.equal(r.failure?.name, 'expiry_too_far');
     });
 
-    it('amount_below_minimum: less than B\'s htlc_minimum_msat on B–D', T, async () => {
+    it("amount_below_minimum: less than B's htlc_minimum_msat on B–D", T, async () => {
       const small = linkPolicy(g.b, g.bd.channelId).htlcMinimumMsat - 1n;
       const r = await pay((route) => {
         route.hops[0]!.amountToForwardMsat = small;
@@ -156,7 +173,7 @@ describe('switch: forwarding across four nodes', () => {
       assertUpdateFrom(r.failure!, g, g.bd.channelId);
     });
 
-    it('temporary_channel_failure: over B\'s htlc_maximum_msat, and with D offline', T, async () => {
+    it("temporary_channel_failure: over B's htlc_maximum_msat, and with D offline", T, async () => {
       g.b.manager.setForwardingPolicy(g.bd.channelId, { htlcMaximumMsat: amount - 1n });
       try {
         const r = await pay(() => undefined);
@@ -174,10 +191,13 @@ describe('switch: forwarding across four nodes', () => {
       assert.equal(r.failureSourceIndex, 1);
       assert.equal(r.failure?.name, 'temporary_channel_failure');
       await g.b.connect(g.d);
-      await until(() => g.b.manager.channel(g.bd.channelId)?.active === true && g.d.manager.channel(g.bd.channelId)?.active === true, 'B–D active again');
+      await until(
+        () => g.b.manager.channel(g.bd.channelId)?.active === true && g.d.manager.channel(g.bd.channelId)?.active === true,
+        'B–D active again',
+      );
     });
 
-    it('the final hop\'s answer names D (index 2): incorrect_or_unknown_payment_details', T, async () => {
+    it("the final hop's answer names D (index 2): incorrect_or_unknown_payment_details", T, async () => {
       const unknown = { paymentHash: sha256(randomBytes(32)), preimage: new Uint8Array(32) };
       const route = routeVia(g, 'b', amount);
       const r = failed(await g.a.manager.sendToRoute(route, unknown.paymentHash));
@@ -191,11 +211,29 @@ describe('switch: forwarding across four nodes', () => {
       const inv = g.handler.invoice(amount);
       // built for another key than B's: B's HMAC check fails
       const stranger = secp.publicKeyCreate(randomBytes(32));
-      const payload = encodeHopPayload({ amountToForwardMsat: amount, outgoingCltvValue: route.hops[1]!.outgoingCltvValue, shortChannelId: route.hops[1]!.shortChannelId });
+      const payload = encodeHopPayload({
+        amountToForwardMsat: amount,
+        outgoingCltvValue: route.hops[1]!.outgoingCltvValue,
+        shortChannelId: route.hops[1]!.shortChannelId,
+      });
       const final = encodeHopPayload({ amountToForwardMsat: amount, outgoingCltvValue: route.hops[1]!.outgoingCltvValue });
-      const onion = buildOnion([{ pubkey: stranger, payload }, { pubkey: g.d.node.nodeId, payload: final }], randomBytes(32), inv.paymentHash);
+      const onion = buildOnion(
+        [
+          { pubkey: stranger, payload },
+          { pubkey: g.d.node.nodeId, payload: final },
+        ],
+        randomBytes(32),
+        inv.paymentHash,
+      );
       const sw = g.a.manager.htlcSwitch!;
-      const { attemptId } = await sw.sendOnion({ firstHopScid: route.hops[0]!.shortChannelId, amountMsat: route.totalAmountMsat, cltvExpiry: route.totalTimeLock, paymentHash: inv.paymentHash, onion: onion.packet, sharedSecrets: onion.sharedSecrets });
+      const { attemptId } = await sw.sendOnion({
+        firstHopScid: route.hops[0]!.shortChannelId,
+        amountMsat: route.totalAmountMsat,
+        cltvExpiry: route.totalTimeLock,
+        paymentHash: inv.paymentHash,
+        onion: onion.packet,
+        sharedSecrets: onion.sharedSecrets,
+      });
       const r = failed(await sw.waitForAttempt(attemptId));
       assert.equal(r.failureSourceIndex, 1);
       assert.ok(r.failure?.name === 'invalid_onion_hmac' && equalBytes(r.failure.sha256OfOnion, sha256(onion.packet)), `got ${r.reason}`);
@@ -211,12 +249,33 @@ describe('switch: forwarding across four nodes', () => {
     it('a bad payload (an unknown even record at D): invalid_onion_payload naming the type', T, async () => {
       const route = routeVia(g, 'b', amount);
       const inv = g.handler.invoice(amount);
-      const mid = encodeHopPayload({ amountToForwardMsat: amount, outgoingCltvValue: route.hops[1]!.outgoingCltvValue, shortChannelId: route.hops[1]!.shortChannelId });
+      const mid = encodeHopPayload({
+        amountToForwardMsat: amount,
+        outgoingCltvValue: route.hops[1]!.outgoingCltvValue,
+        shortChannelId: route.hops[1]!.shortChannelId,
+      });
       // records 2 and 4, then an unknown even record 100 (our encoder refuses to write one: appended by hand)
-      const final = concatBytes(encodeHopPayload({ amountToForwardMsat: amount, outgoingCltvValue: route.hops[1]!.outgoingCltvValue }), new Uint8Array([100, 1, 1]));
-      const onion = buildOnion([{ pubkey: g.b.node.nodeId, payload: mid }, { pubkey: g.d.node.nodeId, payload: final }], randomBytes(32), inv.paymentHash);
+      const final = concatBytes(
+        encodeHopPayload({ amountToForwardMsat: amount, outgoingCltvValue: route.hops[1]!.outgoingCltvValue }),
+        new Uint8Array([100, 1, 1]),
+      );
+      const onion = buildOnion(
+        [
+          { pubkey: g.b.node.nodeId, payload: mid },
+          { pubkey: g.d.node.nodeId, payload: final },
+        ],
+        randomBytes(32),
+        inv.paymentHash,
+      );
       const sw = g.a.manager.htlcSwitch!;
-      const { attemptId } = await sw.sendOnion({ firstHopScid: route.hops[0]!.shortChannelId, amountMsat: route.totalAmountMsat, cltvExpiry: route.totalTimeLock, paymentHash: inv.paymentHash, onion: onion.packet, sharedSecrets: onion.sharedSecrets });
+      const { attemptId } = await sw.sendOnion({
+        firstHopScid: route.hops[0]!.shortChannelId,
+        amountMsat: route.totalAmountMsat,
+        cltvExpiry: route.totalTimeLock,
+        paymentHash: inv.paymentHash,
+        onion: onion.packet,
+        sharedSecrets: onion.sharedSecrets,
+      });
       const r = failed(await sw.waitForAttempt(attemptId));
       assert.equal(r.failureSourceIndex, 2);
       assert.ok(r.failure?.name === 'invalid_onion_payload' && r.failure.tlvType === 100n, `got ${r.reason}`);

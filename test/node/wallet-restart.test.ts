@@ -46,7 +46,10 @@ describe('wallet restart (disk store)', () => {
     const sent = await wallet.sendToAddress(ELSEWHERE, 1_000_000n);
     await chain.generateToAddress(1, ELSEWHERE);
     const balance = wallet.balance();
-    const utxos = wallet.listUnspent().map((u) => `${hex(u.txid)}:${u.outputIndex}:${u.valueSat}:${u.height}:${u.locked}`).sort();
+    const utxos = wallet
+      .listUnspent()
+      .map((u) => `${hex(u.txid)}:${u.outputIndex}:${u.valueSat}:${u.height}:${u.locked}`)
+      .sort();
     const history = wallet.transactions().map((t) => `${hex(t.txid)}:${t.height}:${t.netSat}`);
     assert.ok(balance.lockedSat > 0n && balance.confirmedSat > 0n);
     await wallet.close();
@@ -56,8 +59,17 @@ describe('wallet restart (disk store)', () => {
     ({ wallet, store } = await open());
     assert.equal(await readFile(join(dir, 'seed'), 'utf8'), seedText, 'the seed file is reused, not rewritten');
     assert.deepEqual(wallet.balance(), balance);
-    assert.deepEqual(wallet.listUnspent().map((u) => `${hex(u.txid)}:${u.outputIndex}:${u.valueSat}:${u.height}:${u.locked}`).sort(), utxos);
-    assert.deepEqual(wallet.transactions().map((t) => `${hex(t.txid)}:${t.height}:${t.netSat}`), history);
+    assert.deepEqual(
+      wallet
+        .listUnspent()
+        .map((u) => `${hex(u.txid)}:${u.outputIndex}:${u.valueSat}:${u.height}:${u.locked}`)
+        .sort(),
+      utxos,
+    );
+    assert.deepEqual(
+      wallet.transactions().map((t) => `${hex(t.txid)}:${t.height}:${t.netSat}`),
+      history,
+    );
     assert.equal(wallet.pendingFundings().length, 1);
     const fresh = (await wallet.newAddress()).address;
     assert.ok(!issued.includes(fresh), 'address index persisted');
@@ -82,7 +94,10 @@ describe('wallet restart (disk store)', () => {
     await wallet.publishFunding(funding.txid);
     await chain.generateToAddress(1, ELSEWHERE);
     assert.equal(wallet.balance().lockedSat, 0n);
-    assert.ok(wallet.transactions().every((x) => x.height >= 0), "everything confirmed, the payment again");
+    assert.ok(
+      wallet.transactions().every((x) => x.height >= 0),
+      'everything confirmed, the payment again',
+    );
     await wallet.close();
     await store.close();
   });

@@ -118,8 +118,7 @@ describe('wallet (embedded regtest)', () => {
     assert.equal(alice.pendingFundings().length, 1);
     // Locked coins are not selected again: a second funding uses other coins.
     const g = await alice.createFunding({ script: P2WSH, amountSat: 2_000_000n });
-    const inputsOf = (raw: Uint8Array) =>
-      bcoin.TX.fromRaw(Buffer.from(raw)).inputs.map((i) => `${i.prevout.hash}:${i.prevout.index}`);
+    const inputsOf = (raw: Uint8Array) => bcoin.TX.fromRaw(Buffer.from(raw)).inputs.map((i) => `${i.prevout.hash}:${i.prevout.index}`);
     assert.equal(inputsOf(f.tx).filter((x) => inputsOf(g.tx).includes(x)).length, 0);
     // Abandon releases the lock.
     await alice.abandonFunding(g.txid);
@@ -155,11 +154,19 @@ describe('wallet (embedded regtest)', () => {
       (t as unknown as { refresh(): void }).refresh();
       return new Uint8Array(t.toRaw());
     };
-    const req = { tx: template, weight: 4 * 94 + 5 /* its witness: marker, flag, one item of one byte */, feeratePerKw: 2_500, foreignCoins: [{ valueSat: 400_000n, scriptPubKey: spk }] };
+    const req = {
+      tx: template,
+      weight: 4 * 94 + 5 /* its witness: marker, flag, one item of one byte */,
+      feeratePerKw: 2_500,
+      foreignCoins: [{ valueSat: 400_000n, scriptPubKey: spk }],
+    };
     const before = alice.balance().confirmedSat;
     // what comes back must be the funded transaction, signed
     await assert.rejects(alice.payFeeAndBroadcast({ ...req, complete: (f) => f }), isWalletError('ERR_BROADCAST'));
-    await assert.rejects(alice.payFeeAndBroadcast({ ...req, complete: (f) => sign0(f).map((x, i, a) => (i === a.length - 5 ? x ^ 1 : x)) }), isWalletError('ERR_BROADCAST'));
+    await assert.rejects(
+      alice.payFeeAndBroadcast({ ...req, complete: (f) => sign0(f).map((x, i, a) => (i === a.length - 5 ? x ^ 1 : x)) }),
+      isWalletError('ERR_BROADCAST'),
+    );
     await assert.rejects(alice.payFeeAndBroadcast({ ...req, feeratePerKw: 0, complete: sign0 }), isWalletError('ERR_INVALID_FEERATE'));
     const { wallet: empty } = await newWallet(chain, 99);
     await assert.rejects(empty.payFeeAndBroadcast({ ...req, complete: sign0 }), isWalletError('ERR_INSUFFICIENT_FUNDS'));
@@ -193,17 +200,26 @@ describe('wallet (embedded regtest)', () => {
     await assert.rejects(alice.sendToAddress(address, -5n), isWalletError('ERR_INVALID_AMOUNT'));
     await assert.rejects(alice.sendToAddress('bcrt1qnotanaddress', 10_000n), isWalletError('ERR_INVALID_ADDRESS'));
     await assert.rejects(alice.sendToAddress('', 10_000n), isWalletError('ERR_INVALID_ADDRESS'));
-    await assert.rejects(alice.sendToAddress(address.slice(0, -1) + (address.endsWith('q') ? 'p' : 'q'), 10_000n), isWalletError('ERR_INVALID_ADDRESS'));
+    await assert.rejects(
+      alice.sendToAddress(address.slice(0, -1) + (address.endsWith('q') ? 'p' : 'q'), 10_000n),
+      isWalletError('ERR_INVALID_ADDRESS'),
+    );
     // Mainnet and testnet addresses (BIP173 examples).
     await assert.rejects(alice.sendToAddress('bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4', 10_000n), isWalletError('ERR_WRONG_NETWORK'));
     await assert.rejects(alice.sendToAddress('tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx', 10_000n), isWalletError('ERR_WRONG_NETWORK'));
     await assert.rejects(alice.sendToAddress('1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2', 10_000n), isWalletError('ERR_WRONG_NETWORK'));
     await assert.rejects(alice.sendToAddress(address, 10_000n, { satPerVbyte: 0.5 }), isWalletError('ERR_INVALID_FEERATE'));
     await assert.rejects(alice.createFunding({ script: P2WSH.subarray(0, 22), amountSat: 100_000n }), isWalletError('ERR_INVALID_SCRIPT'));
-    await assert.rejects(alice.createFunding({ script: bob.listUnspent()[0]!.script, amountSat: 100_000n }), isWalletError('ERR_INVALID_SCRIPT'));
+    await assert.rejects(
+      alice.createFunding({ script: bob.listUnspent()[0]!.script, amountSat: 100_000n }),
+      isWalletError('ERR_INVALID_SCRIPT'),
+    );
     await assert.rejects(alice.createFunding({ script: P2WSH, amountSat: 329n }), isWalletError('ERR_DUST')); // P2WSH dust limit is 330
     await assert.rejects(alice.createFunding({ script: P2WSH, amountSat: 20_000n * COIN }), isWalletError('ERR_INSUFFICIENT_FUNDS'));
-    await assert.rejects(alice.createFunding({ script: P2WSH, amountSat: 100_000n, feeratePerKw: 100 }), isWalletError('ERR_INVALID_FEERATE'));
+    await assert.rejects(
+      alice.createFunding({ script: P2WSH, amountSat: 100_000n, feeratePerKw: 100 }),
+      isWalletError('ERR_INVALID_FEERATE'),
+    );
     await assert.rejects(alice.publishFunding(new Uint8Array(32)), isWalletError('ERR_UNKNOWN_FUNDING'));
     await assert.rejects(alice.abandonFunding(new Uint8Array(3)), isWalletError('ERR_UNKNOWN_FUNDING'));
     await chain.synced();

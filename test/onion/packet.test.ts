@@ -203,22 +203,20 @@ describe('onion round trips and fuzzing', () => {
         scid: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
         meta: fc.option(fc.uint8Array({ maxLength: 40 }), { nil: undefined }),
       })
-      .map(
-        (r): HopPayloadInput => ({
-          amountToForwardMsat: r.amt,
-          outgoingCltvValue: r.cltv,
-          ...(isFinal ? {} : { shortChannelId: r.scid }),
-          ...(r.meta === undefined ? {} : { paymentMetadata: r.meta }),
-        }),
-      );
+      .map((r): HopPayloadInput => ({
+        amountToForwardMsat: r.amt,
+        outgoingCltvValue: r.cltv,
+        ...(isFinal ? {} : { shortChannelId: r.scid }),
+        ...(r.meta === undefined ? {} : { paymentMetadata: r.meta }),
+      }));
 
   it('random routes: every hop peels its own payload; the last is final', () => {
     const keys = Array.from({ length: 6 }, () => randomPrivateKey());
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 6 }).chain((n) =>
-          fc.tuple(fc.constant(n), fc.array(payloadArb(false), { minLength: n - 1, maxLength: n - 1 }), payloadArb(true)),
-        ),
+        fc
+          .integer({ min: 1, max: 6 })
+          .chain((n) => fc.tuple(fc.constant(n), fc.array(payloadArb(false), { minLength: n - 1, maxLength: n - 1 }), payloadArb(true))),
         fc.uint8Array({ minLength: 32, maxLength: 32 }),
         ([n, mids, last], ad) => {
           const payloads = [...mids, last].map((p) => encodeHopPayload(p));

@@ -52,7 +52,10 @@ describe('BigSize decoding vectors (BOLT 1 Appendix A)', () => {
       } else {
         const code = ERROR_CODES[t.exp_error];
         assert.ok(code !== undefined, `unmapped spec error ${t.exp_error}`);
-        assert.throws(() => decodeBigSize(bytes), (e: unknown) => e instanceof DecodeError && e.code === code);
+        assert.throws(
+          () => decodeBigSize(bytes),
+          (e: unknown) => e instanceof DecodeError && e.code === code,
+        );
       }
     });
   }
@@ -121,7 +124,10 @@ describe('signed integers (BOLT 1 Appendix D)', () => {
         else assert.throws(() => encodeSigned(v, width), ArgumentError);
       }),
     );
-    assert.throws(() => decodeSigned(new Uint8Array(3)), (e: unknown) => e instanceof DecodeError && e.code === 'ERR_TLV_LENGTH');
+    assert.throws(
+      () => decodeSigned(new Uint8Array(3)),
+      (e: unknown) => e instanceof DecodeError && e.code === 'ERR_TLV_LENGTH',
+    );
   });
 });
 
@@ -136,25 +142,35 @@ describe('truncated integers', () => {
     );
     assert.equal(encodeTruncated(0n, 2).length, 0);
     assert.throws(() => encodeTruncated(0x10000, 2), ArgumentError);
-    assert.throws(() => decodeTruncated(hexToBytes('0001'), 4), (e: unknown) => e instanceof DecodeError && e.code === 'ERR_NON_MINIMAL');
-    assert.throws(() => decodeTruncated(hexToBytes('0102030405'), 4), (e: unknown) => e instanceof DecodeError && e.code === 'ERR_TLV_LENGTH');
+    assert.throws(
+      () => decodeTruncated(hexToBytes('0001'), 4),
+      (e: unknown) => e instanceof DecodeError && e.code === 'ERR_NON_MINIMAL',
+    );
+    assert.throws(
+      () => decodeTruncated(hexToBytes('0102030405'), 4),
+      (e: unknown) => e instanceof DecodeError && e.code === 'ERR_TLV_LENGTH',
+    );
   });
 });
 
 describe('Reader and Writer', () => {
   it('every read past the end is ERR_TRUNCATED, never a RangeError', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 12 }), fc.array(fc.constantFrom('u8', 'u16', 'u32', 'u64', 'bigSize', 'b3'), { maxLength: 6 }), (bytes, ops) => {
-        const r = new Reader(bytes);
-        try {
-          for (const op of ops) {
-            if (op === 'b3') r.bytes(3);
-            else r[op as 'u8' | 'u16' | 'u32' | 'u64' | 'bigSize']();
+      fc.property(
+        fc.uint8Array({ maxLength: 12 }),
+        fc.array(fc.constantFrom('u8', 'u16', 'u32', 'u64', 'bigSize', 'b3'), { maxLength: 6 }),
+        (bytes, ops) => {
+          const r = new Reader(bytes);
+          try {
+            for (const op of ops) {
+              if (op === 'b3') r.bytes(3);
+              else r[op as 'u8' | 'u16' | 'u32' | 'u64' | 'bigSize']();
+            }
+          } catch (e) {
+            assert.ok(e instanceof AmpnodeError && e instanceof DecodeError, String(e));
           }
-        } catch (e) {
-          assert.ok(e instanceof AmpnodeError && e instanceof DecodeError, String(e));
-        }
-      }),
+        },
+      ),
     );
   });
   it('writes what it reads, grows from an empty buffer, and refuses out-of-range values', () => {
@@ -162,9 +178,18 @@ describe('Reader and Writer', () => {
     const bytes = w.finish();
     assert.equal(bytesToHex(bytes), 'ab1234deadbeef0102030405060708fe00010000ff');
     const r = new Reader(bytes);
-    assert.deepEqual([r.u8(), r.u16(), r.u32(), r.u64(), r.bigSize(), r.bytes(1)], [0xab, 0x1234, 0xdeadbeef, 0x0102030405060708n, 0x10000n, hexToBytes('ff')]);
+    assert.deepEqual(
+      [r.u8(), r.u16(), r.u32(), r.u64(), r.bigSize(), r.bytes(1)],
+      [0xab, 0x1234, 0xdeadbeef, 0x0102030405060708n, 0x10000n, hexToBytes('ff')],
+    );
     r.end();
-    for (const bad of [() => new Writer().u8(256), () => new Writer().u16(-1), () => new Writer().u32(2 ** 32), () => new Writer().u16(1.5), () => new Writer().u64(-1n)])
+    for (const bad of [
+      () => new Writer().u8(256),
+      () => new Writer().u16(-1),
+      () => new Writer().u32(2 ** 32),
+      () => new Writer().u16(1.5),
+      () => new Writer().u64(-1n),
+    ])
       assert.throws(bad, ArgumentError);
     assert.throws(() => new Reader(new Uint8Array(4)).bytes(-1), ArgumentError);
   });

@@ -163,15 +163,13 @@ function fieldsFromVector(v: ValidVector, order: readonly Bolt11TaggedField[]): 
       case 'route_hint':
         return {
           type: 'route_hint',
-          value: d.route_hints[route++]!.map(
-            (h): HopHint => ({
-              nodeId: hexToBytes(h.pubkey),
-              shortChannelId: BigInt('0x' + h.short_channel_id_hex),
-              feeBaseMsat: h.fee_base_msat,
-              feeProportionalMillionths: h.fee_proportional_millionths,
-              cltvExpiryDelta: h.cltv_expiry_delta,
-            }),
-          ),
+          value: d.route_hints[route++]!.map((h): HopHint => ({
+            nodeId: hexToBytes(h.pubkey),
+            shortChannelId: BigInt('0x' + h.short_channel_id_hex),
+            feeBaseMsat: h.fee_base_msat,
+            feeProportionalMillionths: h.fee_proportional_millionths,
+            cltvExpiryDelta: h.cltv_expiry_delta,
+          })),
         };
       case 'features':
         return { type: 'features', value: FeatureVector.fromBits(d.features.bits).encode() };
@@ -211,9 +209,15 @@ describe('BOLT 11 valid examples', () => {
         assert.equal(inv.description, d.description ?? undefined);
         assert.equal(inv.descriptionHash && bytesToHex(inv.descriptionHash), d.description_hash ?? undefined);
         assert.equal(inv.expirySeconds, d.expiry ?? DEFAULT_EXPIRY_SECONDS);
-        assert.equal(inv.fields.some((f) => f.type === 'expiry'), d.expiry !== null);
+        assert.equal(
+          inv.fields.some((f) => f.type === 'expiry'),
+          d.expiry !== null,
+        );
         assert.equal(inv.minFinalCltvExpiryDelta, d.min_final_cltv_expiry_delta ?? DEFAULT_MIN_FINAL_CLTV_EXPIRY_DELTA);
-        assert.equal(inv.fields.some((f) => f.type === 'min_final_cltv_expiry_delta'), d.min_final_cltv_expiry_delta !== null);
+        assert.equal(
+          inv.fields.some((f) => f.type === 'min_final_cltv_expiry_delta'),
+          d.min_final_cltv_expiry_delta !== null,
+        );
         assert.deepEqual(
           inv.fallbacks.map((f) => ({ version: f.version, program_hex: bytesToHex(f.program), address: f.address })),
           d.fallbacks.map((f) => ({ version: f.version, program_hex: f.program_hex, address: f.address })),
@@ -297,7 +301,10 @@ describe('BOLT 11 valid examples', () => {
     assert.notEqual(bytesToHex(inv.payee), fixture.signing_pubkey);
     assert.equal(bytesToHex(inv.payee), v.payee_pubkey);
     // the recovered key verifies the low-S form of the signature
-    const low = concatBytes(inv.signature.subarray(0, 32), hexToBytes((CURVE_ORDER - sValue(inv.signature)).toString(16).padStart(64, '0')));
+    const low = concatBytes(
+      inv.signature.subarray(0, 32),
+      hexToBytes((CURVE_ORDER - sValue(inv.signature)).toString(16).padStart(64, '0')),
+    );
     assert.ok(secp.verify(low, inv.signingHash, inv.payee));
   });
 
@@ -444,7 +451,13 @@ function content(fields: Bolt11TaggedField[], amountMsat?: bigint): Bolt11Invoic
 describe('BOLT 11 reader rules', () => {
   it('accepts what the encoder writes and reads every field back', () => {
     const other = publicKeyFromPrivate(OTHER_PRIV);
-    const hop: HopHint = { nodeId: other, shortChannelId: (700_000n << 40n) | (12n << 16n) | 1n, feeBaseMsat: 1000, feeProportionalMillionths: 1, cltvExpiryDelta: 80 };
+    const hop: HopHint = {
+      nodeId: other,
+      shortChannelId: (700_000n << 40n) | (12n << 16n) | 1n,
+      feeBaseMsat: 1000,
+      feeProportionalMillionths: 1,
+      cltvExpiryDelta: 80,
+    };
     const fields = invoiceFields({
       paymentHash: HASH,
       paymentSecret: SECRET,
@@ -475,7 +488,10 @@ describe('BOLT 11 reader rules', () => {
     assert.match(inv.fallbacks[2]!.address, /^[mn]/); // P2PKH on the test networks
     assert.deepEqual(decodeSegwitAddress('bcrt', inv.fallbacks[1]!.address), { version: 1, program: new Uint8Array(32).fill(2) });
     assert.deepEqual([...inv.metadata!], [1, 2, 3]);
-    assert.deepEqual(inv.fields.map((f) => f.type), fields.map((f) => f.type));
+    assert.deepEqual(
+      inv.fields.map((f) => f.type),
+      fields.map((f) => f.type),
+    );
     assert.equal(serializeSignedInvoice(inv), s);
     assert.equal(encodeInvoice({ network: 'bcrt', amountMsat: 1n, timestamp: T0, fields }, PRIV, { upperCase: true }), s.toUpperCase());
   });
@@ -485,7 +501,10 @@ describe('BOLT 11 reader rules', () => {
     const s = encodeInvoice(content(baseFields().map((f) => (f.type === 'description' ? { ...f, value: long } : f))), PRIV);
     assert.ok(s.length > 1200);
     assert.equal(decodeInvoice(s).description, long);
-    expectBolt11(() => encodeInvoice(content(baseFields().map((f) => (f.type === 'description' ? { ...f, value: long + 'x' } : f))), PRIV), 'ERR_BOLT11_INVALID_ARGUMENT');
+    expectBolt11(
+      () => encodeInvoice(content(baseFields().map((f) => (f.type === 'description' ? { ...f, value: long + 'x' } : f))), PRIV),
+      'ERR_BOLT11_INVALID_ARGUMENT',
+    );
   });
 
   it('bech32 format errors', () => {
@@ -529,8 +548,7 @@ describe('BOLT 11 reader rules', () => {
     };
     // the signature does not cover these hrps: a parsed amount shows as a signature mismatch... or recovers
     // another key; what matters is which amounts get past the hrp rules
-    for (const a of ['1', '10p', '2500u', '1m', '9n', '184467440737095516150p'])
-      assert.notEqual(amountCode(a), 'ERR_BOLT11_AMOUNT', a);
+    for (const a of ['1', '10p', '2500u', '1m', '9n', '184467440737095516150p']) assert.notEqual(amountCode(a), 'ERR_BOLT11_AMOUNT', a);
     for (const a of ['1p', '0', '0m', '01u', '2500x', '25mm', '1mu', '1.5m', '184467440737095516160p', '999999999999'])
       assert.equal(amountCode(a), 'ERR_BOLT11_AMOUNT', a);
     const cases: [bigint, string][] = [
@@ -563,7 +581,10 @@ describe('BOLT 11 reader rules', () => {
     const { hrp, words } = bech32Decode(s, 'bech32', Infinity);
     expectBolt11(() => decodeInvoice(rechecksum(hrp, words.subarray(0, 110))), 'ERR_BOLT11_TOO_SHORT');
     // 111 words: a timestamp and a signature only, hence no p
-    expectBolt11(() => decodeInvoice(rechecksum(hrp, concatBytes(words.subarray(0, 7), words.subarray(words.length - 104)))), 'ERR_BOLT11_MISSING_FIELD');
+    expectBolt11(
+      () => decodeInvoice(rechecksum(hrp, concatBytes(words.subarray(0, 7), words.subarray(words.length - 104)))),
+      'ERR_BOLT11_MISSING_FIELD',
+    );
   });
 
   it('mandatory fields: p, s, and exactly one of d / h', () => {
@@ -571,11 +592,17 @@ describe('BOLT 11 reader rules', () => {
     expectBolt11(() => decodeInvoice(signRaw(content(without('payment_hash')))), 'ERR_BOLT11_MISSING_FIELD');
     expectBolt11(() => decodeInvoice(signRaw(content(without('payment_secret')))), 'ERR_BOLT11_MISSING_FIELD');
     expectBolt11(() => decodeInvoice(signRaw(content(without('description')))), 'ERR_BOLT11_MISSING_FIELD');
-    expectBolt11(() => decodeInvoice(signRaw(content(baseFields([{ type: 'description_hash', value: HASH }])))), 'ERR_BOLT11_CONFLICTING_FIELDS');
+    expectBolt11(
+      () => decodeInvoice(signRaw(content(baseFields([{ type: 'description_hash', value: HASH }])))),
+      'ERR_BOLT11_CONFLICTING_FIELDS',
+    );
     // the encoder refuses the same invoices, with the reader's codes
     expectBolt11(() => encodeInvoice(content(without('payment_secret')), PRIV), 'ERR_BOLT11_MISSING_FIELD');
     // a wrong-length p does not count as a p
-    expectBolt11(() => decodeInvoice(signRaw(content([raw(1, Array(51).fill(0)), ...without('payment_hash')]))), 'ERR_BOLT11_MISSING_FIELD');
+    expectBolt11(
+      () => decodeInvoice(signRaw(content([raw(1, Array(51).fill(0)), ...without('payment_hash')]))),
+      'ERR_BOLT11_MISSING_FIELD',
+    );
     const h = decodeInvoice(signRaw(content([...without('description'), { type: 'description_hash', value: HASH }])));
     assert.equal(h.description, undefined);
     assert.deepEqual(h.descriptionHash, HASH);
@@ -603,7 +630,17 @@ describe('BOLT 11 reader rules', () => {
     expectBolt11(() => decodeInvoice(signRaw(content(baseFields([raw(24, [0, 18])])))), 'ERR_BOLT11_NON_MINIMAL');
     const feat = baseFields().filter((f) => f.type !== 'features');
     expectBolt11(() => decodeInvoice(signRaw(content([...feat, raw(5, [0, 16, 8, 0])]))), 'ERR_BOLT11_NON_MINIMAL');
-    const inv = decodeInvoice(encodeInvoice(content(baseFields([{ type: 'expiry', value: 0 }, { type: 'min_final_cltv_expiry_delta', value: 0 }])), PRIV));
+    const inv = decodeInvoice(
+      encodeInvoice(
+        content(
+          baseFields([
+            { type: 'expiry', value: 0 },
+            { type: 'min_final_cltv_expiry_delta', value: 0 },
+          ]),
+        ),
+        PRIV,
+      ),
+    );
     assert.equal(inv.expirySeconds, 0);
     assert.equal(inv.minFinalCltvExpiryDelta, 0);
     assert.equal(decodeInvoice(signRaw(content([...feat, raw(5, [])]))).features.length, 0);
@@ -630,7 +667,10 @@ describe('BOLT 11 reader rules', () => {
 
   it('d must be UTF-8', () => {
     const noD = baseFields().filter((f) => f.type !== 'description');
-    const e = expectBolt11(() => decodeInvoice(signRaw(content([raw(13, [...bytesToWords(Uint8Array.of(0x66, 0xff, 0x66))]), ...noD]))), 'ERR_BOLT11_FIELD');
+    const e = expectBolt11(
+      () => decodeInvoice(signRaw(content([raw(13, [...bytesToWords(Uint8Array.of(0x66, 0xff, 0x66))]), ...noD]))),
+      'ERR_BOLT11_FIELD',
+    );
     assert.match(e.message, /UTF-8/);
     expectBolt11(() => encodeInvoice(content([{ type: 'description', value: 'a\uD800b' }, ...noD]), PRIV), 'ERR_BOLT11_INVALID_ARGUMENT');
     // a byte-order mark is kept, so the field re-encodes to the same words
@@ -653,11 +693,17 @@ describe('BOLT 11 reader rules', () => {
     assert.deepEqual(decodeInvoice(good).routeHints, [[hop]]);
     const hopBytes = concatBytes(PUB, new Uint8Array(18));
     const badKey = concatBytes(Uint8Array.of(4), new Uint8Array(50));
-    expectBolt11(() => decodeInvoice(signRaw(content(baseFields([raw(3, [...bytesToWords(hopBytes.subarray(0, 50))])])))), 'ERR_BOLT11_FIELD');
+    expectBolt11(
+      () => decodeInvoice(signRaw(content(baseFields([raw(3, [...bytesToWords(hopBytes.subarray(0, 50))])])))),
+      'ERR_BOLT11_FIELD',
+    );
     expectBolt11(() => decodeInvoice(signRaw(content(baseFields([raw(3, [...bytesToWords(badKey)])])))), 'ERR_BOLT11_FIELD');
     expectBolt11(() => decodeInvoice(signRaw(content(baseFields([raw(3, [])])))), 'ERR_BOLT11_FIELD');
     expectBolt11(() => encodeInvoice(content(baseFields([{ type: 'route_hint', value: [] }])), PRIV), 'ERR_BOLT11_INVALID_ARGUMENT');
-    expectBolt11(() => encodeInvoice(content(baseFields([{ type: 'route_hint', value: [{ ...hop, cltvExpiryDelta: 0x10000 }] }])), PRIV), 'ERR_BOLT11_INVALID_ARGUMENT');
+    expectBolt11(
+      () => encodeInvoice(content(baseFields([{ type: 'route_hint', value: [{ ...hop, cltvExpiryDelta: 0x10000 }] }])), PRIV),
+      'ERR_BOLT11_INVALID_ARGUMENT',
+    );
   });
 
   it('f: unknown versions skipped, known versions need a valid program', () => {
@@ -667,7 +713,14 @@ describe('BOLT 11 reader rules', () => {
     assert.equal(skippedInv.fields.filter((f) => f.type === 'skipped').length, 1);
     assert.equal(decodeInvoice(withF(31, new Uint8Array(3))).fallbacks.length, 0);
     assert.equal(decodeInvoice(withF(16, new Uint8Array(2))).fallbacks[0]!.version, 16);
-    for (const [v, n] of [[17, 19], [18, 21], [0, 21], [0, 31], [1, 1], [2, 41]] as const)
+    for (const [v, n] of [
+      [17, 19],
+      [18, 21],
+      [0, 21],
+      [0, 31],
+      [1, 1],
+      [2, 41],
+    ] as const)
       expectBolt11(() => decodeInvoice(withF(v, new Uint8Array(n))), 'ERR_BOLT11_FIELD', `version ${v}, ${n} bytes`);
     expectBolt11(() => decodeInvoice(signRaw(content(baseFields([raw(9, [])])))), 'ERR_BOLT11_FIELD');
     expectBolt11(() => fallbackAddress('bc', { version: 19, program: new Uint8Array(20) }), 'ERR_BOLT11_INVALID_ARGUMENT');
@@ -692,7 +745,10 @@ describe('BOLT 11 reader rules', () => {
     const { hrp, words } = bech32Decode(s, 'bech32', Infinity);
     const sigBytes = wordsToBytes(words.subarray(words.length - 104));
     const withRecid = (r: number) =>
-      rechecksum(hrp, concatBytes(words.subarray(0, words.length - 104), bytesToWords(concatBytes(sigBytes.subarray(0, 64), Uint8Array.of(r)))));
+      rechecksum(
+        hrp,
+        concatBytes(words.subarray(0, words.length - 104), bytesToWords(concatBytes(sigBytes.subarray(0, 64), Uint8Array.of(r)))),
+      );
     for (let r = 0; r < 4; r++) {
       try {
         const inv = decodeInvoice(withRecid(r));
@@ -711,13 +767,18 @@ describe('BOLT 11 reader rules', () => {
     const wn = bech32Decode(withN, 'bech32', Infinity);
     expectBolt11(() => decodeInvoice(rechecksum('lnbc1m', wn.words)), 'ERR_BOLT11_SIGNATURE');
     // r = 0 cannot be recovered
-    const zeroR = rechecksum(hrp, concatBytes(words.subarray(0, words.length - 104), bytesToWords(concatBytes(new Uint8Array(32), sigBytes.subarray(32)))));
+    const zeroR = rechecksum(
+      hrp,
+      concatBytes(words.subarray(0, words.length - 104), bytesToWords(concatBytes(new Uint8Array(32), sigBytes.subarray(32)))),
+    );
     expectBolt11(() => decodeInvoice(zeroR), 'ERR_BOLT11_SIGNATURE');
   });
 
   it('features: unknown even bits fail, unknown odd bits pass, dependencies are checked', () => {
     const withFeatures = (bits: number[]) =>
-      signRaw(content([...baseFields().filter((f) => f.type !== 'features'), { type: 'features', value: FeatureVector.fromBits(bits).encode() }]));
+      signRaw(
+        content([...baseFields().filter((f) => f.type !== 'features'), { type: 'features', value: FeatureVector.fromBits(bits).encode() }]),
+      );
     assert.deepEqual(invoiceFeatures(decodeInvoice(withFeatures([8, 14, 99, 101]))).bits(), [8, 14, 99, 101]);
     expectBolt11(() => decodeInvoice(withFeatures([8, 14, 102])), 'ERR_BOLT11_FEATURES');
     expectBolt11(() => decodeInvoice(withFeatures([8, 14, 24])), 'ERR_BOLT11_FEATURES'); // route blinding: not known by default
@@ -732,13 +793,22 @@ describe('BOLT 11 reader rules', () => {
     expectBolt11(() => encodeInvoice({ ...content(baseFields()), timestamp: 2 ** 35 }, PRIV), 'ERR_BOLT11_INVALID_ARGUMENT');
     expectBolt11(() => encodeInvoice({ ...content(baseFields()), timestamp: -1 }, PRIV), 'ERR_BOLT11_INVALID_ARGUMENT');
     expectBolt11(() => encodeInvoice({ ...content(baseFields()), network: 'xx' as 'bc' }, PRIV), 'ERR_BOLT11_INVALID_ARGUMENT');
-    expectBolt11(() => encodeInvoice(content(baseFields([{ type: 'payment_hash', value: new Uint8Array(31) }])), PRIV), 'ERR_BOLT11_INVALID_ARGUMENT');
+    expectBolt11(
+      () => encodeInvoice(content(baseFields([{ type: 'payment_hash', value: new Uint8Array(31) }])), PRIV),
+      'ERR_BOLT11_INVALID_ARGUMENT',
+    );
     expectBolt11(() => encodeInvoice(content(baseFields([{ type: 'expiry', value: -1 }])), PRIV), 'ERR_BOLT11_INVALID_ARGUMENT');
     expectBolt11(() => encodeInvoice(content(baseFields([{ type: 'expiry', value: 1.5 }])), PRIV), 'ERR_BOLT11_INVALID_ARGUMENT');
     expectBolt11(() => encodeInvoice(content(baseFields([raw(32, [])])), PRIV), 'ERR_BOLT11_INVALID_ARGUMENT');
     expectBolt11(() => encodeInvoice(content(baseFields([raw(2, [32])])), PRIV), 'ERR_BOLT11_INVALID_ARGUMENT');
-    expectBolt11(() => encodeInvoice(content(baseFields([{ type: 'fallback', value: { version: 20, program: new Uint8Array(20) } }])), PRIV), 'ERR_BOLT11_INVALID_ARGUMENT');
-    expectBolt11(() => serializeSignedInvoice({ ...content(baseFields()), signature: new Uint8Array(64), recoveryId: 4 }), 'ERR_BOLT11_INVALID_ARGUMENT');
+    expectBolt11(
+      () => encodeInvoice(content(baseFields([{ type: 'fallback', value: { version: 20, program: new Uint8Array(20) } }])), PRIV),
+      'ERR_BOLT11_INVALID_ARGUMENT',
+    );
+    expectBolt11(
+      () => serializeSignedInvoice({ ...content(baseFields()), signature: new Uint8Array(64), recoveryId: 4 }),
+      'ERR_BOLT11_INVALID_ARGUMENT',
+    );
   });
 });
 
@@ -746,7 +816,12 @@ describe('BOLT 11 reader rules', () => {
 
 describe('BOLT 11 payer helpers', () => {
   const withBits = (bits: number[]) =>
-    decodeInvoice(encodeInvoice(content([...baseFields().filter((f) => f.type !== 'features'), { type: 'features', value: FeatureVector.fromBits(bits).encode() }]), PRIV));
+    decodeInvoice(
+      encodeInvoice(
+        content([...baseFields().filter((f) => f.type !== 'features'), { type: 'features', value: FeatureVector.fromBits(bits).encode() }]),
+        PRIV,
+      ),
+    );
 
   it('AMP, MPP, payment_secret and var_onion bits', () => {
     const amp = withBits([9, 15, 17, 31]);
@@ -755,7 +830,9 @@ describe('BOLT 11 payer helpers', () => {
     assert.ok(supportsPaymentSecret(amp) && !requiresPaymentSecret(amp));
     assert.ok(supportsVarOnion(amp) && !requiresVarOnion(amp));
     const strict = withBits([8, 14, 16, 30]);
-    assert.ok(isAmpInvoice(strict) && requiresAmp(strict) && requiresMpp(strict) && requiresPaymentSecret(strict) && requiresVarOnion(strict));
+    assert.ok(
+      isAmpInvoice(strict) && requiresAmp(strict) && requiresMpp(strict) && requiresPaymentSecret(strict) && requiresVarOnion(strict),
+    );
     const plain = decodeInvoice(fixture.valid[0]!.invoice);
     assert.ok(!isAmpInvoice(plain) && !supportsMpp(plain) && !requiresMpp(plain));
     assert.ok(requiresPaymentSecret(plain) && requiresVarOnion(plain));
@@ -786,17 +863,29 @@ describe('bech32 / bech32m', () => {
     const v0 = addrs.find((f) => f.version === 0)!;
     const { words } = bech32Decode(v0.address, 'bech32');
     // v0 written with bech32m, v1 written with bech32: both refused
-    assert.throws(() => decodeSegwitAddress('bc', bech32Encode('bc', words, 'bech32m')), (e: unknown) => e instanceof Bech32Error && e.code === 'ERR_BECH32_CHECKSUM');
+    assert.throws(
+      () => decodeSegwitAddress('bc', bech32Encode('bc', words, 'bech32m')),
+      (e: unknown) => e instanceof Bech32Error && e.code === 'ERR_BECH32_CHECKSUM',
+    );
     const v1 = addrs.find((f) => f.version === 1)!;
     const w1 = bech32Decode(v1.address, 'bech32m').words;
-    assert.throws(() => decodeSegwitAddress('bc', bech32Encode('bc', w1, 'bech32')), (e: unknown) => e instanceof Bech32Error && e.code === 'ERR_BECH32_CHECKSUM');
-    assert.throws(() => decodeSegwitAddress('tb', v0.address), (e: unknown) => e instanceof Bech32Error);
+    assert.throws(
+      () => decodeSegwitAddress('bc', bech32Encode('bc', w1, 'bech32')),
+      (e: unknown) => e instanceof Bech32Error && e.code === 'ERR_BECH32_CHECKSUM',
+    );
+    assert.throws(
+      () => decodeSegwitAddress('tb', v0.address),
+      (e: unknown) => e instanceof Bech32Error,
+    );
   });
 
   it('the 90-character limit applies unless lifted', () => {
     const long = fixture.valid[0]!.invoice;
     assert.ok(long.length > 90);
-    assert.throws(() => bech32Decode(long, 'bech32'), (e: unknown) => e instanceof Bech32Error && e.code === 'ERR_BECH32_LENGTH');
+    assert.throws(
+      () => bech32Decode(long, 'bech32'),
+      (e: unknown) => e instanceof Bech32Error && e.code === 'ERR_BECH32_LENGTH',
+    );
     assert.equal(bech32Decode(long, 'bech32', Infinity).hrp, 'lnbc');
   });
 
@@ -806,8 +895,14 @@ describe('bech32 / bech32m', () => {
         assert.deepEqual(wordsToBytes(bytesToWords(b)), b);
       }),
     );
-    assert.throws(() => wordsToBytes([1]), (e: unknown) => e instanceof Bech32Error && e.code === 'ERR_BECH32_PADDING');
-    assert.throws(() => wordsToBytes([0, 1]), (e: unknown) => e instanceof Bech32Error && e.code === 'ERR_BECH32_PADDING');
+    assert.throws(
+      () => wordsToBytes([1]),
+      (e: unknown) => e instanceof Bech32Error && e.code === 'ERR_BECH32_PADDING',
+    );
+    assert.throws(
+      () => wordsToBytes([0, 1]),
+      (e: unknown) => e instanceof Bech32Error && e.code === 'ERR_BECH32_PADDING',
+    );
     assert.deepEqual([...wordsToBytes([0, 0])], [0]);
   });
 });
@@ -829,9 +924,16 @@ describe('BOLT 11 properties', () => {
 
   it('random strings throw only Bolt11Error', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: fc.constantFrom(...'lnbc1qpzry9x8gf2tvdw0s3jn54khce6mua7lLNBC') })), (s) => {
-        decodesOrTypedError(s);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.string({ unit: 'binary' }),
+          fc.string({ unit: fc.constantFrom(...'lnbc1qpzry9x8gf2tvdw0s3jn54khce6mua7lLNBC') }),
+        ),
+        (s) => {
+          decodesOrTypedError(s);
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -854,7 +956,9 @@ describe('BOLT 11 properties', () => {
               : kind === 'delete'
                 ? seed.slice(0, i) + seed.slice(i + 1)
                 : kind === 'case'
-                  ? seed.slice(0, i) + (seed[i] === seed[i]!.toLowerCase() ? seed[i]!.toUpperCase() : seed[i]!.toLowerCase()) + seed.slice(i + 1)
+                  ? seed.slice(0, i) +
+                    (seed[i] === seed[i]!.toLowerCase() ? seed[i]!.toUpperCase() : seed[i]!.toLowerCase()) +
+                    seed.slice(i + 1)
                   : seed.slice(0, i);
         const inv = decodesOrTypedError(s);
         if (inv !== undefined) assert.equal(serializeSignedInvoice(inv), s.toLowerCase());
@@ -867,8 +971,13 @@ describe('BOLT 11 properties', () => {
     const decoded = seeds.map((s) => bech32Decode(s, 'bech32', Infinity));
     const mutation = fc.record({
       seed: fc.nat({ max: decoded.length - 1 }),
-      edits: fc.array(fc.record({ at: fc.nat(), word: fc.integer({ min: 0, max: 31 }), kind: fc.constantFrom('set', 'insert', 'delete') }), { minLength: 1, maxLength: 4 }),
-      hrp: fc.option(fc.constantFrom('lnbc', 'lntb', 'lnbcrt', 'lnbc1', 'lnbc10p', 'lnbc1p', 'ln', 'lnbc0u', 'lnsb25m'), { nil: undefined }),
+      edits: fc.array(
+        fc.record({ at: fc.nat(), word: fc.integer({ min: 0, max: 31 }), kind: fc.constantFrom('set', 'insert', 'delete') }),
+        { minLength: 1, maxLength: 4 },
+      ),
+      hrp: fc.option(fc.constantFrom('lnbc', 'lntb', 'lnbcrt', 'lnbc1', 'lnbc10p', 'lnbc1p', 'ln', 'lnbc0u', 'lnsb25m'), {
+        nil: undefined,
+      }),
     });
     let decodedCount = 0;
     fc.assert(
@@ -908,7 +1017,15 @@ describe('BOLT 11 properties', () => {
       mpp: fc.boolean(),
       amp: fc.boolean(),
       withN: fc.boolean(),
-      hops: fc.array(fc.record({ scid: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fee: fc.nat(), ppm: fc.nat(), cltv: fc.integer({ min: 0, max: 0xffff }) }), { maxLength: 3 }),
+      hops: fc.array(
+        fc.record({
+          scid: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+          fee: fc.nat(),
+          ppm: fc.nat(),
+          cltv: fc.integer({ min: 0, max: 0xffff }),
+        }),
+        { maxLength: 3 },
+      ),
       fallback: fc.option(fc.record({ version: fc.constantFrom(0, 1, 17, 18), program: bytes(20) }), { nil: undefined }),
     });
     fc.assert(
@@ -924,8 +1041,26 @@ describe('BOLT 11 properties', () => {
           ...(p.withN ? { payeeNodeKey: PUB } : {}),
           ...(p.fallback === undefined
             ? {}
-            : { fallbacks: [{ version: p.fallback.version, program: p.fallback.version === 1 ? concatBytes(p.fallback.program, new Uint8Array(12)) : p.fallback.program }] }),
-          routeHints: p.hops.length === 0 ? [] : [p.hops.map((h) => ({ nodeId: PUB, shortChannelId: h.scid, feeBaseMsat: h.fee, feeProportionalMillionths: h.ppm, cltvExpiryDelta: h.cltv }))],
+            : {
+                fallbacks: [
+                  {
+                    version: p.fallback.version,
+                    program: p.fallback.version === 1 ? concatBytes(p.fallback.program, new Uint8Array(12)) : p.fallback.program,
+                  },
+                ],
+              }),
+          routeHints:
+            p.hops.length === 0
+              ? []
+              : [
+                  p.hops.map((h) => ({
+                    nodeId: PUB,
+                    shortChannelId: h.scid,
+                    feeBaseMsat: h.fee,
+                    feeProportionalMillionths: h.ppm,
+                    cltvExpiryDelta: h.cltv,
+                  })),
+                ],
           features: FeatureVector.fromBits(bits),
         });
         const c: Bolt11InvoiceContent = { network: p.network, amountMsat: p.amountMsat, timestamp: p.timestamp, fields };

@@ -149,7 +149,10 @@ describe('secp256k1 backends', () => {
   });
 
   it('random keys', () => {
-    fc.assert(fc.property(privArb, privArb, digestArb, (a, b, d) => checkPair(a, b, d)), { numRuns: 60 });
+    fc.assert(
+      fc.property(privArb, privArb, digestArb, (a, b, d) => checkPair(a, b, d)),
+      { numRuns: 60 },
+    );
   });
 
   it('uncompressed input keys are accepted and re-encoded compressed', () => {
@@ -192,20 +195,47 @@ describe('invalid keys give CryptoError codes (the same on every backend)', () =
 
   it('verify and recover answer false / null, never throw', () => {
     const sig = secp.sign(d, priv);
-    assert.equal(agree((s) => s.verify(sig, d, notOnCurve)), false);
-    assert.equal(agree((s) => s.verify(sig.subarray(1), d, pub)), false);
-    assert.equal(agree((s) => s.verify(new Uint8Array(64), d, pub)), false);
-    assert.equal(agree((s) => s.verify(sig, d.subarray(1), pub)), false);
-    assert.equal(agree((s) => s.recover(new Uint8Array(64), 0, d)), null);
-    assert.equal(agree((s) => s.recover(sig, 7, d)), null);
-    assert.equal(agree((s) => s.isPublicKey(notOnCurve)), false);
-    assert.equal(agree((s) => s.isPrivateKey(to32(N))), false);
+    assert.equal(
+      agree((s) => s.verify(sig, d, notOnCurve)),
+      false,
+    );
+    assert.equal(
+      agree((s) => s.verify(sig.subarray(1), d, pub)),
+      false,
+    );
+    assert.equal(
+      agree((s) => s.verify(new Uint8Array(64), d, pub)),
+      false,
+    );
+    assert.equal(
+      agree((s) => s.verify(sig, d.subarray(1), pub)),
+      false,
+    );
+    assert.equal(
+      agree((s) => s.recover(new Uint8Array(64), 0, d)),
+      null,
+    );
+    assert.equal(
+      agree((s) => s.recover(sig, 7, d)),
+      null,
+    );
+    assert.equal(
+      agree((s) => s.isPublicKey(notOnCurve)),
+      false,
+    );
+    assert.equal(
+      agree((s) => s.isPrivateKey(to32(N))),
+      false,
+    );
   });
 
   it('parsePublicKey accepts only 33-byte compressed points', () => {
     assert.equal(parsePublicKey(pub), pub);
     for (const bad of [notOnCurve, noble.getPublicKey(priv, false), pub.subarray(1), Uint8Array.from([4, ...pub.subarray(1)])])
-      assert.throws(() => parsePublicKey(bad), (e: unknown) => e instanceof CryptoError && e.code === 'ERR_INVALID_PUBKEY');
+      assert.throws(
+        () => parsePublicKey(bad),
+        (e: unknown) => e instanceof CryptoError && e.code === 'ERR_INVALID_PUBKEY',
+      );
   });
 });
 
@@ -258,7 +288,11 @@ describe('DER signatures', () => {
       ['s length past the end', h.slice(0, 8 + 2 * rLen) + '02' + 'ff' + h.slice(12 + 2 * rLen)],
     ];
     for (const [why, b] of bad)
-      assert.throws(() => signatureFromDER(hexToBytes(b)), (e: unknown) => e instanceof CryptoError && e.code === 'ERR_INVALID_SIGNATURE', why);
+      assert.throws(
+        () => signatureFromDER(hexToBytes(b)),
+        (e: unknown) => e instanceof CryptoError && e.code === 'ERR_INVALID_SIGNATURE',
+        why,
+      );
     assert.equal(hex(signatureFromDER(hexToBytes('3006020101020101'))), '00'.repeat(31) + '01' + '00'.repeat(31) + '01');
   });
   it('compact signatures must be 64 bytes', () => {

@@ -53,7 +53,12 @@ describe('FeatureVector encoding (BOLT 1: big-endian, bit 0 = lowest bit of the 
     const c = b.without(2023);
     assert.deepEqual(c.bits(), [1, 9, 15]);
     assert.equal(c.encode().length, 2, 'shrinks back to minimal length');
-    assert.deepEqual(FeatureVector.fromBits([8, 12]).merge(FeatureVector.fromBits([0, 300])).bits(), [0, 8, 12, 300]);
+    assert.deepEqual(
+      FeatureVector.fromBits([8, 12])
+        .merge(FeatureVector.fromBits([0, 300]))
+        .bits(),
+      [0, 8, 12, 300],
+    );
     assert.ok(a.without(30).equals(a));
     assert.throws(() => a.with(-1), ArgumentError);
     assert.throws(() => FeatureVector.fromBits([MAX_FEATURE_BIT + 1]), ArgumentError);
@@ -66,11 +71,17 @@ describe('FeatureVector encoding (BOLT 1: big-endian, bit 0 = lowest bit of the 
       fc.property(bitsArb, bitsArb, (x, y) => {
         const a = FeatureVector.fromBits(x);
         const b = FeatureVector.fromBits(y);
-        assert.deepEqual(a.bits(), [...x].sort((p, q) => p - q));
+        assert.deepEqual(
+          a.bits(),
+          [...x].sort((p, q) => p - q),
+        );
         assert.ok(FeatureVector.decode(a.encode()).equals(a));
         const enc = a.encode();
         assert.ok(enc.length === 0 || enc[0] !== 0, 'minimal');
-        assert.deepEqual(a.merge(b).bits(), [...new Set([...x, ...y])].sort((p, q) => p - q));
+        assert.deepEqual(
+          a.merge(b).bits(),
+          [...new Set([...x, ...y])].sort((p, q) => p - q),
+        );
         for (const bit of y) {
           assert.ok(a.with(bit).has(bit));
           assert.ok(!a.without(bit).has(bit));
@@ -139,14 +150,30 @@ describe('validateFeatureDependencies', () => {
       const full = FeatureVector.fromBits([bit, dep, ...others]);
       // Transitive dependencies of the dependencies too.
       let closed = full;
-      for (let i = 0; i < 4; i++) for (const b of closed.bits()) for (const d of FEATURE_DEPENDENCIES.get(b & ~1) ?? []) if (!closed.supports(d)) closed = closed.with(d + 1);
+      for (let i = 0; i < 4; i++)
+        for (const b of closed.bits())
+          for (const d of FEATURE_DEPENDENCIES.get(b & ~1) ?? []) if (!closed.supports(d)) closed = closed.with(d + 1);
       assert.equal(validateFeatureDependencies(closed), null);
-      for (const missing of [closed.without(dep), closed.without(dep).with(dep & ~1).without(dep & ~1)]) {
+      for (const missing of [
+        closed.without(dep),
+        closed
+          .without(dep)
+          .with(dep & ~1)
+          .without(dep & ~1),
+      ]) {
         const reason = validateFeatureDependencies(missing);
         assert.ok(reason !== null && reason.includes(`bit ${bit}`) && reason.includes(`${dep & ~1} or ${dep | 1}`), String(reason));
       }
       // A required dependent bit needs its dependency just the same; a required dependency satisfies it.
-      assert.notEqual(validateFeatureDependencies(closed.without(bit).with(bit & ~1).without(dep)), null);
+      assert.notEqual(
+        validateFeatureDependencies(
+          closed
+            .without(bit)
+            .with(bit & ~1)
+            .without(dep),
+        ),
+        null,
+      );
       assert.equal(validateFeatureDependencies(closed.without(dep).with(dep & ~1)), null);
     });
   }
@@ -183,8 +210,19 @@ describe("lnd's init feature field", () => {
     const all = features.merge(global);
     assert.deepEqual(all.bits(), bits);
     assert.equal(validateFeatureDependencies(all), null);
-    for (const p of [Feature.DataLossProtect, Feature.VarOnionOptin, Feature.StaticRemoteKey, Feature.PaymentSecret]) assert.ok(all.requires(p));
-    for (const p of [Feature.UpfrontShutdownScript, Feature.GossipQueries, Feature.BasicMpp, Feature.AnchorsZeroFeeHtlcTx, Feature.RouteBlinding, Feature.ShutdownAnySegwit, Feature.Amp, Feature.ChannelType, Feature.ScriptEnforcedLease])
+    for (const p of [Feature.DataLossProtect, Feature.VarOnionOptin, Feature.StaticRemoteKey, Feature.PaymentSecret])
+      assert.ok(all.requires(p));
+    for (const p of [
+      Feature.UpfrontShutdownScript,
+      Feature.GossipQueries,
+      Feature.BasicMpp,
+      Feature.AnchorsZeroFeeHtlcTx,
+      Feature.RouteBlinding,
+      Feature.ShutdownAnySegwit,
+      Feature.Amp,
+      Feature.ChannelType,
+      Feature.ScriptEnforcedLease,
+    ])
       assert.ok(all.supports(p) && !all.requires(p));
     const known = new Set(Object.values(Feature));
     assert.deepEqual(unknownRequiredBits(all, known), []);

@@ -48,7 +48,12 @@ describe('init extension (BOLT 1 Appendix C)', () => {
   it('base message is an empty init', () => {
     const d = decodeMessage(hexToBytes(ext.base_init_message));
     assert.equal(d.kind, 'message');
-    assert.deepEqual(d.kind === 'message' && d.message, { type: 16, globalFeatures: new Uint8Array(), features: new Uint8Array(), unknownTlvs: [] });
+    assert.deepEqual(d.kind === 'message' && d.message, {
+      type: 16,
+      globalFeatures: new Uint8Array(),
+      features: new Uint8Array(),
+      unknownTlvs: [],
+    });
   });
   for (const t of ext.valid)
     it(`valid: ${t.description}`, () => {
@@ -130,7 +135,11 @@ describe('error, warning, ping, pong', () => {
   });
   it('trailing bytes after error/warning/ping/pong (an extension with no defined records) are ignored', () => {
     for (const tail of ['', '02', 'ca012a', 'fd']) {
-      assert.deepEqual(errorCodec.decode(concatBytes(cid, hexToBytes('0001aa' + tail))), { type: 17, channelId: cid, data: hexToBytes('aa') });
+      assert.deepEqual(errorCodec.decode(concatBytes(cid, hexToBytes('0001aa' + tail))), {
+        type: 17,
+        channelId: cid,
+        data: hexToBytes('aa'),
+      });
       assert.deepEqual(pingCodec.decode(hexToBytes('00010000' + tail)), { type: 18, numPongBytes: 1, ignored: new Uint8Array() });
       assert.deepEqual(pongCodec.decode(hexToBytes('0000' + tail)), { type: 19, ignored: new Uint8Array() });
     }
@@ -193,7 +202,10 @@ describe('BOLT 7 address descriptors', () => {
   });
   it('rejects bad descriptors', () => {
     for (const hex of ['', '01c0a800012607ff', '01c0a80001', '03' + '00'.repeat(12), '06', '0501202607', '05020000'])
-      assert.throws(() => parseAddressDescriptor(hexToBytes(hex)), (e: unknown) => e instanceof DecodeError);
+      assert.throws(
+        () => parseAddressDescriptor(hexToBytes(hex)),
+        (e: unknown) => e instanceof DecodeError,
+      );
   });
   it('round-trips random IPv4/IPv6 addresses', () => {
     fc.assert(
@@ -213,7 +225,10 @@ describe('BOLT 7 address descriptors', () => {
 const bytesArb = (max: number) => fc.uint8Array({ maxLength: max });
 const u16 = fc.integer({ min: 0, max: 0xffff });
 const oddTlvs = fc
-  .uniqueArray(fc.bigInt({ min: 2n, max: 1n << 40n }).map((t) => t | 1n), { maxLength: 3 })
+  .uniqueArray(
+    fc.bigInt({ min: 2n, max: 1n << 40n }).map((t) => t | 1n),
+    { maxLength: 3 },
+  )
   .map((ts) => ts.filter((t) => t !== 3n).sort((a, b) => (a < b ? -1 : 1)))
   .chain((ts) => fc.tuple(...ts.map((type) => bytesArb(20).map((value) => ({ type, value })))));
 
@@ -253,25 +268,37 @@ describe('message properties', () => {
   });
 
   it('random bytes into every decoder: a message, unknown_odd, or an AmpnodeError — nothing else', () => {
-    const typed = fc.tuple(fc.constantFrom(1, 16, 17, 18, 19, 0x8001, 0x8000), bytesArb(80)).map(([t, p]) => concatBytes(hexToBytes(t.toString(16).padStart(4, '0')), p));
+    const typed = fc
+      .tuple(fc.constantFrom(1, 16, 17, 18, 19, 0x8001, 0x8000), bytesArb(80))
+      .map(([t, p]) => concatBytes(hexToBytes(t.toString(16).padStart(4, '0')), p));
     fc.assert(
-      fc.property(fc.oneof(bytesArb(80), typed, messageArb.map((m) => encodeMessage(m).subarray(0, 60))), (bytes) => {
-        const attempts: (() => unknown)[] = [() => decodeMessage(bytes), ...setupMessageCodecs.map((c) => () => c.decode(bytes))];
-        for (const f of attempts) {
-          try {
-            const out = f();
-            assert.ok(out !== undefined && out !== null && typeof out === 'object');
-          } catch (e) {
-            assert.ok(e instanceof AmpnodeError, `not an AmpnodeError: ${String(e)}`);
+      fc.property(
+        fc.oneof(
+          bytesArb(80),
+          typed,
+          messageArb.map((m) => encodeMessage(m).subarray(0, 60)),
+        ),
+        (bytes) => {
+          const attempts: (() => unknown)[] = [() => decodeMessage(bytes), ...setupMessageCodecs.map((c) => () => c.decode(bytes))];
+          for (const f of attempts) {
+            try {
+              const out = f();
+              assert.ok(out !== undefined && out !== null && typeof out === 'object');
+            } catch (e) {
+              assert.ok(e instanceof AmpnodeError, `not an AmpnodeError: ${String(e)}`);
+            }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 3000 },
     );
   });
 
   it('an empty DNS hostname is refused when parsed, as when encoded (found by the property below)', () => {
-    assert.throws(() => parseAddressDescriptor(Uint8Array.from([5, 0, 0, 0])), (e) => e instanceof DecodeError && e.code === 'ERR_INVALID_VALUE');
+    assert.throws(
+      () => parseAddressDescriptor(Uint8Array.from([5, 0, 0, 0])),
+      (e) => e instanceof DecodeError && e.code === 'ERR_INVALID_VALUE',
+    );
     const one = parseAddressDescriptor(Uint8Array.from([5, 1, 0x61, 0x26, 0x07]));
     assert.deepEqual(one, { kind: 'dns', hostname: 'a', port: 9735 });
   });
@@ -285,7 +312,11 @@ describe('message properties', () => {
         } catch (e) {
           assert.ok(e instanceof DecodeError, String(e));
         }
-        assert.ok(FeatureVector.decode(bytes).bits().every((b) => b >= 0));
+        assert.ok(
+          FeatureVector.decode(bytes)
+            .bits()
+            .every((b) => b >= 0),
+        );
       }),
       { numRuns: 2000 },
     );

@@ -115,7 +115,11 @@ async function expectNoiseRejection(p: Promise<unknown>, codes: NoiseErrorCode[]
 }
 
 function closeReason(conn: NoiseConnection): Promise<AmpnodeError | undefined> {
-  return withTimeout(once(conn, 'close').then(([r]) => r as AmpnodeError | undefined), 5000, 'close');
+  return withTimeout(
+    once(conn, 'close').then(([r]) => r as AmpnodeError | undefined),
+    5000,
+    'close',
+  );
 }
 
 /** Connected pair over loopback TCP. */
@@ -187,7 +191,10 @@ describe('noise over loopback TCP', () => {
     assert.equal(await localClosed, undefined);
     const r = await closed;
     assert.ok(r instanceof NoiseError && r.code === 'ERR_NOISE_CLOSED');
-    assert.throws(() => c.send(Uint8Array.of(1)), (e: unknown) => e instanceof NoiseError && e.code === 'ERR_NOISE_CLOSED');
+    assert.throws(
+      () => c.send(Uint8Array.of(1)),
+      (e: unknown) => e instanceof NoiseError && e.code === 'ERR_NOISE_CLOSED',
+    );
     await assert.rejects(c.drained(), (e: unknown) => e instanceof NoiseError && e.code === 'ERR_NOISE_CLOSED');
   });
 
@@ -247,7 +254,9 @@ describe('noise over loopback TCP', () => {
   it('a silent peer: both sides time out with ERR_NOISE_HANDSHAKE_TIMEOUT and drop the socket', async () => {
     const port = (server.address() as net.AddressInfo).port;
     // responder side: the client connects and says nothing
-    const acc = once(server, 'connection').then(([s]) => noiseAccept(s as net.Socket, { localStaticPriv: serverKey.priv, handshakeTimeoutMs: 200 }));
+    const acc = once(server, 'connection').then(([s]) =>
+      noiseAccept(s as net.Socket, { localStaticPriv: serverKey.priv, handshakeTimeoutMs: 200 }),
+    );
     const silent = net.connect(port, '127.0.0.1');
     const silentClosed = once(silent, 'close');
     await expectNoiseRejection(acc, ['ERR_NOISE_HANDSHAKE_TIMEOUT']);
@@ -320,7 +329,10 @@ async function memHandshake(cut: (left: number) => number): Promise<[NoiseConnec
   const serverKey = keys();
   const [a, b] = memPair(cut);
   return withTimeout(
-    Promise.all([noiseConnect(a, { localStaticPriv: randomPrivateKey(), remoteStaticPub: serverKey.pub }), noiseAccept(b, { localStaticPriv: serverKey.priv })]),
+    Promise.all([
+      noiseConnect(a, { localStaticPriv: randomPrivateKey(), remoteStaticPub: serverKey.pub }),
+      noiseAccept(b, { localStaticPriv: serverKey.priv }),
+    ]),
     5000,
     'handshake',
   );
@@ -342,7 +354,8 @@ describe('noise framing over fragmented streams', () => {
   it('random chunking, many messages per chunk, both directions', async () => {
     const rnd = prng(99);
     const [c, s] = await memHandshake((left) => 1 + Math.floor(rnd() * Math.min(left, 70_000)));
-    const make = (n: number): Uint8Array[] => Array.from({ length: n }, () => new Uint8Array(randomBytes(Math.floor(rnd() * (rnd() < 0.9 ? 64 : 65536)))));
+    const make = (n: number): Uint8Array[] =>
+      Array.from({ length: n }, () => new Uint8Array(randomBytes(Math.floor(rnd() * (rnd() < 0.9 ? 64 : 65536)))));
     const up = make(800);
     const down = make(800);
     const gotUp = receive(s, up.length);
@@ -455,29 +468,39 @@ describe('noise framing over fragmented streams', () => {
   it('property: random bytes from a peer only ever end in a NoiseError', async () => {
     const serverKey = keys();
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.uint8Array({ minLength: 0, maxLength: 120 }), { maxLength: 4 }), fc.boolean(), async (chunks, afterHandshake) => {
-        const [a, b] = memPair((l) => l);
-        if (!afterHandshake) {
+      fc.asyncProperty(
+        fc.array(fc.uint8Array({ minLength: 0, maxLength: 120 }), { maxLength: 4 }),
+        fc.boolean(),
+        async (chunks, afterHandshake) => {
+          const [a, b] = memPair((l) => l);
+          if (!afterHandshake) {
+            const acc = noiseAccept(b, { localStaticPriv: serverKey.priv });
+            for (const c of chunks) a.write(c);
+            a.end();
+            await expectNoiseRejection(acc, [
+              'ERR_NOISE_BAD_LENGTH',
+              'ERR_NOISE_BAD_VERSION',
+              'ERR_NOISE_BAD_PUBKEY',
+              'ERR_NOISE_BAD_TAG',
+              'ERR_NOISE_CLOSED',
+            ]);
+            return;
+          }
           const acc = noiseAccept(b, { localStaticPriv: serverKey.priv });
+          const one = initiatorActOne({ localStaticPriv: randomPrivateKey(), remoteStaticPub: serverKey.pub });
+          a.write(one.actOne);
+          const [act2] = (await withTimeout(once(a, 'data'), 5000, 'act 2')) as [Buffer];
+          a.write(initiatorActTwo(one.state, act2).actThree);
+          const conn = await withTimeout(acc, 5000, 'accept');
+          conn.on('message', () => assert.fail('random bytes decrypted to a message'));
+          const closed = closeReason(conn);
           for (const c of chunks) a.write(c);
           a.end();
-          await expectNoiseRejection(acc, ['ERR_NOISE_BAD_LENGTH', 'ERR_NOISE_BAD_VERSION', 'ERR_NOISE_BAD_PUBKEY', 'ERR_NOISE_BAD_TAG', 'ERR_NOISE_CLOSED']);
-          return;
-        }
-        const acc = noiseAccept(b, { localStaticPriv: serverKey.priv });
-        const one = initiatorActOne({ localStaticPriv: randomPrivateKey(), remoteStaticPub: serverKey.pub });
-        a.write(one.actOne);
-        const [act2] = (await withTimeout(once(a, 'data'), 5000, 'act 2')) as [Buffer];
-        a.write(initiatorActTwo(one.state, act2).actThree);
-        const conn = await withTimeout(acc, 5000, 'accept');
-        conn.on('message', () => assert.fail('random bytes decrypted to a message'));
-        const closed = closeReason(conn);
-        for (const c of chunks) a.write(c);
-        a.end();
-        const r = await closed;
-        assert.ok(r instanceof NoiseError);
-        assert.ok(['ERR_NOISE_BAD_TAG', 'ERR_NOISE_CLOSED'].includes(r.code), r.code);
-      }),
+          const r = await closed;
+          assert.ok(r instanceof NoiseError);
+          assert.ok(['ERR_NOISE_BAD_TAG', 'ERR_NOISE_CLOSED'].includes(r.code), r.code);
+        },
+      ),
       { numRuns: 60 },
     );
   });

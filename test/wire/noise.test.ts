@@ -58,7 +58,14 @@ interface Vectors {
     rk: string;
     plaintext: string;
     outputs: { index: number; ciphertext: string }[];
-    first_two_messages_detail: { part: string; cleartext: string; nonce: string; key: string; ciphertext: string; for_output_index: number }[];
+    first_two_messages_detail: {
+      part: string;
+      cleartext: string;
+      nonce: string;
+      key: string;
+      ciphertext: string;
+      for_output_index: number;
+    }[];
     key_rotations: { before_output_index: number; hkdf_salt_ck: string; hkdf_ikm_k: string; new_ck: string; new_k: string }[];
   };
 }
@@ -300,29 +307,38 @@ describe('NoiseTransport', () => {
 describe('small-input SHA-256 / HMAC / HKDF agree with node:crypto and @noble/hashes', () => {
   it('on random inputs of every length around the block boundaries', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ maxLength: 120 }), fc.uint8Array({ minLength: 0, maxLength: 100 }), (a, b, key) => {
-        const ab = new Uint8Array(a.length + b.length);
-        ab.set(a);
-        ab.set(b, a.length);
-        const digest = hex(sha256Concat(a, b));
-        assert.equal(digest, hex(sha256(ab)));
-        assert.equal(digest, hex(nobleSha256(ab)));
-        assert.equal(hex(sha256Concat(a)), hex(sha256(a)));
-        const mac = hex(hmacSha256Small(key, b));
-        assert.equal(mac, hex(hmacSha256(key, b)));
-        assert.equal(mac, hex(nobleHmac(nobleSha256, key, b)));
-        const salt = a.subarray(0, 32);
-        const ikm = b.subarray(0, 32);
-        const okm = hex(hkdf2(salt, ikm)[0]) + hex(hkdf2(salt, ikm)[1]);
-        assert.equal(okm, hex(hkdfSha256(salt, ikm, 64)));
-        assert.equal(okm, hex(nobleHkdf(nobleSha256, ikm, salt, new Uint8Array(0), 64)));
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 300 }),
+        fc.uint8Array({ maxLength: 120 }),
+        fc.uint8Array({ minLength: 0, maxLength: 100 }),
+        (a, b, key) => {
+          const ab = new Uint8Array(a.length + b.length);
+          ab.set(a);
+          ab.set(b, a.length);
+          const digest = hex(sha256Concat(a, b));
+          assert.equal(digest, hex(sha256(ab)));
+          assert.equal(digest, hex(nobleSha256(ab)));
+          assert.equal(hex(sha256Concat(a)), hex(sha256(a)));
+          const mac = hex(hmacSha256Small(key, b));
+          assert.equal(mac, hex(hmacSha256(key, b)));
+          assert.equal(mac, hex(nobleHmac(nobleSha256, key, b)));
+          const salt = a.subarray(0, 32);
+          const ikm = b.subarray(0, 32);
+          const okm = hex(hkdf2(salt, ikm)[0]) + hex(hkdf2(salt, ikm)[1]);
+          assert.equal(okm, hex(hkdfSha256(salt, ikm, 64)));
+          assert.equal(okm, hex(nobleHkdf(nobleSha256, ikm, salt, new Uint8Array(0), 64)));
+        },
+      ),
       { numRuns: 400 },
     );
     for (let n = 0; n < 300; n++) {
       const x = new Uint8Array(n).map((_, i) => i * 31 + n);
       assert.equal(hex(sha256Concat(x)), hex(sha256(x)), `length ${n}`);
-      assert.equal(hex(hmacSha256Small(x.subarray(0, 80), x.subarray(0, 200))), hex(hmacSha256(x.subarray(0, 80), x.subarray(0, 200))), `hmac length ${n}`);
+      assert.equal(
+        hex(hmacSha256Small(x.subarray(0, 80), x.subarray(0, 200))),
+        hex(hmacSha256(x.subarray(0, 80), x.subarray(0, 200))),
+        `hmac length ${n}`,
+      );
     }
     // one call's shared buffers must not leak into the next: interleave all three
     const k = new Uint8Array(32).fill(7);
@@ -348,11 +364,14 @@ describe('hostile handshake and transport bytes give only NoiseError', () => {
 
   it('act 1 (responder) and act 2 (initiator)', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ minLength: 0, maxLength: 80 }), fc.uint8Array({ minLength: ACT_ONE_SIZE, maxLength: ACT_ONE_SIZE })), (bytes) => {
-        isNoise(() => responderActOne({ localStaticPriv: bPriv }, bytes));
-        const one = initiatorActOne({ localStaticPriv: bPriv, remoteStaticPub: bPub });
-        isNoise(() => initiatorActTwo(one.state, bytes));
-      }),
+      fc.property(
+        fc.oneof(fc.uint8Array({ minLength: 0, maxLength: 80 }), fc.uint8Array({ minLength: ACT_ONE_SIZE, maxLength: ACT_ONE_SIZE })),
+        (bytes) => {
+          isNoise(() => responderActOne({ localStaticPriv: bPriv }, bytes));
+          const one = initiatorActOne({ localStaticPriv: bPriv, remoteStaticPub: bPub });
+          isNoise(() => initiatorActTwo(one.state, bytes));
+        },
+      ),
       { numRuns: 300 },
     );
   });

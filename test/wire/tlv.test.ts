@@ -68,7 +68,8 @@ function recordCodec(rec: RecordDef): TlvFieldCodec<Decoded> {
   return {
     decode(value) {
       if (value.length < fixed) throw lengthError(rec, `less than encoding length (${value.length} < ${fixed})`);
-      if (truncated === undefined && value.length > fixed) throw lengthError(rec, `greater than encoding length (${value.length} > ${fixed})`);
+      if (truncated === undefined && value.length > fixed)
+        throw lengthError(rec, `greater than encoding length (${value.length} > ${fixed})`);
       const r = new Reader(value);
       const fields: Record<string, string> = {};
       for (const f of rec.fields) {
@@ -90,7 +91,8 @@ function recordCodec(rec: RecordDef): TlvFieldCodec<Decoded> {
           }
           case 'point': {
             const p = r.bytes(33);
-            if ((p[0] !== 2 && p[0] !== 3) || !secp.isPublicKey(p)) throw new DecodeError('ERR_INVALID_VALUE', `${f.name} is not a valid point`);
+            if ((p[0] !== 2 && p[0] !== 3) || !secp.isPublicKey(p))
+              throw new DecodeError('ERR_INVALID_VALUE', `${f.name} is not a valid point`);
             fields[f.name] = bytesToHex(p);
             break;
           }
@@ -281,21 +283,38 @@ describe('TLV properties', () => {
 
   it('random bytes decode or throw a DecodeError (n1, n2, raw)', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 64 }), recordsArb.map((r) => encodeTlvRecords(r).subarray(0, 80))), (bytes) => {
-        for (const f of [() => readTlvRecords(bytes), () => decodeTlvStream(bytes, REGISTRIES.n1), () => decodeTlvStream(bytes, REGISTRIES.n2)]) {
-          try {
-            assert.notEqual(f(), undefined);
-          } catch (e) {
-            assert.ok(e instanceof AmpnodeError, `not an AmpnodeError: ${String(e)}`);
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 64 }),
+          recordsArb.map((r) => encodeTlvRecords(r).subarray(0, 80)),
+        ),
+        (bytes) => {
+          for (const f of [
+            () => readTlvRecords(bytes),
+            () => decodeTlvStream(bytes, REGISTRIES.n1),
+            () => decodeTlvStream(bytes, REGISTRIES.n2),
+          ]) {
+            try {
+              assert.notEqual(f(), undefined);
+            } catch (e) {
+              assert.ok(e instanceof AmpnodeError, `not an AmpnodeError: ${String(e)}`);
+            }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 3000 },
     );
   });
 
   it('encoding duplicates or unregistered known types is a caller error', () => {
-    assert.throws(() => encodeTlvRecords([{ type: 1n, value: new Uint8Array() }, { type: 1n, value: new Uint8Array() }]), ArgumentError);
+    assert.throws(
+      () =>
+        encodeTlvRecords([
+          { type: 1n, value: new Uint8Array() },
+          { type: 1n, value: new Uint8Array() },
+        ]),
+      ArgumentError,
+    );
     assert.throws(() => encodeTlvStream({ known: new Map([[7n, 1]]), unknown: [] }, REGISTRIES.n1), ArgumentError);
     assert.equal(encodeTlvRecords([]).length, 0);
     assert.equal(bytesToHex(concatBytes(encodeTlvRecords([{ type: 0xfdn, value: hexToBytes('aa') }]))), 'fd00fd01aa');
