@@ -65,8 +65,8 @@ const sat = (v: string): string => {
 const msatOf = (v: string): string => String(BigInt(sat(v)) * 1000n);
 
 /** The verbs, on a program that reports through `io` and never exits the process itself. */
-export function buildCli(io: Io): Command {
-  const p = new Command('cli')
+export function buildCli(io: Io, name = 'cli'): Command {
+  const p = new Command(name)
     .description("lncli's daily verbs against a running daemon (JSON output)")
     .option('--datadir <dir>', "the daemon's data directory (its api_token is read from there)")
     .option('--api <host:port>', "the daemon's --api address", DEFAULT_API)
@@ -188,14 +188,14 @@ export function buildCli(io: Io): Command {
 }
 
 /** Runs one CLI invocation (`args` after `cli`); resolves with the exit code. */
-export async function runCli(args: string[], io: Io): Promise<number> {
-  const program = buildCli(io);
+export async function runCli(args: string[], io: Io, name = 'cli'): Promise<number> {
+  const program = buildCli(io, name);
   try {
     await program.parseAsync(args, { from: 'user' });
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 1; // commander printed its own line
-    io.err(`ampnode cli: ${e instanceof Error ? e.message : String(e)}`);
+    io.err(`${name === 'cli' ? 'ampnode cli' : name}: ${e instanceof Error ? e.message : String(e)}`);
     if (program.opts<Global>().debug === true && e instanceof Error && e.stack !== undefined) io.err(e.stack);
     return 1;
   }

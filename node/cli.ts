@@ -23,7 +23,8 @@
  * Runs as TypeScript (`node --import tsx node/cli.ts`) or compiled
  * (`dist/node/cli.js`, the package's bin).
  */
-import { realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { runCli } from './cli-client.js';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -36,6 +37,7 @@ import { Node } from './node.js';
 import { FEATURE_TABLE } from './features.js';
 import { withChannelFeatures } from './channels/features.js';
 import { ChannelServices } from './channels/services.js';
+import { CONFIG_FILE_MAX_BYTES, ConfigError, envName, parseBoolean, parseConfigText, type ConfigEntry } from './config-file.js';
 
 function collect(value: string, previous: string[]): string[] {
   try {
@@ -78,6 +80,8 @@ interface StartOptions {
   api?: string;
   acceptKeysend: boolean;
   acceptAmp: boolean;
+  /** The config file read (node/config-file.ts). */
+  config?: string;
 }
 
 async function startDaemon(opts: StartOptions): Promise<void> {
@@ -186,13 +190,100 @@ function installCrashHandlers(log: Logger): void {
   });
 }
 
-export function buildProgram(): Command {
+/** Where `buildProgram` takes the environment from and what `start` runs (tests swap both). */
+export interface ProgramHooks {
+  env?: NodeJS.ProcessEnv;
+  start?: (opts: StartOptions) => Promise<void>;
+}
+
+export type { StartOptions };
+
+/** Settings that cannot come from the environment's generic rule or the file: they locate the file. */
+const NOT_FROM_FILE = new Set(['datadir', 'config', 'help']);
+
+/**
+ * Fills the settings the command line left at their defaults from the environment, then from the config file
+ * (node/config-file.ts has the format and the precedence). Runs before `start`'s action.
+ */
+function applyConfigSources(cmd: Command, env: NodeJS.ProcessEnv): void {
+  if (cmd.getOptionValueSource('datadir') !== 'cli') {
+    const d = env[envName('datadir')];
+    if (d !== undefined && d !== '') cmd.setOptionValueWithSource('datadir', datadirArg(d), 'env');
+  }
+  const datadir = cmd.getOptionValue('datadir') as string | undefined;
+  if (datadir === undefined) cmd.error("error: required option '--datadir <dir>' not specified");
+  let file = cmd.getOptionValue('config') as string | undefined;
+  if (file === undefined && env[envName('config')] !== undefined) file = env[envName('config')];
+  const explicit = file !== undefined;
+  file ??= join(datadir!, 'ampnode.conf');
+  let entries: ConfigEntry[] = [];
+  if (explicit || existsSync(file)) {
+    let text: string;
+    try {
+      if (statSync(file).size > CONFIG_FILE_MAX_BYTES) throw new Error(`larger than ${CONFIG_FILE_MAX_BYTES} bytes`);
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError('ERR_CONFIG_UNREADABLE', `cannot read the config file ${file}: ${(e as Error).message}`, { cause: e });
+    }
+    entries = parseConfigText(text, file);
+  }
+  const options = new Map(cmd.options.filter((o) => o.long !== undefined).map((o) => [o.long!.slice(2), o]));
+  const fromFile = new Map<string, ConfigEntry[]>();
+  for (const e of entries) {
+    if (NOT_FROM_FILE.has(e.key))
+      throw new ConfigError('ERR_CONFIG_NOT_ALLOWED', `${file}:${e.line}: "${e.key}" cannot be set in the config file`);
+    const opt = options.get(e.key);
+    if (opt === undefined)
+      throw new ConfigError(
+        'ERR_CONFIG_UNKNOWN_KEY',
+        `${file}:${e.line}: unknown key "${e.key}" (a flag of \`ampnode start\`, without its dashes)`,
+      );
+    const list = fromFile.get(e.key) ?? [];
+    if (list.length > 0 && !Array.isArray(opt.defaultValue))
+      throw new ConfigError('ERR_CONFIG_VALUE', `${file}:${e.line}: "${e.key}" set again (first on line ${list[0]!.line})`);
+    list.push(e);
+    fromFile.set(e.key, list);
+  }
+  for (const [name, opt] of options) {
+    if (NOT_FROM_FILE.has(name)) continue;
+    const key = opt.attributeName();
+    if (cmd.getOptionValueSource(key) === 'cli') continue;
+    const envValue = env[envName(name)];
+    const values: { value: string | undefined; where: string }[] =
+      envValue !== undefined
+        ? (Array.isArray(opt.defaultValue) ? envValue.split(',').filter((v) => v !== '') : [envValue]).map((v) => ({
+            value: v,
+            where: envName(name),
+          }))
+        : (fromFile.get(name) ?? []).map((e) => ({ value: e.value, where: `${file}:${e.line}` }));
+    if (values.length === 0) continue;
+    let v: unknown = opt.defaultValue;
+    for (const { value, where } of values) {
+      if (opt.isBoolean()) {
+        v = parseBoolean(value, `${where}: ${name}`);
+        continue;
+      }
+      if (value === undefined || value === '') throw new ConfigError('ERR_CONFIG_VALUE', `${where}: ${name} needs a value`);
+      try {
+        v = opt.parseArg !== undefined ? opt.parseArg(value, v) : value;
+      } catch (e) {
+        throw new ConfigError('ERR_CONFIG_VALUE', `${where}: ${name}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    cmd.setOptionValueWithSource(key, v, envValue !== undefined ? 'env' : 'config');
+  }
+}
+
+export function buildProgram(hooks: ProgramHooks = {}): Command {
+  const env = hooks.env ?? process.env;
+  const start = hooks.start ?? startDaemon;
   const program = new Command();
   program.name('ampnode').description('An embedded Lightning Network node (regtest)').showHelpAfterError();
   program
     .command('start')
     .description('run the node: listen for peers and connect to the given ones')
-    .requiredOption('--datadir <dir>', 'data directory (the node key lives in DIR/node_key; made 0700; one daemon at a time)', datadirArg)
+    .option('--datadir <dir>', 'data directory (the node key lives in DIR/node_key; made 0700; one daemon at a time; required)', datadirArg)
+    .option('--config <file>', 'configuration file (key=value per line, keys the flags below; default DATADIR/ampnode.conf if it exists)')
     .option('--listen <host:port>', 'address to accept peers on (port 0: any free port)', hostPortArg, DEFAULTS.listen)
     .addOption(new Option('--network <network>', 'chain').choices(['regtest']).default('regtest'))
     .option('--connect <pubkey@host:port>', 'peer to connect to and keep connected (repeatable)', collect, [] as string[])
@@ -206,7 +297,13 @@ export function buildProgram(): Command {
     .option('--api <host:port>', 'serve the local JSON control API on this loopback address (node/channels/api.ts)', hostPortArg)
     .option('--accept-keysend', "pay keysend HTLCs (spontaneous payments carrying their preimage), as lnd's accept-keysend", false)
     .option('--accept-amp', "pay AMP HTLCs that match no invoice (spontaneous AMP), as lnd's accept-amp", false)
-    .action(async (opts: StartOptions) => startDaemon(opts));
+    .addHelpText(
+      'after',
+      '\nEvery flag may also come from the environment (AMPNODE_ and the flag in capitals, e.g. AMPNODE_ACCEPT_AMP=1)\n' +
+        'or the config file; the command line wins over the environment, which wins over the file.',
+    )
+    .hook('preAction', (cmd) => applyConfigSources(cmd, env))
+    .action(async (opts: StartOptions) => start(opts));
   program.command('cli').description("lncli's daily verbs against a running daemon: `ampnode cli --datadir DIR --help`");
   program
     .command('demo')
