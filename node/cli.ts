@@ -77,6 +77,7 @@ interface StartOptions {
   logLevel: string;
   chain: 'embedded' | 'p2p' | 'none';
   chainPeer?: string;
+  chainListen?: string;
   api?: string;
   acceptKeysend: boolean;
   acceptAmp: boolean;
@@ -148,6 +149,7 @@ async function startDaemon(opts: StartOptions): Promise<void> {
         datadir: opts.datadir,
         chain: opts.chain === 'p2p' ? 'p2p' : 'embedded',
         ...(opts.chainPeer !== undefined ? { chainPeer: opts.chainPeer } : {}),
+        ...(opts.chainListen !== undefined ? { chainListen: opts.chainListen } : {}),
         ...(opts.api !== undefined ? { api: opts.api } : {}),
         invoices: { acceptKeysend: opts.acceptKeysend, acceptAmp: opts.acceptAmp },
         log,
@@ -294,6 +296,11 @@ export function buildProgram(hooks: ProgramHooks = {}): Command {
         .default('embedded'),
     )
     .option('--chain-peer <host:port>', 'regtest node to follow with --chain p2p (btcd/bitcoind P2P port)', hostPortArg)
+    .option(
+      '--chain-listen <host:port>',
+      'with --chain embedded: serve the chain over P2P on this loopback address, for other daemons to follow with --chain p2p',
+      hostPortArg,
+    )
     .option('--api <host:port>', 'serve the local JSON control API on this loopback address (node/channels/api.ts)', hostPortArg)
     .option('--accept-keysend', "pay keysend HTLCs (spontaneous payments carrying their preimage), as lnd's accept-keysend", false)
     .option('--accept-amp', "pay AMP HTLCs that match no invoice (spontaneous AMP), as lnd's accept-amp", false)

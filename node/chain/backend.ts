@@ -37,6 +37,11 @@ export interface ChainBackendOptions {
   chain?: ChainMode;
   /** `HOST:PORT` of the regtest node to follow (btcd or bitcoind P2P port); required for `p2p`. */
   chainPeer?: string;
+  /**
+   * Embedded only: serve the chain over P2P on this loopback `HOST:PORT` (port 0 is refused: followers need to know it),
+   * so that other nodes (`chain: 'p2p'`) follow it as they would btcd: several daemons on one regtest chain, no btcd.
+   */
+  chainListen?: string;
   /** Keep the chain on disk under this directory (the daemon passes `<datadir>/chain`); absent: in memory. */
   chainDir?: string;
   /** Feerate used when the chain has no estimate (regtest usually has none). Default 2500 sat/kw (10 sat/vB). */
@@ -97,6 +102,19 @@ function outpointKey(hash: string, index: number): string {
   return `${hash}:${index}`;
 }
 
+/** Followers an embedded chain serves at most (`chainListen`): a regtest network of a few local nodes. */
+export const CHAIN_LISTEN_MAX_INBOUND = 16;
+
+function listenAddress(s: string): { host: string; port: number } {
+  const m = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):(\d{1,5})$/.exec(s);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
+    throw new ChainError(
+      'ERR_CHAIN_CONFIG',
+      `chainListen must be a loopback HOST:PORT with a port in [1, 65535], got ${JSON.stringify(s)}`,
+    );
+  return { host: m[1] === 'localhost' ? '127.0.0.1' : m[1] === '[::1]' ? '::1' : m[1]!, port: Number(m[2]) };
+}
+
 function parsePeer(peer: string): string {
   const m = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(peer);
   if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
@@ -115,6 +133,8 @@ export class BcoinChainBackend implements ChainSource {
   private reconcilePending = false;
   private opened = false;
   private closed = false;
+  /** Embedded, serving followers over P2P (`chainListen`). */
+  private listening = false;
   private readonly blockListeners = new Set<Listener<BlockEvent>>();
   private readonly followers = new Set<ChainFollower>();
   private readonly confWatches = new Map<string, Set<ConfWatch>>();
@@ -148,12 +168,30 @@ export class BcoinChainBackend implements ChainSource {
     } as const;
     if (this.mode === 'p2p') {
       if (options.chainPeer === undefined) throw new ChainError('ERR_CHAIN_CONFIG', `chain 'p2p' needs chainPeer (HOST:PORT)`);
+      if (options.chainListen !== undefined) throw new ChainError('ERR_CHAIN_CONFIG', `chainListen is only for the embedded chain`);
       const peer = parsePeer(options.chainPeer);
       this.node = new bcoin.FullNode({ ...base, only: [peer], nodes: [peer], seeds: [], maxOutbound: 1 });
     } else {
       if (options.chainPeer !== undefined) throw new ChainError('ERR_CHAIN_CONFIG', `chainPeer is only for chain 'p2p'`);
-      // No peers at all: `only` set to nothing reachable is not needed since we never call connect().
-      this.node = new bcoin.FullNode({ ...base, seeds: [] });
+      if (options.chainListen === undefined) {
+        // No peers at all: `only` set to nothing reachable is not needed since we never call connect().
+        this.node = new bcoin.FullNode({ ...base, seeds: [] });
+      } else {
+        const at = listenAddress(options.chainListen);
+        this.listening = true;
+        this.node = new bcoin.FullNode({
+          ...base,
+          seeds: [],
+          nodes: [],
+          listen: true,
+          host: at.host,
+          port: at.port,
+          publicHost: at.host,
+          publicPort: at.port,
+          maxOutbound: 1, // bcoin wants one; with no seeds and no nodes it has no one to dial
+          maxInbound: CHAIN_LISTEN_MAX_INBOUND,
+        });
+      }
     }
     this.node.on('error', (err) => {
       // Without peers bcoin's pool complains after a rewind (`invalidateblock`); nothing to act on.
@@ -183,6 +221,8 @@ export class BcoinChainBackend implements ChainSource {
     if (this.mode === 'p2p') {
       await this.node.connect();
       this.node.startSync();
+    } else if (this.listening) {
+      await this.node.connect(); // opens the pool: it listens, and dials no one (no seeds, no nodes)
     }
   }
 
@@ -193,7 +233,7 @@ export class BcoinChainBackend implements ChainSource {
     }
     this.closed = true;
     await this.queue;
-    if (this.mode === 'p2p') await this.node.disconnect();
+    if (this.mode === 'p2p' || this.listening) await this.node.disconnect();
     await this.node.close();
   }
 

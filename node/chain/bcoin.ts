@@ -208,6 +208,12 @@ export interface BFullNodeOptions {
   maxOutbound?: number;
   persistentMempool?: boolean;
   port?: number;
+  /** Where the pool listens (with `listen`), and the address it tells peers. */
+  host?: string;
+  publicHost?: string;
+  publicPort?: number;
+  maxInbound?: number;
+  httpHost?: string;
   httpPort?: number;
 }
 

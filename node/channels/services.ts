@@ -41,6 +41,8 @@ export interface ChannelServicesOptions {
   /** `embedded` (default): a regtest chain of our own; `p2p`: follow `chainPeer`. */
   chain?: ChainMode;
   chainPeer?: string;
+  /** Embedded chain only: serve it over P2P on this loopback HOST:PORT for other daemons to follow. */
+  chainListen?: string;
   /** `HOST:PORT` (loopback only) of the local control API; absent: no API. */
   api?: string;
   /** The API's bearer token; default: DIR/api_token, created on the first start. */
@@ -81,6 +83,7 @@ export class ChannelServices {
       chain = await createChainBackend({
         chain: o.chain ?? 'embedded',
         ...(o.chainPeer !== undefined ? { chainPeer: o.chainPeer } : {}),
+        ...(o.chainListen !== undefined ? { chainListen: o.chainListen } : {}),
         chainDir: join(o.datadir, 'chain'),
         onError: (e) => chainLog.warn({ err: e }, 'chain backend error'),
       });

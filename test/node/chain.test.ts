@@ -8,6 +8,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { BlockEvent, ConfirmationEvent, SpendEvent } from '../../htlc/chain.js';
 import { ChainError } from '../../htlc/chain.js';
@@ -229,6 +230,37 @@ describe('chain backend (embedded regtest)', () => {
     bad(() => new BcoinChainBackend({ chain: 'regtest' as never }), 'ERR_CHAIN_CONFIG');
     bad(() => new BcoinChainBackend({ fallbackFeeratePerKw: 100 }), 'ERR_CHAIN_CONFIG');
     assert.equal(new BcoinChainBackend({ chain: 'p2p', chainPeer: '127.0.0.1:18444' }).mode, 'p2p');
+  });
+
+  it('serves an embedded chain to a follower over P2P (chainListen): it follows every block', async () => {
+    const bad = (f: () => unknown): void => assert.throws(f, (e: unknown) => e instanceof ChainError && e.code === 'ERR_CHAIN_CONFIG');
+    bad(() => new BcoinChainBackend({ chainListen: '0.0.0.0:18444' })); // loopback only
+    bad(() => new BcoinChainBackend({ chainListen: '127.0.0.1:0' })); // followers need to know the port
+    bad(() => new BcoinChainBackend({ chain: 'p2p', chainPeer: '127.0.0.1:18444', chainListen: '127.0.0.1:18445' }));
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    await new Promise<void>((r) => server.close(() => r()));
+    const a = await createChainBackend({ chainListen: `127.0.0.1:${port}` });
+    const b = await createChainBackend({ chain: 'p2p', chainPeer: `127.0.0.1:${port}` });
+    try {
+      const until = async (what: string, f: () => boolean): Promise<void> => {
+        const deadline = Date.now() + 20_000;
+        while (!f()) {
+          if (Date.now() > deadline) assert.fail(`${what}: not within 20 s`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
+      const hashes = await a.generateToAddress(3, ELSEWHERE);
+      await until('the follower at height 3', () => b.tip().height === 3);
+      assert.equal(hex(b.tip().hash), hex(a.tip().hash));
+      assert.equal(hex(b.tip().hash), hex(hashes[2]!));
+      await a.generateToAddress(2, ELSEWHERE);
+      await until('the follower at height 5', () => b.tip().height === 5);
+    } finally {
+      await b.close();
+      await a.close();
+    }
   });
 
   it('keeps an on-disk chain across a restart', async () => {
