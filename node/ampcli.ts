@@ -5,7 +5,11 @@
  */
 import { runCli } from './cli-client.js';
 
-runCli(process.argv.slice(2), { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) }, 'ampcli').then(
+runCli(
+  process.argv.slice(2),
+  { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`), progress: process.stderr },
+  'ampcli',
+).then(
   (code) => {
     process.exitCode = code;
   },

@@ -7,12 +7,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { withProgress, type ProgressStream } from './progress.js';
 
 export const DEFAULT_API = '127.0.0.1:9835';
 
 interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
+  /** Where a spinner shows long waits (payments, channel openings and closes): only an interactive terminal gets one. */
+  progress?: ProgressStream;
 }
 
 class CliError extends Error {}
@@ -75,6 +78,9 @@ export function buildCli(io: Io, name = 'cli'): Command {
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
   const g = (): Global => p.opts<Global>();
   const print = (v: unknown): void => io.out(JSON.stringify(v, null, 2));
+  /** A call that may take long (a payment, an opening): a spinner meanwhile on an interactive terminal. */
+  const waiting = (text: string, method: 'GET' | 'POST', path: string, body?: Record<string, unknown>): Promise<unknown> =>
+    withProgress(io.progress, text, call(g(), method, path, body));
   const verb = (name: string, description: string): Command => p.command(name).description(description).exitOverride();
 
   verb('getinfo', 'node id, address, chain and heights').action(async () => print(await call(g(), 'GET', '/v1/info')));
@@ -98,7 +104,7 @@ export function buildCli(io: Io, name = 'cli'): Command {
     .option('--push_amt <sat>', 'sat given to the peer')
     .action(async (nodeId: string, amount: string, o: { push_amt?: string }) =>
       print(
-        await call(g(), 'POST', '/v1/channels/open', {
+        await waiting('opening the channel (until the funding transaction is signed by both and broadcast)', 'POST', '/v1/channels/open', {
           nodeId,
           fundingSat: sat(amount),
           ...(o.push_amt !== undefined ? { pushMsat: msatOf(o.push_amt) } : {}),
@@ -113,7 +119,9 @@ export function buildCli(io: Io, name = 'cli'): Command {
     .argument('<channel_id>')
     .option('--force')
     .action(async (channelId: string, o: { force?: boolean }) =>
-      print(await call(g(), 'POST', o.force === true ? '/v1/channels/forceclose' : '/v1/channels/close', { channelId })),
+      print(
+        await waiting('closing the channel', 'POST', o.force === true ? '/v1/channels/forceclose' : '/v1/channels/close', { channelId }),
+      ),
     );
   verb('addinvoice', 'a new invoice (--amp: reusable AMP)')
     .option('--amt <sat>', 'amount (none: any)')
@@ -154,7 +162,7 @@ export function buildCli(io: Io, name = 'cli'): Command {
     .option('--max_shard_size_sat <sat>')
     .action(async (r: string, o: { amt?: string; max_shard_size_sat?: string }) =>
       print(
-        await call(g(), 'POST', '/v1/payments/pay', {
+        await waiting('paying the invoice', 'POST', '/v1/payments/pay', {
           paymentRequest: r,
           ...(o.amt !== undefined ? { amountMsat: msatOf(o.amt) } : {}),
           ...(o.max_shard_size_sat !== undefined ? { maxShardMsat: msatOf(o.max_shard_size_sat) } : {}),
@@ -170,7 +178,7 @@ export function buildCli(io: Io, name = 'cli'): Command {
     .action(async (o: { dest: string; amt: string; amp?: boolean; keysend?: boolean; max_shard_size_sat?: string }) => {
       if (o.amp === true && o.keysend === true) throw new CliError('--amp or --keysend, not both');
       print(
-        await call(g(), 'POST', '/v1/payments/send', {
+        await waiting(`sending ${o.amt} sat to ${o.dest.slice(0, 16)}…`, 'POST', '/v1/payments/send', {
           dest: o.dest,
           amountMsat: msatOf(o.amt),
           kind: o.keysend === true ? 'keysend' : 'amp',

@@ -331,6 +331,7 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = await runCli(argv.slice(3), {
       out: (l) => process.stdout.write(`${l}\n`),
       err: (l) => process.stderr.write(`${l}\n`),
+      progress: process.stderr,
     });
     return;
   }
