@@ -344,6 +344,8 @@ interface Chan {
   htlcWatches?: WatchHandle[];
   /** Re-broadcasts our force-close commitment on each block until the funding output is spent. */
   rebroadcastWatch?: WatchHandle;
+  /** Publishes again, on each block, a funding transaction the chain refused, until one attempt is taken or it confirms. */
+  fundingRetryWatch?: WatchHandle;
   /** The commitment of theirs that spent the funding output, once seen (to claim HTLCs whose preimage comes later). */
   theirCommitmentTx?: Uint8Array;
   /** Our commitment's txid once it spent the funding output (for HTLC-success transactions whose preimage comes later). */
@@ -538,6 +540,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       c.sweepWatch?.cancel();
       for (const w of c.htlcWatches ?? []) w.cancel();
       c.rebroadcastWatch?.cancel();
+      c.fundingRetryWatch?.cancel();
       c.link?.stop();
       const err = new ChannelManagerError('ERR_MANAGER_STOPPED', 'channel manager stopped');
       this.settle(c, 'opening', err);
@@ -711,6 +714,30 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     return txid;
   }
 
+  /** A funding transaction the chain refused goes out again on each block while the channel waits for it. */
+  private retryFundingOnBlocks(c: Chan, tx: Uint8Array): void {
+    c.fundingRetryWatch?.cancel();
+    let trying = false;
+    const watch = this.chain.onBlock((ev) => {
+      if (ev.type !== 'connected' || trying) return;
+      if (c.driver?.state.phase !== 'awaiting_ready' || this.stopped) {
+        watch.cancel();
+        return;
+      }
+      trying = true;
+      void this.publishFunding(tx)
+        .then(
+          () => {
+            watch.cancel();
+            this.log.info({ peer: c.peer, keyIndex: c.keyIndex, height: ev.height }, 'funding transaction taken by the chain');
+          },
+          (err: unknown) => this.log.debug({ err, height: ev.height }, 'funding transaction refused again'),
+        )
+        .finally(() => (trying = false));
+    });
+    c.fundingRetryWatch = watch;
+  }
+
   /** Our force-close commitment goes out again on each block until the funding output is spent. */
   private rebroadcastUntilSpent(c: Chan, raw: Uint8Array): void {
     c.rebroadcastWatch?.cancel();
@@ -867,7 +894,19 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         const f = await this.wallet.createFunding({ script: buf(scriptPubKey), amountSat, feeratePerKw });
         return { tx: f.tx, outputIndex: f.outputIndex };
       },
-      broadcast: async (tx) => this.publishFunding(tx),
+      // As lnd: the channel is persisted and signed by both before this, so a refusal by the chain (a mempool rule, a
+      // chain not ready for segwit spends) does not undo the opening; the transaction goes out again on every block.
+      broadcast: async (tx) => {
+        try {
+          await this.publishFunding(tx);
+        } catch (err) {
+          this.log.error(
+            { peer: chan.peer, keyIndex: chan.keyIndex, err },
+            'the chain refused our funding transaction; publishing it again on every block until it is taken',
+          );
+          this.retryFundingOnBlocks(chan, tx);
+        }
+      },
       release: async (tx) => this.wallet.abandonFunding(txidOf(tx)).catch(() => undefined),
     };
     return {
