@@ -19,7 +19,7 @@ import { AmpShards, Sharer, type AmpChild } from '../../onion/amp.js';
 import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
 import { AmpnodeError } from '../../wire/errors.js';
-import { decodeJson, encodeJson } from '../switch/circuit-map.js';
+import { decodeStored, encodeStored } from '../switch/circuit-map.js';
 import type { AttemptResult, FinalPayloadRecords, Route, Timers } from '../switch/interfaces.js';
 import type { MissionControl, NodeIdHex, RouteError, RouteFinder, RouteHintHop, RoutingGraph } from './interfaces.js';
 import { PathFinder } from './pathfind.js';
@@ -217,12 +217,12 @@ export class Payments {
     this.started = true;
     const c = await this.o.store.get(COUNTERS);
     if (c !== undefined) {
-      const v = decodeJson<{ creationIndex: bigint; nextAttemptId: bigint }>(c);
+      const v = decodeStored<{ creationIndex: bigint; nextAttemptId: bigint }>(c);
       this.creationIndex = v.creationIndex;
       this.nextAttemptId = v.nextAttemptId;
     }
     for await (const [, v] of this.o.store.entries(enc.encode('p/'))) {
-      const rec = decodeJson<PaymentRecord>(v);
+      const rec = decodeStored<PaymentRecord>(v);
       if (rec.status === 'in_flight') this.resume(rec);
     }
   }
@@ -301,7 +301,7 @@ export class Payments {
     const live = this.live.get(bytesToHex(id));
     if (live !== undefined) return live.rec;
     const v = await this.o.store.get(paymentKey(id));
-    return v === undefined ? undefined : decodeJson<PaymentRecord>(v);
+    return v === undefined ? undefined : decodeStored<PaymentRecord>(v);
   }
 
   async list(opts: { afterCreationIndex?: bigint; limit?: number } = {}): Promise<PaymentRecord[]> {
@@ -606,11 +606,11 @@ export class Payments {
   }
 
   private put(rec: PaymentRecord): BatchOp {
-    return { type: 'put', key: paymentKey(rec.id), value: encodeJson(rec) };
+    return { type: 'put', key: paymentKey(rec.id), value: encodeStored(rec) };
   }
 
   private counters(): BatchOp {
-    return { type: 'put', key: COUNTERS, value: encodeJson({ creationIndex: this.creationIndex, nextAttemptId: this.nextAttemptId }) };
+    return { type: 'put', key: COUNTERS, value: encodeStored({ creationIndex: this.creationIndex, nextAttemptId: this.nextAttemptId }) };
   }
 }
 

@@ -16,6 +16,7 @@
  * the incoming channel has durably taken the resolution (or, for an attempt,
  * when its result is written, in the same batch).
  */
+import { decodeRecord, encodeRecord, isRecord } from '../../db/record.js';
 import type { BatchOp, KvStore } from '../../db/store.js';
 import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
 import type { FailureMessage } from '../../onion/index.js';
@@ -84,6 +85,18 @@ export function decodeJson<T>(b: Uint8Array): T {
   return JSON.parse(dec.decode(b), reviver) as T;
 }
 
+/**
+ * The values the switch and the payment lifecycle write: db/record.ts records (bigints and bytes as themselves, a
+ * fraction of JSON's cost to write). Values an earlier version wrote as JSON (they start with `{`) still read.
+ */
+export function encodeStored(v: unknown): Uint8Array {
+  return encodeRecord(v);
+}
+
+export function decodeStored<T>(b: Uint8Array): T {
+  return (isRecord(b) ? decodeRecord(b) : decodeJson<T>(b)) as T;
+}
+
 function idHex(id: bigint): string {
   return id.toString(16).padStart(16, '0');
 }
@@ -98,7 +111,7 @@ export const resultKey = (attemptId: bigint): Uint8Array => enc.encode(`a/${idHe
 export const NEXT_ATTEMPT_KEY = enc.encode('next_attempt');
 
 export function putRecord(r: HtlcRecord): BatchOp {
-  return { type: 'put', key: recordKey(r.key), value: encodeJson(r) };
+  return { type: 'put', key: recordKey(r.key), value: encodeStored(r) };
 }
 
 export function delRecord(k: CircuitKey): BatchOp {
@@ -106,7 +119,7 @@ export function delRecord(k: CircuitKey): BatchOp {
 }
 
 export function putKeystone(out: CircuitKey, incoming: CircuitKey): BatchOp {
-  return { type: 'put', key: keystoneKey(out), value: encodeJson(incoming) };
+  return { type: 'put', key: keystoneKey(out), value: encodeStored(incoming) };
 }
 
 export function delKeystone(out: CircuitKey): BatchOp {
@@ -114,7 +127,7 @@ export function delKeystone(out: CircuitKey): BatchOp {
 }
 
 export function putResult(r: AttemptResult): BatchOp {
-  return { type: 'put', key: resultKey(r.attemptId), value: encodeJson(r) };
+  return { type: 'put', key: resultKey(r.attemptId), value: encodeStored(r) };
 }
 
 /** Everything the switch keeps, read once at start. */
@@ -122,12 +135,12 @@ export async function loadCircuits(
   store: KvStore,
 ): Promise<{ records: HtlcRecord[]; keystones: [CircuitKey, CircuitKey][]; nextAttempt: bigint }> {
   const records: HtlcRecord[] = [];
-  for await (const [, v] of store.entries(enc.encode('h/'))) records.push(decodeJson<HtlcRecord>(v));
+  for await (const [, v] of store.entries(enc.encode('h/'))) records.push(decodeStored<HtlcRecord>(v));
   const keystones: [CircuitKey, CircuitKey][] = [];
   for await (const [k, v] of store.entries(enc.encode('k/'))) {
     const s = dec.decode(k).slice(2);
     const slash = s.lastIndexOf('/');
-    keystones.push([{ channelId: s.slice(0, slash), htlcId: BigInt(`0x${s.slice(slash + 1)}`) }, decodeJson<CircuitKey>(v)]);
+    keystones.push([{ channelId: s.slice(0, slash), htlcId: BigInt(`0x${s.slice(slash + 1)}`) }, decodeStored<CircuitKey>(v)]);
   }
   const n = await store.get(NEXT_ATTEMPT_KEY);
   return { records, keystones, nextAttempt: n === undefined ? 1n : BigInt(dec.decode(n)) };
@@ -146,5 +159,5 @@ export async function resultIds(store: KvStore): Promise<bigint[]> {
 
 export async function readResult(store: KvStore, attemptId: bigint): Promise<AttemptResult | undefined> {
   const v = await store.get(resultKey(attemptId));
-  return v === undefined ? undefined : decodeJson<AttemptResult>(v);
+  return v === undefined ? undefined : decodeStored<AttemptResult>(v);
 }

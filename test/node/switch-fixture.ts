@@ -3,6 +3,7 @@
  * on one embedded chain, a final-hop handler that knows some preimages, and
  * routes A → B → D and A → C → D priced by each forwarder's policy.
  */
+import { decodeStored } from '../../htlc/switch/circuit-map.js';
 import assert from 'node:assert/strict';
 import type { BatchOp, KvStore } from '../../db/store.js';
 import type { BcoinChainBackend } from '../../node/chain/index.js';
@@ -278,7 +279,9 @@ export class CrashingStore implements KvStore {
 export function isSwitchRecordWrite(path: string, ops: readonly BatchOp[], state: string): boolean {
   if (path !== 'switch/') return false;
   const dec = new TextDecoder();
-  return ops.some((op) => op.type === 'put' && dec.decode(op.key).startsWith('h/') && dec.decode(op.value).includes(`"state":"${state}"`));
+  return ops.some(
+    (op) => op.type === 'put' && dec.decode(op.key).startsWith('h/') && decodeStored<{ state?: string }>(op.value).state === state,
+  );
 }
 
 /** After a restart: every pair connected again and every channel active on both ends. */
