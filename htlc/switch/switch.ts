@@ -71,6 +71,39 @@ import type { ChannelLink, IncomingAdd, LinkSwitch, PeelOutcome } from './link.j
 import { checkForward } from './policy.js';
 
 export type SwitchErrorCode = 'ERR_SWITCH_STOPPED' | 'ERR_BAD_ROUTE' | 'ERR_UNKNOWN_ATTEMPT' | 'ERR_NOT_HELD';
+/**
+ * The switch's records by key, keeping one sum up to date as they change: the amounts of the outgoing HTLCs recorded
+ * but not yet in their channel (state `forwarding`), by outgoing short_channel_id. The router asks for it on every
+ * route search; records are replaced, never changed in place, so every change passes through `set` or `delete`.
+ */
+export class RecordTable extends Map<string, HtlcRecord> {
+  readonly forwardingMsat = new Map<bigint, bigint>();
+
+  override set(k: string, r: HtlcRecord): this {
+    this.count(super.get(k), -1n);
+    this.count(r, 1n);
+    return super.set(k, r);
+  }
+
+  override delete(k: string): boolean {
+    this.count(super.get(k), -1n);
+    return super.delete(k);
+  }
+
+  override clear(): void {
+    this.forwardingMsat.clear();
+    super.clear();
+  }
+
+  private count(r: HtlcRecord | undefined, sign: bigint): void {
+    if (r === undefined || r.state !== 'forwarding' || r.hop.kind !== 'forward') return;
+    const scid = r.hop.outgoingScid;
+    const sum = (this.forwardingMsat.get(scid) ?? 0n) + sign * r.hop.amountMsat;
+    if (sum === 0n) this.forwardingMsat.delete(scid);
+    else this.forwardingMsat.set(scid, sum);
+  }
+}
+
 export class SwitchError extends AmpnodeError<SwitchErrorCode> {}
 
 export interface SwitchOptions {
@@ -99,7 +132,7 @@ export class HtlcSwitch implements LinkSwitch {
   private readonly links = new Set<ChannelLink>();
   private byChannel = new Map<string, ChannelLink>();
   private byScid = new Map<bigint, ChannelLink>();
-  private readonly records = new Map<string, HtlcRecord>();
+  private readonly records = new RecordTable();
   /** outgoing (channel, htlc) → the record it serves. */
   private readonly keystones = new Map<string, CircuitKey>();
   private readonly lanes = new Map<string, Promise<void>>();
@@ -201,13 +234,8 @@ export class HtlcSwitch implements LinkSwitch {
    * Outgoing HTLCs recorded but not yet in their channel (state `forwarding`), summed by outgoing short_channel_id:
    * what a channel's balance does not show yet, for the router.
    */
-  pendingAddsMsat(): Map<bigint, bigint> {
-    const out = new Map<bigint, bigint>();
-    for (const r of this.records.values()) {
-      if (r.state !== 'forwarding' || r.hop.kind !== 'forward') continue;
-      out.set(r.hop.outgoingScid, (out.get(r.hop.outgoingScid) ?? 0n) + r.hop.amountMsat);
-    }
-    return out;
+  pendingAddsMsat(): ReadonlyMap<bigint, bigint> {
+    return this.records.forwardingMsat;
   }
 
   // ---------------------------------------------------------------- blocks

@@ -1,10 +1,13 @@
 /**
  * The switch's and the payment lifecycle's stored values: written as db/record.ts records, read back field for field
- * (bigints, byte strings, nested resolutions); values an earlier version wrote as JSON still load.
+ * (bigints, byte strings, nested resolutions); values an earlier version wrote as JSON still load. The switch's running
+ * sums of what it is about to add per channel agree with a recount after every change.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { openMemoryStore } from '../../db/store.js';
+import { RecordTable } from '../../htlc/switch/switch.js';
 import { isRecord } from '../../db/record.js';
 import {
   decodeStored,
@@ -68,4 +71,48 @@ test('records round-trip through the store, as records; JSON from an earlier ver
     l: [1n, new Uint8Array([1])],
   });
   await store.close();
+});
+
+test('the forwarding sums by short_channel_id follow every set and delete of the records (against a recount)', () => {
+  const states = ['received', 'forwarding', 'forwarded', 'held', 'resolving'] as const;
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          del: fc.boolean(),
+          key: fc.integer({ min: 0, max: 7 }),
+          state: fc.constantFrom(...states),
+          scid: fc.integer({ min: 1, max: 3 }),
+          amount: fc.bigInt({ min: 1n, max: 10_000n }),
+          final: fc.boolean(),
+        }),
+        { maxLength: 60 },
+      ),
+      (ops) => {
+        const t = new RecordTable();
+        for (const o of ops) {
+          const k = String(o.key);
+          if (o.del) t.delete(k);
+          else {
+            const r = rec(BigInt(o.key));
+            t.set(k, {
+              ...r,
+              state: o.state,
+              hop: o.final
+                ? { kind: 'final', payloadBytes: new Uint8Array(1) }
+                : { kind: 'forward', outgoingScid: BigInt(o.scid), amountMsat: o.amount, cltvExpiry: 1, nextOnion: new Uint8Array(1) },
+            });
+          }
+          const recount = new Map<bigint, bigint>();
+          for (const r of t.values())
+            if (r.state === 'forwarding' && r.hop.kind === 'forward')
+              recount.set(r.hop.outgoingScid, (recount.get(r.hop.outgoingScid) ?? 0n) + r.hop.amountMsat);
+          assert.deepEqual(new Map([...t.forwardingMsat].sort()), new Map([...recount].sort()));
+        }
+        t.clear();
+        assert.equal(t.forwardingMsat.size, 0);
+      },
+    ),
+    { numRuns: 200 },
+  );
 });
