@@ -129,6 +129,11 @@ export class AmpNode {
     await this.node.connect(id, host, port);
   }
 
+  /** A fresh on-chain address of this node's wallet (P2WPKH). */
+  async newAddress(): Promise<string> {
+    return (await this.wallet.newAddress()).address;
+  }
+
   openChannel(peer: string, fundingSat: bigint, opts: OpenChannelOptions = {}): Promise<ChannelInfo> {
     return this.manager.openChannel(peer, fundingSat, opts);
   }

@@ -4,7 +4,7 @@
  */
 export { createNode, AmpNode, type CreateNodeOptions } from './builder.js';
 export { createChainBackend, BcoinChainBackend, type ChainBackendOptions, type ChainMode } from './chain/index.js';
-export { createLogger, silentLogger, type Logger, type LoggerOptions, type LogLevel } from './log.js';
+export { createLogger, isLogLevel, silentLogger, type Logger, type LoggerOptions, type LogLevel } from './log.js';
 export type { ChannelInfo, OpenChannelOptions, RoutingChannel, ChannelPolicyConfig } from './channels/manager.js';
 export type { PayInvoiceOptions, SendSpontaneousOptions } from './channels/payments.js';
 export type { AddInvoiceRequest, AmpSet, Invoice, RegistryConfig, SettleEvent } from '../htlc/invoices/index.js';

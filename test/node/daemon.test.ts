@@ -158,8 +158,26 @@ describe('ampnode start (child processes)', () => {
     assert.equal(await again.stop(), 0);
   });
 
-  it('ampnode demo runs end to end and exits 0', async () => {
+  it('ampnode demo runs the AMP demo end to end, exits 0, and its summary names every set_id', async () => {
     const d = Daemon.spawn(['demo']);
+    const { code } = await Promise.race([d.exited, failAfter(START_MS, () => `demo did not finish\n${d.tail()}`)]);
+    assert.equal(code, 0, d.tail());
+    const text = d.stdout.join('\n');
+    const summary = /summary: (\d+) AMP payments in (\d+) shards/.exec(text);
+    assert.ok(summary !== null, d.tail());
+    assert.equal(summary[1], '6');
+    const setIds = new Set(text.match(/\b[0-9a-f]{64}\b/g));
+    const table = d.stdout.slice(d.stdout.findIndex((l) => l.startsWith('summary:')));
+    assert.equal(table.filter((l) => /\b[0-9a-f]{64}$/.test(l)).length, 6, 'one summary row per payment, ending in its set_id');
+    assert.ok(setIds.size >= 6);
+    assert.ok(
+      d.stdout.some((l) => /^channel balances \(sat\): A \d+, B \d+, C \d+, D 725000$/.test(l)),
+      d.tail(),
+    );
+  });
+
+  it('ampnode demo channels runs end to end and exits 0', async () => {
+    const d = Daemon.spawn(['demo', 'channels']);
     const { code } = await Promise.race([d.exited, failAfter(START_MS, () => `demo did not finish\n${d.tail()}`)]);
     assert.equal(code, 0, d.tail());
     const done = /done: (\d+) of (\d+) steps ok/.exec(d.stdout.join('\n'));

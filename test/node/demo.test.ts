@@ -106,8 +106,12 @@ describe('ampnode demo', () => {
     assert.ok(!existsSync(dir), 'the scratch directory is removed');
   });
 
-  it('`ampnode demo` (the CLI) prints the run and exits 0', T, () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'demo'], { cwd: root, encoding: 'utf8', timeout: 50_000 });
+  it('`ampnode demo channels` (the CLI) prints the run and exits 0', T, () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'demo', 'channels'], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 50_000,
+    });
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
     const out = r.stdout.trim().split('\n');
     assert.equal(out[0], 'ampnode demo — regtest, two nodes on loopback, one embedded chain');

@@ -45,7 +45,11 @@ test('the tarball holds the compiled sources and their declarations, not the tes
   assert.ok(files.includes('dist/node/index.d.ts'));
   assert.ok(files.includes('dist/node/cli.js') && files.includes('dist/node/ampcli.js'));
   assert.ok(files.includes('dist/wire/bolt11.js') && files.includes('dist/htlc/invoices/registry.js'));
-  assert.equal(files.filter((f) => f.startsWith('dist/test/')).length, 0);
+  // of the tests, only the AMP demo (an example app of the public API, run by `ampnode demo`)
+  assert.deepEqual(files.filter((f) => f.startsWith('dist/test/')).sort(), [
+    'dist/test/examples/amp-demo.d.ts',
+    'dist/test/examples/amp-demo.js',
+  ]);
   assert.equal(files.filter((f) => f.endsWith('.map')).length, 0);
   assert.equal(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')).length, 0);
 });
@@ -106,6 +110,16 @@ export const make: typeof createNode = createNode;
   assert.equal(ok.status, 2, 'bad.ts must not type-check');
   assert.match(ok.stdout, /bad\.ts/);
   assert.doesNotMatch(ok.stdout, /good\.ts/, ok.stdout);
+});
+
+test('the installed ampnode bin runs the AMP demo: six payments settled, exit 0', T, () => {
+  const r = spawnSync(process.execPath, [join(app, 'node_modules', 'ampnode', 'dist', 'node', 'cli.js'), 'demo'], {
+    cwd: app,
+    encoding: 'utf8',
+    timeout: 150_000,
+  });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /summary: 6 AMP payments in \d+ shards, every set_id settled once/);
 });
 
 test('both bins answer --help', T, () => {
