@@ -23,6 +23,7 @@ import { withChannelFeatures } from './channels/features.js';
 import {
   ChannelManager,
   type ChannelInfo,
+  type CloseChannelOptions,
   type ChannelPolicyConfig,
   type OpenChannelOptions,
   type RoutingChannel,
@@ -33,10 +34,10 @@ import { parseHostPort } from './config.js';
 import { checkDatadirPath, prepareDatadir } from './datadir.js';
 import { FEATURE_TABLE } from './features.js';
 import { subsystemLogger, type Logger } from './log.js';
-import { Node } from './node.js';
+import { Node, type PeerInfo } from './node.js';
 import { UNREF_TIMERS } from './timers.js';
 import { channelSeedOf, loadOrCreateSeed } from './wallet/seed.js';
-import { Wallet } from './wallet/wallet.js';
+import { Wallet, type WalletBalance } from './wallet/wallet.js';
 
 export interface CreateNodeOptions {
   datadir: string;
@@ -57,6 +58,7 @@ export class AmpNode {
   private stopped = false;
 
   private constructor(
+    private readonly chain: BcoinChainBackend,
     readonly node: Node,
     readonly store: KvStore,
     readonly wallet: Wallet,
@@ -105,7 +107,7 @@ export class AmpNode {
       ...(o.payments !== undefined ? { config: o.payments } : {}),
       onEvent: (e) => holder.node?.paymentListeners.forEach((f) => f(e)),
     });
-    const self = new AmpNode(node, store, wallet, invoices, manager, payments);
+    const self = new AmpNode(o.chain, node, store, wallet, invoices, manager, payments);
     holder.node = self;
     await manager.start(); // its message handlers before the first peer
     await payments.start();
@@ -132,6 +134,54 @@ export class AmpNode {
   /** A fresh on-chain address of this node's wallet (P2WPKH). */
   async newAddress(): Promise<string> {
     return (await this.wallet.newAddress()).address;
+  }
+
+  /** Drops the connection to a peer (and stops reconnecting to it); false when it was not connected. */
+  disconnect(nodeId: string): boolean {
+    return this.node.disconnect(nodeId);
+  }
+
+  listPeers(): PeerInfo[] {
+    return this.node.listPeers();
+  }
+
+  /** Closes a channel cooperatively; resolves when the closing transaction is signed by both and published. */
+  closeChannel(channelId: string, opts: CloseChannelOptions = {}): Promise<ChannelInfo> {
+    return this.manager.closeChannel(channelId, opts);
+  }
+
+  /** On chain (the wallet: confirmed, unconfirmed, immature, locked) and in channels (what we could send now). */
+  balances(): { onChain: WalletBalance; channelsMsat: bigint } {
+    return { onChain: this.wallet.balance(), channelsMsat: this.channels().reduce((s, c) => s + c.localBalanceMsat, 0n) };
+  }
+
+  /** Running or stopped, the chain tip this node follows (height, hash in display order), peers and channels. */
+  status(): { running: boolean; nodeId: string; chainTip: { height: number; hashHex: string }; peers: number; channels: number } {
+    const tip = this.chain.tip();
+    return {
+      running: !this.stopped,
+      nodeId: this.nodeId,
+      chainTip: { height: tip.height, hashHex: Buffer.from(tip.hash).reverse().toString('hex') },
+      peers: this.node.listPeers().length,
+      channels: this.channels().length,
+    };
+  }
+
+  listPayments(opts: { afterCreationIndex?: bigint; limit?: number } = {}): Promise<PaymentRecord[]> {
+    return this.payments.list(opts);
+  }
+
+  lookupPayment(id: Uint8Array): Promise<PaymentRecord | undefined> {
+    return this.payments.lookup(id);
+  }
+
+  /** Invoices in the order they were added, after `afterAddIndex`, at most `limit`. */
+  listInvoices(opts: { afterAddIndex?: bigint; limit?: number } = {}): Promise<Invoice[]> {
+    return this.invoices.listInvoices(opts);
+  }
+
+  lookupInvoiceByHash(paymentHash: Uint8Array): Promise<Invoice | undefined> {
+    return this.invoices.lookupByHash(paymentHash);
   }
 
   openChannel(peer: string, fundingSat: bigint, opts: OpenChannelOptions = {}): Promise<ChannelInfo> {

@@ -5,10 +5,12 @@
 export { createNode, AmpNode, type CreateNodeOptions } from './builder.js';
 export { createChainBackend, BcoinChainBackend, type ChainBackendOptions, type ChainMode } from './chain/index.js';
 export { createLogger, isLogLevel, silentLogger, type Logger, type LoggerOptions, type LogLevel } from './log.js';
-export type { ChannelInfo, OpenChannelOptions, RoutingChannel, ChannelPolicyConfig } from './channels/manager.js';
+export type { ChannelInfo, CloseChannelOptions, OpenChannelOptions, RoutingChannel, ChannelPolicyConfig } from './channels/manager.js';
 export type { PayInvoiceOptions, SendSpontaneousOptions } from './channels/payments.js';
 export type { AddInvoiceRequest, AmpSet, Invoice, RegistryConfig, SettleEvent } from '../htlc/invoices/index.js';
 export type { PaymentConfig, PaymentEvent, PaymentRecord } from '../htlc/router/payments.js';
 export { AmpnodeError, DecodeError, ArgumentError } from '../wire/errors.js';
 export { NodeError, PeerError } from './errors.js';
 export { decodeInvoice, Bolt11Error, type Bolt11Invoice } from '../wire/bolt11.js';
+export type { PeerInfo } from './node.js';
+export type { WalletBalance } from './wallet/wallet.js';
