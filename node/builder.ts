@@ -20,6 +20,7 @@ import {
 import type { PaymentConfig, PaymentEvent, PaymentRecord } from '../htlc/router/payments.js';
 import type { BcoinChainBackend } from './chain/index.js';
 import { withChannelFeatures } from './channels/features.js';
+import { displayHex } from './channels/tx.js';
 import {
   ChannelManager,
   type ChannelInfo,
@@ -161,7 +162,7 @@ export class AmpNode {
     return {
       running: !this.stopped,
       nodeId: this.nodeId,
-      chainTip: { height: tip.height, hashHex: Buffer.from(tip.hash).reverse().toString('hex') },
+      chainTip: { height: tip.height, hashHex: displayHex(tip.hash) },
       peers: this.node.listPeers().length,
       channels: this.channels().length,
     };

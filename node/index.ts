@@ -14,3 +14,4 @@ export { NodeError, PeerError } from './errors.js';
 export { decodeInvoice, Bolt11Error, type Bolt11Invoice } from '../wire/bolt11.js';
 export type { PeerInfo } from './node.js';
 export type { WalletBalance } from './wallet/wallet.js';
+export { interactive, withProgress, type ProgressStream } from './progress.js';

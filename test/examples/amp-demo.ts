@@ -15,12 +15,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import yoctoSpinner from 'yocto-spinner';
 import {
   createChainBackend,
   createLogger,
   createNode,
+  interactive,
   isLogLevel,
+  withProgress,
   type AmpNode,
   type BcoinChainBackend,
   type Logger,
@@ -54,25 +55,9 @@ export interface DemoOutput {
 
 /** Runs `work` as one step: a spinner with the elapsed seconds while it runs (terminal only), then its result line. */
 async function step<T>(o: DemoOutput, text: string, work: () => Promise<T>, done: (r: T) => string): Promise<T> {
-  if (o.terminal === undefined) {
-    const r = await work();
-    o.line(done(r));
-    return r;
-  }
-  const t0 = Date.now();
-  const spinner = yoctoSpinner({ text, stream: o.terminal }).start();
-  const tick = setInterval(() => (spinner.text = `${text} (${Math.round((Date.now() - t0) / 1000)} s)`), 500);
-  tick.unref();
-  try {
-    const r = await work();
-    spinner.success(done(r));
-    return r;
-  } catch (e) {
-    spinner.error(`${text}: failed`);
-    throw e;
-  } finally {
-    clearInterval(tick);
-  }
+  const r = await withProgress(o.terminal, text, work(), done);
+  if (o.terminal === undefined) o.line(done(r));
+  return r;
 }
 
 async function until(pred: () => boolean, what: string): Promise<void> {
@@ -186,7 +171,8 @@ export async function runAmpDemo(logger: Logger, output: DemoOutput | ((line: st
           return line;
         },
         (l) =>
-          `${label}: ${l.amountSat} sat in ${l.shards} shard${l.shards === 1 ? '' : 's'} over ${l.paths.join(' and ')}, set_id ${l.setId}, ${l.ms} ms`,
+          `${label}: ${l.amountSat} sat in ${l.shards} shard${l.shards === 1 ? '' : 's'} over ${l.paths.join(' and ')}, ` +
+          `set_id ${l.setId}, ${l.ms} ms`,
       );
 
     const reusable = await d.addInvoice({ amp: true, memo: 'ampnode demo: reusable AMP invoice' });
@@ -250,7 +236,8 @@ export function summary(report: AmpDemoReport, elapsedMs: number): string[] {
   const shards = report.payments.reduce((s, p) => s + p.shards, 0);
   return [
     '',
-    `summary: ${report.payments.length} AMP payments in ${shards} shards, every set_id settled once, ${(elapsedMs / 1000).toFixed(1)} s in all`,
+    `summary: ${report.payments.length} AMP payments in ${shards} shards, every set_id settled once, ` +
+      `${(elapsedMs / 1000).toFixed(1)} s in all`,
     ...rows.map(fmt),
     '',
     `channel balances (sat): ${NAMES.map((n) => `${n} ${report.balances[n]}`).join(', ')}`,
@@ -259,8 +246,7 @@ export function summary(report: AmpDemoReport, elapsedMs: number): string[] {
 
 /** The output a process gets: result lines on stdout, the spinner too when stdout is an interactive terminal. */
 export function processOutput(stream: NodeJS.WriteStream = process.stdout, env: NodeJS.ProcessEnv = process.env): DemoOutput {
-  const terminal = stream.isTTY === true && env['TERM'] !== 'dumb' && !('CI' in env);
-  return { line: (l) => stream.write(`${l}\n`), ...(terminal ? { terminal: stream } : {}) };
+  return { line: (l) => stream.write(`${l}\n`), ...(interactive(stream, env) ? { terminal: stream } : {}) };
 }
 
 /** `npm start` / `ampnode demo`: prints the demo's lines; 0 when every check held, 1 with the reason otherwise. */

@@ -111,52 +111,56 @@ describe('ampnode start (child processes)', () => {
     }
   });
 
-  it('the datadir: an empty one touches nothing, a 0755 one ends 0700 with 0600 files, a second daemon on it exits 1 naming the pid of the first', async () => {
-    // --datadir '' (run from an empty working directory): refused before anything is written
-    const cwd = tempDir();
-    const empty = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(ROOT, 'node', 'cli.ts'), 'start', '--datadir', '', '--listen', '127.0.0.1:0'],
-      { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } },
-    );
-    const emptyCode = await new Promise<number | null>((r) => empty.once('exit', (c) => r(c)));
-    assert.equal(emptyCode, 1);
-    assert.deepEqual(readdirSync(cwd), [], 'nothing created in the working directory');
-
-    // a datadir the user made 0755: the daemon narrows it to 0700, and what it writes inside is 0600 / 0700
-    const dir = tempDir();
-    chmodSync(dir, 0o755);
-    const first = Daemon.spawn(['start', '--datadir', dir, '--listen', '127.0.0.1:0']);
-    await first.listening();
-    assert.equal(statSync(dir).mode & 0o777, 0o700);
-    const walk = (d: string): string[] =>
-      readdirSync(d).flatMap((n) => {
-        const p = join(d, n);
-        return statSync(p).isDirectory() ? [p, ...walk(p)] : [p];
-      });
-    const entries = walk(dir);
-    assert.ok(entries.some((p) => p.endsWith('wallet_seed')) && entries.some((p) => p.includes(`${sep}db${sep}`)), entries.join(' '));
-    for (const p of entries) {
-      const mode = statSync(p).mode & 0o777;
-      assert.equal(mode & 0o077, 0, `${p} is ${mode.toString(8)}: readable by others`);
-    }
-
-    // one daemon per datadir, in every chain mode
-    for (const chain of ['embedded', 'none']) {
-      const second = Daemon.spawn(['start', '--datadir', dir, '--listen', '127.0.0.1:0', '--chain', chain]);
-      assert.equal((await second.exited).code, 1);
-      assert.deepEqual(second.stdout, []);
-      assert.ok(
-        second.logs.some((l) => JSON.stringify(l).includes(`datadir in use by pid ${first.proc.pid}`)),
-        second.tail(),
+  it(
+    'the datadir: an empty one touches nothing, a 0755 one ends 0700 with 0600 files, ' +
+      'a second daemon on it exits 1 naming the pid of the first',
+    async () => {
+      // --datadir '' (run from an empty working directory): refused before anything is written
+      const cwd = tempDir();
+      const empty = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(ROOT, 'node', 'cli.ts'), 'start', '--datadir', '', '--listen', '127.0.0.1:0'],
+        { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } },
       );
-    }
-    assert.equal(await first.stop(), 0);
-    // the lock went with the first daemon: a new one starts
-    const again = Daemon.spawn(['start', '--datadir', dir, '--listen', '127.0.0.1:0', '--chain', 'none']);
-    await again.listening();
-    assert.equal(await again.stop(), 0);
-  });
+      const emptyCode = await new Promise<number | null>((r) => empty.once('exit', (c) => r(c)));
+      assert.equal(emptyCode, 1);
+      assert.deepEqual(readdirSync(cwd), [], 'nothing created in the working directory');
+
+      // a datadir the user made 0755: the daemon narrows it to 0700, and what it writes inside is 0600 / 0700
+      const dir = tempDir();
+      chmodSync(dir, 0o755);
+      const first = Daemon.spawn(['start', '--datadir', dir, '--listen', '127.0.0.1:0']);
+      await first.listening();
+      assert.equal(statSync(dir).mode & 0o777, 0o700);
+      const walk = (d: string): string[] =>
+        readdirSync(d).flatMap((n) => {
+          const p = join(d, n);
+          return statSync(p).isDirectory() ? [p, ...walk(p)] : [p];
+        });
+      const entries = walk(dir);
+      assert.ok(entries.some((p) => p.endsWith('wallet_seed')) && entries.some((p) => p.includes(`${sep}db${sep}`)), entries.join(' '));
+      for (const p of entries) {
+        const mode = statSync(p).mode & 0o777;
+        assert.equal(mode & 0o077, 0, `${p} is ${mode.toString(8)}: readable by others`);
+      }
+
+      // one daemon per datadir, in every chain mode
+      for (const chain of ['embedded', 'none']) {
+        const second = Daemon.spawn(['start', '--datadir', dir, '--listen', '127.0.0.1:0', '--chain', chain]);
+        assert.equal((await second.exited).code, 1);
+        assert.deepEqual(second.stdout, []);
+        assert.ok(
+          second.logs.some((l) => JSON.stringify(l).includes(`datadir in use by pid ${first.proc.pid}`)),
+          second.tail(),
+        );
+      }
+      assert.equal(await first.stop(), 0);
+      // the lock went with the first daemon: a new one starts
+      const again = Daemon.spawn(['start', '--datadir', dir, '--listen', '127.0.0.1:0', '--chain', 'none']);
+      await again.listening();
+      assert.equal(await again.stop(), 0);
+    },
+  );
 
   it('ampnode demo runs the AMP demo end to end, exits 0, and its summary names every set_id', async () => {
     const d = Daemon.spawn(['demo']);

@@ -57,3 +57,20 @@ test(
     await assert.rejects(withProgress(s, 'paying', Promise.reject(new Error('no route'))), /no route/);
   },
 );
+
+test(
+  'a terminal with a result line: the spinner ends in done(result), or in "text: failed", and that line stays',
+  { skip: 'CI' in process.env ? 'yocto-spinner never draws while CI is set (its own rule, and ours)' : false },
+  async () => {
+    const s = new FakeStream(true);
+    const v = await withProgress(s, 'mining', new Promise<number>((r) => setTimeout(() => r(432), 50)), (h) => `mined to height ${h}`);
+    assert.equal(v, 432);
+    assert.match(s.written, /mined to height 432\n/);
+    await assert.rejects(
+      withProgress(s, 'paying', Promise.reject(new Error('no route')), () => 'never'),
+      /no route/,
+    );
+    assert.match(s.written, /paying: failed\n/);
+    assert.doesNotMatch(s.written, /never/);
+  },
+);
