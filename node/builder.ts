@@ -35,7 +35,7 @@ import { parseHostPort } from './config.js';
 import { checkDatadirPath, prepareDatadir } from './datadir.js';
 import { FEATURE_TABLE } from './features.js';
 import { subsystemLogger, type Logger } from './log.js';
-import { Node, type PeerInfo } from './node.js';
+import { PeerManager, type PeerInfo } from './peer-manager.js';
 import { UNREF_TIMERS } from './timers.js';
 import { channelSeedOf, loadOrCreateSeed } from './wallet/seed.js';
 import { Wallet, type WalletBalance } from './wallet/wallet.js';
@@ -60,7 +60,7 @@ export class AmpNode {
 
   private constructor(
     private readonly chain: BcoinChainBackend,
-    readonly node: Node,
+    readonly node: PeerManager,
     readonly store: KvStore,
     readonly wallet: Wallet,
     readonly invoices: InvoiceRegistry,
@@ -72,7 +72,7 @@ export class AmpNode {
     prepareDatadir(checkDatadirPath(o.datadir), subsystemLogger(o.logger, 'datadir'));
     const { seed } = await loadOrCreateSeed(join(o.datadir, 'wallet_seed'));
     const store = await openDiskStore(join(o.datadir, 'db'));
-    const node = new Node({
+    const node = new PeerManager({
       datadir: o.datadir,
       listen: o.listen ?? '127.0.0.1:0',
       features: withChannelFeatures(FEATURE_TABLE),

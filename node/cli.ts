@@ -34,7 +34,7 @@ import { DEFAULTS, parseHostPort, parseNodeAddress } from './config.js';
 import { checkDatadirPath, lockDatadir, narrowDatadirTree, prepareDatadir, type DatadirLock } from './datadir.js';
 import { runDemo } from './demo.js';
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from './log.js';
-import { Node } from './node.js';
+import { PeerManager } from './peer-manager.js';
 import { FEATURE_TABLE } from './features.js';
 import { withChannelFeatures } from './channels/features.js';
 import { ChannelServices } from './channels/services.js';
@@ -111,7 +111,7 @@ async function startDaemon(opts: StartOptions): Promise<void> {
   // Channel services (store, chain, wallet, channel manager, local API; node/channels/services.ts) start
   // before the node listens, so channel handlers are in place for the first peer; `--chain none` runs without them.
   const channels = opts.chain !== 'none';
-  const node = new Node({
+  const node = new PeerManager({
     datadir: opts.datadir,
     listen: opts.listen,
     network: opts.network,

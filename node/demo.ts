@@ -33,14 +33,14 @@ import { ChannelManager, type ChannelInfo } from './channels/manager.js';
 import { parseHostPort } from './config.js';
 import { FEATURE_TABLE } from './features.js';
 import type { Logger } from './log.js';
-import { Node } from './node.js';
+import { PeerManager } from './peer-manager.js';
 import { channelSeedOf, loadOrCreateSeed } from './wallet/seed.js';
 import { Wallet } from './wallet/wallet.js';
 
 /** One node of the demo and what runs beside it. */
 export interface DemoParty {
   name: 'alice' | 'bob';
-  node: Node;
+  node: PeerManager;
   store: KvStore;
   wallet: Wallet;
   manager: ChannelManager;
@@ -165,7 +165,7 @@ function walletTotal(p: DemoParty): bigint {
 async function startParty(ctx: DemoContext, name: 'alice' | 'bob', chain: BcoinChainBackend): Promise<DemoParty> {
   const datadir = join(ctx.dir, name);
   const logger = ctx.logger.child({ node: name });
-  const node = new Node({ datadir, listen: '127.0.0.1:0', features: withChannelFeatures(FEATURE_TABLE), logger });
+  const node = new PeerManager({ datadir, listen: '127.0.0.1:0', features: withChannelFeatures(FEATURE_TABLE), logger });
   const { seed } = await loadOrCreateSeed(join(datadir, 'wallet_seed'));
   const store = await openDiskStore(join(datadir, 'db'));
   const wallet = await Wallet.open({ chain, store, seed: Buffer.from(seed) });

@@ -12,6 +12,6 @@ export type { PaymentConfig, PaymentEvent, PaymentRecord } from '../htlc/router/
 export { AmpnodeError, DecodeError, ArgumentError } from '../wire/errors.js';
 export { NodeError, PeerError } from './errors.js';
 export { decodeInvoice, Bolt11Error, type Bolt11Invoice } from '../wire/bolt11.js';
-export type { PeerInfo } from './node.js';
+export type { PeerInfo } from './peer-manager.js';
 export type { WalletBalance } from './wallet/wallet.js';
 export { interactive, withProgress, type ProgressStream } from './progress.js';

@@ -88,7 +88,7 @@ import { MessageType } from '../../wire/messages.js';
 import type { Logger } from '../log.js';
 import { silentLogger, subsystemLogger } from '../log.js';
 import { NETWORKS } from '../network.js';
-import type { Node, PeerDisconnectedEvent, PeerInfo } from '../node.js';
+import type { PeerManager, PeerDisconnectedEvent, PeerInfo } from '../peer-manager.js';
 import type { IncomingMessage, PeerHandle } from '../peer.js';
 import type { Wallet } from '../wallet/wallet.js';
 import { ChainArbitrator, type SweptOutput } from './arbitrator.js';
@@ -151,7 +151,7 @@ export const DEFAULT_CHANNEL_POLICY: ChannelPolicyConfig = {
 };
 
 export interface ChannelManagerOptions {
-  node: Node;
+  node: PeerManager;
   /** The node's store; the manager keeps its records under `sublevel('channels')`. */
   store: KvStore;
   chain: ChainSource;
@@ -373,7 +373,7 @@ function formatScid(v: bigint): string {
 export class ChannelManager extends EventEmitter<ChannelEvents> {
   readonly log: Logger;
   readonly policy: ChannelPolicyConfig;
-  private readonly node: Node;
+  private readonly node: PeerManager;
   private readonly root: KvStore;
   private readonly chain: ChainSource;
   private readonly wallet: Wallet;

@@ -4,7 +4,7 @@
  * paying us) and the channel manager, wired in the order they depend on each
  * other, and stopped in reverse.
  *
- * Data directory layout (next to the node key the Node keeps there):
+ * Data directory layout (next to the node key the PeerManager keeps there):
  *   DIR/wallet_seed   32 random bytes (hex, 0600): the wallet's BIP32 seed;
  *                     the channel key seed is derived from it, so one file
  *                     backs every key the node holds besides its identity
@@ -26,7 +26,7 @@ import { InvoiceRegistry, type RegistryConfig } from '../../htlc/invoices/index.
 import { createChainBackend, type BcoinChainBackend, type ChainMode } from '../chain/index.js';
 import type { Logger } from '../log.js';
 import { subsystemLogger } from '../log.js';
-import type { Node } from '../node.js';
+import type { PeerManager } from '../peer-manager.js';
 import { checkDatadirPath, loadOrCreateApiToken, prepareDatadir } from '../datadir.js';
 import { channelSeedOf, loadOrCreateSeed } from '../wallet/seed.js';
 import { Wallet } from '../wallet/wallet.js';
@@ -36,7 +36,7 @@ import { PaymentService } from './payments.js';
 import { UNREF_TIMERS } from '../timers.js';
 
 export interface ChannelServicesOptions {
-  node: Node;
+  node: PeerManager;
   datadir: string;
   /** `embedded` (default): a regtest chain of our own; `p2p`: follow `chainPeer`. */
   chain?: ChainMode;
@@ -57,7 +57,7 @@ export class ChannelServices {
   api: ControlApi | undefined;
 
   private constructor(
-    readonly node: Node,
+    readonly node: PeerManager,
     readonly store: KvStore,
     readonly chain: BcoinChainBackend,
     readonly wallet: Wallet,

@@ -9,7 +9,7 @@ import { createServer, connect as netConnect, type AddressInfo } from 'node:net'
 import { randomPrivateKey, secp } from '../../wire/crypto.js';
 import { noiseAccept, noiseConnect, type NoiseConnection } from '../../wire/noise-stream.js';
 import { silentLogger } from '../../node/log.js';
-import { Node } from '../../node/node.js';
+import { PeerManager } from '../../node/peer-manager.js';
 import { emit } from './harness.js';
 
 const SUITE = 'peer';
@@ -67,8 +67,8 @@ async function rawPair(): Promise<{ ping: (n: number) => Promise<void>; close: (
 }
 
 async function nodePair(): Promise<{ ping: (n: number) => Promise<void>; close: () => Promise<void> }> {
-  const a = new Node({ nodeKey: randomPrivateKey(), listen: null, pingIntervalMs: 0, logger: silentLogger() });
-  const b = new Node({ nodeKey: randomPrivateKey(), listen: '127.0.0.1:0', pingIntervalMs: 0, logger: silentLogger() });
+  const a = new PeerManager({ nodeKey: randomPrivateKey(), listen: null, pingIntervalMs: 0, logger: silentLogger() });
+  const b = new PeerManager({ nodeKey: randomPrivateKey(), listen: '127.0.0.1:0', pingIntervalMs: 0, logger: silentLogger() });
   await a.start();
   await b.start();
   await a.connect(b.nodeIdHex, '127.0.0.1', Number(b.listenAddress!.split(':')[1]));

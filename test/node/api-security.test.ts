@@ -21,7 +21,7 @@ import { loadOrCreateApiToken, readApiToken } from '../../node/datadir.js';
 import { NodeError } from '../../node/errors.js';
 import { FEATURE_TABLE } from '../../node/features.js';
 import { createLogger } from '../../node/log.js';
-import { Node } from '../../node/node.js';
+import { PeerManager } from '../../node/peer-manager.js';
 import { WalletError } from '../../node/wallet/errors.js';
 import { AmpnodeError, ArgumentError } from '../../wire/errors.js';
 
@@ -49,7 +49,7 @@ interface Req {
 describe('local API: authentication, request checks, error statuses', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ampnode-apisec-'));
   const otherDir = mkdtempSync(join(tmpdir(), 'ampnode-apisec-other-'));
-  let node: Node;
+  let node: PeerManager;
   let services: ChannelServices;
   let port: number;
   let token: string;
@@ -111,7 +111,13 @@ describe('local API: authentication, request checks, error statuses', () => {
 
   before(async () => {
     const log = createLogger({ level: 'silent' });
-    node = new Node({ datadir: dir, listen: '127.0.0.1:0', features: withChannelFeatures(FEATURE_TABLE), logger: log, pingIntervalMs: 0 });
+    node = new PeerManager({
+      datadir: dir,
+      listen: '127.0.0.1:0',
+      features: withChannelFeatures(FEATURE_TABLE),
+      logger: log,
+      pingIntervalMs: 0,
+    });
     services = await ChannelServices.start({ node, datadir: dir, chain: 'embedded', api: '127.0.0.1:0', log });
     await node.start();
     port = Number(services.api!.address!.split(':').pop());

@@ -14,13 +14,13 @@ import { ChannelServices } from '../../node/channels/services.js';
 import { withChannelFeatures } from '../../node/channels/features.js';
 import { FEATURE_TABLE } from '../../node/features.js';
 import { createLogger } from '../../node/log.js';
-import { Node } from '../../node/node.js';
+import { PeerManager } from '../../node/peer-manager.js';
 import { readApiToken } from '../../node/datadir.js';
 
 const T = { timeout: 60_000 };
 
 interface Running {
-  node: Node;
+  node: PeerManager;
   services: ChannelServices;
   apiPort: number;
   token: string;
@@ -28,7 +28,13 @@ interface Running {
 
 async function start(datadir: string): Promise<Running> {
   const log = createLogger({ level: 'silent' });
-  const node = new Node({ datadir, listen: '127.0.0.1:0', features: withChannelFeatures(FEATURE_TABLE), logger: log, pingIntervalMs: 0 });
+  const node = new PeerManager({
+    datadir,
+    listen: '127.0.0.1:0',
+    features: withChannelFeatures(FEATURE_TABLE),
+    logger: log,
+    pingIntervalMs: 0,
+  });
   const services = await ChannelServices.start({ node, datadir, chain: 'embedded', api: '127.0.0.1:0', log });
   await node.start();
   const address = services.api!.address!;

@@ -18,7 +18,7 @@ import { ChannelManager, type ChannelManagerOptions, type ChannelPolicyConfig } 
 import { withChannelFeatures } from '../../node/channels/features.js';
 import { FEATURE_TABLE } from '../../node/features.js';
 import { createLogger } from '../../node/log.js';
-import { Node } from '../../node/node.js';
+import { PeerManager } from '../../node/peer-manager.js';
 import { ELSEWHERE, SEGWIT_HEIGHT } from './chain-fixture.js';
 import { Wallet } from '../../node/wallet/wallet.js';
 import { InvoiceRegistry, type RegistryConfig } from '../../htlc/invoices/index.js';
@@ -44,7 +44,7 @@ export interface TestNodeSpec {
 }
 
 export class TestNode {
-  node!: Node;
+  node!: PeerManager;
   store!: KvStore;
   /** The store under any wrapper. */
   rawStore!: KvStore;
@@ -84,7 +84,7 @@ export class TestNode {
         ? createLogger({ level: 'debug', destination: this.spec.logDestination })
         : createLogger({ level: (process.env['AMPNODE_TEST_LOG'] as 'debug' | undefined) ?? 'silent' })
     ).child({ node: this.spec.name });
-    this.node = new Node({
+    this.node = new PeerManager({
       nodeKey: this.nodeKey,
       listen: '127.0.0.1:0',
       features: withChannelFeatures(FEATURE_TABLE),

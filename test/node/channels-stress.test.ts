@@ -47,7 +47,7 @@ import { withChannelFeatures } from '../../node/channels/features.js';
 import { ChannelManager, type ChannelInfo } from '../../node/channels/manager.js';
 import { FEATURE_TABLE } from '../../node/features.js';
 import { createLogger } from '../../node/log.js';
-import { Node } from '../../node/node.js';
+import { PeerManager } from '../../node/peer-manager.js';
 import type { Peer } from '../../node/peer.js';
 import { Wallet } from '../../node/wallet/wallet.js';
 import { bytesToHex } from '../../wire/bytes.js';
@@ -91,7 +91,7 @@ class StressNode extends TestNode {
     const logger = createLogger({ level: (process.env['AMPNODE_TEST_LOG'] as 'debug' | undefined) ?? 'silent' }).child({
       node: this.spec.name,
     });
-    this.node = new Node({
+    this.node = new PeerManager({
       nodeKey: this.nodeKey,
       listen: `127.0.0.1:${this.listenPort}`,
       features: withChannelFeatures(FEATURE_TABLE),

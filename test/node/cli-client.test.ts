@@ -12,7 +12,7 @@ import { withChannelFeatures } from '../../node/channels/features.js';
 import { runCli } from '../../node/cli-client.js';
 import { FEATURE_TABLE } from '../../node/features.js';
 import { createLogger } from '../../node/log.js';
-import { Node } from '../../node/node.js';
+import { PeerManager } from '../../node/peer-manager.js';
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string[] }> {
   const out: string[] = [];
@@ -23,13 +23,19 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
 
 describe('ampnode cli', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ampnode-cli-'));
-  let node: Node;
+  let node: PeerManager;
   let services: ChannelServices;
   let api: string;
 
   before(async () => {
     const log = createLogger({ level: 'silent' });
-    node = new Node({ datadir: dir, listen: '127.0.0.1:0', features: withChannelFeatures(FEATURE_TABLE), logger: log, pingIntervalMs: 0 });
+    node = new PeerManager({
+      datadir: dir,
+      listen: '127.0.0.1:0',
+      features: withChannelFeatures(FEATURE_TABLE),
+      logger: log,
+      pingIntervalMs: 0,
+    });
     services = await ChannelServices.start({ node, datadir: dir, chain: 'embedded', api: '127.0.0.1:0', log });
     await node.start();
     api = services.api!.address!;

@@ -16,7 +16,7 @@ import type { InitMessage } from '../../wire/setup-messages.js';
 import type { NodeConfig } from '../../node/config.js';
 import { createLogger, type Logger } from '../../node/log.js';
 import { NETWORKS } from '../../node/network.js';
-import { Node, type NodeEvents } from '../../node/node.js';
+import { PeerManager, type PeerManagerEvents } from '../../node/peer-manager.js';
 
 export const REGTEST = NETWORKS.regtest.chainHash;
 export const WAIT_MS = 10_000;
@@ -30,24 +30,24 @@ export class LogCapture extends Writable {
   }
 }
 
-export async function startNode(cfg: Partial<NodeConfig> = {}, capture?: LogCapture): Promise<Node> {
+export async function startNode(cfg: Partial<NodeConfig> = {}, capture?: LogCapture): Promise<PeerManager> {
   const logger: Logger = createLogger({ level: capture ? 'debug' : 'silent', ...(capture ? { destination: capture } : {}) });
-  const node = new Node({ nodeKey: randomPrivateKey(), listen: '127.0.0.1:0', logger, ...cfg });
+  const node = new PeerManager({ nodeKey: randomPrivateKey(), listen: '127.0.0.1:0', logger, ...cfg });
   await node.start();
   return node;
 }
 
-export function portOf(node: Node): number {
+export function portOf(node: PeerManager): number {
   return Number(node.listenAddress!.split(':').pop());
 }
 
 /** Resolves with the first event `name` whose argument satisfies `pred`; rejects after `ms`. */
-export function waitEvent<K extends keyof NodeEvents>(
-  node: Node,
+export function waitEvent<K extends keyof PeerManagerEvents>(
+  node: PeerManager,
   name: K,
-  pred: (...args: NodeEvents[K]) => boolean = () => true,
+  pred: (...args: PeerManagerEvents[K]) => boolean = () => true,
   ms = WAIT_MS,
-): Promise<NodeEvents[K]> {
+): Promise<PeerManagerEvents[K]> {
   return new Promise((resolve, reject) => {
     const em = node as unknown as EventEmitter;
     const t = setTimeout(() => {
@@ -55,10 +55,10 @@ export function waitEvent<K extends keyof NodeEvents>(
       reject(new Error(`no ${String(name)} event within ${ms} ms`));
     }, ms);
     const on = (...args: unknown[]): void => {
-      if (!pred(...(args as NodeEvents[K]))) return;
+      if (!pred(...(args as PeerManagerEvents[K]))) return;
       clearTimeout(t);
       em.off(name, on);
-      resolve(args as NodeEvents[K]);
+      resolve(args as PeerManagerEvents[K]);
     };
     em.on(name, on);
   });
@@ -111,7 +111,7 @@ export class RawPeer {
   }
 
   /** Connects (from `localAddress`, with identity `key`, when given) and completes the BOLT 8 handshake. */
-  static async connect(node: Node, opts: { localAddress?: string; key?: Uint8Array } = {}): Promise<RawPeer> {
+  static async connect(node: PeerManager, opts: { localAddress?: string; key?: Uint8Array } = {}): Promise<RawPeer> {
     const p = new RawPeer(opts.key);
     const socket = await tcp(portOf(node), opts.localAddress);
     p.conn = await noiseConnect(socket, { localStaticPriv: p.key, remoteStaticPub: node.nodeId, handshakeTimeoutMs: WAIT_MS });
@@ -165,7 +165,7 @@ export class RawPeer {
 
   /** Connects, completes the init exchange (with `init`, a valid one by default) and returns. */
   static async ready(
-    node: Node,
+    node: PeerManager,
     init: InitMessage = initMessage(),
     opts: { localAddress?: string; key?: Uint8Array } = {},
   ): Promise<RawPeer> {
@@ -188,7 +188,7 @@ export class ForgingPeer {
   socket!: Socket;
   transport!: NoiseTransport;
 
-  static async connect(node: Node, opts: { localAddress?: string } = {}): Promise<ForgingPeer> {
+  static async connect(node: PeerManager, opts: { localAddress?: string } = {}): Promise<ForgingPeer> {
     const p = new ForgingPeer();
     p.socket = await tcp(portOf(node), opts.localAddress);
     p.socket.on('error', () => undefined);

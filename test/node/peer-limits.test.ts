@@ -13,20 +13,20 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { randomPrivateKey, secp } from '../../wire/crypto.js';
 import { MessageType, type Message } from '../../wire/messages.js';
 import type { InitMessage, PongMessage } from '../../wire/setup-messages.js';
-import type { Node } from '../../node/node.js';
+import type { PeerManager } from '../../node/peer-manager.js';
 import { ForgingPeer, initMessage, LogCapture, portOf, RawPeer, startNode, waitEvent } from './peer-helpers.js';
 
 const isInit = (m: Message): m is InitMessage => m.type === MessageType.Init;
 const isPong = (m: Message): m is PongMessage => m.type === MessageType.Pong;
 
-const nodes: Node[] = [];
+const nodes: PeerManager[] = [];
 const sockets: Socket[] = [];
 after(async () => {
   for (const s of sockets) s.destroy();
   await Promise.all(nodes.map((n) => n.stop()));
 });
 
-async function node(cfg: Parameters<typeof startNode>[0] = {}, capture?: LogCapture): Promise<Node> {
+async function node(cfg: Parameters<typeof startNode>[0] = {}, capture?: LogCapture): Promise<PeerManager> {
   const n = await startNode({ pingIntervalMs: 0, ...cfg }, capture);
   nodes.push(n);
   return n;
@@ -63,7 +63,7 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
  * A whole attempt from `localAddress`: TCP, handshake, our init. Resolves with the peer once the
  * node's init arrives (it was let in), or undefined when the node closes the connection first.
  */
-async function attempt(n: Node, localAddress: string, key?: Uint8Array): Promise<RawPeer | undefined> {
+async function attempt(n: PeerManager, localAddress: string, key?: Uint8Array): Promise<RawPeer | undefined> {
   let p: RawPeer;
   try {
     p = await RawPeer.connect(n, { localAddress, ...(key !== undefined ? { key } : {}) });
@@ -90,7 +90,7 @@ async function attempt(n: Node, localAddress: string, key?: Uint8Array): Promise
 }
 
 /** A well-behaved peer from `localAddress`: connects, inits and gets a pong; returns the ms all that took. */
-async function goodPeer(n: Node, localAddress: string, key?: Uint8Array): Promise<number> {
+async function goodPeer(n: PeerManager, localAddress: string, key?: Uint8Array): Promise<number> {
   const t0 = performance.now();
   const p = await attempt(n, localAddress, key);
   assert.ok(p, `the peer from ${localAddress} was let in`);

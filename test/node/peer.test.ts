@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { randomInt } from 'node:crypto';
 import { MessageType, type Message } from '../../wire/messages.js';
 import type { InitMessage, PingMessage, PongMessage, WarningMessage } from '../../wire/setup-messages.js';
-import type { Node } from '../../node/node.js';
+import type { PeerManager } from '../../node/peer-manager.js';
 import { ForgingPeer, initMessage, RawPeer, REGTEST, startNode, tcp, waitEvent, withTimeout } from './peer-helpers.js';
 
 const isPong = (m: Message): m is PongMessage => m.type === MessageType.Pong;
@@ -17,11 +17,11 @@ const isInit = (m: Message): m is InitMessage => m.type === MessageType.Init;
 const isWarning = (m: Message): m is WarningMessage => m.type === MessageType.Warning;
 
 /** The other, well-behaved peer still answers pings. */
-async function stillServes(a: Node, b: Node): Promise<void> {
+async function stillServes(a: PeerManager, b: PeerManager): Promise<void> {
   await withTimeout(a.ping(b.nodeIdHex, 77), 'ping to the good peer');
 }
 
-async function disconnectedWith(node: Node, nodeIdHex: string, code: string, action: () => void | Promise<void>): Promise<void> {
+async function disconnectedWith(node: PeerManager, nodeIdHex: string, code: string, action: () => void | Promise<void>): Promise<void> {
   const ev = waitEvent(node, 'peer_disconnected', (e) => e.nodeId === nodeIdHex);
   await action();
   const [e] = await ev;
@@ -29,8 +29,8 @@ async function disconnectedWith(node: Node, nodeIdHex: string, code: string, act
 }
 
 describe('two nodes over loopback', () => {
-  let a: Node;
-  let b: Node;
+  let a: PeerManager;
+  let b: PeerManager;
   before(async () => {
     // the pipelined-ping test below pings far beyond the default budget for incoming pings (test/node/peer-limits.test.ts)
     const unlimited = { pingsPerSecond: 0, pongBytesPerSecond: 0 };
@@ -105,8 +105,8 @@ describe('two nodes over loopback', () => {
 });
 
 describe('misbehaving peers are dropped; the others are still served', () => {
-  let node: Node;
-  let good: Node;
+  let node: PeerManager;
+  let good: PeerManager;
   before(async () => {
     node = await startNode({ pingIntervalMs: 0, initTimeoutMs: 300 });
     good = await startNode({ pingIntervalMs: 0 });
@@ -299,7 +299,7 @@ describe('misbehaving peers are dropped; the others are still served', () => {
 });
 
 /** Like disconnectedWith, for a peer dropped before init completed (it never became a connected peer). */
-async function disconnectedWithFailed(node: Node, nodeIdHex: string, code: string, action: () => void): Promise<void> {
+async function disconnectedWithFailed(node: PeerManager, nodeIdHex: string, code: string, action: () => void): Promise<void> {
   const ev = waitEvent(node, 'connection_failed', (e) => e.nodeId === nodeIdHex);
   action();
   const [e] = await ev;

@@ -91,7 +91,7 @@ export interface ConnectionFailedEvent {
   reason: AmpnodeError;
 }
 
-export interface NodeEvents {
+export interface PeerManagerEvents {
   listening: [address: string];
   peer_connected: [info: PeerInfo];
   peer_disconnected: [ev: PeerDisconnectedEvent];
@@ -114,7 +114,7 @@ interface PersistentPeer {
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
-/** Whether we have channels with a peer (node id in lower-case hex); see Node.setPeerProtected. */
+/** Whether we have channels with a peer (node id in lower-case hex); see PeerManager.setPeerProtected. */
 export type PeerProtectedFn = (nodeIdHex: string) => boolean;
 
 /** Addresses of peers with channels remembered for the handshake-slot reserve. */
@@ -143,7 +143,7 @@ export function addressKey(ip: string): string {
     .join(':')}::/64`;
 }
 
-export class Node extends EventEmitter<NodeEvents> {
+export class PeerManager extends EventEmitter<PeerManagerEvents> {
   readonly config: ResolvedConfig;
   readonly log: Logger;
   private readonly featureTable;
@@ -852,7 +852,7 @@ function peerInfo(p: Peer): PeerInfo {
   };
 }
 
-/** Builder-style entry point: `const node = createNode({datadir}); await node.start()`. */
-export function createNode(config: NodeConfig): Node {
-  return new Node(config);
+/** Builder-style entry point: `const peers = createPeerManager({datadir}); await peers.start()`. */
+export function createPeerManager(config: NodeConfig): PeerManager {
+  return new PeerManager(config);
 }

@@ -1,5 +1,5 @@
 /**
- * The Node facade: identity key in the data directory, config parsing and
+ * The peer manager: identity key in the data directory, config parsing and
  * defaults, the advertised feature table, the regtest chain hash, outgoing
  * connection failures, duplicate connections, persistent peers and their
  * reconnection, and stop().
@@ -25,7 +25,7 @@ import {
 import { FEATURE_TABLE, knownFeatureBits, knowsRequiredBit, localFeatures, type FeatureRow } from '../../node/features.js';
 import { silentLogger } from '../../node/log.js';
 import { NETWORKS } from '../../node/network.js';
-import { addressKey, Node } from '../../node/node.js';
+import { addressKey, PeerManager } from '../../node/peer-manager.js';
 import { portOf, startNode, tcp, waitEvent } from './peer-helpers.js';
 
 const dirs: string[] = [];
@@ -89,11 +89,11 @@ describe('node key', () => {
 
   it('a node started twice on one datadir has the same id', async () => {
     const dir = tempDir();
-    const a = new Node({ datadir: dir, listen: null, logger: silentLogger() });
+    const a = new PeerManager({ datadir: dir, listen: null, logger: silentLogger() });
     await a.start();
     const id = a.nodeIdHex;
     await a.stop();
-    const b = new Node({ datadir: dir, listen: null, logger: silentLogger() });
+    const b = new PeerManager({ datadir: dir, listen: null, logger: silentLogger() });
     await b.start();
     assert.equal(b.nodeIdHex, id);
     await b.stop();
@@ -201,7 +201,10 @@ describe('feature table', () => {
   it('a table whose advertised bits break a dependency is refused', () => {
     const broken: FeatureRow[] = FEATURE_TABLE.map((r) => (r.pair === 30 ? { ...r, advertise: 'optional' as const } : r));
     assert.throws(() => localFeatures(broken), /payment_secret/);
-    assert.throws(() => new Node({ nodeKey: randomPrivateKey(), listen: null, features: broken, logger: silentLogger() }), /inconsistent/);
+    assert.throws(
+      () => new PeerManager({ nodeKey: randomPrivateKey(), listen: null, features: broken, logger: silentLogger() }),
+      /inconsistent/,
+    );
     const flipped: FeatureRow[] = FEATURE_TABLE.map((r) =>
       [8, 14, 16, 30].includes(r.pair) ? { ...r, advertise: 'optional' as const } : r,
     );
@@ -243,7 +246,7 @@ describe('connections', () => {
       await assert.rejects(a.connect(stranger, '127.0.0.1', portOf(b)), (e: { code?: string }) => /^ERR_NOISE_/.test(e.code ?? ''));
       await assert.rejects(a.connect(a.nodeIdHex, '127.0.0.1', portOf(a)), /ourselves/);
 
-      const idle = new Node({ nodeKey: randomPrivateKey(), listen: null, logger: silentLogger() });
+      const idle = new PeerManager({ nodeKey: randomPrivateKey(), listen: null, logger: silentLogger() });
       await assert.rejects(idle.connect(b.nodeIdHex, '127.0.0.1', portOf(b)), (e: { code?: string }) => e.code === 'ERR_NODE_NOT_STARTED');
       assert.throws(() => idle.nodeId, /ERR_NODE_NOT_STARTED/);
       assert.throws(
@@ -319,7 +322,7 @@ describe('connections', () => {
     await new Promise<void>((r) => probe.close(() => r()));
     const idB = bytesToHex(secp.publicKeyCreate(keyB));
     const a = await startNode({ pingIntervalMs: 0, reconnectInitialDelayMs: 20, reconnectMaxDelayMs: 100 });
-    let b: Node | undefined;
+    let b: PeerManager | undefined;
     try {
       await assert.rejects(
         a.connect(idB, '127.0.0.1', port, { persistent: true }),
