@@ -31,6 +31,7 @@ import {
 } from './channels/manager.js';
 import { PaymentService, type PayInvoiceOptions, type SendSpontaneousOptions } from './channels/payments.js';
 import { paymentRequest } from './channels/payreq.js';
+import { EventQueue, type NodeEvent } from './events.js';
 import { parseHostPort } from './config.js';
 import { checkDatadirPath, prepareDatadir } from './datadir.js';
 import { FEATURE_TABLE } from './features.js';
@@ -66,6 +67,7 @@ export class AmpNode {
     readonly invoices: InvoiceRegistry,
     readonly manager: ChannelManager,
     readonly payments: PaymentService,
+    private readonly queue: EventQueue,
   ) {}
 
   static async create(o: CreateNodeOptions): Promise<AmpNode> {
@@ -79,6 +81,10 @@ export class AmpNode {
       logger: o.logger,
       pingIntervalMs: 0,
     });
+    const queue = new EventQueue(store.sublevel('events'));
+    await queue.load();
+    const evLog = subsystemLogger(o.logger, 'events');
+    const queued = (p: Promise<void>): void => void p.catch((err: unknown) => evLog.error({ err }, 'queueing an event failed'));
     const wallet = await Wallet.open({ chain: o.chain, store, seed: Buffer.from(seed) });
     const invLog = subsystemLogger(o.logger, 'invoices');
     const invoices = new InvoiceRegistry({
@@ -106,14 +112,26 @@ export class AmpNode {
       timers: UNREF_TIMERS,
       log: subsystemLogger(o.logger, 'payments'),
       ...(o.payments !== undefined ? { config: o.payments } : {}),
-      onEvent: (e) => holder.node?.paymentListeners.forEach((f) => f(e)),
+      onEvent: (e) => {
+        queued(queue.onPaymentEnded(e.payment));
+        holder.node?.paymentListeners.forEach((f) => f(e));
+      },
     });
-    const self = new AmpNode(o.chain, node, store, wallet, invoices, manager, payments);
+    const self = new AmpNode(o.chain, node, store, wallet, invoices, manager, payments, queue);
     holder.node = self;
+    manager.on('channel_pending', (c) => queued(queue.onChannel('pending', c)));
+    manager.on('channel_ready', (c) => queued(queue.onChannel('ready', c)));
+    manager.on('channel_closed', (c) => queued(queue.onChannel('closed', c)));
+    manager.on('funding_spent', (c, txid, cooperative) => queued(queue.onChannel('closed', c, { cooperative, txid })));
     await manager.start(); // its message handlers before the first peer
+    await queue.reconcileChannels(manager.listChannels());
     await payments.start();
+    await queue.reconcilePayments(await payments.list({ afterCreationIndex: (await queue.paymentFloor()) - 1n, limit: 1_000_000 }));
     await node.start();
-    await invoices.subscribeSettled(0n, (e) => self.settleListeners.forEach((f) => f(e)));
+    await invoices.subscribeSettled(await queue.settleCursor(), (e) => {
+      queued(queue.onSettled(e));
+      self.settleListeners.forEach((f) => f(e));
+    });
     return self;
   }
 
@@ -156,13 +174,24 @@ export class AmpNode {
     return { onChain: this.wallet.balance(), channelsMsat: this.channels().reduce((s, c) => s + c.localBalanceMsat, 0n) };
   }
 
-  /** Running or stopped, the chain tip this node follows (height, hash in display order), peers and channels. */
-  status(): { running: boolean; nodeId: string; chainTip: { height: number; hashHex: string }; peers: number; channels: number } {
+  /**
+   * Running or stopped, the chain tip this node follows (height, hash in display order), whether it is caught up with
+   * its chain (BcoinChainBackend.isSynced), peers and channels.
+   */
+  status(): {
+    running: boolean;
+    nodeId: string;
+    chainTip: { height: number; hashHex: string };
+    synced: boolean;
+    peers: number;
+    channels: number;
+  } {
     const tip = this.chain.tip();
     return {
       running: !this.stopped,
       nodeId: this.nodeId,
       chainTip: { height: tip.height, hashHex: displayHex(tip.hash) },
+      synced: !this.stopped && this.chain.isSynced(),
       peers: this.node.listPeers().length,
       channels: this.channels().length,
     };
@@ -220,6 +249,65 @@ export class AmpNode {
     return this.invoices.lookupByAddr(paymentAddr, { withSets: true });
   }
 
+  /**
+   * The oldest event not yet acknowledged (undefined when none waits). It stays the head of the queue, across
+   * restarts too, until `eventHandled()`.
+   */
+  nextEvent(): NodeEvent | undefined {
+    return this.queue.nextEvent();
+  }
+
+  /** The head of the queue, once there is one. Rejects (ERR_NODE_NOT_STARTED) when the node stops first. */
+  waitNextEvent(): Promise<NodeEvent> {
+    return this.queue.waitNextEvent();
+  }
+
+  /**
+   * Acknowledges the head of the queue, durably: it is not delivered again. Given `eventId`, checks first that it is
+   * the head (ERR_EVENT_NOT_PENDING otherwise).
+   */
+  eventHandled(eventId?: bigint): Promise<void> {
+    return this.queue.eventHandled(eventId);
+  }
+
+  /** How many events wait to be acknowledged. */
+  pendingEvents(): number {
+    return this.queue.pending;
+  }
+
+  /**
+   * The queue as an async iterator: `for await (const e of node.events()) { ... }`. An event is acknowledged when the
+   * loop comes back for the next one; leaving the loop (break, throw) leaves the last one to be delivered again.
+   * The loop ends when the node stops.
+   */
+  events(): AsyncIterableIterator<NodeEvent> {
+    let delivered: bigint | undefined;
+    const it: AsyncIterableIterator<NodeEvent> = {
+      next: async () => {
+        if (delivered !== undefined) {
+          const id = delivered;
+          delivered = undefined;
+          if (this.queue.nextEvent()?.eventId === id) await this.queue.eventHandled(id);
+        }
+        if (this.stopped) return { done: true, value: undefined };
+        try {
+          const e = await this.queue.waitNextEvent();
+          delivered = e.eventId;
+          return { done: false, value: e };
+        } catch (err) {
+          if (this.stopped) return { done: true, value: undefined };
+          throw err;
+        }
+      },
+      return: () => {
+        delivered = undefined;
+        return Promise.resolve({ done: true, value: undefined });
+      },
+      [Symbol.asyncIterator]: () => it,
+    };
+    return it;
+  }
+
   /** Every settled payment to us: one event per settled invoice and per settled AMP set. */
   onPaymentReceived(f: (e: SettleEvent) => void): void {
     this.settleListeners.push(f);
@@ -238,6 +326,7 @@ export class AmpNode {
     this.payments.stop();
     await this.manager.stop();
     this.invoices.stop();
+    await this.queue.close();
     await this.wallet.close();
     await this.store.close();
   }

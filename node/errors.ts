@@ -36,6 +36,7 @@ export type NodeErrorCode =
   | 'ERR_TOO_MANY_PEERS' // refused after the handshake: maxPeersWithoutChannels incoming peers without channels are connected
   | 'ERR_TOO_MANY_PEERS_FROM_ADDRESS' // refused: maxPeersPerAddress peers without channels are connected from its address
   | 'ERR_TOO_MANY_CONNECTIONS' // refused (or a dial not made): maxConnections peer sockets are open (file descriptor reserve)
-  | 'ERR_NOT_CONNECTED'; // no such peer
+  | 'ERR_NOT_CONNECTED' // no such peer
+  | 'ERR_EVENT_NOT_PENDING'; // eventHandled with no event waiting, or naming one that is not the head of the queue
 
 export class NodeError extends AmpnodeError<NodeErrorCode> {}

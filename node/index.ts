@@ -15,3 +15,13 @@ export { decodeInvoice, Bolt11Error, type Bolt11Invoice } from '../wire/bolt11.j
 export type { PeerInfo } from './peer-manager.js';
 export type { WalletBalance } from './wallet/wallet.js';
 export { interactive, withProgress, type ProgressStream } from './progress.js';
+export type {
+  NodeEvent,
+  NodeEventBody,
+  PaymentReceivedEvent,
+  PaymentSucceededEvent,
+  PaymentFailedEvent,
+  ChannelPendingEvent,
+  ChannelReadyEvent,
+  ChannelClosedEvent,
+} from './events.js';

@@ -247,6 +247,20 @@ export class BcoinChainBackend implements ChainSource {
     }
   }
 
+  /**
+   * Whether this node is caught up: every block of the chain delivered to the listeners and, following a peer
+   * (`p2p`), at least one outbound peer connected whose announced height we have reached.
+   */
+  isSynced(): boolean {
+    if (this.closed || !this.opened) return false;
+    const tip = this.node.chain.tip;
+    if (this.top().hash !== tip.hash || this.reconcilePending) return false;
+    if (this.mode !== 'p2p') return true;
+    let best = -1;
+    for (let peer = this.node.pool.peers.head(); peer; peer = peer.next) if (peer.outbound) best = Math.max(best, peer.height);
+    return best >= 0 && tip.height >= best;
+  }
+
   /** Run `fn` on the delivery queue: no chain event is delivered while it runs. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {

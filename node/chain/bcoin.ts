@@ -184,9 +184,16 @@ export interface BTXMeta {
   index: number;
 }
 
+/** A peer of the pool (a linked list): outbound or not, the height its version message announced. */
+export interface BPoolPeer {
+  outbound: boolean;
+  height: number;
+  next: BPoolPeer | null;
+}
+
 export interface BPool {
   broadcast(item: BTX): Promise<unknown>;
-  peers: { size(): number };
+  peers: { size(): number; head(): BPoolPeer | null };
 }
 
 export interface BFees {
