@@ -6,7 +6,20 @@
  * the channel keys derive) and the LevelDB store.
  *
  * The facade speaks in the units and types of the rest of the code (bigint msat, hex node ids, typed errors).
+ * The daemon (`ampnode start`, node/cli.ts) is this same node with a chain of its own and the control API.
+ *
+ * Data directory layout:
+ *   DIR/node_key      the identity key (0600; node/config.ts)
+ *   DIR/wallet_seed   32 random bytes (hex, 0600): the wallet's BIP32 seed; the channel key seed is derived from it,
+ *                     so one file backs every key the node holds besides its identity
+ *   DIR/db/           the LevelDB store (wallet, channels, circuits, invoices, payments, the event queue)
+ *   DIR/chain/        bcoin's chain database, when the node runs a chain of its own
+ *   DIR/api_token     the control API's bearer token (with `api`; node/datadir.ts)
+ *
+ * The datadir is refused when empty and made 0700 before anything is read or written (node/datadir.ts). What
+ * LevelDB and bcoin create inside follows the process umask: the daemon sets 077, an app embedding this sets its own.
  */
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openDiskStore, type KvStore } from '../db/store.js';
 import {
@@ -18,7 +31,8 @@ import {
   type SettleEvent,
 } from '../htlc/invoices/index.js';
 import type { PaymentConfig, PaymentEvent, PaymentRecord } from '../htlc/router/payments.js';
-import type { BcoinChainBackend } from './chain/index.js';
+import { BcoinChainBackend, createChainBackend, type ChainMode } from './chain/index.js';
+import { ControlApi } from './channels/api.js';
 import { withChannelFeatures } from './channels/features.js';
 import { displayHex } from './channels/tx.js';
 import {
@@ -33,34 +47,64 @@ import { PaymentService, type PayInvoiceOptions, type SendSpontaneousOptions } f
 import { paymentRequest } from './channels/payreq.js';
 import { EventQueue, type NodeEvent } from './events.js';
 import { parseHostPort } from './config.js';
-import { checkDatadirPath, prepareDatadir } from './datadir.js';
+import { checkDatadirPath, loadOrCreateApiToken, prepareDatadir } from './datadir.js';
 import { FEATURE_TABLE } from './features.js';
 import { subsystemLogger, type Logger } from './log.js';
 import { PeerManager, type PeerInfo } from './peer-manager.js';
+import type { Network } from './network.js';
 import { UNREF_TIMERS } from './timers.js';
 import { channelSeedOf, loadOrCreateSeed } from './wallet/seed.js';
 import { Wallet, type WalletBalance } from './wallet/wallet.js';
 
+/** A chain of the node's own, kept under DATADIR/chain and closed when the node stops. */
+export interface OwnChainOptions {
+  /** `embedded`: a regtest chain in this process; `p2p`: follow the regtest node at `chainPeer` (btcd, bitcoind). */
+  mode: ChainMode;
+  chainPeer?: string;
+  /** Embedded only: serve the chain over P2P on this loopback HOST:PORT, for other nodes to follow. */
+  chainListen?: string;
+  /** Feerate when the chain has no estimate (sat/kw). */
+  fallbackFeeratePerKw?: number;
+}
+
 export interface CreateNodeOptions {
   datadir: string;
-  chain: BcoinChainBackend;
+  /**
+   * The chain to follow: a backend the app opened (several nodes may share one; the app closes it after them), or
+   * the options of one the node opens for itself under DATADIR/chain and closes at stop.
+   */
+  chain: BcoinChainBackend | OwnChainOptions;
   logger: Logger;
-  /** `HOST:PORT` to accept peers on (port 0: any free port); default 127.0.0.1:0. */
-  listen?: string;
+  /** `HOST:PORT` to accept peers on (port 0: any free port); null: accept none. Default 127.0.0.1:0. */
+  listen?: string | null;
+  /** The chain peers must share (BOLT 1 init `networks`); default regtest. */
+  network?: Network;
+  /** Interval of BOLT 1 pings to each peer (ms; 0: none); default the peer manager's. */
+  pingIntervalMs?: number;
+  /** Serve the control API (node/channels/api.ts) on this loopback HOST:PORT, with this bearer token (default: DATADIR/api_token). */
+  api?: { listen: string; token?: string };
   /** Channel opening and acceptance settings (minimum depth, timeouts, ...). */
   policy?: Partial<ChannelPolicyConfig>;
   /** accept-amp, accept-keysend, mpp timeout, ... (htlc/invoices/types.ts). */
   invoices?: Partial<RegistryConfig>;
   payments?: Partial<PaymentConfig>;
+  /**
+   * `manual`: the channels' HTLCs are left to the caller (the channel manager's addHtlc / fulfillHtlc / failHtlc), not
+   * handed to the switch; for the channels demo and tests of the channel layer. Default `switch`.
+   */
+  htlcMode?: 'switch' | 'manual';
 }
 
 export class AmpNode {
   private readonly settleListeners: ((e: SettleEvent) => void)[] = [];
   private readonly paymentListeners: ((e: PaymentEvent) => void)[] = [];
   private stopped = false;
+  /** The control API, when `api` was asked for. */
+  api: ControlApi | undefined;
 
   private constructor(
-    private readonly chain: BcoinChainBackend,
+    readonly chain: BcoinChainBackend,
+    private readonly ownChain: boolean,
     readonly node: PeerManager,
     readonly store: KvStore,
     readonly wallet: Wallet,
@@ -68,71 +112,102 @@ export class AmpNode {
     readonly manager: ChannelManager,
     readonly payments: PaymentService,
     private readonly queue: EventQueue,
+    private readonly log: Logger,
   ) {}
 
   static async create(o: CreateNodeOptions): Promise<AmpNode> {
+    const log = subsystemLogger(o.logger, 'node');
     prepareDatadir(checkDatadirPath(o.datadir), subsystemLogger(o.logger, 'datadir'));
     const { seed } = await loadOrCreateSeed(join(o.datadir, 'wallet_seed'));
-    const store = await openDiskStore(join(o.datadir, 'db'));
-    const node = new PeerManager({
-      datadir: o.datadir,
-      listen: o.listen ?? '127.0.0.1:0',
-      features: withChannelFeatures(FEATURE_TABLE),
-      logger: o.logger,
-      pingIntervalMs: 0,
-    });
-    const queue = new EventQueue(store.sublevel('events'));
-    await queue.load();
-    const evLog = subsystemLogger(o.logger, 'events');
-    const queued = (p: Promise<void>): void => void p.catch((err: unknown) => evLog.error({ err }, 'queueing an event failed'));
-    const wallet = await Wallet.open({ chain: o.chain, store, seed: Buffer.from(seed) });
-    const invLog = subsystemLogger(o.logger, 'invoices');
-    const invoices = new InvoiceRegistry({
-      store: store.sublevel('invoices'),
-      timers: UNREF_TIMERS,
-      ...(o.invoices !== undefined ? { config: o.invoices } : {}),
-      log: (l, obj, msg) => invLog[l](obj, msg),
-    });
-    await invoices.start();
-    const manager = new ChannelManager({
-      node,
-      store,
-      chain: o.chain,
-      wallet,
-      seed: channelSeedOf(seed),
-      logger: o.logger,
-      ...(o.policy !== undefined ? { policy: o.policy } : {}),
-      finalHop: invoices,
-    });
-    const holder: { node?: AmpNode } = {};
-    const payments = new PaymentService({
-      manager,
-      store: store.sublevel('payments'),
-      network: 'bcrt',
-      timers: UNREF_TIMERS,
-      log: subsystemLogger(o.logger, 'payments'),
-      ...(o.payments !== undefined ? { config: o.payments } : {}),
-      onEvent: (e) => {
-        queued(queue.onPaymentEnded(e.payment));
-        holder.node?.paymentListeners.forEach((f) => f(e));
-      },
-    });
-    const self = new AmpNode(o.chain, node, store, wallet, invoices, manager, payments, queue);
-    holder.node = self;
-    manager.on('channel_pending', (c) => queued(queue.onChannel('pending', c)));
-    manager.on('channel_ready', (c) => queued(queue.onChannel('ready', c)));
-    manager.on('channel_closed', (c) => queued(queue.onChannel('closed', c)));
-    manager.on('funding_spent', (c, txid, cooperative) => queued(queue.onChannel('closed', c, { cooperative, txid })));
-    await manager.start(); // its message handlers before the first peer
-    await queue.reconcileChannels(manager.listChannels());
-    await payments.start();
-    await queue.reconcilePayments(await payments.list({ afterCreationIndex: (await queue.paymentFloor()) - 1n, limit: 1_000_000 }));
-    await node.start();
-    await invoices.subscribeSettled(await queue.settleCursor(), (e) => {
-      queued(queue.onSettled(e));
-      self.settleListeners.forEach((f) => f(e));
-    });
-    return self;
+    // what was opened, closed in reverse if a later step fails
+    const opened: (() => Promise<void> | void)[] = [];
+    try {
+      const ownChain = !(o.chain instanceof BcoinChainBackend);
+      const chain = o.chain instanceof BcoinChainBackend ? o.chain : await openOwnChain(o.datadir, o.chain, o.logger);
+      if (ownChain) opened.push(() => chain.close());
+      const store = await openDiskStore(join(o.datadir, 'db'));
+      opened.push(() => store.close());
+      const node = new PeerManager({
+        datadir: o.datadir,
+        listen: o.listen === undefined ? '127.0.0.1:0' : o.listen,
+        features: withChannelFeatures(FEATURE_TABLE),
+        logger: o.logger,
+        ...(o.network !== undefined ? { network: o.network } : {}),
+        ...(o.pingIntervalMs !== undefined ? { pingIntervalMs: o.pingIntervalMs } : {}),
+      });
+      const queue = new EventQueue(store.sublevel('events'));
+      await queue.load();
+      opened.push(() => queue.close());
+      const evLog = subsystemLogger(o.logger, 'events');
+      const queued = (p: Promise<void>): void => void p.catch((err: unknown) => evLog.error({ err }, 'queueing an event failed'));
+      const wallet = await Wallet.open({ chain, store, seed: Buffer.from(seed) });
+      opened.push(() => wallet.close());
+      const invLog = subsystemLogger(o.logger, 'invoices');
+      const invoices = new InvoiceRegistry({
+        store: store.sublevel('invoices'),
+        timers: UNREF_TIMERS,
+        ...(o.invoices !== undefined ? { config: o.invoices } : {}),
+        log: (l, obj, msg) => invLog[l](obj, msg),
+      });
+      await invoices.start();
+      opened.push(() => invoices.stop());
+      const manager = new ChannelManager({
+        node,
+        store,
+        chain,
+        wallet,
+        seed: channelSeedOf(seed),
+        logger: o.logger,
+        ...(o.policy !== undefined ? { policy: o.policy } : {}),
+        finalHop: invoices,
+        ...(o.htlcMode !== undefined ? { htlcMode: o.htlcMode } : {}),
+      });
+      const holder: { node?: AmpNode } = {};
+      const payments = new PaymentService({
+        manager,
+        store: store.sublevel('payments'),
+        network: 'bcrt',
+        timers: UNREF_TIMERS,
+        log: subsystemLogger(o.logger, 'payments'),
+        ...(o.payments !== undefined ? { config: o.payments } : {}),
+        onEvent: (e) => {
+          queued(queue.onPaymentEnded(e.payment));
+          holder.node?.paymentListeners.forEach((f) => f(e));
+        },
+      });
+      const self = new AmpNode(chain, ownChain, node, store, wallet, invoices, manager, payments, queue, log);
+      holder.node = self;
+      manager.on('channel_pending', (c) => queued(queue.onChannel('pending', c)));
+      manager.on('channel_ready', (c) => queued(queue.onChannel('ready', c)));
+      manager.on('channel_closed', (c) => queued(queue.onChannel('closed', c)));
+      manager.on('funding_spent', (c, txid, cooperative) => queued(queue.onChannel('closed', c, { cooperative, txid })));
+      await manager.start(); // its message handlers before the first peer
+      opened.push(() => manager.stop());
+      await queue.reconcileChannels(manager.listChannels());
+      if (o.htlcMode !== 'manual') {
+        await payments.start(); // (manual: no switch to send with; paying fails with ERR_PAYMENTS_STOPPED)
+        opened.push(() => payments.stop());
+      }
+      const floor = await queue.paymentFloor();
+      await queue.reconcilePayments(await payments.list({ afterCreationIndex: floor - 1n, limit: Number.MAX_SAFE_INTEGER }));
+      await node.start();
+      opened.push(() => node.stop());
+      await invoices.subscribeSettled(await queue.settleCursor(), (e) => {
+        queued(queue.onSettled(e));
+        self.settleListeners.forEach((f) => f(e));
+      });
+      if (o.api !== undefined) {
+        const api = new ControlApi(self, { token: o.api.token ?? loadOrCreateApiToken(o.datadir, log).token });
+        self.api = api;
+        const address = await api.listen(o.api.listen);
+        log.info({ api: `http://${address}` }, 'local API listening');
+      }
+      log.info({ nodeId: node.nodeIdHex, chain: chain.mode, height: chain.tip().height, listen: node.listenAddress }, 'node started');
+      return self;
+    } catch (e) {
+      for (const close of opened.reverse()) await Promise.resolve(close()).catch(() => undefined);
+      throw e;
+    }
   }
 
   get nodeId(): string {
@@ -318,10 +393,14 @@ export class AmpNode {
     this.paymentListeners.push(f);
   }
 
-  /** Stops the peer node, the payments, the channels, the registry and the wallet, then closes the store. */
+  /**
+   * Stops the API, the peers, the payments, the channels, the registry, the event queue and the wallet, closes the
+   * store, and the chain if it is the node's own. Idempotent.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.api?.close();
     await this.node.stop();
     this.payments.stop();
     await this.manager.stop();
@@ -329,7 +408,37 @@ export class AmpNode {
     await this.queue.close();
     await this.wallet.close();
     await this.store.close();
+    if (this.ownChain) await this.chain.close();
+    this.log.info('node stopped');
   }
+}
+
+async function openOwnChain(datadir: string, o: OwnChainOptions, logger: Logger): Promise<BcoinChainBackend> {
+  const chainLog = subsystemLogger(logger, 'chain');
+  // bcoin keeps its databases in <chainDir>/regtest/ and does not create that directory itself
+  await mkdir(join(datadir, 'chain', 'regtest'), { recursive: true, mode: 0o700 });
+  return createChainBackend({
+    chain: o.mode,
+    ...(o.chainPeer !== undefined ? { chainPeer: o.chainPeer } : {}),
+    ...(o.chainListen !== undefined ? { chainListen: o.chainListen } : {}),
+    ...(o.fallbackFeeratePerKw !== undefined ? { fallbackFeeratePerKw: o.fallbackFeeratePerKw } : {}),
+    chainDir: join(datadir, 'chain'),
+    onError: (e) => chainLog.warn({ err: e }, 'chain backend error'),
+  });
+}
+
+/**
+ * A node of the peer layer alone (the daemon's `--chain none`): BOLT 8 connections, init and pings, no chain, no
+ * channels. The caller starts and stops it.
+ */
+export function createPeerOnlyNode(o: { datadir: string; logger: Logger; listen?: string | null; network?: Network }): PeerManager {
+  prepareDatadir(checkDatadirPath(o.datadir), subsystemLogger(o.logger, 'datadir'));
+  return new PeerManager({
+    datadir: o.datadir,
+    listen: o.listen === undefined ? '127.0.0.1:0' : o.listen,
+    logger: o.logger,
+    ...(o.network !== undefined ? { network: o.network } : {}),
+  });
 }
 
 export function createNode(o: CreateNodeOptions): Promise<AmpNode> {

@@ -34,10 +34,8 @@ import { DEFAULTS, parseHostPort, parseNodeAddress } from './config.js';
 import { checkDatadirPath, lockDatadir, narrowDatadirTree, prepareDatadir, type DatadirLock } from './datadir.js';
 import { runDemo } from './demo.js';
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger, type LogLevel } from './log.js';
-import { PeerManager } from './peer-manager.js';
-import { FEATURE_TABLE } from './features.js';
-import { withChannelFeatures } from './channels/features.js';
-import { ChannelServices } from './channels/services.js';
+import type { PeerManager } from './peer-manager.js';
+import { createNode, createPeerOnlyNode, type AmpNode } from './builder.js';
 import { CONFIG_FILE_MAX_BYTES, ConfigError, envName, parseBoolean, parseConfigText, type ConfigEntry } from './config-file.js';
 
 function collect(value: string, previous: string[]): string[] {
@@ -108,17 +106,10 @@ async function startDaemon(opts: StartOptions): Promise<void> {
   } catch (e) {
     log.warn({ err: e }, 'could not narrow the permissions of the files in the datadir');
   }
-  // Channel services (store, chain, wallet, channel manager, local API; node/channels/services.ts) start
-  // before the node listens, so channel handlers are in place for the first peer; `--chain none` runs without them.
-  const channels = opts.chain !== 'none';
-  const node = new PeerManager({
-    datadir: opts.datadir,
-    listen: opts.listen,
-    network: opts.network,
-    logger: log,
-    ...(channels ? { features: withChannelFeatures(FEATURE_TABLE) } : {}),
-  });
-  let services: ChannelServices | undefined;
+  // The node as the embedding API builds it (node/builder.ts: chain, store, wallet, invoices, channels, payments,
+  // peers, the local API); `--chain none` runs the peer layer alone.
+  let amp: AmpNode | undefined;
+  let peersOnly: PeerManager | undefined;
 
   // Signal handlers go in before anything starts: a SIGTERM that arrives right after the "listening"
   // line (or during start-up) must still stop the node cleanly, never kill it mid-way.
@@ -130,8 +121,8 @@ async function startDaemon(opts: StartOptions): Promise<void> {
     log.info({ signal }, 'stopping');
     startup
       .catch(() => undefined)
-      .then(() => node.stop())
-      .then(() => services?.stop())
+      .then(() => amp?.stop())
+      .then(() => peersOnly?.stop())
       .then(
         () => process.exit(0),
         (e: unknown) => {
@@ -144,30 +135,38 @@ async function startDaemon(opts: StartOptions): Promise<void> {
   process.on('SIGTERM', shutdown);
 
   startup = (async () => {
-    if (channels) {
-      services = await ChannelServices.start({
-        node,
-        datadir: opts.datadir,
-        chain: opts.chain === 'p2p' ? 'p2p' : 'embedded',
+    if (opts.chain === 'none') {
+      const peers = createPeerOnlyNode({ datadir: opts.datadir, listen: opts.listen, network: opts.network, logger: log });
+      peersOnly = peers;
+      await peers.start();
+      return;
+    }
+    amp = await createNode({
+      datadir: opts.datadir,
+      chain: {
+        mode: opts.chain === 'p2p' ? 'p2p' : 'embedded',
         ...(opts.chainPeer !== undefined ? { chainPeer: opts.chainPeer } : {}),
         ...(opts.chainListen !== undefined ? { chainListen: opts.chainListen } : {}),
-        ...(opts.api !== undefined ? { api: opts.api } : {}),
-        invoices: { acceptKeysend: opts.acceptKeysend, acceptAmp: opts.acceptAmp },
-        log,
-      });
-    }
-    await node.start();
+      },
+      listen: opts.listen,
+      network: opts.network,
+      logger: log,
+      ...(opts.api !== undefined ? { api: { listen: opts.api } } : {}),
+      invoices: { acceptKeysend: opts.acceptKeysend, acceptAmp: opts.acceptAmp },
+    });
   })();
   try {
     await startup;
   } catch (e) {
     log.fatal({ err: e, code: e instanceof AmpnodeError ? e.code : undefined }, 'could not start');
-    await services?.stop().catch(() => undefined);
+    await amp?.stop().catch(() => undefined);
+    await peersOnly?.stop().catch(() => undefined);
     process.exitCode = 1;
     if (!stopping) process.exit(1);
     return;
   }
   if (stopping) return; // a signal came during start-up; shutdown() takes it from here
+  const node = amp?.node ?? peersOnly!;
   process.stdout.write(`${JSON.stringify({ event: 'listening', nodeId: node.nodeIdHex, address: node.listenAddress })}\n`);
 
   for (const target of opts.connect) {

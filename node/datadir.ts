@@ -17,7 +17,7 @@
  * own modes. The daemon (node/cli.ts) also sets its umask to 077 before it
  * opens anything, so what LevelDB and bcoin create in there is 0600/0700,
  * and narrows any older file or directory left more open. Code embedding
- * the library gets the 0700 directory (ChannelServices.start); the umask is
+ * the library gets the 0700 directory (createNode, node/builder.ts); the umask is
  * a per-process setting and left to the embedding program.
  */
 import { randomBytes } from 'node:crypto';

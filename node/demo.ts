@@ -23,23 +23,22 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDiskStore, type KvStore } from '../db/store.js';
+import type { KvStore } from '../db/store.js';
 import { bytesToHex } from '../wire/bytes.js';
 import { randomBytes, sha256 } from '../wire/crypto.js';
 import { bcoin } from './chain/bcoin.js';
 import { createChainBackend, type BcoinChainBackend } from './chain/index.js';
-import { withChannelFeatures } from './channels/features.js';
-import { ChannelManager, type ChannelInfo } from './channels/manager.js';
+import type { ChannelInfo, ChannelManager } from './channels/manager.js';
 import { parseHostPort } from './config.js';
-import { FEATURE_TABLE } from './features.js';
 import type { Logger } from './log.js';
-import { PeerManager } from './peer-manager.js';
-import { channelSeedOf, loadOrCreateSeed } from './wallet/seed.js';
-import { Wallet } from './wallet/wallet.js';
+import type { PeerManager } from './peer-manager.js';
+import { createNode, type AmpNode } from './builder.js';
+import type { Wallet } from './wallet/wallet.js';
 
 /** One node of the demo and what runs beside it. */
 export interface DemoParty {
   name: 'alice' | 'bob';
+  amp: AmpNode;
   node: PeerManager;
   store: KvStore;
   wallet: Wallet;
@@ -163,34 +162,19 @@ function walletTotal(p: DemoParty): bigint {
 }
 
 async function startParty(ctx: DemoContext, name: 'alice' | 'bob', chain: BcoinChainBackend): Promise<DemoParty> {
-  const datadir = join(ctx.dir, name);
-  const logger = ctx.logger.child({ node: name });
-  const node = new PeerManager({ datadir, listen: '127.0.0.1:0', features: withChannelFeatures(FEATURE_TABLE), logger });
-  const { seed } = await loadOrCreateSeed(join(datadir, 'wallet_seed'));
-  const store = await openDiskStore(join(datadir, 'db'));
-  const wallet = await Wallet.open({ chain, store, seed: Buffer.from(seed) });
-  const manager = new ChannelManager({
-    node,
-    store,
+  const amp = await createNode({
+    datadir: join(ctx.dir, name),
     chain,
-    wallet,
-    seed: channelSeedOf(seed),
-    logger,
+    logger: ctx.logger.child({ node: name }),
     policy: { minimumDepth: MINIMUM_DEPTH, timeoutMs: WAIT_MS },
-    // the demo drives HTLCs by hand on one channel (the payment engine has its own tests until the demo pays invoices)
+    // the demo drives HTLCs by hand on one channel (the AMP demo, `ampnode demo`, pays invoices)
     htlcMode: 'manual',
   });
-  await manager.start(); // its message handlers must be in place before the first peer
-  await node.start();
-  return { name, node, store, wallet, manager };
+  return { name, amp, node: amp.node, store: amp.store, wallet: amp.wallet, manager: amp.manager };
 }
 
 async function stopParty(p: DemoParty | undefined): Promise<void> {
-  if (p === undefined) return;
-  await p.node.stop().catch(() => undefined);
-  await p.manager.stop().catch(() => undefined);
-  await p.wallet.close().catch(() => undefined);
-  await p.store.close().catch(() => undefined);
+  await p?.amp.stop().catch(() => undefined);
 }
 
 async function mine(chain: BcoinChainBackend, n: number, address = ELSEWHERE): Promise<void> {

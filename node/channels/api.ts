@@ -61,7 +61,22 @@ import { formatHostPort, parseHostPort, parseNodeAddress, parseNodeId } from '..
 import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
 import type { ChannelType } from '../../htlc/channel/types.js';
 import { parseAddress } from '../wallet/wallet.js';
-import type { ChannelServices } from './services.js';
+import type { BcoinChainBackend } from '../chain/index.js';
+import type { PeerManager } from '../peer-manager.js';
+import type { Wallet } from '../wallet/wallet.js';
+import type { InvoiceRegistry } from '../../htlc/invoices/index.js';
+import type { ChannelManager } from './manager.js';
+import type { PaymentService } from './payments.js';
+
+/** What the API's verbs act on (the embedding facade, AmpNode, is one). */
+export interface ApiServices {
+  readonly node: PeerManager;
+  readonly chain: BcoinChainBackend;
+  readonly wallet: Wallet;
+  readonly manager: ChannelManager;
+  readonly invoices: InvoiceRegistry;
+  readonly payments: PaymentService;
+}
 import { paymentRequest } from './payreq.js';
 import { decodeInvoice } from '../../wire/bolt11.js';
 
@@ -265,7 +280,7 @@ export class ControlApi {
   private readonly routes: ReadonlyMap<string, Route>;
 
   constructor(
-    private readonly s: ChannelServices,
+    private readonly s: ApiServices,
     opts: ControlApiOptions,
   ) {
     if (typeof opts?.token !== 'string' || opts.token.length < 32 || /\s/.test(opts.token))

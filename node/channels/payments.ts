@@ -57,11 +57,18 @@ export class PaymentService {
   private selfId: string | undefined;
 
   constructor(private readonly o: PaymentServiceOptions) {
-    const sw = o.manager.htlcSwitch;
-    if (sw === undefined) throw new PaymentError('ERR_PAYMENTS_STOPPED', 'payments need the switch (htlcMode: switch)');
+    // without the switch (htlcMode: manual) the service still reads its records; sending fails
+    const sw = (): NonNullable<ChannelManager['htlcSwitch']> => {
+      const x = o.manager.htlcSwitch;
+      if (x === undefined) throw new PaymentError('ERR_PAYMENTS_STOPPED', 'payments need the switch (htlcMode: switch)');
+      return x;
+    };
     this.payments = new Payments({
       store: o.store,
-      sender: { startAttempt: (r, h, rec, opts) => sw.startAttempt(r, h, rec, opts), waitForAttempt: (id) => sw.waitForAttempt(id) },
+      sender: {
+        startAttempt: async (r, h, rec, opts) => sw().startAttempt(r, h, rec, opts),
+        waitForAttempt: async (id) => sw().waitForAttempt(id),
+      },
       mission: this.mission,
       graph: () => this.graph(),
       self: () => this.self,

@@ -15,13 +15,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ControlApi, errorStatus, ERROR_STATUS } from '../../node/channels/api.js';
-import { ChannelServices } from '../../node/channels/services.js';
-import { withChannelFeatures } from '../../node/channels/features.js';
+import { createNode, type AmpNode } from '../../node/builder.js';
 import { loadOrCreateApiToken, readApiToken } from '../../node/datadir.js';
 import { NodeError } from '../../node/errors.js';
-import { FEATURE_TABLE } from '../../node/features.js';
 import { createLogger } from '../../node/log.js';
-import { PeerManager } from '../../node/peer-manager.js';
+import type { PeerManager } from '../../node/peer-manager.js';
 import { WalletError } from '../../node/wallet/errors.js';
 import { AmpnodeError, ArgumentError } from '../../wire/errors.js';
 
@@ -50,7 +48,7 @@ describe('local API: authentication, request checks, error statuses', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ampnode-apisec-'));
   const otherDir = mkdtempSync(join(tmpdir(), 'ampnode-apisec-other-'));
   let node: PeerManager;
-  let services: ChannelServices;
+  let services: AmpNode;
   let port: number;
   let token: string;
 
@@ -111,15 +109,14 @@ describe('local API: authentication, request checks, error statuses', () => {
 
   before(async () => {
     const log = createLogger({ level: 'silent' });
-    node = new PeerManager({
+    services = await createNode({
       datadir: dir,
-      listen: '127.0.0.1:0',
-      features: withChannelFeatures(FEATURE_TABLE),
+      chain: { mode: 'embedded' },
       logger: log,
       pingIntervalMs: 0,
+      api: { listen: '127.0.0.1:0' },
     });
-    services = await ChannelServices.start({ node, datadir: dir, chain: 'embedded', api: '127.0.0.1:0', log });
-    await node.start();
+    node = services.node;
     port = Number(services.api!.address!.split(':').pop());
     token = readApiToken(dir);
     ownAddress = (await post('/v1/wallet/newaddress', {})).json.address;

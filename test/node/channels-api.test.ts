@@ -1,5 +1,5 @@
 /**
- * The daemon's channel services and local JSON API, in process: store,
+ * The node as the daemon runs it and its local JSON API, in process: store,
  * embedded chain and wallet on disk under a data directory, the control API
  * on loopback. Mining through the API funds the wallet; a restart from the
  * same directory finds the chain, the wallet and its coins again; bad
@@ -10,33 +10,30 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChannelServices } from '../../node/channels/services.js';
-import { withChannelFeatures } from '../../node/channels/features.js';
-import { FEATURE_TABLE } from '../../node/features.js';
+import { createNode, type AmpNode } from '../../node/builder.js';
 import { createLogger } from '../../node/log.js';
-import { PeerManager } from '../../node/peer-manager.js';
+import type { PeerManager } from '../../node/peer-manager.js';
 import { readApiToken } from '../../node/datadir.js';
 
 const T = { timeout: 60_000 };
 
 interface Running {
   node: PeerManager;
-  services: ChannelServices;
+  services: AmpNode;
   apiPort: number;
   token: string;
 }
 
 async function start(datadir: string): Promise<Running> {
   const log = createLogger({ level: 'silent' });
-  const node = new PeerManager({
+  const services = await createNode({
     datadir,
-    listen: '127.0.0.1:0',
-    features: withChannelFeatures(FEATURE_TABLE),
+    chain: { mode: 'embedded' },
     logger: log,
     pingIntervalMs: 0,
+    api: { listen: '127.0.0.1:0' },
   });
-  const services = await ChannelServices.start({ node, datadir, chain: 'embedded', api: '127.0.0.1:0', log });
-  await node.start();
+  const node = services.node;
   const address = services.api!.address!;
   return { node, services, apiPort: Number(address.split(':').pop()), token: readApiToken(datadir) };
 }
@@ -58,7 +55,7 @@ async function call(r: Running, method: string, path: string, body?: string): Pr
   return { status: res.status, json: await res.json() };
 }
 
-describe('channel services and the local API', () => {
+describe('the node with its local API', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ampnode-api-'));
   let r: Running;
 

@@ -1,5 +1,5 @@
 /**
- * `ampnode cli`: the client verbs against an in-process daemon (channel services with the local API on a data
+ * `ampnode cli`: the client verbs against an in-process daemon (createNode with the local API on a data
  * directory), JSON out; failures are one line and exit code 1.
  */
 import { after, before, describe, it } from 'node:test';
@@ -7,12 +7,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChannelServices } from '../../node/channels/services.js';
-import { withChannelFeatures } from '../../node/channels/features.js';
+import { createNode, type AmpNode } from '../../node/builder.js';
 import { runCli } from '../../node/cli-client.js';
-import { FEATURE_TABLE } from '../../node/features.js';
 import { createLogger } from '../../node/log.js';
-import { PeerManager } from '../../node/peer-manager.js';
+import type { PeerManager } from '../../node/peer-manager.js';
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string[] }> {
   const out: string[] = [];
@@ -24,20 +22,19 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
 describe('ampnode cli', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ampnode-cli-'));
   let node: PeerManager;
-  let services: ChannelServices;
+  let services: AmpNode;
   let api: string;
 
   before(async () => {
     const log = createLogger({ level: 'silent' });
-    node = new PeerManager({
+    services = await createNode({
       datadir: dir,
-      listen: '127.0.0.1:0',
-      features: withChannelFeatures(FEATURE_TABLE),
+      chain: { mode: 'embedded' },
       logger: log,
       pingIntervalMs: 0,
+      api: { listen: '127.0.0.1:0' },
     });
-    services = await ChannelServices.start({ node, datadir: dir, chain: 'embedded', api: '127.0.0.1:0', log });
-    await node.start();
+    node = services.node;
     api = services.api!.address!;
   });
   after(async () => {
