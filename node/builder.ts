@@ -22,7 +22,9 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openDiskStore, type KvStore } from '../db/store.js';
+import { DEFAULT_BATCH_CONFIG, DEFAULT_FORWARDING_POLICY, DEFAULT_SWITCH_CONFIG } from '../htlc/switch/interfaces.js';
 import {
+  DEFAULT_REGISTRY_CONFIG,
   InvoiceRegistry,
   type AddInvoiceRequest,
   type AmpSet,
@@ -30,13 +32,14 @@ import {
   type RegistryConfig,
   type SettleEvent,
 } from '../htlc/invoices/index.js';
-import type { PaymentConfig, PaymentEvent, PaymentRecord } from '../htlc/router/payments.js';
+import { DEFAULT_PAYMENT_CONFIG, type PaymentConfig, type PaymentEvent, type PaymentRecord } from '../htlc/router/payments.js';
 import { BcoinChainBackend, createChainBackend, type ChainMode } from './chain/index.js';
 import { ControlApi } from './channels/api.js';
 import { withChannelFeatures } from './channels/features.js';
 import { displayHex } from './channels/tx.js';
 import {
   ChannelManager,
+  DEFAULT_CHANNEL_POLICY,
   type ChannelInfo,
   type CloseChannelOptions,
   type ChannelPolicyConfig,
@@ -46,7 +49,7 @@ import {
 import { PaymentService, type PayInvoiceOptions, type SendSpontaneousOptions } from './channels/payments.js';
 import { paymentRequest } from './channels/payreq.js';
 import { EventQueue, type NodeEvent } from './events.js';
-import { parseHostPort } from './config.js';
+import { DEFAULTS as PEER_DEFAULTS, parseHostPort } from './config.js';
 import { checkDatadirPath, loadOrCreateApiToken, prepareDatadir } from './datadir.js';
 import { FEATURE_TABLE } from './features.js';
 import { subsystemLogger, type Logger } from './log.js';
@@ -94,6 +97,21 @@ export interface CreateNodeOptions {
    */
   htlcMode?: 'switch' | 'manual';
 }
+
+/**
+ * Every setting's default, by group (ldk-node's defaults table on Config): `channels` is CreateNodeOptions.policy,
+ * `invoices` .invoices, `payments` .payments, `peers` the peer manager's (node/config.ts); `forwarding` and
+ * `batching` apply to each channel's link, `switch` to the HTLC switch. The README's table is checked against this.
+ */
+export const NODE_DEFAULTS = {
+  peers: PEER_DEFAULTS,
+  channels: DEFAULT_CHANNEL_POLICY,
+  invoices: DEFAULT_REGISTRY_CONFIG,
+  payments: DEFAULT_PAYMENT_CONFIG,
+  forwarding: DEFAULT_FORWARDING_POLICY,
+  batching: DEFAULT_BATCH_CONFIG,
+  switch: DEFAULT_SWITCH_CONFIG,
+} as const;
 
 export class AmpNode {
   private readonly settleListeners: ((e: SettleEvent) => void)[] = [];

@@ -51,7 +51,7 @@ export interface NodeConfig {
   pendingReserveForChannelPeers?: number;
   /** An incoming connection must deliver BOLT 8 act 1 within this (the whole handshake: handshakeTimeoutMs). */
   actOneTimeoutMs?: number;
-  /** Incoming peers without channels (see Node.setPeerProtected) connected at once; more are closed after the handshake. */
+  /** Incoming peers without channels (see PeerManager.setPeerProtected) connected at once; more are closed after the handshake. */
   maxPeersWithoutChannels?: number;
   /** Incoming peers without channels connected at once from one remote address. */
   maxPeersPerAddress?: number;

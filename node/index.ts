@@ -2,7 +2,7 @@
  * The package's entry point (`import { createNode } from 'ampnode'`): what an app needs to embed a node, and the
  * types of what it hands back. Everything else is internal and may change.
  */
-export { createNode, AmpNode, type CreateNodeOptions } from './builder.js';
+export { createNode, AmpNode, NODE_DEFAULTS, type CreateNodeOptions, type OwnChainOptions } from './builder.js';
 export { createChainBackend, BcoinChainBackend, type ChainBackendOptions, type ChainMode } from './chain/index.js';
 export { createLogger, isLogLevel, silentLogger, type Logger, type LoggerOptions, type LogLevel } from './log.js';
 export type { ChannelInfo, CloseChannelOptions, OpenChannelOptions, RoutingChannel, ChannelPolicyConfig } from './channels/manager.js';

@@ -1,5 +1,5 @@
 /**
- * The `Node` facade: identity key, TCP listener, outgoing connections,
+ * The peer manager: identity key, TCP listener, outgoing connections,
  * persistent peers with bounded exponential-backoff reconnects, and a typed
  * event stream (peer_connected / peer_disconnected with a typed reason).
  * Shaped after ldk-node's embedding API: construct with a config (defaults
