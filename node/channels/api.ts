@@ -404,6 +404,7 @@ export class ControlApi {
           chain: chain.mode,
           blockHeight: chain.tip().height,
           walletHeight: wallet.syncedHeight(),
+          syncedToChain: chain.isSynced() && wallet.syncedHeight() === chain.tip().height,
           peers: node.listPeers().length,
           channels: manager.listChannels().length,
         })),

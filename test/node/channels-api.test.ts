@@ -73,6 +73,7 @@ describe('the node with its local API', () => {
     assert.equal(info.json.nodeId, r.node.nodeIdHex);
     assert.equal(info.json.chain, 'embedded');
     assert.equal(info.json.blockHeight, 0);
+    assert.equal(info.json.syncedToChain, true, 'an embedded chain of its own is always caught up');
     const gen = await call(r, 'POST', '/v1/chain/generate', JSON.stringify({ blocks: 101 }));
     assert.equal(gen.status, 200);
     assert.equal(gen.json.height, 101);
@@ -138,6 +139,7 @@ describe('the node with its local API', () => {
     const info = (await call(r, 'GET', '/v1/info')).json;
     assert.equal(info.blockHeight, 101);
     assert.equal(info.walletHeight, 101);
+    assert.equal(info.syncedToChain, true);
     assert.deepEqual((await call(r, 'GET', '/v1/wallet/balance')).json, before);
   });
 });

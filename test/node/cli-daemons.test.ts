@@ -90,6 +90,7 @@ describe('two daemons driven through ampcli', () => {
       await json(a, ['generate', '432']); // segwit activates at 432 on regtest (BIP9); the first coinbases are mature by then
       assert.equal((await json(b, ['getinfo'])).chain, 'p2p');
       await until("B at A's height", async () => ((await json(b, ['getinfo'])).blockHeight === 432 ? true : undefined));
+      await until('B synced to the chain it follows', async () => ((await json(b, ['getinfo'])).syncedToChain === true ? true : undefined));
       await json(a, ['connect', `${b.nodeId}@${b.listen}`]);
       const opened = await json(a, ['openchannel', b.nodeId, '500000']);
       assert.equal(opened.capacitySat, '500000');
