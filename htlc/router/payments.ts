@@ -53,6 +53,13 @@ export interface PaymentConfig {
   cltvLimit: number;
   /** Attempts per payment at most, successes and failures together. */
   maxAttempts: number;
+  /**
+   * Test only (no flag, environment variable or config file key reaches it): asked for each attempt once it is
+   * recorded and before its HTLC is handed to the switch; true drops it there and records it failed, as a local
+   * refusal would be, so that a test can leave a set short of its total at the payee. `last`: the shard takes all that
+   * is left of the amount.
+   */
+  withholdAttempt?: (payment: Readonly<PaymentRecord>, attempt: Readonly<AttemptRecord>, last: boolean) => boolean;
 }
 
 export const DEFAULT_PAYMENT_CONFIG: PaymentConfig = {
@@ -525,6 +532,10 @@ export class Payments {
     };
     rec.attempts.push(a);
     await this.o.store.batch([this.put(rec), this.counters()]);
+    if (this.config.withholdAttempt?.(rec, a, last) === true) {
+      await this.record(l, attemptId, new Error('withheld before the HTLC was added (test hook)'));
+      return;
+    }
     try {
       await this.o.sender.startAttempt(route, paymentHash, this.recordsFor(rec, child), { attemptId });
       if (child !== undefined) l.children.set(attemptId, child);
@@ -597,6 +608,9 @@ export class Payments {
       const e = l.lastRouteError;
       rec.failureReason = f?.reason ?? e?.kind ?? 'error';
       rec.failureDetail = f?.detail ?? e?.reason ?? `gave up after ${rec.attempts.length} attempts`;
+      // what the last shard that reached a hop came back with (mpp_timeout: the payee gave up on an incomplete set)
+      const lastCode = [...rec.attempts].reverse().find((a) => a.failure?.code !== undefined)?.failure?.code;
+      if (lastCode !== undefined && l.finalFailure === undefined) rec.failureDetail += `; the last shard failed with ${lastCode}`;
     }
     rec.resolvedAt = this.now();
     await this.o.store.batch([this.put(rec)]);

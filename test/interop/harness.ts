@@ -1157,6 +1157,40 @@ export class Ampnode {
     return httpJson<T>(this.apiPort, method, path, { authorization: `Bearer ${token}` }, body, timeoutMs, this.name);
   }
 
+  /**
+   * `ampcli ARGS` against this daemon, as a user types it (a child process: node/ampcli.ts with this datadir and API
+   * address); its JSON output, or a rejection with what it printed on a non-zero exit.
+   */
+  cli<T = any>(args: string[], timeoutMs = 120_000): Promise<T> {
+    if (this.apiPort === undefined) throw new InteropError('ERR_AMPNODE', `${this.name} runs without --api`);
+    const full = ['--import', 'tsx', join(REPO_ROOT, 'node', 'ampcli.ts'), '--datadir', this.datadir, '--api', `127.0.0.1:${this.apiPort}`];
+    return new Promise<T>((resolve, reject) => {
+      const child = spawn(process.execPath, [...full, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.on('error', (e) => {
+        clearTimeout(t);
+        reject(new InteropError('ERR_AMPCLI', `ampcli ${args.join(' ')}: ${e.message}`));
+      });
+      child.on('close', (code, signal) => {
+        clearTimeout(t);
+        if (code !== 0) {
+          const why = signal ? `killed (${signal}) after ${timeoutMs} ms` : (err || out).trim();
+          reject(new InteropError('ERR_AMPCLI', `${this.name}: ampcli ${args.join(' ')}: ${why}`));
+          return;
+        }
+        try {
+          resolve(JSON.parse(out) as T);
+        } catch {
+          reject(new InteropError('ERR_AMPCLI', `${this.name}: ampcli ${args.join(' ')}: output is not JSON: ${out.slice(0, 300)}`));
+        }
+      });
+    });
+  }
+
   static async start(scope: Interop, opts: AmpnodeOptions): Promise<Ampnode> {
     const name = opts.name ?? scope.uniqueName('ampnode');
     const datadir = opts.datadir ?? scope.subdir(name);

@@ -6,9 +6,13 @@
  *   - spontaneous AMP split by lnd into several shards (--max_shard_size_sat; ampnode runs --accept-amp): lnd reports
  *     success, and ampnode's lookup by the set_id lnd used shows one settled set with every shard and the amount;
  *   - ampnode's BOLT 11 invoice (from its API) paid by lnd in one part and in several (MPP);
- *   - ampnode's reusable AMP invoice paid by lnd twice in several shards: two settled sets under one payment_addr.
+ *   - ampnode's reusable AMP invoice paid by lnd twice in several shards: two settled sets under one payment_addr;
+ *   - the same kind of invoice paid by lnd with an outside payment_addr (`sendpayment --pay_req --amp --pay_addr`):
+ *     ampnode (--accept-amp) settles it as a spontaneous AMP set under that payment_addr, found by it and by set_id
+ *     through ampcli, and the invoice lnd decoded stays unpaid;
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before } from 'node:test';
 import { BUILD_TIMEOUT_MS, Interop, ensureBinaries, waitFor, type Ampnode, type Btcd, type Lnd } from './harness.js';
 import { LndPair } from './lnd-pair.js';
@@ -228,6 +232,63 @@ h.test(
       const one = await p.api<AmpSetView>('POST', '/v1/invoices/lookup', { setId: set.setId });
       assert.equal(one.amountPaidMsat, set.amountPaidMsat);
     }
+  },
+  { timeoutMs: 240_000 },
+);
+
+h.test(
+  "lnd pays ampnode's AMP invoice with an outside payment_addr: settled as a spontaneous AMP set under that payment_addr",
+  async () => {
+    const inv = await amp.cli<AmpInvoiceView>(['addinvoice', '--amp', '--memo', 'outside addr']);
+    const outside = randomBytes(32).toString('hex');
+    const paid = await lnd.cli<LndPayment>(
+      [
+        'sendpayment',
+        '--json',
+        '--force',
+        '--pay_req',
+        inv.paymentRequest,
+        '--amp',
+        '--pay_addr',
+        outside,
+        '--amt',
+        '24000',
+        '--max_shard_size_sat',
+        '9000',
+        '--timeout',
+        '60s',
+      ],
+      120_000,
+    );
+    assert.equal(paid.status, 'SUCCEEDED', `lnd: ${paid.failure_reason}`);
+    const shards = paid.htlcs.filter((x) => x.status === 'SUCCEEDED');
+    assert.ok(shards.length >= 3, `${shards.length} shards`);
+    const setIds = new Set(shards.map((x) => x.route.hops.at(-1)!.amp_record!.set_id));
+    assert.equal(setIds.size, 1);
+    const [raw] = [...setIds];
+    const setId = /^[0-9a-f]{64}$/.test(raw!) ? raw! : Buffer.from(raw!, 'base64').toString('hex');
+    // the payment_addr lnd put in every shard's MPP record is the outside one
+    for (const x of shards) {
+      const mpp = (x.route.hops.at(-1) as LndHop & { mpp_record?: { payment_addr: string } }).mpp_record!;
+      const addr = /^[0-9a-f]{64}$/.test(mpp.payment_addr) ? mpp.payment_addr : Buffer.from(mpp.payment_addr, 'base64').toString('hex');
+      assert.equal(addr, outside);
+    }
+    const spont = await amp.cli<AmpInvoice & { paymentAddr: string; sets?: AmpSetView[] }>(['lookupinvoice', '--payment_addr', outside]);
+    assert.equal(spont.spontaneous, true, JSON.stringify(spont));
+    assert.equal(spont.kind, 'amp');
+    assert.equal(spont.paymentAddr, outside);
+    assert.equal(spont.amountPaidMsat, '24000000');
+    assert.deepEqual(
+      (spont.sets ?? []).map((x) => [x.setId, x.state, x.amountPaidMsat, x.htlcs.length]),
+      [[setId, 'settled', '24000000', shards.length]],
+    );
+    const set = await amp.cli<AmpSetView>(['lookupinvoice', '--set_id', setId]);
+    assert.equal(set.state, 'settled');
+    assert.equal(set.amountPaidMsat, '24000000');
+    // the invoice lnd decoded was not paid: its own payment_addr has no set
+    const own = await amp.cli<AmpInvoice & { sets?: AmpSetView[] }>(['lookupinvoice', '--payment_addr', inv.paymentAddr]);
+    assert.equal(own.amountPaidMsat, '0');
+    assert.deepEqual(own.sets ?? [], []);
   },
   { timeoutMs: 240_000 },
 );
