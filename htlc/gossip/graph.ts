@@ -212,10 +212,10 @@ export class GossipGraph implements GossipView, RoutingGraph {
    * What we would send a peer for a channel: its announcement, then its updates (BOLT 7: the announcement before
    * the updates, the node announcements after the channel's).
    */
-  channelMessages(scid: bigint): GraphMessage[] {
+  channelMessages(scid: bigint): (ChannelAnnouncement | ChannelUpdate)[] {
     const c = this.channels.get(scid);
     if (c === undefined) return [];
-    const out: GraphMessage[] = [c.announcement];
+    const out: (ChannelAnnouncement | ChannelUpdate)[] = [c.announcement];
     for (const u of c.updates) if (u !== undefined) out.push(u);
     return out;
   }
