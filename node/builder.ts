@@ -48,13 +48,14 @@ import {
 } from './channels/manager.js';
 import { PaymentService, type PayInvoiceOptions, type SendSpontaneousOptions } from './channels/payments.js';
 import { paymentRequest } from './channels/payreq.js';
+import { DEFAULT_GOSSIP_CONFIG, GossipService, type GossipConfig } from './gossip.js';
 import { EventQueue, type NodeEvent } from './events.js';
 import { DEFAULTS as PEER_DEFAULTS, parseHostPort } from './config.js';
 import { checkDatadirPath, loadOrCreateApiToken, prepareDatadir } from './datadir.js';
 import { FEATURE_TABLE } from './features.js';
 import { subsystemLogger, type Logger } from './log.js';
 import { PeerManager, type PeerInfo } from './peer-manager.js';
-import type { Network } from './network.js';
+import { NETWORKS, type Network } from './network.js';
 import { UNREF_TIMERS } from './timers.js';
 import { channelSeedOf, loadOrCreateSeed } from './wallet/seed.js';
 import { Wallet, type WalletBalance } from './wallet/wallet.js';
@@ -91,6 +92,8 @@ export interface CreateNodeOptions {
   /** accept-amp, accept-keysend, mpp timeout, ... (htlc/invoices/types.ts). */
   invoices?: Partial<RegistryConfig>;
   payments?: Partial<PaymentConfig>;
+  /** Gossip: our node_announcement's alias and colour, the relay period, ... (node/gossip.ts). */
+  gossip?: Partial<GossipConfig>;
   /**
    * `manual`: the channels' HTLCs are left to the caller (the channel manager's addHtlc / fulfillHtlc / failHtlc), not
    * handed to the switch; for the channels demo and tests of the channel layer. Default `switch`.
@@ -111,6 +114,7 @@ export const NODE_DEFAULTS = {
   forwarding: DEFAULT_FORWARDING_POLICY,
   batching: DEFAULT_BATCH_CONFIG,
   switch: DEFAULT_SWITCH_CONFIG,
+  gossip: DEFAULT_GOSSIP_CONFIG,
 } as const;
 
 export class AmpNode {
@@ -130,6 +134,7 @@ export class AmpNode {
     readonly manager: ChannelManager,
     readonly payments: PaymentService,
     private readonly queue: EventQueue,
+    readonly gossip: GossipService,
     private readonly log: Logger,
   ) {}
 
@@ -160,6 +165,16 @@ export class AmpNode {
       const queued = (p: Promise<void>): void => void p.catch((err: unknown) => evLog.error({ err }, 'queueing an event failed'));
       const wallet = await Wallet.open({ chain, store, seed: Buffer.from(seed) });
       opened.push(() => wallet.close());
+      const gossip = await GossipService.create({
+        peers: node,
+        chain,
+        store: store.sublevel('graph'),
+        chainHash: NETWORKS[node.config.network].chainHash,
+        logger: subsystemLogger(o.logger, 'gossip'),
+        localFeatures: () => node.localFeatureBytes(),
+        ...(o.gossip !== undefined ? { config: o.gossip } : {}),
+      });
+      opened.push(() => gossip.stop());
       const invLog = subsystemLogger(o.logger, 'invoices');
       const invoices = new InvoiceRegistry({
         store: store.sublevel('invoices'),
@@ -178,6 +193,7 @@ export class AmpNode {
         logger: o.logger,
         ...(o.policy !== undefined ? { policy: o.policy } : {}),
         finalHop: invoices,
+        gossip,
         ...(o.htlcMode !== undefined ? { htlcMode: o.htlcMode } : {}),
       });
       const holder: { node?: AmpNode } = {};
@@ -188,12 +204,13 @@ export class AmpNode {
         timers: UNREF_TIMERS,
         log: subsystemLogger(o.logger, 'payments'),
         ...(o.payments !== undefined ? { config: o.payments } : {}),
+        publicGraph: gossip.graph,
         onEvent: (e) => {
           queued(queue.onPaymentEnded(e.payment));
           holder.node?.paymentListeners.forEach((f) => f(e));
         },
       });
-      const self = new AmpNode(chain, ownChain, node, store, wallet, invoices, manager, payments, queue, log);
+      const self = new AmpNode(chain, ownChain, node, store, wallet, invoices, manager, payments, queue, gossip, log);
       holder.node = self;
       manager.on('channel_pending', (c) => queued(queue.onChannel('pending', c)));
       manager.on('channel_ready', (c) => queued(queue.onChannel('ready', c)));
@@ -210,6 +227,7 @@ export class AmpNode {
       await queue.reconcilePayments(await payments.list({ afterCreationIndex: floor - 1n, limit: Number.MAX_SAFE_INTEGER }));
       await node.start();
       opened.push(() => node.stop());
+      gossip.start();
       await invoices.subscribeSettled(await queue.settleCursor(), (e) => {
         queued(queue.onSettled(e));
         self.settleListeners.forEach((f) => f(e));
@@ -420,6 +438,7 @@ export class AmpNode {
     this.stopped = true;
     await this.api?.close();
     await this.node.stop();
+    await this.gossip.stop();
     this.payments.stop();
     await this.manager.stop();
     this.invoices.stop();

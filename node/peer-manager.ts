@@ -348,6 +348,11 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
     this.log.info({ sub: 'node' }, 'node stopped');
   }
 
+  /** The feature vector we send in init (BOLT 1), encoded. */
+  localFeatureBytes(): Uint8Array {
+    return localFeatures(this.featureTable).encode();
+  }
+
   // ------------------------------------------------------------------ handlers
 
   /**

@@ -50,6 +50,13 @@ export interface ChainBackendOptions {
   onError?: (err: Error) => void;
 }
 
+/** An output on chain and whether it is unspent (BcoinChainBackend.outputAt). */
+export interface FundingOutputInfo {
+  scriptPubKey: Uint8Array;
+  valueSat: bigint;
+  spent: boolean;
+}
+
 /** The wallet's view of chain progress: full blocks in order, and mempool transactions. */
 export interface ChainFollower {
   blockConnected(height: number, hash: string, block: BBlock): Promise<void> | void;
@@ -409,6 +416,22 @@ export class BcoinChainBackend implements ChainSource {
 
   async getBlock(hash: string): Promise<BBlock | null> {
     return this.node.chain.getBlock(hash);
+  }
+
+  /**
+   * The output a short_channel_id points at (block height, transaction index, output index) on the best chain, and
+   * whether it is still unspent; undefined when there is no such block, transaction or output. For gossip: a channel
+   * announcement's funding output.
+   */
+  async outputAt(blockHeight: number, txIndex: number, outputIndex: number): Promise<FundingOutputInfo | undefined> {
+    const hash = await this.node.chain.getHash(blockHeight);
+    if (hash === null) return undefined;
+    const block = await this.node.chain.getBlock(hash);
+    const tx = block?.txs[txIndex];
+    const out = tx?.outputs[outputIndex];
+    if (tx === undefined || out === undefined) return undefined;
+    const coin = await this.node.chain.getCoin(tx.hash('hex'), outputIndex);
+    return { scriptPubKey: new Uint8Array(out.script.toRaw()), valueSat: BigInt(out.value), spent: coin === null };
   }
 
   /** Whether segwit is active for the next block (bcoin and btcd regtest: from height 432). */

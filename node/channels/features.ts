@@ -53,6 +53,12 @@ export const CHANNEL_FEATURE_ROWS: readonly FeatureRow[] = [
     backedBy: 'htlc/invoices: MPP sets reassembled up to total_msat, mpp_timeout after the hold time',
   },
   {
+    pair: Feature.GossipQueries,
+    advertise: 'optional',
+    assumed: false,
+    backedBy: 'node/gossip.ts + htlc/gossip: range and id queries at connect, the timestamp filter, answers to the peer',
+  },
+  {
     pair: Feature.Amp,
     advertise: 'optional',
     assumed: false,

@@ -34,7 +34,7 @@ import type { KvStore } from '../../db/store.js';
 import type { ChainSource, WatchHandle } from '../../htlc/chain.js';
 import { ChannelDriver, type ChannelAdapters } from '../../htlc/channel/driver.js';
 import { loadChannels } from '../../htlc/channel/codec.js';
-import { deriveChannelSecrets } from '../../htlc/channel/keys.js';
+import { channelPubkeys, deriveChannelSecrets } from '../../htlc/channel/keys.js';
 import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
 import { commitFeeUpdate, DEFAULT_COMMIT_FEE_POLICY } from '../../htlc/channel/fee.js';
 import { localCommitmentTxid } from '../../htlc/channel/unilateral.js';
@@ -77,11 +77,16 @@ import { publicKeyFromPrivate, randomBytes, secp, sha256 } from '../../wire/cryp
 import { AmpnodeError, ArgumentError } from '../../wire/errors.js';
 import { Feature } from '../../wire/features.js';
 import {
+  ANNOUNCEMENT_SIGNATURES_MESSAGE_TYPE,
+  announcementSignaturesCodec,
   CHANNEL_FLAG_DIRECTION,
   CHANNEL_FLAG_DISABLED,
   CHANNEL_UPDATE_MESSAGE_TYPE,
   channelUpdateDigest,
   decodeChannelUpdate,
+  encodeGossipMessage,
+  type AnnouncementSignatures,
+  type ChannelAnnouncement,
   type ChannelUpdate,
 } from '../../wire/gossip.js';
 import { MessageType } from '../../wire/messages.js';
@@ -90,6 +95,14 @@ import { silentLogger, subsystemLogger } from '../log.js';
 import { NETWORKS } from '../network.js';
 import type { PeerManager, PeerDisconnectedEvent, PeerInfo } from '../peer-manager.js';
 import type { IncomingMessage, PeerHandle } from '../peer.js';
+import {
+  ANNOUNCEMENT_DEPTH,
+  CHANNEL_FLAG_ANNOUNCE,
+  ourAnnouncementSignatures,
+  signedAnnouncement,
+  verifyTheirSignatures,
+  type ChannelEnds,
+} from './announce.js';
 import type { Wallet } from '../wallet/wallet.js';
 import { ChainArbitrator, type SweptOutput } from './arbitrator.js';
 import { buf, displayHex, txidOf } from './tx.js';
@@ -170,6 +183,12 @@ export interface ChannelManagerOptions {
   nodeKey?: Uint8Array;
   /** Who answers HTLCs for us (the invoice registry); without one they are failed. */
   finalHop?: FinalHopHandler;
+  /** Where a channel_update for a channel that is not ours goes (the gossip service); absent: ignored. */
+  gossip?: {
+    onForeignChannelUpdate(peer: PeerHandle, msg: IncomingMessage): void;
+    /** A public channel of ours, announced by both ends: its announcement and our channel_update go to the network. */
+    announceChannel(ann: ChannelAnnouncement, ourUpdate: Uint8Array): Promise<void>;
+  };
   switchConfig?: Partial<SwitchConfig>;
   /** Commitment batching of the links (lnd: 50 ms, 10 updates). */
   batch?: Partial<BatchConfig>;
@@ -278,6 +297,8 @@ export interface ChannelEvents {
 }
 
 export interface OpenChannelOptions {
+  /** Announce the channel to the network (open_channel's announce_channel flag; BOLT 7 after 6 confirmations). */
+  announce?: boolean;
   /** Default: anchors if the peer signals 22/23, else static_remotekey. */
   channelType?: ChannelType;
   pushMsat?: bigint;
@@ -320,6 +341,8 @@ interface ChannelMeta {
   forceCloseTx?: string;
   /** The peer proved our state is old (channel_reestablish): our commitment is revoked and must never be broadcast. */
   dataLoss?: boolean;
+  /** A public channel: the funding is 6 deep, the peer's announcement_signatures (hex), the announcement made. */
+  announcement?: { deep?: boolean; theirNodeSig?: string; theirBitcoinSig?: string; announced?: boolean };
 }
 
 interface Waiter {
@@ -355,6 +378,10 @@ interface Chan {
   opening?: Waiter;
   /** closeChannel waiting for the closing tx. */
   closing?: Waiter;
+  /** Waits for the 6 confirmations of a public channel's funding (BOLT 7). */
+  announceWatch?: WatchHandle;
+  /** Our announcement_signatures went out on this connection. */
+  announcementSent?: boolean;
 }
 
 const enc = new TextEncoder();
@@ -406,10 +433,13 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   private readonly onConnected = (info: PeerInfo): void => this.peerConnected(info.nodeId);
   private readonly onDisconnected = (ev: PeerDisconnectedEvent): void => this.peerDisconnected(ev.nodeId);
 
+  private readonly gossip: ChannelManagerOptions['gossip'];
+
   constructor(o: ChannelManagerOptions) {
     super();
     if (o.seed.length !== 32) throw new ArgumentError('channel seed must be 32 bytes');
     this.node = o.node;
+    this.gossip = o.gossip;
     this.root = o.store.sublevel('channels');
     this.chain = o.chain;
     this.wallet = o.wallet;
@@ -488,11 +518,9 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     this.node.registerHandler(MessageType.Warning, (peer, msg) => this.onPeerError(peer, msg, 'warning'));
     // BOLT 7 messages a channel peer sends about our channels: its channel_update (258, even, so it must be
     // handled or the connection fails), kept as the policy of its direction for the router and route hints; and
-    // announcement_signatures (259) for public channels, only logged (announcing channels is not implemented).
+    // announcement_signatures (259) for public channels (node/channels/announce.ts).
     this.node.registerHandler(CHANNEL_UPDATE_MESSAGE_TYPE, (peer, msg) => this.onChannelUpdate(peer, msg));
-    this.node.registerHandler(259, (peer, msg) =>
-      this.log.debug({ peer: peer.nodeIdHex, type: msg.type, name: msg.name }, 'gossip message about a channel ignored'),
-    );
+    this.node.registerHandler(ANNOUNCEMENT_SIGNATURES_MESSAGE_TYPE, (peer, msg) => this.onAnnouncementSignatures(peer, msg));
     // the switch's records first: the channels' replayed events below are checked against them
     await this.htlcSwitch?.start(this.chain.tip().height);
     for await (const [k, v] of this.root.entries(enc.encode(P_META))) {
@@ -598,7 +626,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
               feeratePerKw,
               channelType,
               config: this.ourConfig(fundingSat),
-              channelFlags: 0,
+              channelFlags: opts.announce === true ? CHANNEL_FLAG_ANNOUNCE : 0,
             },
           );
           this.chans.set(keyIndex, chan);
@@ -929,6 +957,119 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     else await this.chain.broadcast(buf(tx));
   }
 
+  // ------------------------------------------------------------------ announcing public channels (BOLT 7)
+
+  private isPublic(chan: Chan): boolean {
+    return chan.driver !== undefined && (chan.driver.state.channelFlags & CHANNEL_FLAG_ANNOUNCE) !== 0 && this.gossip !== undefined;
+  }
+
+  /** A public channel waits for its funding to be 6 deep before the announcement_signatures exchange. */
+  private watchAnnouncementDepth(chan: Chan): void {
+    const s = chan.driver.state;
+    if (!this.isPublic(chan) || chan.meta.announcement?.deep === true || s.fundingTxid === undefined) {
+      if (chan.meta.announcement?.deep === true)
+        void this.advanceAnnouncement(chan).catch((err: unknown) => this.log.warn({ err }, 'channel announcement failed'));
+      return;
+    }
+    chan.announceWatch?.cancel();
+    chan.announceWatch = this.chain.watchConfirmations({ txid: s.fundingTxid, numConfs: ANNOUNCEMENT_DEPTH }, (ev) => {
+      if (ev.type !== 'confirmed' || ev.confirmations < ANNOUNCEMENT_DEPTH) return;
+      chan.announceWatch?.cancel();
+      chan.announceWatch = undefined;
+      void (async () => {
+        chan.meta = { ...chan.meta, announcement: { ...chan.meta.announcement, deep: true } };
+        await this.saveMeta(chan);
+        await this.advanceAnnouncement(chan);
+      })().catch((err: unknown) => this.log.warn({ err }, 'channel announcement failed'));
+    });
+  }
+
+  private channelEnds(chan: Chan): ChannelEnds | undefined {
+    const s = chan.driver.state;
+    if (s.shortChannelId === undefined) return undefined;
+    return {
+      chainHash: this.chainHash,
+      shortChannelId: s.shortChannelId,
+      ourNodeId: this.ourNodeId(),
+      theirNodeId: hexToBytes(chan.peer),
+      ourFundingPubkey: channelPubkeys(deriveChannelSecrets(this.seed, chan.keyIndex)).fundingPubkey,
+      theirFundingPubkey: s.remote.pubkeys.fundingPubkey,
+    };
+  }
+
+  /**
+   * The next step of a public channel's announcement: once 6 deep and usable, our announcement_signatures to the
+   * peer (once per connection, until the announcement is made); once we hold theirs too, the channel_announcement
+   * and our channel_update go to the gossip service.
+   */
+  private async advanceAnnouncement(chan: Chan): Promise<void> {
+    const a = chan.meta.announcement;
+    if (!this.isPublic(chan) || a?.deep !== true || chan.driver.state.phase !== 'normal' || chan.failure !== undefined) return;
+    const ends = this.channelEnds(chan);
+    if (ends === undefined) return;
+    const ours = ourAnnouncementSignatures(
+      ends,
+      chan.driver.state.channelId,
+      this.signer?.privateKey ?? this.node.identityKey(),
+      deriveChannelSecrets(this.seed, chan.keyIndex).fundingPriv,
+    );
+    const peer = this.node.peer(chan.peer);
+    if (peer !== undefined && chan.announcementSent !== true && a.announced !== true) {
+      peer.sendRaw(encodeGossipMessage(ours));
+      chan.announcementSent = true;
+      this.log.info(
+        { channelId: bytesToHex(ours.channelId), shortChannelId: formatScid(ends.shortChannelId) },
+        'announcement_signatures sent',
+      );
+    }
+    if (a.theirNodeSig === undefined || a.theirBitcoinSig === undefined || a.announced === true) return;
+    const theirs: AnnouncementSignatures = {
+      ...ours,
+      nodeSignature: hexToBytes(a.theirNodeSig),
+      bitcoinSignature: hexToBytes(a.theirBitcoinSig),
+    };
+    await this.gossip!.announceChannel(signedAnnouncement(ends, ours, theirs), chan.link.channelUpdate());
+    chan.meta = { ...chan.meta, announcement: { ...a, announced: true } };
+    await this.saveMeta(chan);
+    this.log.info({ shortChannelId: formatScid(ends.shortChannelId) }, 'channel announced');
+  }
+
+  /** The peer's announcement_signatures for a public channel of ours: checked, kept, and the announcement made. */
+  private async onAnnouncementSignatures(peer: PeerHandle, msg: IncomingMessage): Promise<void> {
+    let m: AnnouncementSignatures;
+    try {
+      m = announcementSignaturesCodec.decode(msg.bytes.subarray(2));
+    } catch (e) {
+      this.log.debug({ peer: peer.nodeIdHex, err: e }, 'malformed announcement_signatures ignored');
+      return;
+    }
+    const chan = this.find(bytesToHex(m.channelId));
+    if (chan === undefined || chan.peer !== peer.nodeIdHex || !this.isPublic(chan)) {
+      this.log.debug({ peer: peer.nodeIdHex }, 'announcement_signatures for no public channel of ours with this peer ignored');
+      return;
+    }
+    const ends = this.channelEnds(chan);
+    if (ends === undefined || !verifyTheirSignatures(ends, m)) {
+      // BOLT 7: bad signatures may fail the channel; a warning keeps it usable, and the channel stays unannounced
+      peer.send({ type: MessageType.Warning, channelId: m.channelId, data: enc.encode('announcement_signatures do not verify') });
+      this.log.warn({ peer: peer.nodeIdHex, channelId: bytesToHex(m.channelId) }, 'announcement_signatures do not verify');
+      return;
+    }
+    const a = chan.meta.announcement ?? {};
+    if (a.theirNodeSig === undefined) {
+      chan.meta = {
+        ...chan.meta,
+        announcement: { ...a, theirNodeSig: bytesToHex(m.nodeSignature), theirBitcoinSig: bytesToHex(m.bitcoinSignature) },
+      };
+      await this.saveMeta(chan);
+    }
+    await this.advanceAnnouncement(chan);
+  }
+
+  private saveMeta(chan: Chan): Promise<void> {
+    return this.root.put(enc.encode(`${P_META}${chan.keyIndex}`), enc.encode(JSON.stringify(chan.meta)));
+  }
+
   // ------------------------------------------------------------------ channel_update with the peer
 
   /**
@@ -958,7 +1099,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     const chan = [...this.chans.values()].find((c) => c.peer === peer.nodeIdHex && c.driver?.state.shortChannelId === u.shortChannelId);
     const scidText = formatScid(u.shortChannelId);
     if (chan === undefined) {
-      log.debug({ shortChannelId: scidText }, 'channel_update for a channel we do not have with this peer ignored');
+      if (this.gossip !== undefined) this.gossip.onForeignChannelUpdate(peer, msg);
+      else log.debug({ shortChannelId: scidText }, 'channel_update for a channel we do not have with this peer ignored');
       return;
     }
     const peerKey = hexToBytes(peer.nodeIdHex);
@@ -1306,12 +1448,15 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         chan.confWatch = undefined;
         queueMicrotask(() => {
           this.sendChannelUpdate(chan);
+          this.watchAnnouncementDepth(chan);
           this.emit('channel_ready', this.info(chan));
         });
         return;
       case 'channel_reestablished':
         queueMicrotask(() => {
           this.sendChannelUpdate(chan);
+          chan.announcementSent = false;
+          void this.advanceAnnouncement(chan).catch((err: unknown) => this.log.warn({ err }, 'channel announcement failed'));
           this.emit('channel_reestablished', this.info(chan));
         });
         return;
@@ -1420,6 +1565,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     if (s.fundingTxid !== undefined && s.fundingOutputIndex !== undefined) {
       if (s.phase === 'awaiting_ready') this.watchFunding(chan, s.fundingTxid, s.fundingOutputIndex, s.minimumDepth);
       else this.watchFundingSpend(chan, s.fundingTxid, s.fundingOutputIndex); // only the spend matters now
+      if (s.phase === 'normal') this.watchAnnouncementDepth(chan);
     }
     if (s.opener === 'local' && s.fundingTx !== undefined && s.phase === 'awaiting_ready') {
       await this.publishFunding(s.fundingTx).catch((err: unknown) =>

@@ -5,7 +5,8 @@
  * from routingChannels()) with the invoice's route hints laid over it; there is no public graph yet (no gossip).
  */
 import type { KvStore } from '../../db/store.js';
-import { ChannelGraph, InMemoryMissionControl, type RouteHintHop } from '../../htlc/router/index.js';
+import { ChannelGraph, InMemoryMissionControl, type RouteHintHop, type RoutingGraph } from '../../htlc/router/index.js';
+import { combineGraphs } from '../../htlc/gossip/index.js';
 import {
   Payments,
   PaymentError,
@@ -49,6 +50,8 @@ export interface PaymentServiceOptions {
   log: Logger;
   config?: Partial<PaymentConfig>;
   onEvent?: (e: PaymentEvent) => void;
+  /** The public channel graph from gossip; our own channels are laid over it. */
+  publicGraph?: RoutingGraph;
 }
 
 export class PaymentService {
@@ -70,7 +73,7 @@ export class PaymentService {
         waitForAttempt: async (id) => sw().waitForAttempt(id),
       },
       mission: this.mission,
-      graph: () => this.graph(),
+      graph: () => (o.publicGraph !== undefined ? combineGraphs(this.graph(), o.publicGraph, this.self) : this.graph()),
       self: () => this.self,
       height: () => o.manager.height(),
       timers: o.timers,

@@ -7,7 +7,14 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { NODE_DEFAULTS } from '../../node/index.js';
 
-const show = (v: unknown): string => (typeof v === 'bigint' ? v.toString() : typeof v === 'string' ? v : JSON.stringify(v));
+const show = (v: unknown): string =>
+  typeof v === 'bigint'
+    ? v.toString()
+    : typeof v === 'string'
+      ? v
+      : v instanceof Uint8Array
+        ? Buffer.from(v).toString('hex')
+        : JSON.stringify(v);
 
 test('the README defaults table matches NODE_DEFAULTS', () => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');

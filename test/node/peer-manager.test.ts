@@ -215,9 +215,9 @@ describe('feature table', () => {
   it('a node with channels (the daemon) advertises the channel and payment bits, all optional', async () => {
     const { withChannelFeatures } = await import('../../node/channels/features.js');
     const fv = localFeatures(withChannelFeatures(FEATURE_TABLE));
-    // data_loss_protect, var_onion, static_remotekey, payment_secret, basic_mpp, anchors, AMP, channel_type
-    assert.deepEqual(fv.bits(), [1, 9, 13, 15, 17, 23, 31, 45]);
-    for (const bit of [16, 30, 22, 44]) assert.ok(knowsRequiredBit(bit, withChannelFeatures(FEATURE_TABLE)), `bit ${bit}`);
+    // data_loss_protect, gossip_queries, var_onion, static_remotekey, payment_secret, basic_mpp, anchors, AMP, channel_type
+    assert.deepEqual(fv.bits(), [1, 7, 9, 13, 15, 17, 23, 31, 45]);
+    for (const bit of [6, 16, 30, 22, 44]) assert.ok(knowsRequiredBit(bit, withChannelFeatures(FEATURE_TABLE)), `bit ${bit}`);
   });
 
   it('the advertised vector passes what lnd checks of a peer (bit 0 or 1, dependencies, known even bits)', () => {

@@ -1,0 +1,120 @@
+/**
+ * Gossip between embedded nodes (node/gossip.ts over real connections): A–B and B–C opened as public channels on
+ * one embedded chain. After 6 confirmations each pair exchanges announcement_signatures, B announces both channels,
+ * and A learns B–C, C and B's node announcements from gossip alone; A then pays C spontaneously (AMP) with no route
+ * hint, over B. The graph survives a restart of A. A private channel is never announced.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { createChainBackend, createNode, silentLogger, type AmpNode, type BcoinChainBackend } from '../../node/index.js';
+import { makeShortChannelId } from '../../wire/gossip.js';
+
+const ELSEWHERE = 'bcrt1q0xcqpzrky6eff2g52qdye53xkk9jxkvrl4xfg5';
+const dir = mkdtempSync(join(tmpdir(), 'ampnode-gossip-'));
+let chain: BcoinChainBackend | undefined;
+const running = new Set<AmpNode>();
+
+after(async () => {
+  for (const n of running) await n.stop();
+  await chain?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function until(pred: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+test('public channels announced by both ends, learnt by gossip alone, and paid over', { timeout: 240_000 }, async () => {
+  chain = await createChainBackend();
+  const mine = async (n: number, address = ELSEWHERE): Promise<void> => {
+    await chain!.generateToAddress(n, address);
+    await chain!.synced();
+  };
+  const start = async (name: string): Promise<AmpNode> => {
+    const n = await createNode({
+      datadir: join(dir, name),
+      chain: chain!,
+      logger: silentLogger(),
+      policy: { minimumDepth: 1, timeoutMs: 60_000 },
+      invoices: { acceptAmp: true },
+      gossip: { alias: `node-${name}` },
+    });
+    running.add(n);
+    return n;
+  };
+  let a = await start('a');
+  const b = await start('b');
+  const c = await start('c');
+  await mine(1, await a.newAddress());
+  await mine(1, await b.newAddress());
+  await mine(432 - chain.tip().height);
+  await a.connect(b.uri);
+  await b.connect(c.uri);
+  await c.connect(a.uri); // a private channel C–A below: never announced
+  const ab = await a.openChannel(b.nodeId, 500_000n, { announce: true });
+  const bc = await b.openChannel(c.nodeId, 400_000n, { announce: true });
+  await mine(1);
+  const ca = await a.openChannel(c.nodeId, 100_000n, { pushMsat: 0n });
+  await mine(1);
+  const active = (n: AmpNode, id: string): boolean => n.channels().some((x) => x.channelId === id && x.active);
+  await until(() => active(a, ab.channelId) && active(b, bc.channelId) && active(a, ca.channelId), 'the channels active');
+  const scidOf = (n: AmpNode, id: string): bigint => {
+    const [h, t, o] = n
+      .channels()
+      .find((x) => x.channelId === id)!
+      .shortChannelId!.split('x')
+      .map(Number) as [number, number, number];
+    return makeShortChannelId(h, t, o);
+  };
+  const abScid = scidOf(a, ab.channelId);
+  const bcScid = scidOf(b, bc.channelId);
+  const caScid = scidOf(a, ca.channelId);
+
+  assert.equal(a.gossip.graph.channel(bcScid), undefined, 'nothing is announced before 6 confirmations');
+  await mine(5);
+  // both ends hold each announcement once they exchanged announcement_signatures
+  await until(() => b.gossip.graph.channel(abScid) !== undefined && b.gossip.graph.channel(bcScid) !== undefined, 'B announced both');
+  await until(
+    () => a.gossip.graph.channel(abScid) !== undefined && c.gossip.graph.channel(bcScid) !== undefined,
+    'A and C announced theirs',
+  );
+  // the relay's minute, at once
+  await until(async () => {
+    for (const n of [a, b, c]) await n.gossip.flushRelay();
+    return a.gossip.graph.channel(bcScid) !== undefined && a.gossip.graph.nodeAnnouncement(c.nodeId) !== undefined;
+  }, 'A learnt B–C and C from gossip');
+  assert.equal(a.gossip.graph.channel(caScid), undefined, 'the private channel is not in the graph');
+  assert.equal(b.gossip.graph.channel(caScid), undefined);
+  const bcAtA = a.gossip.graph.channel(bcScid)!;
+  assert.equal(bcAtA.capacitySat, 400_000n);
+  assert.ok(
+    bcAtA.updates.some((u) => u !== undefined),
+    "B's channel_update for B–C reached A",
+  );
+  const edgesToC = [...a.gossip.graph.edgesTo(c.nodeId)].map((e) => e.shortChannelId);
+  assert.deepEqual(edgesToC, [bcScid]);
+  const aliasC = a.gossip.graph.nodeAnnouncement(c.nodeId)!.alias;
+  assert.equal(Buffer.from(aliasC).toString('utf8').replace(/\0+$/, ''), 'node-c');
+
+  // A pays C over B with nothing but the graph (spontaneous AMP: no invoice, no route hint); C–A is too small
+  const paid = await a.sendSpontaneous({ kind: 'amp', dest: Buffer.from(c.nodeId, 'hex'), amountMsat: 150_000_000n });
+  assert.equal(paid.status, 'succeeded', paid.failureDetail);
+  assert.ok(
+    paid.attempts.filter((x) => x.status === 'settled').every((x) => x.route.hops.length === 2),
+    'every shard went over B',
+  );
+
+  // the graph is persisted: A restarted knows B–C before any peer speaks to it
+  await a.stop();
+  running.delete(a);
+  a = await start('a');
+  assert.ok(a.gossip.graph.channel(bcScid) !== undefined);
+  assert.ok(a.gossip.graph.nodeAnnouncement(c.nodeId) !== undefined);
+});
