@@ -102,16 +102,19 @@ export function buildCli(io: Io, name = 'cli'): Command {
     .argument('<pubkey>')
     .argument('<amount_sat>')
     .option('--push_amt <sat>', 'sat given to the peer')
-    .action(async (nodeId: string, amount: string, o: { push_amt?: string }) =>
+    .option('--public', 'announce the channel to the network (BOLT 7, after 6 confirmations); default: unannounced')
+    .action(async (nodeId: string, amount: string, o: { push_amt?: string; public?: boolean }) =>
       print(
         await waiting('opening the channel (until the funding transaction is signed by both and broadcast)', 'POST', '/v1/channels/open', {
           nodeId,
           fundingSat: sat(amount),
           ...(o.push_amt !== undefined ? { pushMsat: msatOf(o.push_amt) } : {}),
+          ...(o.public === true ? { announce: true } : {}),
         }),
       ),
     );
   verb('listchannels', 'our channels').action(async () => print(await call(g(), 'GET', '/v1/channels')));
+  verb('describegraph', 'the public channel graph learnt from gossip').action(async () => print(await call(g(), 'GET', '/v1/graph')));
   verb('pendingchannels', 'channels not yet open or being closed').action(async () =>
     print(((await call(g(), 'GET', '/v1/channels')) as { state: string }[]).filter((c) => c.state !== 'normal')),
   );

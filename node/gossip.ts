@@ -41,6 +41,7 @@ import {
   decodeChannelUpdate,
   shortChannelIdParts,
   type ChannelAnnouncement,
+  type ChannelUpdate,
   type GossipMessage,
 } from '../wire/gossip.js';
 import type { NetAddress } from '../wire/setup-messages.js';
@@ -188,17 +189,21 @@ export class GossipService {
       return false;
     }
     this.relay.enqueue(m);
-    await this.graph.flush();
+    // our own gossip goes out at once (what others sent waits for the minute's flush, as BOLT 7 staggers it)
+    await this.flushRelay();
     return true;
   }
 
   /**
-   * A public channel of ours that both ends announced: the announcement, our channel_update for it, and our
-   * node_announcement (a node is announced only once it has a channel) go into the graph and out to the peers.
+   * A public channel of ours that both ends announced: the announcement, our channel_update for it (and the peer's,
+   * when it came first), and our node_announcement (a node is announced only once it has a channel) go into the graph
+   * and out to the peers.
    */
-  async announceChannel(ann: ChannelAnnouncement, ourUpdate: Uint8Array): Promise<void> {
+  async announceChannel(ann: ChannelAnnouncement, ourUpdate: Uint8Array, theirUpdate?: ChannelUpdate): Promise<void> {
     if (!(await this.announce(ann))) return;
     await this.announce(decodeChannelUpdate(ourUpdate.subarray(2)));
+    // the peer's update came before the channel was announced (the graph ignored it then): now it has a channel
+    if (theirUpdate !== undefined) await this.announce(theirUpdate);
     await this.announceNode();
   }
 

@@ -67,6 +67,8 @@ import type { Wallet } from '../wallet/wallet.js';
 import type { InvoiceRegistry } from '../../htlc/invoices/index.js';
 import type { ChannelManager } from './manager.js';
 import type { PaymentService } from './payments.js';
+import type { GossipGraph } from '../../htlc/gossip/index.js';
+import { aliasText } from '../../wire/gossip.js';
 
 /** What the API's verbs act on (the embedding facade, AmpNode, is one). */
 export interface ApiServices {
@@ -76,6 +78,8 @@ export interface ApiServices {
   readonly manager: ChannelManager;
   readonly invoices: InvoiceRegistry;
   readonly payments: PaymentService;
+  /** The public graph from gossip (absent: GET /v1/graph answers empty). */
+  readonly gossip?: { readonly graph: GossipGraph };
 }
 import { paymentRequest } from './payreq.js';
 import { decodeInvoice } from '../../wire/bolt11.js';
@@ -270,6 +274,38 @@ interface Route {
   run: (body: Json) => unknown;
 }
 
+/** The public graph as lncli describegraph shows it: nodes with their alias, channels with both directions' policy. */
+function describeGraph(g: GossipGraph | undefined): Json {
+  if (g === undefined) return { nodes: [], channels: [] };
+  const nodes = [...g.nodes()].map((id) => {
+    const a = g.nodeAnnouncement(id);
+    return { nodeId: id, ...(a !== undefined ? { alias: aliasText(a.alias), lastUpdate: a.timestamp } : {}) };
+  });
+  const channels = g.shortChannelIds().map((scid) => {
+    const c = g.channel(scid)!;
+    const policy = (i: 0 | 1): Json | undefined => {
+      const u = c.updates[i];
+      return u === undefined
+        ? undefined
+        : {
+            feeBaseMsat: u.feeBaseMsat,
+            feeRatePpm: u.feeProportionalMillionths,
+            cltvExpiryDelta: u.cltvExpiryDelta,
+            lastUpdate: u.timestamp,
+          };
+    };
+    return {
+      shortChannelId: `${scid >> 40n}x${(scid >> 16n) & 0xffffffn}x${scid & 0xffffn}`,
+      node1: c.nodeId1,
+      node2: c.nodeId2,
+      capacitySat: c.capacitySat.toString(),
+      ...(policy(0) !== undefined ? { node1Policy: policy(0) } : {}),
+      ...(policy(1) !== undefined ? { node2Policy: policy(1) } : {}),
+    };
+  });
+  return { nodes, channels };
+}
+
 export class ControlApi {
   private server: Server | undefined;
   /** `HOST:PORT` bound, once listening. */
@@ -428,6 +464,7 @@ export class ControlApi {
         }),
       ],
       ['/v1/channels', get(() => manager.listChannels())],
+      ['/v1/graph', get(() => describeGraph(this.s.gossip?.graph))],
       [
         '/v1/channels/open',
         post((b) => {
@@ -440,6 +477,7 @@ export class ControlApi {
             ...(type !== undefined ? { channelType: type as ChannelType } : {}),
             ...(pushMsat !== undefined ? { pushMsat } : {}),
             ...(feeratePerKw !== undefined ? { feeratePerKw } : {}),
+            ...(bool(b, 'announce') === true ? { announce: true } : {}),
           });
         }),
       ],

@@ -187,7 +187,7 @@ export interface ChannelManagerOptions {
   gossip?: {
     onForeignChannelUpdate(peer: PeerHandle, msg: IncomingMessage): void;
     /** A public channel of ours, announced by both ends: its announcement and our channel_update go to the network. */
-    announceChannel(ann: ChannelAnnouncement, ourUpdate: Uint8Array): Promise<void>;
+    announceChannel(ann: ChannelAnnouncement, ourUpdate: Uint8Array, theirUpdate?: ChannelUpdate): Promise<void>;
   };
   switchConfig?: Partial<SwitchConfig>;
   /** Commitment batching of the links (lnd: 50 ms, 10 updates). */
@@ -206,6 +206,8 @@ export interface RoutingChannel {
   capacitySat: bigint;
   /** Connected, reestablished, in the normal state. */
   active: boolean;
+  /** Announced to the network (a public channel both ends announced): payers find it in the graph, not in hints. */
+  announced: boolean;
   /** What an HTLC we add now may carry at most. */
   localBalanceMsat: bigint;
   ourPolicy: ForwardingPolicy;
@@ -1028,7 +1030,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       nodeSignature: hexToBytes(a.theirNodeSig),
       bitcoinSignature: hexToBytes(a.theirBitcoinSig),
     };
-    await this.gossip!.announceChannel(signedAnnouncement(ends, ours, theirs), chan.link.channelUpdate());
+    const theirUpdate = this.peerUpdates.get(ends.shortChannelId);
+    await this.gossip!.announceChannel(signedAnnouncement(ends, ours, theirs), chan.link.channelUpdate(), theirUpdate);
     chan.meta = { ...chan.meta, announcement: { ...a, announced: true } };
     await this.saveMeta(chan);
     this.log.info({ shortChannelId: formatScid(ends.shortChannelId) }, 'channel announced');
@@ -1113,6 +1116,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       log.warn({ shortChannelId: scidText }, 'channel_update with a bad signature ignored');
       return;
     }
+    // a public channel's update is gossip too: the graph keeps it for the router and relays it
+    if (chan.meta.announcement?.announced === true) this.gossip?.onForeignChannelUpdate(peer, msg);
     const held = this.peerUpdates.get(u.shortChannelId);
     if (held !== undefined && held.timestamp >= u.timestamp) return;
     this.peerUpdates.set(u.shortChannelId, u);
@@ -1153,6 +1158,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         shortChannelId: st.shortChannelId,
         capacitySat: info.capacitySat,
         active: info.active && info.state === 'normal',
+        announced: c.meta.announcement?.announced === true,
         localBalanceMsat: maxSendableMsat(st),
         ourPolicy: this.forwardingPolicy,
         ...(u !== undefined

@@ -3,9 +3,9 @@
  *
  * Features as lnd writes them: a regular invoice var_onion (8, required), payment_secret (14, required) and
  * basic_mpp (17, optional); an AMP invoice 8, 14 and AMP (30, required) and no MPP bit, as lnd's AMP invoices have.
- * Route hints: none of our channels is announced, so a payer outside them finds us only through hints: one per
- * usable channel whose peer told us its policy (its channel_update), the peer's fees and delta, most inbound
- * capacity first, at most MAX_ROUTE_HINTS.
+ * Route hints, as lnd writes them for unannounced channels: a payer outside them finds us only through hints, one per
+ * usable unannounced channel whose peer told us its policy (its channel_update), the peer's fees and delta, most
+ * inbound capacity first, at most MAX_ROUTE_HINTS. Announced channels are in the public graph and get no hint.
  */
 import type { Invoice } from '../../htlc/invoices/index.js';
 import { encodeInvoice, invoiceFields, type Bolt11Network, type HopHint } from '../../wire/bolt11.js';
@@ -21,7 +21,7 @@ const AMP_FEATURES = FeatureVector.fromBits([Feature.VarOnionOptin, Feature.Paym
 /** Hints for the channels a payer can reach us through (see above). */
 export function routeHints(channels: readonly RoutingChannel[]): HopHint[][] {
   return channels
-    .filter((c) => c.active && c.peerPolicy !== undefined && !c.peerPolicy.disabled)
+    .filter((c) => c.active && !c.announced && c.peerPolicy !== undefined && !c.peerPolicy.disabled)
     .map((c) => ({ c, inboundMsat: c.capacitySat * 1000n - c.localBalanceMsat }))
     .sort((x, y) => (y.inboundMsat > x.inboundMsat ? 1 : y.inboundMsat < x.inboundMsat ? -1 : 0))
     .slice(0, MAX_ROUTE_HINTS)
