@@ -194,6 +194,7 @@ export class AmpNode {
         ...(o.policy !== undefined ? { policy: o.policy } : {}),
         finalHop: invoices,
         gossip,
+        chanDisableTimeoutMs: gossip.config.chanDisableTimeoutMs,
         ...(o.htlcMode !== undefined ? { htlcMode: o.htlcMode } : {}),
       });
       const holder: { node?: AmpNode } = {};

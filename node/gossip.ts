@@ -75,6 +75,8 @@ export interface GossipConfig {
   maxQueuedPerPeer: number;
   /** Pruning of stale updates and spent channels, this often. */
   pruneIntervalMs: number;
+  /** A public channel whose peer stays away this long is announced disabled (lnd's chan-disable-timeout). */
+  chanDisableTimeoutMs: number;
 }
 
 export const DEFAULT_GOSSIP_CONFIG: GossipConfig = {
@@ -82,6 +84,7 @@ export const DEFAULT_GOSSIP_CONFIG: GossipConfig = {
   relayIntervalMs: 60_000,
   maxQueuedPerPeer: 20_000,
   pruneIntervalMs: 3600_000,
+  chanDisableTimeoutMs: 20 * 60_000,
 };
 
 /** The listen address as node_announcement carries it: only a concrete, routable one (none for loopback or any). */
@@ -205,6 +208,11 @@ export class GossipService {
     // the peer's update came before the channel was announced (the graph ignored it then): now it has a channel
     if (theirUpdate !== undefined) await this.announce(theirUpdate);
     await this.announceNode();
+  }
+
+  /** A new channel_update of ours (type-prefixed) for an announced channel: into the graph and out at once. */
+  async announceUpdate(update: Uint8Array): Promise<void> {
+    await this.announce(decodeChannelUpdate(update.subarray(2)));
   }
 
   /** Our node_announcement, newer than the last (BOLT 7: the timestamp must grow). */

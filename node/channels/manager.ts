@@ -183,11 +183,15 @@ export interface ChannelManagerOptions {
   nodeKey?: Uint8Array;
   /** Who answers HTLCs for us (the invoice registry); without one they are failed. */
   finalHop?: FinalHopHandler;
+  /** How long a public channel's peer may stay away before the channel is announced disabled (lnd: 20 min). */
+  chanDisableTimeoutMs?: number;
   /** Where a channel_update for a channel that is not ours goes (the gossip service); absent: ignored. */
   gossip?: {
     onForeignChannelUpdate(peer: PeerHandle, msg: IncomingMessage): void;
     /** A public channel of ours, announced by both ends: its announcement and our channel_update go to the network. */
     announceChannel(ann: ChannelAnnouncement, ourUpdate: Uint8Array, theirUpdate?: ChannelUpdate): Promise<void>;
+    /** A new channel_update of ours for an announced channel (type-prefixed, as the link signs it). */
+    announceUpdate(update: Uint8Array): Promise<void>;
   };
   switchConfig?: Partial<SwitchConfig>;
   /** Commitment batching of the links (lnd: 50 ms, 10 updates). */
@@ -384,6 +388,10 @@ interface Chan {
   announceWatch?: WatchHandle;
   /** Our announcement_signatures went out on this connection. */
   announcementSent?: boolean;
+  /** Announces the channel disabled if its peer stays away (scheduleDisable). */
+  disableTimer?: NodeJS.Timeout;
+  /** Our last announced update for it said disabled. */
+  announcedDisabled?: boolean;
 }
 
 const enc = new TextEncoder();
@@ -436,12 +444,14 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   private readonly onDisconnected = (ev: PeerDisconnectedEvent): void => this.peerDisconnected(ev.nodeId);
 
   private readonly gossip: ChannelManagerOptions['gossip'];
+  private readonly chanDisableTimeoutMs: number;
 
   constructor(o: ChannelManagerOptions) {
     super();
     if (o.seed.length !== 32) throw new ArgumentError('channel seed must be 32 bytes');
     this.node = o.node;
     this.gossip = o.gossip;
+    this.chanDisableTimeoutMs = o.chanDisableTimeoutMs ?? 20 * 60_000;
     this.root = o.store.sublevel('channels');
     this.chain = o.chain;
     this.wallet = o.wallet;
@@ -571,6 +581,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       for (const w of c.htlcWatches ?? []) w.cancel();
       c.rebroadcastWatch?.cancel();
       c.fundingRetryWatch?.cancel();
+      c.announceWatch?.cancel();
+      clearTimeout(c.disableTimer);
       c.link?.stop();
       const err = new ChannelManagerError('ERR_MANAGER_STOPPED', 'channel manager stopped');
       this.settle(c, 'opening', err);
@@ -1269,8 +1281,27 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
           continue;
         }
         await c.driver.apply({ type: 'disconnected' });
+        this.scheduleDisable(c);
       }
     });
+  }
+
+  /**
+   * A public channel whose peer stays away for `chanDisableTimeoutMs` (lnd's chan-disable-timeout, 20 min) is
+   * announced disabled, so that payers stop routing over it; it is announced enabled again when it comes back.
+   */
+  private scheduleDisable(c: Chan): void {
+    if (c.meta.announcement?.announced !== true || this.gossip === undefined) return;
+    clearTimeout(c.disableTimer);
+    c.disableTimer = setTimeout(() => {
+      c.disableTimer = undefined;
+      if (this.stopped || this.node.peer(c.peer) !== undefined) return;
+      c.announcedDisabled = true;
+      void this.gossip!.announceUpdate(c.link.channelUpdate(true)).catch((err: unknown) =>
+        this.log.warn({ err }, 'disabling update failed'),
+      );
+    }, this.chanDisableTimeoutMs);
+    c.disableTimer.unref();
   }
 
   private onMessage(peer: PeerHandle, msg: IncomingMessage): void {
@@ -1462,6 +1493,13 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         queueMicrotask(() => {
           this.sendChannelUpdate(chan);
           chan.announcementSent = false;
+          clearTimeout(chan.disableTimer);
+          if (chan.announcedDisabled === true) {
+            chan.announcedDisabled = false;
+            void this.gossip
+              ?.announceUpdate(chan.link.channelUpdate())
+              .catch((err: unknown) => this.log.warn({ err }, 'enabling update failed'));
+          }
           void this.advanceAnnouncement(chan).catch((err: unknown) => this.log.warn({ err }, 'channel announcement failed'));
           this.emit('channel_reestablished', this.info(chan));
         });

@@ -44,7 +44,7 @@ test('public channels announced by both ends, learnt by gossip alone, and paid o
       logger: silentLogger(),
       policy: { minimumDepth: 1, timeoutMs: 60_000 },
       invoices: { acceptAmp: true },
-      gossip: { alias: `node-${name}` },
+      gossip: { alias: `node-${name}`, chanDisableTimeoutMs: 300 },
     });
     running.add(n);
     return n;
@@ -109,6 +109,23 @@ test('public channels announced by both ends, learnt by gossip alone, and paid o
   assert.ok(
     paid.attempts.filter((x) => x.status === 'settled').every((x) => x.route.hops.length === 2),
     'every shard went over B',
+  );
+
+  // C goes away: B announces B–C disabled once chanDisableTimeoutMs passed, A hears of it and routes no more over it
+  const bcUpdateBefore = [...b.gossip.graph.channel(bcScid)!.updates];
+  await c.stop();
+  running.delete(c);
+  const bIsNode1 = b.nodeId < c.nodeId;
+  const bDirection = bIsNode1 ? 0 : 1;
+  await until(async () => {
+    await b.gossip.flushRelay();
+    const u = a.gossip.graph.channel(bcScid)?.updates[bDirection];
+    return u !== undefined && (u.channelFlags & 2) !== 0;
+  }, "B's disabling update for B–C at A");
+  assert.ok(bcUpdateBefore[bDirection] !== undefined && (bcUpdateBefore[bDirection]!.channelFlags & 2) === 0, 'it was enabled before');
+  assert.ok(
+    [...a.gossip.graph.edgesTo(c.nodeId)].every((e) => e.policy.disabled === true),
+    'the router sees B–C disabled',
   );
 
   // the graph is persisted: A restarted knows B–C before any peer speaks to it
