@@ -120,7 +120,12 @@ export function makeUpdate(ch: TestChannel, direction: 0 | 1, timestamp: number,
   return { ...u, signature: secp.sign(channelUpdateDigest(u), signer.priv) };
 }
 
-export function makeNodeAnnouncement(n: TestNode, timestamp: number, alias = 'node', features = new Uint8Array()): NodeAnnouncement {
+export function makeNodeAnnouncement(
+  n: TestNode,
+  timestamp: number,
+  alias = 'node',
+  features: Uint8Array = new Uint8Array(),
+): NodeAnnouncement {
   const m: NodeAnnouncement = {
     type: 257,
     signature: new Uint8Array(64),
