@@ -254,7 +254,7 @@ export class GossipGraph implements GossipView, RoutingGraph {
       const u: ChannelUpdate = { ...m };
       delete (u as { type?: number }).type;
       this.setUpdate(u, r.value.direction);
-      this.pending.push({ type: 'put', key: updateKey(u.shortChannelId, r.value.direction), value: encodeChannelUpdate(u) });
+      this.pending.push(updateRecordOp(u));
       if (counter !== undefined) counter.updates++;
       return r;
     }
@@ -266,12 +266,7 @@ export class GossipGraph implements GossipView, RoutingGraph {
       const r = validateChannelAnnouncement(m, ctx);
       if (r.kind !== 'accept') return r;
       this.addChannel(m, r.value.capacitySat, nowSec);
-      const head = new Writer(CHANNEL_HEADER_BYTES).u64(r.value.capacitySat).u32(nowSec).finish();
-      const body = channelAnnouncementCodec.encode(m);
-      const value = new Uint8Array(head.length + body.length);
-      value.set(head);
-      value.set(body, head.length);
-      this.pending.push({ type: 'put', key: channelKey(m.shortChannelId), value });
+      this.pending.push(channelRecordOp(m, r.value.capacitySat, nowSec));
       if (counter !== undefined) counter.announcements++;
       return r;
     }
@@ -280,7 +275,7 @@ export class GossipGraph implements GossipView, RoutingGraph {
     const r = validateNodeAnnouncement(m, ctx);
     if (r.kind !== 'accept') return r;
     this.nodeAnns.set(node, m);
-    this.pending.push({ type: 'put', key: nodeKey(node), value: nodeAnnouncementCodec.encode(m) });
+    this.pending.push(nodeRecordOp(m));
     if (counter !== undefined) counter.announcements++;
     return r;
   }
@@ -426,6 +421,26 @@ export class GossipGraph implements GossipView, RoutingGraph {
     unindex(this.byFrom, from, c.shortChannelId);
     unindex(this.byTo, to, c.shortChannelId);
   }
+}
+
+/** The store record of a channel (see the file comment). */
+export function channelRecordOp(ann: ChannelAnnouncement, capacitySat: bigint, receivedAtSec: number): BatchOp {
+  const head = new Writer(CHANNEL_HEADER_BYTES).u64(capacitySat).u32(receivedAtSec).finish();
+  const body = channelAnnouncementCodec.encode(ann);
+  const value = new Uint8Array(head.length + body.length);
+  value.set(head);
+  value.set(body, head.length);
+  return { type: 'put', key: channelKey(ann.shortChannelId), value };
+}
+
+/** The store record of a channel update, under its direction. */
+export function updateRecordOp(u: ChannelUpdate): BatchOp {
+  return { type: 'put', key: updateKey(u.shortChannelId, updateDirection(u)), value: encodeChannelUpdate(u) };
+}
+
+/** The store record of a node announcement. */
+export function nodeRecordOp(n: NodeAnnouncement): BatchOp {
+  return { type: 'put', key: nodeKey(bytesToHex(n.nodeId)), value: nodeAnnouncementCodec.encode(n) };
 }
 
 function index(m: Map<NodeIdHex, Map<bigint, DirectedEdge>>, node: NodeIdHex): Map<bigint, DirectedEdge> {
