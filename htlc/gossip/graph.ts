@@ -72,7 +72,8 @@ export const DEFAULT_GRAPH_LIMITS = {
 
 export interface ChannelRecord extends KnownChannel {
   shortChannelId: bigint;
-  announcement: ChannelAnnouncement;
+  /** The channel_announcement payload, kept as bytes (one array, not ten) and decoded when asked for. */
+  announcementPayload: Uint8Array;
   receivedAtSec: number;
   updates: [ChannelUpdate | undefined, ChannelUpdate | undefined];
 }
@@ -90,6 +91,9 @@ const channelKey = (scid: bigint): Uint8Array => enc.encode(`c/${scidHex(scid)}`
 const updateKey = (scid: bigint, d: Direction): Uint8Array => enc.encode(`u/${scidHex(scid)}/${d}`);
 const nodeKey = (node: NodeIdHex): Uint8Array => enc.encode(`n/${node}`);
 const CHANNEL_HEADER_BYTES = 12;
+const CHANNEL_ANNOUNCEMENT_SIGNATURES_BYTES = 4 * 64;
+const HASH_BYTES = 32;
+const PUBKEY_BYTES = 33;
 const MAX_TIMESTAMP_RANGE = 0xffffffff;
 
 interface PeerCounter {
@@ -104,7 +108,7 @@ function isChannelUpdate(m: GraphMessage): m is ChannelUpdate {
 
 export class GossipGraph implements GossipView, RoutingGraph {
   private readonly channels = new Map<bigint, ChannelRecord>();
-  private readonly nodeChannels = new Map<NodeIdHex, Set<bigint>>();
+  private readonly nodeChannels = new Map<NodeIdHex, { id: NodeIdHex; channels: Set<bigint> }>();
   private readonly nodeAnns = new Map<NodeIdHex, NodeAnnouncement>();
   private readonly byFrom = new Map<NodeIdHex, Map<bigint, DirectedEdge>>();
   private readonly byTo = new Map<NodeIdHex, Map<bigint, DirectedEdge>>();
@@ -131,11 +135,11 @@ export class GossipGraph implements GossipView, RoutingGraph {
         const r = new Reader(v);
         const capacitySat = r.u64('capacity');
         const receivedAtSec = r.u32('received_at');
-        const ann = channelAnnouncementCodec.decode(r.rest());
-        g.addChannel(ann, capacitySat, receivedAtSec);
+        g.addChannel(r.rest().slice(), capacitySat, receivedAtSec);
       }
       for await (const [k, v] of store.entries(enc.encode('u/'))) {
         const u = decodeChannelUpdate(v);
+        u.chainHash = g.config.chainHash; // one copy for all (only updates of our chain are stored)
         const d = Number(dec.decode(k).slice(-1)) as Direction;
         if (g.channels.has(u.shortChannelId)) g.setUpdate(u, d);
       }
@@ -161,7 +165,7 @@ export class GossipGraph implements GossipView, RoutingGraph {
     return this.nodeAnns.get(node)?.timestamp;
   }
   hasChannels(node: NodeIdHex): boolean {
-    return (this.nodeChannels.get(node)?.size ?? 0) > 0;
+    return (this.nodeChannels.get(node)?.channels.size ?? 0) > 0;
   }
 
   // ---------------------------------------------------------------- RoutingGraph
@@ -215,7 +219,7 @@ export class GossipGraph implements GossipView, RoutingGraph {
   channelMessages(scid: bigint): (ChannelAnnouncement | ChannelUpdate)[] {
     const c = this.channels.get(scid);
     if (c === undefined) return [];
-    const out: (ChannelAnnouncement | ChannelUpdate)[] = [c.announcement];
+    const out: (ChannelAnnouncement | ChannelUpdate)[] = [channelAnnouncementCodec.decode(c.announcementPayload)];
     for (const u of c.updates) if (u !== undefined) out.push(u);
     return out;
   }
@@ -231,7 +235,7 @@ export class GossipGraph implements GossipView, RoutingGraph {
       const c = this.channels.get(scid)!;
       const ups = c.updates.filter((u): u is ChannelUpdate => u !== undefined && inRange(u.timestamp));
       if (ups.length === 0) continue;
-      out.push(c.announcement, ...ups);
+      out.push(channelAnnouncementCodec.decode(c.announcementPayload), ...ups);
     }
     for (const n of this.nodeAnns.values()) if (inRange(n.timestamp)) out.push(n);
     return out;
@@ -251,7 +255,7 @@ export class GossipGraph implements GossipView, RoutingGraph {
         return { kind: 'ignore', reason: 'rate_limited' };
       const r = validateChannelUpdate(m, ctx);
       if (r.kind !== 'accept') return r;
-      const u: ChannelUpdate = { ...m };
+      const u: ChannelUpdate = { ...m, chainHash: this.config.chainHash };
       delete (u as { type?: number }).type;
       this.setUpdate(u, r.value.direction);
       this.pending.push(updateRecordOp(u));
@@ -265,8 +269,9 @@ export class GossipGraph implements GossipView, RoutingGraph {
         return { kind: 'ignore', reason: 'graph_full' };
       const r = validateChannelAnnouncement(m, ctx);
       if (r.kind !== 'accept') return r;
-      this.addChannel(m, r.value.capacitySat, nowSec);
-      this.pending.push(channelRecordOp(m, r.value.capacitySat, nowSec));
+      const op = channelRecordOp(m, r.value.capacitySat, nowSec);
+      this.addChannel(op.value.subarray(CHANNEL_HEADER_BYTES), r.value.capacitySat, nowSec);
+      this.pending.push(op);
       if (counter !== undefined) counter.announcements++;
       return r;
     }
@@ -355,22 +360,31 @@ export class GossipGraph implements GossipView, RoutingGraph {
     return c;
   }
 
-  private addChannel(ann: ChannelAnnouncement, capacitySat: bigint, receivedAtSec: number): void {
+  /** `payload`: a channel_announcement's, already validated (its ends are read at their fixed offsets). */
+  private addChannel(payload: Uint8Array, capacitySat: bigint, receivedAtSec: number): void {
+    const r = new Reader(payload);
+    r.view(CHANNEL_ANNOUNCEMENT_SIGNATURES_BYTES, 'signatures');
+    r.view(r.u16('len'), 'features');
+    r.view(HASH_BYTES, 'chain_hash');
+    const shortChannelId = r.u64('short_channel_id');
+    const ends: NodeIdHex[] = [];
+    for (const what of ['node_id_1', 'node_id_2']) {
+      const hex = bytesToHex(r.view(PUBKEY_BYTES, what));
+      let entry = this.nodeChannels.get(hex);
+      if (entry === undefined) this.nodeChannels.set(hex, (entry = { id: hex, channels: new Set() }));
+      entry.channels.add(shortChannelId);
+      ends.push(entry.id); // one string per node, shared by its channels and edges
+    }
     const rec: ChannelRecord = {
-      shortChannelId: ann.shortChannelId,
-      nodeId1: bytesToHex(ann.nodeId1),
-      nodeId2: bytesToHex(ann.nodeId2),
+      shortChannelId,
+      nodeId1: ends[0]!,
+      nodeId2: ends[1]!,
       capacitySat,
-      announcement: ann,
+      announcementPayload: payload,
       receivedAtSec,
       updates: [undefined, undefined],
     };
-    this.channels.set(rec.shortChannelId, rec);
-    for (const n of [rec.nodeId1, rec.nodeId2]) {
-      let s = this.nodeChannels.get(n);
-      if (s === undefined) this.nodeChannels.set(n, (s = new Set()));
-      s.add(rec.shortChannelId);
-    }
+    this.channels.set(shortChannelId, rec);
     this.sorted = undefined;
   }
 
@@ -383,7 +397,7 @@ export class GossipGraph implements GossipView, RoutingGraph {
       if (c.updates[d] !== undefined) this.pending.push({ type: 'del', key: updateKey(c.shortChannelId, d) });
     }
     for (const n of [c.nodeId1, c.nodeId2]) {
-      const s = this.nodeChannels.get(n);
+      const s = this.nodeChannels.get(n)?.channels;
       s?.delete(c.shortChannelId);
       if (s !== undefined && s.size === 0) {
         this.nodeChannels.delete(n);
@@ -424,7 +438,7 @@ export class GossipGraph implements GossipView, RoutingGraph {
 }
 
 /** The store record of a channel (see the file comment). */
-export function channelRecordOp(ann: ChannelAnnouncement, capacitySat: bigint, receivedAtSec: number): BatchOp {
+export function channelRecordOp(ann: ChannelAnnouncement, capacitySat: bigint, receivedAtSec: number): Extract<BatchOp, { type: 'put' }> {
   const head = new Writer(CHANNEL_HEADER_BYTES).u64(capacitySat).u32(receivedAtSec).finish();
   const body = channelAnnouncementCodec.encode(ann);
   const value = new Uint8Array(head.length + body.length);
