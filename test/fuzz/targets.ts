@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { encodeMessage, decodeMessage } from '../../wire/messages.js';
 import { setupMessageCodecs, parseAddressDescriptor } from '../../wire/setup-messages.js';
 import { channelMessageCodecs, decodeChannelMessage } from '../../wire/channel-messages.js';
-import { decodeChannelUpdate } from '../../wire/gossip.js';
+import { decodeChannelUpdate, decodeGossipMessage, encodeGossipMessage, gossipMessageCodecs } from '../../wire/gossip.js';
 import { readTlvRecords } from '../../wire/tlv.js';
 import { hexToBytes } from '../../wire/bytes.js';
 import { AmpnodeError } from '../../wire/errors.js';
@@ -51,6 +51,59 @@ const bolt11Vectors = JSON.parse(readFileSync(new URL('../fixtures/bolt11-invoic
 };
 const latin1 = new TextDecoder('latin1');
 
+/** One valid encoding of each BOLT 7 message (with every optional part present). */
+function gossipSeeds(): Uint8Array[] {
+  const z = (n: number): Uint8Array => new Uint8Array(n);
+  const key = Uint8Array.of(2, ...new Uint8Array(32).fill(1));
+  const chainHash = z(32);
+  return [
+    encodeGossipMessage({
+      type: 256,
+      nodeSignature1: z(64),
+      nodeSignature2: z(64),
+      bitcoinSignature1: z(64),
+      bitcoinSignature2: z(64),
+      features: Uint8Array.of(2),
+      chainHash,
+      shortChannelId: 1n,
+      nodeId1: key,
+      nodeId2: key,
+      bitcoinKey1: key,
+      bitcoinKey2: key,
+    }),
+    encodeGossipMessage({
+      type: 257,
+      signature: z(64),
+      features: z(2),
+      timestamp: 1,
+      nodeId: key,
+      rgbColor: z(3),
+      alias: z(32),
+      addresses: [
+        { kind: 'ipv4', host: '1.2.3.4', port: 1 },
+        { kind: 'ipv6', host: '::1', port: 2 },
+        { kind: 'torv3', onion: z(35), port: 3 },
+        { kind: 'dns', hostname: 'a.b', port: 4 },
+      ],
+    }),
+    encodeGossipMessage({ type: 259, channelId: z(32), shortChannelId: 1n, nodeSignature: z(64), bitcoinSignature: z(64) }),
+    encodeGossipMessage({ type: 261, chainHash, shortChannelIds: [1n, 2n], queryFlags: [1n, 2n] }),
+    encodeGossipMessage({ type: 262, chainHash, fullInformation: 1 }),
+    encodeGossipMessage({ type: 263, chainHash, firstBlocknum: 0, numberOfBlocks: 9, queryOption: 3n }),
+    encodeGossipMessage({
+      type: 264,
+      chainHash,
+      firstBlocknum: 0,
+      numberOfBlocks: 9,
+      syncComplete: 1,
+      shortChannelIds: [1n],
+      timestamps: [{ node1: 1, node2: 2 }],
+      checksums: [{ node1: 3, node2: 4 }],
+    }),
+    encodeGossipMessage({ type: 265, chainHash, firstTimestamp: 1, timestampRange: 2 }),
+  ];
+}
+
 export const TARGETS: FuzzTarget[] = [
   {
     name: 'wire-messages',
@@ -70,6 +123,14 @@ export const TARGETS: FuzzTarget[] = [
     run: (b) => {
       for (const c of channelMessageCodecs) typedOnly(() => decodeChannelMessage(c.type, b));
       typedOnly(() => decodeChannelUpdate(b));
+    },
+  },
+  {
+    name: 'gossip-messages',
+    seeds: gossipSeeds(),
+    run: (b) => {
+      typedOnly(() => decodeGossipMessage(b));
+      for (const c of gossipMessageCodecs) typedOnly(() => c.decode(b.subarray(2)));
     },
   },
   {
