@@ -11,6 +11,10 @@
  *   2. lncli disconnect + connect, then an ampnode restart from its data
  *      directory, each end in a clean channel_reestablish: lnd lists every
  *      channel active and has nothing waiting to close or force-closing.
+ *      Both again with an HTLC in flight (ampnode paying a hold invoice of
+ *      lnd's, held at lnd): the HTLC is on both commitments after the
+ *      reestablish, lnd settles it, the payment completes at ampnode, and no
+ *      channel is closed.
  *   3. Cooperative closes: lnd closes one of its channels, ampnode closes the
  *      other lnd-opened one and its own. The closing transactions confirm on
  *      btcd's chain, pay each side what its channel balance said (minus the
@@ -21,6 +25,7 @@
  *      force close, and ampnode sweeps its to_local once lnd's CSV delay passed.
  */
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { after, before } from 'node:test';
 import { BUILD_TIMEOUT_MS, Interop, ensureBinaries, waitFor, type Ampnode, type Btcd, type Lnd } from './harness.js';
 import { LndPair, type AmpChannel, type LndChannel } from './lnd-pair.js';
@@ -174,6 +179,72 @@ h.test(
   { timeoutMs: 120_000 },
 );
 
+/** A hold invoice of lnd's (`addholdinvoice`) and its preimage; lnd accepts HTLCs for it and keeps them until settled. */
+async function holdInvoice(amountSat: number): Promise<{ preimage: string; hash: string; payReq: string }> {
+  const preimage = randomBytes(32);
+  const hash = createHash('sha256').update(preimage).digest('hex');
+  const r = await lnd.cli<{ payment_request: string }>(['addholdinvoice', hash, '--amt', String(amountSat)]);
+  return { preimage: preimage.toString('hex'), hash, payReq: r.payment_request };
+}
+
+async function lndHtlcs(point: string): Promise<number> {
+  return (((await lndChannel(point)) as (LndChannel & { pending_htlcs?: unknown[] }) | undefined)?.pending_htlcs ?? []).length;
+}
+
+/** lnd's invoice of `hash` ACCEPTED (the HTLC locked in on both commitments, held) and the HTLC on `point` at lnd. */
+async function held(hash: string, point: string): Promise<void> {
+  await waitFor(
+    async () => (await lnd.cli<{ state: string }>(['lookupinvoice', hash])).state === 'ACCEPTED' && (await lndHtlcs(point)) === 1,
+    {
+      timeoutMs: 60_000,
+      what: `lnd holding the HTLC of ${hash}`,
+    },
+  );
+}
+
+interface PaymentView {
+  status: string;
+  paymentHash?: string;
+  preimage?: string;
+  failureReason?: string;
+  failureDetail?: string;
+}
+
+h.test(
+  "lncli disconnect + connect with an HTLC in flight (ampnode paying lnd's hold invoice): both reestablish, the payment completes",
+  async () => {
+    const inv = await holdInvoice(25_000);
+    const before = BigInt((await ampChannel(ours))!.localBalanceMsat);
+    const paying = api<PaymentView>('POST', '/v1/payments/pay', { paymentRequest: inv.payReq }, 240_000);
+    paying.catch(() => undefined); // awaited below
+    await held(inv.hash, ours);
+    const disconnects = amp.logs().filter((l) => l.msg === 'disconnected').length;
+    await lnd.cli(['disconnect', amp.nodeId]);
+    await waitFor(async () => (await lnd.peer(amp.nodeId)) === undefined, { timeoutMs: 20_000, what: 'lnd dropping ampnode' });
+    await waitFor(() => amp.logs().filter((l) => l.msg === 'disconnected').length > disconnects, {
+      timeoutMs: 20_000,
+      what: 'ampnode seeing the disconnect',
+    });
+    await lnd.cli(['connect', amp.uri], 30_000);
+    await allActive([tweakless, anchors, ours], 'all channels active again with the HTLC in flight');
+    assert.equal(await lndHtlcs(ours), 1, 'the HTLC survived the reestablish at lnd');
+    assert.equal((await ampChannel(ours))!.localBalanceMsat, String(before - 25_000_000n), 'and at ampnode');
+    await lnd.cli(['settleinvoice', inv.preimage]);
+    const paid = await paying;
+    assert.equal(paid.status, 'succeeded', `${paid.failureReason}: ${paid.failureDetail}`);
+    assert.equal(paid.preimage, inv.preimage);
+    assert.equal((await lnd.cli<{ state: string }>(['lookupinvoice', inv.hash])).state, 'SETTLED');
+    await waitFor(async () => (await lndHtlcs(ours)) === 0, { timeoutMs: 30_000, what: 'the HTLC resolved at lnd' });
+    await noCloses();
+    assert.equal(
+      amp.logs().filter((l) => l.msg === 'channel failure' || l.msg === 'channel failed').length,
+      0,
+      'no channel failures at ampnode',
+    );
+  },
+  { timeoutMs: 300_000 },
+);
+
 h.test(
   'an ampnode restart from its data directory ends in a clean channel_reestablish',
   async () => {
@@ -196,6 +267,40 @@ h.test(
     );
   },
   { timeoutMs: 180_000 },
+);
+
+h.test(
+  "an ampnode restart with an HTLC in flight (lnd's hold invoice): reestablish on both sides, the payment completes from the datadir",
+  async () => {
+    const inv = await holdInvoice(15_000);
+    const paying = api<PaymentView>('POST', '/v1/payments/pay', { paymentRequest: inv.payReq }, 240_000);
+    paying.catch(() => undefined); // the daemon stops before it answers
+    await held(inv.hash, ours);
+    amp = await amp.restart();
+    p.amp = amp;
+    await ampSynced();
+    await api('POST', '/v1/peers/connect', { uri: `${lnd.nodeId}@${lnd.p2pHost}`, persistent: true }, 30_000);
+    await allActive([tweakless, anchors, ours], 'all channels active after the restart with the HTLC in flight');
+    assert.equal(await lndHtlcs(ours), 1, 'the HTLC survived the restart');
+    await lnd.cli(['settleinvoice', inv.preimage]);
+    const paid = await waitFor(
+      async () => {
+        const list = (await api<{ payments: PaymentView[] }>('POST', '/v1/payments/list', {})).payments;
+        return list.find((x) => x.paymentHash === inv.hash && x.status !== 'in_flight');
+      },
+      { timeoutMs: 60_000, what: 'the payment ended at ampnode' },
+    );
+    assert.equal(paid.status, 'succeeded', `${paid.failureReason}: ${paid.failureDetail}`);
+    assert.equal(paid.preimage, inv.preimage);
+    await waitFor(async () => (await lndHtlcs(ours)) === 0, { timeoutMs: 30_000, what: 'the HTLC resolved at lnd' });
+    await noCloses();
+    assert.equal(
+      amp.logs().filter((l) => l.msg === 'channel failure' || l.msg === 'channel failed').length,
+      0,
+      'no channel failures at ampnode',
+    );
+  },
+  { timeoutMs: 300_000 },
 );
 
 interface RawTx {
