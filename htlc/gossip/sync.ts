@@ -52,6 +52,11 @@ export const DEFAULT_QUERY_BATCH_SIZE = 500;
 /** Ids we collect from one peer's replies at most: a peer cannot make us hold more. */
 export const MAX_COLLECTED_IDS = 1_000_000;
 export const DEFAULT_STALL_TIMEOUT_SEC = 300;
+/**
+ * Range replies we take from one peer for one query at most: the whole chain in replies of one block each would be
+ * far fewer for any real chain, so a peer that sends more is stalling us (we give up and go to synced).
+ */
+export const MAX_RANGE_REPLIES = 100_000;
 const U32_END = 0x1_0000_0000;
 
 /** What sync reads of the graph (GossipGraph has it all). */
@@ -82,6 +87,9 @@ export interface SyncState {
   wanted: bigint[];
   /** Ids seen in the peer's replies so far (awaiting_range). */
   collected: number;
+  /** Replies to our range query so far, and the first block of the last one (they may not go backwards). */
+  replies?: number;
+  lastReplyFirst?: number;
   /** A query_short_channel_ids is out and its reply_short_channel_ids_end not yet in. */
   inFlight: boolean;
   /** The last time the peer answered us (or we started). */
@@ -147,7 +155,7 @@ function onConnected(remote: Uint8Array, local: Uint8Array, nowSec: number, conf
 
 function toSynced(state: SyncState, nowSec: number, config: SyncConfig): SyncResult {
   const filter: GossipTimestampFilter = { type: 265, chainHash: config.chainHash, firstTimestamp: nowSec, timestampRange: 0xffffffff };
-  const { range: _range, ...rest } = state;
+  const { range: _range, replies: _replies, lastReplyFirst: _last, ...rest } = state;
   return { state: { ...rest, phase: 'synced', wanted: [], inFlight: false }, send: state.queries ? [filter] : [] };
 }
 
@@ -191,6 +199,9 @@ function onMessage(state: SyncState, m: SyncMessage, nowSec: number, graph: Sync
 function onReplyChannelRange(state: SyncState, r: ReplyChannelRange, nowSec: number, graph: SyncGraphView, config: SyncConfig): SyncResult {
   if (state.phase !== 'awaiting_range' || state.range === undefined) return { state, send: [] };
   if (!equalBytes(r.chainHash, config.chainHash)) return toSynced(state, nowSec, config);
+  // BOLT 7: each reply starts at or after the one before; and a peer may not keep us here with replies forever
+  const replies = (state.replies ?? 0) + 1;
+  if (r.firstBlocknum < (state.lastReplyFirst ?? 0) || replies > MAX_RANGE_REPLIES) return toSynced(state, nowSec, config);
   const wanted = [...state.wanted];
   let collected = state.collected;
   r.shortChannelIds.forEach((scid, i) => {
@@ -198,12 +209,20 @@ function onReplyChannelRange(state: SyncState, r: ReplyChannelRange, nowSec: num
     collected++;
     if (needs(scid, r.timestamps?.[i], graph)) wanted.push(scid);
   });
-  const next: SyncState = { ...state, wanted, collected, lastProgressSec: nowSec, remoteComplete: r.syncComplete !== 0 };
+  const next: SyncState = {
+    ...state,
+    wanted,
+    collected,
+    replies,
+    lastReplyFirst: r.firstBlocknum,
+    lastProgressSec: nowSec,
+    remoteComplete: r.syncComplete !== 0,
+  };
   const replyEnd = Math.min(r.firstBlocknum + r.numberOfBlocks, U32_END - 1);
   if (replyEnd < state.range.end) return { state: next, send: [] };
   // the whole range is answered: ask for what we lack, in block order
   const unique = [...new Set(wanted)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const { range: _range, ...rest } = next;
+  const { range: _range, replies: _replies, lastReplyFirst: _last, ...rest } = next;
   return nextBatch({ ...rest, wanted: unique, collected: 0 }, nowSec, config);
 }
 

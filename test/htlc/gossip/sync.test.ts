@@ -125,6 +125,40 @@ describe('sync machine', () => {
     assert.equal(t.state.phase, 'synced');
     assert.equal(typeOf(t.send[0]!), 265);
   });
+  it('replies that go backwards, or of another chain, end the range sync', async () => {
+    const { graph } = await graphWith(0);
+    const q = syncStep(
+      initialSyncState(),
+      { kind: 'connected', remoteFeatures: QUERIES, localFeatures: QUERIES, nowSec: 1 },
+      graph,
+      config,
+    );
+    const reply = (first: number, num: number, ids: bigint[] = []): ReplyChannelRange => ({
+      type: 264,
+      chainHash: REGTEST,
+      firstBlocknum: first,
+      numberOfBlocks: num,
+      syncComplete: 1,
+      shortChannelIds: ids,
+    });
+    const r1 = syncStep(q.state, { kind: 'message', message: reply(100, 50, [makeShortChannelId(120, 0, 0)]), nowSec: 2 }, graph, config);
+    assert.equal(r1.state.phase, 'awaiting_range');
+    assert.equal(r1.state.wanted.length, 1);
+    const back = syncStep(r1.state, { kind: 'message', message: reply(50, 10), nowSec: 3 }, graph, config);
+    assert.equal(back.state.phase, 'synced');
+    assert.deepEqual(back.send.map(typeOf), [265]);
+    const other = syncStep(
+      r1.state,
+      { kind: 'message', message: { ...reply(150, 10), chainHash: new Uint8Array(32) }, nowSec: 3 },
+      graph,
+      config,
+    );
+    assert.equal(other.state.phase, 'synced');
+    // a reply that reaches the end of the range asks for what was collected
+    const end = syncStep(r1.state, { kind: 'message', message: reply(150, WHOLE_CHAIN_BLOCKS - 150), nowSec: 3 }, graph, config);
+    assert.equal(end.state.phase, 'querying');
+    assert.deepEqual((end.send[0] as { shortChannelIds: bigint[] }).shortChannelIds, [makeShortChannelId(120, 0, 0)]);
+  });
   it('a gossip_timestamp_filter is remembered and answered from the graph', async () => {
     const { graph } = await graphWith(2);
     const r = syncStep(
