@@ -52,7 +52,7 @@ export interface TestChannel {
   node2: TestNode;
 }
 
-/** A signed channel_announcement between a and b; its funding output goes into `chain` unless `fund` is false. */
+/** A signed channel_announcement between a and b; its funding output goes into `opts.chain` when one is given. */
 export function makeChannel(
   a: TestNode,
   b: TestNode,

@@ -154,9 +154,8 @@ function snapshot(g: GossipGraph): string {
   const lines: string[] = [];
   for (const scid of g.shortChannelIds()) {
     const c = g.channel(scid)!;
-    lines.push(
-      `${scid} ${c.nodeId1} ${c.nodeId2} ${c.capacitySat} ${c.updates.map((u) => (u === undefined ? '-' : `${u.timestamp}/${u.feeBaseMsat}`)).join(' ')}`,
-    );
+    const ups = c.updates.map((u) => (u === undefined ? '-' : `${u.timestamp}/${u.feeBaseMsat}`)).join(' ');
+    lines.push(`${scid} ${c.nodeId1} ${c.nodeId2} ${c.capacitySat} ${ups}`);
   }
   for (const n of [...g.nodes()].sort()) lines.push(`${n} ${g.nodeAnnouncement(n)?.timestamp ?? '-'}`);
   return lines.join('\n');
