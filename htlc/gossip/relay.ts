@@ -4,7 +4,7 @@
  * outgoing gossip once every 60 seconds, whatever the arrival times: the staggered broadcast). A flush dedupes
  * (only the newest update of a channel direction and node announcement of a node), orders (channel announcements,
  * then updates, then node announcements, as BOLT 7 wants them received), never sends a message back to the peer it
- * came from, honours each peer's gossip_timestamp_filter (a gossip_queries peer gets nothing until it sent one), and
+ * came from, honours each peer's gossip_timestamp_filter (a gossip_queries peer gets only our own until it sent one), and
  * hands each peer at most `maxPerPeerPerFlush` messages: the rest waits for the next flush (at most
  * `maxBacklogPerPeer` of it; beyond that the oldest are dropped, as a peer that reads that slowly gets them in sync).
  */
@@ -76,15 +76,17 @@ export class RelayQueue {
     for (const p of peers) {
       live.add(p.id);
       const f = p.sync.remoteFilter;
-      if (p.sync.queries && f === undefined) continue;
+      // a gossip_queries peer without a filter gets only what we generated ourselves (BOLT 7)
+      const ownOnly = p.sync.queries && f === undefined;
       const end = f === undefined ? U32_END : f.firstTimestamp + f.timestampRange;
-      const pass = (m: SyncMessage): boolean => {
+      const pass = (e: Entry): boolean => {
+        if (ownOnly) return e.from === undefined;
         if (f === undefined) return true;
-        const t = timestampOf(m);
+        const t = timestampOf(e.message);
         return t === undefined || (t >= f.firstTimestamp && t < end);
       };
       let q = this.backlog.get(p.id) ?? [];
-      for (const e of entries) if (e.from !== p.id && pass(e.message)) q.push(e.message);
+      for (const e of entries) if (e.from !== p.id && pass(e)) q.push(e.message);
       if (q.length > this.config.maxBacklogPerPeer) q = q.slice(q.length - this.config.maxBacklogPerPeer);
       const now = q.slice(0, this.config.maxPerPeerPerFlush);
       const rest = q.slice(now.length);

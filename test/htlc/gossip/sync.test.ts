@@ -241,10 +241,19 @@ describe('relay queue', () => {
     const p2 = out.get('p2')!;
     assert.deepEqual(p2.map(typeOf), [256, 258, 257]);
     assert.equal((p2[1] as { feeBaseMsat: number }).feeBaseMsat, 2);
-    assert.equal(out.get('p3'), undefined, 'no filter yet: nothing');
+    assert.equal(out.get('p3'), undefined, 'no filter yet: nothing of others');
     assert.deepEqual(out.get('p4')!.map(typeOf), [256, 256, 257], 'the update is older than the filter');
     // p2 had 3 (the cap); nothing left over, and a second flush sends nothing new
     assert.equal(q.flush([{ id: 'p2', sync: open }]).size, 0);
+    q.enqueue(makeNodeAnnouncement(x, NOW_SEC));
+    assert.deepEqual(
+      q
+        .flush([{ id: 'p3', sync: { queries: true } }])
+        .get('p3')!
+        .map(typeOf),
+      [257],
+      'but our own, yes',
+    );
     const q2 = new RelayQueue({ maxPerPeerPerFlush: 1 });
     q2.enqueue(chans[0]!.ann);
     q2.enqueue(chans[1]!.ann);
