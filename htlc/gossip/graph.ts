@@ -14,6 +14,8 @@
  * Bounds on what peers can make us hold: at most `maxChannels` channels and `maxNodes` node announcements in all,
  * and per peer at most `maxNewPerPeerPerInterval` new announcements and `maxUpdatesPerPeerPerInterval` updates in
  * each `rateIntervalSec` (further ones are ignored as `rate_limited`, so a peer cannot flood us faster than that).
+ * An update that comes before its channel's announcement (from a peer) is kept, at most MAX_PREMATURE_UPDATES of
+ * them, and applied when the announcement is accepted (`takeReplayed` hands those out for relaying).
  * Pruning: channels whose funding output is spent (`channelSpent`, or `pruneSpent` asking the chain), directions
  * whose latest update is older than two weeks, and channels both of whose directions are (BOLT 7; lnd's rule too).
  */
@@ -91,6 +93,9 @@ const channelKey = (scid: bigint): Uint8Array => enc.encode(`c/${scidHex(scid)}`
 const updateKey = (scid: bigint, d: Direction): Uint8Array => enc.encode(`u/${scidHex(scid)}/${d}`);
 const nodeKey = (node: NodeIdHex): Uint8Array => enc.encode(`n/${node}`);
 const CHANNEL_HEADER_BYTES = 12;
+/** Updates kept for channels not yet announced: in all, and per channel (both directions, a newer one each). */
+export const MAX_PREMATURE_UPDATES = 10_000;
+const MAX_PREMATURE_PER_CHANNEL = 4;
 const CHANNEL_ANNOUNCEMENT_SIGNATURES_BYTES = 4 * 64;
 const HASH_BYTES = 32;
 const PUBKEY_BYTES = 33;
@@ -113,6 +118,10 @@ export class GossipGraph implements GossipView, RoutingGraph {
   private readonly byFrom = new Map<NodeIdHex, Map<bigint, DirectedEdge>>();
   private readonly byTo = new Map<NodeIdHex, Map<bigint, DirectedEdge>>();
   private readonly peers = new Map<string, PeerCounter>();
+  /** Updates of channels not (yet) announced, by short_channel_id, oldest first (lnd's premature updates). */
+  private readonly premature = new Map<bigint, ChannelUpdate[]>();
+  private prematureCount = 0;
+  private replayed: ChannelUpdate[] = [];
   private sorted: bigint[] | undefined;
   private pending: BatchOp[] = [];
   readonly config: GossipGraphConfig;
@@ -254,6 +263,7 @@ export class GossipGraph implements GossipView, RoutingGraph {
       if (counter !== undefined && counter.updates >= this.config.maxUpdatesPerPeerPerInterval)
         return { kind: 'ignore', reason: 'rate_limited' };
       const r = validateChannelUpdate(m, ctx);
+      if (r.kind === 'ignore' && r.reason === 'unknown_channel' && peer !== undefined) this.keepPremature(m);
       if (r.kind !== 'accept') return r;
       const u: ChannelUpdate = { ...m, chainHash: this.config.chainHash };
       delete (u as { type?: number }).type;
@@ -273,6 +283,7 @@ export class GossipGraph implements GossipView, RoutingGraph {
       this.addChannel(op.value.subarray(CHANNEL_HEADER_BYTES), r.value.capacitySat, nowSec);
       this.pending.push(op);
       if (counter !== undefined) counter.announcements++;
+      this.replayPremature(m.shortChannelId, nowSec);
       return r;
     }
     const node = bytesToHex(m.nodeId);
@@ -347,7 +358,38 @@ export class GossipGraph implements GossipView, RoutingGraph {
     return gone;
   }
 
+  /**
+   * The updates that arrived before their channel's announcement and were applied when it was accepted: the caller
+   * relays them as it relays what `apply` accepts. Each is handed out once.
+   */
+  takeReplayed(): ChannelUpdate[] {
+    const out = this.replayed;
+    this.replayed = [];
+    return out;
+  }
+
   // ---------------------------------------------------------------- internals
+
+  private keepPremature(u: ChannelUpdate): void {
+    while (this.prematureCount >= MAX_PREMATURE_UPDATES) {
+      const [oldest, list] = this.premature.entries().next().value as [bigint, ChannelUpdate[]];
+      this.premature.delete(oldest);
+      this.prematureCount -= list.length;
+    }
+    const list = this.premature.get(u.shortChannelId) ?? [];
+    if (list.length >= MAX_PREMATURE_PER_CHANNEL) return;
+    list.push(u);
+    this.premature.set(u.shortChannelId, list);
+    this.prematureCount++;
+  }
+
+  private replayPremature(scid: bigint, nowSec: number): void {
+    const list = this.premature.get(scid);
+    if (list === undefined) return;
+    this.premature.delete(scid);
+    this.prematureCount -= list.length;
+    for (const u of list) if (this.apply(u, nowSec).kind === 'accept') this.replayed.push(u);
+  }
 
   private counter(peer: string, nowSec: number): PeerCounter {
     const window = Math.floor(nowSec / this.config.rateIntervalSec);

@@ -64,6 +64,20 @@ describe('GossipGraph', () => {
     await graph.flush();
     assert.equal((await GossipGraph.load(store, { chainHash: REGTEST, chain })).channelCount, 0);
   });
+  it('an update before its announcement is kept and applied when the announcement comes', async () => {
+    const { graph, ab } = await setup();
+    const u1 = makeUpdate(ab, 1, NOW_SEC - 5);
+    const u0 = makeUpdate(ab, 0, NOW_SEC - 5);
+    assert.deepEqual(graph.apply(u1, NOW_SEC, 'p'), { kind: 'ignore', reason: 'unknown_channel' });
+    assert.deepEqual(graph.apply({ ...u0, feeBaseMsat: 99 }, NOW_SEC, 'p'), { kind: 'ignore', reason: 'unknown_channel' });
+    assert.deepEqual(graph.apply(u0, NOW_SEC), { kind: 'ignore', reason: 'unknown_channel' }, 'our own: not kept');
+    assert.equal(graph.apply(ab.ann, NOW_SEC, 'p').kind, 'accept');
+    // the forged one (fee changed after signing) is refused on replay; the good one applied and handed out
+    assert.deepEqual(graph.takeReplayed(), [u1]);
+    assert.deepEqual(graph.takeReplayed(), []);
+    assert.equal(graph.updateTimestamp(ab.ann.shortChannelId, 1), NOW_SEC - 5);
+    assert.equal(graph.updateTimestamp(ab.ann.shortChannelId, 0), undefined);
+  });
   it('a newer update replaces the older; equal and older are ignored', async () => {
     const { graph, ab } = await setup();
     graph.apply(ab.ann, NOW_SEC);

@@ -122,6 +122,7 @@ class Network {
         const r = n.graph.apply(m as never, this.nowSec, String(from));
         if (r.kind === 'accept') n.relay.enqueue(m, String(from));
         else n.refused.push(r);
+        for (const u of n.graph.takeReplayed()) n.relay.enqueue(u, String(from));
       }
       const state = n.peers.get(from);
       if (state === undefined) continue;
