@@ -192,6 +192,7 @@ export class GossipService {
       return false;
     }
     this.relay.enqueue(m);
+    for (const u of this.graph.takeReplayed()) this.relay.enqueue(u);
     // our own gossip goes out at once (what others sent waits for the minute's flush, as BOLT 7 staggers it)
     await this.flushRelay();
     return true;
@@ -300,7 +301,10 @@ export class GossipService {
       if (m.type === CHANNEL_ANNOUNCEMENT_MESSAGE_TYPE) await this.fetchFunding(m.shortChannelId);
       const out = this.graph.apply(m, nowSec(), peer.nodeIdHex);
       if (m.type === CHANNEL_ANNOUNCEMENT_MESSAGE_TYPE) this.fetched.delete(m.shortChannelId);
-      if (out.kind === 'accept') this.relay.enqueue(m, peer.nodeIdHex);
+      if (out.kind === 'accept') {
+        this.relay.enqueue(m, peer.nodeIdHex);
+        for (const u of this.graph.takeReplayed()) this.relay.enqueue(u); // updates that came before this announcement
+      }
       else if (out.kind === 'reject') {
         this.log.info({ peer: peer.nodeIdHex, type: m.type, reason: out.reason }, 'invalid gossip dropped');
         if (out.warnPeer)
