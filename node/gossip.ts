@@ -304,8 +304,7 @@ export class GossipService {
       if (out.kind === 'accept') {
         this.relay.enqueue(m, peer.nodeIdHex);
         for (const u of this.graph.takeReplayed()) this.relay.enqueue(u); // updates that came before this announcement
-      }
-      else if (out.kind === 'reject') {
+      } else if (out.kind === 'reject') {
         this.log.info({ peer: peer.nodeIdHex, type: m.type, reason: out.reason }, 'invalid gossip dropped');
         if (out.warnPeer)
           peer.send({
