@@ -121,6 +121,10 @@ interface PeerGossip {
 }
 
 const nowSec = (): number => Math.floor(Date.now() / 1000);
+/** Funding outpoints remembered for pruning (beyond this the oldest are looked up again from their block). */
+const MAX_OUTPOINTS = 1_000_000;
+/** How often each peer's sync is told the time. */
+const SYNC_TICK_MS = 30_000;
 
 function wireOf(m: SyncMessage): Uint8Array {
   return encodeGossipMessage(('type' in m ? m : { ...m, type: CHANNEL_UPDATE_MESSAGE_TYPE }) as GossipMessage);
@@ -132,6 +136,8 @@ export class GossipService {
   private readonly relay = new RelayQueue();
   private readonly syncConfig: SyncConfig;
   private timers: NodeJS.Timeout[] = [];
+  /** Funding transactions of the channels we validated (bcoin's hash form), for the pruning's coin-set lookups. */
+  private readonly outpoints = new Map<bigint, string>();
   private stopped = false;
   private readonly log: Logger;
 
@@ -166,6 +172,13 @@ export class GossipService {
     };
     every(this.config.relayIntervalMs, () => this.flushRelay());
     every(this.config.pruneIntervalMs, () => this.prune());
+    // a sync whose peer stopped answering gives up after its stall timeout (htlc/gossip/sync.ts)
+    every(SYNC_TICK_MS, () => {
+      for (const [id, p] of this.peers) {
+        const peer = this.o.peers.peer(id);
+        if (peer !== undefined) this.step(peer, p, { kind: 'tick', nowSec: nowSec() });
+      }
+    });
   }
 
   async stop(): Promise<void> {
@@ -244,11 +257,25 @@ export class GossipService {
     await this.graph.flush();
   }
 
-  /** Stale updates (two weeks) and channels whose funding output was spent. */
+  /**
+   * Stale updates (two weeks) and channels whose funding output was spent: a coin-set lookup per channel whose
+   * outpoint we learnt (a block read for the others, once).
+   */
   async prune(): Promise<void> {
-    for (const scid of [...this.graph.shortChannelIds()]) await this.fetchFunding(scid);
-    const spent = this.graph.pruneSpent();
-    this.fetched.clear();
+    const spent: bigint[] = [];
+    for (const scid of [...this.graph.shortChannelIds()]) {
+      let at = this.outpoints.get(scid);
+      if (at === undefined) {
+        await this.fetchFunding(scid);
+        this.fetched.delete(scid);
+        at = this.outpoints.get(scid);
+      }
+      const { outputIndex } = shortChannelIdParts(scid);
+      if (at === undefined || !(await this.o.chain.isUnspent(at, outputIndex))) {
+        if (this.graph.channelSpent(scid)) spent.push(scid);
+        this.outpoints.delete(scid);
+      }
+    }
     const stale = this.graph.pruneStale(nowSec());
     await this.graph.flush();
     if (spent.length + stale.length > 0) this.log.info({ spent: spent.length, stale: stale.length }, 'graph pruned');
@@ -330,7 +357,12 @@ export class GossipService {
   private async fetchFunding(scid: bigint): Promise<void> {
     const { blockHeight, txIndex, outputIndex } = shortChannelIdParts(scid);
     try {
-      this.fetched.set(scid, await this.o.chain.outputAt(blockHeight, txIndex, outputIndex));
+      const out = await this.o.chain.outputAt(blockHeight, txIndex, outputIndex);
+      this.fetched.set(scid, out);
+      if (out !== undefined && !out.spent) {
+        if (this.outpoints.size >= MAX_OUTPOINTS) this.outpoints.delete(this.outpoints.keys().next().value!);
+        this.outpoints.set(scid, out.txHashHex);
+      }
     } catch (e) {
       if (!(e instanceof AmpnodeError)) throw e;
       this.fetched.set(scid, undefined); // the chain is closing: treated as not found

@@ -55,6 +55,8 @@ export interface FundingOutputInfo {
   scriptPubKey: Uint8Array;
   valueSat: bigint;
   spent: boolean;
+  /** The transaction's hash in bcoin's internal form, for isUnspent. */
+  txHashHex: string;
 }
 
 /** The wallet's view of chain progress: full blocks in order, and mempool transactions. */
@@ -430,8 +432,14 @@ export class BcoinChainBackend implements ChainSource {
     const tx = block?.txs[txIndex];
     const out = tx?.outputs[outputIndex];
     if (tx === undefined || out === undefined) return undefined;
-    const coin = await this.node.chain.getCoin(tx.hash('hex'), outputIndex);
-    return { scriptPubKey: new Uint8Array(out.script.toRaw()), valueSat: BigInt(out.value), spent: coin === null };
+    const hashHex = tx.hash('hex');
+    const coin = await this.node.chain.getCoin(hashHex, outputIndex);
+    return { scriptPubKey: new Uint8Array(out.script.toRaw()), valueSat: BigInt(out.value), spent: coin === null, txHashHex: hashHex };
+  }
+
+  /** Whether an output (`txHashHex` as outputAt gives it) is in the chain's coin set: unspent. */
+  async isUnspent(txHashHex: string, outputIndex: number): Promise<boolean> {
+    return (await this.node.chain.getCoin(txHashHex, outputIndex)) !== null;
   }
 
   /** Whether segwit is active for the next block (bcoin and btcd regtest: from height 432). */

@@ -128,6 +128,15 @@ test('public channels announced by both ends, learnt by gossip alone, and paid o
     'the router sees B–C disabled',
   );
 
+  // B closes B–C on chain (C is gone: B's commitment): once the funding output is spent, pruning drops it
+  await b.manager.forceCloseChannel(bc.channelId); // resolves once the commitment is broadcast
+  await b.gossip.prune();
+  assert.ok(b.gossip.graph.channel(bcScid) !== undefined, 'unconfirmed: the funding output is still unspent');
+  await mine(1);
+  await b.gossip.prune();
+  assert.equal(b.gossip.graph.channel(bcScid), undefined, 'a spent channel is pruned');
+  assert.ok(b.gossip.graph.channel(abScid) !== undefined, 'an unspent one stays');
+
   // the graph is persisted: A restarted knows B–C before any peer speaks to it
   await a.stop();
   running.delete(a);
