@@ -1,7 +1,7 @@
 /**
- * AMP sets left short of their total, against a real lnd on btcd's regtest chain. ampnode runs in this process
- * through the package entry (createNode, following btcd over P2P), since both halves need what no user sets: the
- * payment lifecycle's test-only hook that withholds a shard, and a receiver hold time of a few seconds.
+ * HTLCs held at the receiving end, against a real lnd on btcd's regtest chain. ampnode runs in this process through
+ * the package entry (createNode, following btcd over P2P), since the first two need what no user sets: the payment
+ * lifecycle's test-only hook that withholds a shard, and a receiver hold time of a few seconds.
  *
  *   1. ampnode pays lnd's AMP invoice in three shards and the hook withholds the last one before its HTLC is added:
  *      lnd holds the two it got for its 120 s and fails both with mpp_timeout; ampnode's payment ends failed (timeout,
@@ -12,6 +12,9 @@
  *      payment_addr for a node it has no announced features of): ampnode holds them for its hold time (5 s here)
  *      and fails both with mpp_timeout, well before lnd's 120 s; nothing is paid on ampnode's invoice and the
  *      channel balances are as before.
+ *   3. lnd pays a hold invoice of ampnode's; with the HTLC held at ampnode, lncli disconnect + connect: both ends
+ *      reestablish with the HTLC on the channel, ampnode settles it, lnd's payment succeeds with the preimage, and
+ *      lnd closes nothing.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -29,7 +32,7 @@ import {
 import { BUILD_TIMEOUT_MS, Interop, ensureBinaries, waitFor, type Btcd, type Lnd } from './harness.js';
 import type { LndChannel } from './lnd-pair.js';
 
-const h = new Interop('partial-sets');
+const h = new Interop('held-htlcs');
 let btcd: Btcd;
 let lnd: Lnd;
 let chain: BcoinChainBackend;
@@ -245,4 +248,49 @@ h.test(
     await waitFor(async () => (await balances()) === before, { timeoutMs: 30_000, what: `balances back to ${before}` });
   },
   { timeoutMs: 180_000 },
+);
+
+h.test(
+  "lncli disconnect + connect with lnd's HTLC held at ampnode (a hold invoice): reestablished on both sides, then settled",
+  async () => {
+    const preimage = randomBytes(32);
+    const paymentHash = sha256(preimage);
+    const { paymentRequest } = await amp.addInvoice({ paymentHash, amountMsat: 17_000_000n, memo: 'held' });
+    const before = await balances();
+    const paying = lnd.cli<{ status: string; payment_preimage: string; failure_reason: string }>(
+      ['payinvoice', '--json', '--force', '--pay_req', paymentRequest, '--timeout', '60s'],
+      240_000,
+    );
+    paying.catch(() => undefined); // awaited below
+    await waitFor(async () => (await amp.lookupInvoiceByHash(paymentHash))?.state === 'accepted', {
+      timeoutMs: 60_000,
+      what: 'the HTLC held at ampnode',
+    });
+    await lnd.cli(['disconnect', amp.nodeId]);
+    await waitFor(() => amp.listPeers().length === 0, { timeoutMs: 20_000, what: 'ampnode seeing the disconnect' });
+    await waitFor(() => amp.channels().every((c) => !c.active), { timeoutMs: 20_000, what: 'the channel inactive at ampnode' });
+    await waitFor(async () => (await lnd.peer(amp.nodeId)) === undefined, { timeoutMs: 20_000, what: 'lnd dropping ampnode' });
+    await lnd.cli(['connect', amp.uri], 30_000);
+    await waitFor(async () => amp.channels().every((c) => c.active) && (await lndChannel()).active, {
+      timeoutMs: 60_000,
+      what: 'the channel active again on both sides',
+    });
+    assert.equal(
+      (((await lndChannel()) as LndChannel & { pending_htlcs?: unknown[] }).pending_htlcs ?? []).length,
+      1,
+      'the HTLC is still on',
+    );
+    assert.equal((await amp.lookupInvoiceByHash(paymentHash))?.state, 'accepted');
+    await amp.invoices.settleHold(preimage);
+    const paid = await paying;
+    assert.equal(paid.status, 'SUCCEEDED', `lnd: ${paid.failure_reason}`);
+    assert.equal(paid.payment_preimage, preimage.toString('hex'));
+    assert.equal((await amp.lookupInvoiceByHash(paymentHash))?.state, 'settled');
+    await noHtlcs();
+    const pending = await lnd.cli<Record<string, unknown[] | undefined>>(['pendingchannels']);
+    assert.deepEqual(pending['waiting_close_channels'] ?? [], [], 'lnd has channels waiting to close');
+    assert.deepEqual(pending['pending_force_closing_channels'] ?? [], [], 'lnd is force-closing');
+    assert.notEqual(await balances(), before, 'the payment moved the balances');
+  },
+  { timeoutMs: 240_000 },
 );
