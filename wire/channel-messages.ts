@@ -14,14 +14,10 @@
 import { Reader, Writer } from './bytes.js';
 import { DecodeError } from './errors.js';
 import type { MessageCodec } from './message.js';
-import { decodeTlvStream, encodeTlvRecords, type TlvRecord } from './tlv.js';
+import { checkLen, readExtension, withUnknown, writeExtension, type Extensible } from './extension.js';
+import type { TlvRecord } from './tlv.js';
 
 export const ONION_PACKET_LENGTH = 1366;
-
-interface Extensible {
-  /** Unknown odd TLV records of the message's stream, kept to be re-sent unchanged. */
-  extensionUnknown?: TlvRecord[];
-}
 
 export interface OpenChannel extends Extensible {
   type: 32;
@@ -191,35 +187,8 @@ export type ChannelMessage =
 
 // ---------------------------------------------------------------- helpers
 
-type Known = Map<bigint, Uint8Array>;
-
-/** Splits a message's TLV stream into records of the given known types and kept unknown odd ones. */
-function readExtension(r: Reader, knownTypes: readonly bigint[]): { known: Known; unknown: TlvRecord[] } {
-  const registry = new Map(knownTypes.map((t) => [t, { decode: (v: Uint8Array) => v.slice(), encode: (v: unknown) => v as Uint8Array }]));
-  const stream = decodeTlvStream(r.rest(), registry);
-  const known: Known = new Map();
-  for (const [t, v] of stream.known) known.set(t, v as Uint8Array);
-  return { known, unknown: stream.unknown };
-}
-
-function writeExtension(w: Writer, records: TlvRecord[], unknown: TlvRecord[] | undefined): Uint8Array {
-  const all = unknown === undefined ? records : [...records, ...unknown];
-  if (all.length > 0) w.bytes(encodeTlvRecords(all));
-  return w.finish();
-}
-
-function withUnknown<M extends Extensible>(m: M, unknown: TlvRecord[]): M {
-  if (unknown.length > 0) m.extensionUnknown = unknown;
-  return m;
-}
-
 function fixed(r: Reader, n: number, what: string): Uint8Array {
   return r.bytes(n, what);
-}
-
-function checkLen(b: Uint8Array, n: number, what: string): Uint8Array {
-  if (b.length !== n) throw new DecodeError('ERR_INVALID_VALUE', `${what} must be ${n} bytes, got ${b.length}`);
-  return b;
 }
 
 function u64Value(v: Uint8Array, what: string): bigint {
@@ -249,7 +218,7 @@ function openAcceptTlvs(m: { upfrontShutdownScript?: Uint8Array; channelType?: U
   return out;
 }
 
-function applyOpenAcceptTlvs(m: { upfrontShutdownScript?: Uint8Array; channelType?: Uint8Array }, known: Known): void {
+function applyOpenAcceptTlvs(m: { upfrontShutdownScript?: Uint8Array; channelType?: Uint8Array }, known: Map<bigint, Uint8Array>): void {
   const s = known.get(0n);
   if (s !== undefined) m.upfrontShutdownScript = s;
   const t = known.get(1n);

@@ -19,7 +19,8 @@ import { sha256 } from './crypto.js';
 import { ArgumentError, DecodeError } from './errors.js';
 import type { MessageCodec } from './message.js';
 import { encodeAddressDescriptor, parseAddressDescriptor, type NetAddress } from './setup-messages.js';
-import { decodeTlvStream, encodeTlvRecords, type TlvRecord } from './tlv.js';
+import { checkLen, readExtension, withUnknown, writeExtension, type Extensible } from './extension.js';
+import type { TlvRecord } from './tlv.js';
 
 export const CHANNEL_UPDATE_MESSAGE_TYPE = 258;
 export const CHANNEL_FLAG_DIRECTION = 1;
@@ -126,11 +127,6 @@ const CHANNEL_ANNOUNCEMENT_SIGNED_OFFSET = 4 * SIGNATURE_LENGTH;
 /** Address descriptor types (BOLT 7): 3 (torv2, 12 bytes) is deprecated and skipped. */
 const ADDRESS_TYPE_TORV2 = 3;
 const KNOWN_ADDRESS_TYPES: ReadonlySet<number> = new Set([1, 2, 4, 5]);
-
-interface Extensible {
-  /** Unknown odd TLV records of the message's stream, kept to be re-sent unchanged. */
-  extensionUnknown?: TlvRecord[];
-}
 
 export interface ChannelAnnouncement {
   type: typeof CHANNEL_ANNOUNCEMENT_MESSAGE_TYPE;
@@ -242,30 +238,6 @@ export type GossipMessage =
   | GossipTimestampFilter;
 
 // ---------------------------------------------------------------- helpers
-
-function checkLen(b: Uint8Array, n: number, what: string): Uint8Array {
-  if (b.length !== n) throw new DecodeError('ERR_INVALID_VALUE', `${what} must be ${n} bytes, got ${b.length}`);
-  return b;
-}
-
-function readExtension(r: Reader, knownTypes: readonly bigint[]): { known: Map<bigint, Uint8Array>; unknown: TlvRecord[] } {
-  const registry = new Map(knownTypes.map((t) => [t, { decode: (v: Uint8Array) => v.slice(), encode: (v: unknown) => v as Uint8Array }]));
-  const stream = decodeTlvStream(r.rest(), registry);
-  const known = new Map<bigint, Uint8Array>();
-  for (const [t, v] of stream.known) known.set(t, v as Uint8Array);
-  return { known, unknown: stream.unknown };
-}
-
-function writeExtension(w: Writer, records: TlvRecord[], unknown: TlvRecord[] | undefined): Uint8Array {
-  const all = unknown === undefined ? records : [...records, ...unknown];
-  if (all.length > 0) w.bytes(encodeTlvRecords(all));
-  return w.finish();
-}
-
-function withUnknown<M extends Extensible>(m: M, unknown: TlvRecord[]): M {
-  if (unknown.length > 0) m.extensionUnknown = unknown;
-  return m;
-}
 
 function checkEncoding(encoding: number, what: string): void {
   if (encoding === ENCODING_ZLIB_DEPRECATED)

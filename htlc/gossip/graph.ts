@@ -25,7 +25,6 @@ import { AmpnodeError } from '../../wire/errors.js';
 import {
   channelAnnouncementCodec,
   CHANNEL_FLAG_DIRECTION,
-  CHANNEL_FLAG_DISABLED,
   decodeChannelUpdate,
   encodeChannelUpdate,
   nodeAnnouncementCodec,
@@ -34,6 +33,7 @@ import {
   type ChannelUpdate,
   type NodeAnnouncement,
 } from '../../wire/gossip.js';
+import { dropIndexedEdge, edgePolicyOf, indexedEdges } from '../router/graph.js';
 import type { DirectedEdge, NodeIdHex, RoutingGraph } from '../router/interfaces.js';
 import {
   STALE_UPDATE_AGE_SEC,
@@ -458,24 +458,17 @@ export class GossipGraph implements GossipView, RoutingGraph {
       from,
       to,
       capacitySat: c.capacitySat,
-      policy: {
-        feeBaseMsat: BigInt(u.feeBaseMsat),
-        feeProportionalMillionths: BigInt(u.feeProportionalMillionths),
-        cltvExpiryDelta: u.cltvExpiryDelta,
-        htlcMinimumMsat: u.htlcMinimumMsat,
-        htlcMaximumMsat: u.htlcMaximumMsat,
-        disabled: (u.channelFlags & CHANNEL_FLAG_DISABLED) !== 0,
-      },
+      policy: edgePolicyOf(u),
     };
-    index(this.byFrom, from).set(c.shortChannelId, edge);
-    index(this.byTo, to).set(c.shortChannelId, edge);
+    indexedEdges(this.byFrom, from).set(c.shortChannelId, edge);
+    indexedEdges(this.byTo, to).set(c.shortChannelId, edge);
   }
 
   private unindexEdge(c: ChannelRecord, d: Direction): void {
     const from = d === 0 ? c.nodeId1 : c.nodeId2;
     const to = d === 0 ? c.nodeId2 : c.nodeId1;
-    unindex(this.byFrom, from, c.shortChannelId);
-    unindex(this.byTo, to, c.shortChannelId);
+    dropIndexedEdge(this.byFrom, from, c.shortChannelId);
+    dropIndexedEdge(this.byTo, to, c.shortChannelId);
   }
 }
 
@@ -497,19 +490,6 @@ export function updateRecordOp(u: ChannelUpdate): BatchOp {
 /** The store record of a node announcement. */
 export function nodeRecordOp(n: NodeAnnouncement): BatchOp {
   return { type: 'put', key: nodeKey(bytesToHex(n.nodeId)), value: nodeAnnouncementCodec.encode(n) };
-}
-
-function index(m: Map<NodeIdHex, Map<bigint, DirectedEdge>>, node: NodeIdHex): Map<bigint, DirectedEdge> {
-  let inner = m.get(node);
-  if (inner === undefined) m.set(node, (inner = new Map()));
-  return inner;
-}
-
-function unindex(m: Map<NodeIdHex, Map<bigint, DirectedEdge>>, node: NodeIdHex, scid: bigint): void {
-  const inner = m.get(node);
-  if (inner === undefined) return;
-  inner.delete(scid);
-  if (inner.size === 0) m.delete(node);
 }
 
 /**

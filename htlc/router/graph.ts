@@ -96,8 +96,8 @@ export class ChannelGraph implements RoutingGraph {
     const list = this.byScid.get(e.shortChannelId);
     if (list === undefined) this.byScid.set(e.shortChannelId, [e]);
     else list.push(e);
-    index(this.byFrom, e.from).set(e.shortChannelId, e);
-    index(this.byTo, e.to).set(e.shortChannelId, e);
+    indexedEdges(this.byFrom, e.from).set(e.shortChannelId, e);
+    indexedEdges(this.byTo, e.to).set(e.shortChannelId, e);
   }
 
   /** The edge of channel `scid` leaving `from`. */
@@ -138,8 +138,8 @@ export class ChannelGraph implements RoutingGraph {
     if (dirs === undefined) return 0;
     const gone = dirs.filter((d) => from === undefined || d.from === from);
     for (const d of gone) {
-      unindex(this.byFrom, d.from, scid);
-      unindex(this.byTo, d.to, scid);
+      dropIndexedEdge(this.byFrom, d.from, scid);
+      dropIndexedEdge(this.byTo, d.to, scid);
       this.updateTimestamps.delete(`${scid}/${d.from}`);
     }
     const kept = dirs.filter((d) => !gone.includes(d));
@@ -202,14 +202,7 @@ export class ChannelGraph implements RoutingGraph {
       }
       if (!ok) return { applied: false, reason: 'bad_signature' };
     }
-    const policy: EdgePolicy = {
-      feeBaseMsat: BigInt(update.feeBaseMsat),
-      feeProportionalMillionths: BigInt(update.feeProportionalMillionths),
-      cltvExpiryDelta: update.cltvExpiryDelta,
-      htlcMinimumMsat: update.htlcMinimumMsat,
-      htlcMaximumMsat: update.htlcMaximumMsat,
-      disabled: (update.channelFlags & CHANNEL_FLAG_DISABLED) !== 0,
-    };
+    const policy = edgePolicyOf(update);
     const existing = this.edge(update.shortChannelId, from);
     if (existing !== undefined) {
       checkPolicy(policy);
@@ -222,7 +215,20 @@ export class ChannelGraph implements RoutingGraph {
   }
 }
 
-function index(m: Map<NodeIdHex, Map<bigint, DirectedEdge>>, node: NodeIdHex): Map<bigint, DirectedEdge> {
+/** The forwarding policy a channel_update announces for its direction. */
+export function edgePolicyOf(update: ChannelUpdate): Required<EdgePolicy> {
+  return {
+    feeBaseMsat: BigInt(update.feeBaseMsat),
+    feeProportionalMillionths: BigInt(update.feeProportionalMillionths),
+    cltvExpiryDelta: update.cltvExpiryDelta,
+    htlcMinimumMsat: update.htlcMinimumMsat,
+    htlcMaximumMsat: update.htlcMaximumMsat,
+    disabled: (update.channelFlags & CHANNEL_FLAG_DISABLED) !== 0,
+  };
+}
+
+/** The edges of `node` in an index by node (made on first use). */
+export function indexedEdges(m: Map<NodeIdHex, Map<bigint, DirectedEdge>>, node: NodeIdHex): Map<bigint, DirectedEdge> {
   let inner = m.get(node);
   if (inner === undefined) {
     inner = new Map();
@@ -231,7 +237,8 @@ function index(m: Map<NodeIdHex, Map<bigint, DirectedEdge>>, node: NodeIdHex): M
   return inner;
 }
 
-function unindex(m: Map<NodeIdHex, Map<bigint, DirectedEdge>>, node: NodeIdHex, scid: bigint): void {
+/** Drops one edge of `node` from an index by node (and the node when it has none left). */
+export function dropIndexedEdge(m: Map<NodeIdHex, Map<bigint, DirectedEdge>>, node: NodeIdHex, scid: bigint): void {
   const inner = m.get(node);
   if (inner === undefined) return;
   inner.delete(scid);

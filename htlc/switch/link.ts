@@ -87,7 +87,7 @@ export class ChannelLink {
   private signWanted = false;
   private timer: unknown;
   private signing: Promise<void> | undefined;
-  private cachedUpdate: { key: string; bytes: Uint8Array } | undefined;
+  private cachedUpdate: { key: string; bytes: Uint8Array; timestamp: number } | undefined;
 
   constructor(private readonly o: LinkOptions) {
     this.policy = o.policy;
@@ -294,7 +294,8 @@ export class ChannelLink {
       signature: new Uint8Array(64),
       chainHash: this.o.chainHash,
       shortChannelId: scid,
-      timestamp: Math.floor((this.o.now?.() ?? Date.now()) / 1000),
+      // BOLT 7: a node takes only a newer update, so each new one is at least a second after the last
+      timestamp: Math.max(Math.floor((this.o.now?.() ?? Date.now()) / 1000), (this.cachedUpdate?.timestamp ?? 0) + 1),
       messageFlags: MESSAGE_FLAG_MUST_BE_ONE,
       channelFlags: direction | (disabled ? 2 : 0),
       cltvExpiryDelta: p.cltvExpiryDelta,
@@ -305,7 +306,7 @@ export class ChannelLink {
     };
     u.signature = this.o.signer.signDigest(channelUpdateDigest(u));
     const bytes = new Writer(140).u16(CHANNEL_UPDATE_MESSAGE_TYPE).bytes(encodeChannelUpdate(u)).finish();
-    this.cachedUpdate = { key, bytes };
+    this.cachedUpdate = { key, bytes, timestamp: u.timestamp };
     return bytes;
   }
 }

@@ -35,6 +35,7 @@ import type { ChainSource, WatchHandle } from '../../htlc/chain.js';
 import { ChannelDriver, type ChannelAdapters } from '../../htlc/channel/driver.js';
 import { loadChannels } from '../../htlc/channel/codec.js';
 import { channelPubkeys, deriveChannelSecrets } from '../../htlc/channel/keys.js';
+import { edgePolicyOf } from '../../htlc/router/graph.js';
 import { signedLocalCommitment } from '../../htlc/channel/commitments.js';
 import { commitFeeUpdate, DEFAULT_COMMIT_FEE_POLICY } from '../../htlc/channel/fee.js';
 import { localCommitmentTxid } from '../../htlc/channel/unilateral.js';
@@ -80,7 +81,6 @@ import {
   ANNOUNCEMENT_SIGNATURES_MESSAGE_TYPE,
   announcementSignaturesCodec,
   CHANNEL_FLAG_DIRECTION,
-  CHANNEL_FLAG_DISABLED,
   CHANNEL_UPDATE_MESSAGE_TYPE,
   channelUpdateDigest,
   decodeChannelUpdate,
@@ -1173,18 +1173,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         announced: c.meta.announcement?.announced === true,
         localBalanceMsat: maxSendableMsat(st),
         ourPolicy: this.forwardingPolicy,
-        ...(u !== undefined
-          ? {
-              peerPolicy: {
-                feeBaseMsat: BigInt(u.feeBaseMsat),
-                feeProportionalMillionths: BigInt(u.feeProportionalMillionths),
-                cltvExpiryDelta: u.cltvExpiryDelta,
-                htlcMinimumMsat: u.htlcMinimumMsat,
-                htlcMaximumMsat: u.htlcMaximumMsat,
-                disabled: (u.channelFlags & CHANNEL_FLAG_DISABLED) !== 0,
-              },
-            }
-          : {}),
+        ...(u !== undefined ? { peerPolicy: edgePolicyOf(u) } : {}),
       });
     }
     return out;
