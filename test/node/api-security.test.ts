@@ -15,13 +15,13 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ControlApi, errorStatus, ERROR_STATUS } from '../../node/channels/api.js';
-import { createNode, type AmpNode } from '../../node/builder.js';
+import type { AmpNode } from '../../node/builder.js';
 import { loadOrCreateApiToken, readApiToken } from '../../node/datadir.js';
 import { NodeError } from '../../node/errors.js';
-import { createLogger } from '../../node/log.js';
 import type { PeerManager } from '../../node/peer-manager.js';
 import { WalletError } from '../../node/wallet/errors.js';
 import { AmpnodeError, ArgumentError } from '../../wire/errors.js';
+import { apiNode } from './embedded-fixture.js';
 
 const T = { timeout: 90_000 };
 
@@ -108,14 +108,7 @@ describe('local API: authentication, request checks, error statuses', () => {
   let ownAddress: string;
 
   before(async () => {
-    const log = createLogger({ level: 'silent' });
-    services = await createNode({
-      datadir: dir,
-      chain: { mode: 'embedded' },
-      logger: log,
-      pingIntervalMs: 0,
-      api: { listen: '127.0.0.1:0' },
-    });
+    services = (await apiNode(dir)).amp;
     node = services.node;
     port = Number(services.api!.address!.split(':').pop());
     token = readApiToken(dir);

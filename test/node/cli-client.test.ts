@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createNode, type AmpNode } from '../../node/builder.js';
+import type { AmpNode } from '../../node/builder.js';
 import { runCli } from '../../node/cli-client.js';
-import { createLogger } from '../../node/log.js';
 import type { PeerManager } from '../../node/peer-manager.js';
+import { apiNode } from './embedded-fixture.js';
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string[] }> {
   const out: string[] = [];
@@ -26,14 +26,7 @@ describe('ampnode cli', () => {
   let api: string;
 
   before(async () => {
-    const log = createLogger({ level: 'silent' });
-    services = await createNode({
-      datadir: dir,
-      chain: { mode: 'embedded' },
-      logger: log,
-      pingIntervalMs: 0,
-      api: { listen: '127.0.0.1:0' },
-    });
+    services = (await apiNode(dir)).amp;
     node = services.node;
     api = services.api!.address!;
   });

@@ -20,6 +20,7 @@ import {
   type CreateNodeOptions,
   type NodeEvent,
 } from '../../node/index.js';
+import { until } from './embedded-fixture.js';
 
 const ELSEWHERE = 'bcrt1q0xcqpzrky6eff2g52qdye53xkk9jxkvrl4xfg5';
 const SAT = 1000n;
@@ -32,14 +33,6 @@ after(async () => {
   await chain?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function until(pred: () => boolean, what: string): Promise<void> {
-  const end = Date.now() + 60_000;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** The queue's records as they are on disk (the node stopped: LevelDB allows one owner). */
 async function snapshotQueue(datadir: string): Promise<[Uint8Array, Uint8Array][]> {

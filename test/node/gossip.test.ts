@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { createChainBackend, createNode, silentLogger, type AmpNode, type BcoinChainBackend } from '../../node/index.js';
 import { makeShortChannelId } from '../../wire/gossip.js';
+import { until } from './embedded-fixture.js';
 
 const ELSEWHERE = 'bcrt1q0xcqpzrky6eff2g52qdye53xkk9jxkvrl4xfg5';
 const dir = mkdtempSync(join(tmpdir(), 'ampnode-gossip-'));
@@ -22,14 +23,6 @@ after(async () => {
   await chain?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function until(pred: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 test('public channels announced by both ends, learnt by gossip alone, and paid over', { timeout: 240_000 }, async () => {
   chain = await createChainBackend();

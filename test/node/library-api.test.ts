@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { createChainBackend, createNode, silentLogger, type AmpNode, type BcoinChainBackend } from '../../node/index.js';
+import { until } from './embedded-fixture.js';
 
 const ELSEWHERE = 'bcrt1q0xcqpzrky6eff2g52qdye53xkk9jxkvrl4xfg5';
 const SAT = 1000n;
@@ -21,14 +22,6 @@ after(async () => {
   await chain?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function until(pred: () => boolean, what: string): Promise<void> {
-  const end = Date.now() + 60_000;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test(
   'two embedded nodes: a channel, an AMP invoice paid twice, the reads an app makes, a close, stop twice',
