@@ -351,9 +351,11 @@ export class HtlcSwitch implements LinkSwitch {
       else if (f.failureCode !== undefined && f.sha256OfOnion !== undefined)
         res = { kind: 'malformed', failureCode: f.failureCode, sha256OfOnion: f.sha256OfOnion };
       else
+        // our own doing (the channel went to chain), not the first hop's: blaming it would keep mission control
+        // off that node for every later payment
         res = {
           kind: 'local',
-          sourceIndex: 1,
+          sourceIndex: LOCAL_FAILURE_SOURCE,
           failure: { name: 'permanent_channel_failure' },
           reason: 'the first hop did not settle; the HTLC was taken back on chain',
         };
