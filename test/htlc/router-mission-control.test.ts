@@ -334,6 +334,10 @@ describe('mission control: reading failures', () => {
     deadForAll(mc, S, A, T0);
     deadForAll(mc, A, B, T0);
     assert.deepEqual(new InMemoryMissionControl().reportFailure(fail(mkRoute([D]), 0, bad), S, T0), { final: true, reason: 'error' });
+    // our HTLC taken back on chain (the switch's answer when a first hop never resolved it): the payee is not blamed
+    const direct = new InMemoryMissionControl();
+    assert.deepEqual(direct.reportFailure(fail(mkRoute([D]), 0, { name: 'permanent_channel_failure' }), S, T0), { final: false });
+    assert.equal(direct.pairCount, 0);
   });
 });
 
