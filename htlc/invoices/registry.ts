@@ -17,10 +17,14 @@
  * parallel arrays (no object per HTLC; share and payment hash copied into one
  * byte arena per set). The first shard of a set reads the store once (a
  * settled set_id is not paid twice); the shard that completes the set derives
- * every child (2 × SHA-256 each) and writes the set's settlement in one
- * batch: its record and its settlement reference (its invoice's header and
- * list of sets follow at the next checkpoint, see store.ts; loading counts
- * the sets after the last checkpoint again). No other shard is read from or
+ * every child (2 × SHA-256 each) and writes the set's settlement: its record
+ * and its settlement reference (its invoice's header and list of sets follow
+ * at the next checkpoint, see store.ts; loading counts the sets after the
+ * last checkpoint again). Settlements are group-committed: sets that complete
+ * while a settle write is under way go together into the next batch (at most
+ * MAX_SETS_PER_BATCH), so a burst of sets costs a few writes, not one each.
+ * Shards of one new set that arrive before its store read returns share
+ * that read. No other shard is read from or
  * written to the store: the switch
  * already holds every pending HTLC on disk and asks again after a restart
  * (with the HTLC's original arrival time, so hold timers keep counting). No
@@ -91,6 +95,8 @@ const MS_PER_SECOND = 1000;
  * checkpoint (at most this many AMP sets) onto the headers.
  */
 const CHECKPOINT_SETS = 64;
+/** At most this many AMP sets' settlements in one batch. */
+const MAX_SETS_PER_BATCH = 256;
 
 const HOLD: FinalResolution = Object.freeze({ action: 'hold' });
 const NO_SLOTS = new Uint8Array(0);
@@ -120,6 +126,21 @@ function keyOf(b: Uint8Array): string {
     (b[28]! << 8) | b[29]!,
     (b[30]! << 8) | b[31]!,
   );
+}
+
+/** A complete AMP set waiting for its settlement write. */
+interface QueuedSettle {
+  set: PendingSet;
+  preimages: Uint8Array[];
+  circuits: string[];
+  resolve: (settleIndex: bigint | undefined) => void;
+  reject: (err: unknown) => void;
+}
+
+/** What a batch of settlements makes of one invoice: its header after the batch, and its sets in the batch. */
+interface Settled {
+  inv: Invoice;
+  sets: { settleIndex: bigint; setId: Uint8Array }[];
 }
 
 interface Open {
@@ -279,6 +300,11 @@ export class InvoiceRegistry implements FinalHopHandler {
   private readonly subscribers = new Set<(e: SettleEvent) => void>();
   /** Writes that change counters or invoices run one at a time. */
   private writeLock: Promise<unknown> = Promise.resolve();
+  /** Complete AMP sets waiting for the next settle batch, and whether that batch is scheduled. */
+  private readonly settleQueue: QueuedSettle[] = [];
+  private settleFlushScheduled = false;
+  /** keyOf(set_id) → the store read of a new set under way (its other shards wait for it too). */
+  private readonly setReads = new Map<string, Promise<AmpSet | undefined>>();
   /** Child derivation input: root ‖ share, and BE32(child index). */
   private readonly childBlock = new Uint8Array(2 * HASH_LENGTH);
   private readonly childIndexBytes = new Uint8Array(4);
@@ -334,13 +360,14 @@ export class InvoiceRegistry implements FinalHopHandler {
    * after the batch these go into). Goes into every batch that writes the counters, so that the counters'
    * settle index never passes an AMP set whose invoice does not count it yet.
    */
-  private checkpointOps(latest?: { o: Open; inv: Invoice; set: { settleIndex: bigint; setId: Uint8Array } }): BatchOp[] {
+  private checkpointOps(latest?: ReadonlyMap<Open, Settled>): BatchOp[] {
     const ops: BatchOp[] = [];
     const all = new Set(this.unlisted);
-    if (latest !== undefined) all.add(latest.o);
+    if (latest !== undefined) for (const o of latest.keys()) all.add(o);
     for (const o of all) {
-      const inv = latest?.o === o ? latest.inv : o.inv;
-      const sets = latest?.o === o ? [...o.unlisted, latest.set] : o.unlisted;
+      const l = latest?.get(o);
+      const inv = l !== undefined ? l.inv : o.inv;
+      const sets = l !== undefined ? [...o.unlisted, ...l.sets] : o.unlisted;
       ops.push(putInvoice(inv));
       if (sets.length > 0)
         ops.push(
@@ -639,7 +666,16 @@ export class InvoiceRegistry implements FinalHopHandler {
   private async intakeAmpNewSet(h: FinalHtlc, p: HopPayload, resolve: Resolve, o: Open, id: string): Promise<FinalResolution> {
     const amp = p.amp!;
     const mpp = p.mpp!;
-    const done = await readSet(this.o.store, amp.setId);
+    let read = this.setReads.get(id);
+    if (read === undefined) {
+      read = readSet(this.o.store, amp.setId);
+      this.setReads.set(id, read);
+      void read.then(
+        () => this.setReads.delete(id),
+        () => this.setReads.delete(id),
+      );
+    }
+    const done = await read;
     if (done !== undefined) {
       if (!equalBytes(done.paymentAddr, mpp.paymentAddr)) return failUnknown(h);
       return this.answeredBefore(h, done.htlcs) ?? failUnknown(h); // beyond lnd: a settled set_id is not paid twice
@@ -770,81 +806,10 @@ export class InvoiceRegistry implements FinalHopHandler {
     const amount = set.sumMsat;
     const circuits: string[] = [];
     for (let i = 0; i < n; i++) circuits.push(set.circuit(i));
-    const settleIndex = await this.locked(async () => {
-      if (set.dropped) return undefined; // failed (the invoice cancelled) while waiting for the lock
-      const settleIndex = this.counters.settleIndex + 1n;
-      const at = Math.floor(this.now() / MS_PER_SECOND);
-      let inv: Invoice;
-      let ops: BatchOp[];
-      let checkpoint: boolean;
-      if (set.setId !== undefined) {
-        // the invoice stays open: one record per set and its settlement reference; the header and the invoice's
-        // list of sets are written every CHECKPOINT_SETS sets
-        inv = {
-          ...o.inv,
-          amountPaidMsat: o.inv.amountPaidMsat + amount,
-          settleIndex,
-          settledAt: at,
-          settledSets: (o.inv.settledSets ?? 0) + 1,
-        };
-        ops = [
-          putSetRecord({
-            setId: set.setId,
-            paymentAddr: inv.paymentAddr,
-            settleIndex,
-            settledAt: at,
-            amountPaidMsat: amount,
-            n,
-            circuits,
-            amounts: set.amounts,
-            sharesAndHashes: set.arena,
-            childIndexes: set.childIndexes,
-            preimages,
-            customRecords: set.customRecords,
-          }),
-          putSettle(settleIndex, inv.paymentAddr, set.setId),
-        ];
-        checkpoint = this.setsSinceCheckpoint + 1 >= CHECKPOINT_SETS;
-        if (checkpoint)
-          ops.push(
-            putCounters({ ...this.counters, settleIndex }),
-            ...this.checkpointOps({ o, inv, set: { settleIndex, setId: set.setId } }),
-          );
-      } else {
-        const settled: SettledHtlc[] = circuits.map((circuit, i) => {
-          const x: SettledHtlc = { circuit, amountMsat: set.amounts[i]!, paymentHash: o.inv.paymentHash, preimage: preimages[i]! };
-          const custom = set.customRecords[i];
-          if (custom !== undefined) x.customRecords = custom;
-          return x;
-        });
-        inv = {
-          ...o.inv,
-          state: 'settled',
-          amountPaidMsat: amount,
-          settleIndex,
-          settledAt: at,
-          htlcs: settled,
-          preimage: settled[0]?.preimage ?? o.inv.preimage!,
-        };
-        ops = [
-          putSettle(settleIndex, inv.paymentAddr),
-          putInvoice(inv),
-          putCounters({ ...this.counters, settleIndex }),
-          ...this.checkpointOps(),
-        ];
-        checkpoint = true;
-      }
-      // durable before any HTLC of it is settled
-      await this.o.store.batch(ops);
-      this.counters = { ...this.counters, settleIndex };
-      o.inv = inv;
-      if (checkpoint) this.checkpointed();
-      else {
-        o.unlisted.push({ settleIndex, setId: set.setId! });
-        this.unlisted.add(o);
-        this.setsSinceCheckpoint++;
-      }
-      return settleIndex;
+    const settleIndex = await this.commitSettlement(set, preimages, circuits).catch((err: unknown) => {
+      // not written, so not settled: the set's other HTLCs fail back now (the payer keeps its money), this one by the throw
+      this.failSet(set, { name: 'temporary_node_failure' }, self);
+      throw err;
     });
     if (settleIndex === undefined)
       return failWith({ name: 'incorrect_or_unknown_payment_details', htlcMsat: set.amounts[self] ?? 0n, height: 0 });
@@ -881,6 +846,137 @@ export class InvoiceRegistry implements FinalHopHandler {
       'payment settled',
     );
     return own;
+  }
+
+  /** Writes a complete set's settlement (an AMP set through the group commit); its settle index, or undefined if it was dropped. */
+  private commitSettlement(set: PendingSet, preimages: Uint8Array[], circuits: string[]): Promise<bigint | undefined> {
+    if (set.setId !== undefined) return this.commitAmpSet(set, preimages, circuits);
+    const o = set.open;
+    const amount = set.sumMsat;
+    return this.locked(async () => {
+      if (set.dropped) return undefined; // failed (the invoice cancelled) while waiting for the lock
+      const settleIndex = this.counters.settleIndex + 1n;
+      const at = Math.floor(this.now() / MS_PER_SECOND);
+      const settled: SettledHtlc[] = circuits.map((circuit, i) => {
+        const x: SettledHtlc = { circuit, amountMsat: set.amounts[i]!, paymentHash: o.inv.paymentHash, preimage: preimages[i]! };
+        const custom = set.customRecords[i];
+        if (custom !== undefined) x.customRecords = custom;
+        return x;
+      });
+      const inv: Invoice = {
+        ...o.inv,
+        state: 'settled',
+        amountPaidMsat: amount,
+        settleIndex,
+        settledAt: at,
+        htlcs: settled,
+        preimage: settled[0]?.preimage ?? o.inv.preimage!,
+      };
+      // durable before any HTLC of it is settled
+      await this.o.store.batch([
+        putSettle(settleIndex, inv.paymentAddr),
+        putInvoice(inv),
+        putCounters({ ...this.counters, settleIndex }),
+        ...this.checkpointOps(),
+      ]);
+      this.counters = { ...this.counters, settleIndex };
+      o.inv = inv;
+      this.checkpointed();
+      return settleIndex;
+    });
+  }
+
+  /** Queues a complete AMP set for the next settle batch; resolves with its settle index once durable (undefined: dropped). */
+  private commitAmpSet(set: PendingSet, preimages: Uint8Array[], circuits: string[]): Promise<bigint | undefined> {
+    return new Promise((resolve, reject) => {
+      this.settleQueue.push({ set, preimages, circuits, resolve, reject });
+      this.scheduleSettleFlush();
+    });
+  }
+
+  private scheduleSettleFlush(): void {
+    if (this.settleFlushScheduled) return;
+    this.settleFlushScheduled = true;
+    void this.locked(() => this.flushSettles());
+  }
+
+  /**
+   * Writes the queued sets' settlements in one batch: per set its record and settlement reference, each with the
+   * next settle index; with them the headers and lists of sets when a checkpoint is due.
+   */
+  private async flushSettles(): Promise<void> {
+    this.settleFlushScheduled = false;
+    const group = this.settleQueue.splice(0, MAX_SETS_PER_BATCH);
+    if (this.settleQueue.length > 0) this.scheduleSettleFlush();
+    const at = Math.floor(this.now() / MS_PER_SECOND);
+    const ops: BatchOp[] = [];
+    const latest = new Map<Open, Settled>();
+    const live: { q: QueuedSettle; settleIndex: bigint }[] = [];
+    let settleIndex = this.counters.settleIndex;
+    for (const q of group) {
+      const set = q.set;
+      if (set.dropped) {
+        q.resolve(undefined); // failed (the invoice cancelled) while waiting
+        continue;
+      }
+      settleIndex++;
+      const o = set.open;
+      let l = latest.get(o);
+      if (l === undefined) {
+        l = { inv: o.inv, sets: [] };
+        latest.set(o, l);
+      }
+      const amount = set.sumMsat;
+      // the invoice stays open: one record per set and its settlement reference
+      l.inv = {
+        ...l.inv,
+        amountPaidMsat: l.inv.amountPaidMsat + amount,
+        settleIndex,
+        settledAt: at,
+        settledSets: (l.inv.settledSets ?? 0) + 1,
+      };
+      l.sets.push({ settleIndex, setId: set.setId! });
+      ops.push(
+        putSetRecord({
+          setId: set.setId!,
+          paymentAddr: o.inv.paymentAddr,
+          settleIndex,
+          settledAt: at,
+          amountPaidMsat: amount,
+          n: set.n,
+          circuits: q.circuits,
+          amounts: set.amounts,
+          sharesAndHashes: set.arena,
+          childIndexes: set.childIndexes,
+          preimages: q.preimages,
+          customRecords: set.customRecords,
+        }),
+        putSettle(settleIndex, o.inv.paymentAddr, set.setId!),
+      );
+      live.push({ q, settleIndex });
+    }
+    if (live.length === 0) return;
+    // the headers and lists of sets every CHECKPOINT_SETS sets
+    const checkpoint = this.setsSinceCheckpoint + live.length >= CHECKPOINT_SETS;
+    if (checkpoint) ops.push(putCounters({ ...this.counters, settleIndex }), ...this.checkpointOps(latest));
+    try {
+      // durable before any HTLC of these sets is settled
+      await this.o.store.batch(ops);
+    } catch (err) {
+      for (const { q } of live) q.reject(err);
+      return;
+    }
+    this.counters = { ...this.counters, settleIndex };
+    for (const [o, l] of latest) o.inv = l.inv;
+    if (checkpoint) this.checkpointed();
+    else {
+      for (const [o, l] of latest) {
+        o.unlisted.push(...l.sets);
+        this.unlisted.add(o);
+      }
+      this.setsSinceCheckpoint += live.length;
+    }
+    for (const { q, settleIndex } of live) q.resolve(settleIndex);
   }
 
   private dropSet(set: PendingSet): void {

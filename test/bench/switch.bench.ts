@@ -12,6 +12,7 @@
  *     stays in flight while other batches are signed is signed again each time; that is the protocol, not waste).
  * Hashes, AEAD (Noise), the HTLCs' removal and the store's writes are not in the bound: they are what the ratio
  * leaves room for. Also printed: p50/p99 latency (add at A to preimage at A) and commitment_signed per HTLC.
+ * SWITCH_BENCH_DISK=1 puts the four nodes' stores on LevelDB on disk (synced writes) instead of memory.
  */
 import { buildDiamond, routeVia, settledEverywhere } from '../node/switch-fixture.js';
 import { teardown } from '../node/channels-fixture.js';
@@ -23,7 +24,7 @@ const TOTAL = Number(process.env['SWITCH_BENCH_HTLCS'] ?? 600);
 const INFLIGHT = Number(process.env['SWITCH_BENCH_INFLIGHT'] ?? 100);
 
 export async function run(): Promise<void> {
-  const g = await buildDiamond();
+  const g = await buildDiamond(process.env['SWITCH_BENCH_DISK'] === '1' ? { disk: ['a', 'b', 'c', 'd'] } : {});
   try {
     const amount = 1_000_000n;
     const ends = [

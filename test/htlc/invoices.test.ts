@@ -1,7 +1,8 @@
 /**
  * The invoice registry alone (memory store, a hand-driven clock and timers):
  * the AMP intake's bookkeeping, its bounds, the hold timer, and what it
- * writes (once per set, never per shard).
+ * writes (at most once per set, never per shard; sets that complete together share
+ * one batch), and what a failed write leaves.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -349,6 +350,146 @@ describe('invoice registry (unit)', () => {
       assert.equal(after3.amountPaidMsat, 1000n * BigInt(count + 1));
     });
   }
+
+  /** `count` sets of 4 shards (250 msat each), alternately on `addrs`, every shard handed over at once (as the switch does a batch). */
+  function handAll(
+    reg: InvoiceRegistry,
+    clock: Clock,
+    addrs: Uint8Array[],
+    count: number,
+  ): { sets: { addr: Uint8Array; setId: Uint8Array; children: AmpChild[] }[]; answers: Promise<FinalResolution>[][] } {
+    const sets = Array.from({ length: count }, (_, k) => ({ addr: addrs[k % addrs.length]!, ...shardsOf(4) })).map((x) => ({
+      addr: x.addr,
+      setId: x.shards.setId,
+      children: x.children,
+    }));
+    const answers = sets.map((x) =>
+      x.children.map(
+        (c) =>
+          new Promise<FinalResolution>((resolve, reject) => {
+            const h = shardHtlc({ addr: x.addr, setId: x.setId, child: c, amountMsat: 250n, totalMsat: 1000n, arrivedAt: clock.now });
+            Promise.resolve(reg.handle(h, resolve)).then((r) => r.action !== 'hold' && resolve(r), reject);
+          }),
+      ),
+    );
+    return { sets, answers };
+  }
+
+  it('sets completing together are written together (group commit): few batches, settle indexes in order, all there after a restart', async () => {
+    const { reg, clock, store, writes } = await setup();
+    // four invoices: 75 sets pending on each at once, within the 100 an invoice may have
+    const invs = [await reg.addInvoice({ amp: true }), await reg.addInvoice({ amp: true })];
+    invs.push(await reg.addInvoice({ amp: true }), await reg.addInvoice({ amp: true }));
+    const events: SettleEvent[] = [];
+    await reg.subscribeSettled(0n, (e) => events.push(e));
+    const before = writes.length;
+    const count = 300; // more than one batch takes (256), across several checkpoints (64)
+    const { sets, answers } = handAll(
+      reg,
+      clock,
+      invs.map((i) => i.paymentAddr),
+      count,
+    );
+    for (const [k, x] of sets.entries()) {
+      const got = await Promise.all(answers[k]!);
+      got.forEach((a, i) => assert.ok(a.action === 'settle' && equalBytes(a.preimage, x.children[i]!.preimage), `set ${k} shard ${i}`));
+    }
+    const batches = writes.length - before;
+    assert.ok(batches >= 2 && batches <= count / 8, `${batches} batches for ${count} sets`);
+    assert.deepEqual(
+      events.map((e) => e.settleIndex),
+      Array.from({ length: count }, (_, i) => BigInt(i + 1)),
+    );
+    assert.deepEqual(new Set(events.map((e) => bytesToHex(e.setId!))), new Set(sets.map((x) => bytesToHex(x.setId))));
+    const again = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
+    await again.start();
+    for (const inv of invs) {
+      const got = (await again.lookupByAddr(inv.paymentAddr, { withSets: true }))!;
+      const mine = events.filter((e) => equalBytes(e.paymentAddr, inv.paymentAddr));
+      assert.equal(got.settledSets, count / 4);
+      assert.equal(got.amountPaidMsat, 1000n * BigInt(count / 4));
+      assert.deepEqual(
+        got.sets!.map((x) => x.settleIndex),
+        mine.map((e) => e.settleIndex),
+      );
+    }
+    const replay: SettleEvent[] = [];
+    await again.subscribeSettled(0n, (e) => replay.push(e));
+    assert.deepEqual(
+      replay.map((e) => bytesToHex(e.setId!)),
+      events.map((e) => bytesToHex(e.setId!)),
+    );
+  });
+
+  it('a crash between two group commits: the sets of the batch that landed are settled, those queued behind it never are', async () => {
+    const inner = await openMemoryStore();
+    let batches = 0;
+    let dead = false;
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const sizes: number[] = [];
+    const store: KvStore = {
+      get: (k) => inner.get(k),
+      put: (k, v) => inner.put(k, v),
+      del: (k) => inner.del(k),
+      batch: async (ops) => {
+        const n = batches++;
+        sizes.push(ops.length);
+        if (n === 1) await gate; // the first settle batch is slow: the second wave queues behind it
+        if (n >= 2 || dead) {
+          dead = true; // the process dies while writing the second: nothing of it lands
+          throw new Error('the process died');
+        }
+        return inner.batch(ops);
+      },
+      entries: (p) => inner.entries(p),
+      sublevel: () => {
+        throw new Error('not used');
+      },
+      close: () => inner.close(),
+    };
+    const clock = new Clock();
+    const reg = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
+    await reg.start();
+    const inv = await reg.addInvoice({ amp: true });
+    const first = handAll(reg, clock, [inv.paymentAddr], 30);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(batches, 2, 'the first wave is being written');
+    const second = handAll(reg, clock, [inv.paymentAddr], 30);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(batches, 2, 'the second wave waits for the first write');
+    release();
+    const one = await Promise.all(first.answers.map((a) => Promise.allSettled(a)));
+    const two = await Promise.all(second.answers.map((a) => Promise.allSettled(a)));
+    assert.equal(batches, 3, `one batch per wave: ${sizes.join(', ')} ops`);
+    for (const r of one.flat()) assert.ok(r.status === 'fulfilled' && r.value.action === 'settle');
+    for (const r of two.flat()) assert.ok(r.status === 'rejected' || r.value.action !== 'settle', 'nothing of the lost batch is settled');
+    const again = new InvoiceRegistry({ store: inner, timers: clock, now: () => clock.now });
+    await again.start();
+    const got = (await again.lookupByAddr(inv.paymentAddr, { withSets: true }))!;
+    assert.equal(got.settledSets, 30);
+    assert.equal(got.amountPaidMsat, 30_000n);
+    assert.deepEqual(new Set(got.sets!.map((x) => bytesToHex(x.setId))), new Set(first.sets.map((x) => bytesToHex(x.setId))));
+    for (const x of second.sets) assert.equal(await again.lookupSet(x.setId), undefined);
+    // the lost sets come again after the restart (the switch asks again): they settle then, under the next indexes
+    const replayed = await Promise.all(
+      second.sets.flatMap((x) =>
+        x.children.map((c) =>
+          again.handle(
+            shardHtlc({ addr: x.addr, setId: x.setId, child: c, amountMsat: 250n, totalMsat: 1000n, arrivedAt: clock.now }),
+            () => undefined,
+          ),
+        ),
+      ),
+    );
+    assert.equal(replayed.filter((r) => r.action === 'settle').length, 30, 'each set settled by its last shard');
+    const all = (await again.lookupByAddr(inv.paymentAddr, { withSets: true }))!;
+    assert.equal(all.settledSets, 60);
+    assert.deepEqual(
+      all.sets!.map((x) => x.settleIndex),
+      Array.from({ length: 60 }, (_, i) => BigInt(i + 1)),
+    );
+  });
 
   it('a settled set_id again: the same HTLC gets its preimage again (also after a restart), a new one fails', async () => {
     const { reg, clock, store } = await setup();
