@@ -44,6 +44,7 @@ import {
   type CloseChannelOptions,
   type ChannelPolicyConfig,
   type OpenChannelOptions,
+  type PolicyUpdate,
   type RoutingChannel,
 } from './channels/manager.js';
 import { PaymentService, type PayInvoiceOptions, type SendSpontaneousOptions } from './channels/payments.js';
@@ -279,6 +280,16 @@ export class AmpNode {
   /** Closes a channel cooperatively; resolves when the closing transaction is signed by both and published. */
   closeChannel(channelId: string, opts: CloseChannelOptions = {}): Promise<ChannelInfo> {
     return this.manager.closeChannel(channelId, opts);
+  }
+
+  /**
+   * Changes our forwarding policy (fees, CLTV delta, HTLC limits) on one channel, or on every open channel without
+   * `channelId` (lnd's updatechanpolicy); persisted, and announced (a public channel) or sent to the peer (a private
+   * one). Throws ChannelManagerError ERR_INVALID_POLICY, changing nothing, when a channel cannot take it.
+   */
+  updateChannelPolicy(change: PolicyUpdate & { channelId?: string }): Promise<ChannelInfo[]> {
+    const { channelId, ...rest } = change;
+    return this.manager.updateChannelPolicy(channelId, rest);
   }
 
   /** On chain (the wallet: confirmed, unconfirmed, immature, locked) and in channels (what we could send now). */

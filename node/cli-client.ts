@@ -126,6 +126,41 @@ export function buildCli(io: Io, name = 'cli'): Command {
         await waiting('closing the channel', 'POST', o.force === true ? '/v1/channels/forceclose' : '/v1/channels/close', { channelId }),
       ),
     );
+  verb('updatechanpolicy', 'our forwarding policy on one channel (--chan_id) or on all (lncli: updatechanpolicy)')
+    .option('--chan_id <channel_id>', 'the channel (default: every open channel)')
+    .option('--base_fee_msat <msat>', 'base fee per HTLC forwarded')
+    .option('--fee_rate_ppm <ppm>', 'proportional fee, millionths of the amount forwarded')
+    .option('--time_lock_delta <blocks>', 'cltv_expiry_delta (at least 18)')
+    .option('--min_htlc_msat <msat>', 'smallest HTLC forwarded')
+    .option('--max_htlc_msat <msat>', 'largest HTLC forwarded')
+    .action(
+      async (o: {
+        chan_id?: string;
+        base_fee_msat?: string;
+        fee_rate_ppm?: string;
+        time_lock_delta?: string;
+        min_htlc_msat?: string;
+        max_htlc_msat?: string;
+      }) => {
+        const count = (v: string, what: string): string => {
+          if (!/^\d{1,20}$/.test(v)) throw new CliError(`${what} "${v}" is not a whole number`);
+          return v;
+        };
+        const body = {
+          ...(o.chan_id !== undefined ? { channelId: o.chan_id } : {}),
+          ...(o.base_fee_msat !== undefined ? { baseFeeMsat: count(o.base_fee_msat, '--base_fee_msat') } : {}),
+          ...(o.fee_rate_ppm !== undefined ? { feeRatePpm: count(o.fee_rate_ppm, '--fee_rate_ppm') } : {}),
+          ...(o.time_lock_delta !== undefined ? { cltvExpiryDelta: Number(count(o.time_lock_delta, '--time_lock_delta')) } : {}),
+          ...(o.min_htlc_msat !== undefined ? { htlcMinimumMsat: count(o.min_htlc_msat, '--min_htlc_msat') } : {}),
+          ...(o.max_htlc_msat !== undefined ? { htlcMaximumMsat: count(o.max_htlc_msat, '--max_htlc_msat') } : {}),
+        };
+        if (Object.keys(body).filter((k) => k !== 'channelId').length === 0)
+          throw new CliError(
+            'nothing to change: give --base_fee_msat, --fee_rate_ppm, --time_lock_delta, --min_htlc_msat or --max_htlc_msat',
+          );
+        print(await call(g(), 'POST', '/v1/channels/policy', body));
+      },
+    );
   verb('addinvoice', 'a new invoice (--amp: reusable AMP)')
     .option('--amt <sat>', 'amount (none: any)')
     .option('--amp', 'a reusable AMP invoice')

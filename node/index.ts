@@ -5,7 +5,14 @@
 export { createNode, AmpNode, NODE_DEFAULTS, type CreateNodeOptions, type OwnChainOptions } from './builder.js';
 export { createChainBackend, BcoinChainBackend, type ChainBackendOptions, type ChainMode } from './chain/index.js';
 export { createLogger, isLogLevel, silentLogger, type Logger, type LoggerOptions, type LogLevel } from './log.js';
-export type { ChannelInfo, CloseChannelOptions, OpenChannelOptions, RoutingChannel, ChannelPolicyConfig } from './channels/manager.js';
+export type {
+  ChannelInfo,
+  CloseChannelOptions,
+  OpenChannelOptions,
+  PolicyUpdate,
+  RoutingChannel,
+  ChannelPolicyConfig,
+} from './channels/manager.js';
 export type { PayInvoiceOptions, SendSpontaneousOptions } from './channels/payments.js';
 export type { AddInvoiceRequest, AmpSet, Invoice, RegistryConfig, SettleEvent } from '../htlc/invoices/index.js';
 export type { PaymentConfig, PaymentEvent, PaymentRecord } from '../htlc/router/payments.js';

@@ -215,6 +215,28 @@ export class ChannelGraph implements RoutingGraph {
   }
 }
 
+/** `graph` with the policy of some directed channels replaced (keyed `${scid}/${from}`), see RouteRequest.policyOverrides. */
+export function withPolicyOverrides(graph: RoutingGraph, overrides: ReadonlyMap<string, EdgePolicy> | undefined): RoutingGraph {
+  if (overrides === undefined || overrides.size === 0) return graph;
+  const swap = (e: DirectedEdge): DirectedEdge => {
+    const p = overrides.get(`${e.shortChannelId}/${e.from}`);
+    return p === undefined ? e : { ...e, policy: p };
+  };
+  const overlay: RoutingGraph = {
+    *edgesTo(node: NodeIdHex): Iterable<DirectedEdge> {
+      for (const e of graph.edgesTo(node)) yield swap(e);
+    },
+    *edgesFrom(node: NodeIdHex): Iterable<DirectedEdge> {
+      for (const e of graph.edgesFrom(node)) yield swap(e);
+    },
+  };
+  if (graph.nodeFeatures !== undefined) {
+    const nf = graph.nodeFeatures.bind(graph);
+    overlay.nodeFeatures = (node: NodeIdHex) => nf(node);
+  }
+  return overlay;
+}
+
 /** The forwarding policy a channel_update announces for its direction. */
 export function edgePolicyOf(update: ChannelUpdate): Required<EdgePolicy> {
   return {

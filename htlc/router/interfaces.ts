@@ -86,6 +86,11 @@ export interface RouteRequest {
   finalPayloadRecords?: FinalPayloadRecords;
   /** The payee's features (invoice `9`); when absent, the graph's node features of the target, if any. */
   destFeatures?: Uint8Array;
+  /**
+   * Policies that replace the graph's (and the route hints') for some directed channels, keyed `${scid}/${from}`: the
+   * channel_updates this payment's failures carried (lnd applies them before the next attempt).
+   */
+  policyOverrides?: ReadonlyMap<string, EdgePolicy>;
 }
 
 /** No route, with the reason the lifecycle reports (lnd's FailureReasonNoRoute and its kin). */

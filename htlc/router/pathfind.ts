@@ -18,7 +18,7 @@ import { hexToBytes } from '../../wire/bytes.js';
 import { Feature, FeatureVector, unknownRequiredBits, validateFeatureDependencies } from '../../wire/features.js';
 import { encodeHopPayload, HMAC_LENGTH, HOP_PAYLOADS_LENGTH } from '../../onion/index.js';
 import type { FinalPayloadRecords, Route, RouteHop } from '../switch/interfaces.js';
-import { withRouteHints } from './graph.js';
+import { withPolicyOverrides, withRouteHints } from './graph.js';
 import { DEFAULT_APRIORI_HOP_PROBABILITY } from './mission-control.js';
 import type {
   DirectedEdge,
@@ -261,7 +261,7 @@ export class PathFinder implements RouteFinder {
     const finalCltv = req.currentHeight + req.finalCltvDelta;
     const s: Search = {
       req,
-      graph: withRouteHints(this.graph, req.routeHints, req.target, req.source),
+      graph: withPolicyOverrides(withRouteHints(this.graph, req.routeHints, req.target, req.source), req.policyOverrides),
       nowMs,
       maxHops,
       finalCltv,

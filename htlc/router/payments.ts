@@ -17,11 +17,14 @@
 import type { BatchOp, KvStore } from '../../db/store.js';
 import { AmpShards, Sharer, type AmpChild } from '../../onion/amp.js';
 import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
-import { randomBytes, sha256 } from '../../wire/crypto.js';
+import { randomBytes, secp, sha256 } from '../../wire/crypto.js';
+import { channelUpdateDigest, decodeChannelUpdate } from '../../wire/gossip.js';
+import { channelUpdateBody } from '../../onion/index.js';
 import { AmpnodeError } from '../../wire/errors.js';
 import { decodeStored, encodeStored } from '../switch/circuit-map.js';
 import type { AttemptResult, FinalPayloadRecords, Route, Timers } from '../switch/interfaces.js';
-import type { MissionControl, NodeIdHex, RouteError, RouteFinder, RouteHintHop, RoutingGraph } from './interfaces.js';
+import type { EdgePolicy, MissionControl, NodeIdHex, RouteError, RouteFinder, RouteHintHop, RoutingGraph } from './interfaces.js';
+import { edgePolicyOf } from './graph.js';
 import { PathFinder } from './pathfind.js';
 
 export type PaymentKind = 'bolt11' | 'keysend' | 'amp';
@@ -200,6 +203,11 @@ interface Live {
   waits: Map<bigint, Promise<{ id: bigint; result: AttemptResult | Error }>>;
   finalFailure?: { reason: PaymentFailureReason; detail: string };
   lastRouteError?: RouteError;
+  /**
+   * The channel_updates this payment's failures carried (verified as the erring node's), keyed `${scid}/${from}`:
+   * later searches of the payment use them over the graph's and the hints' policies.
+   */
+  updates?: Map<string, { timestamp: number; policy: EdgePolicy }>;
   done: Promise<PaymentRecord>;
   resolve: (p: PaymentRecord) => void;
 }
@@ -483,6 +491,8 @@ export class Payments {
       this.o.finder?.(graph) ??
       new PathFinder({ graph, probability: (a, b, amt, cap, now) => this.o.mission.probability(a, b, amt, cap, now) });
     const records = this.recordsFor(rec, undefined);
+    const updates = this.live.get(bytesToHex(rec.id))?.updates;
+    const overrides = updates === undefined ? undefined : new Map([...updates].map(([k, v]) => [k, v.policy]));
     return finder.findRoute(
       {
         source: this.o.self(),
@@ -497,6 +507,7 @@ export class Payments {
         ...(excludedChannels.size > 0 ? { excludedChannels } : {}),
         finalPayloadRecords: records,
         ...(rec.request.destFeatures !== undefined ? { destFeatures: rec.request.destFeatures } : {}),
+        ...(overrides !== undefined ? { policyOverrides: overrides } : {}),
       },
       this.now(),
     );
@@ -579,6 +590,7 @@ export class Payments {
         this.o.self(),
         now,
       );
+      if (seen.channelUpdate !== undefined && seen.erringNode !== undefined) this.takeUpdate(l, seen.channelUpdate, seen.erringNode);
       if (seen.final && l.finalFailure === undefined)
         l.finalFailure = {
           reason: seen.reason === 'incorrect_payment_details' ? 'incorrect_payment_details' : 'error',
@@ -588,6 +600,22 @@ export class Payments {
     if (a.status === 'failed' && a.share !== undefined) l.shards?.fail(a.share);
     l.children.delete(attemptId);
     await this.o.store.batch([this.put(rec)]);
+  }
+
+  /** A failure's channel_update, if it decodes and the erring node signed it, for this payment's next searches. */
+  private takeUpdate(l: Live, raw: Uint8Array, erringNode: NodeIdHex): void {
+    let u;
+    try {
+      u = decodeChannelUpdate(channelUpdateBody(raw));
+      if (!secp.verify(u.signature, channelUpdateDigest(u), hexToBytes(erringNode))) return;
+    } catch {
+      return; // a malformed update teaches nothing; the failure itself still counts
+    }
+    const key = `${u.shortChannelId}/${erringNode}`;
+    const updates = (l.updates ??= new Map());
+    const had = updates.get(key);
+    if (had !== undefined && had.timestamp >= u.timestamp) return;
+    updates.set(key, { timestamp: u.timestamp, policy: edgePolicyOf(u) });
   }
 
   private async finish(l: Live, deadline: number): Promise<void> {

@@ -42,6 +42,8 @@
  *   GET  /v1/channels
  *   POST /v1/channels/open        {"nodeId","fundingSat","channelType"?,"pushMsat"?,"feeratePerKw"?}  (returns once pending)
  *   POST /v1/channels/close       {"channelId","feeratePerKw"?}  (returns once the closing tx is signed and broadcast)
+ *   POST /v1/channels/policy      {"channelId"?,"baseFeeMsat"?,"feeRatePpm"?,"cltvExpiryDelta"?,"htlcMinimumMsat"?,"htlcMaximumMsat"?}
+ *                                 (one channel, or every open one without channelId; returns the channels changed)
  *   POST /v1/channels/updatefee   {"channelId","feeratePerKw"?}  (opener only; without a feerate the chain's estimate by the fee policy; {"feeratePerKw": null} when unchanged)
  *   POST /v1/channels/forceclose  {"channelId"}  (broadcasts our commitment; returns {"txid"})
  *   POST /v1/invoices             {"amountMsat"?,"amp"?,"memo"?,"expirySeconds"?} → the invoice and its BOLT 11 "paymentRequest" (AMP: reusable; no amount: any)
@@ -65,7 +67,7 @@ import type { BcoinChainBackend } from '../chain/index.js';
 import type { PeerManager } from '../peer-manager.js';
 import type { Wallet } from '../wallet/wallet.js';
 import type { InvoiceRegistry } from '../../htlc/invoices/index.js';
-import type { ChannelManager } from './manager.js';
+import type { ChannelManager, PolicyUpdate } from './manager.js';
 import type { PaymentService } from './payments.js';
 import type { GossipGraph } from '../../htlc/gossip/index.js';
 import { aliasText } from '../../wire/gossip.js';
@@ -174,6 +176,7 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   ERR_CHANNEL_TYPE: 400,
   ERR_OPEN_FAILED: 422, // the peer refused the channel or went away
   ERR_TIMEOUT: 504,
+  ERR_INVALID_POLICY: 400,
   ERR_MANAGER_STOPPED: 503,
   // NodeError (node/errors.ts), PeerError and NoiseError (wire/noise.ts) while connecting to a peer
   ERR_CONNECT_FAILED: 422, // connection refused, unreachable, timed out
@@ -489,6 +492,26 @@ export class ControlApi {
         }),
       ],
       ['/v1/channels/forceclose', post(async (b) => ({ txid: await manager.forceCloseChannel(str(b, 'channelId')) }))],
+      [
+        '/v1/channels/policy',
+        post((b) => {
+          const change: PolicyUpdate = {};
+          const base = amount(b, 'baseFeeMsat', true);
+          const rate = amount(b, 'feeRatePpm', true);
+          const delta = int(b, 'cltvExpiryDelta', true, 0xffff);
+          const min = amount(b, 'htlcMinimumMsat', true);
+          const max = amount(b, 'htlcMaximumMsat', true);
+          if (base !== undefined) change.baseFeeMsat = base;
+          if (rate !== undefined) change.feeRatePpm = rate;
+          if (delta !== undefined) change.cltvExpiryDelta = delta;
+          if (min !== undefined) change.htlcMinimumMsat = min;
+          if (max !== undefined) change.htlcMaximumMsat = max;
+          if (Object.keys(change).length === 0)
+            throw new ApiError('ERR_API_BAD_REQUEST', 'nothing to change: give at least one policy field');
+          const id = b['channelId'];
+          return manager.updateChannelPolicy(id === undefined ? undefined : str(b, 'channelId'), change);
+        }),
+      ],
       [
         '/v1/channels/updatefee',
         post(async (b) => {

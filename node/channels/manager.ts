@@ -115,6 +115,7 @@ export type ChannelManagerErrorCode =
   | 'ERR_OPEN_FAILED' // the opening was refused or abandoned
   | 'ERR_CHANNEL_REFUSED' // the state machine refused a local request (code in `cause`)
   | 'ERR_TIMEOUT' // a bounded wait ran out
+  | 'ERR_INVALID_POLICY' // a forwarding policy outside what the channel or BOLT 7 allows
   | 'ERR_MANAGER_STOPPED';
 
 export class ChannelManagerError extends AmpnodeError<ChannelManagerErrorCode> {}
@@ -255,6 +256,8 @@ export interface ChannelInfo {
   failure?: string;
   /** Display-order txid of the commitment we broadcast (forceCloseChannel). */
   forceCloseTxid?: string;
+  /** Our forwarding policy on it (HTLCs leaving through it; with the switch). */
+  policy?: ForwardingPolicy;
 }
 
 export interface ChannelEvents {
@@ -349,6 +352,49 @@ interface ChannelMeta {
   dataLoss?: boolean;
   /** A public channel: the funding is 6 deep, the peer's announcement_signatures (hex), the announcement made. */
   announcement?: { deep?: boolean; theirNodeSig?: string; theirBitcoinSig?: string; announced?: boolean };
+  /** Our forwarding policy on this channel when set by updateChannelPolicy (amounts as decimal strings). */
+  policy?: StoredPolicy;
+}
+
+interface StoredPolicy {
+  baseFeeMsat: string;
+  feeRatePpm: string;
+  cltvExpiryDelta: number;
+  htlcMinimumMsat: string;
+  htlcMaximumMsat?: string;
+}
+
+function storePolicy(p: ForwardingPolicy): StoredPolicy {
+  return {
+    baseFeeMsat: String(p.baseFeeMsat),
+    feeRatePpm: String(p.feeRatePpm),
+    cltvExpiryDelta: p.cltvExpiryDelta,
+    htlcMinimumMsat: String(p.htlcMinimumMsat),
+    ...(p.htlcMaximumMsat !== undefined ? { htlcMaximumMsat: String(p.htlcMaximumMsat) } : {}),
+  };
+}
+
+function loadPolicy(p: StoredPolicy): ForwardingPolicy {
+  return {
+    baseFeeMsat: BigInt(p.baseFeeMsat),
+    feeRatePpm: BigInt(p.feeRatePpm),
+    cltvExpiryDelta: p.cltvExpiryDelta,
+    htlcMinimumMsat: BigInt(p.htlcMinimumMsat),
+    ...(p.htlcMaximumMsat !== undefined ? { htlcMaximumMsat: BigInt(p.htlcMaximumMsat) } : {}),
+  };
+}
+
+/** The smallest cltv_expiry_delta a policy may set (lnd's MinTimeLockDelta). */
+export const MIN_CLTV_EXPIRY_DELTA = 18;
+const U32_MAX = 0xffffffffn;
+
+/** A change of forwarding policy (updateChannelPolicy): the fields given replace the channel's. */
+export interface PolicyUpdate {
+  baseFeeMsat?: bigint;
+  feeRatePpm?: bigint;
+  cltvExpiryDelta?: number;
+  htlcMinimumMsat?: bigint;
+  htlcMaximumMsat?: bigint;
 }
 
 interface Waiter {
@@ -1646,6 +1692,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       ...(s.shutdown?.closingTx !== undefined ? { closingTxid: displayHex(txidOf(s.shutdown.closingTx)) } : {}),
       ...(c.failure !== undefined ? { failure: c.failure } : {}),
       ...(c.meta.forceCloseTxid !== undefined ? { forceCloseTxid: c.meta.forceCloseTxid } : {}),
+      ...(c.link !== undefined && this.htlcSwitch !== undefined ? { policy: { ...c.link.policy } } : {}),
     };
   }
 
@@ -1716,7 +1763,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         signDigest: () => new Uint8Array(64),
       },
       chainHash: this.chainHash,
-      policy: { ...this.forwardingPolicy },
+      policy: { ...this.forwardingPolicy, ...(chan.meta?.policy !== undefined ? loadPolicy(chan.meta.policy) : {}) },
       batch: this.htlcSwitch !== undefined ? this.batch : { delayMs: 0, maxPending: 1 },
       timers: this.timers,
       ...(this.htlcSwitch !== undefined ? { switch: this.htlcSwitch } : {}),
@@ -1745,6 +1792,70 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   setForwardingPolicy(channelId: string, policy: Partial<ForwardingPolicy>): void {
     const c = this.require(channelId);
     c.link.policy = { ...c.link.policy, ...policy };
+  }
+
+  /**
+   * Changes our forwarding policy (lnd's updatechanpolicy) on one channel, or on every open channel when `channelId`
+   * is undefined. Checked first for every channel (nothing changes if one refuses): cltv_expiry_delta 18–65535, fees
+   * within BOLT 7's u32, htlc_minimum_msat at least what the peer accepts from us and at most htlc_maximum_msat, which is
+   * at most the channel's capacity. Each new policy is persisted before it applies; then the new channel_update goes
+   * to the network for an announced channel and to the peer for a private one. Returns the channels changed.
+   */
+  async updateChannelPolicy(channelId: string | undefined, change: PolicyUpdate): Promise<ChannelInfo[]> {
+    if (this.stopped) throw new ChannelManagerError('ERR_MANAGER_STOPPED', 'the channel manager is stopped');
+    const chans =
+      channelId !== undefined
+        ? [this.require(channelId)]
+        : [...this.chans.values()].filter((c) => c.driver !== undefined && c.failure === undefined && c.driver.state.phase === 'normal');
+    const next = new Map<Chan, ForwardingPolicy>();
+    for (const c of chans) {
+      const id = bytesToHex(c.driver.state.channelId);
+      if (c.failure !== undefined || c.driver.state.phase !== 'normal')
+        throw new ChannelManagerError('ERR_INVALID_POLICY', `channel ${id} is not open (${c.failure ?? c.driver.state.phase})`);
+      const p: ForwardingPolicy = { ...c.link.policy };
+      if (change.baseFeeMsat !== undefined) p.baseFeeMsat = change.baseFeeMsat;
+      if (change.feeRatePpm !== undefined) p.feeRatePpm = change.feeRatePpm;
+      if (change.cltvExpiryDelta !== undefined) p.cltvExpiryDelta = change.cltvExpiryDelta;
+      if (change.htlcMinimumMsat !== undefined) p.htlcMinimumMsat = change.htlcMinimumMsat;
+      if (change.htlcMaximumMsat !== undefined) p.htlcMaximumMsat = change.htlcMaximumMsat;
+      const bad = (why: string): never => {
+        throw new ChannelManagerError('ERR_INVALID_POLICY', `channel ${id}: ${why}`);
+      };
+      if (!Number.isInteger(p.cltvExpiryDelta) || p.cltvExpiryDelta < MIN_CLTV_EXPIRY_DELTA || p.cltvExpiryDelta > 0xffff)
+        bad(`cltv_expiry_delta ${p.cltvExpiryDelta} is outside ${MIN_CLTV_EXPIRY_DELTA}–65535`);
+      if (p.baseFeeMsat < 0n || p.baseFeeMsat > U32_MAX) bad(`base fee ${p.baseFeeMsat} msat is outside 0–${U32_MAX}`);
+      if (p.feeRatePpm < 0n || p.feeRatePpm > U32_MAX) bad(`fee rate ${p.feeRatePpm} ppm is outside 0–${U32_MAX}`);
+      const capacityMsat = c.driver.state.fundingSat * 1000n;
+      const peerMinimum = c.driver.state.remote.config.htlcMinimumMsat;
+      if (p.htlcMinimumMsat < peerMinimum) bad(`htlc_minimum_msat ${p.htlcMinimumMsat} is below the peer's minimum ${peerMinimum}`);
+      if (p.htlcMaximumMsat !== undefined) {
+        if (p.htlcMaximumMsat > capacityMsat) bad(`htlc_maximum_msat ${p.htlcMaximumMsat} is above the capacity ${capacityMsat}`);
+        if (p.htlcMaximumMsat < p.htlcMinimumMsat) bad(`htlc_maximum_msat ${p.htlcMaximumMsat} is below htlc_minimum_msat`);
+      } else if (p.htlcMinimumMsat > capacityMsat) bad(`htlc_minimum_msat ${p.htlcMinimumMsat} is above the capacity`);
+      next.set(c, p);
+    }
+    const changed: ChannelInfo[] = [];
+    for (const [c, p] of next) {
+      c.meta = { ...c.meta, policy: storePolicy(p) };
+      await this.saveMeta(c);
+      c.link.policy = p;
+      if (c.meta.announcement?.announced === true)
+        await this.gossip
+          ?.announceUpdate(c.link.channelUpdate())
+          .catch((err: unknown) => this.log.warn({ err }, 'policy update announcement failed'));
+      else this.sendChannelUpdate(c);
+      this.log.info(
+        {
+          channelId: bytesToHex(c.driver.state.channelId),
+          baseFeeMsat: String(p.baseFeeMsat),
+          feeRatePpm: String(p.feeRatePpm),
+          cltvExpiryDelta: p.cltvExpiryDelta,
+        },
+        'forwarding policy updated',
+      );
+      changed.push(this.info(c));
+    }
+    return changed;
   }
 
   /** The forwarding policy a channel's link applies. */

@@ -554,6 +554,28 @@ describe('router pathfinding: route hints', () => {
     assert.equal(g.edge(0x77n, B), undefined);
   });
 
+  it("policy overrides (a failure's channel_update) replace a hint's and the graph's policy for that direction only", () => {
+    const g = new ChannelGraph();
+    channel(g, 1n, S, A);
+    channel(g, 5n, A, B);
+    const hint = [
+      { nodeId: hexToBytes(B), shortChannelId: 0x77n, feeBaseMsat: 2000n, feeProportionalMillionths: 100n, cltvExpiryDelta: 30 },
+    ];
+    const pf = new PathFinder({ graph: g });
+    const policyOverrides = new Map([
+      [`${0x77n}/${B}`, policy({ feeBaseMsat: 5000n, feeProportionalMillionths: 0n, cltvExpiryDelta: 50 })],
+      [`5/${A}`, policy({ feeBaseMsat: 0n, feeProportionalMillionths: 0n, cltvExpiryDelta: 40 })],
+      [`5/${B}`, policy({ feeBaseMsat: 99_999n })], // the other direction: not on this route
+    ]);
+    const r = route(pf.findRoute(request({ target: T, amountMsat: 2_000_000n, routeHints: [hint], policyOverrides }), NOW));
+    // B charges 5000 now (not the hint's 2200) and A nothing: 2 005 000 from S; expiries 800 018, 800 068 at B, 800 108 at A
+    assert.deepEqual(path(r), [A, B, T]);
+    assert.equal(r.totalAmountMsat, 2_005_000n);
+    assert.equal(r.totalTimeLock, 800_108);
+    // the graph itself is untouched
+    assert.equal(g.edge(5n, A)!.policy.feeBaseMsat, 1000n);
+  });
+
   it('a two-hop hint through an unknown node; a hint leaving us is ignored; the hint edges are as lnd makes them', () => {
     const g = new ChannelGraph();
     channel(g, 1n, S, A);

@@ -86,6 +86,18 @@ describe('ampnode cli', () => {
     const noToken = await cli(['--datadir', tmpdir(), '--api', api, 'getinfo']);
     assert.equal(noToken.code, 1);
     assert.match(noToken.err[0]!, /no api_token/);
-    for (const r of [bad, amt, pay, down, noToken]) assert.ok(!r.err.join('\n').includes('    at '), 'no stack trace');
+    const nothing = await cli([...base(), 'updatechanpolicy']);
+    assert.equal(nothing.code, 1);
+    assert.match(nothing.err[0]!, /nothing to change/);
+    const delta = await cli([...base(), 'updatechanpolicy', '--time_lock_delta', 'soon']);
+    assert.match(delta.err[0]!, /--time_lock_delta "soon" is not a whole number/);
+    const noChan = await cli([...base(), 'updatechanpolicy', '--chan_id', '00'.repeat(32), '--fee_rate_ppm', '5']);
+    assert.equal(noChan.code, 1);
+    assert.match(noChan.err[0]!, /^ampnode cli: ERR_UNKNOWN_CHANNEL/);
+    const none = await cli([...base(), 'updatechanpolicy', '--fee_rate_ppm', '5']);
+    assert.equal(none.code, 0, none.err.join('\n'));
+    assert.deepEqual(JSON.parse(none.out), [], 'no open channel to change');
+    for (const r of [bad, amt, pay, down, noToken, nothing, delta, noChan])
+      assert.ok(!r.err.join('\n').includes('    at '), 'no stack trace');
   });
 });

@@ -118,6 +118,23 @@ describe('two daemons driven through ampcli', () => {
       assert.equal(pay2.status, 'succeeded', JSON.stringify(pay2));
       assert.notEqual(pay2.setId, pay1.setId);
 
+      // B's forwarding policy on the channel, changed through the CLI, as listchannels then shows it
+      const policy = await json<{ channelId: string; policy: { baseFeeMsat: string; cltvExpiryDelta: number } }[]>(b, [
+        'updatechanpolicy',
+        '--chan_id',
+        opened.channelId,
+        '--base_fee_msat',
+        '2500',
+        '--time_lock_delta',
+        '50',
+      ]);
+      assert.deepEqual(
+        policy.map((c) => [c.channelId, c.policy.baseFeeMsat, c.policy.cltvExpiryDelta]),
+        [[opened.channelId, '2500', 50]],
+      );
+      const listed = await json<{ policy: { baseFeeMsat: string } }[]>(b, ['listchannels']);
+      assert.equal(listed[0]!.policy.baseFeeMsat, '2500');
+
       const looked = await json(b, ['lookupinvoice', '--payment_addr', inv.paymentAddr]);
       assert.equal(looked.state, 'open', 'a reusable AMP invoice stays open');
       assert.equal(looked.settledSets, 2);

@@ -89,6 +89,14 @@ test(
     assert.equal(st.peers, 1);
     assert.equal(st.channels, 1);
 
+    const changed = await a.updateChannelPolicy({ channelId: ch.channelId, feeRatePpm: 250n });
+    assert.equal(changed[0]?.policy?.feeRatePpm, 250n);
+    assert.equal(a.channels()[0]!.policy?.feeRatePpm, 250n);
+    await assert.rejects(
+      a.updateChannelPolicy({ cltvExpiryDelta: 5 }),
+      (e: unknown) => (e as { code?: string }).code === 'ERR_INVALID_POLICY',
+    );
+
     const closing = await a.closeChannel(ch.channelId);
     assert.ok(closing.closingTxid !== undefined);
     assert.equal(a.disconnect(b.nodeId), true);
