@@ -2,7 +2,8 @@
  * Gossip between embedded nodes (node/gossip.ts over real connections): A–B and B–C opened as public channels on
  * one embedded chain. After 6 confirmations each pair exchanges announcement_signatures, B announces both channels,
  * and A learns B–C, C and B's node announcements from gossip alone; A then pays C spontaneously (AMP) with no route
- * hint, over B. The graph survives a restart of A. A private channel is never announced.
+ * hint, over B. B raises its fee on B–C: A hears the new update by gossip and pays it at the first attempt. The graph
+ * survives a restart of A. A private channel is never announced.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -104,12 +105,27 @@ test('public channels announced by both ends, learnt by gossip alone, and paid o
     'every shard went over B',
   );
 
+  // B raises its fee on B–C: the new update reaches A by gossip, and A's next payment over B pays it
+  const bIsNode1 = b.nodeId < c.nodeId;
+  const bDirection = bIsNode1 ? 0 : 1;
+  await b.updateChannelPolicy({ channelId: bc.channelId, baseFeeMsat: 7_000n, feeRatePpm: 300n });
+  await until(async () => {
+    await b.gossip.flushRelay();
+    return a.gossip.graph.channel(bcScid)?.updates[bDirection]?.feeBaseMsat === 7_000;
+  }, "B's new policy for B–C at A");
+  const dearer = await a.sendSpontaneous({ kind: 'amp', dest: Buffer.from(c.nodeId, 'hex'), amountMsat: 10_000_000n });
+  assert.equal(dearer.status, 'succeeded', dearer.failureDetail);
+  for (const x of dearer.attempts) {
+    const shardMsat = x.route.hops.at(-1)!.amountToForwardMsat;
+    assert.equal(x.status, 'settled', 'no attempt at the old fee');
+    assert.equal(x.route.hops.length, 2);
+    assert.equal(x.route.totalAmountMsat - shardMsat, 7_000n + (shardMsat * 300n) / 1_000_000n, 'paid over B at its new fee');
+  }
+
   // C goes away: B announces B–C disabled once chanDisableTimeoutMs passed, A hears of it and routes no more over it
   const bcUpdateBefore = [...b.gossip.graph.channel(bcScid)!.updates];
   await c.stop();
   running.delete(c);
-  const bIsNode1 = b.nodeId < c.nodeId;
-  const bDirection = bIsNode1 ? 0 : 1;
   await until(async () => {
     await b.gossip.flushRelay();
     const u = a.gossip.graph.channel(bcScid)?.updates[bDirection];
