@@ -3,7 +3,9 @@
  *   - ampnode learns lnd1–lnd2 and lnd2's node announcement from gossip alone (its describegraph);
  *   - lnd1 and lnd2 list ampnode's channel and its node announcement (describegraph, getnodeinfo);
  *   - ampnode pays lnd2's AMP invoice and sends lnd2 spontaneous AMP, with no route hint: over lnd1, by the graph;
- *   - lnd2 pays ampnode's invoice (which carries no hint: the channel is announced) through lnd1.
+ *   - lnd2 pays ampnode's invoice (which carries no hint: the channel is announced) through lnd1;
+ *   - policy changes: ampnode's (POST /v1/channels/policy) reaches lnd2 by gossip; after lnd1's `updatechanpolicy`
+ *     ampnode pays lnd2 at lnd1's new fee.
  * lnd's trickle delay is cut to 1 s so that its gossip goes out within the test's waits.
  */
 import assert from 'node:assert/strict';
@@ -201,4 +203,71 @@ h.test(
     assert.equal(settled.amountPaidMsat, '12000000');
   },
   { timeoutMs: 300_000 },
+);
+
+interface LndChanInfo {
+  node1_pub: string;
+  node2_pub: string;
+  chan_point: string;
+  node1_policy?: { fee_base_msat: string; fee_rate_milli_msat: string; time_lock_delta: number };
+  node2_policy?: { fee_base_msat: string; fee_rate_milli_msat: string; time_lock_delta: number };
+}
+
+/** The policy `node` announces for `chanId` (lnd's numeric id) as `lnd` has it. */
+async function policyAt(lnd: Lnd, chanId: string, node: string): Promise<LndChanInfo['node1_policy']> {
+  const info = await lnd.cli<LndChanInfo>(['getchaninfo', '--chan_id', chanId]);
+  return info.node1_pub === node ? info.node1_policy : info.node2_policy;
+}
+
+h.test(
+  'policy changes both ways: ampnode updatechanpolicy reaches lnd2 by gossip; lnd1 raises its fee and ampnode pays lnd2 at it',
+  async () => {
+    const [block, tx, out] = ampChan.split('x').map(BigInt) as [bigint, bigint, bigint];
+    const ampChanId = String((block << 40n) | (tx << 16n) | out);
+    const changed = await p.api<{ policy: { baseFeeMsat: string } }[]>('POST', '/v1/channels/policy', {
+      baseFeeMsat: '4321',
+      feeRatePpm: '77',
+      cltvExpiryDelta: 60,
+    });
+    assert.deepEqual(
+      changed.map((c) => c.policy.baseFeeMsat),
+      ['4321'],
+    );
+    const seen = await waitFor(
+      async () => {
+        const pol = await policyAt(lnd2, ampChanId, amp.nodeId).catch(() => undefined);
+        return pol?.fee_base_msat === '4321' ? pol : undefined;
+      },
+      { timeoutMs: 150_000, intervalMs: 1_000, what: "ampnode's new policy at lnd2" },
+    );
+    assert.equal(seen!.fee_rate_milli_msat, '77');
+    assert.equal(seen!.time_lock_delta, 60);
+
+    // lnd1 raises its fee on lnd1–lnd2; ampnode's next payment to lnd2 pays the new fee (learnt by gossip or from the
+    // fee_insufficient failure's channel_update, whichever comes first)
+    const info = await lnd1.cli<LndChanInfo>(['getchaninfo', '--chan_id', lndChan]);
+    await lnd1.cli([
+      'updatechanpolicy',
+      '--base_fee_msat',
+      '9000',
+      '--fee_rate_ppm',
+      '900',
+      '--time_lock_delta',
+      '80',
+      '--chan_point',
+      info.chan_point,
+    ]);
+    const amountMsat = 25_000_000n;
+    const sent = await p.api<{
+      status: string;
+      failureDetail?: string;
+      attempts: { status: string; route: { totalAmountMsat: string; hops: { amountToForwardMsat: string }[] } }[];
+    }>('POST', '/v1/payments/send', { dest: lnd2.nodeId, amountMsat: String(amountMsat), kind: 'amp' }, 120_000);
+    assert.equal(sent.status, 'succeeded', sent.failureDetail);
+    for (const a of sent.attempts.filter((x) => x.status === 'settled')) {
+      const shard = BigInt(a.route.hops.at(-1)!.amountToForwardMsat);
+      assert.equal(BigInt(a.route.totalAmountMsat) - shard, 9000n + (shard * 900n) / 1_000_000n, "lnd1's new fee");
+    }
+  },
+  { timeoutMs: 400_000 },
 );
