@@ -217,7 +217,9 @@ export class GossipService {
    * and out to the peers.
    */
   async announceChannel(ann: ChannelAnnouncement, ourUpdate: Uint8Array, theirUpdate?: ChannelUpdate): Promise<void> {
-    if (!(await this.announce(ann))) return;
+    // the peer may have announced the channel first (the graph has it then): our update and node announcement must
+    // still go out, or the network never learns our side of it
+    if (!(await this.announce(ann)) && this.graph.channel(ann.shortChannelId) === undefined) return;
     await this.announce(decodeChannelUpdate(ourUpdate.subarray(2)));
     // the peer's update came before the channel was announced (the graph ignored it then): now it has a channel
     if (theirUpdate !== undefined) await this.announce(theirUpdate);

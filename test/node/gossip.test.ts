@@ -52,6 +52,13 @@ test('public channels announced by both ends, learnt by gossip alone, and paid o
   await a.connect(b.uri);
   await b.connect(c.uri);
   await c.connect(a.uri); // a private channel C–A below: never announced
+  // B holds its own announcements back until the peer's has reached it: the race in which the other end announces
+  // first, after which B's channel_update and node_announcement must still go out
+  const announceOwn = b.gossip.announceChannel.bind(b.gossip);
+  b.gossip.announceChannel = async (ann, ours, theirs) => {
+    await until(() => b.gossip.graph.channel(ann.shortChannelId) !== undefined, "the peer's announcement at B first");
+    return announceOwn(ann, ours, theirs);
+  };
   const ab = await a.openChannel(b.nodeId, 500_000n, { announce: true });
   const bc = await b.openChannel(c.nodeId, 400_000n, { announce: true });
   await mine(1);
@@ -88,10 +95,11 @@ test('public channels announced by both ends, learnt by gossip alone, and paid o
   assert.equal(b.gossip.graph.channel(caScid), undefined);
   const bcAtA = a.gossip.graph.channel(bcScid)!;
   assert.equal(bcAtA.capacitySat, 400_000n);
-  assert.ok(
-    bcAtA.updates.some((u) => u !== undefined),
-    "B's channel_update for B–C reached A",
-  );
+  await until(async () => {
+    for (const n of [a, b, c]) await n.gossip.flushRelay();
+    const bc = a.gossip.graph.channel(bcScid)!;
+    return bc.updates[0] !== undefined && bc.updates[1] !== undefined && a.gossip.graph.nodeAnnouncement(b.nodeId) !== undefined;
+  }, "both ends' updates for B–C and B's node announcement at A (B announced after C)");
   const edgesToC = [...a.gossip.graph.edgesTo(c.nodeId)].map((e) => e.shortChannelId);
   assert.deepEqual(edgesToC, [bcScid]);
   const aliasC = a.gossip.graph.nodeAnnouncement(c.nodeId)!.alias;
