@@ -26,6 +26,7 @@ import {
   type NodeIdHex,
   type ProbabilitySource,
   type RouteError,
+  type RouteHintHop,
   type RouteRequest,
 } from '../../htlc/router/index.js';
 import { checkForward, DEFAULT_SWITCH_CONFIG, forwardingFeeMsat, type Route } from '../../htlc/switch/index.js';
@@ -526,15 +527,22 @@ describe('router pathfinding: restrictions', () => {
   });
 });
 
+/** S–A–B in the graph, and a one-hop hint from B (2000 msat + 100 ppm, delta 30) to T, whom the graph does not know. */
+function hintedPayee(): {
+  g: ChannelGraph;
+  hint: RouteHintHop[];
+  pf: PathFinder;
+} {
+  const g = new ChannelGraph();
+  channel(g, 1n, S, A);
+  channel(g, 5n, A, B);
+  const hint = [{ nodeId: hexToBytes(B), shortChannelId: 0x77n, feeBaseMsat: 2000n, feeProportionalMillionths: 100n, cltvExpiryDelta: 30 }];
+  return { g, hint, pf: new PathFinder({ graph: g }) };
+}
+
 describe('router pathfinding: route hints', () => {
   it("a one-hop hint reaches a payee the graph does not know, with the hint's fee and delta", () => {
-    const g = new ChannelGraph();
-    channel(g, 1n, S, A);
-    channel(g, 5n, A, B);
-    const hint = [
-      { nodeId: hexToBytes(B), shortChannelId: 0x77n, feeBaseMsat: 2000n, feeProportionalMillionths: 100n, cltvExpiryDelta: 30 },
-    ];
-    const pf = new PathFinder({ graph: g });
+    const { g, hint, pf } = hintedPayee();
     assert.equal(error(pf.findRoute(request({ target: T }), NOW)).kind, 'no_route');
     const r = route(pf.findRoute(request({ target: T, amountMsat: 2_000_000n, routeHints: [hint] }), NOW));
     // B forwards 2 000 000 to T: 2000 + 200 = 2200 → B gets 2 002 200; A forwards that: 1000 + 2 = 1002 → 2 003 202
@@ -555,13 +563,7 @@ describe('router pathfinding: route hints', () => {
   });
 
   it("policy overrides (a failure's channel_update) replace a hint's and the graph's policy for that direction only", () => {
-    const g = new ChannelGraph();
-    channel(g, 1n, S, A);
-    channel(g, 5n, A, B);
-    const hint = [
-      { nodeId: hexToBytes(B), shortChannelId: 0x77n, feeBaseMsat: 2000n, feeProportionalMillionths: 100n, cltvExpiryDelta: 30 },
-    ];
-    const pf = new PathFinder({ graph: g });
+    const { g, hint, pf } = hintedPayee();
     const policyOverrides = new Map([
       [`${0x77n}/${B}`, policy({ feeBaseMsat: 5000n, feeProportionalMillionths: 0n, cltvExpiryDelta: 50 })],
       [`5/${A}`, policy({ feeBaseMsat: 0n, feeProportionalMillionths: 0n, cltvExpiryDelta: 40 })],

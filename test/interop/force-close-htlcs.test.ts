@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { after, before } from 'node:test';
 import pino from 'pino';
 import { createChainBackend, createLogger, createNode, type AmpNode, type BcoinChainBackend } from '../../node/index.js';
-import { BUILD_TIMEOUT_MS, Interop, ensureBinaries, freePort, waitFor, type Btcd, type Lnd } from './harness.js';
+import { BUILD_TIMEOUT_MS, Interop, embeddedChainSteps, ensureBinaries, freePort, waitFor, type Btcd, type Lnd } from './harness.js';
 import type { LndChannel } from './lnd-pair.js';
 
 const h = new Interop('force-close-htlcs');
@@ -61,16 +61,11 @@ interface LndClosed {
   resolutions?: { resolution_type: string; outcome: string; amount_sat: string; sweep_txid: string }[];
 }
 
-async function synced(): Promise<void> {
-  const target = await btcd.height();
-  await waitFor(() => amp.status().chainTip.height === target, { timeoutMs: 60_000, what: `ampnode at btcd's height ${target}` });
-  await lnd.waitSynced();
-}
-
-async function mine(n: number): Promise<void> {
-  await btcd.generate(n);
-  await synced();
-}
+const { synced, mine } = embeddedChainSteps(
+  () => btcd,
+  () => amp,
+  () => [lnd],
+);
 
 async function inMempool(txid: string): Promise<void> {
   await waitFor(async () => (await btcd.rpc<string[]>('getrawmempool')).includes(txid), {
@@ -194,6 +189,24 @@ function resolution(c: LndClosed, type: string): { outcome: string; amount_sat: 
 }
 
 /** Mines up to the height at which a transaction locked to `height` may be mined in the next block. */
+/**
+ * After the second-stage transaction's to_self_delay: its output and our to_local are swept and confirmed, and the
+ * wallet holds our balance plus the HTLC (less fees) over what it had `before` the close.
+ */
+async function homeAfterDelay(point: string, localBalanceMsat: bigint, before: bigint): Promise<void> {
+  const delayed = await swept(point, 'htlc_delayed');
+  await mine(1);
+  assert.ok(await confirmed(delayed.txid));
+  const toLocal = sweeps.find((s) => s.point === point && s.output === 'to_local');
+  assert.ok(toLocal !== undefined, 'to_local swept too');
+  await waitFor(async () => confirmed(toLocal.txid), { timeoutMs: 10_000, what: 'the to_local sweep confirmed' });
+  assert.ok(delayed.valueSat > HTLC_SAT - 3_000n && delayed.valueSat < HTLC_SAT, `the HTLC's output swept: ${delayed.valueSat} sat`);
+  await waitFor(() => amp.balances().onChain.unconfirmedSat === 0n, { timeoutMs: 30_000, what: 'ampnode wallet settled' });
+  const got = walletSat() - before;
+  const expected = localBalanceMsat / 1000n + HTLC_SAT;
+  assert.ok(got > expected - 20_000n && got < expected, `ampnode got ${got} sat of ${expected}`);
+}
+
 async function mineTo(height: number): Promise<void> {
   const now = await btcd.height();
   if (now < height) await mine(height - now);
@@ -262,17 +275,7 @@ h.test(
     assert.equal(paid.status, 'failed');
     // its output waits to_self_delay (lnd's defaultremotedelay) before it reaches the wallet
     await mine(ours.toSelfDelay - 1);
-    const delayed = await swept(point, 'htlc_delayed');
-    await mine(1);
-    assert.ok(await confirmed(delayed.txid));
-    const toLocal = sweeps.find((s) => s.point === point && s.output === 'to_local');
-    assert.ok(toLocal !== undefined, 'to_local swept too');
-    await waitFor(async () => confirmed(toLocal.txid), { timeoutMs: 10_000, what: 'the to_local sweep confirmed' });
-    assert.ok(delayed.valueSat > HTLC_SAT - 3_000n && delayed.valueSat < HTLC_SAT, `HTLC back: ${delayed.valueSat} sat`);
-    await waitFor(() => amp.balances().onChain.unconfirmedSat === 0n, { timeoutMs: 30_000, what: 'ampnode wallet settled' });
-    const got = walletSat() - before;
-    const expected = ours.localBalanceMsat / 1000n + HTLC_SAT;
-    assert.ok(got > expected - 20_000n && got < expected, `ampnode got ${got} sat of ${expected}`);
+    await homeAfterDelay(point, ours.localBalanceMsat, before);
     const closed = await lndClosed(point);
     assert.equal(closed.close_type, 'REMOTE_FORCE_CLOSE');
     assert.equal(closed.closing_tx_hash, txid);
@@ -308,17 +311,7 @@ h.test(
     assert.equal(paid.payment_preimage, preimage.toString('hex'), 'lnd read the preimage from the chain');
     assert.equal((await amp.lookupInvoiceByHash(sha256(preimage)))?.state, 'settled');
     await mineTo((await btcd.height()) + ours.toSelfDelay - 1);
-    const delayed = await swept(point, 'htlc_delayed');
-    await mine(1);
-    assert.ok(await confirmed(delayed.txid));
-    const toLocal = sweeps.find((s) => s.point === point && s.output === 'to_local');
-    assert.ok(toLocal !== undefined, 'to_local swept too');
-    await waitFor(async () => confirmed(toLocal.txid), { timeoutMs: 10_000, what: 'the to_local sweep confirmed' });
-    assert.ok(delayed.valueSat > HTLC_SAT - 3_000n && delayed.valueSat < HTLC_SAT, `HTLC claimed: ${delayed.valueSat} sat`);
-    await waitFor(() => amp.balances().onChain.unconfirmedSat === 0n, { timeoutMs: 30_000, what: 'ampnode wallet settled' });
-    const got = walletSat() - before;
-    const expected = ours.localBalanceMsat / 1000n + HTLC_SAT;
-    assert.ok(got > expected - 20_000n && got < expected, `ampnode got ${got} sat of ${expected}`);
+    await homeAfterDelay(point, ours.localBalanceMsat, before);
     const closed = await lndClosed(point);
     assert.equal(closed.close_type, 'REMOTE_FORCE_CLOSE');
     assert.equal(closed.closing_tx_hash, txid);

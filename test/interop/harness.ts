@@ -441,6 +441,27 @@ export function decodeSegwitAddress(addr: string): { hrp: string; version: numbe
   return { hrp, version, program: Buffer.from(program) };
 }
 
+/**
+ * The chain steps of a test that runs ampnode embedded (its `status()` in this process) beside lnds on btcd:
+ * `synced` waits until ampnode and every lnd are at btcd's height, `mine` mines n blocks and waits for that.
+ */
+export function embeddedChainSteps(
+  btcd: () => Btcd,
+  amp: () => { status(): { chainTip: { height: number } } },
+  lnds: () => readonly Lnd[],
+): { synced: () => Promise<void>; mine: (n: number) => Promise<void> } {
+  const synced = async (): Promise<void> => {
+    const target = await btcd().height();
+    await waitFor(() => amp().status().chainTip.height === target, { timeoutMs: 60_000, what: `ampnode at btcd's height ${target}` });
+    for (const l of lnds()) await l.waitSynced();
+  };
+  const mine = async (n: number): Promise<void> => {
+    await btcd().generate(n);
+    await synced();
+  };
+  return { synced, mine };
+}
+
 export class BtcdRpcError extends InteropError {
   constructor(
     readonly method: string,

@@ -29,7 +29,7 @@ import {
   type BcoinChainBackend,
   type PaymentRecord,
 } from '../../node/index.js';
-import { BUILD_TIMEOUT_MS, Interop, ensureBinaries, waitFor, type Btcd, type Lnd } from './harness.js';
+import { BUILD_TIMEOUT_MS, Interop, embeddedChainSteps, ensureBinaries, waitFor, type Btcd, type Lnd } from './harness.js';
 import type { LndChannel } from './lnd-pair.js';
 
 const h = new Interop('held-htlcs');
@@ -47,16 +47,11 @@ const b64 = (hex: string): string => Buffer.from(hex, 'hex').toString('base64');
 const hexOf = (s: string): string => (/^[0-9a-f]*$/.test(s) ? s : Buffer.from(s, 'base64').toString('hex'));
 const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 
-async function synced(): Promise<void> {
-  const target = await btcd.height();
-  await waitFor(() => amp.status().chainTip.height === target, { timeoutMs: 60_000, what: `ampnode at btcd's height ${target}` });
-  await lnd.waitSynced();
-}
-
-async function mine(n: number): Promise<void> {
-  await btcd.generate(n);
-  await synced();
-}
+const { synced, mine } = embeddedChainSteps(
+  () => btcd,
+  () => amp,
+  () => [lnd],
+);
 
 async function lndChannel(): Promise<LndChannel> {
   const c = ((await lnd.cli<{ channels?: LndChannel[] }>(['listchannels'])).channels ?? []).find((x) => x.channel_point === point);
