@@ -189,6 +189,21 @@ function resolution(c: LndClosed, type: string): { outcome: string; amount_sat: 
 }
 
 /** Mines up to the height at which a transaction locked to `height` may be mined in the next block. */
+/** Our claim of the HTLC after its expiry (locked to it: none two blocks before), confirmed. */
+async function timedOutAtExpiry(point: string, expiry: number): Promise<Sweep> {
+  await mineTo(expiry - 2);
+  assert.equal(
+    sweeps.find((s) => s.point === point && s.output === 'htlc_timeout'),
+    undefined,
+    'no HTLC timeout before the expiry',
+  );
+  await mineTo(expiry);
+  const timeout = await swept(point, 'htlc_timeout');
+  await mine(1);
+  assert.ok(await confirmed(timeout.txid), 'the HTLC taken back on chain');
+  return timeout;
+}
+
 /**
  * After the second-stage transaction's to_self_delay: its output and our to_local are swept and confirmed, and the
  * wallet holds our balance plus the HTLC (less fees) over what it had `before` the close.
@@ -261,16 +276,7 @@ h.test(
     await mine(1);
     assert.ok(await confirmed(txid), 'our commitment confirmed');
     // the HTLC-timeout transaction is locked to the HTLC's cltv_expiry
-    await mineTo(htlc.expiration_height - 2);
-    assert.equal(
-      sweeps.find((s) => s.point === point && s.output === 'htlc_timeout'),
-      undefined,
-      'no HTLC-timeout before the expiry',
-    );
-    await mineTo(htlc.expiration_height);
-    const timeout = await swept(point, 'htlc_timeout');
-    await mine(1);
-    assert.ok(await confirmed(timeout.txid), 'the HTLC-timeout transaction confirmed');
+    const timeout = await timedOutAtExpiry(point, htlc.expiration_height);
     const paid = await paying;
     assert.equal(paid.status, 'failed');
     // its output waits to_self_delay (lnd's defaultremotedelay) before it reaches the wallet
@@ -343,16 +349,7 @@ h.test(
     const toRemote = await swept(point, 'to_remote');
     await mine(1);
     assert.ok(await confirmed(toRemote.txid), 'our to_remote swept at once (anchors: one block)');
-    await mineTo(htlc.expiration_height - 2);
-    assert.equal(
-      sweeps.find((s) => s.point === point && s.output === 'htlc_timeout'),
-      undefined,
-      'no timeout before the expiry',
-    );
-    await mineTo(htlc.expiration_height);
-    const timeout = await swept(point, 'htlc_timeout');
-    await mine(1);
-    assert.ok(await confirmed(timeout.txid), 'the HTLC taken back from their commitment');
+    const timeout = await timedOutAtExpiry(point, htlc.expiration_height);
     const paid = await paying;
     assert.equal(paid.status, 'failed');
     assert.ok(timeout.valueSat > HTLC_SAT - 3_000n && timeout.valueSat < HTLC_SAT, `HTLC back: ${timeout.valueSat} sat`);
