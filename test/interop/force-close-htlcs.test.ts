@@ -276,7 +276,7 @@ h.test(
     await mine(1);
     assert.ok(await confirmed(txid), 'our commitment confirmed');
     // the HTLC-timeout transaction is locked to the HTLC's cltv_expiry
-    const timeout = await timedOutAtExpiry(point, htlc.expiration_height);
+    await timedOutAtExpiry(point, htlc.expiration_height);
     const paid = await paying;
     assert.equal(paid.status, 'failed');
     // its output waits to_self_delay (lnd's defaultremotedelay) before it reaches the wallet
