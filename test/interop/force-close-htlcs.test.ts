@@ -189,6 +189,18 @@ function resolution(c: LndClosed, type: string): { outcome: string; amount_sat: 
 }
 
 /** Mines up to the height at which a transaction locked to `height` may be mined in the next block. */
+/** lnd force-closes the channel at `point`; once its commitment confirms, ampnode sweeps its to_remote output. */
+async function lndForceCloses(point: string): Promise<{ fc: { closing_txid: string }; toRemote: Sweep }> {
+  const [fundingTxid, index] = point.split(':') as [string, string];
+  const fc = await lnd.cli<{ closing_txid: string }>(
+    ['closechannel', '--force', '--funding_txid', fundingTxid, '--output_index', index],
+    60_000,
+  );
+  await inMempool(fc.closing_txid);
+  await mine(1);
+  return { fc, toRemote: await swept(point, 'to_remote') };
+}
+
 /** Our claim of the HTLC after its expiry (locked to it: none two blocks before), confirmed. */
 async function timedOutAtExpiry(point: string, expiry: number): Promise<Sweep> {
   await mineTo(expiry - 2);
@@ -339,14 +351,7 @@ h.test(
     assert.equal(htlc.incoming, true);
     const ours = amp.channels().find((c) => c.fundingOutpoint === point)!;
     const before = walletSat();
-    const [fundingTxid, index] = point.split(':') as [string, string];
-    const fc = await lnd.cli<{ closing_txid: string }>(
-      ['closechannel', '--force', '--funding_txid', fundingTxid, '--output_index', index],
-      60_000,
-    );
-    await inMempool(fc.closing_txid);
-    await mine(1);
-    const toRemote = await swept(point, 'to_remote');
+    const { fc, toRemote } = await lndForceCloses(point);
     await mine(1);
     assert.ok(await confirmed(toRemote.txid), 'our to_remote swept at once (anchors: one block)');
     const timeout = await timedOutAtExpiry(point, htlc.expiration_height);
@@ -381,14 +386,7 @@ h.test(
     assert.equal(htlc.incoming, false);
     const ours = amp.channels().find((c) => c.fundingOutpoint === point)!;
     const before = walletSat();
-    const [fundingTxid, index] = point.split(':') as [string, string];
-    const fc = await lnd.cli<{ closing_txid: string }>(
-      ['closechannel', '--force', '--funding_txid', fundingTxid, '--output_index', index],
-      60_000,
-    );
-    await inMempool(fc.closing_txid);
-    await mine(1);
-    const toRemote = await swept(point, 'to_remote');
+    const { fc, toRemote } = await lndForceCloses(point);
     await amp.invoices.settleHold(preimage);
     const success = await swept(point, 'htlc_success');
     await mine(1);
