@@ -43,9 +43,8 @@ async function call(g: Global, method: 'GET' | 'POST', path: string, body?: Reco
       signal: AbortSignal.timeout(10 * 60_000),
     });
   } catch (e) {
-    throw new CliError(
-      `cannot reach the daemon at ${g.api} (${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}): is it running with --api ${g.api}?`,
-    );
+    const why = (e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message;
+    throw new CliError(`cannot reach the daemon at ${g.api} (${why}): is it running with --api ${g.api}?`);
   }
   const text = await res.text();
   let json: unknown;

@@ -44,14 +44,18 @@
  *   POST /v1/channels/close       {"channelId","feeratePerKw"?}  (returns once the closing tx is signed and broadcast)
  *   POST /v1/channels/policy      {"channelId"?,"baseFeeMsat"?,"feeRatePpm"?,"cltvExpiryDelta"?,"htlcMinimumMsat"?,"htlcMaximumMsat"?}
  *                                 (one channel, or every open one without channelId; returns the channels changed)
- *   POST /v1/channels/updatefee   {"channelId","feeratePerKw"?}  (opener only; without a feerate the chain's estimate by the fee policy; {"feeratePerKw": null} when unchanged)
+ *   POST /v1/channels/updatefee   {"channelId","feeratePerKw"?}  (opener only; without a feerate the chain's estimate by
+ *                                 the fee policy; {"feeratePerKw": null} when unchanged)
  *   POST /v1/channels/forceclose  {"channelId"}  (broadcasts our commitment; returns {"txid"})
- *   POST /v1/invoices             {"amountMsat"?,"amp"?,"memo"?,"expirySeconds"?} → the invoice and its BOLT 11 "paymentRequest" (AMP: reusable; no amount: any)
+ *   POST /v1/invoices             {"amountMsat"?,"amp"?,"memo"?,"expirySeconds"?} → the invoice and its BOLT 11
+ *                                 "paymentRequest" (AMP: reusable; no amount: any)
  *   POST /v1/invoices/list        {"afterAddIndex"?,"limit"?(≤ 1000)} → {"invoices"}
  *   POST /v1/invoices/lookup      exactly one of {"paymentHash"}, {"paymentAddr"} (with its settled AMP sets), {"setId"}
  *   POST /v1/invoices/decode      {"paymentRequest"} → the decoded BOLT 11 invoice
- *   POST /v1/payments/pay         {"paymentRequest","amountMsat"?,"feeLimitMsat"?,"maxShardMsat"?,"timeoutMs"?}  (returns once the payment ended; AMP when the invoice says so)
- *   POST /v1/payments/send        {"dest","amountMsat","kind"?: amp|keysend,"feeLimitMsat"?,"maxShardMsat"?,"timeoutMs"?}  (spontaneous; returns once ended)
+ *   POST /v1/payments/pay         {"paymentRequest","amountMsat"?,"feeLimitMsat"?,"maxShardMsat"?,"timeoutMs"?}
+ *                                 (returns once the payment ended; AMP when the invoice says so)
+ *   POST /v1/payments/send        {"dest","amountMsat","kind"?: amp|keysend,"feeLimitMsat"?,"maxShardMsat"?,"timeoutMs"?}
+ *                                 (spontaneous; returns once ended)
  *   POST /v1/payments/list        {"afterCreationIndex"?,"limit"?}   POST /v1/payments/lookup {"id"}
  *   POST /v1/chain/generate       {"blocks"(≤ 10000),"address"?}  (embedded chain only; without an address, to a new wallet address)
  */

@@ -1236,7 +1236,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
 
   private async sendFailure(chan: Chan | undefined, f: ChannelFailure, peerId?: string): Promise<void> {
     const peer = chan?.peer ?? peerId;
-    this.log.warn({ peer, channelId: bytesToHex(f.channelId), sends: f.level, code: f.code, reason: f.message }, 'channel failure'); // not `level`: that field is the log line's own level
+    // `sends`, not `level`: that field is the log line's own level
+    this.log.warn({ peer, channelId: bytesToHex(f.channelId), sends: f.level, code: f.code, reason: f.message }, 'channel failure');
     if (f.level === 'local' || peer === undefined) return;
     const data = enc.encode(`${f.code}: ${f.message}`.slice(0, 500));
     if (f.level === 'error') {

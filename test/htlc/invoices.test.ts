@@ -309,7 +309,8 @@ describe('invoice registry (unit)', () => {
   }
 
   for (const count of [5, 64, 70, 130]) {
-    it(`${count} settled sets, then a restart without a clean stop: the invoice counts every set, lists them in order, replays their events; indexes go on`, async () => {
+    const what = `${count} settled sets, then a restart without a clean stop`;
+    it(`${what}: the invoice counts every set, lists them in order, replays their events; indexes go on`, async () => {
       const { reg, clock, store, writes } = await setup();
       const inv = await reg.addInvoice({ amp: true });
       const before = writes.length;
@@ -375,7 +376,7 @@ describe('invoice registry (unit)', () => {
     return { sets, answers };
   }
 
-  it('sets completing together are written together (group commit): few batches, settle indexes in order, all there after a restart', async () => {
+  it('sets completing together share a batch (group commit): few batches, settle indexes in order, all there after a restart', async () => {
     const { reg, clock, store, writes } = await setup();
     // four invoices: 75 sets pending on each at once, within the 100 an invoice may have
     const invs = [await reg.addInvoice({ amp: true }), await reg.addInvoice({ amp: true })];
