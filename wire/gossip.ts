@@ -15,7 +15,7 @@
  * sender is node_2, the greater node id), bit 1 `disable`.
  */
 import { Reader, Writer } from './bytes.js';
-import { sha256 } from './crypto.js';
+import { secp, sha256 } from './crypto.js';
 import { ArgumentError, DecodeError } from './errors.js';
 import type { MessageCodec } from './message.js';
 import { encodeAddressDescriptor, parseAddressDescriptor, type NetAddress } from './setup-messages.js';
@@ -78,6 +78,15 @@ export function decodeChannelUpdate(bytes: Uint8Array): ChannelUpdate {
 /** What the signature signs: the double SHA-256 of everything after it. */
 export function channelUpdateDigest(u: ChannelUpdate): Uint8Array {
   return sha256(sha256(writeBody(new Writer(72), u).finish()));
+}
+
+/** Whether `u` carries `nodeId`'s signature (false, not a throw, for a malformed signature or key). */
+export function channelUpdateSignedBy(u: ChannelUpdate, nodeId: Uint8Array): boolean {
+  try {
+    return secp.verify(u.signature, channelUpdateDigest(u), nodeId);
+  } catch {
+    return false;
+  }
 }
 
 // ---------------------------------------------------------------- the other BOLT 7 messages

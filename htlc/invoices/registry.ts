@@ -132,7 +132,6 @@ function keyOf(b: Uint8Array): string {
 interface QueuedSettle {
   set: PendingSet;
   preimages: Uint8Array[];
-  circuits: string[];
   resolve: (settleIndex: bigint | undefined) => void;
   reject: (err: unknown) => void;
 }
@@ -804,9 +803,7 @@ export class InvoiceRegistry implements FinalHopHandler {
     const o = set.open;
     const n = set.n;
     const amount = set.sumMsat;
-    const circuits: string[] = [];
-    for (let i = 0; i < n; i++) circuits.push(set.circuit(i));
-    const settleIndex = await this.commitSettlement(set, preimages, circuits).catch((err: unknown) => {
+    const settleIndex = await this.commitSettlement(set, preimages).catch((err: unknown) => {
       // not written, so not settled: the set's other HTLCs fail back now (the payer keeps its money), this one by the throw
       this.failSet(set, { name: 'temporary_node_failure' }, self);
       throw err;
@@ -849,16 +846,16 @@ export class InvoiceRegistry implements FinalHopHandler {
   }
 
   /** Writes a complete set's settlement (an AMP set through the group commit); its settle index, or undefined if it was dropped. */
-  private commitSettlement(set: PendingSet, preimages: Uint8Array[], circuits: string[]): Promise<bigint | undefined> {
-    if (set.setId !== undefined) return this.commitAmpSet(set, preimages, circuits);
+  private commitSettlement(set: PendingSet, preimages: Uint8Array[]): Promise<bigint | undefined> {
+    if (set.setId !== undefined) return this.commitAmpSet(set, preimages);
     const o = set.open;
     const amount = set.sumMsat;
     return this.locked(async () => {
       if (set.dropped) return undefined; // failed (the invoice cancelled) while waiting for the lock
       const settleIndex = this.counters.settleIndex + 1n;
       const at = Math.floor(this.now() / MS_PER_SECOND);
-      const settled: SettledHtlc[] = circuits.map((circuit, i) => {
-        const x: SettledHtlc = { circuit, amountMsat: set.amounts[i]!, paymentHash: o.inv.paymentHash, preimage: preimages[i]! };
+      const settled: SettledHtlc[] = set.amounts.map((amountMsat, i) => {
+        const x: SettledHtlc = { circuit: set.circuit(i), amountMsat, paymentHash: o.inv.paymentHash, preimage: preimages[i]! };
         const custom = set.customRecords[i];
         if (custom !== undefined) x.customRecords = custom;
         return x;
@@ -887,9 +884,9 @@ export class InvoiceRegistry implements FinalHopHandler {
   }
 
   /** Queues a complete AMP set for the next settle batch; resolves with its settle index once durable (undefined: dropped). */
-  private commitAmpSet(set: PendingSet, preimages: Uint8Array[], circuits: string[]): Promise<bigint | undefined> {
+  private commitAmpSet(set: PendingSet, preimages: Uint8Array[]): Promise<bigint | undefined> {
     return new Promise((resolve, reject) => {
-      this.settleQueue.push({ set, preimages, circuits, resolve, reject });
+      this.settleQueue.push({ set, preimages, resolve, reject });
       this.scheduleSettleFlush();
     });
   }
@@ -944,7 +941,7 @@ export class InvoiceRegistry implements FinalHopHandler {
           settledAt: at,
           amountPaidMsat: amount,
           n: set.n,
-          circuits: q.circuits,
+          circuits: set.amounts.map((_, i) => set.circuit(i)),
           amounts: set.amounts,
           sharesAndHashes: set.arena,
           childIndexes: set.childIndexes,

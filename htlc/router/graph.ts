@@ -10,8 +10,7 @@
  */
 import { ArgumentError } from '../../wire/errors.js';
 import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
-import { secp } from '../../wire/crypto.js';
-import { CHANNEL_FLAG_DIRECTION, CHANNEL_FLAG_DISABLED, channelUpdateDigest, type ChannelUpdate } from '../../wire/gossip.js';
+import { CHANNEL_FLAG_DIRECTION, CHANNEL_FLAG_DISABLED, channelUpdateSignedBy, type ChannelUpdate } from '../../wire/gossip.js';
 import type { DirectedEdge, EdgePolicy, NodeIdHex, RouteHintHop, RoutingGraph } from './interfaces.js';
 
 /** The capacity assumed for a route hint's channel: 10 BTC, as lnd (fakeHopHintCapacity), so it never bounds the amount. */
@@ -192,16 +191,7 @@ export class ChannelGraph implements RoutingGraph {
     const key = `${update.shortChannelId}/${from}`;
     const last = this.updateTimestamps.get(key);
     if (last !== undefined && update.timestamp <= last) return { applied: false, reason: 'stale' };
-    if (opts.verify !== false) {
-      const pub = hexToBytes(from);
-      let ok: boolean;
-      try {
-        ok = secp.verify(update.signature, channelUpdateDigest(update), pub);
-      } catch {
-        ok = false;
-      }
-      if (!ok) return { applied: false, reason: 'bad_signature' };
-    }
+    if (opts.verify !== false && !channelUpdateSignedBy(update, hexToBytes(from))) return { applied: false, reason: 'bad_signature' };
     const policy = edgePolicyOf(update);
     const existing = this.edge(update.shortChannelId, from);
     if (existing !== undefined) {
@@ -216,20 +206,27 @@ export class ChannelGraph implements RoutingGraph {
 }
 
 /** `graph` with the policy of some directed channels replaced (keyed `${scid}/${from}`), see RouteRequest.policyOverrides. */
-export function withPolicyOverrides(graph: RoutingGraph, overrides: ReadonlyMap<string, EdgePolicy> | undefined): RoutingGraph {
+export function withPolicyOverrides(
+  graph: RoutingGraph,
+  overrides: ReadonlyMap<string, { readonly policy: EdgePolicy }> | undefined,
+): RoutingGraph {
   if (overrides === undefined || overrides.size === 0) return graph;
   const swap = (e: DirectedEdge): DirectedEdge => {
-    const p = overrides.get(`${e.shortChannelId}/${e.from}`);
-    return p === undefined ? e : { ...e, policy: p };
+    const o = overrides.get(`${e.shortChannelId}/${e.from}`);
+    return o === undefined ? e : { ...e, policy: o.policy };
   };
-  const overlay: RoutingGraph = {
+  return withFeaturesOf(graph, {
     *edgesTo(node: NodeIdHex): Iterable<DirectedEdge> {
       for (const e of graph.edgesTo(node)) yield swap(e);
     },
     *edgesFrom(node: NodeIdHex): Iterable<DirectedEdge> {
       for (const e of graph.edgesFrom(node)) yield swap(e);
     },
-  };
+  });
+}
+
+/** `overlay`, answering node features as `graph` does (an overlay changes edges, not nodes). */
+function withFeaturesOf(graph: RoutingGraph, overlay: RoutingGraph): RoutingGraph {
   if (graph.nodeFeatures !== undefined) {
     const nf = graph.nodeFeatures.bind(graph);
     overlay.nodeFeatures = (node: NodeIdHex) => nf(node);
@@ -327,7 +324,7 @@ export function withRouteHints(
     (to.get(e.to) ?? to.set(e.to, []).get(e.to)!).push(e);
     (from.get(e.from) ?? from.set(e.from, []).get(e.from)!).push(e);
   }
-  const overlay: RoutingGraph = {
+  return withFeaturesOf(graph, {
     *edgesTo(node: NodeIdHex): Iterable<DirectedEdge> {
       yield* graph.edgesTo(node);
       yield* to.get(node) ?? [];
@@ -336,10 +333,5 @@ export function withRouteHints(
       yield* graph.edgesFrom(node);
       yield* from.get(node) ?? [];
     },
-  };
-  if (graph.nodeFeatures !== undefined) {
-    const nf = graph.nodeFeatures.bind(graph);
-    overlay.nodeFeatures = (node: NodeIdHex) => nf(node);
-  }
-  return overlay;
+  });
 }

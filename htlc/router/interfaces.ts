@@ -90,7 +90,7 @@ export interface RouteRequest {
    * Policies that replace the graph's (and the route hints') for some directed channels, keyed `${scid}/${from}`: the
    * channel_updates this payment's failures carried (lnd applies them before the next attempt).
    */
-  policyOverrides?: ReadonlyMap<string, EdgePolicy>;
+  policyOverrides?: ReadonlyMap<string, { readonly policy: EdgePolicy }>;
 }
 
 /** No route, with the reason the lifecycle reports (lnd's FailureReasonNoRoute and its kin). */
@@ -126,7 +126,8 @@ export interface FailureInterpretation {
   reason?: FinalFailureReason | string;
   /**
    * The channel_update the failure carried (raw, as onion/failure.ts keeps it) and the node that sent it, who must
-   * have signed it: the caller may apply it to the graph (ChannelGraph.applyChannelUpdate) before the next attempt.
+   * have signed it: the caller applies it before the next attempt (the payment lifecycle: to its later searches,
+   * RouteRequest.policyOverrides; a ChannelGraph of its own: ChannelGraph.applyChannelUpdate).
    */
   channelUpdate?: Uint8Array;
   erringNode?: NodeIdHex;

@@ -17,8 +17,8 @@
 import type { BatchOp, KvStore } from '../../db/store.js';
 import { AmpShards, Sharer, type AmpChild } from '../../onion/amp.js';
 import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
-import { randomBytes, secp, sha256 } from '../../wire/crypto.js';
-import { channelUpdateDigest, decodeChannelUpdate } from '../../wire/gossip.js';
+import { randomBytes, sha256 } from '../../wire/crypto.js';
+import { channelUpdateSignedBy, decodeChannelUpdate } from '../../wire/gossip.js';
 import { channelUpdateBody } from '../../onion/index.js';
 import { AmpnodeError } from '../../wire/errors.js';
 import { decodeStored, encodeStored } from '../switch/circuit-map.js';
@@ -491,8 +491,7 @@ export class Payments {
       this.o.finder?.(graph) ??
       new PathFinder({ graph, probability: (a, b, amt, cap, now) => this.o.mission.probability(a, b, amt, cap, now) });
     const records = this.recordsFor(rec, undefined);
-    const updates = this.live.get(bytesToHex(rec.id))?.updates;
-    const overrides = updates === undefined ? undefined : new Map([...updates].map(([k, v]) => [k, v.policy]));
+    const overrides = this.live.get(bytesToHex(rec.id))?.updates;
     return finder.findRoute(
       {
         source: this.o.self(),
@@ -607,10 +606,10 @@ export class Payments {
     let u;
     try {
       u = decodeChannelUpdate(channelUpdateBody(raw));
-      if (!secp.verify(u.signature, channelUpdateDigest(u), hexToBytes(erringNode))) return;
     } catch {
       return; // a malformed update teaches nothing; the failure itself still counts
     }
+    if (!channelUpdateSignedBy(u, hexToBytes(erringNode))) return;
     const key = `${u.shortChannelId}/${erringNode}`;
     const updates = (l.updates ??= new Map());
     const had = updates.get(key);

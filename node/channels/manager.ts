@@ -42,8 +42,10 @@ import { localCommitmentTxid } from '../../htlc/channel/unilateral.js';
 import { incomingOpen, maxSendableMsat } from '../../htlc/channel/machine.js';
 import {
   ChannelLink,
+  decodeJson,
   DEFAULT_BATCH_CONFIG,
   DEFAULT_FORWARDING_POLICY,
+  encodeJson,
   HtlcSwitch,
   type AttemptResult,
   type BatchConfig,
@@ -82,7 +84,7 @@ import {
   announcementSignaturesCodec,
   CHANNEL_FLAG_DIRECTION,
   CHANNEL_UPDATE_MESSAGE_TYPE,
-  channelUpdateDigest,
+  channelUpdateSignedBy,
   decodeChannelUpdate,
   encodeGossipMessage,
   type AnnouncementSignatures,
@@ -352,36 +354,8 @@ interface ChannelMeta {
   dataLoss?: boolean;
   /** A public channel: the funding is 6 deep, the peer's announcement_signatures (hex), the announcement made. */
   announcement?: { deep?: boolean; theirNodeSig?: string; theirBitcoinSig?: string; announced?: boolean };
-  /** Our forwarding policy on this channel when set by updateChannelPolicy (amounts as decimal strings). */
-  policy?: StoredPolicy;
-}
-
-interface StoredPolicy {
-  baseFeeMsat: string;
-  feeRatePpm: string;
-  cltvExpiryDelta: number;
-  htlcMinimumMsat: string;
-  htlcMaximumMsat?: string;
-}
-
-function storePolicy(p: ForwardingPolicy): StoredPolicy {
-  return {
-    baseFeeMsat: String(p.baseFeeMsat),
-    feeRatePpm: String(p.feeRatePpm),
-    cltvExpiryDelta: p.cltvExpiryDelta,
-    htlcMinimumMsat: String(p.htlcMinimumMsat),
-    ...(p.htlcMaximumMsat !== undefined ? { htlcMaximumMsat: String(p.htlcMaximumMsat) } : {}),
-  };
-}
-
-function loadPolicy(p: StoredPolicy): ForwardingPolicy {
-  return {
-    baseFeeMsat: BigInt(p.baseFeeMsat),
-    feeRatePpm: BigInt(p.feeRatePpm),
-    cltvExpiryDelta: p.cltvExpiryDelta,
-    htlcMinimumMsat: BigInt(p.htlcMinimumMsat),
-    ...(p.htlcMaximumMsat !== undefined ? { htlcMaximumMsat: BigInt(p.htlcMaximumMsat) } : {}),
-  };
+  /** Our forwarding policy on this channel when set by updateChannelPolicy. */
+  policy?: ForwardingPolicy;
 }
 
 /** The smallest cltv_expiry_delta a policy may set (lnd's MinTimeLockDelta). */
@@ -583,7 +557,8 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     await this.htlcSwitch?.start(this.chain.tip().height);
     for await (const [k, v] of this.root.entries(enc.encode(P_META))) {
       const keyIndex = Number(dec.decode(k).slice(P_META.length));
-      const meta = JSON.parse(dec.decode(v)) as ChannelMeta;
+      // bigints tagged as the switch's JSON records tag them (records without any read as plain JSON)
+      const meta = decodeJson<ChannelMeta>(v);
       const store = this.channelStore(keyIndex);
       const states = await loadChannels(store);
       const s = states[0];
@@ -790,7 +765,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     const raw = signedLocalCommitment(s, secrets);
     const txid = displayHex(localCommitmentTxid(s, secrets));
     c.meta = { ...c.meta, failure: c.failure, forceCloseTxid: txid, forceCloseTx: bytesToHex(raw) };
-    await this.root.put(enc.encode(`${P_META}${c.keyIndex}`), enc.encode(JSON.stringify(c.meta)));
+    await this.saveMeta(c);
     this.rebroadcastUntilSpent(c, raw);
     try {
       await this.chain.broadcast(buf(raw));
@@ -955,7 +930,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       const meta: ChannelMeta = { peer, shutdownScript: bytesToHex(script) };
       await this.root.batch([
         { type: 'put', key: K_NEXT_INDEX, value: enc.encode(String(keyIndex + 1)) },
-        { type: 'put', key: enc.encode(`${P_META}${keyIndex}`), value: enc.encode(JSON.stringify(meta)) },
+        { type: 'put', key: enc.encode(`${P_META}${keyIndex}`), value: encodeJson(meta) },
       ]);
       return { keyIndex, meta, store: this.channelStore(keyIndex) };
     });
@@ -1128,7 +1103,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   }
 
   private saveMeta(chan: Chan): Promise<void> {
-    return this.root.put(enc.encode(`${P_META}${chan.keyIndex}`), enc.encode(JSON.stringify(chan.meta)));
+    return this.root.put(enc.encode(`${P_META}${chan.keyIndex}`), encodeJson(chan.meta));
   }
 
   // ------------------------------------------------------------------ channel_update with the peer
@@ -1170,7 +1145,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       log.debug({ shortChannelId: scidText }, 'channel_update of another chain or direction ignored');
       return;
     }
-    if (!secp.verify(u.signature, channelUpdateDigest(u), peerKey)) {
+    if (!channelUpdateSignedBy(u, peerKey)) {
       log.warn({ shortChannelId: scidText }, 'channel_update with a bad signature ignored');
       return;
     }
@@ -1259,9 +1234,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     if (chan.failure !== undefined) return Promise.resolve();
     chan.failure = reason;
     chan.meta = { ...chan.meta, failure: reason };
-    const written = this.root
-      .put(enc.encode(`${P_META}${chan.keyIndex}`), enc.encode(JSON.stringify(chan.meta)))
-      .catch((err: unknown) => this.log.error({ err }, 'could not record the channel failure'));
+    const written = this.saveMeta(chan).catch((err: unknown) => this.log.error({ err }, 'could not record the channel failure'));
     this.announceFailure(chan, reason, level);
     return written;
   }
@@ -1596,7 +1569,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       case 'data_loss':
         // recorded before anything else: forceCloseChannel refuses from now on (our commitment is revoked)
         chan.meta = { ...chan.meta, dataLoss: true };
-        await this.root.put(enc.encode(`${P_META}${chan.keyIndex}`), enc.encode(JSON.stringify(chan.meta)));
+        await this.saveMeta(chan);
         this.log.error(
           { channelId: cid() },
           'peer proved we lost channel state; our commitment must not be broadcast, the peer has to close',
@@ -1764,7 +1737,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
         signDigest: () => new Uint8Array(64),
       },
       chainHash: this.chainHash,
-      policy: { ...this.forwardingPolicy, ...(chan.meta?.policy !== undefined ? loadPolicy(chan.meta.policy) : {}) },
+      policy: { ...this.forwardingPolicy, ...(chan.meta?.policy ?? {}) },
       batch: this.htlcSwitch !== undefined ? this.batch : { delayMs: 0, maxPending: 1 },
       timers: this.timers,
       ...(this.htlcSwitch !== undefined ? { switch: this.htlcSwitch } : {}),
@@ -1837,7 +1810,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     }
     const changed: ChannelInfo[] = [];
     for (const [c, p] of next) {
-      c.meta = { ...c.meta, policy: storePolicy(p) };
+      c.meta = { ...c.meta, policy: p };
       await this.saveMeta(c);
       c.link.policy = p;
       if (c.meta.announcement?.announced === true)

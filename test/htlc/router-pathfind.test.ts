@@ -565,9 +565,9 @@ describe('router pathfinding: route hints', () => {
   it("policy overrides (a failure's channel_update) replace a hint's and the graph's policy for that direction only", () => {
     const { g, hint, pf } = hintedPayee();
     const policyOverrides = new Map([
-      [`${0x77n}/${B}`, policy({ feeBaseMsat: 5000n, feeProportionalMillionths: 0n, cltvExpiryDelta: 50 })],
-      [`5/${A}`, policy({ feeBaseMsat: 0n, feeProportionalMillionths: 0n, cltvExpiryDelta: 40 })],
-      [`5/${B}`, policy({ feeBaseMsat: 99_999n })], // the other direction: not on this route
+      [`${0x77n}/${B}`, { policy: policy({ feeBaseMsat: 5000n, feeProportionalMillionths: 0n, cltvExpiryDelta: 50 }) }],
+      [`5/${A}`, { policy: policy({ feeBaseMsat: 0n, feeProportionalMillionths: 0n, cltvExpiryDelta: 40 }) }],
+      [`5/${B}`, { policy: policy({ feeBaseMsat: 99_999n }) }], // the other direction: not on this route
     ]);
     const r = route(pf.findRoute(request({ target: T, amountMsat: 2_000_000n, routeHints: [hint], policyOverrides }), NOW));
     // B charges 5000 now (not the hint's 2200) and A nothing: 2 005 000 from S; expiries 800 018, 800 068 at B, 800 108 at A
