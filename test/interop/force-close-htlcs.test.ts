@@ -189,6 +189,15 @@ function resolution(c: LndClosed, type: string): { outcome: string; amount_sat: 
 }
 
 /** Mines up to the height at which a transaction locked to `height` may be mined in the next block. */
+/** ampnode force-closes `channelId` through its API; returns its commitment's txid once that confirmed. */
+async function ampForceCloses(channelId: string): Promise<string> {
+  const { txid } = await api<{ txid: string }>('/v1/channels/forceclose', { channelId });
+  await inMempool(txid);
+  await mine(1);
+  assert.ok(await confirmed(txid), 'our commitment confirmed');
+  return txid;
+}
+
 /** lnd force-closes the channel at `point`; once its commitment confirms, ampnode sweeps its to_remote output. */
 async function lndForceCloses(point: string): Promise<{ fc: { closing_txid: string }; toRemote: Sweep }> {
   const [fundingTxid, index] = point.split(':') as [string, string];
@@ -283,10 +292,7 @@ h.test(
     assert.equal((await lnd.cli<{ state: string }>(['lookupinvoice', inv.hash])).state, 'ACCEPTED');
     const ours = amp.channels().find((c) => c.fundingOutpoint === point)!;
     const before = walletSat();
-    const { txid } = await api<{ txid: string }>('/v1/channels/forceclose', { channelId });
-    await inMempool(txid);
-    await mine(1);
-    assert.ok(await confirmed(txid), 'our commitment confirmed');
+    const txid = await ampForceCloses(channelId);
     // the HTLC-timeout transaction is locked to the HTLC's cltv_expiry
     await timedOutAtExpiry(point, htlc.expiration_height);
     const paid = await paying;
@@ -315,10 +321,7 @@ h.test(
     assert.equal(htlc.incoming, false);
     const ours = amp.channels().find((c) => c.fundingOutpoint === point)!;
     const before = walletSat();
-    const { txid } = await api<{ txid: string }>('/v1/channels/forceclose', { channelId });
-    await inMempool(txid);
-    await mine(1);
-    assert.ok(await confirmed(txid), 'our commitment confirmed');
+    const txid = await ampForceCloses(channelId);
     assert.ok((await btcd.height()) < htlc.expiration_height - 1, 'well before the expiry');
     await amp.invoices.settleHold(preimage);
     const success = await swept(point, 'htlc_success');
