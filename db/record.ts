@@ -21,6 +21,11 @@
  *        LEB128 k: k = 1 introduces a new key (LEB128 length, UTF-8) that
  *        takes the next number in this record; k ≥ 2 repeats key number k − 2.
  *        Members whose value is undefined or a function are left out.
+ *   0x0c embedded value: LEB128 byte length, then one value with a key
+ *        table of its own (it starts empty; the keys it introduces are
+ *        forgotten after it). Made by `embedRecord`, so that a part of a
+ *        record that is rewritten unchanged (a channel's commitment while
+ *        its logs change) is encoded once and copied into each rewrite.
  *
  * Objects are read back as plain objects; class instances are not supported
  * (their prototype is lost), which is fine for records built of plain data.
@@ -42,6 +47,7 @@ const T_BIG_TEXT = 0x08;
 const T_BYTES = 0x09;
 const T_ARRAY = 0x0a;
 const T_OBJECT = 0x0b;
+const T_EMBEDDED = 0x0c;
 
 const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
 /** Integers below this in magnitude still have a safe zigzag form (2|v|); larger ones go as float64, exactly. */
@@ -55,6 +61,18 @@ let buf = new Uint8Array(1 << 16);
 let view = new DataView(buf.buffer);
 let pos = 0;
 let keys = new Map<string, number>();
+/** The deepest nesting of the value being encoded (an embedded value keeps its own). */
+let deepest = 0;
+
+/** A value encoded once by `embedRecord`, written as it is wherever a record holds it. */
+export class EmbeddedRecord {
+  constructor(
+    /** The value's encoding (no magic byte or version). */
+    readonly bytes: Uint8Array,
+    /** How deep it nests. */
+    readonly depth: number,
+  ) {}
+}
 
 function ensure(n: number): void {
   if (pos + n <= buf.length) return;
@@ -106,6 +124,7 @@ function writeString(s: string): void {
 
 function writeValue(v: unknown, depth: number): void {
   if (depth > MAX_DEPTH) throw new DecodeError('ERR_INVALID_VALUE', `record nests deeper than ${MAX_DEPTH}`);
+  if (depth > deepest) deepest = depth;
   ensure(1);
   switch (typeof v) {
     case 'number':
@@ -160,6 +179,17 @@ function writeValue(v: unknown, depth: number): void {
         }
         return;
       }
+      if (v instanceof EmbeddedRecord) {
+        if (depth + v.depth > MAX_DEPTH) throw new DecodeError('ERR_INVALID_VALUE', `record nests deeper than ${MAX_DEPTH}`);
+        if (depth + v.depth > deepest) deepest = depth + v.depth;
+        buf[pos++] = T_EMBEDDED;
+        const n = v.bytes.length;
+        writeUint(n);
+        ensure(n);
+        buf.set(v.bytes, pos);
+        pos += n;
+        return;
+      }
       if (Array.isArray(v)) {
         buf[pos++] = T_ARRAY;
         writeUint(v.length);
@@ -200,6 +230,7 @@ function writeValue(v: unknown, depth: number): void {
 export function encodeRecord(value: unknown): Uint8Array {
   pos = 0;
   keys = new Map();
+  deepest = 0;
   ensure(2);
   buf[pos++] = RECORD_MAGIC;
   buf[pos++] = VERSION;
@@ -207,11 +238,32 @@ export function encodeRecord(value: unknown): Uint8Array {
   return buf.slice(0, pos);
 }
 
+/**
+ * Encodes `value` once, to be written as it is wherever it appears in a record (as an embedded value, with a key
+ * table of its own). The caller must not change `value` afterwards: the encoding is what it was at this call.
+ */
+export function embedRecord(value: unknown): EmbeddedRecord {
+  // may run while a record is being encoded: the record's working state is put back afterwards
+  const start = pos;
+  const outerKeys = keys;
+  const outerDeepest = deepest;
+  keys = new Map();
+  deepest = 0;
+  try {
+    writeValue(value, 0);
+    return new EmbeddedRecord(buf.slice(start, pos), deepest);
+  } finally {
+    pos = start;
+    keys = outerKeys;
+    deepest = outerDeepest;
+  }
+}
+
 // ---------------------------------------------------------------- decoding
 
 class RecordReader {
   pos = 2;
-  readonly keys: string[] = [];
+  keys: string[] = [];
   private readonly view: DataView;
   constructor(readonly data: Uint8Array) {
     this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
@@ -308,6 +360,17 @@ class RecordReader {
           out[key] = this.value(depth + 1);
         }
         return out;
+      }
+      case T_EMBEDDED: {
+        const n = this.uint();
+        if (n > this.data.length - this.pos) this.fail('truncated');
+        const end = this.pos + n;
+        const outer = this.keys;
+        this.keys = [];
+        const v = this.value(depth);
+        if (this.pos !== end) this.fail('embedded value of the wrong length');
+        this.keys = outer;
+        return v;
       }
       default:
         return this.fail(`unknown tag 0x${t.toString(16)}`);

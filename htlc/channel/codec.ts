@@ -8,7 +8,10 @@
  * the channel is exactly as it was before or after a step, never in between.
  * The record is rewritten after every commitment step, so it uses the compact
  * binary encoding of db/record.ts (bigints and byte strings kept as they are,
- * each key written once). Records written by earlier versions as JSON (tagged
+ * each key written once); the parts a step passes on unchanged (both
+ * commitments, the commitment_signed we sent, the channel's configuration, the
+ * outbox) are encoded once per object and embedded as they are in every
+ * rewrite. Records written by earlier versions as JSON (tagged
  * bigints in decimal, byte strings in base64; they start with `{`) are still
  * read; the next step of that channel rewrites them in the binary form.
  *
@@ -18,7 +21,7 @@
  * the batch of the revocation after which it is needed no more, and put back
  * into its add when the channel is loaded.
  */
-import { decodeRecord, encodeRecord, isRecord } from '../../db/record.js';
+import { decodeRecord, embedRecord, EmbeddedRecord, encodeRecord, isRecord } from '../../db/record.js';
 import type { BatchOp, KvStore } from '../../db/store.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import { ChannelError, type ChannelHtlc, type ChannelState, type LogEntry, type UpdateLog } from './types.js';
@@ -70,8 +73,32 @@ export function stateWrites(s: ChannelState): BatchOp[] {
     ...s,
     ourLog: withoutOnions(s, s.ourLog, OUR_SIDE, extra),
     theirLog: withoutOnions(s, s.theirLog, THEIR_SIDE, extra),
+    local: embedded(s.local),
+    remote: embedded(s.remote),
+    localCommit: embedded(s.localCommit),
+    remoteCommit: embedded(s.remoteCommit),
+    remoteNextCommit: embedded(s.remoteNextCommit),
+    sentCommitSig: embedded(s.sentCommitSig),
+    outbox: embedded(s.outbox),
   };
   return [{ type: 'put', key: channelKey(s.channelId), value: encodeRecord(lean) }, ...extra];
+}
+
+/**
+ * The encodings of the parts of a state that steps pass on unchanged (a commitment lives through several steps, the
+ * channel's configuration through all), made once per object: a state is never changed in place, each step makes a
+ * new one that shares what it did not touch.
+ */
+const embeddings = new WeakMap<object, EmbeddedRecord>();
+
+function embedded(v: object | undefined): EmbeddedRecord | undefined {
+  if (v === undefined) return undefined;
+  let e = embeddings.get(v);
+  if (e === undefined) {
+    e = embedRecord(v);
+    embeddings.set(v, e);
+  }
+  return e;
 }
 
 /** The single write of a state with its onions inline (kept for callers and records that want one op). */

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decodeRecord, encodeRecord, isRecord, RECORD_MAGIC } from '../../db/record.js';
+import { decodeRecord, embedRecord, encodeRecord, isRecord, RECORD_MAGIC } from '../../db/record.js';
 import { DecodeError } from '../../wire/errors.js';
 
 /** Values the record format promises to return unchanged (JSON-like data plus bigint and Uint8Array). */
@@ -115,5 +115,60 @@ describe('db/record: binary records', () => {
     const proto = [...new TextEncoder().encode('__proto__')];
     assert.throws(() => decodeRecord(Uint8Array.of(RECORD_MAGIC, 1, 0x0b, 1, proto.length, ...proto, 0, 0)), /forbidden/);
     assert.throws(() => decodeRecord(new TextEncoder().encode('{"a":1}')), /magic/);
+  });
+
+  it('reads an embedded value back as the value itself, wherever it sits, its keys apart from the record’s', () => {
+    fc.assert(
+      fc.property(value, value, fc.string({ maxLength: 8 }), (outer, inner, key) => {
+        fc.pre(key !== '__proto__');
+        const e = embedRecord(inner);
+        // the same encoding in two places, next to plain values that reuse the embedded value's keys
+        const rec = { [key]: e, list: [e, outer, inner], inner };
+        assert.deepStrictEqual(decodeRecord(encodeRecord(rec)), { [key]: inner, list: [inner, outer, inner], inner });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('copies an embedded value without encoding it again, and may make one while a record is being encoded', () => {
+    const part = { htlcs: Array.from({ length: 50 }, (_, i) => ({ id: BigInt(i), amountMsat: 1000n * BigInt(i) })) };
+    const e = embedRecord(part);
+    // the encoding is what the value was at embedRecord: a later change is not seen (states are never changed in place)
+    part.htlcs.push({ id: 99n, amountMsat: 1n });
+    const back = decodeRecord(encodeRecord({ a: e, b: e })) as { a: { htlcs: unknown[] }; b: { htlcs: unknown[] } };
+    assert.equal(back.a.htlcs.length, 50);
+    assert.deepStrictEqual(back.a, back.b);
+    // made in the middle of another record's encoding (a getter runs during it): the outer record is intact
+    const outer = {
+      first: { someKey: 1 },
+      get lazy() {
+        return embedRecord({ someKey: 2, other: [3n] });
+      },
+      last: { someKey: 4 },
+    };
+    assert.deepStrictEqual(decodeRecord(encodeRecord(outer)), {
+      first: { someKey: 1 },
+      lazy: { someKey: 2, other: [3n] },
+      last: { someKey: 4 },
+    });
+  });
+
+  it('counts an embedded value’s nesting into the record’s, and rejects a malformed one', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 40; i++) deep = [deep];
+    const e = embedRecord(deep);
+    let outer: unknown = e;
+    for (let i = 0; i < 30; i++) outer = [outer];
+    assert.throws(() => encodeRecord(outer), /deeper than 64/);
+    const ok = encodeRecord([e]);
+    assert.deepStrictEqual(decodeRecord(ok), [deep]);
+    // an embedded value whose length says more or less than its value takes
+    const inner = [...embedRecord({ k: 1 }).bytes];
+    assert.throws(() => decodeRecord(Uint8Array.of(RECORD_MAGIC, 1, 0x0c, inner.length + 1, ...inner, 0)), /wrong length/);
+    assert.throws(() => decodeRecord(Uint8Array.of(RECORD_MAGIC, 1, 0x0c, inner.length - 1, ...inner)), DecodeError);
+    // its keys are its own: the record cannot refer to them after it
+    const k = [...new TextEncoder().encode('k')];
+    const refAfter = Uint8Array.of(RECORD_MAGIC, 1, 0x0a, 2, 0x0c, 6, 0x0b, 1, 1, ...k, 0x00, 0, 0x0b, 2, 0x00, 0);
+    assert.throws(() => decodeRecord(refAfter), /unknown key number 0/);
   });
 });
