@@ -238,6 +238,25 @@ export function encodeRecord(value: unknown): Uint8Array {
   return buf.slice(0, pos);
 }
 
+const embeddings = new WeakMap<object, EmbeddedRecord>();
+
+/**
+ * `embedRecord(value)`, made once per object and kept while the object lives: for the parts of a record that are
+ * written again and again unchanged (a value that is never changed in place, as the states of this project's state
+ * machines, which make a new object for every change and share what did not change).
+ */
+export function embedOnce(value: object): EmbeddedRecord;
+export function embedOnce(value: object | undefined): EmbeddedRecord | undefined;
+export function embedOnce(value: object | undefined): EmbeddedRecord | undefined {
+  if (value === undefined) return undefined;
+  let e = embeddings.get(value);
+  if (e === undefined) {
+    e = embedRecord(value);
+    embeddings.set(value, e);
+  }
+  return e;
+}
+
 /**
  * Encodes `value` once, to be written as it is wherever it appears in a record (as an embedded value, with a key
  * table of its own). The caller must not change `value` afterwards: the encoding is what it was at this call.

@@ -11,7 +11,7 @@
  * each key written once); the parts a step passes on unchanged (both
  * commitments, the commitment_signed we sent, the channel's configuration, the
  * outbox) are encoded once per object and embedded as they are in every
- * rewrite. Records written by earlier versions as JSON (tagged
+ * rewrite, and so is each entry of the two logs. Records written by earlier versions as JSON (tagged
  * bigints in decimal, byte strings in base64; they start with `{`) are still
  * read; the next step of that channel rewrites them in the binary form.
  *
@@ -21,7 +21,7 @@
  * the batch of the revocation after which it is needed no more, and put back
  * into its add when the channel is loaded.
  */
-import { decodeRecord, embedRecord, EmbeddedRecord, encodeRecord, isRecord } from '../../db/record.js';
+import { decodeRecord, embedOnce, encodeRecord, isRecord, type EmbeddedRecord } from '../../db/record.js';
 import type { BatchOp, KvStore } from '../../db/store.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import { ChannelError, type ChannelHtlc, type ChannelState, type LogEntry, type UpdateLog } from './types.js';
@@ -73,32 +73,15 @@ export function stateWrites(s: ChannelState): BatchOp[] {
     ...s,
     ourLog: withoutOnions(s, s.ourLog, OUR_SIDE, extra),
     theirLog: withoutOnions(s, s.theirLog, THEIR_SIDE, extra),
-    local: embedded(s.local),
-    remote: embedded(s.remote),
-    localCommit: embedded(s.localCommit),
-    remoteCommit: embedded(s.remoteCommit),
-    remoteNextCommit: embedded(s.remoteNextCommit),
-    sentCommitSig: embedded(s.sentCommitSig),
-    outbox: embedded(s.outbox),
+    local: embedOnce(s.local),
+    remote: embedOnce(s.remote),
+    localCommit: embedOnce(s.localCommit),
+    remoteCommit: embedOnce(s.remoteCommit),
+    remoteNextCommit: embedOnce(s.remoteNextCommit),
+    sentCommitSig: embedOnce(s.sentCommitSig),
+    outbox: embedOnce(s.outbox),
   };
   return [{ type: 'put', key: channelKey(s.channelId), value: encodeRecord(lean) }, ...extra];
-}
-
-/**
- * The encodings of the parts of a state that steps pass on unchanged (a commitment lives through several steps, the
- * channel's configuration through all), made once per object: a state is never changed in place, each step makes a
- * new one that shares what it did not touch.
- */
-const embeddings = new WeakMap<object, EmbeddedRecord>();
-
-function embedded(v: object | undefined): EmbeddedRecord | undefined {
-  if (v === undefined) return undefined;
-  let e = embeddings.get(v);
-  if (e === undefined) {
-    e = embedRecord(v);
-    embeddings.set(v, e);
-  }
-  return e;
 }
 
 /** The single write of a state with its onions inline (kept for callers and records that want one op). */
@@ -128,18 +111,21 @@ export function onionKey(channelId: Uint8Array, side: 'o' | 't', htlcId: bigint)
   return enc.encode(`${ONION_PREFIX}${bytesToHex(channelId)}/${side}/${htlcId.toString(16).padStart(16, '0')}`);
 }
 
-function withoutOnions(s: ChannelState, log: UpdateLog, side: 'o' | 't', out: BatchOp[]): UpdateLog {
-  let entries: LogEntry[] | undefined;
+/** The log as written: each entry encoded once (a log keeps its entries for several steps), adds without their onions. */
+function withoutOnions(s: ChannelState, log: UpdateLog, side: 'o' | 't', out: BatchOp[]): object {
+  const entries = new Array<EmbeddedRecord>(log.entries.length);
   for (let i = 0; i < log.entries.length; i++) {
     const e = log.entries[i]!;
-    if (e.kind !== 'add' || e.onionRoutingPacket.length === 0) continue;
+    if (e.kind !== 'add' || e.onionRoutingPacket.length === 0) {
+      entries[i] = embedOnce(e);
+      continue;
+    }
     if (!onionsWritten.has(e.onionRoutingPacket)) {
       out.push({ type: 'put', key: onionKey(s.channelId, side, e.htlcId), value: e.onionRoutingPacket });
     }
-    entries ??= log.entries.slice();
-    entries[i] = leanEntry(e);
+    entries[i] = embedOnce(leanEntry(e));
   }
-  return entries === undefined ? log : { ...log, entries };
+  return { ...log, entries };
 }
 
 /** Each add's copy without its onion, made once (entries are never changed in place; a log keeps them across steps). */

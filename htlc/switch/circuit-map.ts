@@ -16,7 +16,7 @@
  * the incoming channel has durably taken the resolution (or, for an attempt,
  * when its result is written, in the same batch).
  */
-import { decodeRecord, encodeRecord, isRecord } from '../../db/record.js';
+import { decodeRecord, embedOnce, encodeRecord, isRecord } from '../../db/record.js';
 import type { BatchOp, KvStore } from '../../db/store.js';
 import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
 import type { FailureMessage } from '../../onion/index.js';
@@ -111,7 +111,9 @@ export const resultKey = (attemptId: bigint): Uint8Array => enc.encode(`a/${idHe
 export const NEXT_ATTEMPT_KEY = enc.encode('next_attempt');
 
 export function putRecord(r: HtlcRecord): BatchOp {
-  return { type: 'put', key: recordKey(r.key), value: encodeStored(r) };
+  // a record is rewritten at each change of state; its hop decision (with the next onion) and attempt stay the same
+  const value = encodeStored({ ...r, hop: embedOnce(r.hop), attempt: embedOnce(r.attempt) });
+  return { type: 'put', key: recordKey(r.key), value };
 }
 
 export function delRecord(k: CircuitKey): BatchOp {

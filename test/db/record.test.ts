@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decodeRecord, embedRecord, encodeRecord, isRecord, RECORD_MAGIC } from '../../db/record.js';
+import { decodeRecord, embedOnce, embedRecord, encodeRecord, isRecord, RECORD_MAGIC } from '../../db/record.js';
 import { DecodeError } from '../../wire/errors.js';
 
 /** Values the record format promises to return unchanged (JSON-like data plus bigint and Uint8Array). */
@@ -170,5 +170,16 @@ describe('db/record: binary records', () => {
     const k = [...new TextEncoder().encode('k')];
     const refAfter = Uint8Array.of(RECORD_MAGIC, 1, 0x0a, 2, 0x0c, 6, 0x0b, 1, 1, ...k, 0x00, 0, 0x0b, 2, 0x00, 0);
     assert.throws(() => decodeRecord(refAfter), /unknown key number 0/);
+  });
+
+  it('embeds an object once: the same object gives the same encoding, an equal but other object its own', () => {
+    const part = { sigs: [new Uint8Array(64).fill(1), new Uint8Array(64).fill(2)], height: 7n };
+    const e = embedOnce(part);
+    assert.equal(embedOnce(part), e);
+    assert.equal(embedOnce(undefined), undefined);
+    const twin = { ...part };
+    assert.notEqual(embedOnce(twin), e);
+    assert.deepStrictEqual(embedOnce(twin).bytes, e.bytes);
+    assert.deepStrictEqual(decodeRecord(encodeRecord({ a: e, b: embedOnce(twin) })), { a: part, b: part });
   });
 });
