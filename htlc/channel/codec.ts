@@ -10,10 +10,10 @@
  * binary encoding of db/record.ts (bigints and byte strings kept as they are,
  * each key written once); the parts a step passes on unchanged (both
  * commitments, the commitment_signed we sent, the channel's configuration, the
- * outbox) are encoded once per object and embedded as they are in every
- * rewrite, and so is each entry of the two logs. Records written by earlier versions as JSON (tagged
- * bigints in decimal, byte strings in base64; they start with `{`) are still
- * read; the next step of that channel rewrites them in the binary form.
+ * outbox, each entry of the two logs) are encoded once per object and embedded
+ * as they are in every rewrite. Records written by earlier versions as JSON
+ * (tagged bigints in decimal, byte strings in base64; they start with `{`) are
+ * still read; the next step of that channel rewrites them in the binary form.
  *
  * The onions of the adds in its logs are kept out of that record (see
  * `stateWrites`): each is written once, in the batch of the first state that
@@ -21,7 +21,7 @@
  * the batch of the revocation after which it is needed no more, and put back
  * into its add when the channel is loaded.
  */
-import { decodeRecord, embedOnce, encodeRecord, isRecord, type EmbeddedRecord } from '../../db/record.js';
+import { decodeRecord, embedOnce, embedRecord, encodeRecord, isRecord, type EmbeddedRecord } from '../../db/record.js';
 import type { BatchOp, KvStore } from '../../db/store.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import { ChannelError, type ChannelHtlc, type ChannelState, type LogEntry, type UpdateLog } from './types.js';
@@ -71,8 +71,8 @@ export function stateWrites(s: ChannelState): BatchOp[] {
   const extra: BatchOp[] = [];
   const lean = {
     ...s,
-    ourLog: withoutOnions(s, s.ourLog, OUR_SIDE, extra),
-    theirLog: withoutOnions(s, s.theirLog, THEIR_SIDE, extra),
+    ourLog: logAsWritten(s, s.ourLog, OUR_SIDE, extra),
+    theirLog: logAsWritten(s, s.theirLog, THEIR_SIDE, extra),
     local: embedOnce(s.local),
     remote: embedOnce(s.remote),
     localCommit: embedOnce(s.localCommit),
@@ -112,30 +112,27 @@ export function onionKey(channelId: Uint8Array, side: 'o' | 't', htlcId: bigint)
 }
 
 /** The log as written: each entry encoded once (a log keeps its entries for several steps), adds without their onions. */
-function withoutOnions(s: ChannelState, log: UpdateLog, side: 'o' | 't', out: BatchOp[]): object {
+function logAsWritten(s: ChannelState, log: UpdateLog, side: 'o' | 't', out: BatchOp[]): object {
   const entries = new Array<EmbeddedRecord>(log.entries.length);
   for (let i = 0; i < log.entries.length; i++) {
     const e = log.entries[i]!;
-    if (e.kind !== 'add' || e.onionRoutingPacket.length === 0) {
-      entries[i] = embedOnce(e);
-      continue;
-    }
-    if (!onionsWritten.has(e.onionRoutingPacket)) {
+    if (e.kind === 'add' && e.onionRoutingPacket.length > 0 && !onionsWritten.has(e.onionRoutingPacket)) {
       out.push({ type: 'put', key: onionKey(s.channelId, side, e.htlcId), value: e.onionRoutingPacket });
     }
-    entries[i] = embedOnce(leanEntry(e));
+    entries[i] = leanEmbedding(e);
   }
   return { ...log, entries };
 }
 
-/** Each add's copy without its onion, made once (entries are never changed in place; a log keeps them across steps). */
-const leanEntries = new WeakMap<LogEntry, LogEntry>();
+/** Each entry's encoding, an add's without its onion, made once (entries are never changed in place). */
+const leanEmbeddings = new WeakMap<LogEntry, EmbeddedRecord>();
 
-function leanEntry(e: LogEntry & { kind: 'add' }): LogEntry {
-  let lean = leanEntries.get(e);
+function leanEmbedding(e: LogEntry): EmbeddedRecord {
+  if (e.kind !== 'add' || e.onionRoutingPacket.length === 0) return embedOnce(e);
+  let lean = leanEmbeddings.get(e);
   if (lean === undefined) {
-    lean = { ...e, onionRoutingPacket: NO_ONION };
-    leanEntries.set(e, lean);
+    lean = embedRecord({ ...e, onionRoutingPacket: NO_ONION });
+    leanEmbeddings.set(e, lean);
   }
   return lean;
 }
