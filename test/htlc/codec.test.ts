@@ -106,7 +106,7 @@ describe('channel records', () => {
     );
   });
 
-  it('revocation log: each commitment the peer revokes with HTLCs in it is kept with its HTLCs, in the same batch as the state', async () => {
+  it('revocation log: a commitment the peer revokes with HTLCs in it is kept with them, in the state’s own batch', async () => {
     const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 300_000_000n });
     const id = p.state('a').channelId;
     assert.deepEqual(await revokedHeights(p.ep.a.store, id), []);

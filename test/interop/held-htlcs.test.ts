@@ -21,16 +21,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import pino from 'pino';
-import {
-  createChainBackend,
-  createLogger,
-  createNode,
-  type AmpNode,
-  type BcoinChainBackend,
-  type PaymentRecord,
-} from '../../node/index.js';
+import { createLogger, createNode, type AmpNode, type BcoinChainBackend, type PaymentRecord } from '../../node/index.js';
 import { BUILD_TIMEOUT_MS, Interop, embeddedChainSteps, ensureBinaries, waitFor, type Btcd, type Lnd } from './harness.js';
-import type { LndChannel } from './lnd-pair.js';
+import { btcdLndAndChain, type LndChannel } from './lnd-pair.js';
 
 const h = new Interop('held-htlcs');
 let btcd: Btcd;
@@ -77,10 +70,7 @@ async function noHtlcs(): Promise<void> {
 before(
   async () => {
     await ensureBinaries({ timeoutMs: BUILD_TIMEOUT_MS });
-    btcd = await h.startBtcd();
-    lnd = await h.startLnd(btcd, { name: 'lnd' });
-    chain = await createChainBackend({ chain: 'p2p', chainPeer: btcd.p2pHost });
-    h.onClose(() => chain.close());
+    ({ btcd, lnd, chain } = await btcdLndAndChain(h));
     amp = await createNode({
       datadir: h.subdir('amp'),
       chain,

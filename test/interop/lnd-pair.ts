@@ -3,7 +3,20 @@
  * mining, a transaction in btcd's mempool, channels listed on both sides, lnd opening a channel to ampnode.
  */
 import assert from 'node:assert/strict';
-import { waitFor, type Ampnode, type Btcd, type Lnd } from './harness.js';
+import { createChainBackend, type BcoinChainBackend } from '../../node/index.js';
+import { waitFor, type Ampnode, type Btcd, type Interop, type Lnd } from './harness.js';
+
+/**
+ * btcd, one lnd on it, and a chain backend following btcd over P2P for an ampnode embedded in this process (closed with
+ * the harness).
+ */
+export async function btcdLndAndChain(h: Interop): Promise<{ btcd: Btcd; lnd: Lnd; chain: BcoinChainBackend }> {
+  const btcd = await h.startBtcd();
+  const lnd = await h.startLnd(btcd, { name: 'lnd' });
+  const chain = await createChainBackend({ chain: 'p2p', chainPeer: btcd.p2pHost });
+  h.onClose(() => chain.close());
+  return { btcd, lnd, chain };
+}
 
 export interface AmpChannel {
   channelId: string;
