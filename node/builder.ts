@@ -58,6 +58,7 @@ import { subsystemLogger, type Logger } from './log.js';
 import { PeerManager, type PeerInfo } from './peer-manager.js';
 import { NETWORKS, type Network } from './network.js';
 import { UNREF_TIMERS } from './timers.js';
+import { acquireSigPool } from './sig-pool.js';
 import { channelSeedOf, loadOrCreateSeed } from './wallet/seed.js';
 import { Wallet, type WalletBalance } from './wallet/wallet.js';
 
@@ -100,6 +101,11 @@ export interface CreateNodeOptions {
    * handed to the switch; for the channels demo and tests of the channel layer. Default `switch`.
    */
   htlcMode?: 'switch' | 'manual';
+  /**
+   * Threads that make and check the signatures of big commitments (node/sig-pool.ts, shared by the nodes of one
+   * process); 0: none, every signature on the main thread. Default one fewer than the cores, at most 4.
+   */
+  sigWorkers?: number;
 }
 
 /**
@@ -122,6 +128,7 @@ export class AmpNode {
   private readonly settleListeners: ((e: SettleEvent) => void)[] = [];
   private readonly paymentListeners: ((e: PaymentEvent) => void)[] = [];
   private stopped = false;
+  private releaseSigPool: (() => Promise<void>) | undefined;
   /** The control API, when `api` was asked for. */
   api: ControlApi | undefined;
 
@@ -185,6 +192,8 @@ export class AmpNode {
       });
       await invoices.start();
       opened.push(() => invoices.stop());
+      const sigs = acquireSigPool(o.sigWorkers);
+      if (sigs !== undefined) opened.push(() => sigs.release());
       const manager = new ChannelManager({
         node,
         store,
@@ -197,6 +206,7 @@ export class AmpNode {
         gossip,
         chanDisableTimeoutMs: gossip.config.chanDisableTimeoutMs,
         ...(o.htlcMode !== undefined ? { htlcMode: o.htlcMode } : {}),
+        ...(sigs !== undefined ? { sigPool: sigs.pool } : {}),
       });
       const holder: { node?: AmpNode } = {};
       const payments = new PaymentService({
@@ -214,6 +224,7 @@ export class AmpNode {
       });
       const self = new AmpNode(chain, ownChain, node, store, wallet, invoices, manager, payments, queue, gossip, log);
       holder.node = self;
+      self.releaseSigPool = sigs?.release;
       manager.on('channel_pending', (c) => queued(queue.onChannel('pending', c)));
       manager.on('channel_ready', (c) => queued(queue.onChannel('ready', c)));
       manager.on('channel_closed', (c) => queued(queue.onChannel('closed', c)));
@@ -453,6 +464,7 @@ export class AmpNode {
     await this.gossip.stop();
     this.payments.stop();
     await this.manager.stop();
+    await this.releaseSigPool?.();
     this.invoices.stop();
     await this.queue.close();
     await this.wallet.close();

@@ -30,7 +30,7 @@ import {
 import { commitmentPrivkey, localCommitmentKeys, ourPoint, ourSecret, remoteCommitmentKeys } from './keys.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import { secp } from '../../wire/crypto.js';
-import type { ChannelHtlc, ChannelState, CommitmentState, ChannelSecrets, LogEntry, UpdateLog } from './types.js';
+import type { ChannelHtlc, ChannelState, CommitmentState, ChannelSecrets, LogEntry, SignJob, UpdateLog } from './types.js';
 import { ChannelError } from './types.js';
 
 /** Entries of `log` with absolute index in [from, to). */
@@ -182,15 +182,21 @@ export interface Signatures {
   htlcSignatures: Uint8Array[];
 }
 
-/** Our signatures for the remote's commitment `v` (their per-commitment point `point`). */
-export function signRemote(s: ChannelState, secrets: ChannelSecrets, v: CommitmentState, point: Uint8Array): Signatures {
+/** The signatures our commitment_signed for the remote's commitment `v` needs: the commitment's first, then one per HTLC. */
+export function remoteSignJobs(s: ChannelState, secrets: ChannelSecrets, v: CommitmentState, point: Uint8Array): SignJob[] {
   const k = remoteCommitmentKeys(secrets, s.local.pubkeys, s.remote.pubkeys, point);
   const c = buildCommitment(remoteCommitmentParams(s, v, k.keys));
-  const signature = secp.sign(commitmentSighash(c), secrets.fundingPriv);
-  if (c.htlcOutputs.length === 0) return { signature, htlcSignatures: [] };
+  const jobs: SignJob[] = [{ digest: commitmentSighash(c), priv: secrets.fundingPriv }];
+  if (c.htlcOutputs.length === 0) return jobs;
   const ourHtlcPriv = k.ourHtlcPriv;
-  const htlcSignatures = htlcSighashes(c, 'counterparty').map((digest) => secp.sign(digest, ourHtlcPriv));
-  return { signature, htlcSignatures };
+  for (const digest of htlcSighashes(c, 'counterparty')) jobs.push({ digest, priv: ourHtlcPriv });
+  return jobs;
+}
+
+/** Our signatures for the remote's commitment `v` (their per-commitment point `point`). */
+export function signRemote(s: ChannelState, secrets: ChannelSecrets, v: CommitmentState, point: Uint8Array): Signatures {
+  const sigs = remoteSignJobs(s, secrets, v, point).map((j) => secp.sign(j.digest, j.priv));
+  return { signature: sigs[0]!, htlcSignatures: sigs.slice(1) };
 }
 
 /** Our commitment `v` as a BOLT 3 transaction. */
@@ -205,14 +211,15 @@ export function verifyLocal(
   secrets: ChannelSecrets,
   v: CommitmentState,
   sigs: Signatures,
+  verify: (sig64: Uint8Array, digest32: Uint8Array, pub: Uint8Array) => boolean = (sig, digest, pub) => secp.verify(sig, digest, pub),
 ): 'commitment' | 'htlc_count' | 'htlc' | null {
   const c = buildLocal(s, secrets, v);
-  if (!secp.verify(sigs.signature, commitmentSighash(c), s.remote.pubkeys.fundingPubkey)) return 'commitment';
+  if (!verify(sigs.signature, commitmentSighash(c), s.remote.pubkeys.fundingPubkey)) return 'commitment';
   if (sigs.htlcSignatures.length !== c.htlcOutputs.length) return 'htlc_count';
   if (c.htlcOutputs.length === 0) return null;
   const digests = htlcSighashes(c, 'counterparty');
   const key = c.params.keys.remoteHtlcPubkey;
-  for (let i = 0; i < digests.length; i++) if (!secp.verify(sigs.htlcSignatures[i]!, digests[i]!, key)) return 'htlc';
+  for (let i = 0; i < digests.length; i++) if (!verify(sigs.htlcSignatures[i]!, digests[i]!, key)) return 'htlc';
   return null;
 }
 

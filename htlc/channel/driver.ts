@@ -14,7 +14,7 @@ import type { ChainSource, WatchHandle } from '../chain.js';
 import type { ChannelMessage, OpenChannel } from '../../wire/channel-messages.js';
 import { loadChannels, writesLanded } from './codec.js';
 import { acceptChannel, openChannel, type AcceptParams, type OpenParams } from './establish.js';
-import { disconnect, step } from './machine.js';
+import { disconnect, nextSignJobs, step } from './machine.js';
 import type { FundingWallet } from './wallet.js';
 import {
   DEFAULT_POLICY,
@@ -24,7 +24,9 @@ import {
   type ChannelPolicy,
   type ChannelSecrets,
   type ChannelState,
+  type SigPool,
   type StepContext,
+  type VerifyJob,
   type StepResult,
 } from './types.js';
 
@@ -39,6 +41,8 @@ export interface ChannelAdapters {
   wallet?: FundingWallet;
   /** Where funding confirmations come from; without it, feed `funding_depth` inputs yourself. */
   chain?: ChainSource;
+  /** Makes and checks the signatures of big commitments on other threads; without it, all are done inline. */
+  sigPool?: SigPool;
 }
 
 /** BOLT 7 short_channel_id: block height (3 bytes), transaction index (3 bytes), output index (2 bytes). */
@@ -126,9 +130,44 @@ export class ChannelDriver {
   }
 
   private async applyNow(input: ChannelInput): Promise<StepResult> {
-    const r = step(this.ctx, this.state, input);
+    const pool = this.a.sigPool;
+    let r: StepResult;
+    if (pool !== undefined && input.type === 'sign') r = await this.signWithPool(pool);
+    else if (
+      pool !== undefined &&
+      input.type === 'message' &&
+      input.msg.type === 132 &&
+      input.msg.htlcSignatures.length + 1 >= pool.minBatch
+    )
+      r = await this.verifyWithPool(pool, input);
+    else r = step(this.ctx, this.state, input);
     await this.effects(r);
     return r;
+  }
+
+  /** A `sign` step whose signatures the pool made; the same step inline when the batch is small or nothing is to sign. */
+  private async signWithPool(pool: SigPool): Promise<StepResult> {
+    const s = this.state;
+    const jobs = nextSignJobs(this.ctx, s);
+    if (jobs === undefined || jobs.length < pool.minBatch) return step(this.ctx, s, { type: 'sign' });
+    const sigs = await pool.sign(jobs);
+    // the queue holds every other input of this channel meanwhile, so the state signed is still the state
+    const presigned = { state: s, signature: sigs[0]!, htlcSignatures: sigs.slice(1) };
+    return step({ ...this.ctx, presigned }, s, { type: 'sign' });
+  }
+
+  /**
+   * A commitment_signed checked by the pool: the step runs with every signature taken as good while noting them, and
+   * its result is kept only if the pool finds them all good; else the step runs again checking inline, which
+   * refuses the message exactly as it would have.
+   */
+  private async verifyWithPool(pool: SigPool, input: ChannelInput): Promise<StepResult> {
+    const s = this.state;
+    const noted: VerifyJob[] = [];
+    const verify = (sig: Uint8Array, digest: Uint8Array, pub: Uint8Array): boolean => (noted.push({ sig, digest, pub }), true);
+    const r = step({ ...this.ctx, verify }, s, input);
+    if (noted.length === 0 || (r.failure === undefined && (await pool.verify(noted)))) return r;
+    return step(this.ctx, s, input);
   }
 
   private async effects(r: StepResult): Promise<void> {

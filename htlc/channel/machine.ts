@@ -47,6 +47,7 @@ import {
   nextRemoteView,
   nextView,
   openerCostMsat,
+  remoteSignJobs,
   signRemote,
   verifyLocal,
 } from './commitments.js';
@@ -62,6 +63,7 @@ import {
   type CommitmentState,
   type LogEntry,
   type OutboxEvent,
+  type SignJob,
   type StepContext,
   type StepResult,
   type UpdateLog,
@@ -419,6 +421,14 @@ function remoteFee(s: ChannelState, m: UpdateFee): StepResult {
 
 // ---------------------------------------------------------------- the dance
 
+/** The signatures a `sign` step on `s` would make (commitment first), or undefined where it would refuse. */
+export function nextSignJobs(ctx: StepContext, s: ChannelState): SignJob[] | undefined {
+  if (!canUpdate(s) || s.remoteNextCommit !== undefined || s.remoteNextPoint === undefined) return undefined;
+  const v = nextRemoteView(s);
+  if (v.ourLogIndex === s.remoteCommit.ourLogIndex && v.theirLogIndex === s.remoteCommit.theirLogIndex) return undefined;
+  return remoteSignJobs(s, ctx.secrets, v, s.remoteNextPoint);
+}
+
 function signNext(ctx: StepContext, s: ChannelState): StepResult {
   if (!canUpdate(s)) return localReject(s, 'ERR_NOT_READY', `cannot sign in phase ${s.phase}`);
   if (s.remoteNextCommit !== undefined) return localReject(s, 'ERR_AWAITING_REVOCATION', 'waiting for revoke_and_ack before signing again');
@@ -426,7 +436,7 @@ function signNext(ctx: StepContext, s: ChannelState): StepResult {
   const v = nextRemoteView(s);
   if (v.ourLogIndex === s.remoteCommit.ourLogIndex && v.theirLogIndex === s.remoteCommit.theirLogIndex)
     return localReject(s, 'ERR_NOTHING_TO_SIGN', 'no updates to sign');
-  const sigs = signRemote(s, ctx.secrets, v, s.remoteNextPoint);
+  const sigs = ctx.presigned?.state === s ? ctx.presigned : signRemote(s, ctx.secrets, v, s.remoteNextPoint);
   const msg: CommitmentSigned = { type: 132, channelId: s.channelId, signature: sigs.signature, htlcSignatures: sigs.htlcSignatures };
   const signed: ChannelState = { ...s, remoteNextCommit: v, sentCommitSig: msg, lastSentWasRevoke: false };
   const owed = close.shutdownAfterSign(ctx, signed);
@@ -437,7 +447,7 @@ function receiveCommit(ctx: StepContext, s: ChannelState, m: CommitmentSigned): 
   if (s.phase !== 'normal' && s.phase !== 'shutdown')
     return peerError(s, 'ERR_UNEXPECTED_MESSAGE', `commitment_signed in phase ${s.phase}`);
   const v = nextLocalView(s);
-  const bad = verifyLocal(s, ctx.secrets, v, m);
+  const bad = verifyLocal(s, ctx.secrets, v, m, ctx.verify);
   if (bad === 'commitment') return peerError(s, 'ERR_BAD_SIGNATURE', `bad signature for commitment ${v.height}`);
   if (bad === 'htlc_count') return peerError(s, 'ERR_BAD_HTLC_SIGNATURES', `wrong number of htlc_signatures (${m.htlcSignatures.length})`);
   if (bad === 'htlc') return peerError(s, 'ERR_BAD_HTLC_SIGNATURES', `bad HTLC signature for commitment ${v.height}`);

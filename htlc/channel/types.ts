@@ -329,6 +329,36 @@ export interface StepContext {
   policy: ChannelPolicy;
   /** Where our funds go on a cooperative close when no upfront script was set. */
   shutdownScript?: Uint8Array;
+  /** Signatures made ahead for the commitment_signed a `sign` step on exactly this state sends (the sig pool). */
+  presigned?: { state: ChannelState; signature: Uint8Array; htlcSignatures: Uint8Array[] };
+  /** Checks one signature of a commitment_signed received; the library's strict verify unless set. */
+  verify?: (sig64: Uint8Array, digest32: Uint8Array, pub: Uint8Array) => boolean;
+}
+
+/** One ECDSA signature to make: a 32-byte digest under a private key. */
+export interface SignJob {
+  digest: Uint8Array;
+  priv: Uint8Array;
+}
+
+/** One compact signature to check against a digest and a compressed public key. */
+export interface VerifyJob {
+  sig: Uint8Array;
+  digest: Uint8Array;
+  pub: Uint8Array;
+}
+
+/**
+ * Makes and checks batches of commitment signatures off the thread that runs the channels (lnd's sigpool). Results
+ * are exactly the synchronous ones: RFC 6979 signatures, strict low-S verification.
+ */
+export interface SigPool {
+  /** Batches smaller than this are cheaper done inline. */
+  readonly minBatch: number;
+  /** One compact signature per job, in order. */
+  sign(jobs: SignJob[]): Promise<Uint8Array[]>;
+  /** true when every job's signature verifies. */
+  verify(jobs: VerifyJob[]): Promise<boolean>;
 }
 
 export type AddEntry = LogEntry & { kind: 'add' };

@@ -68,6 +68,7 @@ import type {
   StepResult,
 } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
+import type { SigPool } from '../../htlc/channel/types.js';
 import { bytesToHex, compareBytes, concatBytes, equalBytes, hexToBytes, u16be } from '../../wire/bytes.js';
 import {
   decodeChannelMessage,
@@ -201,6 +202,8 @@ export interface ChannelManagerOptions {
   batch?: Partial<BatchConfig>;
   /** Forwarding policy of every channel (lnd's defaults); per channel with setForwardingPolicy. */
   forwardingPolicy?: Partial<ForwardingPolicy>;
+  /** Threads for the signatures of big commitments (node/sig-pool.ts); without it every signature is made inline. */
+  sigPool?: SigPool;
 }
 
 export type ChannelStatus = ChannelState['phase'] | 'failed';
@@ -464,6 +467,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
   private readonly onDisconnected = (ev: PeerDisconnectedEvent): void => this.peerDisconnected(ev.nodeId);
 
   private readonly gossip: ChannelManagerOptions['gossip'];
+  private readonly sigPool: SigPool | undefined;
   private readonly chanDisableTimeoutMs: number;
 
   constructor(o: ChannelManagerOptions) {
@@ -471,6 +475,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
     if (o.seed.length !== 32) throw new ArgumentError('channel seed must be 32 bytes');
     this.node = o.node;
     this.gossip = o.gossip;
+    this.sigPool = o.sigPool;
     this.chanDisableTimeoutMs = o.chanDisableTimeoutMs ?? 20 * 60_000;
     this.root = o.store.sublevel('channels');
     this.chain = o.chain;
@@ -983,6 +988,7 @@ export class ChannelManager extends EventEmitter<ChannelEvents> {
       },
       sendFailure: (f) => this.sendFailure(chan, f),
       onEvent: (e) => this.onChannelEvent(chan, e),
+      ...(this.sigPool !== undefined ? { sigPool: this.sigPool } : {}),
     };
   }
 

@@ -45,6 +45,9 @@
  *   final-hop onion peel, plus one sign + one verify per commitment_signed and per HTLC signature on D's two channels
  *   (both ends, counted in the run) per shard.
  *
+ * In pay_e2e and receive_e2e the four nodes share one sig pool, as in the switch suite (AMPNODE_SIG_WORKERS); the
+ * bounds count the crypto's cost on this one thread.
+ *
  * AMP_BENCH_SETS overrides the 1 000 000 (for a quick run); AMP_BENCH_PAYMENTS the 20 payments of pay_e2e and the 20
  * sets of receive_e2e; AMP_BENCH_CONCURRENCY the payments (sets) in flight at once; AMP_BENCH_ONLY (a comma list of
  * intake, heap, lookup, receive_e2e, pay_e2e) runs only those parts.
@@ -63,7 +66,7 @@ import { AmpShards, randomChildIndex, type AmpChild } from '../../onion/index.js
 import { bytesToHex } from '../../wire/bytes.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
 import { emit, opsPerSecond, opsPerSecondAsync } from './harness.js';
-import { perHtlcPrimitiveSeconds, quantile } from './htlc-bound.js';
+import { benchSigPool, perHtlcPrimitiveSeconds, quantile, sigPoolSpec } from './htlc-bound.js';
 import { buildDiamond, channelEnds, hintsReady, routeVia } from '../node/switch-fixture.js';
 import { teardown } from '../node/channels-fixture.js';
 
@@ -339,7 +342,8 @@ const PAYMENTS = Number(process.env['AMP_BENCH_PAYMENTS'] ?? 20);
 const PAY_CONCURRENCY = Number(process.env['AMP_BENCH_CONCURRENCY'] ?? 4);
 
 async function payE2e(): Promise<void> {
-  const g = await buildDiamond({ spec: { payments: {} }, registry: { d: {} } });
+  const sigs = benchSigPool();
+  const g = await buildDiamond({ spec: { payments: {}, ...sigPoolSpec(sigs) }, registry: { d: {} } });
   try {
     await hintsReady(g);
     const invoice = await g.d.registry!.addInvoice({ amp: true });
@@ -380,11 +384,13 @@ async function payE2e(): Promise<void> {
     emit(SUITE, 'pay_e2e_latency_p99', 'ms', quantile(latencies, 0.99), perShard * PAY_SHARDS * 1000);
   } finally {
     await teardown(g.chain, [g.a, g.b, g.c, g.d]);
+    await sigs?.release();
   }
 }
 
 async function receiveE2e(): Promise<void> {
-  const g = await buildDiamond({ registry: { d: {} } });
+  const sigs = benchSigPool();
+  const g = await buildDiamond({ spec: sigPoolSpec(sigs), registry: { d: {} } });
   try {
     const invoice = await g.d.registry!.addInvoice({ amp: true });
     const dEnds = channelEnds(g).filter(([, ch]) => ch === g.bd || ch === g.cd);
@@ -429,6 +435,7 @@ async function receiveE2e(): Promise<void> {
     emit(SUITE, 'receive_e2e_set_latency_p99', 'ms', quantile(latencies, 0.99), perShard * PAY_SHARDS * 1000);
   } finally {
     await teardown(g.chain, [g.a, g.b, g.c, g.d]);
+    await sigs?.release();
   }
 }
 

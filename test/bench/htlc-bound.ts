@@ -3,6 +3,22 @@ import { randomBytes } from 'node:crypto';
 import { buildOnion, encodeHopPayload, peelOnion } from '../../onion/index.js';
 import { publicKeyFromPrivate, randomPrivateKey, secp, sha256 } from '../../wire/crypto.js';
 import { opsPerSecond } from './harness.js';
+import { acquireSigPool, defaultSigWorkers } from '../../node/sig-pool.js';
+import type { SigPool } from '../../htlc/channel/types.js';
+
+/**
+ * The sig pool the nodes of an HTLC bench share, as createNode gives them: AMPNODE_SIG_WORKERS threads (default one
+ * fewer than the cores, at most 4; 0: none, every signature on this thread).
+ */
+export function benchSigPool(): ReturnType<typeof acquireSigPool> {
+  const env = process.env['AMPNODE_SIG_WORKERS'];
+  return acquireSigPool(env === undefined ? defaultSigWorkers() : Number(env));
+}
+
+/** The diamond's node spec that hands every node the bench's sig pool. */
+export function sigPoolSpec(sigs: ReturnType<typeof acquireSigPool>): { manager?: { sigPool: SigPool } } {
+  return sigs === undefined ? {} : { manager: { sigPool: sigs.pool } };
+}
 
 /**
  * Seconds of this thread per HTLC for the crypto a two-hop HTLC cannot avoid: the sender builds a two-hop onion

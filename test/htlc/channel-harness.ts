@@ -23,6 +23,7 @@ import type {
   ChannelType,
   StepResult,
   ChannelInput,
+  SigPool,
 } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
 import type { BlockEpoch, ConfirmationEvent, ConfirmationRequest, Listener, WatchHandle } from '../../htlc/chain.js';
@@ -115,6 +116,8 @@ interface Endpoint {
   ops: string[];
   /** When set, the event handler crashes on this event type (as if the process died while handling it). */
   crashOn?: ChannelEvent['type'];
+  /** Set before the channel opens: the driver's sig pool. */
+  sigPool?: SigPool;
 }
 
 export interface OpenOptions {
@@ -168,6 +171,7 @@ export class Pair {
       shutdownScript: p2wpkh(channelPubkeys(e.secrets).paymentBasepoint),
       wallet: e.wallet,
       ...(e.chain === undefined ? {} : { chain: e.chain }),
+      ...(e.sigPool === undefined ? {} : { sigPool: e.sigPool }),
       send: (m: ChannelMessage) => {
         e.ops.push(`send:${m.type}`);
         this.queue[side].push(m);

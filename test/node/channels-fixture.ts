@@ -32,7 +32,7 @@ export interface TestNodeSpec {
   /** `manual` (default here: the channel-layer tests drive HTLCs by hand) or `switch` (links, switch, sendToRoute). */
   htlcMode?: 'switch' | 'manual';
   /** Extra ChannelManager options for `switch` nodes (final hop, batching, switch config, forwarding policy). */
-  manager?: Partial<Pick<ChannelManagerOptions, 'finalHop' | 'batch' | 'switchConfig' | 'forwardingPolicy'>>;
+  manager?: Partial<Pick<ChannelManagerOptions, 'finalHop' | 'batch' | 'switchConfig' | 'forwardingPolicy' | 'sigPool'>>;
   /** Give the node an invoice registry (its final-hop handler) with these settings. */
   registry?: Partial<RegistryConfig>;
   /** `switch` nodes: a payment service (router, mission control, payment lifecycle) with these settings. */
