@@ -192,7 +192,7 @@ export class AmpNode {
       });
       await invoices.start();
       opened.push(() => invoices.stop());
-      const sigs = acquireSigPool(o.sigWorkers);
+      const sigs = acquireSigPool(o.sigWorkers, (err) => log.warn({ err }, 'a sig pool thread failed; its signatures are made inline'));
       if (sigs !== undefined) opened.push(() => sigs.release());
       const manager = new ChannelManager({
         node,
