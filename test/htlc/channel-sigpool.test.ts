@@ -7,16 +7,18 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pair } from './channel-harness.js';
-import { secp } from '../../wire/crypto.js';
+import { secp, sha256 } from '../../wire/crypto.js';
 import type { CommitmentSigned } from '../../wire/channel-messages.js';
 import type { ChannelErrorCode, SigPool, SignJob, VerifyJob } from '../../htlc/channel/types.js';
 
 class RecordingPool implements SigPool {
   signed: Uint8Array[][] = [];
   verified: VerifyJob[][] = [];
+  /** Sign the hash of each digest instead: signatures that differ from the ones a step would make inline. */
+  wrong = false;
   constructor(readonly minBatch: number) {}
   async sign(jobs: SignJob[]): Promise<Uint8Array[]> {
-    const sigs = jobs.map((j) => secp.sign(j.digest, j.priv));
+    const sigs = jobs.map((j) => secp.sign(this.wrong ? sha256(j.digest) : j.digest, j.priv));
     this.signed.push(sigs);
     return sigs;
   }
@@ -94,6 +96,20 @@ describe('channel: commitments signed and checked by a sig pool', () => {
     const ok = await p.apply('b', { type: 'message', msg: cs });
     assert.equal(ok.failure, undefined);
     assert.equal(ok.send[0]?.type, 133);
+  });
+
+  it("the signatures sent are the pool's: wrong ones from the pool go out, and the peer refuses them", async () => {
+    const { p, pools } = await pooledPair(2);
+    pools.a.wrong = true;
+    for (let i = 0; i < 3; i++) await p.add('a', 2_000_000n + BigInt(i));
+    await p.apply('a', { type: 'sign' });
+    const cs = p.queue.a.find((m) => m.type === 132) as CommitmentSigned;
+    assert.deepEqual([cs.signature, ...cs.htlcSignatures], pools.a.signed[0]);
+    await p.deliver('a');
+    await p.deliver('a');
+    await p.deliver('a');
+    const r = await p.apply('b', { type: 'message', msg: p.queue.a.shift()! });
+    assert.equal(r.failure?.code, 'ERR_BAD_SIGNATURE');
   });
 
   it('batches below the pool minimum are signed and checked inline', async () => {
