@@ -1,9 +1,9 @@
 /**
  * The sig pool (lnd's sigpool): threads that make and check the ECDSA signatures of big commitments, so that one
  * commitment_signed with a hundred HTLC signatures no longer stops every other channel of the node, and a second core
- * does the work. Requests go to the thread with the fewest jobs outstanding. A thread that dies has its requests
- * done inline and is not replaced; with none left every batch is done inline. One pool is shared by every node of a
- * process (`acquireSigPool` / `release`); it ends with the last node that holds it.
+ * does the work. A batch is cut into equal parts, in order: one per thread, the last done inline meanwhile. A thread
+ * that dies has its requests done inline and is not replaced; with none left every batch is done inline. One pool
+ * is shared by every node of a process (`acquireSigPool` / `release`); it ends with the last node that holds it.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -29,7 +29,6 @@ interface Pending {
 interface Thread {
   worker: Worker;
   pending: Map<number, Pending>;
-  jobs: number;
 }
 
 function signInline(jobs: SignJob[]): Uint8Array[] {
@@ -53,7 +52,7 @@ export class WorkerSigPool implements SigPool {
     for (let i = 0; i < workers; i++) {
       const worker = startWorker();
       worker.unref();
-      const t: Thread = { worker, pending: new Map(), jobs: 0 };
+      const t: Thread = { worker, pending: new Map() };
       worker.on('message', (r: SigResponse) => this.answered(t, r));
       worker.on('error', (err: Error) => (this.o.onError?.(err), this.lost(t)));
       worker.on('exit', () => this.lost(t));
@@ -66,36 +65,40 @@ export class WorkerSigPool implements SigPool {
   }
 
   async sign(jobs: SignJob[]): Promise<Uint8Array[]> {
-    const [away, here] = this.split(jobs);
-    if (away.length === 0) return signInline(here);
-    const b = new Uint8Array(away.length * SIGN_JOB_BYTES);
-    away.forEach((j, i) => (b.set(j.digest, i * SIGN_JOB_BYTES), b.set(j.priv, i * SIGN_JOB_BYTES + 32)));
-    const made = this.post(this.pick()!, 'sign', away, b) as Promise<Uint8Array[]>;
+    const { away, here } = this.split(jobs);
+    const made = away.map(([t, part]) => {
+      const b = new Uint8Array(part.length * SIGN_JOB_BYTES);
+      part.forEach((j, i) => (b.set(j.digest, i * SIGN_JOB_BYTES), b.set(j.priv, i * SIGN_JOB_BYTES + 32)));
+      return this.post(t, 'sign', part, b) as Promise<Uint8Array[]>;
+    });
     const inline = signInline(here);
-    return [...(await made), ...inline];
+    return [...(await Promise.all(made)).flat(), ...inline];
   }
 
   async verify(jobs: VerifyJob[]): Promise<boolean> {
     if (jobs.some((j) => j.sig.length !== 64 || j.digest.length !== 32 || j.pub.length !== 33)) return false;
-    const [away, here] = this.split(jobs);
-    if (away.length === 0) return verifyInline(here);
-    const b = new Uint8Array(away.length * VERIFY_JOB_BYTES);
-    away.forEach((j, i) => {
-      const o = i * VERIFY_JOB_BYTES;
-      b.set(j.sig, o);
-      b.set(j.digest, o + 64);
-      b.set(j.pub, o + 96);
+    const { away, here } = this.split(jobs);
+    const checked = away.map(([t, part]) => {
+      const b = new Uint8Array(part.length * VERIFY_JOB_BYTES);
+      part.forEach((j, i) => {
+        const o = i * VERIFY_JOB_BYTES;
+        b.set(j.sig, o);
+        b.set(j.digest, o + 64);
+        b.set(j.pub, o + 96);
+      });
+      return this.post(t, 'verify', part, b) as Promise<boolean>;
     });
-    const checked = this.post(this.pick()!, 'verify', away, b) as Promise<boolean>;
     const inline = verifyInline(here);
-    return (await checked) && inline;
+    return (await Promise.all(checked)).every(Boolean) && inline;
   }
 
-  /** The jobs for a thread (the first ones) and the share this thread does meanwhile. */
-  private split<T>(jobs: T[]): [T[], T[]] {
+  /** The jobs in equal parts, in order: one part per thread, and the last for this thread to do meanwhile. */
+  private split<T>(jobs: T[]): { away: [Thread, T[]][]; here: T[] } {
     const n = this.threads.length;
-    const away = n === 0 ? 0 : Math.floor((jobs.length * n) / (n + 1));
-    return [jobs.slice(0, away), jobs.slice(away)];
+    const part = Math.floor(jobs.length / (n + 1));
+    if (part === 0) return { away: [], here: jobs };
+    const away = this.threads.map((t, i): [Thread, T[]] => [t, jobs.slice(i * part, (i + 1) * part)]);
+    return { away, here: jobs.slice(n * part) };
   }
 
   /** Ends the threads; requests outstanding are done inline. */
@@ -105,18 +108,11 @@ export class WorkerSigPool implements SigPool {
     for (const t of threads) this.drain(t);
   }
 
-  private pick(): Thread | undefined {
-    let best: Thread | undefined;
-    for (const t of this.threads) if (best === undefined || t.jobs < best.jobs) best = t;
-    return best;
-  }
-
   private post(t: Thread, kind: 'sign' | 'verify', jobs: SignJob[] | VerifyJob[], b: Uint8Array): Promise<Uint8Array[] | boolean> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (t.pending.size === 0) t.worker.ref(); // a request outstanding keeps the process up
       t.pending.set(id, { kind, jobs, resolve, reject });
-      t.jobs += jobs.length;
       const req: SigRequest = { id, kind, buf: b.buffer as ArrayBuffer };
       t.worker.postMessage(req, [req.buf]);
     });
@@ -125,7 +121,7 @@ export class WorkerSigPool implements SigPool {
   private answered(t: Thread, r: SigResponse): void {
     const p = t.pending.get(r.id);
     if (p === undefined) return;
-    this.settled(t, r.id, p);
+    this.settled(t, r.id);
     if (r.error !== undefined) p.reject(new Error(`sig pool: ${r.error}`));
     else if (p.kind === 'verify') p.resolve(r.ok === true);
     else {
@@ -134,9 +130,8 @@ export class WorkerSigPool implements SigPool {
     }
   }
 
-  private settled(t: Thread, id: number, p: Pending): void {
+  private settled(t: Thread, id: number): void {
     t.pending.delete(id);
-    t.jobs -= p.jobs.length;
     if (t.pending.size === 0) t.worker.unref();
   }
 
@@ -148,7 +143,7 @@ export class WorkerSigPool implements SigPool {
 
   private drain(t: Thread): void {
     for (const [id, p] of [...t.pending]) {
-      this.settled(t, id, p);
+      this.settled(t, id);
       try {
         p.resolve(p.kind === 'sign' ? signInline(p.jobs as SignJob[]) : verifyInline(p.jobs as VerifyJob[]));
       } catch (err) {

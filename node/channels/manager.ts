@@ -65,10 +65,10 @@ import type {
   ChannelInput,
   ChannelState,
   ChannelType,
+  SigPool,
   StepResult,
 } from '../../htlc/channel/types.js';
 import type { FundingWallet } from '../../htlc/channel/wallet.js';
-import type { SigPool } from '../../htlc/channel/types.js';
 import { bytesToHex, compareBytes, concatBytes, equalBytes, hexToBytes, u16be } from '../../wire/bytes.js';
 import {
   decodeChannelMessage,

@@ -14,27 +14,51 @@ const pub = publicKeyFromPrivate(priv);
 const signJobs = (n: number) => Array.from({ length: n }, () => ({ digest: sha256(randomBytes(32)), priv }));
 
 describe('sig pool', () => {
-  it('signs as this thread does and checks every signature of a batch', async () => {
-    const pool = new WorkerSigPool(1);
-    try {
-      assert.equal(pool.size, 1);
-      for (const n of [1, 9, 50]) {
-        const jobs = signJobs(n);
-        const sigs = await pool.sign(jobs);
-        assert.deepEqual(
-          sigs.map((s) => Buffer.from(s).toString('hex')),
-          jobs.map((j) => Buffer.from(secp.sign(j.digest, j.priv)).toString('hex')),
-        );
-        const checks = jobs.map((j, i) => ({ sig: sigs[i]!, digest: j.digest, pub }));
-        assert.equal(await pool.verify(checks), true, `${n} good signatures`);
-        for (const bad of new Set([0, n - 1])) {
-          const wrong = checks.map((c, i) => (i === bad ? { ...c, digest: sha256(c.digest) } : c));
-          assert.equal(await pool.verify(wrong), false, `bad signature at ${bad} of ${n}`);
+  for (const threads of [1, 2])
+    it(`signs as this thread does and checks every signature of a batch (${threads} thread${threads > 1 ? 's' : ''})`, async () => {
+      const pool = new WorkerSigPool(threads);
+      try {
+        assert.equal(pool.size, threads);
+        for (const n of [1, 9, 50]) {
+          const jobs = signJobs(n);
+          const sigs = await pool.sign(jobs);
+          assert.deepEqual(
+            sigs.map((s) => Buffer.from(s).toString('hex')),
+            jobs.map((j) => Buffer.from(secp.sign(j.digest, j.priv)).toString('hex')),
+          );
+          const checks = jobs.map((j, i) => ({ sig: sigs[i]!, digest: j.digest, pub }));
+          assert.equal(await pool.verify(checks), true, `${n} good signatures`);
+          for (const bad of new Set([0, Math.floor(n / 2), n - 1])) {
+            const wrong = checks.map((c, i) => (i === bad ? { ...c, digest: sha256(c.digest) } : c));
+            assert.equal(await pool.verify(wrong), false, `bad signature at ${bad} of ${n}`);
+          }
+          const short = checks.map((c, i) => (i === 0 ? { ...c, sig: c.sig.subarray(0, 63) } : c));
+          assert.equal(await pool.verify(short), false, 'a 63-byte signature');
         }
-        const short = checks.map((c, i) => (i === 0 ? { ...c, sig: c.sig.subarray(0, 63) } : c));
-        assert.equal(await pool.verify(short), false, 'a 63-byte signature');
+        assert.equal(pool.size, threads, 'the threads are still there');
+      } finally {
+        await pool.close();
       }
-      assert.equal(pool.size, 1, 'the thread is still there');
+    });
+
+  it('a batch is spread over every thread, a share to each, while this thread does the last', async () => {
+    const pool = new WorkerSigPool(2);
+    try {
+      const threads = (pool as unknown as { threads: { pending: Map<number, unknown> }[] }).threads;
+      const jobs = signJobs(30);
+      const made = pool.sign(jobs); // the requests are posted before the inline share is done
+      assert.deepEqual(
+        threads.map((t) => t.pending.size),
+        [1, 1],
+      );
+      assert.deepEqual(
+        await made,
+        jobs.map((j) => secp.sign(j.digest, j.priv)),
+      );
+      assert.deepEqual(
+        threads.map((t) => t.pending.size),
+        [0, 0],
+      );
     } finally {
       await pool.close();
     }
