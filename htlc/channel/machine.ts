@@ -204,7 +204,7 @@ const sendable = new WeakMap<ChannelState, bigint>();
 
 function searchSendable(s: ChannelState): bigint {
   if (s.shutdown !== undefined || s.phase !== 'normal' || !s.reestablished) return 0n;
-  const fits = (amountMsat: bigint): boolean => {
+  const viewWith = (amountMsat: bigint): CommitmentState => {
     const e: AddEntry = {
       kind: 'add',
       index: logEnd(s.ourLog),
@@ -215,18 +215,39 @@ function searchSendable(s: ChannelState): bigint {
       onionRoutingPacket: ZERO_ONION,
     };
     const ourLog = append(s.ourLog, e);
-    const v = nextView(s.localCommit, ourLog, s.theirLog, logEnd(ourLog), s.localCommit.theirLogIndex, s.localCommit.height + 1n);
-    return checkSenderLimits(s, v, true, true) === null;
+    return nextView(s.localCommit, ourLog, s.theirLog, logEnd(ourLog), s.localCommit.theirLogIndex, s.localCommit.height + 1n);
   };
+  const fits = (amountMsat: bigint): boolean => checkSenderLimits(s, viewWith(amountMsat), true, true) === null;
   let lo = s.remote.config.htlcMinimumMsat > 1n ? s.remote.config.htlcMinimumMsat : 1n;
+  const never = s.fundingSat * 1000n + 1n; // never fits
+  // Nearly always the answer is an amount above every trim threshold: then the limits are linear in it once the
+  // commitment fee with the HTLC as an output is known, and two checks confirm it. Otherwise (near dust) search.
+  const guess = untrimmedSendable(s, viewWith(never), never);
+  if (guess > lo && guess < never && fits(guess) && !fits(guess + 1n)) return guess;
   if (!fits(lo)) return 0n;
-  let hi = s.fundingSat * 1000n + 1n; // never fits
+  let hi = never;
   while (hi - lo > 1n) {
     const mid = (lo + hi) / 2n;
     if (fits(mid)) lo = mid;
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * The largest amount that meets checkSenderLimits's limits on an HTLC of ours if the commitment fee were the one of
+ * `v`, a view with one more HTLC of `probeMsat` (an amount above every trim threshold) offered by us.
+ */
+function untrimmedSendable(s: ChannelState, v: CommitmentState, probeMsat: bigint): bigint {
+  const limits = s.remote.config;
+  let inFlight = -probeMsat;
+  for (const h of v.htlcs) if (h.offered) inFlight += h.amountMsat;
+  const balanceMsat = v.ourBalanceMsat + probeMsat;
+  let x = limits.maxHtlcValueInFlightMsat - inFlight;
+  const reserveMsat = limits.channelReserveSat * 1000n;
+  const room = s.opener === 'local' ? balanceMsat - openerCostAllHtlcs(s, v) - reserveMsat : balanceMsat - reserveMsat;
+  if (room < x) x = room;
+  return x;
 }
 
 const ZERO_HASH = new Uint8Array(32);

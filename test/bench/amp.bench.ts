@@ -33,14 +33,15 @@
  *   before and after); bound 1024 bytes (ratio ≤ 1 meets it).
  *
  * pay_e2e: A → D AMP payments of 8 shards (20 000 sat each) to one reusable invoice of D, over the two paths of the
- *   four-node diamond (A–B–D, A–C–D; real links, channels and switch, all four nodes in this one process), four
- *   payments at a time through the payment service (pathfinding, the payment lifecycle, D's registry): payments/s
- *   and shards/s, p50/p99 payment latency. Bound: the crypto each shard costs the whole process (test/bench/
- *   htlc-bound.ts: A's two-hop onion, B's or C's peel, D's peel, and one sign + one verify per commitment_signed and
- *   per HTLC signature the run's commitments carried, counted on the four channels), measured in the same run.
+ *   four-node diamond (A–B–D, A–C–D, 16 000 000 sat each; real links, channels and switch, all four nodes in this one
+ *   process), eight payments at a time through the payment service (pathfinding, the payment lifecycle, D's
+ *   registry): payments/s and shards/s, p50/p99 payment latency. Bound: the crypto each shard costs the whole
+ *   process (test/bench/htlc-bound.ts: A's two-hop onion, B's or C's peel, D's peel, and one sign + one verify per
+ *   commitment_signed and per HTLC signature the run's commitments carried, counted on the four channels), measured
+ *   in the same run.
  *
  * receive_e2e: AMP sets of 8 shards (20 000 sat each) received by D from A over real channels in one process, the
- *   shards sent with the switch's sendToRoute alternately over A–B–D and A–C–D, 4 sets at a time, each shard built
+ *   shards sent with the switch's sendToRoute alternately over A–B–D and A–C–D, 8 sets at a time, each shard built
  *   with onion/amp.ts: shards/s, p50/p99 set latency (first shard sent to the last settled at A). Bound: per shard one
  *   final-hop onion peel, plus one sign + one verify per commitment_signed and per HTLC signature on D's two channels
  *   (both ends, counted in the run) per shard.
@@ -48,7 +49,7 @@
  * In pay_e2e and receive_e2e the four nodes share one sig pool, as in the switch suite (AMPNODE_SIG_WORKERS); the
  * bounds count the crypto's cost on this one thread.
  *
- * AMP_BENCH_SETS overrides the 1 000 000 (for a quick run); AMP_BENCH_PAYMENTS the 20 payments of pay_e2e and the 20
+ * AMP_BENCH_SETS overrides the 1 000 000 (for a quick run); AMP_BENCH_PAYMENTS the 60 payments of pay_e2e and the 60
  * sets of receive_e2e; AMP_BENCH_CONCURRENCY the payments (sets) in flight at once; AMP_BENCH_ONLY (a comma list of
  * intake, heap, lookup, receive_e2e, pay_e2e) runs only those parts.
  */
@@ -337,13 +338,15 @@ async function heapPerPendingShard(): Promise<void> {
 
 const PAY_SHARDS = 8;
 const PAY_SHARD_SAT = 20_000n;
-const PAYMENTS = Number(process.env['AMP_BENCH_PAYMENTS'] ?? 20);
+const PAYMENTS = Number(process.env['AMP_BENCH_PAYMENTS'] ?? 60);
 /** Payments in flight at once (each its own AMP set on the one invoice). */
-const PAY_CONCURRENCY = Number(process.env['AMP_BENCH_CONCURRENCY'] ?? 4);
+const PAY_CONCURRENCY = Number(process.env['AMP_BENCH_CONCURRENCY'] ?? 8);
+/** Each diamond channel's capacity: the largest without option_support_large_channel, room for 90 payments. */
+const BENCH_CHANNEL_SAT = 16_000_000n;
 
 async function payE2e(): Promise<void> {
   const sigs = benchSigPool();
-  const g = await buildDiamond({ spec: { payments: {}, ...sigPoolSpec(sigs) }, registry: { d: {} } });
+  const g = await buildDiamond({ spec: { payments: {}, ...sigPoolSpec(sigs) }, registry: { d: {} }, channelSat: BENCH_CHANNEL_SAT });
   try {
     await hintsReady(g);
     const invoice = await g.d.registry!.addInvoice({ amp: true });
@@ -390,7 +393,7 @@ async function payE2e(): Promise<void> {
 
 async function receiveE2e(): Promise<void> {
   const sigs = benchSigPool();
-  const g = await buildDiamond({ spec: sigPoolSpec(sigs), registry: { d: {} } });
+  const g = await buildDiamond({ spec: sigPoolSpec(sigs), registry: { d: {} }, channelSat: BENCH_CHANNEL_SAT });
   try {
     const invoice = await g.d.registry!.addInvoice({ amp: true });
     const dEnds = channelEnds(g).filter(([, ch]) => ch === g.bd || ch === g.cd);

@@ -88,6 +88,8 @@ export async function buildDiamond(
     disk?: ('a' | 'b' | 'c' | 'd')[];
     spec?: Partial<TestNodeSpec>;
     registry?: Partial<Record<'a' | 'b' | 'c' | 'd', Partial<RegistryConfig>>>;
+    /** each channel's capacity (default CHANNEL_SAT) */
+    channelSat?: bigint;
   } = {},
 ): Promise<Diamond> {
   const chain = await newTestChain();
@@ -112,10 +114,11 @@ export async function buildDiamond(
   await a.connect(c);
   await b.connect(d);
   await c.connect(d);
-  const ab = await a.manager.openChannel(b.id, CHANNEL_SAT);
-  const ac = await a.manager.openChannel(c.id, CHANNEL_SAT);
-  const bd = await b.manager.openChannel(d.id, CHANNEL_SAT);
-  const cd = await c.manager.openChannel(d.id, CHANNEL_SAT);
+  const sat = opts.channelSat ?? CHANNEL_SAT;
+  const ab = await a.manager.openChannel(b.id, sat);
+  const ac = await a.manager.openChannel(c.id, sat);
+  const bd = await b.manager.openChannel(d.id, sat);
+  const cd = await c.manager.openChannel(d.id, sat);
   await activate(chain, [
     [a, b, ab],
     [a, c, ac],
