@@ -60,28 +60,97 @@ export function decodeState(bytes: Uint8Array): ChannelState {
   return s;
 }
 
-/** The write that persists `s`. */
 /**
- * The writes of a new state: the channel record, with the onions of its log's adds left out, and each of those onions
- * not yet on disk under `onion/<channel id>/<o|t>/<htlc id>` (o: our adds, t: theirs). An onion is 1366 bytes and an
- * add keeps it until the peer has acknowledged it (ours) or it is handed on (theirs), so with many HTLCs in flight
- * the onions would otherwise be most of every rewrite of the record. The record comes first in the list.
+ * The writes of a new state: the channel record, with the onions of its log's adds and its commitments left out,
+ * then those parts under keys of their own.
+ * - Each onion not yet written goes under `onion/<channel id>/<o|t>/<htlc id>` (o: our adds, t: theirs). An onion is
+ *   1366 bytes and an add keeps it until the peer has acknowledged it (ours) or it is handed on (theirs), so with many
+ *   HTLCs in flight the onions would otherwise be most of every rewrite of the record.
+ * - Both commitments, the remote's next one and the commitment_signed we sent (each holds every HTLC in flight and
+ *   its signatures: with a hundred HTLCs, 60 % of the record) go under `chanpart/<channel id>/<name>`. Each part's
+ *   write is made once per part (its bytes kept with it), and `PartsOnDisk` lets the writer leave out a part its
+ *   store holds already: the steps that change no commitment (an add, a fulfill, a fail and their receipt: most
+ *   steps) then rewrite only the logs and the small fields. The record names the parts it has apart (`apart`); a key
+ *   of a part the record does not name is stale and never read.
+ * The record comes first in the list. Every write is in the one batch, so a state lands whole or not at all.
  */
 export function stateWrites(s: ChannelState): BatchOp[] {
   const extra: BatchOp[] = [];
+  const apart: Part[] = [];
+  for (const part of PARTS) {
+    const value = s[part];
+    if (value === undefined) continue;
+    apart.push(part);
+    const w: BatchOp = { type: 'put', key: partKey(s.channelId, part), value: partBytes(value) };
+    partOfWrite.set(w, part);
+    extra.push(w);
+  }
   const lean = {
     ...s,
     ourLog: logAsWritten(s, s.ourLog, OUR_SIDE, extra),
     theirLog: logAsWritten(s, s.theirLog, THEIR_SIDE, extra),
     local: embedOnce(s.local),
     remote: embedOnce(s.remote),
-    localCommit: embedOnce(s.localCommit),
-    remoteCommit: embedOnce(s.remoteCommit),
-    remoteNextCommit: embedOnce(s.remoteNextCommit),
-    sentCommitSig: embedOnce(s.sentCommitSig),
+    localCommit: undefined,
+    remoteCommit: undefined,
+    remoteNextCommit: undefined,
+    sentCommitSig: undefined,
+    apart,
     outbox: embedOnce(s.outbox),
   };
   return [{ type: 'put', key: channelKey(s.channelId), value: encodeRecord(lean) }, ...extra];
+}
+
+/** The parts of a state that `stateWrites` keeps under keys of their own. */
+const PARTS = ['localCommit', 'remoteCommit', 'remoteNextCommit', 'sentCommitSig'] as const;
+type Part = (typeof PARTS)[number];
+const PART_PREFIX = 'chanpart/';
+
+function partKey(channelId: Uint8Array, part: Part): Uint8Array {
+  return enc.encode(`${PART_PREFIX}${bytesToHex(channelId)}/${part}`);
+}
+
+/** A part's stored form, made once per part object (states are never changed in place). */
+const partEncodings = new WeakMap<object, Uint8Array>();
+/** The part each part write of `stateWrites` writes. */
+const partOfWrite = new WeakMap<BatchOp, Part>();
+
+function partBytes(value: object): Uint8Array {
+  let bytes = partEncodings.get(value);
+  if (bytes === undefined) {
+    bytes = encodeRecord(embedOnce(value));
+    partEncodings.set(value, bytes);
+  }
+  return bytes;
+}
+
+/**
+ * What one store holds of one channel's parts, as far as its writer has stored them: a part write equal to it is
+ * left out. Kept by the channel's driver for its own store; it starts empty (every part written once).
+ */
+export class PartsOnDisk {
+  private readonly stored = new Map<Part, Uint8Array>();
+
+  /** `writes` without the part writes the store holds already. */
+  needed(writes: BatchOp[]): BatchOp[] {
+    let out: BatchOp[] | undefined;
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i]!;
+      const part = partOfWrite.get(w);
+      const held = part !== undefined && w.type === 'put' && this.stored.get(part) === w.value;
+      if (held && out === undefined) out = writes.slice(0, i);
+      else if (!held && out !== undefined) out.push(w);
+    }
+    return out ?? writes;
+  }
+
+  /** Called once `writes` are stored. */
+  landed(writes: readonly BatchOp[]): void {
+    for (const w of writes) {
+      const part = partOfWrite.get(w);
+      if (part !== undefined && w.type === 'put') this.stored.set(part, w.value);
+    }
+  }
 }
 
 /** The single write of a state with its onions inline (kept for callers and records that want one op). */
@@ -204,9 +273,30 @@ export async function loadRevokedHtlcs(store: KvStore, channelId: Uint8Array, he
   return v === undefined ? [] : (decodeRecord(v) as ChannelHtlc[]);
 }
 
+/** Puts the parts stored apart (the record's `apart`) back into a state read from disk. */
+async function withParts(store: KvStore, read: ChannelState & { apart?: Part[] }): Promise<ChannelState> {
+  const { apart, ...s } = read;
+  if (apart === undefined) return s; // written whole (stateWrite, or an earlier version)
+  const out = { ...s } as Record<string, unknown>;
+  for (const part of apart) {
+    if (!(PARTS as readonly string[]).includes(part))
+      throw new ChannelError('ERR_BAD_PARAMETERS', `channel record names an unknown part ${part}`);
+    const bytes = await store.get(partKey(s.channelId, part));
+    if (bytes === undefined) throw new ChannelError('ERR_BAD_PARAMETERS', `the channel record's ${part} is not in the store`);
+    out[part] = decodeRecord(bytes);
+  }
+  return out as unknown as ChannelState;
+}
+
+/** The state of one channel as stored, or undefined. */
+export async function loadChannel(store: KvStore, channelId: Uint8Array): Promise<ChannelState | undefined> {
+  const v = await store.get(channelKey(channelId));
+  return v === undefined ? undefined : withOnions(store, await withParts(store, decodeState(v)));
+}
+
 /** Every channel in the store. */
 export async function loadChannels(store: KvStore): Promise<ChannelState[]> {
   const out: ChannelState[] = [];
   for await (const [, v] of store.entries(enc.encode(PREFIX))) out.push(decodeState(v));
-  return Promise.all(out.map((s) => withOnions(store, s)));
+  return Promise.all(out.map(async (s) => withOnions(store, await withParts(store, s))));
 }

@@ -12,7 +12,7 @@
 import type { KvStore } from '../../db/store.js';
 import type { ChainSource, WatchHandle } from '../chain.js';
 import type { ChannelMessage, OpenChannel } from '../../wire/channel-messages.js';
-import { loadChannels, writesLanded } from './codec.js';
+import { loadChannels, PartsOnDisk, writesLanded } from './codec.js';
 import { acceptChannel, openChannel, type AcceptParams, type OpenParams } from './establish.js';
 import { disconnect, nextSignJobs, step } from './machine.js';
 import type { FundingWallet } from './wallet.js';
@@ -55,6 +55,8 @@ export class ChannelDriver {
   private readonly ctx: StepContext;
   private fundingWatch: WatchHandle | undefined;
   private restoreEvents: ChannelEvent[] = [];
+  /** The channel's parts its store holds (written by this driver only). */
+  private readonly partsOnDisk = new PartsOnDisk();
 
   private constructor(
     public state: ChannelState,
@@ -178,8 +180,10 @@ export class ChannelDriver {
       return;
     }
     if (r.writes.length > 0) {
-      await this.a.store.batch(r.writes);
-      writesLanded(r.writes);
+      const writes = this.partsOnDisk.needed(r.writes);
+      await this.a.store.batch(writes);
+      writesLanded(writes);
+      this.partsOnDisk.landed(writes);
     }
     this.state = r.state;
     for (const m of r.send) await this.a.send(m);

@@ -5,7 +5,7 @@
  * builds a real (unspendable-input) funding transaction.
  */
 import assert from 'node:assert/strict';
-import type { KvStore } from '../../db/store.js';
+import type { BatchOp, KvStore } from '../../db/store.js';
 import { openMemoryStore } from '../../db/store.js';
 import { bytesToHex } from '../../wire/bytes.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
@@ -389,4 +389,9 @@ export class Pair {
 
 export function roundTrip(m: ChannelMessage): ChannelMessage {
   return decodeChannelMessage(m.type, encodeChannelMessage(m));
+}
+
+/** A step's writes but for its commitments' (kept under `chanpart/` keys, written only when they change). */
+export function withoutParts(writes: readonly BatchOp[]): BatchOp[] {
+  return writes.filter((w) => !new TextDecoder().decode(w.key).startsWith('chanpart/'));
 }

@@ -4,8 +4,10 @@ import {
   channelKey,
   decodeState,
   encodeState,
+  loadChannel,
   loadChannels,
   loadRevokedHtlcs,
+  PartsOnDisk,
   pruneRevokedHtlcs,
   revokedHeights,
   stateWrite,
@@ -13,8 +15,9 @@ import {
   writesLanded,
 } from '../../htlc/channel/codec.js';
 import { isRecord } from '../../db/record.js';
+import { openMemoryStore, type BatchOp } from '../../db/store.js';
 import { ChannelError, type ChannelState, type LogEntry } from '../../htlc/channel/types.js';
-import { Pair } from './channel-harness.js';
+import { Pair, withoutParts } from './channel-harness.js';
 
 /** How earlier versions wrote a channel record: JSON with bigints as {"$n"} and byte strings as {"$b"} (base64). */
 function legacyJson(s: ChannelState): Uint8Array {
@@ -73,11 +76,14 @@ describe('channel records', () => {
       for (const side of ['a', 'b'] as const) {
         const s = p.state(side);
         // the record on disk (its outbox may still hold events the driver has handed on since: not compared)
-        const onDisk = decodeState((await p.ep[side].store.get(channelKey(s.channelId)))!);
+        const onDisk = (await loadChannel(p.ep[side].store, s.channelId))!;
         for (const part of EMBEDDED_PARTS) assert.deepStrictEqual(onDisk[part], s[part], part);
-        // the logs' entries as they are, adds without their onions (kept apart)
+        // the record's logs: the entries as they are, adds without their onions (kept apart)
+        const record = decodeState((await p.ep[side].store.get(channelKey(s.channelId)))!);
         const lean = (e: LogEntry): LogEntry => (e.kind === 'add' ? { ...e, onionRoutingPacket: new Uint8Array(0) } : e);
-        for (const log of ['ourLog', 'theirLog'] as const) assert.deepStrictEqual(onDisk[log].entries, s[log].entries.map(lean), log);
+        for (const log of ['ourLog', 'theirLog'] as const) assert.deepStrictEqual(record[log].entries, s[log].entries.map(lean), log);
+        // and no commitment in it: they are under keys of their own
+        assert.equal(record.localCommit, undefined);
         seen.push({ side, s });
       }
     };
@@ -91,7 +97,9 @@ describe('channel records', () => {
     await check();
     // a state of an earlier step still encodes to itself after later steps reused its parts
     for (const { s } of seen) {
-      const back = decodeState((stateWrites(s)[0] as { value: Uint8Array }).value);
+      const store = await openMemoryStore();
+      await store.batch(stateWrites(s));
+      const back = (await loadChannel(store, s.channelId))!;
       assert.deepStrictEqual(back.localCommit, s.localCommit);
       assert.deepStrictEqual(back.remoteCommit, s.remoteCommit);
     }
@@ -129,6 +137,58 @@ describe('channel records', () => {
     // pruned when no revoked commitment can reach the chain any more
     assert.equal(await pruneRevokedHtlcs(p.ep.a.store, id), heights.length);
     assert.deepEqual(await revokedHeights(p.ep.a.store, id), []);
+  });
+});
+
+describe('commitments stored apart from the channel record', () => {
+  const keysOf = (ws: readonly BatchOp[]): string[] => ws.map((w) => new TextDecoder().decode(w.key).replace(/[0-9a-f]{64}/, 'ID'));
+
+  it('are left out of the writes of a store that holds them, and written again after a batch that failed', async () => {
+    const p = await Pair.opened({ channelType: 'anchors_zero_fee_htlc', opener: 'a', pushMsat: 300_000_000n });
+    const onDisk = new PartsOnDisk();
+    const s0 = p.state('a');
+    const first = onDisk.needed(stateWrites(s0));
+    assert.deepEqual(keysOf(first), ['channel/ID', 'chanpart/ID/localCommit', 'chanpart/ID/remoteCommit'], 'a new store: every part');
+    onDisk.landed(first);
+    assert.deepEqual(keysOf(onDisk.needed(stateWrites(s0))), ['channel/ID'], 'the same parts again: the record alone');
+    await p.add('a', 9_000_000n);
+    // an add: no part changed (its onion, stored by a's driver already, is not written again either)
+    assert.deepEqual(keysOf(onDisk.needed(stateWrites(p.state('a')))), ['channel/ID'], 'an add');
+    await p.apply('a', { type: 'sign' });
+    const signed = onDisk.needed(stateWrites(p.state('a')));
+    assert.deepEqual(keysOf(signed), ['channel/ID', 'chanpart/ID/remoteNextCommit', 'chanpart/ID/sentCommitSig']);
+    // that batch failed: not landed, so the parts are still needed; once landed, not
+    assert.deepEqual(keysOf(onDisk.needed(stateWrites(p.state('a')))), keysOf(signed));
+    onDisk.landed(signed);
+    assert.deepEqual(keysOf(onDisk.needed(stateWrites(p.state('a')))), ['channel/ID']);
+    await p.settle();
+    // the remote's next commitment became its current one: written under that name, though its bytes are on disk
+    const after = keysOf(onDisk.needed(stateWrites(p.state('a'))));
+    assert.ok(after.includes('chanpart/ID/remoteCommit') && after.includes('chanpart/ID/localCommit'), after.join(', '));
+  });
+
+  it('are read back on restart, and a record whose part is missing is refused with a typed error', async () => {
+    const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 300_000_000n });
+    await p.add('a', 9_000_000n);
+    await p.apply('a', { type: 'sign' });
+    const before = p.state('a');
+    p.queue.a = []; // the commitment_signed never reached b, then a's process died
+    await p.apply('b', { type: 'disconnected' });
+    await p.reload('a');
+    assert.deepStrictEqual(p.state('a').remoteNextCommit, before.remoteNextCommit);
+    assert.deepStrictEqual(p.state('a').sentCommitSig, before.sentCommitSig);
+    assert.deepStrictEqual(p.state('a').localCommit, before.localCommit);
+    await p.reconnect(); // sent again from what the store holds
+    await p.settle();
+    assert.equal(p.state('b').localCommit.htlcs.length, 1);
+    p.checkConsistent();
+    // a store holding the record but not a part it names
+    const store = await openMemoryStore();
+    await store.batch(withoutParts(stateWrites(p.state('a'))));
+    await assert.rejects(
+      () => loadChannels(store),
+      (e) => e instanceof ChannelError && e.code === 'ERR_BAD_PARAMETERS' && /localCommit/.test(e.message),
+    );
   });
 });
 
