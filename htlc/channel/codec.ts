@@ -57,7 +57,8 @@ export function decodeState(bytes: Uint8Array): ChannelState {
   else if (bytes[0] === 0x7b) s = JSON.parse(dec.decode(bytes), reviver) as ChannelState;
   else throw new ChannelError('ERR_BAD_PARAMETERS', 'channel record is neither a binary record nor JSON');
   if (s.version !== 1) throw new ChannelError('ERR_BAD_PARAMETERS', `unknown channel record version ${String(s.version)}`);
-  return s;
+  if (s.ourLog === undefined || s.theirLog === undefined) return s;
+  return { ...s, ourLog: flattenLog(s.ourLog), theirLog: flattenLog(s.theirLog) };
 }
 
 /**
@@ -180,17 +181,48 @@ export function onionKey(channelId: Uint8Array, side: 'o' | 't', htlcId: bigint)
   return enc.encode(`${ONION_PREFIX}${bytesToHex(channelId)}/${side}/${htlcId.toString(16).padStart(16, '0')}`);
 }
 
-/** The log as written: each entry encoded once (a log keeps its entries for several steps), adds without their onions. */
+/**
+ * The log as written, adds without their onions: each entry encoded once (a log keeps its entries for many steps),
+ * and each run of LOG_CHUNK entries from an index that is a multiple of LOG_CHUNK encoded once more as one value, so
+ * that a rewrite copies a few runs instead of every entry one by one. A run is read back as an array among the
+ * entries (`flattenLog`).
+ */
 function logAsWritten(s: ChannelState, log: UpdateLog, side: 'o' | 't', out: BatchOp[]): object {
-  const entries = new Array<EmbeddedRecord>(log.entries.length);
-  for (let i = 0; i < log.entries.length; i++) {
-    const e = log.entries[i]!;
+  const all = log.entries;
+  const entries: (EmbeddedRecord | LogEntry)[] = [];
+  for (const e of all) {
     if (e.kind === 'add' && e.onionRoutingPacket.length > 0 && !onionsWritten.has(e.onionRoutingPacket)) {
       out.push({ type: 'put', key: onionKey(s.channelId, side, e.htlcId), value: e.onionRoutingPacket });
     }
-    entries[i] = leanEmbedding(e);
+  }
+  let i = 0;
+  while (i < all.length) {
+    if ((log.base + i) % LOG_CHUNK === 0 && i + LOG_CHUNK <= all.length) {
+      entries.push(chunkEmbedding(all, i));
+      i += LOG_CHUNK;
+    } else entries.push(leanEmbedding(all[i++]!));
   }
   return { ...log, entries };
+}
+
+const LOG_CHUNK = 16;
+/** By the first entry of a run: the run's entries and its encoding. */
+const chunks = new WeakMap<LogEntry, { members: LogEntry[]; embedding: EmbeddedRecord }>();
+
+function chunkEmbedding(all: LogEntry[], from: number): EmbeddedRecord {
+  const known = chunks.get(all[from]!);
+  if (known !== undefined && known.members.every((m, k) => m === all[from + k])) return known.embedding;
+  const members = all.slice(from, from + LOG_CHUNK);
+  const embedding = embedRecord(members.map(leanEmbedding));
+  chunks.set(members[0]!, { members, embedding });
+  return embedding;
+}
+
+/** A log as read: the runs of entries written as one value put back in line. */
+function flattenLog(log: UpdateLog): UpdateLog {
+  const raw = log.entries as unknown[];
+  if (!raw.some(Array.isArray)) return log;
+  return { ...log, entries: raw.flatMap((e) => (Array.isArray(e) ? (e as LogEntry[]) : [e as LogEntry])) };
 }
 
 /** Each entry's encoding, an add's without its onion, made once (entries are never changed in place). */

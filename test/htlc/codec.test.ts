@@ -138,6 +138,34 @@ describe('channel records', () => {
     assert.equal(await pruneRevokedHtlcs(p.ep.a.store, id), heights.length);
     assert.deepEqual(await revokedHeights(p.ep.a.store, id), []);
   });
+  it('with long logs (runs of 16 entries written as one value) read back entry for entry, from any log base', async () => {
+    const p = await Pair.opened({ channelType: 'anchors_zero_fee_htlc', opener: 'a', pushMsat: 300_000_000n });
+    const lean = (e: LogEntry): LogEntry => (e.kind === 'add' ? { ...e, onionRoutingPacket: new Uint8Array(0) } : e);
+    const bases = new Set<number>();
+    for (const adds of [21, 37, 5]) {
+      for (let i = 0; i < adds; i++) await p.add(i % 3 === 0 ? 'b' : 'a', 1_000_000n + BigInt(i));
+      for (const side of ['a', 'b'] as const) {
+        const s = p.state(side);
+        const record = decodeState((await p.ep[side].store.get(channelKey(s.channelId)))!);
+        for (const log of ['ourLog', 'theirLog'] as const) {
+          assert.deepStrictEqual(record[log].entries, s[log].entries.map(lean), `${side} ${log}`);
+          assert.equal(record[log].base, s[log].base);
+          bases.add(s[log].base % 16);
+        }
+      }
+      await p.settle();
+    }
+    assert.ok(
+      [...bases].some((b) => b !== 0),
+      'a log base that is not a multiple of 16 was met',
+    );
+    await p.apply('b', { type: 'disconnected' });
+    await p.reload('a');
+    await p.reconnect();
+    await p.add('a', 2_000_000n);
+    await p.settle();
+    p.checkConsistent();
+  });
 });
 
 describe('commitments stored apart from the channel record', () => {
