@@ -3,8 +3,8 @@
  * share the thread, so the value counts the work of all three).
  *
  * forward: HTLCs per second that reach D and settle back at A, with SWITCH_BENCH_INFLIGHT (default 100) in flight,
- * SWITCH_BENCH_HTLCS (default 600) in all. The bound is the HTLCs per second this thread could carry if it did
- * nothing but the cryptography each one needs, measured in the same run:
+ * SWITCH_BENCH_HTLCS (default 2000) in all, over channels of 16 000 000 sat. The bound is the HTLCs per second this
+ * thread could carry if it did nothing but the cryptography each one needs, measured in the same run:
  *   - A builds a two-hop onion (buildOnion), B peels it (intermediate), D peels its layer (final);
  *   - the signatures the channels need at this batch size, counted in the run on both channels (A–B, B–D), divided
  *     by the HTLCs: each commitment_signed sent is one sign by its sender and one verify by its receiver, and so is
@@ -23,7 +23,7 @@ import { emit } from './harness.js';
 import { benchSigPool, perHtlcPrimitiveSeconds, quantile, sigPoolSpec } from './htlc-bound.js';
 
 const SUITE = 'switch';
-const TOTAL = Number(process.env['SWITCH_BENCH_HTLCS'] ?? 600);
+const TOTAL = Number(process.env['SWITCH_BENCH_HTLCS'] ?? 2000);
 const INFLIGHT = Number(process.env['SWITCH_BENCH_INFLIGHT'] ?? 100);
 
 export async function run(): Promise<void> {
@@ -31,6 +31,7 @@ export async function run(): Promise<void> {
   const g = await buildDiamond({
     ...(process.env['SWITCH_BENCH_DISK'] === '1' ? { disk: ['a', 'b', 'c', 'd'] } : {}),
     spec: sigPoolSpec(sigs),
+    channelSat: 16_000_000n,
   });
   try {
     const amount = 1_000_000n;
