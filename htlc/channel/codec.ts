@@ -57,7 +57,8 @@ export function decodeState(bytes: Uint8Array): ChannelState {
   else if (bytes[0] === 0x7b) s = JSON.parse(dec.decode(bytes), reviver) as ChannelState;
   else throw new ChannelError('ERR_BAD_PARAMETERS', 'channel record is neither a binary record nor JSON');
   if (s.version !== 1) throw new ChannelError('ERR_BAD_PARAMETERS', `unknown channel record version ${String(s.version)}`);
-  if (s.ourLog === undefined || s.theirLog === undefined) return s;
+  if (s.ourLog?.entries === undefined || s.theirLog?.entries === undefined)
+    throw new ChannelError('ERR_BAD_PARAMETERS', 'channel record without its update logs');
   return { ...s, ourLog: flattenLog(s.ourLog), theirLog: flattenLog(s.theirLog) };
 }
 
@@ -189,7 +190,7 @@ export function onionKey(channelId: Uint8Array, side: 'o' | 't', htlcId: bigint)
  */
 function logAsWritten(s: ChannelState, log: UpdateLog, side: 'o' | 't', out: BatchOp[]): object {
   const all = log.entries;
-  const entries: (EmbeddedRecord | LogEntry)[] = [];
+  const entries: EmbeddedRecord[] = [];
   for (const e of all) {
     if (e.kind === 'add' && e.onionRoutingPacket.length > 0 && !onionsWritten.has(e.onionRoutingPacket)) {
       out.push({ type: 'put', key: onionKey(s.channelId, side, e.htlcId), value: e.onionRoutingPacket });

@@ -14,7 +14,7 @@ import {
   stateWrites,
   writesLanded,
 } from '../../htlc/channel/codec.js';
-import { isRecord } from '../../db/record.js';
+import { encodeRecord, isRecord } from '../../db/record.js';
 import { openMemoryStore, type BatchOp } from '../../db/store.js';
 import { ChannelError, type ChannelState, type LogEntry } from '../../htlc/channel/types.js';
 import { Pair, withoutParts } from './channel-harness.js';
@@ -111,6 +111,11 @@ describe('channel records', () => {
     assert.throws(
       () => decodeState(new Uint8Array([1, 2, 3])),
       (e) => e instanceof ChannelError && e.code === 'ERR_BAD_PARAMETERS',
+    );
+    // a record of the right form and version but without its logs
+    assert.throws(
+      () => decodeState(encodeRecord({ version: 1, channelId: new Uint8Array(32) })),
+      (e) => e instanceof ChannelError && e.code === 'ERR_BAD_PARAMETERS' && /logs/.test(e.message),
     );
   });
 
