@@ -18,6 +18,7 @@ import { p2wpkh } from '../../htlc/bolt3/index.js';
 import { bytesToHex } from '../../wire/bytes.js';
 
 const AMOUNT = 7_000_000n;
+const afterRestart = (restart: boolean): string => (restart ? ' (after a restart)' : '');
 
 /** a offers b an HTLC and both sign it in: b may settle it. */
 async function committedHtlc(): Promise<{ p: Pair; id: bigint }> {
@@ -125,7 +126,9 @@ describe('our resolutions survive disconnects and restarts', () => {
   });
 
   for (const restart of [false, true]) {
-    it(`a resolution signed but whose commitment_signed was lost is retransmitted with it, not queued${restart ? ' (after a restart)' : ''}`, async () => {
+    const title =
+      `a resolution signed but whose commitment_signed was lost is` + ` retransmitted with it, not queued${afterRestart(restart)}`;
+    it(title, async () => {
       const { p, id } = await committedHtlc();
       const before = startBalances(p);
       await p.fulfill('b', id);
@@ -263,7 +266,7 @@ describe('our resolutions during a cooperative close', () => {
   const SCRIPT_A = p2wpkh(new Uint8Array(33).fill(2));
 
   for (const restart of [false, true]) {
-    it(`a fulfill cut during shutdown is sent again${restart ? ' (after a restart)' : ''}, the HTLC clears and the close completes`, async () => {
+    it(`a fulfill cut during shutdown is sent again${afterRestart(restart)}, the HTLC clears and the close completes`, async () => {
       const { p, id } = await committedHtlc();
       assert.equal((await p.apply('a', { type: 'shutdown', scriptPubKey: SCRIPT_A, feeratePerKw: 1000 })).failure, undefined);
       await p.deliverAll();
@@ -301,7 +304,10 @@ describe('our resolutions during a cooperative close', () => {
       assert.deepEqual([...p.ep.a.failures, ...p.ep.b.failures], []);
     });
 
-    it(`our shutdown held back by our unsigned fulfill goes out once the re-sent fulfill is signed${restart ? ' (after a restart)' : ''}; the close completes`, async () => {
+    const heldByFulfill =
+      `our shutdown held back by our unsigned fulfill goes out once the` +
+      ` re-sent fulfill is signed${afterRestart(restart)}; the close completes`;
+    it(heldByFulfill, async () => {
       const { p, id } = await committedHtlc();
       const before = startBalances(p);
       await p.fulfill('b', id); // unsigned when a's shutdown arrives: b owes its shutdown until it signs
@@ -336,7 +342,10 @@ describe('our resolutions during a cooperative close', () => {
       assert.deepEqual([...p.ep.a.failures, ...p.ep.b.failures], []);
     });
 
-    it(`our shutdown held back by an unsigned add the disconnect reversed is sent right after the reestablish${restart ? ' (after a restart)' : ''}; the close completes`, async () => {
+    const heldByAdd =
+      `our shutdown held back by an unsigned add the disconnect reversed is` +
+      ` sent right after the reestablish${afterRestart(restart)}; the close completes`;
+    it(heldByAdd, async () => {
       const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 100_000_000n });
       assert.equal((await p.add('a', AMOUNT)).failure, undefined);
       p.queue.a = []; // the add never reached b

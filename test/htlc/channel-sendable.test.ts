@@ -10,7 +10,9 @@ import { Pair } from './channel-harness.js';
 describe('maxSendableMsat', () => {
   for (const channelType of ['static_remotekey', 'anchors_zero_fee_htlc'] as const) {
     for (const side of ['a', 'b'] as const) {
-      it(`${channelType}, ${side === 'a' ? 'opener' : 'acceptor'}: an add of exactly the amount is taken, one msat more is refused`, async () => {
+      const title =
+        `${channelType}, ${side === 'a' ? 'opener' : 'acceptor'}: an add of` + ` exactly the amount is taken, one msat more is refused`;
+      it(title, async () => {
         const p = await Pair.opened({ channelType, opener: 'a', pushMsat: 400_000_000n });
         const max = maxSendableMsat(p.state(side));
         const balance = p.state(side).localCommit.ourBalanceMsat;
