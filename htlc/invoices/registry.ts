@@ -15,8 +15,10 @@
  * bytes as a 32-character string), the checks, a 32-byte XOR into the set's
  * running XOR of shares, an add to its running sum, and a slot in the set's
  * parallel arrays (no object per HTLC; share and payment hash copied into one
- * byte arena per set). The first shard of a set reads the store once (a
- * settled set_id is not paid twice); the shard that completes the set derives
+ * byte arena per set). The first shard of a set asks the settled-set filter
+ * whether its set_id may have settled (a settled set_id is not paid twice),
+ * and reads the store only on a "maybe" (rare; and until the filter has
+ * loaded after a start); the shard that completes the set derives
  * every child (2 × SHA-256 each) and writes the set's settlement: its record
  * and its settlement reference (its invoice's header and list of sets follow
  * at the next checkpoint, see store.ts; loading counts the sets after the
@@ -48,17 +50,19 @@ import {
   counterFloor,
   invoices as allInvoices,
   invoiceSetIds,
+  listedSetIds,
   putCounters,
   putInvoice,
   putInvoiceIndexes,
   putSetChunk,
   putSetRecord,
   putSettle,
+  putSettleChunk,
   readAddrByHash,
   readCounters,
   readInvoice,
   readSet,
-  readSettle,
+  readSettlesAt,
   settlesFrom,
   type Counters,
   type SettleRef,
@@ -73,6 +77,7 @@ import {
   type SettledHtlc,
   type SettleEvent,
 } from './types.js';
+import { SettledSetFilter } from './settled-filter.js';
 
 type Answer = Exclude<FinalResolution, { action: 'hold' }>;
 type Resolve = (a: Answer) => void;
@@ -308,9 +313,13 @@ export class InvoiceRegistry implements FinalHopHandler {
   private readonly childBlock = new Uint8Array(2 * HASH_LENGTH);
   private readonly childIndexBytes = new Uint8Array(4);
   private readonly childIndexView = new DataView(this.childIndexBytes.buffer);
+  /** set_ids that may have settled: a new set whose set_id it does not hold needs no store read. */
+  private readonly settledSets: SettledSetFilter;
+  private filterLoad: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: RegistryOptions) {
     this.config = { ...DEFAULT_REGISTRY_CONFIG, ...(o.config ?? {}) };
+    this.settledSets = new SettledSetFilter(this.config.settledSetFilterBits);
   }
 
   private now(): number {
@@ -328,12 +337,33 @@ export class InvoiceRegistry implements FinalHopHandler {
     // the settlements after the last checkpoint (settle indexes have no gaps): AMP sets not yet in their headers
     let n = stored.settleIndex;
     for (;;) {
-      const ref = await readSettle(this.o.store, n + 1n);
-      if (ref === undefined) break;
-      n++;
-      if (ref.setId !== undefined) await this.replaySet(n, ref.addr, ref.setId);
+      const refs = await readSettlesAt(this.o.store, n + 1n);
+      if (refs === undefined) break;
+      for (const ref of refs) {
+        n++;
+        if (ref.setId === undefined) continue;
+        this.settledSets.add(ref.setId);
+        await this.replaySet(n, ref.addr, ref.setId);
+      }
     }
     this.counters = n > counters.settleIndex ? { ...counters, settleIndex: n } : counters;
+    // the listed sets (all but those just replayed) into the filter, while HTLCs already come in
+    this.filterLoad = this.loadSettledSets();
+  }
+
+  private async loadSettledSets(): Promise<void> {
+    try {
+      for await (const id of listedSetIds(this.o.store)) this.settledSets.add(id);
+      this.settledSets.loaded = true;
+    } catch (e) {
+      // not loaded: every new set keeps reading the store, as before the filter existed
+      this.o.log?.('warn', { err: (e as Error).message }, 'settled-set filter not loaded; new AMP sets read the store');
+    }
+  }
+
+  /** Resolves once the settled-set filter has loaded (or failed to: then new sets read the store). */
+  settledSetsLoaded(): Promise<boolean> {
+    return this.filterLoad.then(() => this.settledSets.loaded);
   }
 
   /** An AMP set settled after the last checkpoint: counted into its open invoice unless the header has it. */
@@ -488,6 +518,7 @@ export class InvoiceRegistry implements FinalHopHandler {
 
   /** A settled AMP set (only its own HTLCs). */
   lookupSet(setId: Uint8Array): Promise<AmpSet | undefined> {
+    if (!this.settledSets.mayHold(setId)) return Promise.resolve(undefined);
     return readSet(this.o.store, setId);
   }
 
@@ -637,7 +668,7 @@ export class InvoiceRegistry implements FinalHopHandler {
     if (settled !== undefined) return failUnknown(h); // not open
     if (!this.config.acceptAmp || equalBytes(mpp.paymentAddr, ZERO32)) return failUnknown(h);
     if (this.pendingSetIds.has(keyOf(amp.setId))) return failUnknown(h);
-    const setDone = (await readSet(this.o.store, amp.setId)) !== undefined;
+    const setDone = this.settledSets.mayHold(amp.setId) && (await readSet(this.o.store, amp.setId)) !== undefined;
     if (this.open.has(keyOf(mpp.paymentAddr))) return this.intakeAmp(h, p, resolve);
     if (setDone) return failUnknown(h);
     try {
@@ -661,8 +692,14 @@ export class InvoiceRegistry implements FinalHopHandler {
     return this.intakeAmp(h, p, resolve);
   }
 
-  /** The first shard of a set: the checks that cost a read run once per set, not per shard. */
-  private async intakeAmpNewSet(h: FinalHtlc, p: HopPayload, resolve: Resolve, o: Open, id: string): Promise<FinalResolution> {
+  /** The first shard of a set: synchronous when the filter knows its set_id never settled, as it nearly always does. */
+  private intakeAmpNewSet(h: FinalHtlc, p: HopPayload, resolve: Resolve, o: Open, id: string): FinalResolution | Promise<FinalResolution> {
+    if (this.settledSets.mayHold(p.amp!.setId) || this.setReads.has(id)) return this.intakeAmpNewSetRead(h, p, resolve, o, id);
+    return this.beginSet(h, p, resolve, o, id);
+  }
+
+  /** The first shard of a set whose set_id may have settled: the store says (once per set, not per shard). */
+  private async intakeAmpNewSetRead(h: FinalHtlc, p: HopPayload, resolve: Resolve, o: Open, id: string): Promise<FinalResolution> {
     const amp = p.amp!;
     const mpp = p.mpp!;
     let read = this.setReads.get(id);
@@ -679,6 +716,13 @@ export class InvoiceRegistry implements FinalHopHandler {
       if (!equalBytes(done.paymentAddr, mpp.paymentAddr)) return failUnknown(h);
       return this.answeredBefore(h, done.htlcs) ?? failUnknown(h); // beyond lnd: a settled set_id is not paid twice
     }
+    return this.beginSet(h, p, resolve, o, id);
+  }
+
+  /** A shard of a set_id that has not settled: it begins its set (or joins it, if another shard began it meanwhile). */
+  private beginSet(h: FinalHtlc, p: HopPayload, resolve: Resolve, o: Open, id: string): FinalResolution | Promise<FinalResolution> {
+    const amp = p.amp!;
+    const mpp = p.mpp!;
     const other = this.pendingSetIds.get(id);
     if (other !== undefined && other !== o) return failUnknown(h); // set_ids are unique across invoices
     let set = o.sets.get(id); // the read above may have let another shard of this set in
@@ -909,6 +953,7 @@ export class InvoiceRegistry implements FinalHopHandler {
     const ops: BatchOp[] = [];
     const latest = new Map<Open, Settled>();
     const live: { q: QueuedSettle; settleIndex: bigint }[] = [];
+    const refs: { addr: Uint8Array; setId: Uint8Array }[] = [];
     let settleIndex = this.counters.settleIndex;
     for (const q of group) {
       const set = q.set;
@@ -933,6 +978,7 @@ export class InvoiceRegistry implements FinalHopHandler {
         settledSets: (l.inv.settledSets ?? 0) + 1,
       };
       l.sets.push({ settleIndex, setId: set.setId! });
+      refs.push({ addr: o.inv.paymentAddr, setId: set.setId! });
       ops.push(
         putSetRecord({
           setId: set.setId!,
@@ -948,11 +994,12 @@ export class InvoiceRegistry implements FinalHopHandler {
           preimages: q.preimages,
           customRecords: set.customRecords,
         }),
-        putSettle(settleIndex, o.inv.paymentAddr, set.setId!),
       );
       live.push({ q, settleIndex });
     }
     if (live.length === 0) return;
+    // the batch's settlement references, one entry from its first settle index on
+    ops.push(putSettleChunk(live[0]!.settleIndex, refs));
     // the headers and lists of sets every CHECKPOINT_SETS sets
     const checkpoint = this.setsSinceCheckpoint + live.length >= CHECKPOINT_SETS;
     if (checkpoint) ops.push(putCounters({ ...this.counters, settleIndex }), ...this.checkpointOps(latest));
@@ -964,6 +1011,7 @@ export class InvoiceRegistry implements FinalHopHandler {
       return;
     }
     this.counters = { ...this.counters, settleIndex };
+    for (const { q } of live) this.settledSets.add(q.set.setId!);
     for (const [o, l] of latest) o.inv = l.inv;
     if (checkpoint) this.checkpointed();
     else {

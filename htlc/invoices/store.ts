@@ -7,7 +7,8 @@
  *   s/<set_id>                    a settled AmpSet (set_ids are unique across invoices)
  *   is/<payment_addr>/<settle index, 16 hex>  an invoice's sets in settle order: one set_id, or a chunk of
  *                                 the set_ids of consecutive sets of that invoice from that settle index on
- *   si/<settle index, 16 hex>     → payment_addr and set_id (replaying settlements; no gaps)
+ *   si/<settle index, 16 hex>     → payment_addr and set_id (replaying settlements; no gaps), or a chunk: the
+ *                                 references of the AMP sets of one settle batch, from that settle index on
  *   counters                      { addIndex, settleIndex }
  *
  * Keys are text with bytes as hex. Values: a settled set in the set record
@@ -17,8 +18,9 @@
  * strings, as the switch's; an is/ entry as 64 hex characters) are still
  * read: the first byte tells the formats apart ('{' for JSON).
  *
- * Checkpoints. An AMP set's write is its record and its settlement reference
- * (two puts, one batch); its invoice's header and list of sets are written
+ * Checkpoints. An AMP set's write is its record, and a settle batch's one
+ * chunk of settlement references (so n sets cost n + 1 puts, one batch); its
+ * invoice's header and list of sets are written
  * with every CHECKPOINT_SETS-th set (registry.ts), and with every other
  * batch that writes the counters. So the counters' settle index is a
  * checkpoint: every settlement up to it is in its invoice's header and list.
@@ -396,10 +398,48 @@ export function putSettle(n: bigint, addr: Uint8Array, setId?: Uint8Array): Batc
   return { type: 'put', key: settleKey(n), value: v };
 }
 
+/**
+ * First byte of a chunk of settlement references: u16 count, then per settlement (consecutive settle indexes from the
+ * key's on) payment_addr[32] ‖ set_id[32] (AMP sets only).
+ */
+export const SETTLE_CHUNK_V1 = 0x02;
+const MAX_CHUNK_REFS = 0xffff;
+
+/** The settlement references of AMP sets settled at `first`, `first` + 1, … (one put for a settle batch). */
+export function putSettleChunk(first: bigint, refs: readonly { addr: Uint8Array; setId: Uint8Array }[]): BatchOp {
+  if (refs.length === 0 || refs.length > MAX_CHUNK_REFS)
+    throw new InvoiceError('ERR_INVOICE_ARGUMENT', `a chunk holds 1 to ${MAX_CHUNK_REFS} settlements, not ${refs.length}`);
+  const v = new Uint8Array(3 + 2 * HASH_LENGTH * refs.length);
+  v[0] = SETTLE_CHUNK_V1;
+  v[1] = refs.length >>> 8;
+  v[2] = refs.length & 0xff;
+  let at = 3;
+  for (const r of refs) {
+    if (r.addr.length !== HASH_LENGTH || r.setId.length !== HASH_LENGTH)
+      throw new InvoiceError('ERR_INVOICE_ARGUMENT', 'payment_addr and set_id must be 32 bytes');
+    v.set(r.addr, at);
+    v.set(r.setId, at + HASH_LENGTH);
+    at += 2 * HASH_LENGTH;
+  }
+  return { type: 'put', key: settleKey(first), value: v };
+}
+
 /** A settlement reference: the invoice's payment_addr, and the set_id of an AMP set. */
 export interface SettleRef {
   addr: Uint8Array;
   setId?: Uint8Array;
+}
+
+/** The references an si/ value holds (one, or a chunk's), for consecutive settle indexes from its key's. */
+function readSettleRefs(v: Uint8Array): SettleRef[] {
+  if (v[0] !== SETTLE_CHUNK_V1) return [readSettleRef(v)];
+  const count = v.length >= 3 ? (v[1]! << 8) | v[2]! : 0;
+  if (count === 0 || v.length !== 3 + 2 * HASH_LENGTH * count)
+    throw new DecodeError('ERR_INVALID_VALUE', `bad chunk of settlement references (${v.length} bytes, ${count} named)`);
+  const out: SettleRef[] = [];
+  for (let at = 3; at < v.length; at += 2 * HASH_LENGTH)
+    out.push({ addr: v.slice(at, at + HASH_LENGTH), setId: v.slice(at + HASH_LENGTH, at + 2 * HASH_LENGTH) });
+  return out;
 }
 
 function readSettleRef(v: Uint8Array): SettleRef {
@@ -413,10 +453,14 @@ function readSettleRef(v: Uint8Array): SettleRef {
   return v.length === 1 + HASH_LENGTH ? { addr } : { addr, setId: v.slice(1 + HASH_LENGTH) };
 }
 
-/** The settlement with settle index `n`, if there is one. */
-export async function readSettle(store: KvStore, n: bigint): Promise<SettleRef | undefined> {
+/**
+ * The settlements written from settle index `n` on in one entry (one, or a settle batch's chunk), if an entry begins
+ * at `n`. (Each batch begins an entry at the settle index after the one before it, so from a checkpoint, which is
+ * always a batch's end, entries follow one another with no gaps.)
+ */
+export async function readSettlesAt(store: KvStore, n: bigint): Promise<SettleRef[] | undefined> {
   const v = await store.get(settleKey(n));
-  return v === undefined ? undefined : readSettleRef(v);
+  return v === undefined ? undefined : readSettleRefs(v);
 }
 
 export function putCounters(c: Counters): BatchOp {
@@ -463,17 +507,27 @@ export async function* addIndexFrom(store: KvStore, after: bigint): AsyncIterabl
 
 export async function* settlesFrom(store: KvStore, after: bigint): AsyncIterable<[bigint, SettleRef]> {
   for await (const [k, v] of store.entries(enc.encode('si/'))) {
-    const n = BigInt(`0x${dec.decode(k).slice(3)}`);
-    if (n > after) yield [n, readSettleRef(v)];
+    const first = BigInt(`0x${dec.decode(k).slice(3)}`);
+    const refs = readSettleRefs(v);
+    if (first + BigInt(refs.length) <= after) continue;
+    for (let i = 0; i < refs.length; i++) if (first + BigInt(i) > after) yield [first + BigInt(i), refs[i]!];
   }
+}
+
+/** The set_ids an entry of a list of sets holds: a single one (64 hex characters) or a chunk. */
+function* setIdsOfEntry(v: Uint8Array): Iterable<Uint8Array> {
+  if (v.length === 2 * HASH_LENGTH && v[0] !== SET_CHUNK_V1) yield hexToBytes(dec.decode(v));
+  else if (v[0] === SET_CHUNK_V1 && (v.length - 1) % HASH_LENGTH === 0 && v.length > 1)
+    for (let at = 1; at < v.length; at += HASH_LENGTH) yield v.slice(at, at + HASH_LENGTH);
+  else throw new DecodeError('ERR_INVALID_VALUE', `bad entry in an invoice's list of sets (${v.length} bytes)`);
 }
 
 /** An invoice's settled set_ids in settle order, from single entries (64 hex characters) and chunks alike. */
 export async function* invoiceSetIds(store: KvStore, addr: Uint8Array): AsyncIterable<Uint8Array> {
-  for await (const [, v] of store.entries(enc.encode(`is/${bytesToHex(addr)}/`))) {
-    if (v.length === 2 * HASH_LENGTH && v[0] !== SET_CHUNK_V1) yield hexToBytes(dec.decode(v));
-    else if (v[0] === SET_CHUNK_V1 && (v.length - 1) % HASH_LENGTH === 0 && v.length > 1)
-      for (let at = 1; at < v.length; at += HASH_LENGTH) yield v.slice(at, at + HASH_LENGTH);
-    else throw new DecodeError('ERR_INVALID_VALUE', `bad entry in an invoice's list of sets (${v.length} bytes)`);
-  }
+  for await (const [, v] of store.entries(enc.encode(`is/${bytesToHex(addr)}/`))) yield* setIdsOfEntry(v);
+}
+
+/** Every listed settled set_id of every invoice (those settled since the last checkpoint are not listed yet). */
+export async function* listedSetIds(store: KvStore): AsyncIterable<Uint8Array> {
+  for await (const [, v] of store.entries(enc.encode('is/'))) yield* setIdsOfEntry(v);
 }

@@ -16,10 +16,12 @@ import {
   hashKey,
   invoiceKey,
   invoiceSetKey,
+  putSettleChunk,
   setKey,
   settleKey,
   SET_RECORD_V1,
 } from '../../htlc/invoices/store.js';
+import { SettledSetFilter } from '../../htlc/invoices/settled-filter.js';
 import { encodeJson } from '../../htlc/switch/circuit-map.js';
 import type { FinalHtlc, FinalResolution } from '../../htlc/switch/index.js';
 import { bytesToHex, equalBytes } from '../../wire/bytes.js';
@@ -420,6 +422,15 @@ describe('invoice registry (unit)', () => {
       replay.map((e) => bytesToHex(e.setId!)),
       events.map((e) => bytesToHex(e.setId!)),
     );
+    // one settlement entry per batch (a chunk of its sets' references), so a replay may begin inside one
+    const refEntries = writes.slice(before).flatMap((b) => b.filter((op) => new TextDecoder().decode(op.key).startsWith('si/')));
+    assert.equal(refEntries.length, batches);
+    const fromMiddle: SettleEvent[] = [];
+    await again.subscribeSettled(151n, (e) => fromMiddle.push(e));
+    assert.deepEqual(
+      fromMiddle.map((e) => bytesToHex(e.setId!)),
+      events.slice(151).map((e) => bytesToHex(e.setId!)),
+    );
   });
 
   it('a crash between two group commits: the sets of the batch that landed are settled, those queued behind it never are', async () => {
@@ -741,5 +752,132 @@ describe('invoice registry (unit)', () => {
     assert.deepEqual(decodeSet(encodeSet(plain)), plain);
     assert.throws(() => decodeSet(bytes.subarray(0, bytes.length - 1)), /ERR_TRUNCATED/);
     assert.throws(() => decodeSet(Uint8Array.from([...bytes, 0])), /ERR_TRAILING_BYTES/);
+  });
+
+  it('a chunk of settlement references that does not parse: the start fails with a typed error, nothing is guessed', async () => {
+    const store = await openMemoryStore();
+    const reg = new InvoiceRegistry({ store, timers: new Clock() });
+    await reg.start();
+    const ok = putSettleChunk(1n, [{ addr: randomBytes(32), setId: randomBytes(32) }]);
+    for (const bad of [ok.type === 'put' ? ok.value.subarray(0, 40) : new Uint8Array(0), Uint8Array.from([2, 0, 0])]) {
+      await store.put(settleKey(1n), bad);
+      await assert.rejects(new InvoiceRegistry({ store, timers: new Clock() }).start(), /ERR_INVALID_VALUE/);
+    }
+    assert.throws(() => putSettleChunk(1n, []), /ERR_INVOICE_ARGUMENT/);
+  });
+
+  describe('the settled-set filter', () => {
+    /** A store that counts its reads. */
+    const reading = (inner: KvStore): { store: KvStore; reads: () => number } => {
+      let n = 0;
+      const store: KvStore = {
+        get: (k) => (n++, inner.get(k)),
+        put: (k, v) => inner.put(k, v),
+        del: (k) => inner.del(k),
+        batch: (ops) => inner.batch(ops),
+        entries: (p) => inner.entries(p),
+        sublevel: () => {
+          throw new Error('not used');
+        },
+        close: () => inner.close(),
+      };
+      return { store, reads: () => n };
+    };
+    /** Pays one set of two shards; returns its shards and the first one's HTLC. */
+    const pay = async (
+      reg: InvoiceRegistry,
+      addr: Uint8Array,
+      now: number,
+    ): Promise<{ setId: Uint8Array; first: FinalHtlc; answer: FinalResolution }> => {
+      const { shards, children } = shardsOf(2);
+      const hs = children.map((c) =>
+        shardHtlc({ addr, setId: shards.setId, child: c, amountMsat: 500n, totalMsat: 1000n, arrivedAt: now }),
+      );
+      const held = await reg.handle(hs[0]!, () => undefined);
+      assert.equal(held.action, 'hold');
+      return { setId: shards.setId, first: hs[0]!, answer: await reg.handle(hs[1]!, () => undefined) };
+    };
+    const again = (h: FinalHtlc): FinalHtlc => ({ ...h, key: { channelId: 'c1', htlcId: nextId++ } });
+
+    it('new sets read nothing; a settled set_id is refused after a restart, before and after the filter has loaded', async () => {
+      const clock = new Clock();
+      const mem = await openMemoryStore();
+      const r1 = reading(mem);
+      const reg = new InvoiceRegistry({ store: r1.store, timers: clock, now: () => clock.now });
+      await reg.start();
+      assert.equal(await reg.settledSetsLoaded(), true);
+      const inv = await reg.addInvoice({ amp: true });
+      const before = r1.reads();
+      const paid: { setId: Uint8Array; first: FinalHtlc }[] = [];
+      // 70 sets: the first 64 listed at a checkpoint, the last 6 settled since (replayed on a start)
+      for (let i = 0; i < 70; i++) {
+        const p = await pay(reg, inv.paymentAddr, clock.now);
+        assert.equal(p.answer.action, 'settle');
+        paid.push(p);
+      }
+      assert.equal(r1.reads() - before, 0, 'no store read for a new set');
+      assert.equal(await reg.lookupSet(randomBytes(32)), undefined);
+      assert.equal(r1.reads() - before, 0, 'an unknown set_id is not looked for');
+
+      const r2 = reading(mem);
+      const x = new InvoiceRegistry({ store: r2.store, timers: clock, now: () => clock.now });
+      await x.start();
+      const atStart = r2.reads();
+      // not loaded yet: the store is asked
+      const early = await x.handle(again(paid[0]!.first), () => undefined);
+      assert.ok(early.action === 'fail' && early.failure.name === 'incorrect_or_unknown_payment_details');
+      assert.ok(r2.reads() > atStart);
+      assert.equal(await x.settledSetsLoaded(), true);
+      for (const p of [paid[1]!, paid[63]!, paid[64]!, paid[69]!]) {
+        const r = await x.handle(again(p.first), () => undefined);
+        assert.ok(r.action === 'fail' && r.failure.name === 'incorrect_or_unknown_payment_details', 'a settled set_id is not paid twice');
+        assert.ok((await x.lookupSet(p.setId)) !== undefined);
+      }
+      const loaded = r2.reads();
+      for (let i = 0; i < 5; i++) assert.equal((await pay(x, inv.paymentAddr, clock.now)).answer.action, 'settle');
+      assert.equal(r2.reads() - loaded, 0, 'loaded: new sets read nothing');
+    });
+
+    it('a filter too small for its sets answers "maybe" for nearly every set: new sets read the store and still settle', async () => {
+      const clock = new Clock();
+      const r = reading(await openMemoryStore());
+      const reg = new InvoiceRegistry({ store: r.store, timers: clock, now: () => clock.now, config: { settledSetFilterBits: 1024 } });
+      await reg.start();
+      await reg.settledSetsLoaded();
+      const inv = await reg.addInvoice({ amp: true });
+      const paid = [];
+      // 1200 sets × 4 probes in 1024 bits: nearly every bit set, so a new set_id is a "maybe" 96 % of the time
+      for (let i = 0; i < 1200; i++) paid.push(await pay(reg, inv.paymentAddr, clock.now));
+      assert.ok(paid.every((p) => p.answer.action === 'settle'));
+      const before = r.reads();
+      for (let i = 0; i < 20; i++) assert.equal((await pay(reg, inv.paymentAddr, clock.now)).answer.action, 'settle');
+      assert.ok(r.reads() - before >= 10, `reads for 20 new sets: ${r.reads() - before}`);
+      const twice = await reg.handle(again(paid[123]!.first), () => undefined);
+      assert.equal(twice.action, 'fail');
+    });
+
+    it('the filter itself: holds every set_id added; "maybe" for all until loaded; false positives as its size says', () => {
+      const f = new SettledSetFilter(2 ** 20);
+      const ids = Array.from({ length: 50_000 }, () => randomBytes(32));
+      for (const id of ids) f.add(id);
+      const fresh = Array.from({ length: 50_000 }, () => randomBytes(32));
+      assert.ok(
+        fresh.every((id) => f.mayHold(id)),
+        'not loaded: "maybe" for everything',
+      );
+      f.loaded = true;
+      assert.ok(ids.every((id) => f.mayHold(id)));
+      // 50 000 × 4 probes in 2^20 bits: 17.4 % of the bits set, so (0.174)^4 ≈ 0.09 % false positives (about 46 of 50 000)
+      const fp = fresh.filter((id) => f.mayHold(id)).length;
+      assert.ok(fp > 0 && fp < 200, `false positives: ${fp} of 50 000`);
+    });
+
+    it('its size must be a power of two', async () => {
+      for (const bits of [1000, 3 * 1024, 512])
+        assert.throws(
+          () => new InvoiceRegistry({ store: null as unknown as KvStore, timers: new Clock(), config: { settledSetFilterBits: bits } }),
+          /ERR_INVOICE_ARGUMENT/,
+        );
+    });
   });
 });
