@@ -315,3 +315,34 @@ export function bigintToBytes32(n: bigint, out: Uint8Array = new Uint8Array(32),
   v.setBigUint64(24, n & MASK64);
   return out;
 }
+
+/**
+ * Fresh byte arrays carved out of larger blocks: a typed array longer than 64 bytes gets a backing store of its own
+ * outside the JS heap, which costs about as much as hashing a kilobyte; a view into a shared block costs a small
+ * object. For bytes written once and kept as they are (store keys and values): a block lives as long as any view
+ * into it, so a view kept long keeps its whole block.
+ */
+export class ByteSlab {
+  private block = new Uint8Array(0);
+  private at = 0;
+  constructor(private readonly blockBytes = 64 * 1024) {}
+
+  /** `n` zeroed bytes of their own (no other view shares them). */
+  take(n: number): Uint8Array {
+    if (n > this.blockBytes / 4) return new Uint8Array(n);
+    if (this.at + n > this.block.length) {
+      this.block = new Uint8Array(this.blockBytes);
+      this.at = 0;
+    }
+    const v = this.block.subarray(this.at, this.at + n);
+    this.at += n;
+    return v;
+  }
+
+  /** A copy of `src` from `from` to `to` in bytes of its own. */
+  copy(src: Uint8Array, from = 0, to = src.length): Uint8Array {
+    const v = this.take(to - from);
+    v.set(src.subarray(from, to));
+    return v;
+  }
+}

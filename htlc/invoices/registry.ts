@@ -987,11 +987,11 @@ export class InvoiceRegistry implements FinalHopHandler {
           settledAt: at,
           amountPaidMsat: amount,
           n: set.n,
-          circuits: set.amounts.map((_, i) => set.circuit(i)),
+          channelIds: set.channelIds,
+          htlcIds: set.htlcIds,
           amounts: set.amounts,
           sharesAndHashes: set.arena,
           childIndexes: set.childIndexes,
-          preimages: q.preimages,
           customRecords: set.customRecords,
         }),
       );

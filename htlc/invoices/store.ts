@@ -37,13 +37,22 @@
  *   u8 flags (1: AMP share and child index follow, 2: custom records follow) | u16 circuit length | circuit (UTF-8)
  *   | u64 amount_msat | payment_hash[32] | preimage[32] | [share[32] | u32 child_index]
  *   | [u16 count, then each: u64 type | u32 length | value]
+ *
+ * Set record, version 2 (what the registry writes): the same header with u8 SET_RECORD_V2, then n AMP HTLCs:
+ *   u8 flags (2: custom records follow) | u16 channel id length | channel id (UTF-8) | u64 htlc id | u64 amount_msat
+ *   | share[32] | u32 child_index | [custom records as above]
+ * Nothing that follows from the rest is written: the root is the XOR of the set's shares, each child's preimage
+ * SHA256(root ‖ share ‖ BE32(child_index)) and its payment hash SHA256(preimage) (the registry checked, before the
+ * set settled, that they give the hashes the HTLCs came with), its circuit key `channel id/htlc id` as the switch
+ * writes it. So the write of a settling set is half the bytes, and a lookup derives the rest (2 × SHA-256 per HTLC).
  */
 import type { BatchOp, KvStore } from '../../db/store.js';
 import { decodeRecord, encodeRecord, isRecord } from '../../db/record.js';
-import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
+import { ByteSlab, bytesToHex, hexToBytes } from '../../wire/bytes.js';
 import { DecodeError } from '../../wire/errors.js';
 import type { TlvRecord } from '../../wire/tlv.js';
-import { decodeJson, encodeJson } from '../switch/circuit-map.js';
+import { sha256, sha256Parts } from '../../wire/crypto.js';
+import { decodeJson, encodeJson, keyString } from '../switch/circuit-map.js';
 import { InvoiceError, type AmpSet, type Invoice, type SettledHtlc } from './types.js';
 
 const enc = new TextEncoder();
@@ -53,9 +62,12 @@ const idx = (n: bigint): string => n.toString(16).padStart(16, '0');
 
 const HEX_DIGITS = new TextEncoder().encode('0123456789abcdef');
 
+/** Keys and values this module writes (once each; the store keeps or copies them, nothing changes them). */
+const slab = new ByteSlab();
+
 /** The ASCII key `prefix` ‖ hex(bytes) (as `enc.encode(prefix + bytesToHex(bytes))`, without the string). */
 function hexKey(prefix: string, bytes: Uint8Array): Uint8Array {
-  const out = new Uint8Array(prefix.length + 2 * bytes.length);
+  const out = slab.take(prefix.length + 2 * bytes.length);
   for (let i = 0; i < prefix.length; i++) out[i] = prefix.charCodeAt(i);
   for (let i = 0, at = prefix.length; i < bytes.length; i++, at += 2) {
     out[at] = HEX_DIGITS[bytes[i]! >>> 4]!;
@@ -75,8 +87,9 @@ const COUNTERS = enc.encode('counters');
 
 /** First byte of a JSON value (an object): the earlier format of every record. */
 const JSON_OBJECT_START = 0x7b;
-/** First byte of a set record in the format above. */
+/** First byte of a set record in the formats above. */
 export const SET_RECORD_V1 = 0x01;
+export const SET_RECORD_V2 = 0x02;
 const FLAG_AMP = 1;
 const FLAG_CUSTOM = 2;
 const HASH_LENGTH = 32;
@@ -134,14 +147,15 @@ export interface SetColumns {
   settleIndex: bigint;
   settledAt: number;
   amountPaidMsat: bigint;
-  /** HTLCs */
+  /** HTLCs (all AMP) */
   n: number;
-  circuits: readonly string[];
+  /** Each HTLC's circuit key: its channel id and HTLC id. */
+  channelIds: readonly string[];
+  htlcIds: readonly bigint[];
   amounts: readonly bigint[];
-  /** Per HTLC at i × 64: its share, then its payment hash. */
+  /** Per HTLC at i × 64: its share (then its payment hash, which the record does not keep). */
   sharesAndHashes: Uint8Array;
   childIndexes: readonly number[];
-  preimages: readonly Uint8Array[];
   customRecords: readonly (readonly TlvRecord[] | undefined)[];
 }
 
@@ -151,13 +165,15 @@ const SHARE_AND_HASH = 2 * HASH_LENGTH;
 function putCircuit(c: string): void {
   ensure(2 + 3 * c.length);
   let ascii = true;
-  for (let i = 0; i < c.length; i++) {
+  const w = wbuf;
+  const at = wpos + 2;
+  for (let i = 0, len = c.length; i < len; i++) {
     const ch = c.charCodeAt(i);
     if (ch > 0x7f) {
       ascii = false;
       break;
     }
-    wbuf[wpos + 2 + i] = ch;
+    w[at + i] = ch;
   }
   const written = ascii ? c.length : enc.encodeInto(c, wbuf.subarray(wpos + 2)).written;
   if (written > U16_MAX) throw new InvoiceError('ERR_INVOICE_ARGUMENT', 'circuit key too long');
@@ -169,10 +185,11 @@ function putCircuit(c: string): void {
 function putSetHeader(
   h: { setId: Uint8Array; paymentAddr: Uint8Array; settleIndex: bigint; settledAt: number; amountPaidMsat: bigint },
   n: number,
+  version: number,
 ): void {
   wpos = 0;
   ensure(1 + 2 * HASH_LENGTH + 3 * 8 + 4);
-  wbuf[wpos++] = SET_RECORD_V1;
+  wbuf[wpos++] = version;
   putBytes(h.setId, HASH_LENGTH, 'set_id');
   putBytes(h.paymentAddr, HASH_LENGTH, 'payment_addr');
   putU64(h.settleIndex, 'settle index');
@@ -186,29 +203,45 @@ function putSetHeader(
   wpos += 4;
 }
 
-/** A settled set in the set record format, from its columns. */
+/** Channel ids as UTF-8 (a node has few channels; the cache is dropped whole when it grows past this many). */
+const CHANNEL_ID_CACHE_MAX = 1024;
+const channelIdBytes = new Map<string, Uint8Array>();
+
+function channelIdUtf8(id: string): Uint8Array {
+  let b = channelIdBytes.get(id);
+  if (b === undefined) {
+    b = enc.encode(id);
+    if (b.length > U16_MAX) throw new InvoiceError('ERR_INVOICE_ARGUMENT', 'channel id too long');
+    if (channelIdBytes.size >= CHANNEL_ID_CACHE_MAX) channelIdBytes.clear();
+    channelIdBytes.set(id, b);
+  }
+  return b;
+}
+
+/** A settled AMP set in the set record format, version 2, from its columns. */
 export function encodeSetColumns(c: SetColumns): Uint8Array {
-  putSetHeader(c, c.n);
+  putSetHeader(c, c.n, SET_RECORD_V2);
   const sh = c.sharesAndHashes;
+  if (sh.length < c.n * SHARE_AND_HASH) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `shares for ${c.n} HTLCs, got ${sh.length} bytes`);
   for (let i = 0; i < c.n; i++) {
     const custom = c.customRecords[i] !== undefined && c.customRecords[i]!.length > 0 ? c.customRecords[i]! : undefined;
-    ensure(1);
-    wbuf[wpos++] = FLAG_AMP | (custom !== undefined ? FLAG_CUSTOM : 0);
-    putCircuit(c.circuits[i]!);
-    ensure(8 + 3 * HASH_LENGTH + 4 + 2);
+    const chan = channelIdUtf8(c.channelIds[i]!);
+    ensure(1 + 2 + chan.length + 2 * 8 + HASH_LENGTH + 4);
+    const w = wbuf;
+    w[wpos] = custom !== undefined ? FLAG_CUSTOM : 0;
+    wview.setUint16(wpos + 1, chan.length);
+    w.set(chan, wpos + 3);
+    wpos += 3 + chan.length;
+    putU64(c.htlcIds[i]!, 'HTLC id');
     putU64(c.amounts[i]!, 'HTLC amount');
-    const at = i * SHARE_AND_HASH;
-    if (sh.length < at + SHARE_AND_HASH) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `no share and hash for HTLC ${i}`);
-    putRange(sh, at + HASH_LENGTH, HASH_LENGTH); // payment hash
-    putBytes(c.preimages[i]!, HASH_LENGTH, 'preimage');
-    putRange(sh, at, HASH_LENGTH); // share
+    putRange(sh, i * SHARE_AND_HASH, HASH_LENGTH);
     const ci = c.childIndexes[i]!;
     if (!Number.isInteger(ci) || ci < 0 || ci > U32_MAX) throw new InvoiceError('ERR_INVOICE_ARGUMENT', `child index out of range: ${ci}`);
     wview.setUint32(wpos, ci);
     wpos += 4;
     if (custom !== undefined) putCustom(custom);
   }
-  return wbuf.slice(0, wpos);
+  return slab.copy(wbuf, 0, wpos);
 }
 
 function putCustom(custom: readonly TlvRecord[]): void {
@@ -228,7 +261,7 @@ function putCustom(custom: readonly TlvRecord[]): void {
 
 /** A settled set in the set record format. */
 export function encodeSet(set: AmpSet): Uint8Array {
-  putSetHeader(set, set.htlcs.length);
+  putSetHeader(set, set.htlcs.length, SET_RECORD_V1);
   for (const h of set.htlcs) {
     const custom = h.customRecords !== undefined && h.customRecords.length > 0 ? h.customRecords : undefined;
     ensure(1);
@@ -294,15 +327,28 @@ class SetReader {
     this.pos += n;
     return v;
   }
+  left(): number {
+    return this.data.length - this.pos;
+  }
   end(): void {
     if (this.pos !== this.data.length)
       throw new DecodeError('ERR_TRAILING_BYTES', `set record: ${this.data.length - this.pos} trailing bytes`);
   }
 }
 
-/** Reads a set record (the format above). */
+function readCustom(r: SetReader): TlvRecord[] {
+  const count = r.u16();
+  const records: TlvRecord[] = [];
+  for (let k = 0; k < count; k++) {
+    const type = r.u64();
+    records.push({ type, value: r.bytes(r.u32()) });
+  }
+  return records;
+}
+
+/** Reads a set record (either version above). */
 export function decodeSet(v: Uint8Array): AmpSet {
-  if (v[0] !== SET_RECORD_V1) throw new DecodeError('ERR_INVALID_VALUE', `not a set record (first byte ${v[0]})`);
+  if (v[0] !== SET_RECORD_V1 && v[0] !== SET_RECORD_V2) throw new DecodeError('ERR_INVALID_VALUE', `not a set record (first byte ${v[0]})`);
   const r = new SetReader(v);
   const setId = r.bytes(HASH_LENGTH);
   const paymentAddr = r.bytes(HASH_LENGTH);
@@ -310,6 +356,12 @@ export function decodeSet(v: Uint8Array): AmpSet {
   const settledAt = r.seconds();
   const amountPaidMsat = r.u64();
   const n = r.u32();
+  const htlcs = v[0] === SET_RECORD_V1 ? readHtlcsV1(r, n) : readHtlcsV2(r, n);
+  r.end();
+  return { setId, paymentAddr, state: 'settled', settleIndex, settledAt, amountPaidMsat, htlcs };
+}
+
+function readHtlcsV1(r: SetReader, n: number): SettledHtlc[] {
   const htlcs: SettledHtlc[] = [];
   for (let i = 0; i < n; i++) {
     const flags = r.u8();
@@ -322,20 +374,52 @@ export function decodeSet(v: Uint8Array): AmpSet {
       h.share = r.bytes(HASH_LENGTH);
       h.childIndex = r.u32();
     }
-    if ((flags & FLAG_CUSTOM) !== 0) {
-      const count = r.u16();
-      const records: TlvRecord[] = [];
-      for (let k = 0; k < count; k++) {
-        const type = r.u64();
-        records.push({ type, value: r.bytes(r.u32()) });
-      }
-      h.customRecords = records;
-    }
+    if ((flags & FLAG_CUSTOM) !== 0) h.customRecords = readCustom(r);
     htlcs.push(h);
   }
-  r.end();
-  return { setId, paymentAddr, state: 'settled', settleIndex, settledAt, amountPaidMsat, htlcs };
+  return htlcs;
 }
+
+/** Version 2: AMP HTLCs whose preimages and hashes follow from the shares (root = their XOR). */
+function readHtlcsV2(r: SetReader, n: number): SettledHtlc[] {
+  // bounded by the record: each HTLC takes at least this many bytes
+  const least = 1 + 2 + 2 * 8 + HASH_LENGTH + 4;
+  if (n * least > r.left()) throw new DecodeError('ERR_TRUNCATED', `set record: ${n} HTLCs do not fit in ${r.left()} bytes`);
+  const htlcs: SettledHtlc[] = [];
+  const root = new Uint8Array(HASH_LENGTH);
+  for (let i = 0; i < n; i++) {
+    const flags = r.u8();
+    if ((flags & ~FLAG_CUSTOM) !== 0) throw new DecodeError('ERR_INVALID_VALUE', `set record: unknown HTLC flags ${flags}`);
+    const channelId = dec.decode(r.bytes(r.u16()));
+    const htlcId = r.u64();
+    const amountMsat = r.u64();
+    const share = r.bytes(HASH_LENGTH);
+    const childIndex = r.u32();
+    for (let b = 0; b < HASH_LENGTH; b++) root[b]! ^= share[b]!;
+    const h: SettledHtlc = {
+      circuit: keyString({ channelId, htlcId }),
+      amountMsat,
+      paymentHash: NO_HASH,
+      preimage: NO_HASH,
+      share,
+      childIndex,
+    };
+    if ((flags & FLAG_CUSTOM) !== 0) h.customRecords = readCustom(r);
+    htlcs.push(h);
+  }
+  const index = new Uint8Array(4);
+  const block = new Uint8Array(2 * HASH_LENGTH);
+  block.set(root, 0);
+  for (const h of htlcs) {
+    block.set(h.share!, HASH_LENGTH);
+    new DataView(index.buffer).setUint32(0, h.childIndex!);
+    h.preimage = sha256Parts(block, index);
+    h.paymentHash = sha256(h.preimage);
+  }
+  return htlcs;
+}
+
+const NO_HASH = new Uint8Array(0);
 
 /** A stored set in either format. */
 export function readSetValue(v: Uint8Array): AmpSet {
@@ -409,7 +493,7 @@ const MAX_CHUNK_REFS = 0xffff;
 export function putSettleChunk(first: bigint, refs: readonly { addr: Uint8Array; setId: Uint8Array }[]): BatchOp {
   if (refs.length === 0 || refs.length > MAX_CHUNK_REFS)
     throw new InvoiceError('ERR_INVOICE_ARGUMENT', `a chunk holds 1 to ${MAX_CHUNK_REFS} settlements, not ${refs.length}`);
-  const v = new Uint8Array(3 + 2 * HASH_LENGTH * refs.length);
+  const v = slab.take(3 + 2 * HASH_LENGTH * refs.length);
   v[0] = SETTLE_CHUNK_V1;
   v[1] = refs.length >>> 8;
   v[2] = refs.length & 0xff;

@@ -20,6 +20,7 @@ import {
   setKey,
   settleKey,
   SET_RECORD_V1,
+  SET_RECORD_V2,
 } from '../../htlc/invoices/store.js';
 import { SettledSetFilter } from '../../htlc/invoices/settled-filter.js';
 import { encodeJson } from '../../htlc/switch/circuit-map.js';
@@ -730,21 +731,49 @@ describe('invoice registry (unit)', () => {
     const bytes = encodeSet(set);
     assert.equal(bytes[0], SET_RECORD_V1);
     assert.deepEqual(decodeSet(bytes), set);
+    // version 2, from columns (what the registry writes): preimages, hashes and circuit keys derived on reading
+    const sh = AmpShards.random();
+    const kids = [sh.next(7), sh.next(0xffffffff), sh.next(0, { last: true })];
+    const chan = 'ab'.repeat(32);
+    const htlcIds = [0n, 1n << 40n, 2n ** 64n - 1n];
+    const v2: AmpSet = {
+      ...set,
+      setId: sh.setId,
+      htlcs: kids.map((c, i) => ({
+        circuit: `${chan}/${htlcIds[i]!.toString(16).padStart(16, '0')}`,
+        amountMsat: set.htlcs[i]!.amountMsat,
+        paymentHash: c.hash,
+        preimage: c.preimage,
+        share: c.share,
+        childIndex: c.childIndex,
+        ...(set.htlcs[i]!.customRecords !== undefined ? { customRecords: set.htlcs[i]!.customRecords } : {}),
+      })),
+    };
     const columns = encodeSetColumns({
-      setId: set.setId,
-      paymentAddr: set.paymentAddr,
-      settleIndex: set.settleIndex,
-      settledAt: set.settledAt,
-      amountPaidMsat: set.amountPaidMsat,
+      setId: v2.setId,
+      paymentAddr: v2.paymentAddr,
+      settleIndex: v2.settleIndex,
+      settledAt: v2.settledAt,
+      amountPaidMsat: v2.amountPaidMsat,
       n: 3,
-      circuits: set.htlcs.map((h) => h.circuit),
-      amounts: set.htlcs.map((h) => h.amountMsat),
-      sharesAndHashes: Uint8Array.from(set.htlcs.flatMap((h) => [...h.share!, ...h.paymentHash])),
-      childIndexes: set.htlcs.map((h) => h.childIndex!),
-      preimages: set.htlcs.map((h) => h.preimage),
-      customRecords: set.htlcs.map((h) => h.customRecords),
+      channelIds: [chan, chan, chan],
+      htlcIds,
+      amounts: v2.htlcs.map((h) => h.amountMsat),
+      sharesAndHashes: Uint8Array.from(v2.htlcs.flatMap((h) => [...h.share!, ...h.paymentHash])),
+      childIndexes: v2.htlcs.map((h) => h.childIndex!),
+      customRecords: v2.htlcs.map((h) => h.customRecords),
     });
-    assert.deepEqual(columns, bytes);
+    assert.equal(columns[0], SET_RECORD_V2);
+    assert.deepEqual(decodeSet(columns), v2);
+    assert.equal(encodeSet(v2).length - columns.length, 3 * (2 * 32) - 3 * (8 - 17), 'no preimage, no hash; the HTLC id binary');
+    assert.throws(() => decodeSet(columns.subarray(0, columns.length - 1)), /ERR_TRUNCATED/);
+    assert.throws(() => decodeSet(Uint8Array.from([...columns, 0])), /ERR_TRAILING_BYTES/);
+    const badFlags = Uint8Array.from(columns);
+    badFlags[1 + 64 + 24 + 4] = 1;
+    assert.throws(() => decodeSet(badFlags), /ERR_INVALID_VALUE/);
+    const tooMany = Uint8Array.from(columns);
+    new DataView(tooMany.buffer).setUint32(1 + 64 + 24, 0xffffffff);
+    assert.throws(() => decodeSet(tooMany), /ERR_TRUNCATED/);
     const plain: AmpSet = {
       ...set,
       htlcs: [{ circuit: 'ü/1', amountMsat: 1n, paymentHash: sha256(new Uint8Array(32)), preimage: new Uint8Array(32) }],
