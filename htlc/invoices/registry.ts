@@ -144,7 +144,7 @@ interface QueuedSettle {
 /** What a batch of settlements makes of one invoice: its header after the batch, and its sets in the batch. */
 interface Settled {
   inv: Invoice;
-  sets: { settleIndex: bigint; setId: Uint8Array }[];
+  sets: { settleIndex: bigint; setId: Uint8Array; amountMsat: bigint }[];
 }
 
 interface Open {
@@ -824,7 +824,7 @@ export class InvoiceRegistry implements FinalHopHandler {
     const preimages: Uint8Array[] = [];
     for (let i = 0; i < set.n; i++) {
       const at = i * AMP_SLOT;
-      block.set(arena.subarray(at, at + HASH_LENGTH), HASH_LENGTH);
+      for (let b = 0; b < HASH_LENGTH; b++) block[HASH_LENGTH + b] = arena[at + b]!;
       this.childIndexView.setUint32(0, set.childIndexes[i]!);
       const preimage = sha256Parts(block, this.childIndexBytes);
       const hash = sha256(preimage);
@@ -969,15 +969,8 @@ export class InvoiceRegistry implements FinalHopHandler {
         latest.set(o, l);
       }
       const amount = set.sumMsat;
-      // the invoice stays open: one record per set and its settlement reference
-      l.inv = {
-        ...l.inv,
-        amountPaidMsat: l.inv.amountPaidMsat + amount,
-        settleIndex,
-        settledAt: at,
-        settledSets: (l.inv.settledSets ?? 0) + 1,
-      };
-      l.sets.push({ settleIndex, setId: set.setId! });
+      // the invoice stays open: one record per set (its header after the batch is made below, once)
+      l.sets.push({ settleIndex, setId: set.setId!, amountMsat: amount });
       refs.push({ addr: o.inv.paymentAddr, setId: set.setId! });
       ops.push(
         putSetRecord({
@@ -998,6 +991,17 @@ export class InvoiceRegistry implements FinalHopHandler {
       live.push({ q, settleIndex });
     }
     if (live.length === 0) return;
+    for (const l of latest.values()) {
+      let paid = l.inv.amountPaidMsat;
+      for (const x of l.sets) paid += x.amountMsat;
+      l.inv = {
+        ...l.inv,
+        amountPaidMsat: paid,
+        settleIndex: l.sets[l.sets.length - 1]!.settleIndex,
+        settledAt: at,
+        settledSets: (l.inv.settledSets ?? 0) + l.sets.length,
+      };
+    }
     // the batch's settlement references, one entry from its first settle index on
     ops.push(putSettleChunk(live[0]!.settleIndex, refs));
     // the headers and lists of sets every CHECKPOINT_SETS sets
