@@ -87,6 +87,8 @@ const HASH_LENGTH = 32;
 const AMP_SLOT = 2 * HASH_LENGTH;
 /** Slots a set's arrays start with (a set of up to this many HTLCs never grows them). */
 const INITIAL_SLOTS = 8;
+/** Arenas of sets gone kept for new sets (at most this many: 512 KB). */
+const MAX_SPARE_ARENAS = 1024;
 /** Up to this many HTLCs a set finds an HTLC asked again by scanning; beyond, by a map. */
 const LINEAR_LOOKUP_MAX = 16;
 /** Failed AMP set_ids remembered (oldest forgotten first). */
@@ -191,9 +193,11 @@ class PendingSet {
     readonly id: string,
     readonly setId: Uint8Array | undefined,
     readonly totalMsat: bigint,
+    /** AMP: an arena of INITIAL_SLOTS slots (its bytes need not be zero: a slot is written before it is read). */
+    arena: Uint8Array = NO_SLOTS,
   ) {
     this.xor = setId !== undefined ? new Uint8Array(HASH_LENGTH) : NO_SLOTS;
-    this.arena = setId !== undefined ? new Uint8Array(INITIAL_SLOTS * AMP_SLOT) : NO_SLOTS;
+    this.arena = arena;
   }
 
   /** The slot of the HTLC with this circuit key, or -1. */
@@ -235,8 +239,9 @@ class PendingSet {
     return keyString({ channelId: this.channelIds[i]!, htlcId: this.htlcIds[i]! });
   }
 
-  /** Lets go of the HTLCs' data (the set object may stay referenced by the hold timer queue a while). */
-  release(): void {
+  /** Lets go of the HTLCs' data (the set object may stay referenced by the hold timer queue a while); returns its arena. */
+  release(): Uint8Array {
+    const arena = this.arena;
     this.channelIds = [];
     this.htlcIds = [];
     this.amounts = [];
@@ -245,6 +250,7 @@ class PendingSet {
     this.childIndexes = [];
     this.arena = NO_SLOTS;
     this.byCircuit = undefined;
+    return arena;
   }
 }
 
@@ -309,6 +315,8 @@ export class InvoiceRegistry implements FinalHopHandler {
   private settleFlushScheduled = false;
   /** keyOf(set_id) → the store read of a new set under way (its other shards wait for it too). */
   private readonly setReads = new Map<string, Promise<AmpSet | undefined>>();
+  /** Arenas of dropped AMP sets, for new sets. */
+  private readonly spareArenas: Uint8Array[] = [];
   /** Child derivation input: root ‖ share, and BE32(child index). */
   private readonly childBlock = new Uint8Array(2 * HASH_LENGTH);
   private readonly childIndexBytes = new Uint8Array(4);
@@ -733,7 +741,7 @@ export class InvoiceRegistry implements FinalHopHandler {
       if (equalBytes(amp.setId, ZERO32) || this.failedSetIds.has(id)) return failUnknown(h);
       if (mpp.totalMsat === 0n || mpp.totalMsat < inv.amountMsat) return failUnknown(h);
       if (o.sets.size >= this.config.maxPendingSetsPerInvoice) return failWith({ name: 'temporary_node_failure' });
-      set = new PendingSet(o, id, amp.setId.slice(), mpp.totalMsat);
+      set = new PendingSet(o, id, amp.setId.slice(), mpp.totalMsat, this.spareArenas.pop() ?? new Uint8Array(INITIAL_SLOTS * AMP_SLOT));
       o.sets.set(id, set);
       this.pendingSetIds.set(id, o);
     }
@@ -1035,7 +1043,9 @@ export class InvoiceRegistry implements FinalHopHandler {
     const o = set.open;
     if (o.sets.get(set.id) === set) o.sets.delete(set.id);
     if (set.setId !== undefined && this.pendingSetIds.get(set.id) === o) this.pendingSetIds.delete(set.id);
-    set.release();
+    const arena = set.release();
+    // its arena serves a later set (a fresh one costs a backing store of its own, outside the heap)
+    if (arena.length === INITIAL_SLOTS * AMP_SLOT && this.spareArenas.length < MAX_SPARE_ARENAS) this.spareArenas.push(arena);
   }
 
   /** Fails every HTLC of a set (but slot `except`, which the caller answers) and drops the set. */

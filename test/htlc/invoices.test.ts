@@ -179,6 +179,52 @@ describe('invoice registry (unit)', () => {
     assert.equal(inv?.sets?.[0]?.htlcs.length, 3);
   });
 
+  it('the arenas of sets gone (timed out, settled) serve new sets: every later set settles with its own children', async () => {
+    const { reg, clock } = await setup({ mppTimeoutMs: 1000 });
+    const inv = await reg.addInvoice({ amp: true });
+    const hand = (x: ReturnType<typeof shardsOf>, i: number, n: number): FinalHtlc =>
+      shardHtlc({
+        addr: inv.paymentAddr,
+        setId: x.shards.setId,
+        child: x.children[i]!,
+        amountMsat: 100n,
+        totalMsat: 100n * BigInt(n),
+        arrivedAt: clock.now,
+      });
+    for (let round = 0; round < 3; round++) {
+      // eight sets left one shard short: they time out and give their arenas back
+      const short = Array.from({ length: 8 }, () => shardsOf(8));
+      const failed: FinalResolution[] = [];
+      for (const x of short)
+        for (let i = 0; i < 7; i++) assert.equal((await reg.handle(hand(x, i, 8), (r) => failed.push(r))).action, 'hold');
+      clock.advance(1001);
+      assert.equal(failed.length, 56);
+      assert.ok(failed.every((r) => r.action === 'fail' && r.failure.name === 'mpp_timeout'));
+      // sets begun now take those arenas, some interleaved: each settles with its own preimages, and reads back so
+      const full = Array.from({ length: 8 }, () => shardsOf(8));
+      const answers: Promise<FinalResolution>[][] = full.map(() => []);
+      for (let i = 0; i < 8; i++)
+        full.forEach((x, k) => {
+          answers[k]!.push(
+            new Promise((resolve) => {
+              const r = reg.handle(hand(x, i, 8), resolve);
+              if (!(r instanceof Promise) && r.action !== 'hold') resolve(r);
+              else if (r instanceof Promise) void r.then((v) => v.action !== 'hold' && resolve(v));
+            }),
+          );
+        });
+      for (const [k, x] of full.entries()) {
+        const got = await Promise.all(answers[k]!);
+        got.forEach((r, i) => assert.ok(r.action === 'settle' && equalBytes(r.preimage, x.children[i]!.preimage), `set ${k} shard ${i}`));
+        const stored = (await reg.lookupSet(x.shards.setId))!;
+        stored.htlcs.forEach((h, i) => {
+          assert.ok(equalBytes(h.share!, x.children[i]!.share) && equalBytes(h.paymentHash, x.children[i]!.hash));
+          assert.ok(equalBytes(h.preimage, x.children[i]!.preimage));
+        });
+      }
+    }
+  });
+
   it('a shard that times out takes the whole set with it (mpp_timeout); its set_id takes no more HTLCs', async () => {
     const { reg, clock } = await setup({ mppTimeoutMs: 1000 });
     const inv = await reg.addInvoice({ amp: true });
