@@ -324,6 +324,7 @@ export class InvoiceRegistry implements FinalHopHandler {
   /** set_ids that may have settled: a new set whose set_id it does not hold needs no store read. */
   private readonly settledSets: SettledSetFilter;
   private filterLoad: Promise<void> = Promise.resolve();
+  private stopped = false;
 
   constructor(private readonly o: RegistryOptions) {
     this.config = { ...DEFAULT_REGISTRY_CONFIG, ...(o.config ?? {}) };
@@ -361,9 +362,13 @@ export class InvoiceRegistry implements FinalHopHandler {
 
   private async loadSettledSets(): Promise<void> {
     try {
-      for await (const id of listedSetIds(this.o.store)) this.settledSets.add(id);
+      for await (const id of listedSetIds(this.o.store)) {
+        if (this.stopped) return; // the store may close under a load left running
+        this.settledSets.add(id);
+      }
       this.settledSets.loaded = true;
     } catch (e) {
+      if (this.stopped) return;
       // not loaded: every new set keeps reading the store, as before the filter existed
       this.o.log?.('warn', { err: (e as Error).message }, 'settled-set filter not loaded; new AMP sets read the store');
     }
@@ -426,6 +431,7 @@ export class InvoiceRegistry implements FinalHopHandler {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer !== undefined) this.o.timers.clearTimeout(this.timer);
     this.timer = undefined;
   }

@@ -62,12 +62,14 @@ const idx = (n: bigint): string => n.toString(16).padStart(16, '0');
 
 const HEX_DIGITS = new TextEncoder().encode('0123456789abcdef');
 
-/** Keys and values this module writes (once each; the store keeps or copies them, nothing changes them). */
+/**
+ * The keys and values of settled sets and of chunks of settlement references: written once, never rewritten, and
+ * kept for good (in a memory store, as they are), so that no block is held by a few stray views.
+ */
 const slab = new ByteSlab();
 
 /** The ASCII key `prefix` ‖ hex(bytes) (as `enc.encode(prefix + bytesToHex(bytes))`, without the string). */
-function hexKey(prefix: string, bytes: Uint8Array): Uint8Array {
-  const out = slab.take(prefix.length + 2 * bytes.length);
+function hexKey(prefix: string, bytes: Uint8Array, out: Uint8Array = new Uint8Array(prefix.length + 2 * bytes.length)): Uint8Array {
   for (let i = 0; i < prefix.length; i++) out[i] = prefix.charCodeAt(i);
   for (let i = 0, at = prefix.length; i < bytes.length; i++, at += 2) {
     out[at] = HEX_DIGITS[bytes[i]! >>> 4]!;
@@ -457,7 +459,7 @@ export function putSet(set: AmpSet): BatchOp[] {
 
 /** A settled set's record alone (its invoice lists it later, in a chunk: `putSetChunk`). */
 export function putSetRecord(c: SetColumns): BatchOp {
-  return { type: 'put', key: setKey(c.setId), value: encodeSetColumns(c) };
+  return { type: 'put', key: hexKey('s/', c.setId, slab.take(2 + 2 * HASH_LENGTH)), value: encodeSetColumns(c) };
 }
 
 /** First byte of an is/ chunk: the set_ids (32 bytes each) of consecutive sets of one invoice, from the key's settle index on. */

@@ -947,6 +947,37 @@ describe('invoice registry (unit)', () => {
       assert.ok(fp > 0 && fp < 200, `false positives: ${fp} of 50 000`);
     });
 
+    it('a filter that cannot load (the store fails to list): a warning, and new sets keep reading the store', async () => {
+      const clock = new Clock();
+      const r = reading(await openMemoryStore());
+      const warnings: string[] = [];
+      const failing: KvStore = {
+        ...r.store,
+        entries: (p) =>
+          new TextDecoder().decode(p) === 'is/'
+            ? (async function* (): AsyncIterable<[Uint8Array, Uint8Array]> {
+                yield* [];
+                throw new Error('disk gone');
+              })()
+            : r.store.entries(p),
+      };
+      const reg = new InvoiceRegistry({
+        store: failing,
+        timers: clock,
+        now: () => clock.now,
+        log: (level, _o, msg) => level === 'warn' && warnings.push(msg),
+      });
+      await reg.start();
+      assert.equal(await reg.settledSetsLoaded(), false);
+      assert.equal(warnings.length, 1);
+      const inv = await reg.addInvoice({ amp: true });
+      const first = await pay(reg, inv.paymentAddr, clock.now);
+      const before = r.reads();
+      assert.equal((await pay(reg, inv.paymentAddr, clock.now)).answer.action, 'settle');
+      assert.ok(r.reads() > before, 'not loaded: the store is asked');
+      assert.equal((await reg.handle(again(first.first), () => undefined)).action, 'fail');
+    });
+
     it('its size must be a power of two', async () => {
       for (const bits of [1000, 3 * 1024, 512])
         assert.throws(
