@@ -14,6 +14,7 @@
  *
  * Pure apart from what it is handed: the store, the sender, the clock and the timers.
  */
+import { embedOnce } from '../../db/record.js';
 import type { BatchOp, KvStore } from '../../db/store.js';
 import { AmpShards, Sharer, type AmpChild } from '../../onion/amp.js';
 import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
@@ -647,7 +648,9 @@ export class Payments {
   }
 
   private put(rec: PaymentRecord): BatchOp {
-    return { type: 'put', key: paymentKey(rec.id), value: encodeStored(rec) };
+    // rewritten at every change of every attempt: each attempt's route (never changed once made) is encoded once
+    const attempts = rec.attempts.map((a) => ({ ...a, route: embedOnce(a.route) }));
+    return { type: 'put', key: paymentKey(rec.id), value: encodeStored({ ...rec, attempts }) };
   }
 
   private counters(): BatchOp {
