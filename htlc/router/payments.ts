@@ -648,9 +648,10 @@ export class Payments {
   }
 
   private put(rec: PaymentRecord): BatchOp {
-    // rewritten at every change of every attempt: each attempt's route (never changed once made) is encoded once
+    // rewritten at every change of every attempt: the request (route hints and all) and each attempt's route, never
+    // changed once made, are encoded once
     const attempts = rec.attempts.map((a) => ({ ...a, route: embedOnce(a.route) }));
-    return { type: 'put', key: paymentKey(rec.id), value: encodeStored({ ...rec, attempts }) };
+    return { type: 'put', key: paymentKey(rec.id), value: encodeStored({ ...rec, request: embedOnce(rec.request), attempts }) };
   }
 
   private counters(): BatchOp {

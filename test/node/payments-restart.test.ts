@@ -38,11 +38,12 @@ describe('payments across a restart of the payer', () => {
     assert.equal(done.status, 'succeeded', done.failureDetail);
     assert.equal(bytesToHex(done.preimage!), bytesToHex(preimage));
     assert.equal(done.attempts.filter((x) => x.status === 'settled').length, 4);
-    // each attempt's route (written once, embedded in every rewrite of the record) came back from the store whole
+    // the request and each attempt's route (encoded once, embedded in every rewrite of the record) came back whole
     assert.deepEqual(
       done.attempts.map((x) => x.route),
       before!.attempts.map((x) => x.route),
     );
+    assert.deepEqual(done.request, before!.request);
     assert.equal(
       g.a.paymentEvents.filter((e) => bytesToHex(e.payment.id) === bytesToHex(started.id)).length,
       1,
