@@ -20,7 +20,9 @@
  * and reads the store only on a "maybe" (rare; and until the filter has
  * loaded after a start); the shard that completes the set derives
  * every child (2 × SHA-256 each) and writes the set's settlement: its record
- * and its settlement reference (its invoice's header and list of sets follow
+ * (version 2: its shares, not the preimages and hashes that follow from them)
+ * and, with the other sets of its batch, one chunk of settlement references
+ * (its invoice's header and list of sets follow
  * at the next checkpoint, see store.ts; loading counts the sets after the
  * last checkpoint again). Settlements are group-committed: sets that complete
  * while a settle write is under way go together into the next batch (at most
