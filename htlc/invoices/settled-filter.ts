@@ -8,8 +8,9 @@
  * holds: until then its "no" means nothing and the registry reads.
  *
  * Memory is fixed (`bits`): as sets accumulate, false positives grow (with 2^24 bits and 4 probes, 0.2 % at 1 000 000
- * sets, 9 % at 5 000 000), each costing a store read, never a wrong answer. The probes mix the set_id (which the
- * sender chooses) with a random key of this filter, so a sender cannot aim its set_ids at bits already set.
+ * sets, 2 % at 2 000 000, 24 % at 5 000 000), each costing a store read, never a wrong answer. The probes mix the
+ * set_id (which the sender chooses) with a random key of this filter, so a sender cannot aim its set_ids at bits
+ * already set.
  */
 import { randomBytes } from '../../wire/crypto.js';
 import { InvoiceError } from './types.js';
