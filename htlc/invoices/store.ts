@@ -51,7 +51,7 @@ import { decodeRecord, encodeRecord, isRecord } from '../../db/record.js';
 import { ByteSlab, bytesToHex, hexToBytes } from '../../wire/bytes.js';
 import { DecodeError } from '../../wire/errors.js';
 import type { TlvRecord } from '../../wire/tlv.js';
-import { sha256, sha256Parts } from '../../wire/crypto.js';
+import { deriveChild, reconstructRoot } from '../../onion/index.js';
 import { decodeJson, encodeJson, keyString } from '../switch/circuit-map.js';
 import { InvoiceError, type AmpSet, type Invoice, type SettledHtlc } from './types.js';
 
@@ -387,8 +387,7 @@ function readHtlcsV2(r: SetReader, n: number): SettledHtlc[] {
   // bounded by the record: each HTLC takes at least this many bytes
   const least = 1 + 2 + 2 * 8 + HASH_LENGTH + 4;
   if (n * least > r.left()) throw new DecodeError('ERR_TRUNCATED', `set record: ${n} HTLCs do not fit in ${r.left()} bytes`);
-  const htlcs: SettledHtlc[] = [];
-  const root = new Uint8Array(HASH_LENGTH);
+  const read: { flags: number; circuit: string; amountMsat: bigint; share: Uint8Array; childIndex: number; custom?: TlvRecord[] }[] = [];
   for (let i = 0; i < n; i++) {
     const flags = r.u8();
     if ((flags & ~FLAG_CUSTOM) !== 0) throw new DecodeError('ERR_INVALID_VALUE', `set record: unknown HTLC flags ${flags}`);
@@ -397,31 +396,25 @@ function readHtlcsV2(r: SetReader, n: number): SettledHtlc[] {
     const amountMsat = r.u64();
     const share = r.bytes(HASH_LENGTH);
     const childIndex = r.u32();
-    for (let b = 0; b < HASH_LENGTH; b++) root[b]! ^= share[b]!;
+    const x: (typeof read)[number] = { flags, circuit: keyString({ channelId, htlcId }), amountMsat, share, childIndex };
+    if ((flags & FLAG_CUSTOM) !== 0) x.custom = readCustom(r);
+    read.push(x);
+  }
+  const root = reconstructRoot(read.map((x) => x.share));
+  return read.map((x) => {
+    const child = deriveChild(root, x.share, x.childIndex);
     const h: SettledHtlc = {
-      circuit: keyString({ channelId, htlcId }),
-      amountMsat,
-      paymentHash: NO_HASH,
-      preimage: NO_HASH,
-      share,
-      childIndex,
+      circuit: x.circuit,
+      amountMsat: x.amountMsat,
+      paymentHash: child.hash,
+      preimage: child.preimage,
+      share: x.share,
+      childIndex: x.childIndex,
     };
-    if ((flags & FLAG_CUSTOM) !== 0) h.customRecords = readCustom(r);
-    htlcs.push(h);
-  }
-  const index = new Uint8Array(4);
-  const block = new Uint8Array(2 * HASH_LENGTH);
-  block.set(root, 0);
-  for (const h of htlcs) {
-    block.set(h.share!, HASH_LENGTH);
-    new DataView(index.buffer).setUint32(0, h.childIndex!);
-    h.preimage = sha256Parts(block, index);
-    h.paymentHash = sha256(h.preimage);
-  }
-  return htlcs;
+    if (x.custom !== undefined) h.customRecords = x.custom;
+    return h;
+  });
 }
-
-const NO_HASH = new Uint8Array(0);
 
 /** A stored set in either format. */
 export function readSetValue(v: Uint8Array): AmpSet {
@@ -448,15 +441,6 @@ export function putInvoiceIndexes(inv: Invoice): BatchOp[] {
   ];
 }
 
-/** A settled set's record and its entry in its invoice's list of sets (one entry per set, as the earlier format). */
-export function putSet(set: AmpSet): BatchOp[] {
-  const setHex = bytesToHex(set.setId);
-  return [
-    { type: 'put', key: enc.encode(`s/${setHex}`), value: encodeSet(set) },
-    { type: 'put', key: invoiceSetKey(set.paymentAddr, set.settleIndex), value: enc.encode(setHex) },
-  ];
-}
-
 /** A settled set's record alone (its invoice lists it later, in a chunk: `putSetChunk`). */
 export function putSetRecord(c: SetColumns): BatchOp {
   return { type: 'put', key: hexKey('s/', c.setId, slab.take(2 + 2 * HASH_LENGTH)), value: encodeSetColumns(c) };
@@ -476,11 +460,11 @@ export function putSetChunk(addr: Uint8Array, firstSettleIndex: bigint, setIds: 
 /** First byte of a settlement reference: payment_addr[32], then set_id[32] for an AMP set. */
 export const SETTLE_REF_V1 = 0x01;
 
-export function putSettle(n: bigint, addr: Uint8Array, setId?: Uint8Array): BatchOp {
-  const v = new Uint8Array(1 + HASH_LENGTH + (setId !== undefined ? HASH_LENGTH : 0));
+/** The settlement reference of a regular invoice (AMP sets' go in chunks: `putSettleChunk`). */
+export function putSettle(n: bigint, addr: Uint8Array): BatchOp {
+  const v = new Uint8Array(1 + HASH_LENGTH);
   v[0] = SETTLE_REF_V1;
   v.set(addr, 1);
-  if (setId !== undefined) v.set(setId, 1 + HASH_LENGTH);
   return { type: 'put', key: settleKey(n), value: v };
 }
 

@@ -86,7 +86,10 @@ export interface SettleEvent {
 export interface RegistryConfig {
   /** Hold time of an HTLC of an incomplete set before it fails with mpp_timeout (lnd: 120 s). */
   mppTimeoutMs: number;
-  /** Refuse an HTLC expiring sooner than this many blocks above the tip, whatever the invoice says (as lnd, 19); the invoice's own delta applies too. */
+  /**
+   * Refuse an HTLC expiring sooner than this many blocks above the tip, whatever the invoice says (as lnd, 19); the
+   * invoice's own delta applies too.
+   */
   finalCltvRejectDelta: number;
   /** Pay a keysend HTLC (lnd: accept-keysend, off by default). */
   acceptKeysend: boolean;

@@ -829,6 +829,57 @@ describe('invoice registry (unit)', () => {
     assert.throws(() => decodeSet(Uint8Array.from([...bytes, 0])), /ERR_TRAILING_BYTES/);
   });
 
+  it('an AMP set settled by the version before chunks (its own 65-byte reference, a version 1 record) is replayed', async () => {
+    const clock = new Clock();
+    const store = await openMemoryStore();
+    const reg = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
+    await reg.start();
+    const inv = await reg.addInvoice({ amp: true });
+    const { shards, children } = shardsOf(2);
+    const set: AmpSet = {
+      setId: shards.setId,
+      paymentAddr: inv.paymentAddr,
+      state: 'settled',
+      settleIndex: 1n,
+      settledAt: 1_700_000_000,
+      amountPaidMsat: 2000n,
+      htlcs: children.map((c, i) => ({
+        circuit: `c0/${i.toString(16).padStart(16, '0')}`,
+        amountMsat: 1000n,
+        paymentHash: c.hash,
+        preimage: c.preimage,
+        share: c.share,
+        childIndex: c.childIndex,
+      })),
+    };
+    await store.put(setKey(set.setId), encodeSet(set));
+    await store.put(settleKey(1n), Uint8Array.from([1, ...inv.paymentAddr, ...set.setId]));
+    const again = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
+    await again.start();
+    const got = (await again.lookupByAddr(inv.paymentAddr))!;
+    assert.equal(got.settledSets, 1);
+    assert.equal(got.amountPaidMsat, 2000n);
+    assert.deepEqual(await again.lookupSet(set.setId), set);
+    const events: SettleEvent[] = [];
+    await again.subscribeSettled(0n, (e) => events.push(e));
+    assert.deepEqual(
+      events.map((e) => [e.settleIndex, bytesToHex(e.setId!)]),
+      [[1n, bytesToHex(set.setId)]],
+    );
+    const refused = await again.handle(
+      shardHtlc({
+        addr: inv.paymentAddr,
+        setId: set.setId,
+        child: children[0]!,
+        amountMsat: 1000n,
+        totalMsat: 2000n,
+        arrivedAt: clock.now,
+      }),
+      () => undefined,
+    );
+    assert.equal(refused.action, 'fail', 'a set settled before is not paid twice');
+  });
+
   it('a chunk of settlement references that does not parse: the start fails with a typed error, nothing is guessed', async () => {
     const store = await openMemoryStore();
     const reg = new InvoiceRegistry({ store, timers: new Clock() });
