@@ -106,6 +106,33 @@ function shardsOf(n: number): { shards: AmpShards; children: AmpChild[] } {
   return { shards, children };
 }
 
+/** A set of two 1000 msat shards settled at index 1, as an earlier version stored it (custom records on the first). */
+function settledTwoShardSet(
+  addr: Uint8Array,
+  channelId: string,
+  custom?: { type: bigint; value: Uint8Array }[],
+): { set: AmpSet; children: AmpChild[] } {
+  const { shards, children } = shardsOf(2);
+  const set: AmpSet = {
+    setId: shards.setId,
+    paymentAddr: addr,
+    state: 'settled',
+    settleIndex: 1n,
+    settledAt: 1_700_000_000,
+    amountPaidMsat: 2000n,
+    htlcs: children.map((c, i) => ({
+      circuit: `${channelId}/${i.toString(16).padStart(16, '0')}`,
+      amountMsat: 1000n,
+      paymentHash: c.hash,
+      preimage: c.preimage,
+      share: c.share,
+      childIndex: c.childIndex,
+      ...(i === 0 && custom !== undefined ? { customRecords: custom } : {}),
+    })),
+  };
+  return { set, children };
+}
+
 describe('invoice registry (unit)', () => {
   it('an 8-shard set: held until complete, then each settled with its own child preimage, in one write', async () => {
     const { reg, clock, writes } = await setup();
@@ -658,24 +685,7 @@ describe('invoice registry (unit)', () => {
     const { store, writes } = counting(await openMemoryStore());
     const enc = new TextEncoder();
     const addr = randomBytes(32);
-    const { shards, children } = shardsOf(2);
-    const old: AmpSet = {
-      setId: shards.setId,
-      paymentAddr: addr,
-      state: 'settled',
-      settleIndex: 1n,
-      settledAt: 1_700_000_000,
-      amountPaidMsat: 2000n,
-      htlcs: children.map((c, i) => ({
-        circuit: `old/${i.toString(16).padStart(16, '0')}`,
-        amountMsat: 1000n,
-        paymentHash: c.hash,
-        preimage: c.preimage,
-        share: c.share,
-        childIndex: c.childIndex,
-        ...(i === 0 ? { customRecords: [{ type: 65537n, value: new Uint8Array([1, 2]) }] } : {}),
-      })),
-    };
+    const { set: old, children } = settledTwoShardSet(addr, 'old', [{ type: 65537n, value: new Uint8Array([1, 2]) }]);
     const inv: Invoice = {
       addIndex: 1n,
       kind: 'amp',
@@ -835,23 +845,7 @@ describe('invoice registry (unit)', () => {
     const reg = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
     await reg.start();
     const inv = await reg.addInvoice({ amp: true });
-    const { shards, children } = shardsOf(2);
-    const set: AmpSet = {
-      setId: shards.setId,
-      paymentAddr: inv.paymentAddr,
-      state: 'settled',
-      settleIndex: 1n,
-      settledAt: 1_700_000_000,
-      amountPaidMsat: 2000n,
-      htlcs: children.map((c, i) => ({
-        circuit: `c0/${i.toString(16).padStart(16, '0')}`,
-        amountMsat: 1000n,
-        paymentHash: c.hash,
-        preimage: c.preimage,
-        share: c.share,
-        childIndex: c.childIndex,
-      })),
-    };
+    const { set, children } = settledTwoShardSet(inv.paymentAddr, 'c0');
     await store.put(setKey(set.setId), encodeSet(set));
     await store.put(settleKey(1n), Uint8Array.from([1, ...inv.paymentAddr, ...set.setId]));
     const again = new InvoiceRegistry({ store, timers: clock, now: () => clock.now });
