@@ -13,7 +13,8 @@
  * what lnd both sends and requires), or the caller's `paddedLength`, or the
  * message length if that is longer. On reading we accept any padding.
  *
- * Attributable failures (attribution_data) are not implemented.
+ * Attribution data (hold times and per-hop HMACs over this packet, carried
+ * beside it in update_fail_htlc) is in attribution.ts.
  */
 import * as nodeCrypto from 'node:crypto';
 import { Reader } from '../wire/bytes.js';
@@ -52,15 +53,29 @@ export function encodeFailurePayload(failure: FailureMessage, paddedLength = FAI
 }
 
 /**
- * At the erring node: the obfuscated failure packet for the previous hop
- * (update_fail_htlc's reason).
+ * At the erring node, before obfuscation: `HMAC(um, payload) ‖ payload`. Attribution data authenticates this form;
+ * `obfuscateFailurePacketInPlace` then makes it the reason to send.
  */
-export function createFailurePacket(sharedSecret: Uint8Array, failure: FailureMessage, opts: { paddedLength?: number } = {}): Uint8Array {
+export function buildFailurePacket(sharedSecret: Uint8Array, failure: FailureMessage, opts: { paddedLength?: number } = {}): Uint8Array {
   const payload = encodeFailurePayload(failure, opts.paddedLength);
   const packet = new Uint8Array(32 + payload.length);
   packet.set(nodeCrypto.createHmac('sha256', generateKey('um', sharedSecret)).update(payload).digest(), 0);
   packet.set(payload, 32);
+  return packet;
+}
+
+/** XORs the erring node's ammag stream into a packet from buildFailurePacket. */
+export function obfuscateFailurePacketInPlace(sharedSecret: Uint8Array, packet: Uint8Array): void {
   xorStreamInPlace(generateKey('ammag', sharedSecret), packet);
+}
+
+/**
+ * At the erring node: the obfuscated failure packet for the previous hop
+ * (update_fail_htlc's reason).
+ */
+export function createFailurePacket(sharedSecret: Uint8Array, failure: FailureMessage, opts: { paddedLength?: number } = {}): Uint8Array {
+  const packet = buildFailurePacket(sharedSecret, failure, opts);
+  obfuscateFailurePacketInPlace(sharedSecret, packet);
   return packet;
 }
 
@@ -74,8 +89,11 @@ export type UnwrappedFailure =
   | { kind: 'failure'; hopIndex: number; failure: FailureMessage }
   /** Hop `hopIndex` authenticated the packet but its contents do not parse: blame that hop. */
   | { kind: 'malformed'; hopIndex: number; reason: string }
-  /** No hop's HMAC matched: some hop corrupted the packet; no one can be named. */
-  | { kind: 'unreadable' };
+  /**
+   * No hop's HMAC matched: some hop corrupted the packet. Without attribution data no one can be named; with it
+   * (unwrapAttributedFailure) `hopIndex` is the hop the attribution data blames.
+   */
+  | { kind: 'unreadable'; hopIndex?: number };
 
 const DUMMY_SECRET = new Uint8Array(32);
 

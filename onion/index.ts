@@ -40,7 +40,20 @@
  *   unwrapFailure(packet, sharedSecrets) at the origin →
  *       { kind: 'failure', hopIndex, failure } | { kind: 'malformed', hopIndex, reason }
  *       | { kind: 'unreadable' }.
- *   Attributable failures are not implemented.
+ *
+ * Attribution data (attribution.ts): 920 bytes beside update_fail_htlc's
+ * reason, and in update_fulfill_htlc
+ *   createAttributableFailure(sharedSecret, failure, holdTimeMs) →
+ *       { reason, attributionData } at the erring node;
+ *   wrapAttributableFailure(sharedSecret, reason, downstream?, holdTimeMs)
+ *       → the same, at each hop back (none from downstream: start from zeros);
+ *   addAttribution(sharedSecret, downstream?, holdTimeMs) for a fulfill, at
+ *       the final node and at each hop back;
+ *   readAttribution(data, sharedSecrets, packet?) at the origin →
+ *       { holdTimesMs, lastVerifiedHop };
+ *   unwrapAttributedFailure(packet, data?, sharedSecrets): unwrapFailure's
+ *       answer plus `attribution`; an unreadable packet gets the `hopIndex`
+ *       the attribution data blames.
  *
  * AMP (amp.ts)
  *   deriveChild(root, share, index), childPreimage, reconstructRoot,
@@ -51,6 +64,7 @@
 export * from './errors.js';
 export * from './failure.js';
 export * from './failurePacket.js';
+export * from './attribution.js';
 export * from './packet.js';
 export * from './payload.js';
 export * from './amp.js';

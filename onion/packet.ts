@@ -32,12 +32,13 @@ export const HOP_PAYLOADS_LENGTH = 1300;
 export const HMAC_LENGTH = 32;
 export const ONION_PACKET_LENGTH = 1 + 33 + HOP_PAYLOADS_LENGTH + HMAC_LENGTH; // 1366
 
-export type KeyType = 'rho' | 'mu' | 'um' | 'ammag' | 'pad';
+export type KeyType = 'rho' | 'mu' | 'um' | 'ammag' | 'ammagext' | 'pad';
 const KEY_LABELS: Record<KeyType, Buffer> = {
   rho: Buffer.from('rho', 'ascii'),
   mu: Buffer.from('mu', 'ascii'),
   um: Buffer.from('um', 'ascii'),
   ammag: Buffer.from('ammag', 'ascii'),
+  ammagext: Buffer.from('ammagext', 'ascii'),
   pad: Buffer.from('pad', 'ascii'),
 };
 

@@ -1,7 +1,7 @@
 /**
  * BOLT 4 failure messages and return packets: the legacy vector
  * (bolt04-onion-error-test.json and the same data inside
- * bolt04-errors-trimmed.json), the non-attribution half of the newer
+ * bolt04-errors.json), the non-attribution half of the newer
  * vector (failure TLV extension, 1024-byte padding), typed codecs of every
  * code, and fuzzing of the origin's unwrap.
  */
@@ -65,13 +65,13 @@ describe('legacy error vector', () => {
   it('bolt04-onion-error-test.json: create at hop 4, wrap at every hop, unwrap at the origin', () => {
     checkLegacy(fixture('bolt04-onion-error-test.json') as LegacyVector);
   });
-  it('bolt04-errors-trimmed.json legacy_onion_error_test: same', () => {
-    checkLegacy(fixture('bolt04-errors-trimmed.json').legacy_onion_error_test as LegacyVector);
+  it('bolt04-errors.json legacy_onion_error_test: same', () => {
+    checkLegacy(fixture('bolt04-errors.json').legacy_onion_error_test as LegacyVector);
   });
 });
 
 describe('error vector with failure TLV extension (non-attribution part)', () => {
-  const v = fixture('bolt04-errors-trimmed.json') as {
+  const v = fixture('bolt04-errors.json') as {
     parameters: {
       session_key: string;
       failure_source_node: number;
