@@ -12,12 +12,29 @@
  * the channel state machine's to judge, so it can answer the peer properly.
  */
 import { Reader, Writer } from './bytes.js';
-import { DecodeError } from './errors.js';
+import { ArgumentError, DecodeError } from './errors.js';
 import type { MessageCodec } from './message.js';
 import { checkLen, readExtension, withUnknown, writeExtension, type Extensible } from './extension.js';
 import type { TlvRecord } from './tlv.js';
 
 export const ONION_PACKET_LENGTH = 1366;
+/** TLV type of attribution_data in update_fulfill_htlc and update_fail_htlc (BOLT 2). */
+export const ATTRIBUTION_DATA_TLV_TYPE = 1n;
+/** attribution_data: 20 u32 hold times and 210 four-byte truncated HMACs. */
+export const ATTRIBUTION_TLV_LENGTH = 920;
+
+function readAttributionData(m: { attributionData?: Uint8Array }, known: Map<bigint, Uint8Array>): void {
+  const v = known.get(ATTRIBUTION_DATA_TLV_TYPE);
+  if (v !== undefined) m.attributionData = checkLen(v, ATTRIBUTION_TLV_LENGTH, 'attribution_data');
+}
+
+function attributionRecords(m: { attributionData?: Uint8Array }): TlvRecord[] {
+  const v = m.attributionData;
+  if (v === undefined) return [];
+  if (v.length !== ATTRIBUTION_TLV_LENGTH)
+    throw new ArgumentError(`attribution_data must be ${ATTRIBUTION_TLV_LENGTH} bytes, got ${v.length}`);
+  return [{ type: ATTRIBUTION_DATA_TLV_TYPE, value: v }];
+}
 
 export interface OpenChannel extends Extensible {
   type: 32;
@@ -120,6 +137,8 @@ export interface UpdateFulfillHtlc extends Extensible {
   channelId: Uint8Array;
   id: bigint;
   paymentPreimage: Uint8Array;
+  /** TLV 1 (BOLT 4 attribution data for a success): exactly 920 bytes. */
+  attributionData?: Uint8Array;
 }
 
 export interface UpdateFailHtlc extends Extensible {
@@ -127,6 +146,8 @@ export interface UpdateFailHtlc extends Extensible {
   channelId: Uint8Array;
   id: bigint;
   reason: Uint8Array;
+  /** TLV 1 (BOLT 4 attribution data beside the failure packet): exactly 920 bytes. */
+  attributionData?: Uint8Array;
 }
 
 export interface UpdateFailMalformedHtlc extends Extensible {
@@ -463,14 +484,16 @@ export const updateFulfillHtlcCodec: MessageCodec<UpdateFulfillHtlc> = {
       id: r.u64('id'),
       paymentPreimage: fixed(r, 32, 'payment_preimage'),
     };
-    return withUnknown(m, readExtension(r, []).unknown);
+    const ext = readExtension(r, [ATTRIBUTION_DATA_TLV_TYPE]);
+    readAttributionData(m, ext.known);
+    return withUnknown(m, ext.unknown);
   },
   encode(m) {
     const w = new Writer(72);
     w.bytes(checkLen(m.channelId, 32, 'channel_id'))
       .u64(m.id)
       .bytes(checkLen(m.paymentPreimage, 32, 'payment_preimage'));
-    return writeExtension(w, [], m.extensionUnknown);
+    return writeExtension(w, attributionRecords(m), m.extensionUnknown);
   },
 };
 
@@ -483,7 +506,9 @@ export const updateFailHtlcCodec: MessageCodec<UpdateFailHtlc> = {
     const id = r.u64('id');
     const len = r.u16('len');
     const m: UpdateFailHtlc = { type: 131, channelId, id, reason: r.bytes(len, 'reason') };
-    return withUnknown(m, readExtension(r, []).unknown);
+    const ext = readExtension(r, [ATTRIBUTION_DATA_TLV_TYPE]);
+    readAttributionData(m, ext.known);
+    return withUnknown(m, ext.unknown);
   },
   encode(m) {
     const w = new Writer(50 + m.reason.length);
@@ -491,7 +516,7 @@ export const updateFailHtlcCodec: MessageCodec<UpdateFailHtlc> = {
       .u64(m.id)
       .u16(m.reason.length)
       .bytes(m.reason);
-    return writeExtension(w, [], m.extensionUnknown);
+    return writeExtension(w, attributionRecords(m), m.extensionUnknown);
   },
 };
 
