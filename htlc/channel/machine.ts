@@ -325,9 +325,9 @@ function localRemove(s: ChannelState, i: ChannelInput & { type: 'fulfill_htlc' |
   if (i.type === 'fulfill_htlc') {
     if (i.paymentPreimage.length !== 32 || !equalBytes(sha256(i.paymentPreimage), h.paymentHash))
       return localReject(s, 'ERR_UNKNOWN_HTLC', 'preimage does not match the payment hash');
-    e = { kind: 'fulfill', index, htlcId: i.id, paymentPreimage: i.paymentPreimage.slice() };
+    e = { kind: 'fulfill', index, htlcId: i.id, paymentPreimage: i.paymentPreimage.slice(), ...withAttribution(i.attributionData) };
   } else if (i.type === 'fail_htlc') {
-    e = { kind: 'fail', index, htlcId: i.id, reason: i.reason.slice() };
+    e = { kind: 'fail', index, htlcId: i.id, reason: i.reason.slice(), ...withAttribution(i.attributionData) };
   } else {
     if ((i.failureCode & 0x8000) === 0) return localReject(s, 'ERR_UNKNOWN_HTLC', 'failure_code must have the BADONION bit');
     if (i.sha256OfOnion.length !== 32) return localReject(s, 'ERR_UNKNOWN_HTLC', 'sha256_of_onion must be 32 bytes');
@@ -414,9 +414,9 @@ function remoteRemove(s: ChannelState, m: UpdateFulfillHtlc | UpdateFailHtlc | U
   let e: LogEntry;
   if (m.type === 130) {
     if (!equalBytes(sha256(m.paymentPreimage), h.paymentHash)) return peerError(s, 'ERR_UNKNOWN_HTLC', `wrong preimage for HTLC ${m.id}`);
-    e = { kind: 'fulfill', index, htlcId: m.id, paymentPreimage: m.paymentPreimage };
+    e = { kind: 'fulfill', index, htlcId: m.id, paymentPreimage: m.paymentPreimage, ...withAttribution(m.attributionData) };
   } else if (m.type === 131) {
-    e = { kind: 'fail', index, htlcId: m.id, reason: m.reason };
+    e = { kind: 'fail', index, htlcId: m.id, reason: m.reason, ...withAttribution(m.attributionData) };
   } else {
     if ((m.failureCode & 0x8000) === 0) return peerError(s, 'ERR_UNKNOWN_HTLC', 'update_fail_malformed_htlc without the BADONION bit');
     e = { kind: 'fail_malformed', index, htlcId: m.id, sha256OfOnion: m.sha256OfOnion, failureCode: m.failureCode };
@@ -425,7 +425,9 @@ function remoteRemove(s: ChannelState, m: UpdateFulfillHtlc | UpdateFailHtlc | U
     { ...s, theirLog: append(s.theirLog, e) },
     [],
     false,
-    e.kind === 'fulfill' ? [{ type: 'preimage_received', id: e.htlcId, paymentPreimage: e.paymentPreimage }] : [],
+    e.kind === 'fulfill'
+      ? [{ type: 'preimage_received', id: e.htlcId, paymentPreimage: e.paymentPreimage, ...withAttribution(e.attributionData) }]
+      : [],
   );
 }
 
@@ -503,8 +505,9 @@ function receiveRevoke(ctx: StepContext, s: ChannelState, m: RevokeAndAck): Step
   const events: ChannelEvent[] = [];
   for (const e of logSlice(s.theirLog, s.remoteCommit.theirLogIndex, pending.theirLogIndex)) {
     if (e.kind === 'add') events.push({ type: 'htlc_incoming', htlc: e });
-    else if (e.kind === 'fulfill') events.push({ type: 'htlc_fulfilled', id: e.htlcId, paymentPreimage: e.paymentPreimage });
-    else if (e.kind === 'fail') events.push({ type: 'htlc_failed', id: e.htlcId, reason: e.reason });
+    else if (e.kind === 'fulfill')
+      events.push({ type: 'htlc_fulfilled', id: e.htlcId, paymentPreimage: e.paymentPreimage, ...withAttribution(e.attributionData) });
+    else if (e.kind === 'fail') events.push({ type: 'htlc_failed', id: e.htlcId, reason: e.reason, ...withAttribution(e.attributionData) });
     else if (e.kind === 'fail_malformed')
       events.push({ type: 'htlc_failed', id: e.htlcId, sha256OfOnion: e.sha256OfOnion, failureCode: e.failureCode });
   }
@@ -602,6 +605,11 @@ function connect(ctx: StepContext, s: ChannelState): StepResult {
   return ok({ ...s, sentReestablish: true }, [reestablishMessage(ctx, s)]);
 }
 
+/** The optional attribution data field, present only when there is some (records and messages stay as before without it). */
+function withAttribution(attributionData: Uint8Array | undefined): { attributionData?: Uint8Array } {
+  return attributionData === undefined ? {} : { attributionData };
+}
+
 function updateMessage(s: ChannelState, e: LogEntry): ChannelMessage {
   const channelId = s.channelId;
   switch (e.kind) {
@@ -617,9 +625,9 @@ function updateMessage(s: ChannelState, e: LogEntry): ChannelMessage {
         ...(e.blindingPoint === undefined ? {} : { blindingPoint: e.blindingPoint }),
       };
     case 'fulfill':
-      return { type: 130, channelId, id: e.htlcId, paymentPreimage: e.paymentPreimage };
+      return { type: 130, channelId, id: e.htlcId, paymentPreimage: e.paymentPreimage, ...withAttribution(e.attributionData) };
     case 'fail':
-      return { type: 131, channelId, id: e.htlcId, reason: e.reason };
+      return { type: 131, channelId, id: e.htlcId, reason: e.reason, ...withAttribution(e.attributionData) };
     case 'fail_malformed':
       return { type: 135, channelId, id: e.htlcId, sha256OfOnion: e.sha256OfOnion, failureCode: e.failureCode };
     case 'fee':

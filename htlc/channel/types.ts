@@ -74,8 +74,9 @@ export type LogEntry =
       onionRoutingPacket: Uint8Array;
       blindingPoint?: Uint8Array;
     }
-  | { kind: 'fulfill'; index: number; htlcId: bigint; paymentPreimage: Uint8Array }
-  | { kind: 'fail'; index: number; htlcId: bigint; reason: Uint8Array }
+  /** `attributionData`: BOLT 4 attribution data (920 bytes) sent or received with the update, when there was some. */
+  | { kind: 'fulfill'; index: number; htlcId: bigint; paymentPreimage: Uint8Array; attributionData?: Uint8Array }
+  | { kind: 'fail'; index: number; htlcId: bigint; reason: Uint8Array; attributionData?: Uint8Array }
   | { kind: 'fail_malformed'; index: number; htlcId: bigint; sha256OfOnion: Uint8Array; failureCode: number }
   | { kind: 'fee'; index: number; feeratePerKw: number };
 
@@ -226,8 +227,8 @@ export type ChannelInput =
       onionRoutingPacket: Uint8Array;
       blindingPoint?: Uint8Array;
     }
-  | { type: 'fulfill_htlc'; id: bigint; paymentPreimage: Uint8Array }
-  | { type: 'fail_htlc'; id: bigint; reason: Uint8Array }
+  | { type: 'fulfill_htlc'; id: bigint; paymentPreimage: Uint8Array; attributionData?: Uint8Array }
+  | { type: 'fail_htlc'; id: bigint; reason: Uint8Array; attributionData?: Uint8Array }
   | { type: 'fail_malformed_htlc'; id: bigint; sha256OfOnion: Uint8Array; failureCode: number }
   | { type: 'update_fee'; feeratePerKw: number }
   /** Sign the remote's next commitment if there is anything to sign. */
@@ -247,11 +248,11 @@ export type ChannelEvent =
   /** An HTLC the peer offered is now irrevocably committed: forward or settle it. */
   | { type: 'htlc_incoming'; htlc: LogEntry & { kind: 'add' } }
   /** The peer revealed the preimage of an HTLC we offered (not yet irrevocable; safe to pass upstream at once). */
-  | { type: 'preimage_received'; id: bigint; paymentPreimage: Uint8Array }
+  | { type: 'preimage_received'; id: bigint; paymentPreimage: Uint8Array; attributionData?: Uint8Array }
   /** An HTLC we offered was fulfilled, irrevocably. */
-  | { type: 'htlc_fulfilled'; id: bigint; paymentPreimage: Uint8Array }
+  | { type: 'htlc_fulfilled'; id: bigint; paymentPreimage: Uint8Array; attributionData?: Uint8Array }
   /** An HTLC we offered failed, irrevocably. */
-  | { type: 'htlc_failed'; id: bigint; reason?: Uint8Array; sha256OfOnion?: Uint8Array; failureCode?: number }
+  | { type: 'htlc_failed'; id: bigint; reason?: Uint8Array; attributionData?: Uint8Array; sha256OfOnion?: Uint8Array; failureCode?: number }
   /** An HTLC we added was never signed before a disconnect: it is forgotten (offer it again or fail it upstream). */
   | { type: 'htlc_unsent'; htlc: LogEntry & { kind: 'add' } }
   /** Opener: make the funding transaction paying this script. */

@@ -34,9 +34,13 @@ export type HopDecision =
 
 /** How an HTLC is answered towards where it came from. */
 export type Resolution =
-  | { kind: 'settle'; preimage: Uint8Array }
+  /**
+   * `attributionData` (BOLT 4, 920 bytes): ours added for the incoming hop; for our own attempts, what the first hop
+   * sent. Absent in records of earlier versions and when a peer sent none to an attempt.
+   */
+  | { kind: 'settle'; preimage: Uint8Array; attributionData?: Uint8Array }
   /** `reason`: the failure packet as update_fail_htlc carries it (already wrapped for the incoming hop). */
-  | { kind: 'fail'; reason: Uint8Array }
+  | { kind: 'fail'; reason: Uint8Array; attributionData?: Uint8Array }
   | { kind: 'malformed'; failureCode: number; sha256OfOnion: Uint8Array }
   /** Our own attempt ended without a failure packet to read: not sent (source 0), or taken back on chain (source 1). */
   | { kind: 'local'; sourceIndex: number; failure: FailureMessage; reason: string };

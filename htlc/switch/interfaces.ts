@@ -167,7 +167,22 @@ export interface FinalPayloadRecords {
   customRecords?: { type: bigint; value: Uint8Array }[];
 }
 
-/** The result of a sendToRoute attempt. `failureSourceIndex`: 0 = us, i = the i-th hop of the route. */
+/**
+ * The result of a sendToRoute attempt. `failureSourceIndex`: 0 = us, i = the i-th hop of the route.
+ * From BOLT 4 attribution data, when the answer carried some: `holdTimesMs`, the hold time each hop reported, first
+ * hop first, for the hops whose HMAC verified (on a failure: up to the failing hop); `attributionBrokenAt`, the route
+ * index (as `failureSourceIndex`) of the first hop whose HMAC did not verify where it should have (it or the hop
+ * before it broke the data).
+ */
 export type AttemptResult =
-  | { attemptId: bigint; status: 'settled'; preimage: Uint8Array }
-  | { attemptId: bigint; status: 'failed'; failureSourceIndex: number; failure?: FailureMessage; unreadable?: boolean; reason: string };
+  | { attemptId: bigint; status: 'settled'; preimage: Uint8Array; holdTimesMs?: number[]; attributionBrokenAt?: number }
+  | {
+      attemptId: bigint;
+      status: 'failed';
+      failureSourceIndex: number;
+      failure?: FailureMessage;
+      unreadable?: boolean;
+      reason: string;
+      holdTimesMs?: number[];
+      attributionBrokenAt?: number;
+    };

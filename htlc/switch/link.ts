@@ -52,11 +52,18 @@ export interface IncomingAdd {
 /** The switch, as a link sees it. */
 export interface LinkSwitch {
   onIncoming(link: ChannelLink, add: IncomingAdd, peel: PeelOutcome): Promise<void>;
-  onOutgoingSettle(channelId: string, htlcId: bigint, preimage: Uint8Array, how: 'early' | 'irrevocable' | 'chain'): Promise<void>;
+  /** `attributionData`: what the peer sent with its update_fulfill_htlc, if anything. */
+  onOutgoingSettle(
+    channelId: string,
+    htlcId: bigint,
+    preimage: Uint8Array,
+    how: 'early' | 'irrevocable' | 'chain',
+    attributionData?: Uint8Array,
+  ): Promise<void>;
   onOutgoingFail(
     channelId: string,
     htlcId: bigint,
-    f: { reason?: Uint8Array; failureCode?: number; sha256OfOnion?: Uint8Array; onChain?: boolean },
+    f: { reason?: Uint8Array; attributionData?: Uint8Array; failureCode?: number; sha256OfOnion?: Uint8Array; onChain?: boolean },
   ): Promise<void>;
   onOutgoingUnsent(channelId: string, htlcId: bigint): Promise<void>;
 }
@@ -72,6 +79,10 @@ export interface LinkOptions {
   switch?: LinkSwitch;
   now?: () => number;
   log?: (level: 'debug' | 'info' | 'warn', obj: object, msg: string) => void;
+}
+
+function attribution(attributionData: Uint8Array | undefined): { attributionData?: Uint8Array } {
+  return attributionData === undefined ? {} : { attributionData };
 }
 
 export type AddRequest = { amountMsat: bigint; paymentHash: Uint8Array; cltvExpiry: number; onionRoutingPacket: Uint8Array };
@@ -119,14 +130,15 @@ export class ChannelLink {
         return;
       }
       case 'preimage_received':
-        await sw.onOutgoingSettle(this.channelId, e.id, e.paymentPreimage, 'early');
+        await sw.onOutgoingSettle(this.channelId, e.id, e.paymentPreimage, 'early', e.attributionData);
         return;
       case 'htlc_fulfilled':
-        await sw.onOutgoingSettle(this.channelId, e.id, e.paymentPreimage, 'irrevocable');
+        await sw.onOutgoingSettle(this.channelId, e.id, e.paymentPreimage, 'irrevocable', e.attributionData);
         return;
       case 'htlc_failed':
         await sw.onOutgoingFail(this.channelId, e.id, {
           ...(e.reason !== undefined ? { reason: e.reason } : {}),
+          ...(e.attributionData !== undefined ? { attributionData: e.attributionData } : {}),
           ...(e.failureCode !== undefined ? { failureCode: e.failureCode } : {}),
           ...(e.sha256OfOnion !== undefined ? { sha256OfOnion: e.sha256OfOnion } : {}),
         });
@@ -204,9 +216,9 @@ export class ChannelLink {
     if (ch.failed() && res.kind !== 'settle') return 'done'; // nothing to sign any more; the HTLC times out on chain
     const input: ChannelInput =
       res.kind === 'settle'
-        ? { type: 'fulfill_htlc', id: htlcId, paymentPreimage: res.preimage }
+        ? { type: 'fulfill_htlc', id: htlcId, paymentPreimage: res.preimage, ...attribution(res.attributionData) }
         : res.kind === 'fail'
-          ? { type: 'fail_htlc', id: htlcId, reason: res.reason }
+          ? { type: 'fail_htlc', id: htlcId, reason: res.reason, ...attribution(res.attributionData) }
           : { type: 'fail_malformed_htlc', id: htlcId, sha256OfOnion: res.sha256OfOnion, failureCode: res.failureCode };
     const r = await ch.apply(input);
     if (r.failure !== undefined) {

@@ -30,13 +30,15 @@ import { bytesToHex, equalBytes } from '../../wire/bytes.js';
 import { randomBytes, sha256 } from '../../wire/crypto.js';
 import { AmpnodeError } from '../../wire/errors.js';
 import {
+  addAttribution,
   buildOnion,
-  createFailurePacket,
+  createAttributableFailure,
   decodeHopPayload,
   encodeHopPayload,
   FailureCode,
-  unwrapFailure,
-  wrapFailurePacket,
+  readAttribution,
+  unwrapAttributedFailure,
+  wrapAttributableFailure,
   type FailureMessage,
   type FailureName,
   type HopPayloadInput,
@@ -298,7 +300,7 @@ export class HtlcSwitch implements LinkSwitch {
         state: 'resolving',
         hop: { kind: 'reject' },
         sharedSecret: peel.sharedSecret,
-        resolution: { kind: 'fail', reason: createFailurePacket(peel.sharedSecret, peel.failure) },
+        resolution: { kind: 'fail', ...createAttributableFailure(peel.sharedSecret, peel.failure, 0) },
       };
     } else if (peel.kind === 'forward') {
       const p = peel.payload;
@@ -322,22 +324,32 @@ export class HtlcSwitch implements LinkSwitch {
     this.lane(k, () => (r.state === 'resolving' ? this.applyResolution(k) : this.process(k)));
   }
 
-  async onOutgoingSettle(channelId: string, htlcId: bigint, preimage: Uint8Array, how: 'early' | 'irrevocable' | 'chain'): Promise<void> {
+  async onOutgoingSettle(
+    channelId: string,
+    htlcId: bigint,
+    preimage: Uint8Array,
+    how: 'early' | 'irrevocable' | 'chain',
+    attributionData?: Uint8Array,
+  ): Promise<void> {
     const inKey = this.keystones.get(keyString({ channelId, htlcId }));
     if (inKey === undefined) return;
     const k = keyString(inKey);
     const r = this.records.get(k);
     if (r === undefined || r.state !== 'forwarded' || !equalBytes(sha256(preimage), r.paymentHash)) return;
     this.o.log?.('debug', { channelId, htlcId: String(htlcId), how }, 'outgoing HTLC settled');
+    // BOLT 4: a forwarding hop adds its hold time to the attribution data (from zeros if downstream sent none); our own
+    // attempt keeps what came back, for the result to read
+    const attribution =
+      r.attempt !== undefined ? attributionData : r.sharedSecret && addAttribution(r.sharedSecret, attributionData, this.holdTimeMs(r));
     // written here (not in the lane): the outgoing channel drops its event once this returns
-    await this.setResolution(r, { kind: 'settle', preimage });
+    await this.setResolution(r, { kind: 'settle', preimage, ...(attribution !== undefined ? { attributionData: attribution } : {}) });
     this.lane(k, () => this.applyResolution(k));
   }
 
   async onOutgoingFail(
     channelId: string,
     htlcId: bigint,
-    f: { reason?: Uint8Array; failureCode?: number; sha256OfOnion?: Uint8Array; onChain?: boolean },
+    f: { reason?: Uint8Array; attributionData?: Uint8Array; failureCode?: number; sha256OfOnion?: Uint8Array; onChain?: boolean },
   ): Promise<void> {
     const inKey = this.keystones.get(keyString({ channelId, htlcId }));
     if (inKey === undefined) return;
@@ -347,7 +359,8 @@ export class HtlcSwitch implements LinkSwitch {
     let res: Resolution;
     if (r.attempt !== undefined) {
       // our own payment: keep what came back raw; the result reads it
-      if (f.reason !== undefined) res = { kind: 'fail', reason: f.reason };
+      if (f.reason !== undefined)
+        res = { kind: 'fail', reason: f.reason, ...(f.attributionData !== undefined ? { attributionData: f.attributionData } : {}) };
       else if (f.failureCode !== undefined && f.sha256OfOnion !== undefined)
         res = { kind: 'malformed', failureCode: f.failureCode, sha256OfOnion: f.sha256OfOnion };
       else
@@ -360,7 +373,7 @@ export class HtlcSwitch implements LinkSwitch {
           reason: 'the first hop did not settle; the HTLC was taken back on chain',
         };
     } else if (f.reason !== undefined) {
-      res = { kind: 'fail', reason: wrapFailurePacket(r.sharedSecret!, f.reason) };
+      res = { kind: 'fail', ...wrapAttributableFailure(r.sharedSecret!, f.reason, f.attributionData, this.holdTimeMs(r)) };
     } else if (f.failureCode !== undefined && f.sha256OfOnion !== undefined) {
       // BOLT 4: a malformed answer from downstream goes back as update_fail_htlc, encrypted by us
       res = this.encryptWith(r, this.badOnionFailure(f.failureCode, f.sha256OfOnion));
@@ -664,7 +677,12 @@ export class HtlcSwitch implements LinkSwitch {
         this.o.log?.('error', { htlc: k }, 'final-hop handler gave a preimage that does not match; HTLC failed back');
         return this.failBack(k, { name: 'temporary_node_failure' });
       }
-      return this.setAndApply(k, { kind: 'settle', preimage: answer.preimage });
+      const attributionData = r.sharedSecret && addAttribution(r.sharedSecret, undefined, this.holdTimeMs(r));
+      return this.setAndApply(k, {
+        kind: 'settle',
+        preimage: answer.preimage,
+        ...(attributionData !== undefined ? { attributionData } : {}),
+      });
     }
     return this.failBack(k, answer.failure);
   }
@@ -758,12 +776,18 @@ export class HtlcSwitch implements LinkSwitch {
   private encryptWith(r: HtlcRecord, failure: FailureMessage): Resolution {
     if (r.sharedSecret === undefined)
       return { kind: 'malformed', failureCode: FailureCode.invalid_onion_hmac, sha256OfOnion: new Uint8Array(32) };
-    return { kind: 'fail', reason: createFailurePacket(r.sharedSecret, failure) };
+    return { kind: 'fail', ...createAttributableFailure(r.sharedSecret, failure, this.holdTimeMs(r)) };
   }
 
   private encryptFailure(peel: PeelOutcome, failure: FailureMessage): Resolution {
     if (peel.kind === 'malformed') return { kind: 'malformed', failureCode: peel.failureCode, sha256OfOnion: peel.sha256OfOnion };
-    return { kind: 'fail', reason: createFailurePacket(peel.sharedSecret, failure) };
+    return { kind: 'fail', ...createAttributableFailure(peel.sharedSecret, failure, 0) };
+  }
+
+  /** How long we have held an incoming HTLC: from when the switch first recorded it until now. */
+  private holdTimeMs(r: HtlcRecord): number {
+    const now = this.o.now?.() ?? Date.now();
+    return now - (r.arrivedAt ?? now);
   }
 
   private badOnionFailure(code: number, sha256OfOnion: Uint8Array): FailureMessage {
@@ -795,7 +819,13 @@ export class HtlcSwitch implements LinkSwitch {
 
   private attemptOutcome(r: HtlcRecord, res: Resolution): AttemptResult {
     const attemptId = r.key.htlcId;
-    if (res.kind === 'settle') return { attemptId, status: 'settled', preimage: res.preimage };
+    if (res.kind === 'settle') {
+      if (res.attributionData === undefined) return { attemptId, status: 'settled', preimage: res.preimage };
+      const secrets = r.attempt!.sharedSecrets;
+      const a = readAttribution(res.attributionData, secrets);
+      const broken = a.lastVerifiedHop + 1 < secrets.length ? { attributionBrokenAt: a.lastVerifiedHop + 2 } : {};
+      return { attemptId, status: 'settled', preimage: res.preimage, holdTimesMs: a.holdTimesMs, ...broken };
+    }
     if (res.kind === 'local')
       return { attemptId, status: 'failed', failureSourceIndex: res.sourceIndex, failure: res.failure, reason: res.reason };
     if (res.kind === 'malformed') {
@@ -808,15 +838,33 @@ export class HtlcSwitch implements LinkSwitch {
         failure: this.badOnionFailure(res.failureCode, res.sha256OfOnion),
       };
     }
-    const u = unwrapFailure(res.reason, r.attempt!.sharedSecrets);
+    const u = unwrapAttributedFailure(res.reason, res.attributionData, r.attempt!.sharedSecrets);
+    // hold times of the hops whose HMAC verified; a break before the hop that failed (or anywhere, when none could be
+    // named from the packet) names the hop whose HMAC broke
+    let attributed: { holdTimesMs?: number[]; attributionBrokenAt?: number } = {};
+    if (u.attribution !== undefined) {
+      const expected = u.kind === 'unreadable' ? r.attempt!.sharedSecrets.length : u.hopIndex + 1;
+      const verified = u.attribution.lastVerifiedHop + 1;
+      attributed = { holdTimesMs: u.attribution.holdTimesMs, ...(verified < expected ? { attributionBrokenAt: verified + 1 } : {}) };
+    }
     if (u.kind === 'failure')
-      return { attemptId, status: 'failed', failureSourceIndex: u.hopIndex + 1, failure: u.failure, reason: u.failure.name };
+      return { attemptId, status: 'failed', failureSourceIndex: u.hopIndex + 1, failure: u.failure, reason: u.failure.name, ...attributed };
     if (u.kind === 'malformed')
       return {
         attemptId,
         status: 'failed',
         failureSourceIndex: u.hopIndex + 1,
         reason: `unreadable failure from hop ${u.hopIndex + 1}: ${u.reason}`,
+        ...attributed,
+      };
+    if (u.hopIndex !== undefined)
+      return {
+        attemptId,
+        status: 'failed',
+        failureSourceIndex: u.hopIndex + 1,
+        unreadable: true,
+        reason: `the failure packet is corrupted; attribution data names hop ${u.hopIndex + 1}`,
+        ...attributed,
       };
     return {
       attemptId,
