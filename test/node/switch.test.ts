@@ -58,6 +58,11 @@ describe('switch: forwarding across four nodes', () => {
     const r = await g.a.manager.sendToRoute(route, inv.paymentHash);
     assert.equal(r.status, 'settled');
     assert.ok(r.status === 'settled' && equalBytes(r.preimage, inv.preimage));
+    // success attribution data from D, added to by B: both hold times verified, B held the HTLC at least as long as D
+    assert.ok(r.status === 'settled' && r.holdTimesMs !== undefined, 'hold times reported');
+    assert.equal(r.holdTimesMs.length, 2);
+    assert.equal(r.attributionBrokenAt, undefined);
+    assert.ok(r.holdTimesMs[0]! >= r.holdTimesMs[1]! && r.holdTimesMs[1]! >= 0);
     await settledEverywhere(g);
     assert.equal(localMsat(g.a, g.ab.channelId), before.aAB - amount - fee);
     assert.equal(localMsat(g.b, g.ab.channelId), before.bAB + amount + fee);
@@ -120,6 +125,8 @@ describe('switch: forwarding across four nodes', () => {
     it('unknown_next_peer: a short_channel_id B does not have', T, async () => {
       const r = await pay((route) => (route.hops[1]!.shortChannelId = 0x0fffff000001n));
       assert.equal(r.failureSourceIndex, 1);
+      assert.equal(r.holdTimesMs?.length, 1, 'B, the failing hop, reports its hold time');
+      assert.equal(r.attributionBrokenAt, undefined);
       assert.equal(r.failure?.name, 'unknown_next_peer');
     });
 
@@ -203,6 +210,9 @@ describe('switch: forwarding across four nodes', () => {
       const r = failed(await g.a.manager.sendToRoute(route, unknown.paymentHash));
       assert.equal(r.failureSourceIndex, 2);
       assert.ok(r.failure?.name === 'incorrect_or_unknown_payment_details' && r.failure.htlcMsat === amount);
+      // attribution data from D, added to by B: a hold time for each hop up to the failing one, none broken
+      assert.equal(r.holdTimesMs?.length, 2);
+      assert.equal(r.attributionBrokenAt, undefined);
       await settledEverywhere(g);
     });
 
