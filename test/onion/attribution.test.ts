@@ -4,12 +4,12 @@
  * over them, tampering at each hop, and bad lengths.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
 import { ArgumentError } from '../../wire/errors.js';
 import { randomBytes } from '../../wire/crypto.js';
+import { errorsVector, vectorFailure, vectorSecrets, VECTOR_PADDED_LENGTH } from './errors-vector.js';
 import {
   addAttribution,
   ATTRIBUTION_DATA_LENGTH,
@@ -29,40 +29,13 @@ import {
   type FailureMessage,
 } from '../../onion/index.js';
 
-interface ErrorsVector {
-  parameters: {
-    session_key: string;
-    failure_source_node: number;
-    htlc_msat: number;
-    height: number;
-    failure_message_tlv: { type: number; value: string };
-    hops: { index: number; pubkey: string; htlc_hold_time: number }[];
-  };
-  creation: { shared_secret: string; um_key: string; raw_error_packet: string };
-  forwarding: { node: number; shared_secret: string; ammag_key: string; error_packet: string; attribution_data: string }[];
-  success_attribution_data: { node: number; attribution_data: string }[];
-  legacy_onion_error_test: {
-    generate: { session_key: string; failure_message: string; hops: { pubkey: string; hop_shared_secret: string; ammag_key: string }[] };
-    errorpacket: string;
-  };
-}
-
-const v = JSON.parse(readFileSync(new URL('../fixtures/bolt04-errors.json', import.meta.url), 'utf8')) as ErrorsVector;
+const v = errorsVector;
 const p = v.parameters;
-const secrets = deriveSharedSecrets(
-  p.hops.map((h) => hexToBytes(h.pubkey)),
-  hexToBytes(p.session_key),
-);
+const secrets = vectorSecrets;
 /** The vector lists hold times in the order the failure travels: htlc_hold_time[0] is the erring node's (node 4). */
 const holdMs = (node: number): number => p.hops[p.hops.length - 1 - node]!.htlc_hold_time * HOLD_TIME_UNIT_MS;
-const failure: FailureMessage = {
-  name: 'incorrect_or_unknown_payment_details',
-  htlcMsat: BigInt(p.htlc_msat),
-  height: p.height,
-  tlvs: [{ type: BigInt(p.failure_message_tlv.type), value: hexToBytes(p.failure_message_tlv.value) }],
-};
-/** The vector's failure_len + pad_len. */
-const paddedLength = 1024;
+const failure = vectorFailure;
+const paddedLength = VECTOR_PADDED_LENGTH;
 const expectedHoldTimesMs = p.hops.map((_, node) => holdMs(node));
 
 describe('attribution data: the BOLT 4 failure vector', () => {

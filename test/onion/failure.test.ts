@@ -13,6 +13,7 @@ import fc from 'fast-check';
 import { bytesToHex, hexToBytes } from '../../wire/bytes.js';
 import { DecodeError } from '../../wire/errors.js';
 import { randomBytes } from '../../wire/crypto.js';
+import { errorsVector, vectorFailure, vectorSecrets, VECTOR_PADDED_LENGTH } from './errors-vector.js';
 import {
   channelUpdateBody,
   createFailurePacket,
@@ -71,30 +72,11 @@ describe('legacy error vector', () => {
 });
 
 describe('error vector with failure TLV extension (non-attribution part)', () => {
-  const v = fixture('bolt04-errors.json') as {
-    parameters: {
-      session_key: string;
-      failure_source_node: number;
-      htlc_msat: number;
-      height: number;
-      failure_message_tlv: { type: number; value: string };
-      hops: { index: number; pubkey: string }[];
-    };
-    creation: { encoded_failure_message: string; shared_secret: string; payload: string; um_key: string; raw_error_packet: string };
-    forwarding: { node: number; shared_secret: string; ammag_key: string; stream: string; error_packet: string }[];
-  };
+  const v = errorsVector;
   const p = v.parameters;
-  const secrets = deriveSharedSecrets(
-    p.hops.map((h) => hexToBytes(h.pubkey)),
-    hexToBytes(p.session_key),
-  );
-  const failure: FailureMessage = {
-    name: 'incorrect_or_unknown_payment_details',
-    htlcMsat: BigInt(p.htlc_msat),
-    height: p.height,
-    tlvs: [{ type: BigInt(p.failure_message_tlv.type), value: hexToBytes(p.failure_message_tlv.value) }],
-  };
-  const paddedLength = 1024;
+  const secrets = vectorSecrets;
+  const failure = vectorFailure;
+  const paddedLength = VECTOR_PADDED_LENGTH;
 
   it('creation: failure message, payload, um key, raw packet', () => {
     const src = secrets[p.failure_source_node]!;
