@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { buildOnion, encodeHopPayload, channelUpdateBody, type FailureMessage } from '../../onion/index.js';
 import { forwardingFeeMsat, type AttemptResult } from '../../htlc/switch/index.js';
 import { channelUpdateDigest, decodeChannelUpdate } from '../../wire/gossip.js';
+import type { ChannelMessage } from '../../wire/channel-messages.js';
 import { bytesToHex, concatBytes, equalBytes } from '../../wire/bytes.js';
 import { randomBytes, secp, sha256 } from '../../wire/crypto.js';
 import { teardown, until } from './channels-fixture.js';
@@ -215,6 +216,35 @@ describe('switch: forwarding across four nodes', () => {
       assert.equal(r.attributionBrokenAt, undefined);
       await settledEverywhere(g);
     });
+
+    it(
+      'attribution data changed on the way from B to A: the origin still names D from the packet, and B as the hop whose HMAC broke',
+      T,
+      async () => {
+        // B's messages to A pass through this: the first byte of an update_fail_htlc's attribution data (B's hold time) flipped
+        const mgr = g.b.manager as unknown as { sendTo(peer: string, m: ChannelMessage): void };
+        const send = mgr.sendTo.bind(mgr);
+        mgr.sendTo = (peer, m) => {
+          if (m.type === 131 && m.attributionData !== undefined) {
+            const changed = m.attributionData.slice();
+            changed[0]! ^= 1;
+            m = { ...m, attributionData: changed };
+          }
+          send(peer, m);
+        };
+        try {
+          const route = routeVia(g, 'b', amount);
+          const r = failed(await g.a.manager.sendToRoute(route, sha256(randomBytes(32))));
+          assert.equal(r.failureSourceIndex, 2);
+          assert.equal(r.failure?.name, 'incorrect_or_unknown_payment_details');
+          assert.equal(r.attributionBrokenAt, 1, "B's HMAC no longer verifies");
+          assert.deepEqual(r.holdTimesMs, [], 'no hold time is taken from data that does not verify');
+        } finally {
+          mgr.sendTo = send;
+        }
+        await settledEverywhere(g);
+      },
+    );
 
     it('a malformed onion (B cannot check its HMAC): update_fail_malformed_htlc back to A, the channel stays up', T, async () => {
       const route = routeVia(g, 'b', amount);
