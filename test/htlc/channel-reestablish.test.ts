@@ -10,6 +10,9 @@ import assert from 'node:assert/strict';
 import { Pair, type Side } from './channel-harness.js';
 import { ourSecret } from '../../htlc/channel/keys.js';
 import type { ChannelReestablish } from '../../wire/channel-messages.js';
+import { ATTRIBUTION_DATA_LENGTH } from '../../onion/index.js';
+import { bytesToHex } from '../../wire/bytes.js';
+import { randomBytes } from '../../wire/crypto.js';
 
 type Action = { do: 'add' | 'sign' | 'fulfill' | 'deliver'; side: Side };
 
@@ -155,6 +158,41 @@ describe('reestablish: retransmission', () => {
     p.checkConsistent();
     assert.equal(p.balances('b').ours, 100_000_000n + 2n * AMOUNT);
   });
+});
+
+describe('reestablish: attribution data', () => {
+  for (const kind of ['fail', 'fulfill'] as const) {
+    it(`an update_${kind === 'fail' ? 'fail' : 'fulfill'}_htlc lost with a restart is sent again with its attribution data`, async () => {
+      const p = await Pair.opened({ channelType: 'static_remotekey', opener: 'a', pushMsat: 100_000_000n });
+      await p.add('a', AMOUNT);
+      await p.settle();
+      const [h] = p.settleable('b');
+      assert.ok(h !== undefined);
+      const attributionData = randomBytes(ATTRIBUTION_DATA_LENGTH);
+      await p.apply(
+        'b',
+        kind === 'fail'
+          ? { type: 'fail_htlc', id: h.id, reason: new Uint8Array([1, 2, 3]), attributionData }
+          : { type: 'fulfill_htlc', id: h.id, paymentPreimage: p.preimages.get(bytesToHex(h.paymentHash))!, attributionData },
+      );
+      await p.apply('b', { type: 'sign' });
+      // the update and its commitment_signed never reach a; b restarts from its store
+      await p.cut();
+      await p.reload('b');
+      await p.apply('a', { type: 'connected' });
+      await p.apply('b', { type: 'connected' });
+      await p.deliver('a'); // a's channel_reestablish reaches b, which sends again what a lacks
+      const again = p.queue.b.find((m) => m.type === (kind === 'fail' ? 131 : 130));
+      assert.ok(again !== undefined && (again.type === 130 || again.type === 131), 'the update is sent again');
+      assert.deepEqual(again.attributionData, attributionData);
+      await p.deliverAll();
+      await p.settle();
+      const ev = p.ep.a.events.find((e) => e.type === (kind === 'fail' ? 'htlc_failed' : 'htlc_fulfilled'));
+      assert.ok(ev !== undefined && (ev.type === 'htlc_failed' || ev.type === 'htlc_fulfilled'));
+      assert.deepEqual(ev.attributionData, attributionData, 'a hands the attribution data on with the event');
+      p.checkConsistent();
+    });
+  }
 });
 
 describe('events survive a crash', () => {
