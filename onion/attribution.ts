@@ -33,6 +33,7 @@
  */
 import * as nodeCrypto from 'node:crypto';
 import { ArgumentError } from '../wire/errors.js';
+import { PrefixedHmacSha256 } from '../wire/noise-hash.js';
 import { type FailureMessage } from './failure.js';
 import {
   buildFailurePacket,
@@ -58,9 +59,8 @@ export const ATTRIBUTION_DATA_LENGTH = HOLD_TIMES_LENGTH + ATTRIBUTION_HMAC_COUN
 export const HOLD_TIME_UNIT_MS = 100;
 const MAX_HOLD_TIME_UNITS = 0xffff_ffff;
 const SHARED_SECRET_LENGTH = 32;
-const SHA256_BLOCK_LENGTH = 64;
-const HMAC_INNER_PAD = 0x36;
-const HMAC_OUTER_PAD = 0x5c;
+/** An HMAC-SHA256 output, before it is cut. */
+const HMAC_LENGTH = 32;
 const EMPTY = new Uint8Array(0);
 const ZERO_ATTRIBUTION = new Uint8Array(ATTRIBUTION_DATA_LENGTH);
 
@@ -103,36 +103,14 @@ function xorStreamInPlace(key: Uint8Array, data: Uint8Array): void {
   data.set(streamCipher(key).update(data));
 }
 
-/**
- * HMAC-SHA256 under one key over `prefix ‖ x` for many `x`: the prefix (a whole return packet) is hashed once and the
- * hash state copied for each message.
- */
-class PrefixedHmac {
-  private readonly inner: nodeCrypto.Hash;
-  private readonly outer: nodeCrypto.Hash;
-
-  constructor(key: Uint8Array, prefix: Uint8Array) {
-    const block = new Uint8Array(SHA256_BLOCK_LENGTH);
-    block.set(key);
-    const ipad = block.map((b) => b ^ HMAC_INNER_PAD);
-    const opad = block.map((b) => b ^ HMAC_OUTER_PAD);
-    this.inner = nodeCrypto.createHash('sha256').update(ipad).update(prefix);
-    this.outer = nodeCrypto.createHash('sha256').update(opad);
-  }
-
-  digest(a: Uint8Array, b: Uint8Array): Buffer {
-    const innerDigest = this.inner.copy().update(a).update(b).digest();
-    return this.outer.copy().update(innerDigest).digest();
-  }
-}
-
 /** The truncated HMAC of the hop in block 0 of `view`, at `position`. `scratch` holds the downstream entries. */
-function positionHmac(mac: PrefixedHmac, view: Uint8Array, position: number, scratch: Uint8Array): Buffer {
+function positionHmac(mac: PrefixedHmacSha256, view: Uint8Array, position: number, scratch: Uint8Array, out: Uint8Array): void {
   for (let k = 1; k <= position; k++) {
     const at = entryOffset(k, position - k);
-    scratch.set(view.subarray(at, at + TRUNCATED_HMAC_LENGTH), (k - 1) * TRUNCATED_HMAC_LENGTH);
+    const to = (k - 1) * TRUNCATED_HMAC_LENGTH;
+    for (let j = 0; j < TRUNCATED_HMAC_LENGTH; j++) scratch[to + j] = view[at + j]!;
   }
-  return mac.digest(view.subarray(0, (position + 1) * HOLD_TIME_LENGTH), scratch.subarray(0, position * TRUNCATED_HMAC_LENGTH));
+  mac.digestInto(view, (position + 1) * HOLD_TIME_LENGTH, scratch, position * TRUNCATED_HMAC_LENGTH, out);
 }
 
 /**
@@ -156,10 +134,11 @@ export function addAttribution(
     out.set(prev.subarray(BLOCK_OFFSETS[k - 1]! + TRUNCATED_HMAC_LENGTH, BLOCK_OFFSETS[k]!), BLOCK_OFFSETS[k]!);
   }
   new DataView(out.buffer).setUint32(0, holdTimeUnits(holdTimeMs));
-  const mac = new PrefixedHmac(generateKey('um', sharedSecret), packet);
+  const mac = new PrefixedHmacSha256(generateKey('um', sharedSecret), packet);
   const scratch = new Uint8Array((ATTRIBUTION_MAX_HOPS - 1) * TRUNCATED_HMAC_LENGTH);
+  const h = new Uint8Array(HMAC_LENGTH);
   for (let position = 0; position < ATTRIBUTION_MAX_HOPS; position++) {
-    const h = positionHmac(mac, out, position, scratch);
+    positionHmac(mac, out, position, scratch, h);
     out.set(h.subarray(0, TRUNCATED_HMAC_LENGTH), entryOffset(0, position));
   }
   xorStreamInPlace(generateKey('ammagext', sharedSecret), out);
@@ -214,13 +193,14 @@ export function readAttribution(data: Uint8Array, sharedSecrets: readonly Uint8A
   let next = new Uint8Array(ATTRIBUTION_DATA_LENGTH);
   const pkt = packet?.slice() ?? EMPTY;
   const scratch = new Uint8Array((ATTRIBUTION_MAX_HOPS - 1) * TRUNCATED_HMAC_LENGTH);
+  const h = new Uint8Array(HMAC_LENGTH);
   for (let i = 0; i < n; i++) {
     const ss = sharedSecrets[i]!;
     checkSecret(ss);
     if (pkt.length > 0) xorStreamInPlace(generateKey('ammag', ss), pkt);
     xorStreamInPlace(generateKey('ammagext', ss), cur);
     const position = n - 1 - i;
-    const h = positionHmac(new PrefixedHmac(generateKey('um', ss), pkt), cur, position, scratch);
+    positionHmac(new PrefixedHmacSha256(generateKey('um', ss), pkt), cur, position, scratch, h);
     const at = entryOffset(0, position);
     if (!nodeCrypto.timingSafeEqual(h.subarray(0, TRUNCATED_HMAC_LENGTH), cur.subarray(at, at + TRUNCATED_HMAC_LENGTH))) break;
     holdTimesMs.push(new DataView(cur.buffer).getUint32(0) * HOLD_TIME_UNIT_MS);

@@ -12,7 +12,8 @@
  * and state (calls never nest), inner digests written straight into the
  * outer hash's input, and the HMAC key's inner/outer midstates computed
  * once for both HKDF outputs. Inputs above the scratch size fall back to
- * node:crypto. Results are cross-checked against node:crypto and
+ * node:crypto. The same midstates serve BOLT 4's attribution data
+ * (PrefixedHmacSha256: twenty HMACs under one key over one packet). Results are cross-checked against node:crypto and
  * @noble/hashes in test/wire/noise.test.ts.
  */
 import { createHash } from 'node:crypto';
@@ -202,4 +203,44 @@ export function hkdf2(salt: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Arra
   scratch[32] = 2;
   hmacScratch(33, t2);
   return [t1, t2];
+}
+
+/**
+ * HMAC-SHA256 under one key of `prefix ‖ a ‖ b` for one fixed prefix and many short (a, b): the key's pads and the
+ * prefix's whole blocks are compressed once, into midstates of this object's own; each digest then hashes only the
+ * prefix's last partial block and (a, b). (a, b) with the prefix's tail must fit the scratch buffer.
+ */
+export class PrefixedHmacSha256 {
+  private readonly innerMid = new Int32Array(8);
+  private readonly outerMid = new Int32Array(8);
+  private readonly tail: Uint8Array;
+  private readonly hashedLength: number;
+
+  constructor(key: Uint8Array, prefix: Uint8Array) {
+    if (key.length > 64) key = sha256Concat(key);
+    const pad = new Uint8Array(64);
+    pad.set(key);
+    for (let i = 0; i < 64; i++) pad[i]! ^= 0x36;
+    this.innerMid.set(IV);
+    compress(this.innerMid, pad, 0);
+    for (let i = 0; i < 64; i++) pad[i]! ^= 0x36 ^ 0x5c;
+    this.outerMid.set(IV);
+    compress(this.outerMid, pad, 0);
+    const whole = prefix.length - (prefix.length % 64);
+    for (let off = 0; off < whole; off += 64) compress(this.innerMid, prefix, off);
+    this.hashedLength = 64 + whole;
+    this.tail = prefix.slice(whole);
+  }
+
+  /** HMAC(key, prefix ‖ a[0, aLength) ‖ b[0, bLength)) into `out` (32 bytes at `outOff`). */
+  digestInto(a: Uint8Array, aLength: number, b: Uint8Array, bLength: number, out: Uint8Array, outOff = 0): void {
+    const t = this.tail.length;
+    const len = t + aLength + bLength;
+    if (len + 9 > SCRATCH_SIZE || aLength > a.length || bLength > b.length) throw new RangeError('hmac input out of range');
+    scratch.set(this.tail, 0);
+    for (let i = 0; i < aLength; i++) scratch[t + i] = a[i]!;
+    for (let i = 0; i < bLength; i++) scratch[t + aLength + i] = b[i]!;
+    finish(this.innerMid, this.hashedLength, len, scratch, 0);
+    finish(this.outerMid, 64, 32, out, outOff);
+  }
 }
