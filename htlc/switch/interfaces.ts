@@ -38,7 +38,10 @@ export const DEFAULT_FORWARDING_POLICY: ForwardingPolicy = {
 
 /** Switch-wide settings (lnd's values unless said). */
 export interface SwitchConfig {
-  /** Refuse to forward an HTLC whose outgoing expiry is this close to the tip: expiry_too_soon (the broadcast delta plus 3, as lnd derives it). */
+  /**
+   * Refuse to forward an HTLC whose outgoing expiry is this close to the tip: expiry_too_soon (the broadcast delta plus
+   * 3, as lnd derives it).
+   */
   outgoingCltvRejectDelta: number;
   /**
    * Go to chain when an outgoing HTLC we forwarded is still unresolved this many blocks before its expiry

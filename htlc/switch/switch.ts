@@ -277,7 +277,7 @@ export class HtlcSwitch implements LinkSwitch {
       amountMsat: add.amountMsat,
       cltvExpiry: add.cltvExpiry,
       paymentHash: add.paymentHash,
-      arrivedAt: this.o.now?.() ?? Date.now(),
+      arrivedAt: this.now(),
     };
     let r: HtlcRecord;
     if (this.records.size >= this.config.maxPendingHtlcs) {
@@ -528,7 +528,7 @@ export class HtlcSwitch implements LinkSwitch {
         cltvExpiry: route.totalTimeLock,
         nextOnion: onion.packet,
       },
-      attempt: { sharedSecrets: onion.sharedSecrets, createdAt: this.o.now?.() ?? Date.now() },
+      attempt: { sharedSecrets: onion.sharedSecrets, createdAt: this.now() },
       ...(first !== undefined ? { out: { channelId: first.channelId, cltvExpiry: route.totalTimeLock } } : {}),
     };
     await this.o.store.batch([putRecord(r), putNextAttempt(this.nextAttempt)]);
@@ -653,7 +653,7 @@ export class HtlcSwitch implements LinkSwitch {
           paymentHash: r.paymentHash,
           payload,
           currentHeight: this.height,
-          arrivedAt: r.arrivedAt ?? this.o.now?.() ?? Date.now(),
+          arrivedAt: r.arrivedAt ?? this.now(),
         },
         later,
       );
@@ -786,8 +786,13 @@ export class HtlcSwitch implements LinkSwitch {
 
   /** How long we have held an incoming HTLC: from when the switch first recorded it until now. */
   private holdTimeMs(r: HtlcRecord): number {
-    const now = this.o.now?.() ?? Date.now();
+    const now = this.now();
     return now - (r.arrivedAt ?? now);
+  }
+
+  /** The clock in ms (the configured one, or the system's). */
+  private now(): number {
+    return this.o.now?.() ?? Date.now();
   }
 
   private badOnionFailure(code: number, sha256OfOnion: Uint8Array): FailureMessage {
