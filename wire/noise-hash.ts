@@ -217,15 +217,9 @@ export class PrefixedHmacSha256 {
   private readonly hashedLength: number;
 
   constructor(key: Uint8Array, prefix: Uint8Array) {
-    if (key.length > 64) key = sha256Concat(key);
-    const pad = new Uint8Array(64);
-    pad.set(key);
-    for (let i = 0; i < 64; i++) pad[i]! ^= 0x36;
-    this.innerMid.set(IV);
-    compress(this.innerMid, pad, 0);
-    for (let i = 0; i < 64; i++) pad[i]! ^= 0x36 ^ 0x5c;
-    this.outerMid.set(IV);
-    compress(this.outerMid, pad, 0);
+    hmacKey(key);
+    this.innerMid.set(inner);
+    this.outerMid.set(outer);
     const whole = prefix.length - (prefix.length % 64);
     for (let off = 0; off < whole; off += 64) compress(this.innerMid, prefix, off);
     this.hashedLength = 64 + whole;

@@ -67,6 +67,7 @@ import {
   type StepContext,
   type StepResult,
   type UpdateLog,
+  withAttribution,
 } from './types.js';
 import * as establish from './establish.js';
 import * as close from './close.js';
@@ -603,11 +604,6 @@ export function reestablishMessage(ctx: StepContext, s: ChannelState): ChannelRe
 function connect(ctx: StepContext, s: ChannelState): StepResult {
   if (s.phase === 'closed' || s.sentReestablish) return ok(s);
   return ok({ ...s, sentReestablish: true }, [reestablishMessage(ctx, s)]);
-}
-
-/** The optional attribution data field, present only when there is some (records and messages stay as before without it). */
-function withAttribution(attributionData: Uint8Array | undefined): { attributionData?: Uint8Array } {
-  return attributionData === undefined ? {} : { attributionData };
 }
 
 function updateMessage(s: ChannelState, e: LogEntry): ChannelMessage {

@@ -324,6 +324,11 @@ export interface ChannelPolicy {
 
 export const DEFAULT_POLICY: ChannelPolicy = { maxDustExposureMsat: 500_000_000n };
 
+/** The optional attribution data field, present only when there is some (records and messages stay as before without it). */
+export function withAttribution(attributionData: Uint8Array | undefined): { attributionData?: Uint8Array } {
+  return attributionData === undefined ? {} : { attributionData };
+}
+
 /** What a step may use besides the state: our secrets and policy. */
 export interface StepContext {
   secrets: ChannelSecrets;

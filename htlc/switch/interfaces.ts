@@ -3,11 +3,11 @@
  * htlcswitch/interfaces.go, in small). htlc/ never opens sockets, files or
  * timers: the node hands these in.
  *
- *   channel driver ──events──▶ ChannelLink ──incoming / outgoing results──▶ HtlcSwitch
- *        ▲                         ▲                                          │
- *        └──── add / settle / fail ┴──────────── forward, resolve ◀───────────┘
- *                                                 │
- *                                  FinalHopHandler (the invoice registry)
+ *   channel driver ──events──▶ ChannelLink ──incoming, results──▶ HtlcSwitch
+ *        ▲                         ▲                                │
+ *        └── add / settle / fail ──┴────── forward, resolve ◀───────┤
+ *                                                                   ▼
+ *                                            FinalHopHandler (the invoice registry)
  */
 import type { ChannelInput, StepResult } from '../channel/types.js';
 import type { FailureMessage, HopPayload } from '../../onion/index.js';

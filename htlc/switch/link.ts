@@ -17,7 +17,7 @@
  *   still being written (an add the peer holds a signature for must be in the
  *   circuit map).
  */
-import type { ChannelEvent, ChannelInput } from '../channel/types.js';
+import { withAttribution, type ChannelEvent, type ChannelInput } from '../channel/types.js';
 import { compareBytes, Writer } from '../../wire/bytes.js';
 import { commitmentSignedCodec } from '../../wire/channel-messages.js';
 import {
@@ -81,10 +81,6 @@ export interface LinkOptions {
   log?: (level: 'debug' | 'info' | 'warn', obj: object, msg: string) => void;
 }
 
-function attribution(attributionData: Uint8Array | undefined): { attributionData?: Uint8Array } {
-  return attributionData === undefined ? {} : { attributionData };
-}
-
 export type AddRequest = { amountMsat: bigint; paymentHash: Uint8Array; cltvExpiry: number; onionRoutingPacket: Uint8Array };
 
 export class ChannelLink {
@@ -138,7 +134,7 @@ export class ChannelLink {
       case 'htlc_failed':
         await sw.onOutgoingFail(this.channelId, e.id, {
           ...(e.reason !== undefined ? { reason: e.reason } : {}),
-          ...(e.attributionData !== undefined ? { attributionData: e.attributionData } : {}),
+          ...withAttribution(e.attributionData),
           ...(e.failureCode !== undefined ? { failureCode: e.failureCode } : {}),
           ...(e.sha256OfOnion !== undefined ? { sha256OfOnion: e.sha256OfOnion } : {}),
         });
@@ -216,9 +212,9 @@ export class ChannelLink {
     if (ch.failed() && res.kind !== 'settle') return 'done'; // nothing to sign any more; the HTLC times out on chain
     const input: ChannelInput =
       res.kind === 'settle'
-        ? { type: 'fulfill_htlc', id: htlcId, paymentPreimage: res.preimage, ...attribution(res.attributionData) }
+        ? { type: 'fulfill_htlc', id: htlcId, paymentPreimage: res.preimage, ...withAttribution(res.attributionData) }
         : res.kind === 'fail'
-          ? { type: 'fail_htlc', id: htlcId, reason: res.reason, ...attribution(res.attributionData) }
+          ? { type: 'fail_htlc', id: htlcId, reason: res.reason, ...withAttribution(res.attributionData) }
           : { type: 'fail_malformed_htlc', id: htlcId, sha256OfOnion: res.sha256OfOnion, failureCode: res.failureCode };
     const r = await ch.apply(input);
     if (r.failure !== undefined) {

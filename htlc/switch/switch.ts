@@ -71,6 +71,7 @@ import {
 } from './interfaces.js';
 import type { ChannelLink, IncomingAdd, LinkSwitch, PeelOutcome } from './link.js';
 import { checkForward } from './policy.js';
+import { withAttribution } from '../channel/types.js';
 
 export type SwitchErrorCode = 'ERR_SWITCH_STOPPED' | 'ERR_BAD_ROUTE' | 'ERR_UNKNOWN_ATTEMPT' | 'ERR_NOT_HELD';
 /**
@@ -342,7 +343,7 @@ export class HtlcSwitch implements LinkSwitch {
     const attribution =
       r.attempt !== undefined ? attributionData : r.sharedSecret && addAttribution(r.sharedSecret, attributionData, this.holdTimeMs(r));
     // written here (not in the lane): the outgoing channel drops its event once this returns
-    await this.setResolution(r, { kind: 'settle', preimage, ...(attribution !== undefined ? { attributionData: attribution } : {}) });
+    await this.setResolution(r, { kind: 'settle', preimage, ...withAttribution(attribution) });
     this.lane(k, () => this.applyResolution(k));
   }
 
@@ -359,8 +360,7 @@ export class HtlcSwitch implements LinkSwitch {
     let res: Resolution;
     if (r.attempt !== undefined) {
       // our own payment: keep what came back raw; the result reads it
-      if (f.reason !== undefined)
-        res = { kind: 'fail', reason: f.reason, ...(f.attributionData !== undefined ? { attributionData: f.attributionData } : {}) };
+      if (f.reason !== undefined) res = { kind: 'fail', reason: f.reason, ...withAttribution(f.attributionData) };
       else if (f.failureCode !== undefined && f.sha256OfOnion !== undefined)
         res = { kind: 'malformed', failureCode: f.failureCode, sha256OfOnion: f.sha256OfOnion };
       else
@@ -681,7 +681,7 @@ export class HtlcSwitch implements LinkSwitch {
       return this.setAndApply(k, {
         kind: 'settle',
         preimage: answer.preimage,
-        ...(attributionData !== undefined ? { attributionData } : {}),
+        ...withAttribution(attributionData),
       });
     }
     return this.failBack(k, answer.failure);
